@@ -1,0 +1,94 @@
+//! Helpers for nova-hypercore's own test suites; a dev-dependency, never shipped.
+//!
+//! Owns: the property-test conventions that `cargo xtask test-props` relies on
+//! ([`property_config`], [`CaseCounter`]) and a tokio runtime for running async code
+//! inside proptest cases.
+//!
+//! Does not: mock or fake any component. Tests use real storage and real sockets.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use proptest::test_runner::Config;
+
+/// Minimum number of cases every spec property runs.
+pub const PROPERTY_CASES: u32 = 100;
+
+/// Environment variable naming the file that [`CaseCounter`] appends its report to.
+pub const REPORT_ENV: &str = "NOVA_PROPERTY_REPORT";
+
+/// The proptest configuration for spec properties: [`PROPERTY_CASES`] cases (more if
+/// `PROPTEST_CASES` asks for more, never fewer), no failure persistence files.
+pub fn property_config() -> Config {
+    let from_env = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    Config {
+        cases: PROPERTY_CASES.max(from_env),
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+/// Counts the cases a property test actually ran and, when dropped, appends
+/// `property <n> cases <count>` to the file named by [`REPORT_ENV`] (if set).
+///
+/// ```
+/// let cases = nova_hypercore_testkit::CaseCounter::new(9);
+/// cases.hit();
+/// assert_eq!(cases.count(), 1);
+/// ```
+#[derive(Debug)]
+pub struct CaseCounter {
+    property: u32,
+    count: AtomicU64,
+}
+
+impl CaseCounter {
+    /// A counter for spec property `property`.
+    pub fn new(property: u32) -> Self {
+        CaseCounter {
+            property,
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one case.
+    pub fn hit(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Cases recorded so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for CaseCounter {
+    fn drop(&mut self) {
+        let Some(path) = std::env::var_os(REPORT_ENV) else {
+            return;
+        };
+        let line = format!("property {} cases {}\n", self.property, self.count());
+        // Best effort: a report that cannot be written shows up as "cases unknown".
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// A current-thread tokio runtime with timers and I/O, for `block_on` inside proptest cases.
+pub fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot start a tokio runtime for tests: {e}"),
+    }
+}
