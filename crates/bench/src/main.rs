@@ -1,0 +1,2 @@
+//! Benchmark workloads (filled in by the next commit).
+fn main() {}

@@ -1,0 +1,645 @@
+//! [`ManagedCore`]: one signed log, its files, its keys and verified reads.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use blake2::digest::consts::U32;
+use blake2::digest::{KeyInit, Mac};
+use futures_util::FutureExt;
+use hypercore::{
+    Hypercore, HypercoreBuilder, PartialKeypair, SigningKey, Storage, StorageTraits, Store,
+    VerifyingKey,
+};
+use hypercore_schema::{RequestBlock, RequestUpgrade};
+use nova_hypercore_serialization::{HypercoreError, LogName};
+use random_access_storage::RandomAccessError;
+use tokio::sync::RwLock;
+use tracing::{debug, warn};
+
+use crate::disk::{DiskFile, Durability};
+use crate::verify::{self, RootCache};
+
+type Result<T, E = HypercoreError> = std::result::Result<T, E>;
+
+/// The discovery key of a log: blake2b-256 of the word `hypercore`, keyed with the public
+/// key. Peers announce and look up logs by it without revealing the public key; it is the
+/// same value JS `hypercore-crypto` and `hypercore-protocol` compute.
+pub fn discovery_key(public_key: &[u8; 32]) -> [u8; 32] {
+    // A 32-byte key is always a valid blake2b key (limit 64), so this cannot fail.
+    let mut mac = match <blake2::Blake2bMac<U32> as KeyInit>::new_from_slice(public_key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("blake2b accepts keys up to 64 bytes"),
+    };
+    mac.update(b"hypercore");
+    mac.finalize().into_bytes().into()
+}
+
+#[derive(Debug, Clone, Default)]
+enum KeySource {
+    /// A new random key pair (new logs only).
+    #[default]
+    Generate,
+    /// This signing key: creates a writable log, or must match an existing one.
+    Secret(SigningKey),
+    /// Only the public key: a read-only replica, or must match an existing log.
+    Public(VerifyingKey),
+}
+
+/// How to open a log.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    durability: Durability,
+    key: KeySource,
+}
+
+impl OpenOptions {
+    /// Defaults: [`Durability::Flush`], a fresh random key pair for a new log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What an acknowledged append survives (disk logs only).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Create the log with this key pair. For an existing log the key must match the one
+    /// stored with it, or opening fails with `STORAGE_CORRUPTED`.
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.key = KeySource::Secret(key);
+        self
+    }
+
+    /// Open a read-only log for this public key (a replica). For an existing log the key
+    /// must match, or opening fails with `STORAGE_CORRUPTED`.
+    pub fn public_key(mut self, key: VerifyingKey) -> Self {
+        self.key = KeySource::Public(key);
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: LogName,
+    path: Option<PathBuf>,
+    public_key: VerifyingKey,
+    discovery_key: [u8; 32],
+    writable: bool,
+    durability: Durability,
+    /// Data, tree and bitfield first, oplog last: the order in which they are synced.
+    files: Vec<Arc<DiskFile>>,
+    core: RwLock<Option<Hypercore>>,
+    length: AtomicU64,
+    byte_length: AtomicU64,
+    closed: AtomicBool,
+    /// Set when the storage engine panicked: the reason every later call reports.
+    broken: std::sync::Mutex<Option<String>>,
+    roots: RootCache,
+}
+
+/// One append-only log. A cheap `Clone` handle: clones share the same log.
+///
+/// Appends are serialized (sequence numbers are gap-free under any number of concurrent
+/// callers); reads run concurrently with each other.
+#[derive(Debug, Clone)]
+pub struct ManagedCore {
+    inner: Arc<Inner>,
+}
+
+impl ManagedCore {
+    /// Opens the log stored in `dir`, creating the directory and a new log if there is
+    /// none. Errors: `STORAGE_INACCESSIBLE` (directory or files cannot be created or
+    /// opened), `STORAGE_CORRUPTED` (files do not verify, or the given key does not match
+    /// the stored one), `IO_ERROR`.
+    pub async fn open(dir: impl AsRef<Path>, name: LogName, options: OpenOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        let inaccessible = |path: &Path, source| HypercoreError::StorageInaccessible {
+            path: path.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| inaccessible(dir, e))?;
+        let oplog_path = dir.join("oplog");
+        let exists = std::fs::metadata(&oplog_path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        let mut files = Vec::with_capacity(4);
+        for file in ["data", "tree", "bitfield", "oplog"] {
+            let path = dir.join(file);
+            files.push(
+                DiskFile::open(&path, options.durability).map_err(|e| inaccessible(&path, e))?,
+            );
+        }
+        let by_store = files.clone();
+        let storage = Storage::open(
+            move |store: Store| {
+                let file: Arc<dyn StorageTraits> = match store {
+                    Store::Data => by_store[0].clone(),
+                    Store::Tree => by_store[1].clone(),
+                    Store::Bitfield => by_store[2].clone(),
+                    Store::Oplog => by_store[3].clone(),
+                };
+                Box::pin(async move { Ok::<_, RandomAccessError>(file) })
+            },
+            false,
+        )
+        .await
+        .map_err(|e| corrupted(&name, dir, format!("cannot open storage: {e}")))?;
+        Self::build(storage, name, Some(dir.to_owned()), files, exists, options).await
+    }
+
+    /// A log held in memory only (tests, scratch logs). Gone when the last handle drops.
+    pub async fn in_memory(name: LogName, options: OpenOptions) -> Result<Self> {
+        let storage = Storage::new_memory()
+            .await
+            .map_err(|e| HypercoreError::Io {
+                log: name.to_string(),
+                operation: "create memory storage".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        Self::build(storage, name, None, Vec::new(), false, options).await
+    }
+
+    async fn build(
+        storage: Storage,
+        name: LogName,
+        path: Option<PathBuf>,
+        files: Vec<Arc<DiskFile>>,
+        exists: bool,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        let where_ = path.clone().unwrap_or_else(|| PathBuf::from(":memory:"));
+        let builder = HypercoreBuilder::new(storage);
+        let builder = if exists {
+            // The crate ignores a key pair for existing storage; we compare below instead.
+            builder.open(true)
+        } else {
+            let key_pair = match &options.key {
+                KeySource::Generate => {
+                    let secret = hypercore::generate_signing_key();
+                    PartialKeypair {
+                        public: secret.verifying_key(),
+                        secret: Some(secret),
+                    }
+                }
+                KeySource::Secret(secret) => PartialKeypair {
+                    public: secret.verifying_key(),
+                    secret: Some(secret.clone()),
+                },
+                KeySource::Public(public) => PartialKeypair {
+                    public: *public,
+                    secret: None,
+                },
+            };
+            builder.key_pair(key_pair)
+        };
+        let built = contained(builder.build())
+            .await
+            .map_err(|reason| corrupted(&name, &where_, reason))?;
+        let core = built.map_err(|e| match e {
+            hypercore::HypercoreError::IO { source, .. } => HypercoreError::Io {
+                log: name.to_string(),
+                operation: format!("open {}", where_.display()),
+                source,
+            },
+            other => corrupted(&name, &where_, format!("cannot open log: {other}")),
+        })?;
+        let key_pair = core.key_pair();
+        let expected = match &options.key {
+            KeySource::Generate => None,
+            KeySource::Secret(secret) => Some(secret.verifying_key()),
+            KeySource::Public(public) => Some(*public),
+        };
+        if let Some(expected) = expected {
+            if expected != key_pair.public {
+                return Err(corrupted(
+                    &name,
+                    &where_,
+                    format!(
+                        "stored public key {} does not match the given key {}",
+                        hex(key_pair.public.as_bytes()),
+                        hex(expected.as_bytes())
+                    ),
+                ));
+            }
+        }
+        if let (KeySource::Secret(secret), Some(stored)) = (&options.key, &key_pair.secret) {
+            if secret.to_bytes() != stored.to_bytes() {
+                return Err(corrupted(
+                    &name,
+                    &where_,
+                    "stored secret key does not match the given key".into(),
+                ));
+            }
+        }
+        let info = core.info();
+        let public_key = key_pair.public;
+        let managed = ManagedCore {
+            inner: Arc::new(Inner {
+                discovery_key: discovery_key(public_key.as_bytes()),
+                name,
+                path,
+                public_key,
+                writable: key_pair.secret.is_some(),
+                durability: options.durability,
+                files,
+                core: RwLock::new(None),
+                length: AtomicU64::new(info.length),
+                byte_length: AtomicU64::new(info.byte_length),
+                closed: AtomicBool::new(false),
+                broken: std::sync::Mutex::new(None),
+                roots: RootCache::default(),
+            }),
+        };
+        managed
+            .check_signed_tree(&core, info.length, &where_)
+            .await?;
+        *managed.inner.core.write().await = Some(core);
+        debug!(
+            log = %managed.inner.name,
+            path = %where_.display(),
+            length = info.length,
+            byte_length = info.byte_length,
+            writable = managed.inner.writable,
+            "log opened"
+        );
+        Ok(managed)
+    }
+
+    /// On open: the stored roots must carry a valid signature for the stored length.
+    async fn check_signed_tree(&self, core: &Hypercore, length: u64, where_: &Path) -> Result<()> {
+        if length == 0 {
+            return Ok(());
+        }
+        let name = &self.inner.name;
+        let proof = contained(core.create_proof(
+            None,
+            None,
+            None,
+            Some(RequestUpgrade { start: 0, length }),
+        ))
+        .await
+        .map_err(|reason| corrupted(name, where_, reason))?
+        .map_err(|e| corrupted(name, where_, format!("cannot read the tree: {e}")))?;
+        let Some(upgrade) = proof.as_ref().and_then(|p| p.upgrade.as_ref()) else {
+            return Err(corrupted(
+                name,
+                where_,
+                "no signed tree for the stored length".into(),
+            ));
+        };
+        let fork = proof.as_ref().map_or(0, |p| p.fork);
+        verify::check_roots(
+            &self.inner.public_key,
+            &upgrade.nodes,
+            length,
+            fork,
+            &upgrade.signature,
+        )
+        .map_err(|reason| corrupted(name, where_, reason))?;
+        let total: u64 = upgrade.nodes.iter().map(|n| n.length).sum();
+        if total != self.byte_length() {
+            return Err(corrupted(
+                name,
+                where_,
+                format!(
+                    "signed roots cover {total} bytes, the log says {}",
+                    self.byte_length()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The log's name.
+    pub fn name(&self) -> &LogName {
+        &self.inner.name
+    }
+
+    /// The directory holding the log's files (`None` for memory logs).
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The ed25519 public key that signs the log.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.inner.public_key.to_bytes()
+    }
+
+    /// The public key as an ed25519 verifying key.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.inner.public_key
+    }
+
+    /// The discovery key (see [`discovery_key`]).
+    pub fn discovery_key(&self) -> [u8; 32] {
+        self.inner.discovery_key
+    }
+
+    /// Number of blocks.
+    pub fn length(&self) -> u64 {
+        self.inner.length.load(Ordering::Acquire)
+    }
+
+    /// Sum of the blocks' sizes in bytes.
+    pub fn byte_length(&self) -> u64 {
+        self.inner.byte_length.load(Ordering::Acquire)
+    }
+
+    /// Whether this process holds the secret key (can append).
+    pub fn is_writable(&self) -> bool {
+        self.inner.writable
+    }
+
+    /// The durability mode appends use.
+    pub fn durability(&self) -> Durability {
+        self.inner.durability
+    }
+
+    /// Whether [`close`](Self::close) has run.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Appends one block; returns its sequence number.
+    pub async fn append(&self, data: &[u8]) -> Result<u64> {
+        Ok(self.append_batch(&[data]).await?.start)
+    }
+
+    /// Appends blocks as one batch under one signature; returns their sequence numbers.
+    /// An empty batch appends nothing and returns an empty range at the current length.
+    pub async fn append_batch<B: AsRef<[u8]>>(&self, batch: &[B]) -> Result<Range<u64>> {
+        if !self.inner.writable {
+            return Err(HypercoreError::Unauthorized {
+                log: Some(self.inner.name.to_string()),
+                reason: format!(
+                    "log {} is read-only here: only the holder of its secret key can append",
+                    self.inner.name
+                ),
+            });
+        }
+        let guard = self.inner.core.write().await;
+        let core = self.usable(&guard)?;
+        let start = core.info().length;
+        let outcome = contained(core.append_batch(batch))
+            .await
+            .map_err(|reason| self.mark_broken(reason))?
+            .map_err(|e| self.core_error(e, "append"))?;
+        self.sync(self.inner.durability == Durability::FsyncPerBatch)
+            .await?;
+        self.inner.length.store(outcome.length, Ordering::Release);
+        self.inner
+            .byte_length
+            .store(outcome.byte_length, Ordering::Release);
+        drop(guard);
+        Ok(start..outcome.length)
+    }
+
+    /// Reads block `seq`, verified against the signed tree.
+    ///
+    /// Errors: `OUT_OF_RANGE` (with the current length) for `seq >= length`,
+    /// `SIGNATURE_INVALID` (log and seq) if the stored block does not verify; such bytes
+    /// are never returned.
+    pub async fn get(&self, seq: u64) -> Result<Vec<u8>> {
+        let guard = self.inner.core.read().await;
+        let core = self.usable(&guard)?;
+        let length = core.info().length;
+        self.verified_block(core, seq, length).await
+    }
+
+    /// Reads blocks `[start, end)`, each verified like [`get`](Self::get), in order.
+    /// A reversed range or one reaching past the length is `OUT_OF_RANGE`.
+    pub async fn get_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        let guard = self.inner.core.read().await;
+        let core = self.usable(&guard)?;
+        let length = core.info().length;
+        if start > end || end > length {
+            return Err(HypercoreError::RangeOutOfBounds {
+                log: self.inner.name.to_string(),
+                start,
+                end,
+                length,
+            });
+        }
+        let capacity = usize::try_from(end - start).unwrap_or(0).min(1 << 16);
+        let mut out = Vec::with_capacity(capacity);
+        for seq in start..end {
+            out.push(self.verified_block(core, seq, length).await?);
+        }
+        Ok(out)
+    }
+
+    /// Checks block `seq` against the merkle tree signed by the log's public key.
+    /// `Ok(false)` means the stored block (or the tree above it) has been altered.
+    pub async fn verify_signature(&self, seq: u64) -> Result<bool> {
+        match self.get(seq).await {
+            Ok(_) => Ok(true),
+            Err(HypercoreError::SignatureInvalid { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Syncs every file to disk, then closes the log. Later calls on any handle of this
+    /// log fail with a "closed" error (`STORAGE_INACCESSIBLE`). Closing twice is a no-op.
+    pub async fn close(&self) -> Result<()> {
+        let mut guard = self.inner.core.write().await;
+        let Some(core) = guard.take() else {
+            return Ok(());
+        };
+        self.inner.closed.store(true, Ordering::Release);
+        let result = self.sync(true).await;
+        drop(core);
+        debug!(log = %self.inner.name, length = self.length(), "log closed");
+        result
+    }
+
+    async fn verified_block(&self, core: &Hypercore, seq: u64, length: u64) -> Result<Vec<u8>> {
+        if seq >= length {
+            return Err(HypercoreError::OutOfRange {
+                log: self.inner.name.to_string(),
+                seq,
+                length,
+            });
+        }
+        let invalid = |reason: String| {
+            warn!(log = %self.inner.name, seq, %reason, "block failed verification");
+            HypercoreError::SignatureInvalid {
+                log: self.inner.name.to_string(),
+                seq,
+                reason,
+            }
+        };
+        if !core.has(seq) {
+            return Err(invalid("the block is not stored locally".into()));
+        }
+        let proof = contained(core.create_proof(
+            Some(RequestBlock {
+                index: seq,
+                nodes: 0,
+            }),
+            None,
+            None,
+            Some(RequestUpgrade { start: 0, length }),
+        ))
+        .await
+        .map_err(|reason| self.mark_broken(reason))?;
+        let proof = match proof {
+            Ok(Some(proof)) => proof,
+            Ok(None) => return Err(invalid("no proof could be built for the block".into())),
+            Err(hypercore::HypercoreError::IO { source, .. }) => {
+                return Err(HypercoreError::Io {
+                    log: self.inner.name.to_string(),
+                    operation: format!("read seq {seq}"),
+                    source,
+                });
+            }
+            Err(e) => return Err(invalid(format!("cannot read the tree: {e}"))),
+        };
+        verify::check_block(
+            &self.inner.roots,
+            &self.inner.public_key,
+            proof,
+            seq,
+            length,
+        )
+        .map_err(invalid)
+    }
+
+    /// Syncs dirtied files (data, tree, bitfield, then oplog) on the blocking pool.
+    async fn sync(&self, wanted: bool) -> Result<()> {
+        if !wanted || self.inner.files.is_empty() {
+            return Ok(());
+        }
+        let files = self.inner.files.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            for file in &files {
+                file.sync_if_dirty()
+                    .map_err(|e| (file.path().display().to_string(), e))?;
+            }
+            Ok::<_, (String, std::io::Error)>(())
+        })
+        .await;
+        match joined {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((path, source))) => Err(HypercoreError::Io {
+                log: self.inner.name.to_string(),
+                operation: format!("fdatasync {path}"),
+                source,
+            }),
+            Err(join) => Err(HypercoreError::Io {
+                log: self.inner.name.to_string(),
+                operation: "fdatasync".into(),
+                source: std::io::Error::other(join.to_string()),
+            }),
+        }
+    }
+
+    /// The open core, unless the log was closed or broken by an engine panic.
+    fn usable<'a>(&self, guard: &'a Option<Hypercore>) -> Result<&'a Hypercore> {
+        match guard.as_ref() {
+            Some(core) if self.broken_reason().is_none() => Ok(core),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    fn closed_error(&self) -> HypercoreError {
+        match self.broken_reason() {
+            Some(reason) => corrupted(&self.inner.name, &self.where_(), reason),
+            None => HypercoreError::Closed {
+                log: self.inner.name.to_string(),
+            },
+        }
+    }
+
+    fn where_(&self) -> PathBuf {
+        self.inner
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(":memory:"))
+    }
+
+    fn broken_reason(&self) -> Option<String> {
+        self.inner
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// After a panic inside the storage engine the log is unusable: take the core out so
+    /// every later call reports `STORAGE_CORRUPTED` instead of touching a poisoned lock.
+    fn mark_broken(&self, reason: String) -> HypercoreError {
+        warn!(log = %self.inner.name, %reason, "log is unusable");
+        *self.inner.broken.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
+        if let Ok(mut guard) = self.inner.core.try_write() {
+            guard.take();
+        }
+        corrupted(&self.inner.name, &self.where_(), reason)
+    }
+
+    fn core_error(&self, e: hypercore::HypercoreError, operation: &str) -> HypercoreError {
+        match e {
+            hypercore::HypercoreError::IO { source, .. } => HypercoreError::Io {
+                log: self.inner.name.to_string(),
+                operation: operation.to_owned(),
+                source,
+            },
+            hypercore::HypercoreError::NotWritable => HypercoreError::Unauthorized {
+                log: Some(self.inner.name.to_string()),
+                reason: format!("log {} is read-only here", self.inner.name),
+            },
+            other => HypercoreError::Io {
+                log: self.inner.name.to_string(),
+                operation: operation.to_owned(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        }
+    }
+}
+
+/// Runs a call into the `hypercore` crate, turning a panic inside it into an error.
+///
+/// The crate panics on some corrupted files (arithmetic overflow on garbage tree nodes,
+/// indexing past a vector). A panic may also have poisoned the crate's internal lock, so
+/// the caller must treat the log as unusable afterwards.
+async fn contained<F: std::future::Future>(fut: F) -> Result<F::Output, String> {
+    std::panic::AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            format!("the storage engine panicked: {what}")
+        })
+}
+
+fn corrupted(name: &LogName, path: &Path, reason: String) -> HypercoreError {
+    HypercoreError::StorageCorrupted {
+        log: name.to_string(),
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Golden vector: Python's `hashlib.blake2b(b"hypercore", key=bytes(range(32)),
+    /// digest_size=32)`, i.e. libsodium's keyed `crypto_generichash` that JS uses.
+    #[test]
+    fn discovery_key_matches_keyed_blake2b() {
+        let pk: [u8; 32] = std::array::from_fn(|i| i as u8);
+        assert_eq!(hex(&discovery_key(&pk)), GOLDEN);
+    }
+    const GOLDEN: &str = "b74b6d642892501cca569ff03d3bd21d9db9768a3c12a5516a4a80a7bebad901";
+}

@@ -1,0 +1,33 @@
+//! Append-only signed logs, one per name, on the `hypercore` crate (0.17.0-alpha.1).
+//!
+//! Owns: one log's block storage on disk (hypercore 10 file layout: `tree`, `data`,
+//! `bitfield`, `oplog`, readable by JS hypercore 10.31) or in memory, its durability
+//! policy ([`Durability`]), its keys, and verification on read: [`ManagedCore::get`]
+//! returns a block only after checking it against the merkle tree signed by the log's
+//! public key, and reports `SIGNATURE_INVALID` otherwise.
+//!
+//! Does not: know about other logs (that is the manager's store), networking or
+//! replication sessions, payload size limits, or the meaning of payload bytes.
+//!
+//! ```
+//! use nova_hypercore_managed_core::{ManagedCore, OpenOptions};
+//! use nova_hypercore_serialization::LogName;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let log = ManagedCore::open(dir.path(), LogName::parse("agent-state")?, OpenOptions::default()).await?;
+//! let seq = log.append(b"hello").await?;
+//! assert_eq!(log.get(seq).await?, b"hello");
+//! assert!(log.verify_signature(seq).await?);
+//! log.close().await?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod core;
+mod disk;
+mod verify;
+
+pub use crate::core::{ManagedCore, OpenOptions, discovery_key};
+pub use crate::disk::Durability;
+pub use hypercore::{SigningKey, VerifyingKey};
