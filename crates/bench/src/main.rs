@@ -1,2 +1,268 @@
-//! Benchmark workloads (filled in by the next commit).
-fn main() {}
+//! Benchmark workloads of nova-hypercore, with the same names and timing boundaries as the
+//! JS anchor harness (`../shared/anchors/js-bench`, see its README).
+//!
+//! Owns: the Rust side of `cargo xtask bench`: one measurement per process, printed as one
+//! JSON line (`workload`, `ops`, `bytes`, `seconds`, `ops_per_s`, `mb_per_s`,
+//! `peak_rss_mib`, `durability`, extras), the same fields the JS harness prints.
+//!
+//! Does not: compare, aggregate or judge results (xtask does), or run anything on a
+//! network other than loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use nova_hypercore_managed_core::{Durability, ManagedCore, OpenOptions};
+use nova_hypercore_serialization::LogName;
+use serde_json::{Value, json};
+
+const KIB: usize = 1024;
+const N: usize = 10_000;
+const BATCH: usize = 100;
+
+/// Workloads, as named in the JS anchor.
+const WORKLOADS: &[&str] = &["append_single", "append_batch", "read_warm", "read_cold"];
+
+#[derive(Parser, Debug)]
+#[command(about = "Run one nova-hypercore benchmark workload and print one JSON line")]
+struct Args {
+    /// Workload to run (see --list).
+    #[arg(long)]
+    workload: Option<String>,
+    /// Durability mode: flush, fsync-per-batch or fsync-per-write.
+    #[arg(long, default_value = "flush")]
+    durability: String,
+    /// List the workload names.
+    #[arg(long)]
+    list: bool,
+    /// Directory for temporary data (default: the system temp dir).
+    #[arg(long)]
+    tmpdir: Option<PathBuf>,
+    /// Internal: write the read_cold fixture into this directory and exit.
+    #[arg(long, hide = true)]
+    write_fixture: Option<PathBuf>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.list {
+        for w in WORKLOADS {
+            println!("{w}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    match run(&args) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_durability(s: &str) -> Result<Durability, BoxError> {
+    Ok(match s {
+        "flush" => Durability::Flush,
+        "fsync-per-batch" => Durability::FsyncPerBatch,
+        "fsync-per-write" => Durability::FsyncPerWrite,
+        other => return Err(format!("unknown durability {other:?}").into()),
+    })
+}
+
+fn run(args: &Args) -> Result<Value, BoxError> {
+    let durability = parse_durability(&args.durability)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let base = args.tmpdir.clone().unwrap_or_else(std::env::temp_dir);
+    if let Some(dir) = &args.write_fixture {
+        return rt.block_on(async {
+            let log = open(dir, durability).await?;
+            write_all(&log, &blocks(N)).await?;
+            log.close().await?;
+            Ok(json!({"fixture": dir}))
+        });
+    }
+    let Some(workload) = args.workload.as_deref() else {
+        return Err("give --workload NAME or --list".into());
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("nova-bench-{workload}-"))
+        .tempdir_in(&base)?;
+    let mut result = match workload {
+        "append_single" => rt.block_on(append_single(dir.path(), durability))?,
+        "append_batch" => rt.block_on(append_batch(dir.path(), durability))?,
+        "read_warm" => rt.block_on(read_warm(dir.path(), durability))?,
+        "read_cold" => read_cold(dir.path(), durability, &args.durability, &rt)?,
+        other => return Err(format!("unknown workload {other:?}; see --list").into()),
+    };
+    if let Value::Object(map) = &mut result {
+        map.insert("durability".into(), json!(durability.as_str()));
+        map.insert("peak_rss_mib".into(), json!(peak_rss_mib()));
+        map.insert("runtime".into(), json!("rust"));
+    }
+    Ok(result)
+}
+
+fn result(workload: &str, ops: usize, bytes: usize, seconds: f64, extra: Value) -> Value {
+    let mut v = json!({
+        "workload": workload,
+        "ops": ops,
+        "bytes": bytes,
+        "seconds": seconds,
+        "ops_per_s": ops as f64 / seconds,
+        "mb_per_s": bytes as f64 / 1e6 / seconds,
+    });
+    if let (Value::Object(map), Value::Object(extra)) = (&mut v, extra) {
+        map.extend(extra);
+    }
+    v
+}
+
+/// Pseudo-random 1 KiB blocks (xorshift64*; incompressible enough, no extra dependency).
+fn blocks(n: usize) -> Vec<Vec<u8>> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15 ^ std::process::id() as u64;
+    (0..n)
+        .map(|_| {
+            let mut block = Vec::with_capacity(KIB);
+            while block.len() < KIB {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                block.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+            }
+            block
+        })
+        .collect()
+}
+
+async fn open(dir: &Path, durability: Durability) -> Result<ManagedCore, BoxError> {
+    let name = LogName::parse("bench")?;
+    Ok(ManagedCore::open(dir, name, OpenOptions::new().durability(durability)).await?)
+}
+
+async fn write_all(log: &ManagedCore, data: &[Vec<u8>]) -> Result<(), BoxError> {
+    for chunk in data.chunks(BATCH) {
+        log.append_batch(chunk).await?;
+    }
+    Ok(())
+}
+
+async fn append_single(dir: &Path, durability: Durability) -> Result<Value, BoxError> {
+    let log = open(dir, durability).await?;
+    let data = blocks(N);
+    let t0 = Instant::now();
+    for block in &data {
+        log.append(block).await?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    check_length(&log, N)?;
+    log.close().await?;
+    Ok(result("append_single", N, N * KIB, secs, json!({})))
+}
+
+async fn append_batch(dir: &Path, durability: Durability) -> Result<Value, BoxError> {
+    let log = open(dir, durability).await?;
+    let data = blocks(N);
+    let t0 = Instant::now();
+    write_all(&log, &data).await?;
+    let secs = t0.elapsed().as_secs_f64();
+    check_length(&log, N)?;
+    log.close().await?;
+    Ok(result(
+        "append_batch",
+        N,
+        N * KIB,
+        secs,
+        json!({"batch": BATCH}),
+    ))
+}
+
+async fn read_all(log: &ManagedCore, expected: Option<&[Vec<u8>]>) -> Result<f64, BoxError> {
+    let t0 = Instant::now();
+    let mut bytes = 0usize;
+    let mut read = Vec::with_capacity(if expected.is_some() { N } else { 0 });
+    for i in 0..N as u64 {
+        let block = log.get(i).await?;
+        bytes += block.len();
+        if expected.is_some() {
+            read.push(block);
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    if bytes != N * KIB {
+        return Err(format!("read {bytes} bytes, expected {}", N * KIB).into());
+    }
+    if let Some(expected) = expected {
+        if read != expected {
+            return Err("blocks read back differ from those written".into());
+        }
+    }
+    Ok(secs)
+}
+
+async fn read_warm(dir: &Path, durability: Durability) -> Result<Value, BoxError> {
+    let log = open(dir, durability).await?;
+    let data = blocks(N);
+    write_all(&log, &data).await?;
+    let secs = read_all(&log, Some(&data)).await?;
+    log.close().await?;
+    Ok(result("read_warm", N, N * KIB, secs, json!({})))
+}
+
+fn read_cold(
+    dir: &Path,
+    durability: Durability,
+    durability_arg: &str,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Value, BoxError> {
+    // A separate process writes the log and exits; this fresh process opens and reads it.
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .arg("--write-fixture")
+        .arg(dir)
+        .arg("--durability")
+        .arg(durability_arg)
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err(format!("fixture writer failed: {status}").into());
+    }
+    rt.block_on(async {
+        let t0 = Instant::now();
+        let log = open(dir, durability).await?;
+        let open_seconds = t0.elapsed().as_secs_f64();
+        check_length(&log, N)?;
+        let secs = read_all(&log, None).await?;
+        log.close().await?;
+        Ok(result(
+            "read_cold",
+            N,
+            N * KIB,
+            secs,
+            json!({"open_seconds": open_seconds}),
+        ))
+    })
+}
+
+fn check_length(log: &ManagedCore, n: usize) -> Result<(), BoxError> {
+    if log.length() != n as u64 {
+        return Err(format!("length {} != {n}", log.length()).into());
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process (VmHWM), in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| (kib / 1024.0 * 10.0).round() / 10.0)
+}

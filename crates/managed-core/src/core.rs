@@ -9,8 +9,8 @@ use blake2::digest::consts::U32;
 use blake2::digest::{KeyInit, Mac};
 use futures_util::FutureExt;
 use hypercore::{
-    Hypercore, HypercoreBuilder, PartialKeypair, SigningKey, Storage, StorageTraits, Store,
-    VerifyingKey,
+    CacheOptionsBuilder, Hypercore, HypercoreBuilder, PartialKeypair, SigningKey, Storage,
+    StorageTraits, Store, VerifyingKey,
 };
 use hypercore_schema::{RequestBlock, RequestUpgrade};
 use nova_hypercore_serialization::{HypercoreError, LogName};
@@ -19,7 +19,15 @@ use tokio::sync::RwLock;
 use tracing::{debug, warn};
 
 use crate::disk::{DiskFile, Durability};
-use crate::verify::{self, RootCache};
+use crate::verify::{Known, Verified, leaf_hash, subtree, subtree_root};
+
+/// Largest subtree (in payload bytes) verified at once around a proven block.
+const NEIGHBOURHOOD_BYTES: u64 = 256 * 1024;
+/// ... and at most 2^6 = 64 blocks of it.
+const NEIGHBOURHOOD_MAX_HEIGHT: u32 = 6;
+
+/// Byte budget of the crate's merkle-node cache per log.
+const NODE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 type Result<T, E = HypercoreError> = std::result::Result<T, E>;
 
@@ -97,7 +105,7 @@ struct Inner {
     closed: AtomicBool,
     /// Set when the storage engine panicked: the reason every later call reports.
     broken: std::sync::Mutex<Option<String>>,
-    roots: RootCache,
+    verified: Verified,
 }
 
 /// One append-only log. A cheap `Clone` handle: clones share the same log.
@@ -171,7 +179,10 @@ impl ManagedCore {
         options: OpenOptions,
     ) -> Result<Self> {
         let where_ = path.clone().unwrap_or_else(|| PathBuf::from(":memory:"));
-        let builder = HypercoreBuilder::new(storage);
+        // Merkle nodes read for proofs are cached (bounded, bytes): every verified read
+        // walks a path of ~log2(length) nodes, mostly the same ones as the read before.
+        let builder = HypercoreBuilder::new(storage)
+            .node_cache_options(CacheOptionsBuilder::new().max_capacity(NODE_CACHE_BYTES));
         let builder = if exists {
             // The crate ignores a key pair for existing storage; we compare below instead.
             builder.open(true)
@@ -250,7 +261,7 @@ impl ManagedCore {
                 byte_length: AtomicU64::new(info.byte_length),
                 closed: AtomicBool::new(false),
                 broken: std::sync::Mutex::new(None),
-                roots: RootCache::default(),
+                verified: Verified::default(),
             }),
         };
         managed
@@ -291,15 +302,17 @@ impl ManagedCore {
             ));
         };
         let fork = proof.as_ref().map_or(0, |p| p.fork);
-        verify::check_roots(
-            &self.inner.public_key,
-            &upgrade.nodes,
-            length,
-            fork,
-            &upgrade.signature,
-        )
-        .map_err(|reason| corrupted(name, where_, reason))?;
-        let total: u64 = upgrade.nodes.iter().map(|n| n.length).sum();
+        let total = self
+            .inner
+            .verified
+            .check_signed_roots(
+                &self.inner.public_key,
+                &upgrade.nodes,
+                length,
+                fork,
+                &upgrade.signature,
+            )
+            .map_err(|reason| corrupted(name, where_, reason))?;
         if total != self.byte_length() {
             return Err(corrupted(
                 name,
@@ -463,17 +476,35 @@ impl ManagedCore {
                 length,
             });
         }
-        let invalid = |reason: String| {
-            warn!(log = %self.inner.name, seq, %reason, "block failed verification");
-            HypercoreError::SignatureInvalid {
-                log: self.inner.name.to_string(),
-                seq,
-                reason,
-            }
-        };
         if !core.has(seq) {
-            return Err(invalid("the block is not stored locally".into()));
+            return Err(self.invalid(seq, "the block is not stored locally".into()));
         }
+        // Fast path: the block's leaf hash (and usually its place in the data file) is
+        // already known to be good: one read and one hash.
+        let fork = core.info().fork;
+        if let Some((leaf, offset)) = self.inner.verified.leaf(fork, seq) {
+            let value = match (offset, self.inner.files.first()) {
+                (Some(offset), Some(data)) => {
+                    data.read_exact_at(offset, leaf.len)
+                        .map_err(|e| match e.kind() {
+                            std::io::ErrorKind::UnexpectedEof => self.invalid(
+                                seq,
+                                format!(
+                                    "the data file ends before block bytes {offset}+{}",
+                                    leaf.len
+                                ),
+                            ),
+                            _ => self.io(format!("read seq {seq}"), e),
+                        })?
+                }
+                _ => self.read_raw(core, seq).await?,
+            };
+            if value.len() as u64 == leaf.len && leaf_hash(&value) == leaf.hash {
+                return Ok(value);
+            }
+            return Err(self.invalid(seq, "block does not match its verified leaf hash".into()));
+        }
+        // Slow path: a proof up to a known node or the signed roots.
         let proof = contained(core.create_proof(
             Some(RequestBlock {
                 index: seq,
@@ -487,24 +518,131 @@ impl ManagedCore {
         .map_err(|reason| self.mark_broken(reason))?;
         let proof = match proof {
             Ok(Some(proof)) => proof,
-            Ok(None) => return Err(invalid("no proof could be built for the block".into())),
-            Err(hypercore::HypercoreError::IO { source, .. }) => {
-                return Err(HypercoreError::Io {
-                    log: self.inner.name.to_string(),
-                    operation: format!("read seq {seq}"),
-                    source,
-                });
+            Ok(None) => {
+                return Err(self.invalid(seq, "no proof could be built for the block".into()));
             }
-            Err(e) => return Err(invalid(format!("cannot read the tree: {e}"))),
+            Err(hypercore::HypercoreError::IO { source, .. }) => {
+                return Err(self.io(format!("read seq {seq}"), source));
+            }
+            Err(e) => return Err(self.invalid(seq, format!("cannot read the tree: {e}"))),
         };
-        verify::check_block(
-            &self.inner.roots,
-            &self.inner.public_key,
-            proof,
+        let value = self
+            .inner
+            .verified
+            .check_proof(&self.inner.public_key, proof, seq, length)
+            .map_err(|reason| self.invalid(seq, reason))?;
+        self.verify_neighbourhood(core, seq, length, fork).await;
+        Ok(value)
+    }
+
+    /// After a proof verified block `seq`, checks the blocks around it in one go: the
+    /// largest aligned subtree containing `seq` that lies inside the log, whose root is
+    /// now known to be good and which holds at most [`NEIGHBOURHOOD_BYTES`]. Reading and
+    /// hashing those blocks is far cheaper than a proof each, and sequential readers
+    /// (the common case) then take the fast path. A mismatch only means the blocks stay
+    /// unknown: each is then checked, and reported, on its own.
+    async fn verify_neighbourhood(&self, core: &Hypercore, seq: u64, length: u64, fork: u64) {
+        let verified = &self.inner.verified;
+        let mut best = None;
+        let mut index = 2 * seq;
+        for _ in 0..NEIGHBOURHOOD_MAX_HEIGHT {
+            index = flat_tree::parent(index);
+            let (_, last) = flat_tree::spans(index);
+            if last / 2 >= length {
+                break;
+            }
+            match verified.get(fork, index) {
+                Some(root) if root.len <= NEIGHBOURHOOD_BYTES => best = Some((index, root)),
+                _ => break,
+            }
+        }
+        let Some((root_index, root)) = best else {
+            return;
+        };
+        let (first, last) = flat_tree::spans(root_index);
+        // Cheapest: the leaf nodes as the tree file holds them, in one read (the file
+        // may lag behind the oplog; then the subtree does not match and we read blocks).
+        let mut level = self.tree_file_leaves(first, last).unwrap_or_default();
+        if subtree_root(&level).map(|(_, k)| k) != Some(root) {
+            level.clear();
+            for block in first / 2..=last / 2 {
+                let leaf = match verified.get(fork, 2 * block) {
+                    Some(known) => known,
+                    None => match self.read_raw(core, block).await {
+                        Ok(value) => Known {
+                            len: value.len() as u64,
+                            hash: leaf_hash(&value),
+                        },
+                        Err(_) => return,
+                    },
+                };
+                level.push((2 * block, leaf));
+            }
+        }
+        let mut offsets = Vec::new();
+        if let Some(mut at) = verified.offset(fork, root_index) {
+            for (index, leaf) in &level {
+                offsets.push((*index, at));
+                at += leaf.len;
+            }
+        }
+        let (top, all) = subtree(&level);
+        if top.map(|(_, k)| k) == Some(root) {
+            verified.remember_subtree(fork, all, offsets);
+        }
+    }
+
+    /// Leaf nodes `first..=last` (tree indices) as stored in the tree file: 8 bytes of
+    /// little-endian size, then the 32-byte hash, at `index * 40`. Unverified.
+    fn tree_file_leaves(&self, first: u64, last: u64) -> Option<Vec<(u64, Known)>> {
+        let tree = self.inner.files.get(1)?;
+        let bytes = tree
+            .read_exact_at(first * 40, (last - first + 1) * 40)
+            .ok()?;
+        let mut leaves = Vec::with_capacity(((last - first) / 2 + 1) as usize);
+        for (i, node) in bytes.chunks_exact(40).enumerate().step_by(2) {
+            let (len, hash) = node.split_first_chunk::<8>()?;
+            leaves.push((
+                first + i as u64,
+                Known {
+                    len: u64::from_le_bytes(*len),
+                    hash: hash.try_into().ok()?,
+                },
+            ));
+        }
+        Some(leaves)
+    }
+
+    /// The stored bytes of block `seq`, unverified.
+    async fn read_raw(&self, core: &Hypercore, seq: u64) -> Result<Vec<u8>> {
+        match contained(core.get(seq))
+            .await
+            .map_err(|reason| self.mark_broken(reason))?
+        {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Err(self.invalid(seq, "the block is not stored locally".into())),
+            Err(hypercore::HypercoreError::IO { source, .. }) => {
+                Err(self.io(format!("read seq {seq}"), source))
+            }
+            Err(e) => Err(self.invalid(seq, format!("cannot locate the block: {e}"))),
+        }
+    }
+
+    fn invalid(&self, seq: u64, reason: String) -> HypercoreError {
+        warn!(log = %self.inner.name, seq, %reason, "block failed verification");
+        HypercoreError::SignatureInvalid {
+            log: self.inner.name.to_string(),
             seq,
-            length,
-        )
-        .map_err(invalid)
+            reason,
+        }
+    }
+
+    fn io(&self, operation: String, source: std::io::Error) -> HypercoreError {
+        HypercoreError::Io {
+            log: self.inner.name.to_string(),
+            operation,
+            source,
+        }
     }
 
     /// Syncs dirtied files (data, tree, bitfield, then oplog) on the blocking pool.
@@ -642,4 +780,34 @@ mod tests {
         assert_eq!(hex(&discovery_key(&pk)), GOLDEN);
     }
     const GOLDEN: &str = "b74b6d642892501cca569ff03d3bd21d9db9768a3c12a5516a4a80a7bebad901";
+}
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    /// After the first proof, sequential reads are served from known leaf hashes and
+    /// data-file offsets (one read, one hash), and still return exactly what was written.
+    #[tokio::test]
+    async fn sequential_reads_use_known_leaves_and_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = LogName::parse("x").unwrap();
+        let log = ManagedCore::open(dir.path(), name, OpenOptions::new())
+            .await
+            .unwrap();
+        let blocks: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| vec![i as u8; 10 + i as usize])
+            .collect();
+        log.append_batch(&blocks).await.unwrap();
+        let mut direct = 0;
+        for seq in 0..200u64 {
+            if matches!(log.inner.verified.leaf(0, seq), Some((_, Some(_)))) {
+                direct += 1;
+            }
+            assert_eq!(log.get(seq).await.unwrap(), blocks[seq as usize]);
+        }
+        assert!(
+            direct > 180,
+            "only {direct} of 200 reads took the fast path"
+        );
+    }
 }

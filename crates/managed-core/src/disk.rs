@@ -80,6 +80,15 @@ impl DiskFile {
         &self.path
     }
 
+    /// Reads exactly `length` bytes at `offset` (`UnexpectedEof` past the end).
+    pub(crate) fn read_exact_at(&self, offset: u64, length: u64) -> std::io::Result<Vec<u8>> {
+        let size = usize::try_from(length)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "length"))?;
+        let mut buf = vec![0u8; size];
+        self.file.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
     /// `fdatasync` if anything was written since the last sync.
     pub(crate) fn sync_if_dirty(&self) -> std::io::Result<()> {
         if self.dirty.swap(false, Ordering::AcqRel) {

@@ -1,0 +1,250 @@
+//! `cargo xtask bench`: our workloads next to the JS anchor, as ratios.
+//!
+//! Each run is a fresh process (like the JS harness); runs are interleaved round-robin
+//! across workloads and runtimes, and medians are compared. When `node` and `npm` are
+//! present, the JS harness from `../shared/anchors/js-bench` is installed into a scratch
+//! directory with `npm ci` and run in the same session; otherwise the medians recorded
+//! in its `RESULTS.md` are used and the report says so.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::{Result, cargo, have, root, run_step};
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Fresh-process runs per workload (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Only these workloads (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Do not run the JS harness; compare against RESULTS.md.
+    #[arg(long)]
+    no_js: bool,
+    /// Exit non-zero if a row misses its target.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// (workload, durability, target ratio ours/JS in ops/s; None = informational row)
+const ROWS: &[(&str, &str, Option<f64>)] = &[
+    ("append_single", "flush", Some(1.5)),
+    ("append_batch", "flush", Some(1.5)),
+    ("read_warm", "flush", Some(2.0)),
+    ("read_cold", "flush", Some(2.0)),
+    ("append_single", "fsync-per-batch", None),
+    ("append_batch", "fsync-per-batch", None),
+];
+
+fn anchor_dir() -> PathBuf {
+    root()
+        .join("..")
+        .join("shared")
+        .join("anchors")
+        .join("js-bench")
+}
+
+pub(crate) fn run(args: &BenchArgs) -> Result {
+    run_step(
+        "build the bench binary (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "nova-hypercore-bench",
+        ]),
+    )?;
+    let bin = root()
+        .join("target")
+        .join("release")
+        .join("nova-hypercore-bench");
+    let rows: Vec<_> = ROWS
+        .iter()
+        .filter(|(w, _, _)| args.only.is_empty() || args.only.iter().any(|o| o == w))
+        .collect();
+    let js = if args.no_js { None } else { prepare_js() };
+    let js_workloads: Vec<&str> = {
+        let mut v: Vec<&str> = rows.iter().map(|(w, _, _)| *w).collect();
+        v.dedup();
+        v.sort();
+        v.dedup();
+        v
+    };
+
+    let out_dir = root().join("target").join("bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+    let mut ours: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    let mut theirs: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut raw = String::new();
+    for run in 1..=args.runs {
+        for (workload, durability, _) in &rows {
+            eprintln!("run {run}/{}: rust {workload} [{durability}]", args.runs);
+            let line = one_line(Command::new(&bin).args([
+                "--workload",
+                workload,
+                "--durability",
+                durability,
+            ]))?;
+            raw.push_str(&format!("{line}\n"));
+            ours.entry((workload.to_string(), durability.to_string()))
+                .or_default()
+                .push(line);
+        }
+        if let Some(js) = &js {
+            for workload in &js_workloads {
+                eprintln!("run {run}/{}: js {workload}", args.runs);
+                match one_line(
+                    Command::new("node")
+                        .arg(js.join("bench.mjs"))
+                        .args(["--workload", workload]),
+                ) {
+                    Ok(line) => {
+                        raw.push_str(&format!("{line}\n"));
+                        theirs.entry(workload.to_string()).or_default().push(line);
+                    }
+                    Err(e) => eprintln!("warning: js {workload} failed: {e}"),
+                }
+            }
+        }
+    }
+    std::fs::write(out_dir.join("results.jsonl"), &raw).map_err(|e| e.to_string())?;
+
+    let anchors = read_anchor_results();
+    let mut report = String::new();
+    report.push_str(&format!(
+        "JS reference: {}\n\n",
+        if theirs.is_empty() {
+            "medians from ../shared/anchors/js-bench/RESULTS.md (node not run in this session)"
+        } else {
+            "JS harness run in this session, interleaved with ours (same machine, same window)"
+        }
+    ));
+    report.push_str(
+        "| workload | durability | ours ops/s | ours MB/s | ours peak RSS MiB | JS ops/s | ours/JS | target | verdict |\n",
+    );
+    report.push_str("|---|---|---:|---:|---:|---:|---:|---:|---|\n");
+    let mut misses = Vec::new();
+    for (workload, durability, target) in &rows {
+        let key = (workload.to_string(), durability.to_string());
+        let runs = ours.get(&key).cloned().unwrap_or_default();
+        let ops = median(&runs, "ops_per_s");
+        let mbs = median(&runs, "mb_per_s");
+        let rss = median(&runs, "peak_rss_mib");
+        let js_ops = if theirs.is_empty() {
+            anchors.get(*workload).copied()
+        } else {
+            theirs.get(*workload).map(|r| median(r, "ops_per_s"))
+        };
+        let ratio = js_ops.map(|j| ops / j);
+        let verdict = match (target, ratio, *durability) {
+            (Some(t), Some(r), "flush") if r >= *t => "meets".to_owned(),
+            (Some(t), Some(r), "flush") => {
+                misses.push(format!("{workload} {r:.2}x < {t}x"));
+                "MISSES".to_owned()
+            }
+            _ => "informational (no JS row at this durability)".to_owned(),
+        };
+        report.push_str(&format!(
+            "| {workload} | {durability} | {ops:.0} | {mbs:.2} | {rss:.1} | {} | {} | {} | {verdict} |\n",
+            js_ops.map_or("-".into(), |j| format!("{j:.0}")),
+            ratio.map_or("-".into(), |r| format!("{r:.2}x")),
+            target.map_or("-".into(), |t| format!(">= {t}x")),
+        ));
+    }
+    report.push_str(
+        "\nDurability: `flush` = written to the OS before an append returns, not fsynced \
+         (same as JS hypercore 11 defaults: RocksDB WAL write, sync=false). \
+         `fsync-per-batch` adds one fdatasync per append call (power-loss durable).\n",
+    );
+    println!("{report}");
+    std::fs::write(out_dir.join("REPORT.md"), &report).map_err(|e| e.to_string())?;
+    eprintln!("raw runs: target/bench/results.jsonl; report: target/bench/REPORT.md");
+    if args.strict && !misses.is_empty() {
+        return Err(format!("targets missed: {}", misses.join(", ")));
+    }
+    Ok(())
+}
+
+fn one_line(cmd: &mut Command) -> Result<Value> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| format!("{cmd:?} printed no JSON line"))?;
+    serde_json::from_str(line).map_err(|e| format!("bad JSON from {cmd:?}: {e}"))
+}
+
+fn median(runs: &[Value], field: &str) -> f64 {
+    let mut v: Vec<f64> = runs.iter().filter_map(|r| r[field].as_f64()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Installs the JS harness into `target/js-bench` with `npm ci`. None if node/npm are
+/// missing or the install fails (the report then falls back to RESULTS.md).
+fn prepare_js() -> Option<PathBuf> {
+    if !have("node", "--version") || !have("npm", "--version") {
+        eprintln!("node/npm not found: comparing against RESULTS.md instead of a live JS run");
+        return None;
+    }
+    let src = anchor_dir();
+    let dst = root().join("target").join("js-bench");
+    if std::fs::create_dir_all(&dst).is_err() {
+        return None;
+    }
+    for f in ["package.json", "package-lock.json", "bench.mjs"] {
+        if let Err(e) = std::fs::copy(src.join(f), dst.join(f)) {
+            eprintln!("cannot copy the JS harness ({f}): {e}; using RESULTS.md");
+            return None;
+        }
+    }
+    let ok = run_step(
+        "npm ci (JS anchor harness)",
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dst),
+    );
+    match ok {
+        Ok(()) => Some(dst),
+        Err(e) => {
+            eprintln!("{e}: using RESULTS.md");
+            None
+        }
+    }
+}
+
+/// Median ops/s per workload from the anchor's RESULTS.md table.
+fn read_anchor_results() -> BTreeMap<String, f64> {
+    let path: &Path = &anchor_dir().join("RESULTS.md");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | workload | ops | median ops/s | ...
+        if cells.len() > 4 {
+            if let Ok(v) = cells[3].replace(',', "").parse::<f64>() {
+                out.insert(cells[1].to_owned(), v);
+            }
+        }
+    }
+    out
+}
