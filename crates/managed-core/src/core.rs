@@ -772,7 +772,8 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// Golden vector: Python's `hashlib.blake2b(b"hypercore", key=bytes(range(32)),
+    /// Golden vector: JS `hypercore-crypto` 3.7.0 `discoveryKey(Buffer.from([0..32]))`, equal to
+    /// Python's `hashlib.blake2b(b"hypercore", key=bytes(range(32)),
     /// digest_size=32)`, i.e. libsodium's keyed `crypto_generichash` that JS uses.
     #[test]
     fn discovery_key_matches_keyed_blake2b() {
