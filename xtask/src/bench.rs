@@ -240,10 +240,10 @@ fn read_anchor_results() -> BTreeMap<String, f64> {
     for line in text.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         // | workload | ops | median ops/s | ...
-        if cells.len() > 4 {
-            if let Ok(v) = cells[3].replace(',', "").parse::<f64>() {
-                out.insert(cells[1].to_owned(), v);
-            }
+        if cells.len() > 4
+            && let Ok(v) = cells[3].replace(',', "").parse::<f64>()
+        {
+            out.insert(cells[1].to_owned(), v);
         }
     }
     out

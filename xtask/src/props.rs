@@ -159,11 +159,11 @@ fn read_report(file: &Path) -> BTreeMap<u32, u64> {
     let mut cases = BTreeMap::new();
     for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
-        if let ["property", n, "cases", c] = parts.as_slice() {
-            if let (Ok(n), Ok(c)) = (n.parse::<u32>(), c.parse::<u64>()) {
-                let e = cases.entry(n).or_insert(0);
-                *e = (*e).max(c);
-            }
+        if let ["property", n, "cases", c] = parts.as_slice()
+            && let (Ok(n), Ok(c)) = (n.parse::<u32>(), c.parse::<u64>())
+        {
+            let e = cases.entry(n).or_insert(0);
+            *e = (*e).max(c);
         }
     }
     cases

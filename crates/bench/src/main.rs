@@ -199,10 +199,10 @@ async fn read_all(log: &ManagedCore, expected: Option<&[Vec<u8>]>) -> Result<f64
     if bytes != N * KIB {
         return Err(format!("read {bytes} bytes, expected {}", N * KIB).into());
     }
-    if let Some(expected) = expected {
-        if read != expected {
-            return Err("blocks read back differ from those written".into());
-        }
+    if let Some(expected) = expected
+        && read != expected
+    {
+        return Err("blocks read back differ from those written".into());
     }
     Ok(secs)
 }

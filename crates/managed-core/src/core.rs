@@ -223,27 +223,27 @@ impl ManagedCore {
             KeySource::Secret(secret) => Some(secret.verifying_key()),
             KeySource::Public(public) => Some(*public),
         };
-        if let Some(expected) = expected {
-            if expected != key_pair.public {
-                return Err(corrupted(
-                    &name,
-                    &where_,
-                    format!(
-                        "stored public key {} does not match the given key {}",
-                        hex(key_pair.public.as_bytes()),
-                        hex(expected.as_bytes())
-                    ),
-                ));
-            }
+        if let Some(expected) = expected
+            && expected != key_pair.public
+        {
+            return Err(corrupted(
+                &name,
+                &where_,
+                format!(
+                    "stored public key {} does not match the given key {}",
+                    hex(key_pair.public.as_bytes()),
+                    hex(expected.as_bytes())
+                ),
+            ));
         }
-        if let (KeySource::Secret(secret), Some(stored)) = (&options.key, &key_pair.secret) {
-            if secret.to_bytes() != stored.to_bytes() {
-                return Err(corrupted(
-                    &name,
-                    &where_,
-                    "stored secret key does not match the given key".into(),
-                ));
-            }
+        if let (KeySource::Secret(secret), Some(stored)) = (&options.key, &key_pair.secret)
+            && secret.to_bytes() != stored.to_bytes()
+        {
+            return Err(corrupted(
+                &name,
+                &where_,
+                "stored secret key does not match the given key".into(),
+            ));
         }
         let info = core.info();
         let public_key = key_pair.public;

@@ -91,11 +91,11 @@ impl DiskFile {
 
     /// `fdatasync` if anything was written since the last sync.
     pub(crate) fn sync_if_dirty(&self) -> std::io::Result<()> {
-        if self.dirty.swap(false, Ordering::AcqRel) {
-            if let Err(e) = self.file.sync_data() {
-                self.dirty.store(true, Ordering::Release);
-                return Err(e);
-            }
+        if self.dirty.swap(false, Ordering::AcqRel)
+            && let Err(e) = self.file.sync_data()
+        {
+            self.dirty.store(true, Ordering::Release);
+            return Err(e);
         }
         Ok(())
     }

@@ -35,6 +35,6 @@ pub use codec::{MAX_FRAME_BYTES, PREFIX_BYTES, deserialize, serialize};
 pub use error::{DecodeError, ErrorCode, ErrorPayload, HypercoreError, Result};
 pub use log_name::{LogName, MAX_LOG_NAME_BYTES};
 pub use models::{
-    CRDTUpdateEntry, Direction, HypercoreLogEvent, MAX_SAFE_INTEGER, ManagerStatus,
-    MemoryNodeEntry, Operation, ReplicationStatus, StorageMetadata,
+    AggregateMetrics, CRDTUpdateEntry, Direction, HypercoreLogEvent, MAX_SAFE_INTEGER,
+    ManagerStatus, MemoryNodeEntry, Operation, ReplicationStatus, StorageMetadata,
 };

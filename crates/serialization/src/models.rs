@@ -182,6 +182,33 @@ pub struct ManagerStatus {
     pub active_peers: u64,
 }
 
+/// `AggregateMetrics` (the spec's ObservabilityLogger interface).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregateMetrics {
+    /// Appends acknowledged (blocks, not calls).
+    #[garde(range(max = MAX_SAFE_INTEGER))]
+    pub total_appends: u64,
+    /// Blocks read.
+    #[garde(range(max = MAX_SAFE_INTEGER))]
+    pub total_reads: u64,
+    /// Replication bytes sent plus received.
+    #[garde(range(max = MAX_SAFE_INTEGER))]
+    pub replication_bytes_transferred: u64,
+    /// Errors recorded.
+    #[garde(range(max = MAX_SAFE_INTEGER))]
+    pub error_count: u64,
+    /// Connected peers now.
+    #[garde(range(max = MAX_SAFE_INTEGER))]
+    pub active_peers: u64,
+    /// Logs opened through the manager.
+    #[garde(range(max = MAX_SAFE_INTEGER))]
+    pub managed_logs: u64,
+    /// Sum of the managed logs' byte lengths.
+    #[garde(range(max = MAX_SAFE_INTEGER))]
+    pub total_byte_size: u64,
+}
+
 /// `ReplicationStatusSchema`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]

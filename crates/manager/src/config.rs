@@ -1,0 +1,159 @@
+//! [`ManagerConfig`]: the spec's `HypercoreManagerConfig` with its defaults, validated.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use garde::Validate;
+use nova_hypercore_managed_core::Durability;
+use nova_hypercore_serialization::{DecodeError, HypercoreError};
+
+/// Largest accepted `max_payload_bytes` (256 MiB): one block is read and hashed in memory.
+pub const MAX_PAYLOAD_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// How a [`crate::HypercoreManager`] is set up. Build with [`ManagerConfig::builder`] (or
+/// take [`ManagerConfig::default`]); every value is checked before a manager uses it.
+#[derive(Debug, Clone, PartialEq, Validate)]
+pub struct ManagerConfig {
+    /// Root of the store. Default `.nova/hypercore`.
+    #[garde(custom(non_empty_path))]
+    pub storage_path: PathBuf,
+    /// Whether replication starts enabled. Default `false`.
+    #[garde(skip)]
+    pub replication_enabled: bool,
+    /// Largest payload one append accepts, in bytes. Default 1 MiB.
+    #[garde(range(min = 1, max = MAX_PAYLOAD_LIMIT))]
+    pub max_payload_bytes: u64,
+    /// More than this many errors for one log within the window raise a `health-warning`.
+    /// Default 10.
+    #[garde(skip)]
+    pub health_warning_threshold: u32,
+    /// The sliding window of the health check. Default 60 s.
+    #[garde(custom(positive_duration))]
+    pub health_warning_window: Duration,
+    /// What an acknowledged append survives. Default [`Durability::Flush`].
+    #[garde(skip)]
+    pub durability: Durability,
+    /// Logs kept open at once (4 file handles each); others are closed and reopened on
+    /// use. Default 128.
+    #[garde(range(min = 1))]
+    pub max_open_logs: usize,
+    /// Events buffered per subscriber before a slow one starts lagging. Default 1024.
+    #[garde(range(min = 1))]
+    pub event_capacity: usize,
+    /// Operation records kept for `recent_events`. Default 1024.
+    #[garde(skip)]
+    pub recent_events_capacity: usize,
+}
+
+#[allow(clippy::ptr_arg)] // garde hands custom validators a reference to the field type
+fn non_empty_path(path: &PathBuf, _ctx: &()) -> garde::Result {
+    if path.as_os_str().is_empty() {
+        Err(garde::Error::new("must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+fn positive_duration(d: &Duration, _ctx: &()) -> garde::Result {
+    if d.is_zero() {
+        Err(garde::Error::new("must be longer than zero"))
+    } else {
+        Ok(())
+    }
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            storage_path: PathBuf::from(".nova/hypercore"),
+            replication_enabled: false,
+            max_payload_bytes: 1_048_576,
+            health_warning_threshold: 10,
+            health_warning_window: Duration::from_secs(60),
+            durability: Durability::Flush,
+            max_open_logs: 128,
+            event_capacity: 1024,
+            recent_events_capacity: 1024,
+        }
+    }
+}
+
+impl ManagerConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ManagerConfigBuilder {
+        ManagerConfigBuilder(ManagerConfig::default())
+    }
+
+    /// Checks every field. A violation is `DESERIALIZATION_FAILED` (the config does not
+    /// fit its schema) naming the field, as the TypeScript side's Zod parse would.
+    pub fn check(&self) -> Result<(), HypercoreError> {
+        self.validate().map_err(|report| {
+            let (path, message) = report
+                .iter()
+                .next()
+                .map(|(p, e)| (p.to_string(), e.message().to_owned()))
+                .unwrap_or_else(|| (".".into(), "invalid".into()));
+            HypercoreError::decode(DecodeError::Schema {
+                path: format!("config.{path}"),
+                message,
+            })
+        })
+    }
+}
+
+/// Builder for [`ManagerConfig`]; [`build`](Self::build) validates.
+#[derive(Debug, Clone)]
+pub struct ManagerConfigBuilder(ManagerConfig);
+
+impl ManagerConfigBuilder {
+    /// Root of the store.
+    pub fn storage_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.0.storage_path = path.into();
+        self
+    }
+    /// Whether replication starts enabled.
+    pub fn replication_enabled(mut self, on: bool) -> Self {
+        self.0.replication_enabled = on;
+        self
+    }
+    /// Largest payload one append accepts.
+    pub fn max_payload_bytes(mut self, n: u64) -> Self {
+        self.0.max_payload_bytes = n;
+        self
+    }
+    /// Errors per log tolerated within the window.
+    pub fn health_warning_threshold(mut self, n: u32) -> Self {
+        self.0.health_warning_threshold = n;
+        self
+    }
+    /// The health check's sliding window.
+    pub fn health_warning_window(mut self, d: Duration) -> Self {
+        self.0.health_warning_window = d;
+        self
+    }
+    /// Durability of appends.
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.0.durability = d;
+        self
+    }
+    /// Logs kept open at once.
+    pub fn max_open_logs(mut self, n: usize) -> Self {
+        self.0.max_open_logs = n;
+        self
+    }
+    /// Per-subscriber event buffer.
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.0.event_capacity = n;
+        self
+    }
+    /// Size of the recent-events ring.
+    pub fn recent_events_capacity(mut self, n: usize) -> Self {
+        self.0.recent_events_capacity = n;
+        self
+    }
+    /// The validated config.
+    pub fn build(self) -> Result<ManagerConfig, HypercoreError> {
+        self.0.check()?;
+        Ok(self.0)
+    }
+}

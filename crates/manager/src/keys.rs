@@ -1,0 +1,173 @@
+//! Corestore-compatible keys: the store's primary key and each log's derived key pair.
+//!
+//! Matches JS corestore (6.x and 7.x): a log's ed25519 seed is
+//! `blake2b-256(key = primary key, NS || namespace || name)` with
+//! `NS = blake2b-256(blake2b-256("corestore") || 0x00)` (hypercore-crypto's
+//! `namespace('corestore', 1)[0]`) and the default namespace of 32 zero bytes; the seed is
+//! the ed25519 secret key. The same primary key and name give the same public key in both
+//! runtimes (golden vectors from the real JS corestore in `tests/golden/`).
+//!
+//! Files: `corestore/primary-key` (32 raw bytes, as JS corestore 6 writes it) and
+//! `keys/<log>.key` (64 bytes: seed then public key, libsodium's secret-key layout), both
+//! mode 0600 inside 0700 directories on Unix, written atomically.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use blake2::digest::consts::U32;
+use blake2::digest::{KeyInit, Mac};
+use blake2::{Blake2b, Digest};
+use nova_hypercore_managed_core::SigningKey;
+use nova_hypercore_serialization::{HypercoreError, LogName};
+
+/// Corestore's default namespace: 32 zero bytes.
+pub const DEFAULT_NAMESPACE: [u8; 32] = [0; 32];
+
+/// `namespace('corestore', 1)[0]` of hypercore-crypto.
+fn corestore_ns() -> [u8; 32] {
+    let base = Blake2b::<U32>::digest(b"corestore");
+    let mut h = Blake2b::<U32>::new();
+    h.update(base);
+    h.update([0u8]);
+    h.finalize().into()
+}
+
+/// The ed25519 key pair corestore derives for `name` in `namespace`.
+pub fn derive_key_pair(primary_key: &[u8; 32], namespace: &[u8; 32], name: &str) -> SigningKey {
+    // Any key of up to 64 bytes is valid for keyed blake2b; 32 always is.
+    let mut mac = match <blake2::Blake2bMac<U32> as KeyInit>::new_from_slice(primary_key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("blake2b accepts 32-byte keys"),
+    };
+    mac.update(&corestore_ns());
+    mac.update(namespace);
+    mac.update(name.as_bytes());
+    let seed: [u8; 32] = mac.finalize().into_bytes().into();
+    SigningKey::from_bytes(&seed)
+}
+
+/// Directory of a log inside `corestore/`: `cores/<dk[0..2]>/<dk[2..4]>/<dk>` in hex,
+/// the layout of JS corestore 6.
+pub fn core_dir(corestore: &Path, discovery_key: &[u8; 32]) -> PathBuf {
+    let hex = hex(discovery_key);
+    corestore
+        .join("cores")
+        .join(&hex[0..2])
+        .join(&hex[2..4])
+        .join(&hex)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn inaccessible(path: &Path, source: std::io::Error) -> HypercoreError {
+    HypercoreError::StorageInaccessible {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates `dir` (and parents) and, on Unix, restricts it to the owner (0700).
+pub(crate) fn private_dir(dir: &Path) -> Result<(), HypercoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| inaccessible(dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| inaccessible(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync of the
+/// directory), readable by the owner only on Unix.
+pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), HypercoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp).map_err(|e| inaccessible(&tmp, e))?;
+    file.write_all(bytes).map_err(|e| inaccessible(&tmp, e))?;
+    file.sync_all().map_err(|e| inaccessible(&tmp, e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| inaccessible(path, e))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        // Directory fsync makes the rename durable; not every file system supports it.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Loads `corestore/primary-key`, creating a random one if there is none.
+pub(crate) fn load_or_create_primary_key(path: &Path) -> Result<[u8; 32], HypercoreError> {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| HypercoreError::StorageCorrupted {
+                log: "corestore".into(),
+                path: path.to_owned(),
+                reason: format!("primary key file holds {} bytes, expected 32", bytes.len()),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::getrandom(&mut key)
+                .map_err(|e| inaccessible(path, std::io::Error::other(e.to_string())))?;
+            write_secret_file(path, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(inaccessible(path, e)),
+    }
+}
+
+/// Makes sure `keys/<name>.key` holds `key`: writes it if missing, and reports a file
+/// that holds another key as `STORAGE_CORRUPTED` (it does not belong to this log).
+pub(crate) fn ensure_key_file(
+    keys_dir: &Path,
+    name: &LogName,
+    key: &SigningKey,
+) -> Result<PathBuf, HypercoreError> {
+    let path = keys_dir.join(format!("{name}.key"));
+    let mut expected = Vec::with_capacity(64);
+    expected.extend_from_slice(&key.to_bytes());
+    expected.extend_from_slice(key.verifying_key().as_bytes());
+    match std::fs::read(&path) {
+        Ok(stored) if stored == expected => Ok(path),
+        Ok(stored) => Err(HypercoreError::StorageCorrupted {
+            log: name.to_string(),
+            path,
+            reason: format!(
+                "key file ({} bytes) does not match the key derived for this log from the store's primary key",
+                stored.len()
+            ),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_secret_file(&path, &expected)?;
+            Ok(path)
+        }
+        Err(e) => Err(inaccessible(&path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Different names and primary keys give different keys (JS equality: tests/golden).
+    #[test]
+    fn namespace_is_deterministic_and_distinct() {
+        assert_ne!(corestore_ns(), [0u8; 32]);
+        assert_eq!(corestore_ns(), corestore_ns());
+        let a = derive_key_pair(&[1; 32], &DEFAULT_NAMESPACE, "a");
+        let b = derive_key_pair(&[1; 32], &DEFAULT_NAMESPACE, "b");
+        let a2 = derive_key_pair(&[2; 32], &DEFAULT_NAMESPACE, "a");
+        assert_ne!(a.verifying_key(), b.verifying_key());
+        assert_ne!(a.verifying_key(), a2.verifying_key());
+    }
+}

@@ -1,0 +1,31 @@
+//! The store Nova26 holds one of: named, signed, append-only logs with typed events,
+//! status, metrics and health warnings (spec: HypercoreManager).
+//!
+//! Owns: the storage layout (`corestore/`, `keys/`, `replication-state.json`), the
+//! store's primary key and each log's Corestore-compatible derived key pair ([`keys`]),
+//! log-name validation at the API boundary, the registry that makes `get_log`
+//! idempotent, the cap on open log files, payload limits, [`ManagerEvent`]s and the
+//! wiring of every operation into [`nova_hypercore_observability`].
+//!
+//! Does not: implement storage or verification (that is `managed-core`), or networking
+//! (replication and discovery are layers above it, which use [`HypercoreManager::emit`]
+//! and [`HypercoreManager::observability`] to report what they do).
+//!
+//! Key material, honestly: a log's secret key exists in `keys/<log>.key`, is derivable
+//! from `corestore/primary-key`, and is also kept in the log's `oplog` header, because
+//! that is where the hypercore 10 format (JS and Rust alike) stores a writable core's key
+//! pair. `keys/` is therefore an organisational separation, not a security boundary:
+//! protect the whole storage directory (it is created 0700).
+
+mod config;
+mod events;
+pub mod keys;
+mod log;
+mod manager;
+pub mod replication_state;
+
+pub use config::{MAX_PAYLOAD_LIMIT, ManagerConfig, ManagerConfigBuilder};
+pub use events::ManagerEvent;
+pub use log::ManagedLog;
+pub use manager::HypercoreManager;
+pub use nova_hypercore_managed_core::Durability;

@@ -1,0 +1,344 @@
+//! [`ManagedLog`]: the handle `get_log` returns, and the pool that caps open files.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use nova_hypercore_managed_core::{ManagedCore, OpenOptions, SigningKey};
+use nova_hypercore_serialization::{HypercoreError, LogName};
+use tracing::debug;
+
+use crate::events::ManagerEvent;
+use crate::manager::Shared;
+
+type Result<T, E = HypercoreError> = std::result::Result<T, E>;
+
+/// Logs currently holding open files, to close the least recently used beyond the cap.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    cap: usize,
+    open: Mutex<Vec<Weak<LogEntry>>>,
+    clock: AtomicU64,
+}
+
+impl Pool {
+    pub(crate) fn new(cap: usize) -> Self {
+        Pool {
+            cap: cap.max(1),
+            open: Mutex::new(Vec::new()),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn open_count(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// `entry` just opened its files: remember it and pick victims beyond the cap.
+    fn opened(&self, entry: &Arc<LogEntry>) -> Vec<Arc<LogEntry>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|w| w.strong_count() > 0 && !Weak::ptr_eq(w, &Arc::downgrade(entry)));
+        open.push(Arc::downgrade(entry));
+        let excess = open.len().saturating_sub(self.cap);
+        if excess == 0 {
+            return Vec::new();
+        }
+        let mut candidates: Vec<Arc<LogEntry>> = open
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|e| !Arc::ptr_eq(e, entry))
+            .collect();
+        candidates.sort_by_key(|e| e.last_used.load(Ordering::Relaxed));
+        candidates.truncate(excess);
+        candidates
+    }
+
+    fn closed(&self, entry: &LogEntry) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|w| w.upgrade().is_some_and(|e| !std::ptr::eq(&*e, entry)));
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct LogEntry {
+    name: LogName,
+    dir: PathBuf,
+    key: SigningKey,
+    public_key: [u8; 32],
+    discovery_key: [u8; 32],
+    core: tokio::sync::Mutex<Option<ManagedCore>>,
+    last_used: AtomicU64,
+    length: AtomicU64,
+    byte_length: AtomicU64,
+    closed: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+/// One named log of a [`crate::HypercoreManager`]. A cheap `Clone` handle; every
+/// `get_log` for the same name returns a handle to the same log (`same_log` is true).
+///
+/// Files are opened on first use and may be closed again when more than
+/// `max_open_logs` logs are in use (they reopen transparently). Appends, reads and
+/// errors through a handle are recorded in the manager's metrics and events exactly like
+/// the manager's own `append`/`read` (which use this handle).
+#[derive(Debug, Clone)]
+pub struct ManagedLog {
+    entry: Arc<LogEntry>,
+}
+
+impl ManagedLog {
+    pub(crate) async fn open(
+        shared: Arc<Shared>,
+        name: LogName,
+        dir: PathBuf,
+        key: SigningKey,
+    ) -> Result<Self> {
+        let public_key = key.verifying_key().to_bytes();
+        let log = ManagedLog {
+            entry: Arc::new(LogEntry {
+                discovery_key: nova_hypercore_managed_core::discovery_key(&public_key),
+                name,
+                dir,
+                key,
+                public_key,
+                core: tokio::sync::Mutex::new(None),
+                last_used: AtomicU64::new(0),
+                length: AtomicU64::new(0),
+                byte_length: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+                shared,
+            }),
+        };
+        // Open once now: creates the log on disk and checks its files and key.
+        log.core().await?;
+        Ok(log)
+    }
+
+    /// Whether two handles refer to the same log instance.
+    pub fn same_log(&self, other: &ManagedLog) -> bool {
+        Arc::ptr_eq(&self.entry, &other.entry)
+    }
+
+    /// The log's name.
+    pub fn name(&self) -> &LogName {
+        &self.entry.name
+    }
+
+    /// The directory holding the log's files.
+    pub fn path(&self) -> &Path {
+        &self.entry.dir
+    }
+
+    /// The ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.entry.public_key
+    }
+
+    /// The discovery key.
+    pub fn discovery_key(&self) -> [u8; 32] {
+        self.entry.discovery_key
+    }
+
+    /// Number of blocks (as of the last operation).
+    pub fn length(&self) -> u64 {
+        self.entry.length.load(Ordering::Acquire)
+    }
+
+    /// Sum of block sizes in bytes (as of the last operation).
+    pub fn byte_length(&self) -> u64 {
+        self.entry.byte_length.load(Ordering::Acquire)
+    }
+
+    /// Whether the log was closed for good (its manager closed).
+    pub fn is_closed(&self) -> bool {
+        self.entry.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether its files are open right now (false after the pool closed them).
+    pub async fn is_open(&self) -> bool {
+        self.entry.core.lock().await.is_some()
+    }
+
+    /// The open core, opening the files if needed (and closing the least recently used
+    /// other logs beyond the cap).
+    async fn core(&self) -> Result<ManagedCore> {
+        let e = &self.entry;
+        e.last_used.store(e.shared.pool.tick(), Ordering::Relaxed);
+        let mut slot = e.core.lock().await;
+        if e.closed.load(Ordering::Acquire) {
+            return Err(HypercoreError::Closed {
+                log: e.name.to_string(),
+            });
+        }
+        if let Some(core) = slot.as_ref() {
+            return Ok(core.clone());
+        }
+        let options = OpenOptions::new()
+            .durability(e.shared.config.durability)
+            .signing_key(e.key.clone());
+        let core = ManagedCore::open(&e.dir, e.name.clone(), options).await?;
+        self.observe(&core);
+        *slot = Some(core.clone());
+        drop(slot);
+        debug!(log = %e.name, "log files opened");
+        for victim in e.shared.pool.opened(&self.entry) {
+            // Busy logs are skipped: they are in use right now, so not least recent.
+            if let Ok(mut victim_slot) = victim.core.try_lock()
+                && let Some(core) = victim_slot.take()
+            {
+                let _ = core.close().await;
+                e.shared.pool.closed(&victim);
+                debug!(log = %victim.name, "log files closed (open-log cap)");
+            }
+        }
+        Ok(core)
+    }
+
+    fn observe(&self, core: &ManagedCore) {
+        self.entry.length.store(core.length(), Ordering::Release);
+        self.entry
+            .byte_length
+            .store(core.byte_length(), Ordering::Release);
+    }
+
+    /// Runs `op` on the open core; if the pool closed the files in between, reopens once.
+    async fn with_core<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn(ManagedCore) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut retried = false;
+        loop {
+            let core = self.core().await?;
+            match op(core.clone()).await {
+                Err(HypercoreError::Closed { .. }) if !retried && !self.is_closed() => {
+                    retried = true;
+                }
+                other => {
+                    self.observe(&core);
+                    return other;
+                }
+            }
+        }
+    }
+
+    fn report<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            self.entry.shared.report_error(self.entry.name.as_str(), e);
+        }
+        result
+    }
+
+    fn check_size(&self, size: usize) -> Result<()> {
+        let limit = self.entry.shared.config.max_payload_bytes;
+        if size as u64 > limit {
+            return Err(HypercoreError::PayloadTooLarge {
+                log: self.entry.name.to_string(),
+                size: size as u64,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends one payload; returns its sequence number. `PAYLOAD_TOO_LARGE` above the
+    /// manager's `max_payload_bytes` (nothing is written).
+    pub async fn append(&self, data: &[u8]) -> Result<u64> {
+        Ok(self.append_batch(&[data]).await?.start)
+    }
+
+    /// Appends payloads as one signed batch; all or nothing for the size check.
+    pub async fn append_batch<B: AsRef<[u8]> + Sync>(&self, batch: &[B]) -> Result<Range<u64>> {
+        let result = async {
+            for payload in batch {
+                self.check_size(payload.as_ref().len())?;
+            }
+            self.with_core(|core| async move { core.append_batch(batch).await })
+                .await
+        }
+        .await;
+        let seqs = self.report(result)?;
+        let shared = &self.entry.shared;
+        let bytes: u64 = batch.iter().map(|b| b.as_ref().len() as u64).sum();
+        let count = seqs.end - seqs.start;
+        if count > 0 {
+            shared
+                .obs
+                .record_append_batch(self.entry.name.as_str(), seqs.start, count, bytes);
+            shared.obs.add_total_byte_size(bytes);
+        }
+        for (seq, payload) in seqs.clone().zip(batch) {
+            shared.emit(ManagerEvent::Append {
+                log_name: self.entry.name.clone(),
+                seq,
+                byte_length: payload.as_ref().len() as u64,
+            });
+        }
+        Ok(seqs)
+    }
+
+    /// Reads block `seq`, verified against the signed tree.
+    pub async fn get(&self, seq: u64) -> Result<Vec<u8>> {
+        let result = self
+            .with_core(|core| async move { core.get(seq).await })
+            .await;
+        let value = self.report(result)?;
+        self.entry
+            .shared
+            .obs
+            .record_read(self.entry.name.as_str(), seq, value.len() as u64);
+        Ok(value)
+    }
+
+    /// Reads blocks `[start, end)`, each verified, in order.
+    pub async fn get_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        let result = self
+            .with_core(|core| async move { core.get_range(start, end).await })
+            .await;
+        let values = self.report(result)?;
+        if !values.is_empty() {
+            let bytes = values.iter().map(|v| v.len() as u64).sum();
+            self.entry.shared.obs.record_read_range(
+                self.entry.name.as_str(),
+                start,
+                values.len() as u64,
+                bytes,
+            );
+        }
+        Ok(values)
+    }
+
+    /// Checks block `seq` against the signed tree (`false`: the stored block was altered).
+    pub async fn verify_signature(&self, seq: u64) -> Result<bool> {
+        let result = self
+            .with_core(|core| async move { core.verify_signature(seq).await })
+            .await;
+        self.report(result)
+    }
+
+    /// The current length, opening the files if needed.
+    pub async fn current_length(&self) -> Result<u64> {
+        let result = self
+            .with_core(|core| async move { Ok(core.length()) })
+            .await;
+        self.report(result)
+    }
+
+    /// Closes for good: syncs and closes the files; later calls fail with "closed".
+    pub(crate) async fn close(&self) -> Result<()> {
+        let mut slot = self.entry.core.lock().await;
+        self.entry.closed.store(true, Ordering::Release);
+        let result = match slot.take() {
+            Some(core) => core.close().await,
+            None => Ok(()),
+        };
+        drop(slot);
+        self.entry.shared.pool.closed(&self.entry);
+        result
+    }
+}

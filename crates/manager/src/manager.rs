@@ -1,0 +1,420 @@
+//! [`HypercoreManager`]: the store, its lifecycle, and the per-name log registry.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nova_hypercore_observability::{Observability, ObservabilityConfig, now_ms};
+use nova_hypercore_serialization::{
+    AggregateMetrics, HypercoreError, HypercoreLogEvent, LogName, MAX_LOG_NAME_BYTES,
+    ManagerStatus, StorageMetadata,
+};
+use tokio::sync::{RwLock, broadcast};
+use tracing::info;
+
+use crate::config::ManagerConfig;
+use crate::events::ManagerEvent;
+use crate::keys::{self, DEFAULT_NAMESPACE};
+use crate::log::{ManagedLog, Pool};
+use crate::replication_state;
+
+type Result<T, E = HypercoreError> = std::result::Result<T, E>;
+
+/// What every log handle shares with its manager.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: ManagerConfig,
+    pub(crate) obs: Observability,
+    pub(crate) events: broadcast::Sender<ManagerEvent>,
+    pub(crate) pool: Pool,
+}
+
+impl Shared {
+    /// Sends to every subscriber; no subscriber is fine, a slow one lags (never blocks).
+    pub(crate) fn emit(&self, event: ManagerEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Records an error, emits `error`, and `health-warning` if the threshold is crossed.
+    pub(crate) fn report_error(&self, log_name: &str, error: &HypercoreError) {
+        let warning = self.obs.record_error(log_name, error);
+        self.emit(ManagerEvent::Error {
+            log_name: log_name.to_owned(),
+            error: error.to_payload(),
+        });
+        if let Some(w) = warning {
+            self.emit(ManagerEvent::HealthWarning {
+                log_name: w.log_name,
+                error_count: w.error_count,
+            });
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    New,
+    Ready,
+    Closed,
+}
+
+#[derive(Debug)]
+struct State {
+    phase: Phase,
+    primary_key: [u8; 32],
+    logs: HashMap<LogName, ManagedLog>,
+    metadata: Option<StorageMetadata>,
+    replication_enabled: bool,
+}
+
+/// A Corestore-style store of named, signed, append-only logs (spec: HypercoreManager).
+///
+/// Layout under `storage_path` (JS corestore 6 can open `corestore/` as its own store):
+/// ```text
+/// corestore/primary-key            32 random bytes; every log's key pair derives from it
+/// corestore/cores/ab/cd/<dk>/      one log (hypercore 10 files), dk = hex discovery key
+/// keys/<log>.key                   the log's derived secret key (0600, in a 0700 dir)
+/// replication-state.json           last confirmed lengths per log and peer
+/// ```
+///
+/// A cheap `Clone` handle; all clones are the same manager. Many tasks may append to the
+/// same and to different logs at once; sequence numbers stay gap-free per log.
+///
+/// ```
+/// use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let config = ManagerConfig::builder().storage_path(dir.path()).build()?;
+/// let manager = HypercoreManager::new(config)?;
+/// manager.initialize().await?;
+/// let seq = manager.append("agent-state", b"step 1").await?;
+/// assert_eq!(manager.read("agent-state", seq).await?, b"step 1");
+/// manager.close().await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct HypercoreManager {
+    shared: Arc<Shared>,
+    state: Arc<RwLock<State>>,
+}
+
+impl HypercoreManager {
+    /// A manager for `config` (validated again here). Touches no files until
+    /// [`initialize`](Self::initialize).
+    pub fn new(config: ManagerConfig) -> Result<Self> {
+        config.check()?;
+        let (events, _) = broadcast::channel(config.event_capacity);
+        let obs = Observability::new(ObservabilityConfig {
+            ring_capacity: config.recent_events_capacity,
+            health_threshold: config.health_warning_threshold,
+            health_window: config.health_warning_window,
+        });
+        let replication_enabled = config.replication_enabled;
+        Ok(HypercoreManager {
+            shared: Arc::new(Shared {
+                pool: Pool::new(config.max_open_logs),
+                config,
+                obs,
+                events,
+            }),
+            state: Arc::new(RwLock::new(State {
+                phase: Phase::New,
+                primary_key: [0; 32],
+                logs: HashMap::new(),
+                metadata: None,
+                replication_enabled,
+            })),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.shared.config
+    }
+
+    /// The store's root directory.
+    pub fn storage_path(&self) -> &Path {
+        &self.shared.config.storage_path
+    }
+
+    fn corestore_dir(&self) -> PathBuf {
+        self.storage_path().join("corestore")
+    }
+
+    fn keys_dir(&self) -> PathBuf {
+        self.storage_path().join("keys")
+    }
+
+    /// A receiver of every [`ManagerEvent`] from now on. A receiver that falls more than
+    /// `event_capacity` events behind gets `RecvError::Lagged(n)` and continues; appends
+    /// never wait for subscribers.
+    pub fn subscribe(&self) -> broadcast::Receiver<ManagerEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Emits an event to subscribers (for the layers above: replication, CRDT bridge).
+    pub fn emit(&self, event: ManagerEvent) {
+        self.shared.emit(event);
+    }
+
+    /// The operation recorder (for the layers above, to record replication traffic).
+    pub fn observability(&self) -> &Observability {
+        &self.shared.obs
+    }
+
+    /// Creates the storage layout (directories 0700, primary key 0600), loads the
+    /// primary key, and emits `ready` with the store's metadata. Calling it again on a
+    /// ready manager returns the same metadata without a second `ready`.
+    ///
+    /// Errors: `STORAGE_INACCESSIBLE` with the path and OS error if anything cannot be
+    /// created or written; `STORAGE_CORRUPTED` for a malformed primary key or
+    /// replication state; a closed manager cannot be initialized again.
+    pub async fn initialize(&self) -> Result<StorageMetadata> {
+        let mut state = self.state.write().await;
+        match state.phase {
+            Phase::Ready => {
+                if let Some(m) = &state.metadata {
+                    return Ok(m.clone());
+                }
+            }
+            Phase::Closed => return Err(self.closed()),
+            Phase::New => {}
+        }
+        let result = self.create_layout().await;
+        let (primary_key, metadata) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                self.shared.report_error("store", &e);
+                return Err(e);
+            }
+        };
+        state.primary_key = primary_key;
+        state.phase = Phase::Ready;
+        state.metadata = Some(metadata.clone());
+        drop(state);
+        self.shared.obs.record_lifecycle("store", "ready");
+        info!(
+            storage_path = %metadata.storage_path,
+            log_count = metadata.log_count,
+            total_byte_size = metadata.total_byte_size,
+            "hypercore store ready"
+        );
+        self.shared.emit(ManagerEvent::Ready(metadata.clone()));
+        Ok(metadata)
+    }
+
+    async fn create_layout(&self) -> Result<([u8; 32], StorageMetadata)> {
+        let root = self.storage_path().to_owned();
+        let corestore = self.corestore_dir();
+        let keys_dir = self.keys_dir();
+        let state_file = root.join(replication_state::FILE_NAME);
+        tokio::task::spawn_blocking(move || {
+            keys::private_dir(&root)?;
+            keys::private_dir(&corestore.join("cores"))?;
+            keys::private_dir(&corestore)?;
+            keys::private_dir(&keys_dir)?;
+            let primary_key = keys::load_or_create_primary_key(&corestore.join("primary-key"))?;
+            replication_state::ensure(&state_file)?;
+            let created_at = std::fs::metadata(corestore.join("primary-key"))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or_else(now_ms, |d| d.as_millis() as u64);
+            let (log_count, total_byte_size) = scan_store(&keys_dir, &corestore)?;
+            Ok((
+                primary_key,
+                StorageMetadata {
+                    storage_path: root.display().to_string(),
+                    log_count,
+                    total_byte_size,
+                    created_at,
+                },
+            ))
+        })
+        .await
+        .map_err(|e| HypercoreError::StorageInaccessible {
+            path: self.storage_path().to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+
+    fn closed(&self) -> HypercoreError {
+        HypercoreError::Closed {
+            log: "store".into(),
+        }
+    }
+
+    fn not_ready(&self, phase: Phase) -> HypercoreError {
+        match phase {
+            Phase::Closed => self.closed(),
+            _ => HypercoreError::StorageInaccessible {
+                path: self.storage_path().to_owned(),
+                source: std::io::Error::other(
+                    "the manager is not initialized: call initialize() first",
+                ),
+            },
+        }
+    }
+
+    /// The log called `name`, created on first use with a key pair derived from the
+    /// store's primary key. The same name always gives the same instance
+    /// ([`ManagedLog::same_log`]) and, across restarts, the same keys.
+    ///
+    /// Errors: `UNAUTHORIZED` for an invalid name (nothing is created), a closed or
+    /// uninitialized manager, `STORAGE_CORRUPTED` if the stored log or key file does not
+    /// match the derived key, `STORAGE_INACCESSIBLE` / `IO_ERROR` from the file system.
+    pub async fn get_log(&self, name: &str) -> Result<ManagedLog> {
+        let result = self.get_log_inner(name).await;
+        if let Err(e) = &result {
+            let shown: String = name.chars().take(MAX_LOG_NAME_BYTES * 2).collect();
+            self.shared.report_error(&shown, e);
+        }
+        result
+    }
+
+    async fn get_log_inner(&self, name: &str) -> Result<ManagedLog> {
+        let name = LogName::parse(name)?;
+        {
+            let state = self.state.read().await;
+            if state.phase != Phase::Ready {
+                return Err(self.not_ready(state.phase));
+            }
+            if let Some(log) = state.logs.get(&name) {
+                return Ok(log.clone());
+            }
+        }
+        let mut state = self.state.write().await;
+        if state.phase != Phase::Ready {
+            return Err(self.not_ready(state.phase));
+        }
+        if let Some(log) = state.logs.get(&name) {
+            return Ok(log.clone());
+        }
+        let key = keys::derive_key_pair(&state.primary_key, &DEFAULT_NAMESPACE, name.as_str());
+        let dk = nova_hypercore_managed_core::discovery_key(key.verifying_key().as_bytes());
+        let dir = keys::core_dir(&self.corestore_dir(), &dk);
+        keys::ensure_key_file(&self.keys_dir(), &name, &key)?;
+        let log = ManagedLog::open(self.shared.clone(), name.clone(), dir, key).await?;
+        state.logs.insert(name.clone(), log.clone());
+        self.shared.obs.set_managed_logs(state.logs.len() as u64);
+        self.shared.obs.add_total_byte_size(log.byte_length());
+        drop(state);
+        self.shared.obs.record_lifecycle(name.as_str(), "opened");
+        Ok(log)
+    }
+
+    /// Appends `payload` to log `log_name`; returns its sequence number.
+    pub async fn append(&self, log_name: &str, payload: &[u8]) -> Result<u64> {
+        self.get_log(log_name).await?.append(payload).await
+    }
+
+    /// Appends payloads as one signed batch; returns their sequence numbers.
+    pub async fn append_batch<B: AsRef<[u8]> + Sync>(
+        &self,
+        log_name: &str,
+        payloads: &[B],
+    ) -> Result<Range<u64>> {
+        self.get_log(log_name).await?.append_batch(payloads).await
+    }
+
+    /// Reads block `seq` of log `log_name`, verified.
+    pub async fn read(&self, log_name: &str, seq: u64) -> Result<Vec<u8>> {
+        self.get_log(log_name).await?.get(seq).await
+    }
+
+    /// Reads blocks `[start, end)` of log `log_name`, verified, in order.
+    pub async fn read_range(&self, log_name: &str, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        self.get_log(log_name).await?.get_range(start, end).await
+    }
+
+    /// The length of log `log_name`.
+    pub async fn get_length(&self, log_name: &str) -> Result<u64> {
+        self.get_log(log_name).await?.current_length().await
+    }
+
+    /// `initialized`, logs opened through this manager, their total byte size,
+    /// replication on/off and active peers.
+    pub async fn status(&self) -> ManagerStatus {
+        let state = self.state.read().await;
+        ManagerStatus {
+            initialized: state.phase == Phase::Ready,
+            log_count: state.logs.len() as u64,
+            total_byte_size: state.logs.values().map(ManagedLog::byte_length).sum(),
+            replication_enabled: state.replication_enabled,
+            active_peers: self.shared.obs.metrics().active_peers,
+        }
+    }
+
+    /// Aggregate counters (appends, reads, errors, bytes, peers, logs).
+    pub fn metrics(&self) -> AggregateMetrics {
+        self.shared.obs.metrics()
+    }
+
+    /// The most recent operation records, oldest first.
+    pub fn recent_events(&self, limit: Option<usize>) -> Vec<HypercoreLogEvent> {
+        self.shared.obs.recent_events(limit)
+    }
+
+    /// Logs whose files are open right now (at most `max_open_logs`).
+    pub fn open_log_files(&self) -> usize {
+        self.shared.pool.open_count()
+    }
+
+    /// Flushes and closes every log, then the store. Afterwards `status().initialized`
+    /// is false and every call fails with a "closed" error; appends in flight when close
+    /// starts either complete (and are on disk) or fail, never half-done.
+    pub async fn close(&self) -> Result<()> {
+        let mut state = self.state.write().await;
+        if state.phase == Phase::Closed {
+            return Ok(());
+        }
+        state.phase = Phase::Closed;
+        let logs: Vec<ManagedLog> = state.logs.values().cloned().collect();
+        drop(state);
+        let mut first_error = None;
+        for log in logs {
+            if let Err(e) = log.close().await {
+                self.shared.report_error(log.name().as_str(), &e);
+                first_error.get_or_insert(e);
+            }
+        }
+        self.shared.obs.record_lifecycle("store", "closed");
+        info!(storage_path = %self.storage_path().display(), "hypercore store closed");
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Logs that exist on disk (one key file each) and the bytes their data files hold.
+fn scan_store(keys_dir: &Path, corestore: &Path) -> Result<(u64, u64)> {
+    let io = |path: &Path, source| HypercoreError::StorageInaccessible {
+        path: path.to_owned(),
+        source,
+    };
+    let mut count = 0;
+    for entry in std::fs::read_dir(keys_dir).map_err(|e| io(keys_dir, e))? {
+        let entry = entry.map_err(|e| io(keys_dir, e))?;
+        if entry.path().extension().is_some_and(|x| x == "key") {
+            count += 1;
+        }
+    }
+    let mut bytes = 0;
+    let cores = corestore.join("cores");
+    let mut stack = vec![cores];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "data") {
+                bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    Ok((count, bytes))
+}
