@@ -31,14 +31,40 @@ pub(crate) struct BenchArgs {
     strict: bool,
 }
 
-/// (workload, durability, target ratio ours/JS in ops/s; None = informational row)
-const ROWS: &[(&str, &str, Option<f64>)] = &[
-    ("append_single", "flush", Some(1.5)),
-    ("append_batch", "flush", Some(1.5)),
-    ("read_warm", "flush", Some(2.0)),
-    ("read_cold", "flush", Some(2.0)),
-    ("append_single", "fsync-per-batch", None),
-    ("append_batch", "fsync-per-batch", None),
+/// One report row: workload (JS anchor name), API layer, durability, target ratio
+/// ours/JS in ops/s (None = informational: JS has no such durability mode).
+struct Row {
+    workload: &'static str,
+    layer: &'static str,
+    durability: &'static str,
+    target: Option<f64>,
+}
+
+const fn row(
+    workload: &'static str,
+    layer: &'static str,
+    durability: &'static str,
+    target: Option<f64>,
+) -> Row {
+    Row {
+        workload,
+        layer,
+        durability,
+        target,
+    }
+}
+
+const ROWS: &[Row] = &[
+    row("append_single", "core", "flush", Some(1.5)),
+    row("append_batch", "core", "flush", Some(1.5)),
+    row("read_warm", "core", "flush", Some(2.0)),
+    row("read_cold", "core", "flush", Some(2.0)),
+    row("append_single", "manager", "flush", Some(1.5)),
+    row("append_batch", "manager", "flush", Some(1.5)),
+    row("read_warm", "manager", "flush", Some(2.0)),
+    row("read_cold", "manager", "flush", Some(2.0)),
+    row("append_single", "core", "fsync-per-batch", None),
+    row("append_batch", "core", "fsync-per-batch", None),
 ];
 
 fn anchor_dir() -> PathBuf {
@@ -64,14 +90,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
         .join("target")
         .join("release")
         .join("nova-hypercore-bench");
-    let rows: Vec<_> = ROWS
+    let rows: Vec<&Row> = ROWS
         .iter()
-        .filter(|(w, _, _)| args.only.is_empty() || args.only.iter().any(|o| o == w))
+        .filter(|r| args.only.is_empty() || args.only.iter().any(|o| o == r.workload))
         .collect();
     let js = if args.no_js { None } else { prepare_js() };
     let js_workloads: Vec<&str> = {
-        let mut v: Vec<&str> = rows.iter().map(|(w, _, _)| *w).collect();
-        v.dedup();
+        let mut v: Vec<&str> = rows.iter().map(|r| r.workload).collect();
         v.sort();
         v.dedup();
         v
@@ -79,20 +104,25 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
 
     let out_dir = root().join("target").join("bench");
     std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
-    let mut ours: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    let mut ours: BTreeMap<(&str, &str, &str), Vec<Value>> = BTreeMap::new();
     let mut theirs: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut raw = String::new();
     for run in 1..=args.runs {
-        for (workload, durability, _) in &rows {
-            eprintln!("run {run}/{}: rust {workload} [{durability}]", args.runs);
+        for r in &rows {
+            eprintln!(
+                "run {run}/{}: rust {} ({}, {})",
+                args.runs, r.workload, r.layer, r.durability
+            );
             let line = one_line(Command::new(&bin).args([
                 "--workload",
-                workload,
+                r.workload,
+                "--layer",
+                r.layer,
                 "--durability",
-                durability,
+                r.durability,
             ]))?;
             raw.push_str(&format!("{line}\n"));
-            ours.entry((workload.to_string(), durability.to_string()))
+            ours.entry((r.workload, r.layer, r.durability))
                 .or_default()
                 .push(line);
         }
@@ -126,32 +156,35 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
         }
     ));
     report.push_str(
-        "| workload | durability | ours ops/s | ours MB/s | ours peak RSS MiB | JS ops/s | ours/JS | target | verdict |\n",
+        "| workload | layer | durability | ours ops/s | ours MB/s | ours peak RSS MiB | JS ops/s | ours/JS | target | verdict |\n",
     );
-    report.push_str("|---|---|---:|---:|---:|---:|---:|---:|---|\n");
+    report.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---|\n");
     let mut misses = Vec::new();
-    for (workload, durability, target) in &rows {
-        let key = (workload.to_string(), durability.to_string());
-        let runs = ours.get(&key).cloned().unwrap_or_default();
+    for r in &rows {
+        let (workload, layer, durability, target) = (r.workload, r.layer, r.durability, &r.target);
+        let runs = ours
+            .get(&(workload, layer, durability))
+            .cloned()
+            .unwrap_or_default();
         let ops = median(&runs, "ops_per_s");
         let mbs = median(&runs, "mb_per_s");
         let rss = median(&runs, "peak_rss_mib");
         let js_ops = if theirs.is_empty() {
-            anchors.get(*workload).copied()
+            anchors.get(workload).copied()
         } else {
-            theirs.get(*workload).map(|r| median(r, "ops_per_s"))
+            theirs.get(workload).map(|r| median(r, "ops_per_s"))
         };
         let ratio = js_ops.map(|j| ops / j);
-        let verdict = match (target, ratio, *durability) {
+        let verdict = match (target, ratio, durability) {
             (Some(t), Some(r), "flush") if r >= *t => "meets".to_owned(),
             (Some(t), Some(r), "flush") => {
-                misses.push(format!("{workload} {r:.2}x < {t}x"));
+                misses.push(format!("{workload} ({layer}) {r:.2}x < {t}x"));
                 "MISSES".to_owned()
             }
             _ => "informational (no JS row at this durability)".to_owned(),
         };
         report.push_str(&format!(
-            "| {workload} | {durability} | {ops:.0} | {mbs:.2} | {rss:.1} | {} | {} | {} | {verdict} |\n",
+            "| {workload} | {layer} | {durability} | {ops:.0} | {mbs:.2} | {rss:.1} | {} | {} | {} | {verdict} |\n",
             js_ops.map_or("-".into(), |j| format!("{j:.0}")),
             ratio.map_or("-".into(), |r| format!("{r:.2}x")),
             target.map_or("-".into(), |t| format!(">= {t}x")),

@@ -143,7 +143,7 @@ fn demo(dir: Option<&Path>) -> Result {
         "--quiet",
         "--release",
         "--package",
-        "nova-hypercore-managed-core",
+        "nova-hypercore-manager",
         "--example",
         "demo",
         "--",

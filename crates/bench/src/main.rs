@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use nova_hypercore_managed_core::{Durability, ManagedCore, OpenOptions};
+use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
 use nova_hypercore_serialization::LogName;
 use serde_json::{Value, json};
 
@@ -33,6 +34,10 @@ struct Args {
     /// Durability mode: flush, fsync-per-batch or fsync-per-write.
     #[arg(long, default_value = "flush")]
     durability: String,
+    /// Which API to drive: `core` (one ManagedCore) or `manager` (HypercoreManager by
+    /// log name, with its limits, metrics and events).
+    #[arg(long, default_value = "core")]
+    layer: String,
     /// List the workload names.
     #[arg(long)]
     list: bool,
@@ -75,15 +80,81 @@ fn parse_durability(s: &str) -> Result<Durability, BoxError> {
     })
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    Core,
+    Manager,
+}
+
+/// The API under test: the same workloads run against either layer.
+enum Target {
+    Core(ManagedCore),
+    Manager(HypercoreManager),
+}
+
+const LOG: &str = "bench";
+
+impl Target {
+    async fn append(&self, block: &[u8]) -> Result<u64, BoxError> {
+        Ok(match self {
+            Target::Core(c) => c.append(block).await?,
+            Target::Manager(m) => m.append(LOG, block).await?,
+        })
+    }
+
+    async fn append_batch(&self, blocks: &[Vec<u8>]) -> Result<(), BoxError> {
+        match self {
+            Target::Core(c) => {
+                c.append_batch(blocks).await?;
+            }
+            Target::Manager(m) => {
+                m.append_batch(LOG, blocks).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(&self, seq: u64) -> Result<Vec<u8>, BoxError> {
+        Ok(match self {
+            Target::Core(c) => c.get(seq).await?,
+            Target::Manager(m) => m.read(LOG, seq).await?,
+        })
+    }
+
+    async fn length(&self) -> Result<u64, BoxError> {
+        Ok(match self {
+            Target::Core(c) => c.length(),
+            Target::Manager(m) => m.get_length(LOG).await?,
+        })
+    }
+
+    async fn close(&self) -> Result<(), BoxError> {
+        match self {
+            Target::Core(c) => c.close().await?,
+            Target::Manager(m) => m.close().await?,
+        }
+        Ok(())
+    }
+}
+
+fn parse_layer(s: &str) -> Result<Layer, BoxError> {
+    match s {
+        "core" => Ok(Layer::Core),
+        "manager" => Ok(Layer::Manager),
+        other => Err(format!("unknown layer {other:?} (core or manager)").into()),
+    }
+}
+
 fn run(args: &Args) -> Result<Value, BoxError> {
     let durability = parse_durability(&args.durability)?;
+    let layer = parse_layer(&args.layer)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let base = args.tmpdir.clone().unwrap_or_else(std::env::temp_dir);
     if let Some(dir) = &args.write_fixture {
         return rt.block_on(async {
-            let log = open(dir, durability).await?;
+            let log = open(dir, durability, layer).await?;
             write_all(&log, &blocks(N)).await?;
             log.close().await?;
             Ok(json!({"fixture": dir}))
@@ -96,16 +167,17 @@ fn run(args: &Args) -> Result<Value, BoxError> {
         .prefix(&format!("nova-bench-{workload}-"))
         .tempdir_in(&base)?;
     let mut result = match workload {
-        "append_single" => rt.block_on(append_single(dir.path(), durability))?,
-        "append_batch" => rt.block_on(append_batch(dir.path(), durability))?,
-        "read_warm" => rt.block_on(read_warm(dir.path(), durability))?,
-        "read_cold" => read_cold(dir.path(), durability, &args.durability, &rt)?,
+        "append_single" => rt.block_on(append_single(dir.path(), durability, layer))?,
+        "append_batch" => rt.block_on(append_batch(dir.path(), durability, layer))?,
+        "read_warm" => rt.block_on(read_warm(dir.path(), durability, layer))?,
+        "read_cold" => read_cold(dir.path(), durability, layer, args, &rt)?,
         other => return Err(format!("unknown workload {other:?}; see --list").into()),
     };
     if let Value::Object(map) = &mut result {
         map.insert("durability".into(), json!(durability.as_str()));
         map.insert("peak_rss_mib".into(), json!(peak_rss_mib()));
         map.insert("runtime".into(), json!("rust"));
+        map.insert("layer".into(), json!(args.layer));
     }
     Ok(result)
 }
@@ -142,38 +214,57 @@ fn blocks(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-async fn open(dir: &Path, durability: Durability) -> Result<ManagedCore, BoxError> {
-    let name = LogName::parse("bench")?;
-    Ok(ManagedCore::open(dir, name, OpenOptions::new().durability(durability)).await?)
+async fn open(dir: &Path, durability: Durability, layer: Layer) -> Result<Target, BoxError> {
+    Ok(match layer {
+        Layer::Core => {
+            let name = LogName::parse(LOG)?;
+            let options = OpenOptions::new().durability(durability);
+            Target::Core(ManagedCore::open(dir, name, options).await?)
+        }
+        Layer::Manager => {
+            let config = ManagerConfig::builder()
+                .storage_path(dir)
+                .durability(durability)
+                .build()?;
+            let manager = HypercoreManager::new(config)?;
+            manager.initialize().await?;
+            manager.get_log(LOG).await?;
+            Target::Manager(manager)
+        }
+    })
 }
 
-async fn write_all(log: &ManagedCore, data: &[Vec<u8>]) -> Result<(), BoxError> {
+async fn write_all(log: &Target, data: &[Vec<u8>]) -> Result<(), BoxError> {
     for chunk in data.chunks(BATCH) {
         log.append_batch(chunk).await?;
     }
     Ok(())
 }
 
-async fn append_single(dir: &Path, durability: Durability) -> Result<Value, BoxError> {
-    let log = open(dir, durability).await?;
+async fn append_single(
+    dir: &Path,
+    durability: Durability,
+    layer: Layer,
+) -> Result<Value, BoxError> {
+    let log = open(dir, durability, layer).await?;
     let data = blocks(N);
     let t0 = Instant::now();
     for block in &data {
         log.append(block).await?;
     }
     let secs = t0.elapsed().as_secs_f64();
-    check_length(&log, N)?;
+    check_length(&log, N).await?;
     log.close().await?;
     Ok(result("append_single", N, N * KIB, secs, json!({})))
 }
 
-async fn append_batch(dir: &Path, durability: Durability) -> Result<Value, BoxError> {
-    let log = open(dir, durability).await?;
+async fn append_batch(dir: &Path, durability: Durability, layer: Layer) -> Result<Value, BoxError> {
+    let log = open(dir, durability, layer).await?;
     let data = blocks(N);
     let t0 = Instant::now();
     write_all(&log, &data).await?;
     let secs = t0.elapsed().as_secs_f64();
-    check_length(&log, N)?;
+    check_length(&log, N).await?;
     log.close().await?;
     Ok(result(
         "append_batch",
@@ -184,7 +275,7 @@ async fn append_batch(dir: &Path, durability: Durability) -> Result<Value, BoxEr
     ))
 }
 
-async fn read_all(log: &ManagedCore, expected: Option<&[Vec<u8>]>) -> Result<f64, BoxError> {
+async fn read_all(log: &Target, expected: Option<&[Vec<u8>]>) -> Result<f64, BoxError> {
     let t0 = Instant::now();
     let mut bytes = 0usize;
     let mut read = Vec::with_capacity(if expected.is_some() { N } else { 0 });
@@ -207,8 +298,8 @@ async fn read_all(log: &ManagedCore, expected: Option<&[Vec<u8>]>) -> Result<f64
     Ok(secs)
 }
 
-async fn read_warm(dir: &Path, durability: Durability) -> Result<Value, BoxError> {
-    let log = open(dir, durability).await?;
+async fn read_warm(dir: &Path, durability: Durability, layer: Layer) -> Result<Value, BoxError> {
+    let log = open(dir, durability, layer).await?;
     let data = blocks(N);
     write_all(&log, &data).await?;
     let secs = read_all(&log, Some(&data)).await?;
@@ -219,7 +310,8 @@ async fn read_warm(dir: &Path, durability: Durability) -> Result<Value, BoxError
 fn read_cold(
     dir: &Path,
     durability: Durability,
-    durability_arg: &str,
+    layer: Layer,
+    args: &Args,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Value, BoxError> {
     // A separate process writes the log and exits; this fresh process opens and reads it.
@@ -227,7 +319,9 @@ fn read_cold(
         .arg("--write-fixture")
         .arg(dir)
         .arg("--durability")
-        .arg(durability_arg)
+        .arg(&args.durability)
+        .arg("--layer")
+        .arg(&args.layer)
         .stdout(std::process::Stdio::null())
         .status()?;
     if !status.success() {
@@ -235,9 +329,9 @@ fn read_cold(
     }
     rt.block_on(async {
         let t0 = Instant::now();
-        let log = open(dir, durability).await?;
+        let log = open(dir, durability, layer).await?;
         let open_seconds = t0.elapsed().as_secs_f64();
-        check_length(&log, N)?;
+        check_length(&log, N).await?;
         let secs = read_all(&log, None).await?;
         log.close().await?;
         Ok(result(
@@ -250,9 +344,10 @@ fn read_cold(
     })
 }
 
-fn check_length(log: &ManagedCore, n: usize) -> Result<(), BoxError> {
-    if log.length() != n as u64 {
-        return Err(format!("length {} != {n}", log.length()).into());
+async fn check_length(log: &Target, n: usize) -> Result<(), BoxError> {
+    let length = log.length().await?;
+    if length != n as u64 {
+        return Err(format!("length {length} != {n}").into());
     }
     Ok(())
 }

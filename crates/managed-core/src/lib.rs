@@ -32,7 +32,3 @@ pub use crate::core::{ManagedCore, OpenOptions, discovery_key};
 pub use crate::disk::Durability;
 pub use hypercore::{SigningKey, VerifyingKey};
 
-/// The README's code blocks, compiled as doc tests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

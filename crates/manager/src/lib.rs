@@ -29,3 +29,8 @@ pub use events::ManagerEvent;
 pub use log::ManagedLog;
 pub use manager::HypercoreManager;
 pub use nova_hypercore_managed_core::Durability;
+
+/// The README's code blocks, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
