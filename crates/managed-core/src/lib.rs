@@ -31,4 +31,3 @@ mod verify;
 pub use crate::core::{ManagedCore, OpenOptions, discovery_key};
 pub use crate::disk::Durability;
 pub use hypercore::{SigningKey, VerifyingKey};
-
