@@ -12,7 +12,7 @@ use hypercore::{
     CacheOptionsBuilder, Hypercore, HypercoreBuilder, PartialKeypair, SigningKey, Storage,
     StorageTraits, Store, VerifyingKey,
 };
-use hypercore_schema::{RequestBlock, RequestUpgrade};
+use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
 use nova_hypercore_serialization::{HypercoreError, LogName};
 use random_access_storage::RandomAccessError;
 use tokio::sync::RwLock;
@@ -53,6 +53,19 @@ enum KeySource {
     Secret(SigningKey),
     /// Only the public key: a read-only replica, or must match an existing log.
     Public(VerifyingKey),
+}
+
+/// A log's length figures, read together (see [`ManagedCore::info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreInfo {
+    /// Number of blocks the signed tree covers.
+    pub length: u64,
+    /// Blocks `0..contiguous_length` are all stored locally.
+    pub contiguous_length: u64,
+    /// Bytes the signed tree covers.
+    pub byte_length: u64,
+    /// Fork id (0 unless the log was truncated).
+    pub fork: u64,
 }
 
 /// How to open a log.
@@ -102,6 +115,8 @@ struct Inner {
     core: RwLock<Option<Hypercore>>,
     length: AtomicU64,
     byte_length: AtomicU64,
+    /// Current length, for tasks that wait for the log to grow (live replication).
+    length_tx: tokio::sync::watch::Sender<u64>,
     closed: AtomicBool,
     /// Set when the storage engine panicked: the reason every later call reports.
     broken: std::sync::Mutex<Option<String>>,
@@ -258,6 +273,7 @@ impl ManagedCore {
                 files,
                 core: RwLock::new(None),
                 length: AtomicU64::new(info.length),
+                length_tx: tokio::sync::watch::Sender::new(info.length),
                 byte_length: AtomicU64::new(info.byte_length),
                 closed: AtomicBool::new(false),
                 broken: std::sync::Mutex::new(None),
@@ -403,6 +419,7 @@ impl ManagedCore {
         self.sync(self.inner.durability == Durability::FsyncPerBatch)
             .await?;
         self.inner.length.store(outcome.length, Ordering::Release);
+        self.inner.length_tx.send_replace(outcome.length);
         self.inner
             .byte_length
             .store(outcome.byte_length, Ordering::Release);
@@ -466,6 +483,123 @@ impl ManagedCore {
         drop(core);
         debug!(log = %self.inner.name, length = self.length(), "log closed");
         result
+    }
+
+    /// A receiver that sees the log's length whenever it grows (appends here or data
+    /// applied from a peer): lets a replication session push news without polling.
+    pub fn watch_length(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.length_tx.subscribe()
+    }
+
+    /// Whether block `seq` is stored locally.
+    pub async fn has_block(&self, seq: u64) -> Result<bool> {
+        let guard = self.inner.core.read().await;
+        Ok(self.usable(&guard)?.has(seq))
+    }
+
+    /// Length, contiguous length (blocks 0.. all stored) and fork, read together.
+    pub async fn info(&self) -> Result<CoreInfo> {
+        let guard = self.inner.core.read().await;
+        let info = self.usable(&guard)?.info();
+        Ok(CoreInfo {
+            length: info.length,
+            contiguous_length: info.contiguous_length,
+            byte_length: info.byte_length,
+            fork: info.fork,
+        })
+    }
+
+    /// How many merkle nodes a proof for block `seq` must carry for this replica: the
+    /// `nodes` field of a block request. Only meaningful for `seq < length`.
+    pub async fn missing_nodes(&self, seq: u64) -> Result<u64> {
+        let guard = self.inner.core.read().await;
+        let core = self.usable(&guard)?;
+        contained(core.missing_nodes(seq))
+            .await
+            .map_err(|reason| self.mark_broken(reason))?
+            .map_err(|e| self.core_error(e, "missing_nodes"))
+    }
+
+    /// Serves a peer's request: a proof for `block` and/or `upgrade`, or `None` when this
+    /// replica cannot serve it (block not stored or beyond the length, upgrade beyond
+    /// the length). Never an error for a bad request: a peer's request is just data.
+    pub async fn serve_proof(
+        &self,
+        block: Option<RequestBlock>,
+        upgrade: Option<RequestUpgrade>,
+    ) -> Result<Option<Proof>> {
+        let guard = self.inner.core.read().await;
+        let core = self.usable(&guard)?;
+        let info = core.info();
+        if let Some(b) = &block {
+            // The crate errors (or worse) on blocks it does not hold: stay off that path.
+            if b.index >= info.length || !core.has(b.index) {
+                return Ok(None);
+            }
+        }
+        if let Some(u) = &upgrade
+            && (u.start > info.length || u.length == 0 || u.start + u.length > info.length)
+        {
+            return Ok(None);
+        }
+        if block.is_none() && upgrade.is_none() {
+            return Ok(None);
+        }
+        match contained(core.create_proof(block, None, None, upgrade)).await {
+            Ok(Ok(proof)) => Ok(proof),
+            Ok(Err(e)) => {
+                debug!(log = %self.inner.name, error = %e, "cannot serve proof");
+                Ok(None)
+            }
+            Err(reason) => Err(self.mark_broken(reason)),
+        }
+    }
+
+    /// Verifies a proof received from a peer against this log's public key and stores
+    /// what it proves. `Ok(true)`: applied (length and/or a block added). `Ok(false)`:
+    /// stale or not applicable now (e.g. an upgrade that no longer fits); nothing
+    /// changed. `SIGNATURE_INVALID`: the proof does not verify (forged, tampered or
+    /// not signed by this log's key); nothing changed.
+    pub async fn apply_proof(&self, proof: Proof) -> Result<bool> {
+        let seq = proof
+            .block
+            .as_ref()
+            .map(|b| b.index)
+            .or_else(|| proof.upgrade.as_ref().map(|u| u.start))
+            .unwrap_or(0);
+        let guard = self.inner.core.write().await;
+        let core = self.usable(&guard)?;
+        let applied = contained(core.verify_and_apply_proof(proof))
+            .await
+            .map_err(|reason| self.mark_broken(reason))?;
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(hypercore::HypercoreError::InvalidSignature { context })
+            | Err(hypercore::HypercoreError::InvalidChecksum { context }) => {
+                return Err(self.invalid(seq, format!("proof from a peer rejected: {context}")));
+            }
+            Err(hypercore::HypercoreError::IO { source, .. }) => {
+                return Err(self.io(format!("apply proof at seq {seq}"), source));
+            }
+            Err(e) => {
+                debug!(log = %self.inner.name, seq, error = %e, "proof not applicable now");
+                false
+            }
+        };
+        let info = core.info();
+        self.sync(self.inner.durability == Durability::FsyncPerBatch)
+            .await?;
+        self.inner.length.store(info.length, Ordering::Release);
+        self.inner
+            .byte_length
+            .store(info.byte_length, Ordering::Release);
+        drop(guard);
+        self.inner.length_tx.send_if_modified(|l| {
+            let changed = *l != info.length;
+            *l = info.length;
+            changed
+        });
+        Ok(applied)
     }
 
     async fn verified_block(&self, core: &Hypercore, seq: u64, length: u64) -> Result<Vec<u8>> {

@@ -28,6 +28,8 @@ mod core;
 mod disk;
 mod verify;
 
-pub use crate::core::{ManagedCore, OpenOptions, discovery_key};
+pub use crate::core::{CoreInfo, ManagedCore, OpenOptions, discovery_key};
 pub use crate::disk::Durability;
 pub use hypercore::{SigningKey, VerifyingKey};
+/// Proof and request shapes of the replication wire protocol (`hypercore_schema`).
+pub use hypercore_schema::{DataBlock, DataUpgrade, Proof, RequestBlock, RequestUpgrade};
