@@ -55,6 +55,15 @@ enum KeySource {
     Public(VerifyingKey),
 }
 
+/// How much of a log this replica has: the signed length and the blocks `0..` it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Blocks the signed tree covers.
+    pub length: u64,
+    /// Blocks `0..contiguous_length` are all stored locally.
+    pub contiguous_length: u64,
+}
+
 /// A log's length figures, read together (see [`ManagedCore::info`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreInfo {
@@ -115,8 +124,9 @@ struct Inner {
     core: RwLock<Option<Hypercore>>,
     length: AtomicU64,
     byte_length: AtomicU64,
-    /// Current length, for tasks that wait for the log to grow (live replication).
-    length_tx: tokio::sync::watch::Sender<u64>,
+    /// Length and contiguous length, for tasks that wait for the log to grow (live
+    /// replication, download progress).
+    progress_tx: tokio::sync::watch::Sender<Progress>,
     closed: AtomicBool,
     /// Set when the storage engine panicked: the reason every later call reports.
     broken: std::sync::Mutex<Option<String>>,
@@ -273,7 +283,10 @@ impl ManagedCore {
                 files,
                 core: RwLock::new(None),
                 length: AtomicU64::new(info.length),
-                length_tx: tokio::sync::watch::Sender::new(info.length),
+                progress_tx: tokio::sync::watch::Sender::new(Progress {
+                    length: info.length,
+                    contiguous_length: info.contiguous_length,
+                }),
                 byte_length: AtomicU64::new(info.byte_length),
                 closed: AtomicBool::new(false),
                 broken: std::sync::Mutex::new(None),
@@ -419,7 +432,11 @@ impl ManagedCore {
         self.sync(self.inner.durability == Durability::FsyncPerBatch)
             .await?;
         self.inner.length.store(outcome.length, Ordering::Release);
-        self.inner.length_tx.send_replace(outcome.length);
+        let contiguous_length = core.info().contiguous_length;
+        self.inner.progress_tx.send_replace(Progress {
+            length: outcome.length,
+            contiguous_length,
+        });
         self.inner
             .byte_length
             .store(outcome.byte_length, Ordering::Release);
@@ -485,10 +502,11 @@ impl ManagedCore {
         result
     }
 
-    /// A receiver that sees the log's length whenever it grows (appends here or data
-    /// applied from a peer): lets a replication session push news without polling.
-    pub fn watch_length(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.length_tx.subscribe()
+    /// A receiver that sees [`Progress`] whenever the log grows (appends here, or an
+    /// upgrade or block applied from a peer): lets a replication session push news and a
+    /// reader follow a download without polling.
+    pub fn watch_progress(&self) -> tokio::sync::watch::Receiver<Progress> {
+        self.inner.progress_tx.subscribe()
     }
 
     /// Whether block `seq` is stored locally.
@@ -594,9 +612,13 @@ impl ManagedCore {
             .byte_length
             .store(info.byte_length, Ordering::Release);
         drop(guard);
-        self.inner.length_tx.send_if_modified(|l| {
-            let changed = *l != info.length;
-            *l = info.length;
+        let now = Progress {
+            length: info.length,
+            contiguous_length: info.contiguous_length,
+        };
+        self.inner.progress_tx.send_if_modified(|p| {
+            let changed = *p != now;
+            *p = now;
             changed
         });
         Ok(applied)

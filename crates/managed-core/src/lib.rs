@@ -28,7 +28,7 @@ mod core;
 mod disk;
 mod verify;
 
-pub use crate::core::{CoreInfo, ManagedCore, OpenOptions, discovery_key};
+pub use crate::core::{CoreInfo, ManagedCore, OpenOptions, Progress, discovery_key};
 pub use crate::disk::Durability;
 pub use hypercore::{SigningKey, VerifyingKey};
 /// Proof and request shapes of the replication wire protocol (`hypercore_schema`).

@@ -1,0 +1,20 @@
+//! Replication of nova-hypercore logs over the Hypercore wire protocol (spec: the
+//! network layer's replication streams).
+//!
+//! Owns: turning a duplex byte stream into an encrypted hypercore connection
+//! ([`transport::encrypt`]: Noise XX + uint24 framing), and the session logic on top of
+//! `hypercore-protocol` 0.7.2 ([`Replicator`]): one channel per log, synchronize /
+//! request / data, pipelined and windowed requests matched by id, timeouts and retries,
+//! live updates pushed from the log's progress watch (no polling), verification of every
+//! received proof before it is stored, and wire counters ([`Stats`]).
+//!
+//! Does not: discover peers (that is discovery's job), persist replication state or emit
+//! manager events (the manager integration does, from [`SessionEvent`]s), or use the
+//! `hypercore` crate's own replication loop (unfit: it stalls and can corrupt a writer).
+
+mod session;
+pub mod transport;
+
+pub use session::{
+    LogSet, LogSource, Observer, Replicator, SessionConfig, SessionEvent, Stats, Transfer,
+};

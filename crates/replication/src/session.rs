@@ -1,0 +1,774 @@
+//! One replication session: many logs over one connection, one channel per log.
+//!
+//! The request shapes follow `../shared/notes/replication-field-notes.md` (the paths the
+//! `hypercore` 0.17 proof APIs handle correctly):
+//! 1. one upgrade in flight, on its own: `{start: local length, length: remote - start}`;
+//! 2. blocks only below the local length, with `nodes = missing_nodes(i)` at send time;
+//! 3. serve only blocks we hold and upgrades within our length (`serve_proof`);
+//! 4. a proof that does not verify means a bad peer: the channel is closed, the log is
+//!    untouched; a stale one is dropped and asked again.
+//!
+//! Data a peer sends that we did not ask for, or in a shape the storage engine mishandles
+//! (a block batched with an upgrade beyond our length), is refused before it reaches the
+//! engine.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use hypercore_protocol::schema::{Data, NoData, Range, Request, Synchronize};
+use hypercore_protocol::{Channel, Event, Message, Protocol};
+use nova_hypercore_managed_core::{ManagedCore, Proof, RequestBlock, RequestUpgrade};
+use nova_hypercore_serialization::HypercoreError;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use crate::transport::encrypt;
+
+/// Where a session finds logs: the ones it offers, and any a peer asks for by key.
+pub trait LogSource: Send + Sync + 'static {
+    /// Logs to open channels for as soon as a connection is up.
+    fn announced(&self) -> Vec<ManagedCore>;
+    /// The log with this discovery key, if we have it. A peer only ever gets a log whose
+    /// key it already knows: channels open only when both sides name the same key.
+    fn lookup(&self, discovery_key: &[u8; 32]) -> Option<ManagedCore>;
+}
+
+/// A fixed set of logs, all announced.
+#[derive(Debug, Default, Clone)]
+pub struct LogSet {
+    logs: Arc<Mutex<HashMap<[u8; 32], ManagedCore>>>,
+}
+
+impl LogSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a log (replacing one with the same discovery key).
+    pub fn insert(&self, core: ManagedCore) {
+        self.lock().insert(core.discovery_key(), core);
+    }
+
+    /// Removes a log.
+    pub fn remove(&self, discovery_key: &[u8; 32]) {
+        self.lock().remove(discovery_key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], ManagedCore>> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl LogSource for LogSet {
+    fn announced(&self) -> Vec<ManagedCore> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lookup(&self, discovery_key: &[u8; 32]) -> Option<ManagedCore> {
+        self.lock().get(discovery_key).cloned()
+    }
+}
+
+/// What a session reports as it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A channel for a log is open with a peer.
+    PeerConnected {
+        /// The log.
+        discovery_key: [u8; 32],
+        /// The peer's Noise public key.
+        peer: [u8; 32],
+    },
+    /// That channel closed.
+    PeerDisconnected {
+        /// The log.
+        discovery_key: [u8; 32],
+        /// The peer.
+        peer: [u8; 32],
+    },
+    /// The peer announced its length.
+    RemoteLength {
+        /// The log.
+        discovery_key: [u8; 32],
+        /// The peer.
+        peer: [u8; 32],
+        /// Its length.
+        length: u64,
+    },
+    /// A verified block was stored.
+    Received {
+        /// The log.
+        discovery_key: [u8; 32],
+        /// The peer.
+        peer: [u8; 32],
+        /// Block index.
+        seq: u64,
+        /// Block size.
+        bytes: u64,
+    },
+    /// A block was sent.
+    Sent {
+        /// The log.
+        discovery_key: [u8; 32],
+        /// The peer.
+        peer: [u8; 32],
+        /// Block index.
+        seq: u64,
+        /// Block size.
+        bytes: u64,
+    },
+    /// Data from the peer was refused; the channel was closed, the log is untouched.
+    Rejected {
+        /// The log.
+        discovery_key: [u8; 32],
+        /// The peer.
+        peer: [u8; 32],
+        /// Code and message of the refusal (`SIGNATURE_INVALID` / `UNAUTHORIZED`).
+        reason: String,
+    },
+}
+
+/// Counters of what crossed the wire for one log (all peers, all connections).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Blocks sent in `Data` messages.
+    pub blocks_sent: u64,
+    /// Payload bytes of those blocks.
+    pub bytes_sent: u64,
+    /// Verified blocks received and stored.
+    pub blocks_received: u64,
+    /// Payload bytes of those blocks.
+    pub bytes_received: u64,
+    /// Proofs refused (bad signature, unrequested, unsafe shape).
+    pub rejected: u64,
+    /// Requests sent (blocks and upgrades).
+    pub requests_sent: u64,
+}
+
+/// Per-log transfer counters shared by every session of a [`Replicator`].
+#[derive(Debug, Default)]
+pub struct Stats {
+    logs: Mutex<HashMap<[u8; 32], Transfer>>,
+}
+
+impl Stats {
+    /// Counters for one log.
+    pub fn get(&self, discovery_key: &[u8; 32]) -> Transfer {
+        self.lock().get(discovery_key).copied().unwrap_or_default()
+    }
+
+    fn update(&self, discovery_key: &[u8; 32], f: impl FnOnce(&mut Transfer)) {
+        f(self.lock().entry(*discovery_key).or_default());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Transfer>> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Callback for [`SessionEvent`]s.
+pub type Observer = Arc<dyn Fn(&SessionEvent) + Send + Sync>;
+
+/// Tunables of a session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// Block requests in flight per channel.
+    pub window: usize,
+    /// A request unanswered for this long is asked again.
+    pub request_timeout: Duration,
+    /// How often timeouts are checked.
+    pub tick: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            window: 64,
+            request_timeout: Duration::from_secs(10),
+            tick: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Runs replication sessions for a set of logs.
+#[derive(Clone)]
+pub struct Replicator {
+    logs: Arc<dyn LogSource>,
+    observer: Option<Observer>,
+    stats: Arc<Stats>,
+    config: SessionConfig,
+}
+
+impl std::fmt::Debug for Replicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicator")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn failed(reason: impl Into<String>) -> HypercoreError {
+    HypercoreError::ReplicationFailed {
+        log: "connection".into(),
+        reason: reason.into(),
+    }
+}
+
+impl Replicator {
+    /// A replicator serving and fetching the logs of `logs`.
+    pub fn new(logs: Arc<dyn LogSource>) -> Self {
+        Replicator {
+            logs,
+            observer: None,
+            stats: Arc::new(Stats::default()),
+            config: SessionConfig::default(),
+        }
+    }
+
+    /// Reports every [`SessionEvent`] to `observer`.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Overrides the tunables.
+    pub fn with_config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Transfer counters of every session run by this replicator.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Replicates over `stream` until the peer disconnects or the stream fails.
+    /// `initiator`: whether this side opened the connection (exactly one side is).
+    /// A clean end of the stream is `Ok`; a broken one `REPLICATION_FAILED`.
+    pub async fn run<S>(&self, stream: S, initiator: bool) -> Result<(), HypercoreError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+    {
+        let cipher = encrypt(stream, initiator)?;
+        let mut protocol = Protocol::new(Box::new(cipher));
+        let commands = protocol.commands();
+        let mut opened: HashSet<[u8; 32]> = HashSet::new();
+        let mut channels = JoinSet::new();
+        let mut peer = [0u8; 32];
+        let result = loop {
+            tokio::select! {
+                event = protocol.next() => {
+                    let event = match event {
+                        None => break Ok(()),
+                        Some(Err(e)) if is_clean_end(&e) => break Ok(()),
+                        Some(Err(e)) => break Err(failed(format!("stream error: {e}"))),
+                        Some(Ok(event)) => event,
+                    };
+                    match event {
+                        Event::Handshake(remote) => {
+                            peer = remote;
+                            for core in self.logs.announced() {
+                                if opened.insert(core.discovery_key()) {
+                                    let open = commands.open(core.public_key());
+                                    tokio::spawn(open);
+                                }
+                            }
+                        }
+                        // Never a second channel for a key we already opened.
+                        Event::DiscoveryKey(dk) if !opened.contains(&dk) => {
+                            if let Some(core) = self.logs.lookup(&dk) {
+                                opened.insert(dk);
+                                tokio::spawn(commands.open(core.public_key()));
+                            }
+                        }
+                        Event::Channel(channel) => {
+                            let dk = *channel.discovery_key();
+                            match self.logs.lookup(&dk) {
+                                Some(core) => {
+                                    let ctx = ChannelCtx {
+                                        core,
+                                        peer,
+                                        discovery_key: dk,
+                                        stats: self.stats.clone(),
+                                        observer: self.observer.clone(),
+                                        config: self.config,
+                                    };
+                                    channels.spawn(run_channel(channel, ctx));
+                                }
+                                None => {
+                                    let _ = channel.close().await;
+                                }
+                            }
+                        }
+                        Event::Close(dk) => {
+                            opened.remove(&dk);
+                        }
+                        _ => {}
+                    }
+                }
+                Some(done) = channels.join_next(), if !channels.is_empty() => {
+                    if let Ok(Err(e)) = done {
+                        debug!(error = %e, "channel ended with an error");
+                    }
+                }
+            }
+        };
+        channels.abort_all();
+        result
+    }
+}
+
+fn is_clean_end(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionAborted
+    )
+}
+
+struct ChannelCtx {
+    core: ManagedCore,
+    peer: [u8; 32],
+    discovery_key: [u8; 32],
+    stats: Arc<Stats>,
+    observer: Option<Observer>,
+    config: SessionConfig,
+}
+
+impl ChannelCtx {
+    fn emit(&self, event: SessionEvent) {
+        if let Some(o) = &self.observer {
+            o(&event);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Upgrade,
+    Block(u64),
+}
+
+struct Pending {
+    want: Want,
+    sent: Instant,
+}
+
+struct ChannelState {
+    remote_length: u64,
+    remote_fork: u64,
+    /// Blocks `0..remote_has` the peer said it holds.
+    remote_has: u64,
+    announced_contiguous: u64,
+    announced_length: Option<u64>,
+    next_id: u64,
+    pending: HashMap<u64, Pending>,
+    upgrade_pending: bool,
+    queue: VecDeque<u64>,
+    queued: HashSet<u64>,
+}
+
+async fn run_channel(mut channel: Channel, ctx: ChannelCtx) -> Result<(), HypercoreError> {
+    let Some(rx) = channel.take_receiver() else {
+        return Err(failed("channel has no receiver"));
+    };
+    ctx.emit(SessionEvent::PeerConnected {
+        discovery_key: ctx.discovery_key,
+        peer: ctx.peer,
+    });
+    let result = drive_channel(&channel, rx, &ctx).await;
+    ctx.emit(SessionEvent::PeerDisconnected {
+        discovery_key: ctx.discovery_key,
+        peer: ctx.peer,
+    });
+    if let Err(e) = &result {
+        warn!(log = %ctx.core.name(), error = %e, "closing replication channel");
+        let _ = channel.close().await;
+    }
+    result
+}
+
+async fn drive_channel(
+    channel: &Channel,
+    rx: hypercore_protocol::ChannelReceiver<Message>,
+    ctx: &ChannelCtx,
+) -> Result<(), HypercoreError> {
+    let core = &ctx.core;
+    let info = core.info().await?;
+    let mut st = ChannelState {
+        remote_length: 0,
+        remote_fork: 0,
+        remote_has: 0,
+        announced_contiguous: 0,
+        announced_length: None,
+        next_id: 1,
+        pending: HashMap::new(),
+        upgrade_pending: false,
+        queue: VecDeque::new(),
+        queued: HashSet::new(),
+    };
+    // Resume: blocks below our length that we do not hold yet (an interrupted download).
+    for seq in info.contiguous_length..info.length {
+        if !core.has_block(seq).await? {
+            st.enqueue(seq);
+        }
+    }
+    st.announce(channel, core).await?;
+    let mut progress = core.watch_progress();
+    let mut tick = tokio::time::interval(ctx.config.tick);
+    loop {
+        tokio::select! {
+            message = rx.recv() => {
+                let Ok(message) = message else { return Ok(()) };
+                st.on_message(channel, ctx, message).await?;
+            }
+            changed = progress.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                st.announce(channel, core).await?;
+            }
+            _ = tick.tick() => {
+                st.expire(ctx.config.request_timeout);
+                st.maybe_upgrade(channel, ctx).await?;
+            }
+        }
+        st.fill(channel, ctx).await?;
+    }
+}
+
+fn send_failed(e: std::io::Error) -> HypercoreError {
+    failed(format!("send failed: {e}"))
+}
+
+impl ChannelState {
+    fn enqueue(&mut self, seq: u64) {
+        if self.queued.insert(seq) {
+            self.queue.push_back(seq);
+        }
+    }
+
+    /// Tells the peer our length (and what we hold) whenever it changed.
+    async fn announce(
+        &mut self,
+        channel: &Channel,
+        core: &ManagedCore,
+    ) -> Result<(), HypercoreError> {
+        let info = core.info().await?;
+        let mut batch = Vec::new();
+        if self.announced_length != Some(info.length) {
+            batch.push(Message::Synchronize(Synchronize {
+                fork: info.fork,
+                length: info.length,
+                remote_length: self.remote_length,
+                can_upgrade: true,
+                uploading: true,
+                downloading: true,
+            }));
+            self.announced_length = Some(info.length);
+        }
+        if info.contiguous_length > self.announced_contiguous {
+            batch.push(Message::Range(Range {
+                drop: false,
+                start: self.announced_contiguous,
+                length: info.contiguous_length - self.announced_contiguous,
+            }));
+            self.announced_contiguous = info.contiguous_length;
+        }
+        if !batch.is_empty() {
+            channel.send_batch(&batch).await.map_err(send_failed)?;
+        }
+        Ok(())
+    }
+
+    async fn on_message(
+        &mut self,
+        channel: &Channel,
+        ctx: &ChannelCtx,
+        message: Message,
+    ) -> Result<(), HypercoreError> {
+        match message {
+            Message::Synchronize(sync) => {
+                self.remote_length = sync.length;
+                self.remote_fork = sync.fork;
+                ctx.emit(SessionEvent::RemoteLength {
+                    discovery_key: ctx.discovery_key,
+                    peer: ctx.peer,
+                    length: sync.length,
+                });
+                self.maybe_upgrade(channel, ctx).await?;
+            }
+            Message::Range(range) => {
+                if !range.drop && range.start <= self.remote_has {
+                    self.remote_has = self.remote_has.max(range.start + range.length);
+                }
+            }
+            Message::Request(request) => self.serve(channel, ctx, request).await?,
+            Message::Data(data) => self.on_data(channel, ctx, data).await?,
+            Message::NoData(NoData { request }) => {
+                if let Some(p) = self.pending.remove(&request) {
+                    self.retry(p.want);
+                }
+            }
+            other => debug!(message = other.name(), "ignored message"),
+        }
+        Ok(())
+    }
+
+    async fn serve(
+        &mut self,
+        channel: &Channel,
+        ctx: &ChannelCtx,
+        request: Request,
+    ) -> Result<(), HypercoreError> {
+        let proof = if request.hash.is_some() || request.seek.is_some() {
+            None // not supported: answered with NoData, never an error
+        } else {
+            ctx.core
+                .serve_proof(request.block.clone(), request.upgrade.clone())
+                .await?
+        };
+        let Some(proof) = proof else {
+            return channel
+                .send(Message::NoData(NoData {
+                    request: request.id,
+                }))
+                .await
+                .map_err(send_failed);
+        };
+        if let Some(block) = &proof.block {
+            let bytes = block.value.len() as u64;
+            ctx.stats.update(&ctx.discovery_key, |t| {
+                t.blocks_sent += 1;
+                t.bytes_sent += bytes;
+            });
+            ctx.emit(SessionEvent::Sent {
+                discovery_key: ctx.discovery_key,
+                peer: ctx.peer,
+                seq: block.index,
+                bytes,
+            });
+        }
+        channel
+            .send(Message::Data(Data {
+                request: request.id,
+                fork: proof.fork,
+                block: proof.block,
+                hash: proof.hash,
+                seek: proof.seek,
+                upgrade: proof.upgrade,
+            }))
+            .await
+            .map_err(send_failed)
+    }
+
+    async fn on_data(
+        &mut self,
+        channel: &Channel,
+        ctx: &ChannelCtx,
+        data: Data,
+    ) -> Result<(), HypercoreError> {
+        let Some(pending) = self.pending.remove(&data.request) else {
+            // A late answer to a request we gave up on, or one we never sent.
+            return Ok(());
+        };
+        let core = &ctx.core;
+        let info = core.info().await?;
+        // Refuse shapes we did not ask for before they reach the storage engine.
+        let shape_ok = match pending.want {
+            Want::Upgrade => data.block.is_none() && data.upgrade.is_some(),
+            Want::Block(seq) => {
+                data.upgrade.is_none()
+                    && data
+                        .block
+                        .as_ref()
+                        .is_some_and(|b| b.index == seq && seq < info.length)
+            }
+        };
+        if !shape_ok {
+            return self.reject(
+                ctx,
+                HypercoreError::Unauthorized {
+                    log: Some(core.name().to_string()),
+                    reason: format!(
+                        "peer sent data that does not answer request {} ({:?})",
+                        data.request, pending.want
+                    ),
+                },
+            );
+        }
+        let block = data.block.as_ref().map(|b| (b.index, b.value.len() as u64));
+        let proof = Proof {
+            fork: data.fork,
+            block: data.block,
+            hash: data.hash,
+            seek: data.seek,
+            upgrade: data.upgrade,
+        };
+        match core.apply_proof(proof).await {
+            Ok(true) => {
+                if let Some((seq, bytes)) = block {
+                    ctx.stats.update(&ctx.discovery_key, |t| {
+                        t.blocks_received += 1;
+                        t.bytes_received += bytes;
+                    });
+                    ctx.emit(SessionEvent::Received {
+                        discovery_key: ctx.discovery_key,
+                        peer: ctx.peer,
+                        seq,
+                        bytes,
+                    });
+                }
+                if pending.want == Want::Upgrade {
+                    self.upgrade_pending = false;
+                    let now = core.info().await?;
+                    for seq in info.length..now.length {
+                        self.enqueue(seq);
+                    }
+                    self.maybe_upgrade(channel, ctx).await?;
+                }
+                Ok(())
+            }
+            Ok(false) => {
+                self.retry(pending.want);
+                Ok(())
+            }
+            Err(e @ HypercoreError::SignatureInvalid { .. }) => self.reject(ctx, e),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn reject(&mut self, ctx: &ChannelCtx, error: HypercoreError) -> Result<(), HypercoreError> {
+        ctx.stats.update(&ctx.discovery_key, |t| t.rejected += 1);
+        warn!(log = %ctx.core.name(), error = %error, "refused data from peer");
+        ctx.emit(SessionEvent::Rejected {
+            discovery_key: ctx.discovery_key,
+            peer: ctx.peer,
+            reason: format!("{}: {error}", error.code()),
+        });
+        Err(error)
+    }
+
+    fn retry(&mut self, want: Want) {
+        match want {
+            Want::Upgrade => self.upgrade_pending = false,
+            Want::Block(seq) => self.enqueue(seq),
+        }
+    }
+
+    fn expire(&mut self, timeout: Duration) {
+        let now = Instant::now();
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.sent) > timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(p) = self.pending.remove(&id) {
+                debug!(request = id, want = ?p.want, "request timed out; asking again");
+                self.retry(p.want);
+            }
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Rule 1: one upgrade in flight, on its own, from our length to theirs.
+    async fn maybe_upgrade(
+        &mut self,
+        channel: &Channel,
+        ctx: &ChannelCtx,
+    ) -> Result<(), HypercoreError> {
+        if self.upgrade_pending || ctx.core.is_writable() {
+            return Ok(());
+        }
+        let info = ctx.core.info().await?;
+        if self.remote_length <= info.length || self.remote_fork != info.fork {
+            return Ok(());
+        }
+        let id = self.next_id();
+        self.upgrade_pending = true;
+        self.pending.insert(
+            id,
+            Pending {
+                want: Want::Upgrade,
+                sent: Instant::now(),
+            },
+        );
+        ctx.stats
+            .update(&ctx.discovery_key, |t| t.requests_sent += 1);
+        channel
+            .send(Message::Request(Request {
+                id,
+                fork: info.fork,
+                block: None,
+                hash: None,
+                seek: None,
+                upgrade: Some(RequestUpgrade {
+                    start: info.length,
+                    length: self.remote_length - info.length,
+                }),
+                manifest: false,
+                priority: 0,
+            }))
+            .await
+            .map_err(send_failed)
+    }
+
+    /// Rule 2: requests for blocks below our length that the peer holds, windowed.
+    async fn fill(&mut self, channel: &Channel, ctx: &ChannelCtx) -> Result<(), HypercoreError> {
+        let core = &ctx.core;
+        let mut batch = Vec::new();
+        let info = core.info().await?;
+        while self.pending.len() < ctx.config.window {
+            let Some(&seq) = self.queue.front() else {
+                break;
+            };
+            if seq >= self.remote_has.min(self.remote_length) {
+                break; // the peer does not hold it (yet); wait for its Range
+            }
+            self.queue.pop_front();
+            self.queued.remove(&seq);
+            if seq >= info.length || core.has_block(seq).await? {
+                continue;
+            }
+            let nodes = core.missing_nodes(seq).await?;
+            let id = self.next_id();
+            self.pending.insert(
+                id,
+                Pending {
+                    want: Want::Block(seq),
+                    sent: Instant::now(),
+                },
+            );
+            batch.push(Message::Request(Request {
+                id,
+                fork: info.fork,
+                block: Some(RequestBlock { index: seq, nodes }),
+                hash: None,
+                seek: None,
+                upgrade: None,
+                manifest: false,
+                priority: 0,
+            }));
+        }
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            ctx.stats
+                .update(&ctx.discovery_key, |t| t.requests_sent += n);
+            channel.send_batch(&batch).await.map_err(send_failed)?;
+        }
+        Ok(())
+    }
+}
