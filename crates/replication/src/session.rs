@@ -150,9 +150,19 @@ pub struct Transfer {
 }
 
 /// Per-log transfer counters shared by every session of a [`Replicator`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     logs: Mutex<HashMap<[u8; 32], Transfer>>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            logs: Mutex::new(HashMap::new()),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Stats {
@@ -161,8 +171,33 @@ impl Stats {
         self.lock().get(discovery_key).copied().unwrap_or_default()
     }
 
+    /// Waits (without polling) until the counters of a log satisfy `done`, or `timeout`
+    /// passes; returns the counters either way.
+    pub async fn wait_until(
+        &self,
+        discovery_key: &[u8; 32],
+        timeout: Duration,
+        done: impl Fn(&Transfer) -> bool,
+    ) -> Transfer {
+        let mut changes = self.changed.subscribe();
+        let _ = tokio::time::timeout(timeout, async {
+            loop {
+                changes.borrow_and_update();
+                if done(&self.get(discovery_key)) {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        self.get(discovery_key)
+    }
+
     fn update(&self, discovery_key: &[u8; 32], f: impl FnOnce(&mut Transfer)) {
         f(self.lock().entry(*discovery_key).or_default());
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Transfer>> {

@@ -62,13 +62,20 @@ async fn full_then_incremental_then_live_over_a_pipe() {
     for i in 0..250u64 {
         assert_eq!(r.get(i).await.unwrap(), w.get(i).await.unwrap());
     }
-    assert_eq!(stats.get(&r.discovery_key()).blocks_received, 250);
+    let dk = r.discovery_key();
+    let got = stats
+        .wait_until(&dk, Duration::from_secs(10), |t| t.blocks_received >= 250)
+        .await;
+    assert_eq!(got.blocks_received, 250);
     // New appends reach the connected reader without polling or reconnecting.
     w.append_batch(&[b"x".as_slice(), b"y", b"z"])
         .await
         .unwrap();
     wait_contiguous(&r, 253).await;
-    assert_eq!(stats.get(&r.discovery_key()).blocks_received, 253);
+    let got = stats
+        .wait_until(&dk, Duration::from_secs(10), |t| t.blocks_received >= 253)
+        .await;
+    assert_eq!(got.blocks_received, 253);
     w.append(b"one more").await.unwrap();
     wait_contiguous(&r, 254).await;
     assert_eq!(r.get(253).await.unwrap(), b"one more");
