@@ -63,6 +63,9 @@ const ROWS: &[Row] = &[
     row("append_batch", "manager", "flush", Some(1.5)),
     row("read_warm", "manager", "flush", Some(2.0)),
     row("read_cold", "manager", "flush", Some(2.0)),
+    // Throughput and, for incremental, 1 / latency: >= 2x ops/s is <= 0.5x the JS time.
+    row("replicate_pipe", "core", "flush", Some(2.0)),
+    row("replicate_incremental", "core", "flush", Some(2.0)),
     row("append_single", "core", "fsync-per-batch", None),
     row("append_batch", "core", "fsync-per-batch", None),
 ];

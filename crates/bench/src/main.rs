@@ -23,7 +23,17 @@ const N: usize = 10_000;
 const BATCH: usize = 100;
 
 /// Workloads, as named in the JS anchor.
-const WORKLOADS: &[&str] = &["append_single", "append_batch", "read_warm", "read_cold"];
+const WORKLOADS: &[&str] = &[
+    "append_single",
+    "append_batch",
+    "read_warm",
+    "read_cold",
+    "replicate_pipe",
+    "replicate_incremental",
+];
+
+const REPL_N: usize = 50_000;
+const INCR_N: usize = 1_000;
 
 #[derive(Parser, Debug)]
 #[command(about = "Run one nova-hypercore benchmark workload and print one JSON line")]
@@ -148,6 +158,8 @@ fn parse_layer(s: &str) -> Result<Layer, BoxError> {
 fn run(args: &Args) -> Result<Value, BoxError> {
     let durability = parse_durability(&args.durability)?;
     let layer = parse_layer(&args.layer)?;
+    // One thread, like the JS harness's single event loop (a 2-worker runtime measured
+    // slower for replication: both peers then pay for cross-thread wake-ups).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -171,6 +183,8 @@ fn run(args: &Args) -> Result<Value, BoxError> {
         "append_batch" => rt.block_on(append_batch(dir.path(), durability, layer))?,
         "read_warm" => rt.block_on(read_warm(dir.path(), durability, layer))?,
         "read_cold" => read_cold(dir.path(), durability, layer, args, &rt)?,
+        "replicate_pipe" => rt.block_on(replicate(dir.path(), durability, false))?,
+        "replicate_incremental" => rt.block_on(replicate(dir.path(), durability, true))?,
         other => return Err(format!("unknown workload {other:?}; see --list").into()),
     };
     if let Value::Object(map) = &mut result {
@@ -342,6 +356,78 @@ fn read_cold(
             json!({"open_seconds": open_seconds}),
         ))
     })
+}
+
+/// Writer with 50,000 blocks (batches of 1,000) and an empty replica, both on disk,
+/// replicating over an encrypted in-process pipe. `replicate_pipe` times the full sync;
+/// `replicate_incremental` then times one batch of 1,000 more reaching the reader.
+async fn replicate(
+    dir: &Path,
+    durability: Durability,
+    incremental: bool,
+) -> Result<Value, BoxError> {
+    use nova_hypercore_replication::{LogSet, Replicator};
+    use std::sync::Arc;
+    let name = LogName::parse(LOG)?;
+    let options = OpenOptions::new().durability(durability);
+    let writer = ManagedCore::open(dir.join("writer"), name.clone(), options.clone()).await?;
+    let data = blocks(REPL_N);
+    for chunk in data.chunks(1000) {
+        writer.append_batch(chunk).await?;
+    }
+    let reader_options = options.public_key(writer.verifying_key());
+    let reader = ManagedCore::open(dir.join("reader"), name, reader_options).await?;
+    let (ws, rs) = (LogSet::new(), LogSet::new());
+    ws.insert(writer.clone());
+    rs.insert(reader.clone());
+    let (a, b) = tokio::io::duplex(1024 * 1024);
+    let (wr, rr) = (Replicator::new(Arc::new(ws)), Replicator::new(Arc::new(rs)));
+    let t0 = Instant::now();
+    let wt = tokio::spawn(async move { wr.run(a, true).await });
+    let rt = tokio::spawn(async move { rr.run(b, false).await });
+    wait_contiguous(&reader, REPL_N as u64).await?;
+    let initial = t0.elapsed().as_secs_f64();
+    let result = if incremental {
+        let more = blocks(INCR_N);
+        let t1 = Instant::now();
+        writer.append_batch(&more).await?;
+        wait_contiguous(&reader, (REPL_N + INCR_N) as u64).await?;
+        let secs = t1.elapsed().as_secs_f64();
+        if reader.get((REPL_N + INCR_N - 1) as u64).await? != more[INCR_N - 1] {
+            return Err("last incremental block differs".into());
+        }
+        result(
+            "replicate_incremental",
+            INCR_N,
+            INCR_N * KIB,
+            secs,
+            json!({"initial_sync_seconds": initial}),
+        )
+    } else {
+        if reader.get((REPL_N - 1) as u64).await? != data[REPL_N - 1] {
+            return Err("last block differs".into());
+        }
+        result("replicate_pipe", REPL_N, REPL_N * KIB, initial, json!({}))
+    };
+    wt.abort();
+    rt.abort();
+    Ok(result)
+}
+
+async fn wait_contiguous(core: &ManagedCore, n: u64) -> Result<(), BoxError> {
+    let mut progress = core.watch_progress();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while progress.borrow_and_update().contiguous_length < n {
+            if progress.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(()) if progress.borrow().contiguous_length >= n => Ok(()),
+        _ => Err(format!("replication stalled at {:?}", *progress.borrow()).into()),
+    }
 }
 
 async fn check_length(log: &Target, n: usize) -> Result<(), BoxError> {
