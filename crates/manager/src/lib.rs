@@ -22,6 +22,7 @@ mod events;
 pub mod keys;
 mod log;
 mod manager;
+mod replication;
 pub mod replication_state;
 
 pub use config::{MAX_PAYLOAD_LIMIT, ManagerConfig, ManagerConfigBuilder};

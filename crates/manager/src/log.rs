@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use nova_hypercore_managed_core::{ManagedCore, OpenOptions, SigningKey};
+use nova_hypercore_managed_core::{ManagedCore, OpenOptions, SigningKey, VerifyingKey};
 use nova_hypercore_serialization::{HypercoreError, LogName};
 use tracing::debug;
 
@@ -51,7 +51,7 @@ impl Pool {
         let mut candidates: Vec<Arc<LogEntry>> = open
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|e| !Arc::ptr_eq(e, entry))
+            .filter(|e| !Arc::ptr_eq(e, entry) && !e.pinned.load(Ordering::Acquire))
             .collect();
         candidates.sort_by_key(|e| e.last_used.load(Ordering::Relaxed));
         candidates.truncate(excess);
@@ -64,12 +64,30 @@ impl Pool {
     }
 }
 
+/// The key a log is opened with: ours (writable) or a peer's public key (a replica).
+#[derive(Debug, Clone)]
+pub(crate) enum LogKey {
+    Secret(SigningKey),
+    Public(VerifyingKey),
+}
+
+impl LogKey {
+    fn public(&self) -> VerifyingKey {
+        match self {
+            LogKey::Secret(k) => k.verifying_key(),
+            LogKey::Public(k) => *k,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct LogEntry {
     name: LogName,
     dir: PathBuf,
-    key: SigningKey,
+    key: LogKey,
     public_key: [u8; 32],
+    /// Pinned logs keep their files open (replication sessions hold them).
+    pinned: AtomicBool,
     discovery_key: [u8; 32],
     core: tokio::sync::Mutex<Option<ManagedCore>>,
     last_used: AtomicU64,
@@ -96,9 +114,9 @@ impl ManagedLog {
         shared: Arc<Shared>,
         name: LogName,
         dir: PathBuf,
-        key: SigningKey,
+        key: LogKey,
     ) -> Result<Self> {
-        let public_key = key.verifying_key().to_bytes();
+        let public_key = key.public().to_bytes();
         let log = ManagedLog {
             entry: Arc::new(LogEntry {
                 discovery_key: nova_hypercore_managed_core::discovery_key(&public_key),
@@ -106,6 +124,7 @@ impl ManagedLog {
                 dir,
                 key,
                 public_key,
+                pinned: AtomicBool::new(false),
                 core: tokio::sync::Mutex::new(None),
                 last_used: AtomicU64::new(0),
                 length: AtomicU64::new(0),
@@ -178,9 +197,11 @@ impl ManagedLog {
         if let Some(core) = slot.as_ref() {
             return Ok(core.clone());
         }
-        let options = OpenOptions::new()
-            .durability(e.shared.config.durability)
-            .signing_key(e.key.clone());
+        let options = OpenOptions::new().durability(e.shared.config.durability);
+        let options = match &e.key {
+            LogKey::Secret(k) => options.signing_key(k.clone()),
+            LogKey::Public(k) => options.public_key(*k),
+        };
         let core = ManagedCore::open(&e.dir, e.name.clone(), options).await?;
         self.observe(&core);
         *slot = Some(core.clone());
@@ -327,6 +348,33 @@ impl ManagedLog {
             .with_core(|core| async move { Ok(core.length()) })
             .await;
         self.report(result)
+    }
+
+    /// Follows how much of the log is here (length, contiguous length), e.g. while a
+    /// replica downloads: `have = contiguous_length`, `total = length`.
+    pub async fn watch_progress(
+        &self,
+    ) -> Result<tokio::sync::watch::Receiver<nova_hypercore_managed_core::Progress>> {
+        let result = self
+            .with_core(|core| async move { Ok(core.watch_progress()) })
+            .await;
+        self.report(result)
+    }
+
+    /// Whether this process can append to the log (false for replicas of peers' logs).
+    pub fn is_writable(&self) -> bool {
+        matches!(self.entry.key, LogKey::Secret(_))
+    }
+
+    /// The open core, kept open until [`unpin`](Self::unpin) (for replication sessions).
+    pub(crate) async fn pin(&self) -> Result<ManagedCore> {
+        self.entry.pinned.store(true, Ordering::Release);
+        self.core().await
+    }
+
+    /// Lets the open-file cap close this log again.
+    pub(crate) fn unpin(&self) {
+        self.entry.pinned.store(false, Ordering::Release);
     }
 
     /// Closes for good: syncs and closes the files; later calls fail with "closed".

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use nova_hypercore_observability::{Observability, ObservabilityConfig, now_ms};
 use nova_hypercore_serialization::{
     AggregateMetrics, HypercoreError, HypercoreLogEvent, LogName, MAX_LOG_NAME_BYTES,
-    ManagerStatus, StorageMetadata,
+    ManagerStatus, ReplicationStatus, StorageMetadata,
 };
 use tokio::sync::{RwLock, broadcast};
 use tracing::info;
@@ -16,7 +16,8 @@ use tracing::info;
 use crate::config::ManagerConfig;
 use crate::events::ManagerEvent;
 use crate::keys::{self, DEFAULT_NAMESPACE};
-use crate::log::{ManagedLog, Pool};
+use crate::log::{LogKey, ManagedLog, Pool};
+use crate::replication::{Hub, HubSource};
 use crate::replication_state;
 
 type Result<T, E = HypercoreError> = std::result::Result<T, E>;
@@ -99,6 +100,7 @@ struct State {
 pub struct HypercoreManager {
     shared: Arc<Shared>,
     state: Arc<RwLock<State>>,
+    hub: Arc<Hub>,
 }
 
 impl HypercoreManager {
@@ -113,7 +115,9 @@ impl HypercoreManager {
             health_window: config.health_warning_window,
         });
         let replication_enabled = config.replication_enabled;
+        let state_file = config.storage_path.join(replication_state::FILE_NAME);
         Ok(HypercoreManager {
+            hub: Arc::new(Hub::new(state_file, Default::default())),
             shared: Arc::new(Shared {
                 pool: Pool::new(config.max_open_logs),
                 config,
@@ -191,6 +195,14 @@ impl HypercoreManager {
                 return Err(e);
             }
         };
+        let state_file = self.storage_path().join(replication_state::FILE_NAME);
+        match replication_state::load(&state_file) {
+            Ok(persisted) => self.hub.load_state(persisted),
+            Err(e) => {
+                self.shared.report_error("store", &e);
+                return Err(e);
+            }
+        }
         state.primary_key = primary_key;
         state.phase = Phase::Ready;
         state.metadata = Some(metadata.clone());
@@ -297,13 +309,138 @@ impl HypercoreManager {
         let dk = nova_hypercore_managed_core::discovery_key(key.verifying_key().as_bytes());
         let dir = keys::core_dir(&self.corestore_dir(), &dk);
         keys::ensure_key_file(&self.keys_dir(), &name, &key)?;
-        let log = ManagedLog::open(self.shared.clone(), name.clone(), dir, key).await?;
+        let log =
+            ManagedLog::open(self.shared.clone(), name.clone(), dir, LogKey::Secret(key)).await?;
         state.logs.insert(name.clone(), log.clone());
         self.shared.obs.set_managed_logs(state.logs.len() as u64);
         self.shared.obs.add_total_byte_size(log.byte_length());
         drop(state);
         self.shared.obs.record_lifecycle(name.as_str(), "opened");
+        if self.shared.config.replication_enabled {
+            self.enable_log(&log).await?;
+        }
         Ok(log)
+    }
+
+    /// A read-only replica of a peer's log, known by its public key, stored in this store
+    /// under `name` (no key file: there is no secret). Sync it by enabling replication
+    /// and connecting to a peer that has it. A name already used for another key is
+    /// `UNAUTHORIZED`.
+    pub async fn open_replica(&self, name: &str, public_key: [u8; 32]) -> Result<ManagedLog> {
+        let result = self.open_replica_inner(name, public_key).await;
+        if let Err(e) = &result {
+            self.shared.report_error(name, e);
+        }
+        result
+    }
+
+    async fn open_replica_inner(&self, name: &str, public_key: [u8; 32]) -> Result<ManagedLog> {
+        let name = LogName::parse(name)?;
+        let key =
+            nova_hypercore_managed_core::VerifyingKey::from_bytes(&public_key).map_err(|_| {
+                HypercoreError::Unauthorized {
+                    log: Some(name.to_string()),
+                    reason: "not a valid ed25519 public key".into(),
+                }
+            })?;
+        let mut state = self.state.write().await;
+        if state.phase != Phase::Ready {
+            return Err(self.not_ready(state.phase));
+        }
+        if let Some(log) = state.logs.get(&name) {
+            if log.public_key() == public_key {
+                return Ok(log.clone());
+            }
+            return Err(HypercoreError::Unauthorized {
+                log: Some(name.to_string()),
+                reason: format!("log name {name} is already used for another key"),
+            });
+        }
+        let dk = nova_hypercore_managed_core::discovery_key(&public_key);
+        let dir = keys::core_dir(&self.corestore_dir(), &dk);
+        let log =
+            ManagedLog::open(self.shared.clone(), name.clone(), dir, LogKey::Public(key)).await?;
+        state.logs.insert(name.clone(), log.clone());
+        self.shared.obs.set_managed_logs(state.logs.len() as u64);
+        self.shared.obs.add_total_byte_size(log.byte_length());
+        drop(state);
+        self.shared
+            .obs
+            .record_lifecycle(name.as_str(), "replica opened");
+        if self.shared.config.replication_enabled {
+            self.enable_log(&log).await?;
+        }
+        Ok(log)
+    }
+
+    async fn enable_log(&self, log: &ManagedLog) -> Result<()> {
+        let core = log.pin().await?;
+        self.hub.enable(log.clone(), core);
+        self.state.write().await.replication_enabled = true;
+        Ok(())
+    }
+
+    /// Shares log `log_name` with peers: every connection handed to
+    /// [`replicate`](Self::replicate) (now or later) serves it, or fetches it for a
+    /// replica. Its files stay open while enabled.
+    pub async fn enable_replication(&self, log_name: &str) -> Result<()> {
+        let log = self.get_log(log_name).await?;
+        self.enable_log(&log).await
+    }
+
+    /// Stops sharing log `log_name` with new channels. It keeps working locally (offline).
+    pub async fn disable_replication(&self, log_name: &str) -> Result<()> {
+        let log = self.get_log(log_name).await?;
+        if let Some(log) = self.hub.disable(&log.discovery_key()) {
+            log.unpin();
+        }
+        self.state.write().await.replication_enabled =
+            self.hub.any_enabled() || self.shared.config.replication_enabled;
+        Ok(())
+    }
+
+    /// Replicates every enabled log over `stream` (TCP, a pipe, a swarm connection)
+    /// until it closes: serves what we have, fetches what peers have, keeps
+    /// connected readers live. `initiator`: this side opened the connection.
+    ///
+    /// Emits `peer-connect` / `peer-disconnect` / `replicate` events, updates metrics and
+    /// [`replication_status`](Self::replication_status), and records the last length
+    /// confirmed with each peer in `replication-state.json`. A broken stream is
+    /// `REPLICATION_FAILED` (also reported as an `error` event); call again with a new
+    /// connection to resume: only missing blocks are fetched.
+    pub async fn replicate<S>(&self, stream: S, initiator: bool) -> Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static,
+    {
+        {
+            let state = self.state.read().await;
+            if state.phase != Phase::Ready {
+                return Err(self.not_ready(state.phase));
+            }
+        }
+        let (hub, shared) = (self.hub.clone(), self.shared.clone());
+        let replicator =
+            nova_hypercore_replication::Replicator::new(Arc::new(HubSource(self.hub.clone())))
+                .with_observer(Arc::new(move |event| hub.observe(&shared, event)));
+        let result = replicator.run(stream, initiator).await;
+        self.hub.persist();
+        if let Err(e) = &result {
+            self.shared.report_error("connection", e);
+        }
+        result
+    }
+
+    /// `localLength`, `remoteLengths` per peer, `activePeers` and `bytesTransferred` of
+    /// log `log_name`.
+    pub async fn replication_status(&self, log_name: &str) -> Result<ReplicationStatus> {
+        let log = self.get_log(log_name).await?;
+        Ok(self.hub.status(&log))
+    }
+
+    /// The last length of `log_name` confirmed in sync with `peer_id` (hex public key),
+    /// from `replication-state.json`.
+    pub fn confirmed_length(&self, log_name: &str, peer_id: &str) -> Option<u64> {
+        self.hub.confirmed(log_name, peer_id)
     }
 
     /// Appends `payload` to log `log_name`; returns its sequence number.
@@ -374,6 +511,10 @@ impl HypercoreManager {
         state.phase = Phase::Closed;
         let logs: Vec<ManagedLog> = state.logs.values().cloned().collect();
         drop(state);
+        for log in &logs {
+            self.hub.disable(&log.discovery_key());
+        }
+        self.hub.persist();
         let mut first_error = None;
         for log in logs {
             if let Err(e) = log.close().await {

@@ -288,11 +288,12 @@ impl Replicator {
     where
         S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
     {
-        let cipher = encrypt(stream, initiator)?;
+        let (cipher, mut ended) = encrypt(stream, initiator)?;
         let mut protocol = Protocol::new(Box::new(cipher));
         let commands = protocol.commands();
         let mut opened: HashSet<[u8; 32]> = HashSet::new();
         let mut channels = JoinSet::new();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut peer = [0u8; 32];
         let result = loop {
             tokio::select! {
@@ -331,6 +332,7 @@ impl Replicator {
                                         stats: self.stats.clone(),
                                         observer: self.observer.clone(),
                                         config: self.config,
+                                        stop: stop_rx.clone(),
                                     };
                                     channels.spawn(run_channel(channel, ctx));
                                 }
@@ -345,6 +347,13 @@ impl Replicator {
                         _ => {}
                     }
                 }
+                changed = ended.changed() => {
+                    let ending = ended.borrow().clone();
+                    match (changed, ending) {
+                        (Ok(()), Some(Err(reason))) => break Err(failed(reason)),
+                        _ => break Ok(()),
+                    }
+                }
                 Some(done) = channels.join_next(), if !channels.is_empty() => {
                     if let Ok(Err(e)) = done {
                         debug!(error = %e, "channel ended with an error");
@@ -352,6 +361,12 @@ impl Replicator {
                 }
             }
         };
+        // Let channels finish (each reports its peer as gone), then drop stragglers.
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while channels.join_next().await.is_some() {}
+        })
+        .await;
         channels.abort_all();
         result
     }
@@ -374,6 +389,7 @@ struct ChannelCtx {
     stats: Arc<Stats>,
     observer: Option<Observer>,
     config: SessionConfig,
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ChannelCtx {
@@ -457,8 +473,10 @@ async fn drive_channel(
     st.announce(channel, core).await?;
     let mut progress = core.watch_progress();
     let mut tick = tokio::time::interval(ctx.config.tick);
+    let mut stop = ctx.stop.clone();
     loop {
         tokio::select! {
+            _ = stop.changed() => return Ok(()),
             message = rx.recv() => {
                 let Ok(message) = message else { return Ok(()) };
                 st.on_message(channel, ctx, message).await?;

@@ -99,3 +99,21 @@ async fn over_tcp_loopback() {
     wait_contiguous(&r, 500).await;
     assert_eq!(r.get(499).await.unwrap(), b"block 499");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_when_the_peer_goes_away() {
+    let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let w = writer(dw.path(), 10).await;
+    let r = replica_of(dr.path(), &w).await;
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (rw, rr) = (replicator(&w), replicator(&r));
+    let ta = tokio::spawn(async move { rw.run(a, true).await });
+    let tb = tokio::spawn(async move { rr.run(b, false).await });
+    wait_contiguous(&r, 10).await;
+    ta.abort();
+    let ended = tokio::time::timeout(Duration::from_secs(10), tb).await;
+    assert!(
+        ended.is_ok(),
+        "the reader's session did not notice the writer leaving"
+    );
+}

@@ -1,0 +1,222 @@
+//! The manager's side of replication: which logs are shared, what sessions report, and
+//! `replication-state.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use nova_hypercore_managed_core::ManagedCore;
+use nova_hypercore_replication::{LogSource, SessionEvent};
+use nova_hypercore_serialization::{Direction, LogName, ReplicationStatus};
+use tracing::warn;
+
+use crate::events::ManagerEvent;
+use crate::log::ManagedLog;
+use crate::manager::Shared;
+use crate::replication_state::{self, ReplicationState};
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, Default, Clone)]
+struct LogReplication {
+    remote_lengths: BTreeMap<String, u64>,
+    active_peers: u64,
+    bytes_transferred: u64,
+}
+
+/// Shared logs and their live replication figures.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    enabled: Mutex<HashMap<[u8; 32], (ManagedLog, ManagedCore)>>,
+    status: Mutex<HashMap<[u8; 32], LogReplication>>,
+    state: Mutex<ReplicationState>,
+    state_file: PathBuf,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hub {
+    pub(crate) fn new(state_file: PathBuf, state: ReplicationState) -> Self {
+        Hub {
+            enabled: Mutex::new(HashMap::new()),
+            status: Mutex::new(HashMap::new()),
+            state: Mutex::new(state),
+            state_file,
+        }
+    }
+
+    pub(crate) fn load_state(&self, state: ReplicationState) {
+        *lock(&self.state) = state;
+    }
+
+    pub(crate) fn enable(&self, log: ManagedLog, core: ManagedCore) {
+        lock(&self.enabled).insert(log.discovery_key(), (log, core));
+    }
+
+    pub(crate) fn disable(&self, discovery_key: &[u8; 32]) -> Option<ManagedLog> {
+        lock(&self.enabled).remove(discovery_key).map(|(l, _)| l)
+    }
+
+    pub(crate) fn any_enabled(&self) -> bool {
+        !lock(&self.enabled).is_empty()
+    }
+
+    fn name_of(&self, discovery_key: &[u8; 32]) -> Option<LogName> {
+        lock(&self.enabled)
+            .get(discovery_key)
+            .map(|(l, _)| l.name().clone())
+    }
+
+    pub(crate) fn status(&self, log: &ManagedLog) -> ReplicationStatus {
+        let r = lock(&self.status)
+            .get(&log.discovery_key())
+            .cloned()
+            .unwrap_or_default();
+        ReplicationStatus {
+            log_name: log.name().to_string(),
+            local_length: log.length(),
+            remote_lengths: r.remote_lengths,
+            active_peers: r.active_peers,
+            bytes_transferred: r.bytes_transferred,
+        }
+    }
+
+    /// The last length confirmed in sync with `peer` (hex), as persisted.
+    pub(crate) fn confirmed(&self, log: &str, peer: &str) -> Option<u64> {
+        lock(&self.state).logs.get(log)?.get(peer).copied()
+    }
+
+    fn confirm(&self, log: &LogName, peer: &str, length: u64) -> bool {
+        let mut state = lock(&self.state);
+        let entry = state.logs.entry(log.to_string()).or_default();
+        let old = entry.insert(peer.to_owned(), length);
+        old != Some(length)
+    }
+
+    /// Records `min(what we hold, what the peer has)` as confirmed with `peer`. Returns
+    /// true when that caught up with the peer's length (a good moment to persist).
+    fn confirm_with(&self, dk: &[u8; 32], name: &LogName, peer: &str, contiguous: u64) -> bool {
+        let remote = lock(&self.status)
+            .get(dk)
+            .and_then(|s| s.remote_lengths.get(peer).copied());
+        let Some(remote) = remote else { return false };
+        let confirmed = contiguous.min(remote);
+        self.confirm(name, peer, confirmed) && confirmed == remote
+    }
+
+    pub(crate) fn persist(&self) {
+        let snapshot = lock(&self.state).clone();
+        if let Err(e) = replication_state::save(&self.state_file, &snapshot) {
+            warn!(error = %e, "cannot persist replication state");
+        }
+    }
+
+    /// Turns a session event into manager events, metrics and persisted state.
+    pub(crate) fn observe(&self, shared: &Shared, event: &SessionEvent) {
+        let Some(dk) = event_key(event) else { return };
+        let Some(name) = self.name_of(dk) else { return };
+        let contiguous = lock(&self.enabled)
+            .get(dk)
+            .map(|(_, core)| core.watch_progress().borrow().contiguous_length)
+            .unwrap_or(0);
+        match event {
+            SessionEvent::PeerConnected { peer, .. } => {
+                lock(&self.status).entry(*dk).or_default().active_peers += 1;
+                shared.obs.peer_connected(true);
+                shared.emit(ManagerEvent::PeerConnect {
+                    log_name: name,
+                    peer_id: hex(peer),
+                });
+            }
+            SessionEvent::PeerDisconnected { peer, .. } => {
+                {
+                    let mut status = lock(&self.status);
+                    let s = status.entry(*dk).or_default();
+                    s.active_peers = s.active_peers.saturating_sub(1);
+                }
+                shared.obs.peer_connected(false);
+                self.confirm_with(dk, &name, &hex(peer), contiguous);
+                self.persist();
+                shared.emit(ManagerEvent::PeerDisconnect {
+                    log_name: name,
+                    peer_id: hex(peer),
+                });
+            }
+            SessionEvent::RemoteLength { peer, length, .. } => {
+                let peer = hex(peer);
+                lock(&self.status)
+                    .entry(*dk)
+                    .or_default()
+                    .remote_lengths
+                    .insert(peer.clone(), *length);
+                if self.confirm_with(dk, &name, &peer, contiguous) {
+                    self.persist();
+                }
+            }
+            SessionEvent::Received { peer, bytes, .. } | SessionEvent::Sent { peer, bytes, .. } => {
+                let direction = if matches!(event, SessionEvent::Received { .. }) {
+                    Direction::Receive
+                } else {
+                    Direction::Send
+                };
+                lock(&self.status).entry(*dk).or_default().bytes_transferred += bytes;
+                let peer = hex(peer);
+                if direction == Direction::Receive
+                    && self.confirm_with(dk, &name, &peer, contiguous)
+                {
+                    self.persist();
+                }
+                shared
+                    .obs
+                    .record_replicate(name.as_str(), &peer, direction, *bytes);
+                shared.emit(ManagerEvent::Replicate {
+                    log_name: name,
+                    peer_id: peer,
+                    direction,
+                    bytes: *bytes,
+                });
+            }
+            SessionEvent::Rejected { peer, reason, .. } => {
+                let error = nova_hypercore_serialization::HypercoreError::ReplicationFailed {
+                    log: name.to_string(),
+                    reason: format!("peer {} sent data that was refused: {reason}", hex(peer)),
+                };
+                shared.report_error(name.as_str(), &error);
+            }
+        }
+    }
+}
+
+fn event_key(event: &SessionEvent) -> Option<&[u8; 32]> {
+    Some(match event {
+        SessionEvent::PeerConnected { discovery_key, .. }
+        | SessionEvent::PeerDisconnected { discovery_key, .. }
+        | SessionEvent::RemoteLength { discovery_key, .. }
+        | SessionEvent::Received { discovery_key, .. }
+        | SessionEvent::Sent { discovery_key, .. }
+        | SessionEvent::Rejected { discovery_key, .. } => discovery_key,
+    })
+}
+
+/// The logs a session may share: exactly the enabled ones.
+#[derive(Debug, Clone)]
+pub(crate) struct HubSource(pub(crate) Arc<Hub>);
+
+impl LogSource for HubSource {
+    fn announced(&self) -> Vec<ManagedCore> {
+        lock(&self.0.enabled)
+            .values()
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+
+    fn lookup(&self, discovery_key: &[u8; 32]) -> Option<ManagedCore> {
+        lock(&self.0.enabled)
+            .get(discovery_key)
+            .map(|(_, c)| c.clone())
+    }
+}

@@ -1,0 +1,100 @@
+//! Two managers replicating over a real encrypted pipe: events, status, persisted state.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use nova_hypercore_manager::{HypercoreManager, ManagerConfig, ManagerEvent};
+use nova_hypercore_serialization::{Direction, ErrorCode};
+
+async fn manager(path: &std::path::Path) -> HypercoreManager {
+    let m = HypercoreManager::new(ManagerConfig::builder().storage_path(path).build().unwrap())
+        .unwrap();
+    m.initialize().await.unwrap();
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_managers_sync_with_events_status_and_persisted_state() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = manager(da.path()).await;
+    let b = manager(db.path()).await;
+    let payloads: Vec<Vec<u8>> = (0..120u32)
+        .map(|i| format!("memory {i}").into_bytes())
+        .collect();
+    a.append_batch("atlas-memory", &payloads).await.unwrap();
+    a.enable_replication("atlas-memory").await.unwrap();
+    let source = a.get_log("atlas-memory").await.unwrap();
+    let replica = b
+        .open_replica("atlas-from-a", source.public_key())
+        .await
+        .unwrap();
+    assert!(!replica.is_writable());
+    b.enable_replication("atlas-from-a").await.unwrap();
+    assert!(b.status().await.replication_enabled);
+    let mut b_events = b.subscribe();
+
+    let (x, y) = tokio::io::duplex(256 * 1024);
+    let (a2, b2) = (a.clone(), b.clone());
+    let ta = tokio::spawn(async move { a2.replicate(x, true).await });
+    let tb = tokio::spawn(async move { b2.replicate(y, false).await });
+
+    let mut progress = replica.watch_progress().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while progress.borrow_and_update().contiguous_length < 120 {
+            progress.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("replica completes");
+    let got = b.read_range("atlas-from-a", 0, 120).await.unwrap();
+    assert_eq!(got, payloads);
+    // A replica is read-only for this peer.
+    let err = b.append("atlas-from-a", b"forged").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+
+    // Events arrive as blocks are stored; wait for all of them (with a deadline).
+    let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
+    let (mut connected, mut received) = (false, 0u64);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while received < bytes {
+            match b_events.recv().await.unwrap() {
+                ManagerEvent::PeerConnect { log_name, .. } => {
+                    connected |= log_name.as_str() == "atlas-from-a"
+                }
+                ManagerEvent::Replicate {
+                    direction: Direction::Receive,
+                    bytes,
+                    ..
+                } => received += bytes,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("replicate events for every byte");
+    assert!(connected);
+    assert_eq!(received, bytes);
+
+    let status = b.replication_status("atlas-from-a").await.unwrap();
+    assert_eq!(status.local_length, 120);
+    assert_eq!(status.active_peers, 1);
+    assert_eq!(
+        status.remote_lengths.values().copied().collect::<Vec<_>>(),
+        vec![120]
+    );
+    assert_eq!(status.bytes_transferred, bytes);
+    assert_eq!(b.metrics().replication_bytes_transferred, bytes);
+    assert_eq!(b.metrics().active_peers, 1);
+
+    // Disconnect: the confirmed length is persisted per peer.
+    let peer = status.remote_lengths.keys().next().unwrap().clone();
+    ta.abort();
+    let _ = tb.await;
+    assert_eq!(b.confirmed_length("atlas-from-a", &peer), Some(120));
+    let text = std::fs::read_to_string(db.path().join("replication-state.json")).unwrap();
+    assert!(
+        text.contains(&peer) && text.contains("atlas-from-a"),
+        "{text}"
+    );
+    assert_eq!(b.metrics().active_peers, 0);
+}
