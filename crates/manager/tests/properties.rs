@@ -432,3 +432,100 @@ fn property_24_key_storage_separation() {
         })?;
     });
 }
+
+/// Feature: p2p-hypercore-protocol, Property 16: Offline append and read
+#[test]
+fn property_16_offline_append_and_read() {
+    let cases = CaseCounter::new(16);
+    let rt = runtime();
+    proptest!(property_config(), |(ops in ops())| {
+        cases.hit();
+        rt.block_on(async {
+            let (d_off, d_on, d_peer) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let offline = manager(d_off.path()).await;
+            let online = manager(d_on.path()).await;
+            let peer = manager(d_peer.path()).await;
+            // The online manager shares every log with a connected peer that replicates them.
+            for name in LOGS {
+                online.enable_replication(name).await.unwrap();
+                let key = online.get_log(name).await.unwrap().public_key();
+                peer.open_replica(name, key).await.unwrap();
+                peer.enable_replication(name).await.unwrap();
+            }
+            let (x, y) = tokio::io::duplex(64 * 1024);
+            let (on, pe) = (online.clone(), peer.clone());
+            let t1 = tokio::spawn(async move { on.replicate(x, true).await });
+            let t2 = tokio::spawn(async move { pe.replicate(y, false).await });
+            prop_assert!(online.status().await.replication_enabled);
+            prop_assert!(!offline.status().await.replication_enabled);
+            let mut lengths = [0u64; 3];
+            for op in &ops {
+                match op {
+                    Op::Append(l, p) => {
+                        let a = offline.append(LOGS[*l], p).await.unwrap();
+                        let b = online.append(LOGS[*l], p).await.unwrap();
+                        prop_assert_eq!(a, b);
+                        prop_assert_eq!(a, lengths[*l]);
+                        lengths[*l] += 1;
+                    }
+                    Op::Read(l, i) | Op::ReadRange(l, i, _) if lengths[*l] > 0 => {
+                        let seq = i.index(lengths[*l] as usize) as u64;
+                        prop_assert_eq!(
+                            offline.read(LOGS[*l], seq).await.unwrap(),
+                            online.read(LOGS[*l], seq).await.unwrap()
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            for (l, name) in LOGS.iter().enumerate() {
+                prop_assert_eq!(offline.get_length(name).await.unwrap(), lengths[l]);
+                prop_assert_eq!(online.get_length(name).await.unwrap(), lengths[l]);
+            }
+            t1.abort();
+            t2.abort();
+            Ok(())
+        })?;
+    });
+}
+
+fn replication_state()
+-> impl Strategy<Value = nova_hypercore_manager::replication_state::ReplicationState> {
+    proptest::collection::btree_map(
+        log_name(),
+        proptest::collection::btree_map(
+            "[0-9a-f]{64}",
+            0u64..=nova_hypercore_serialization::MAX_SAFE_INTEGER,
+            0..4,
+        ),
+        0..5,
+    )
+    .prop_map(
+        |logs| nova_hypercore_manager::replication_state::ReplicationState {
+            version: nova_hypercore_manager::replication_state::VERSION,
+            logs,
+        },
+    )
+}
+
+/// Feature: p2p-hypercore-protocol, Property 18: Replication state persistence round trip
+#[test]
+fn property_18_replication_state_round_trip() {
+    use nova_hypercore_manager::replication_state::{load, save};
+    let cases = CaseCounter::new(18);
+    proptest!(property_config(), |(state in replication_state(), overwrite in replication_state(), cut in any::<prop::sample::Index>())| {
+        cases.hit();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replication-state.json");
+        save(&path, &overwrite).unwrap();
+        save(&path, &state).unwrap();
+        prop_assert_eq!(load(&path).unwrap(), state);
+        // A damaged file is reported, never trusted.
+        let bytes = std::fs::read(&path).unwrap();
+        let cut_at = cut.index(bytes.len());
+        std::fs::write(&path, &bytes[..cut_at]).unwrap();
+        if let Err(e) = load(&path) {
+            prop_assert_eq!(e.code(), ErrorCode::StorageCorrupted);
+        }
+    });
+}
