@@ -117,3 +117,55 @@ async fn a_session_ends_when_the_peer_goes_away() {
         "the reader's session did not notice the writer leaving"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_resumes_where_it_stopped_and_nothing_travels_twice() {
+    let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let w = writer(dw.path(), 3000).await;
+    let r = replica_of(dr.path(), &w).await;
+    let dk = r.discovery_key();
+    // First connection: cut it (both ends dropped) once part of the log has arrived.
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (rw, rr) = (replicator(&w), replicator(&r));
+    let first = rr.stats();
+    let ta = tokio::spawn(async move { rw.run(a, true).await });
+    let tb = tokio::spawn(async move { rr.run(b, false).await });
+    let got = first
+        .wait_until(&dk, Duration::from_secs(20), |t| t.blocks_received >= 500)
+        .await;
+    assert!(got.blocks_received >= 500);
+    ta.abort();
+    tb.abort();
+    let _ = (ta.await, tb.await);
+    // What the replica holds now, counted from its own storage.
+    let mut before = 0;
+    for i in 0..3000u64 {
+        if r.has_block(i).await.unwrap() {
+            before += 1;
+        }
+    }
+    assert!(
+        (500..3000).contains(&before),
+        "the cut came too late to test a resume"
+    );
+    // Second connection: only the rest travels.
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (rw, rr) = (replicator(&w), replicator(&r));
+    let second = rr.stats();
+    tokio::spawn(async move { rw.run(a, true).await });
+    tokio::spawn(async move { rr.run(b, false).await });
+    wait_contiguous(&r, 3000).await;
+    let after = second
+        .wait_until(&dk, Duration::from_secs(20), |t| {
+            t.blocks_received + before >= 3000
+        })
+        .await;
+    assert_eq!(
+        after.blocks_received,
+        3000 - before,
+        "only the missing blocks travelled"
+    );
+    for i in [0u64, 1499, 2999] {
+        assert_eq!(r.get(i).await.unwrap(), format!("block {i}").as_bytes());
+    }
+}
