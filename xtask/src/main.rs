@@ -8,6 +8,7 @@
 //! only drives cargo, the bench binary and (for JS comparisons) node/npm.
 
 mod bench;
+mod integration;
 mod props;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,12 @@ enum Cmd {
         /// Property numbers (1-24); none means all.
         numbers: Vec<u32>,
     },
+    /// Multi-process suites over TCP loopback: two-peer, reconnect (kill -9), or all.
+    TestIntegration {
+        /// Suite name.
+        #[arg(default_value = "all")]
+        suite: String,
+    },
     /// Benchmarks, reported as ratios against the JS anchor.
     Bench(bench::BenchArgs),
     /// The main job: a small end-to-end run on a real log on disk.
@@ -46,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Test => test(),
         Cmd::TestProps { numbers } => props::run(&numbers),
+        Cmd::TestIntegration { suite } => integration::run(&suite),
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Demo { dir } => demo(dir.as_deref()),
     };
@@ -132,6 +140,7 @@ fn test() -> Result {
                 .env(props::REPORT_ENV, &report),
         )?;
     }
+    integration::run("all")?;
     props::summarize_report(&report);
     Ok(())
 }

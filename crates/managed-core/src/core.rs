@@ -158,6 +158,18 @@ impl ManagedCore {
         let exists = std::fs::metadata(&oplog_path)
             .map(|m| m.len() > 0)
             .unwrap_or(false);
+        if exists {
+            match crate::oplog_repair::repair(&oplog_path) {
+                Ok(Some(r)) => warn!(
+                    log = %name,
+                    entries = r.entries,
+                    bytes = r.bytes,
+                    "dropped oplog entries the storage engine cannot read back (blocks they recorded will be fetched again)"
+                ),
+                Ok(None) => {}
+                Err(e) => return Err(inaccessible(&oplog_path, e)),
+            }
+        }
         let mut files = Vec::with_capacity(4);
         for file in ["data", "tree", "bitfield", "oplog"] {
             let path = dir.join(file);

@@ -26,6 +26,7 @@
 
 mod core;
 mod disk;
+mod oplog_repair;
 mod verify;
 
 pub use crate::core::{CoreInfo, ManagedCore, OpenOptions, Progress, discovery_key};

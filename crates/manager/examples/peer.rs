@@ -1,0 +1,175 @@
+//! A peer process for the multi-process integration suites (`cargo xtask
+//! test-integration two-peer|reconnect`): one manager, one log, direct TCP on loopback.
+//!
+//! ```text
+//! peer write DIR LOG COUNT        create COUNT entries, serve on 127.0.0.1:0;
+//!                                 prints "READY <addr> <public key hex>";
+//!                                 stdin "append K" appends K more, prints "LENGTH <n>"
+//! peer read DIR LOG KEY ADDR N    replicate until N entries are held; prints
+//!                                 "START <held>", "PROGRESS <have> <total>",
+//!                                 "FETCHED <blocks this run>" and "VERIFIED <n>"
+//! ```
+//! Entry i is the bytes of `entry <i>`, so a reader can check every byte it got.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nova_hypercore_manager::{HypercoreManager, ManagerConfig, ManagerEvent};
+use nova_hypercore_serialization::Direction;
+use tokio::io::AsyncBufReadExt;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn entry(i: u64) -> Vec<u8> {
+    format!("entry {i}").into_bytes()
+}
+
+fn say(line: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("write") if args.len() == 4 => write(&args[1], &args[2], args[3].parse()?).await,
+        Some("read") if args.len() == 6 => {
+            read(&args[1], &args[2], &args[3], &args[4], args[5].parse()?).await
+        }
+        _ => Err("usage: peer write DIR LOG COUNT | peer read DIR LOG KEY ADDR N".into()),
+    }
+}
+
+async fn manager(dir: &str) -> Result<HypercoreManager, BoxError> {
+    let config = ManagerConfig::builder()
+        .storage_path(PathBuf::from(dir))
+        .event_capacity(1 << 16)
+        .build()?;
+    let manager = HypercoreManager::new(config)?;
+    manager.initialize().await?;
+    Ok(manager)
+}
+
+async fn write(dir: &str, log: &str, count: u64) -> Result<(), BoxError> {
+    let m = manager(dir).await?;
+    let have = m.get_length(log).await?;
+    let batch: Vec<Vec<u8>> = (have..count).map(entry).collect();
+    for chunk in batch.chunks(1000) {
+        m.append_batch(log, chunk).await?;
+    }
+    m.enable_replication(log).await?;
+    let key = m.get_log(log).await?.public_key();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    say(format!(
+        "READY {} {}",
+        listener.local_addr()?,
+        key.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    let server = m.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let m = server.clone();
+            tokio::spawn(async move {
+                let _ = m.replicate(socket, false).await;
+            });
+        }
+    });
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        if let Some(k) = line.strip_prefix("append ") {
+            let k: u64 = k.trim().parse()?;
+            let from = m.get_length(log).await?;
+            let more: Vec<Vec<u8>> = (from..from + k).map(entry).collect();
+            m.append_batch(log, &more).await?;
+            say(format!("LENGTH {}", m.get_length(log).await?));
+        }
+    }
+    m.close().await?;
+    Ok(())
+}
+
+async fn read(dir: &str, log: &str, key: &str, addr: &str, until: u64) -> Result<(), BoxError> {
+    let m = manager(dir).await?;
+    let mut key_bytes = [0u8; 32];
+    for (i, b) in key_bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(key.get(2 * i..2 * i + 2).ok_or("short key")?, 16)?;
+    }
+    let replica = m.open_replica(log, key_bytes).await?;
+    m.enable_replication(log).await?;
+    let mut held = 0;
+    for i in 0..replica.current_length().await? {
+        if replica.verify_signature(i).await.unwrap_or(false) {
+            held += 1;
+        }
+    }
+    say(format!("START {held}"));
+    // Count the blocks this run receives (one `replicate` receive event per block).
+    let mut events = m.subscribe();
+    let (count_tx, mut count_rx) = tokio::sync::watch::channel(0u64);
+    tokio::spawn(async move {
+        let mut fetched = 0u64;
+        loop {
+            match events.recv().await {
+                Ok(ManagerEvent::Replicate {
+                    direction: Direction::Receive,
+                    ..
+                }) => {
+                    fetched += 1;
+                    count_tx.send_replace(fetched);
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    say(format!("LAGGED {n}"));
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    // Dial with backoff: the writer may not be listening yet.
+    let mut delay = Duration::from_millis(20);
+    let socket = loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => break s,
+            Err(e) if delay < Duration::from_secs(5) => {
+                say(format!("RETRY {e}"));
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let session = m.clone();
+    tokio::spawn(async move { session.replicate(socket, true).await });
+    let mut progress = replica.watch_progress().await?;
+    let mut reported = 0;
+    loop {
+        let p = *progress.borrow_and_update();
+        if p.contiguous_length >= reported + 500 || p.contiguous_length >= until {
+            reported = p.contiguous_length;
+            say(format!("PROGRESS {} {}", p.contiguous_length, p.length));
+        }
+        if p.contiguous_length >= until {
+            break;
+        }
+        progress.changed().await?;
+    }
+    for i in 0..until {
+        if m.read(log, i).await? != entry(i) {
+            return Err(format!("entry {i} differs").into());
+        }
+    }
+    say(format!("VERIFIED {until}"));
+    // Events trail the stored blocks slightly: wait (bounded) for the expected count.
+    let expected = until.saturating_sub(held);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        count_rx.wait_for(|c| *c >= expected),
+    )
+    .await;
+    say(format!("FETCHED {}", *count_rx.borrow()));
+    m.close().await?;
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! `cargo xtask test-integration <suite>`: peers in separate processes over TCP loopback.
+//!
+//! The peer is `crates/manager/examples/peer.rs` (one manager, one log). Every wait has a
+//! deadline; nothing sleeps to pass.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use crate::{Result, cargo, root, run_step};
+
+const LOG: &str = "atlas-memory";
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The suites, in the order `cargo xtask test` runs them.
+pub(crate) const SUITES: &[&str] = &["two-peer", "reconnect"];
+
+struct Peer {
+    child: Child,
+    lines: Receiver<String>,
+    stdin: Option<ChildStdin>,
+    name: &'static str,
+}
+
+impl Peer {
+    fn spawn(name: &'static str, args: &[&str]) -> Result<Peer> {
+        let bin = root().join("target/debug/examples/peer");
+        let mut child = Command::new(&bin)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Ok(Peer {
+            child,
+            lines,
+            stdin,
+            name,
+        })
+    }
+
+    /// The first line starting with `prefix` (earlier lines are echoed), within the deadline.
+    fn expect(&self, prefix: &str) -> Result<String> {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    eprintln!("  [{}] {line}", self.name);
+                    if line.starts_with(prefix) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "{}: no `{prefix}` line within {DEADLINE:?}",
+                        self.name
+                    ));
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) -> Result {
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        writeln!(stdin, "{line}").map_err(|e| format!("{}: {e}", self.name))
+    }
+
+    fn wait(mut self) -> Result {
+        self.stdin.take();
+        let end = Instant::now() + DEADLINE;
+        loop {
+            match self.child.try_wait().map_err(|e| e.to_string())? {
+                Some(status) if status.success() => return Ok(()),
+                Some(status) => return Err(format!("{} exited with {status}", self.name)),
+                None if Instant::now() > end => {
+                    let _ = self.child.kill();
+                    return Err(format!("{} did not exit within {DEADLINE:?}", self.name));
+                }
+                None => {
+                    // Drain output while waiting, so the child never blocks on a full pipe.
+                    if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
+                        eprintln!("  [{}] {line}", self.name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field(line: &str, i: usize) -> Result<String> {
+    line.split_whitespace()
+        .nth(i)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("malformed line {line:?}"))
+}
+
+fn number(line: &str, i: usize) -> Result<u64> {
+    field(line, i)?
+        .parse()
+        .map_err(|e| format!("malformed line {line:?}: {e}"))
+}
+
+/// Runs one reader to `until`; returns (blocks held at start, blocks fetched this run).
+fn read_to(dir: &Path, key: &str, addr: &str, until: u64) -> Result<(u64, u64)> {
+    let reader = Peer::spawn(
+        "reader",
+        &[
+            "read",
+            &dir.display().to_string(),
+            LOG,
+            key,
+            addr,
+            &until.to_string(),
+        ],
+    )?;
+    let held = number(&reader.expect("START")?, 1)?;
+    reader.expect(&format!("VERIFIED {until}"))?;
+    let fetched = number(&reader.expect("FETCHED")?, 1)?;
+    reader.wait()?;
+    Ok((held, fetched))
+}
+
+fn check(what: &str, ok: bool, detail: String) -> Result {
+    if ok {
+        eprintln!("  ok: {what}");
+        Ok(())
+    } else {
+        Err(format!("{what}: {detail}"))
+    }
+}
+
+fn two_peer(tmp: &Path) -> Result {
+    let mut writer = Peer::spawn(
+        "writer",
+        &["write", &tmp.join("w").display().to_string(), LOG, "2000"],
+    )?;
+    let ready = writer.expect("READY")?;
+    let (addr, key) = (field(&ready, 1)?, field(&ready, 2)?);
+    let dir = tmp.join("r");
+    let (held, fetched) = read_to(&dir, &key, &addr, 2000)?;
+    check(
+        "full sync of 2,000 entries, each fetched once",
+        held == 0 && fetched == 2000,
+        format!("held {held}, fetched {fetched}"),
+    )?;
+    writer.send("append 500")?;
+    writer.expect("LENGTH 2500")?;
+    let (held, fetched) = read_to(&dir, &key, &addr, 2500)?;
+    check(
+        "incremental sync moves exactly the 500 new entries",
+        held == 2000 && fetched == 500,
+        format!("held {held}, fetched {fetched}"),
+    )?;
+    writer.wait()
+}
+
+fn reconnect(tmp: &Path) -> Result {
+    let n: u64 = 20_000;
+    let writer = Peer::spawn(
+        "writer",
+        &[
+            "write",
+            &tmp.join("w").display().to_string(),
+            LOG,
+            &n.to_string(),
+        ],
+    )?;
+    let ready = writer.expect("READY")?;
+    let (addr, key) = (field(&ready, 1)?, field(&ready, 2)?);
+    let dir = tmp.join("r");
+    let mut first = Peer::spawn(
+        "reader-1",
+        &[
+            "read",
+            &dir.display().to_string(),
+            LOG,
+            &key,
+            &addr,
+            &n.to_string(),
+        ],
+    )?;
+    first.expect("START")?;
+    // Kill -9 once a few thousand entries have arrived, in the middle of the transfer.
+    loop {
+        let line = first.expect("PROGRESS")?;
+        if number(&line, 1)? >= 3000 {
+            break;
+        }
+    }
+    first
+        .child
+        .kill()
+        .map_err(|e| format!("kill -9 reader: {e}"))?;
+    let _ = first.child.wait();
+    drop(first);
+    let (held, fetched) = read_to(&dir, &key, &addr, n)?;
+    check(
+        "after kill -9 the reader resumes: it held part, the rest arrives, nothing twice",
+        held >= 3000 && held < n && held + fetched == n,
+        format!("held {held}, fetched {fetched}, total {n}"),
+    )?;
+    writer.wait()
+}
+
+/// Builds the peer and runs `suite` (or every suite for `all`).
+pub(crate) fn run(suite: &str) -> Result {
+    let suites: Vec<&str> = match suite {
+        "all" => SUITES.to_vec(),
+        s if SUITES.contains(&s) => vec![s],
+        other => {
+            return Err(format!(
+                "unknown suite {other:?}; suites: all, {}",
+                SUITES.join(", ")
+            ));
+        }
+    };
+    run_step(
+        "build the peer process (crates/manager/examples/peer.rs)",
+        cargo().args([
+            "build",
+            "--quiet",
+            "--package",
+            "nova-hypercore-manager",
+            "--example",
+            "peer",
+        ]),
+    )?;
+    for s in suites {
+        eprintln!("==> integration suite {s}");
+        let tmp = std::env::temp_dir().join(format!("nova-it-{s}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+        let result = match s {
+            "two-peer" => two_peer(&tmp),
+            _ => reconnect(&tmp),
+        };
+        let _ = std::fs::remove_dir_all(&tmp);
+        result.map_err(|e| format!("integration suite {s} failed: {e}"))?;
+        eprintln!("==> integration suite {s}: passed");
+    }
+    Ok(())
+}
