@@ -15,6 +15,11 @@
 //! own appends are never affected (they always carry all three parts). Upstream fix: test
 //! bits 4 and 8 in `oplog/entry.rs` `Entry::decode`.
 //!
+//! It also drops entries left over from a superseded header: a header flush writes the
+//! new header, then truncates the entries; a crash in between leaves old entries (with
+//! the old header bit) that the crate would replay on top of the new header (JS hypercore
+//! ignores entries whose header bit is not the current one; the crate does not check).
+//!
 //! Layout (hypercore 10 oplog): two 4096-byte header slots, then entries, each a leader
 //! of crc32 (u32 LE, over the rest of the leader and the entry) and `len << 2 | partial
 //! << 1 | header` (u32 LE), then `len` bytes whose first byte is the entry's flags.
@@ -35,8 +40,33 @@ pub(crate) struct Repair {
     pub(crate) bytes: usize,
 }
 
+/// The header bit of the header slot at `at`, if the slot holds a valid header.
+fn slot_bit(oplog: &[u8], at: usize) -> Option<bool> {
+    let leader = oplog.get(at..at + LEADER)?;
+    let crc = u32::from_le_bytes([leader[0], leader[1], leader[2], leader[3]]);
+    let combined = u32::from_le_bytes([leader[4], leader[5], leader[6], leader[7]]);
+    let len = (combined >> 2) as usize;
+    if len == 0 || len > 4096 - LEADER {
+        return None;
+    }
+    let hashed = oplog.get(at + 4..at + LEADER + len)?;
+    (crc32fast::hash(hashed) == crc).then_some(combined & 1 == 1)
+}
+
+/// The header bit current entries carry: the two slots' bits differ (as the crate and
+/// JS hypercore define it), or `None` when there is no valid header.
+fn current_header_bit(oplog: &[u8]) -> Option<bool> {
+    match (slot_bit(oplog, 0), slot_bit(oplog, 4096)) {
+        (Some(a), Some(b)) => Some(a != b),
+        (Some(_), None) => Some(false),
+        (None, Some(_)) => Some(true),
+        (None, None) => None,
+    }
+}
+
 /// Where the readable entries end, and how many entries follow (None: all readable).
 fn readable_end(oplog: &[u8]) -> Option<(usize, usize)> {
+    let current = current_header_bit(oplog);
     let mut at = ENTRIES_OFFSET;
     let mut cut = None;
     let mut after = 0;
@@ -55,7 +85,8 @@ fn readable_end(oplog: &[u8]) -> Option<(usize, usize)> {
         }
         let flags = oplog[at + LEADER];
         let parts = flags & PARTS;
-        if cut.is_some() || (parts != 0 && parts != PARTS) {
+        let stale = current.is_some_and(|bit| bit != (combined & 1 == 1));
+        if cut.is_some() || stale || (parts != 0 && parts != PARTS) {
             cut.get_or_insert(at);
             after += 1;
         }
@@ -104,6 +135,29 @@ mod tests {
             out.extend_from_slice(e);
         }
         out
+    }
+
+    fn header(bit: bool) -> Vec<u8> {
+        let data = vec![1u8, 2, 3];
+        let combined = ((data.len() as u32) << 2) | u32::from(bit);
+        let mut hashed = combined.to_le_bytes().to_vec();
+        hashed.extend_from_slice(&data);
+        let mut out = crc32fast::hash(&hashed).to_le_bytes().to_vec();
+        out.extend_from_slice(&hashed);
+        out
+    }
+
+    #[test]
+    fn entries_of_a_superseded_header_are_dropped() {
+        let mut log = oplog(&[entry(0b1110, 5), entry(0b1110, 5)]);
+        // Slots [true, false]: the current bit is true, entries carry false: stale.
+        log[..11].copy_from_slice(&header(true));
+        log[4096..4096 + 11].copy_from_slice(&header(false));
+        assert_eq!(current_header_bit(&log), Some(true));
+        assert_eq!(readable_end(&log), Some((ENTRIES_OFFSET, 2)));
+        // Slots [false, false]: current bit false, the entries are current.
+        log[..11].copy_from_slice(&header(false));
+        assert_eq!(readable_end(&log), None);
     }
 
     #[test]

@@ -154,7 +154,21 @@ async fn read(dir: &str, log: &str, key: &str, addr: &str, until: u64) -> Result
         if p.contiguous_length >= until {
             break;
         }
-        progress.changed().await?;
+        // No progress for a while: say where things stand (diagnostics for the suites).
+        match tokio::time::timeout(Duration::from_secs(10), progress.changed()).await {
+            Ok(changed) => changed?,
+            Err(_) => {
+                let status = m.replication_status(log).await?;
+                say(format!(
+                    "STALL have {} total {} peers {} remote {:?} bytes {}",
+                    p.contiguous_length,
+                    p.length,
+                    status.active_peers,
+                    status.remote_lengths,
+                    status.bytes_transferred
+                ));
+            }
+        }
     }
     for i in 0..until {
         if m.read(log, i).await? != entry(i) {
