@@ -258,8 +258,15 @@ pub(crate) fn run(suite: &str) -> Result {
             "two-peer" => two_peer(&tmp),
             _ => reconnect(&tmp),
         };
-        let _ = std::fs::remove_dir_all(&tmp);
-        result.map_err(|e| format!("integration suite {s} failed: {e}"))?;
+        if result.is_ok() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result.map_err(|e| {
+            format!(
+                "integration suite {s} failed (data kept in {}): {e}",
+                tmp.display()
+            )
+        })?;
         eprintln!("==> integration suite {s}: passed");
     }
     Ok(())

@@ -124,6 +124,8 @@ struct Inner {
     core: RwLock<Option<Hypercore>>,
     length: AtomicU64,
     byte_length: AtomicU64,
+    /// Blocks `0..contiguous` known stored (never decreases: blocks are never cleared).
+    contiguous: AtomicU64,
     /// Length and contiguous length, for tasks that wait for the log to grow (live
     /// replication, download progress).
     progress_tx: tokio::sync::watch::Sender<Progress>,
@@ -295,6 +297,7 @@ impl ManagedCore {
                 files,
                 core: RwLock::new(None),
                 length: AtomicU64::new(info.length),
+                contiguous: AtomicU64::new(0),
                 progress_tx: tokio::sync::watch::Sender::new(Progress {
                     length: info.length,
                     contiguous_length: info.contiguous_length,
@@ -308,6 +311,11 @@ impl ManagedCore {
         managed
             .check_signed_tree(&core, info.length, &where_)
             .await?;
+        let contiguous_length = managed.contiguous(&core);
+        managed.inner.progress_tx.send_replace(Progress {
+            length: info.length,
+            contiguous_length,
+        });
         *managed.inner.core.write().await = Some(core);
         debug!(
             log = %managed.inner.name,
@@ -444,7 +452,7 @@ impl ManagedCore {
         self.sync(self.inner.durability == Durability::FsyncPerBatch)
             .await?;
         self.inner.length.store(outcome.length, Ordering::Release);
-        let contiguous_length = core.info().contiguous_length;
+        let contiguous_length = self.contiguous(core);
         self.inner.progress_tx.send_replace(Progress {
             length: outcome.length,
             contiguous_length,
@@ -514,6 +522,24 @@ impl ManagedCore {
         result
     }
 
+    /// Blocks `0..n` all stored: the storage engine's hint, extended by checking the
+    /// bitfield from there. The hint alone can stay behind forever (it only advances
+    /// when an update touches it, e.g. not after a crash left bits set past it).
+    fn contiguous(&self, core: &Hypercore) -> u64 {
+        let info = core.info();
+        let mut c = self
+            .inner
+            .contiguous
+            .load(Ordering::Acquire)
+            .max(info.contiguous_length)
+            .min(info.length);
+        while c < info.length && core.has(c) {
+            c += 1;
+        }
+        self.inner.contiguous.fetch_max(c, Ordering::AcqRel);
+        c
+    }
+
     /// A receiver that sees [`Progress`] whenever the log grows (appends here, or an
     /// upgrade or block applied from a peer): lets a replication session push news and a
     /// reader follow a download without polling.
@@ -530,10 +556,11 @@ impl ManagedCore {
     /// Length, contiguous length (blocks 0.. all stored) and fork, read together.
     pub async fn info(&self) -> Result<CoreInfo> {
         let guard = self.inner.core.read().await;
-        let info = self.usable(&guard)?.info();
+        let core = self.usable(&guard)?;
+        let info = core.info();
         Ok(CoreInfo {
             length: info.length,
-            contiguous_length: info.contiguous_length,
+            contiguous_length: self.contiguous(core),
             byte_length: info.byte_length,
             fork: info.fork,
         })
@@ -623,10 +650,11 @@ impl ManagedCore {
         self.inner
             .byte_length
             .store(info.byte_length, Ordering::Release);
+        let contiguous_length = self.contiguous(core);
         drop(guard);
         let now = Progress {
             length: info.length,
-            contiguous_length: info.contiguous_length,
+            contiguous_length,
         };
         self.inner.progress_tx.send_if_modified(|p| {
             let changed = *p != now;

@@ -159,8 +159,12 @@ async fn read(dir: &str, log: &str, key: &str, addr: &str, until: u64) -> Result
             Ok(changed) => changed?,
             Err(_) => {
                 let status = m.replication_status(log).await?;
+                let next = match m.read(log, p.contiguous_length).await {
+                    Ok(_) => "readable".to_owned(),
+                    Err(e) => e.code().to_string(),
+                };
                 say(format!(
-                    "STALL have {} total {} peers {} remote {:?} bytes {}",
+                    "STALL have {} total {} next {next} peers {} remote {:?} bytes {}",
                     p.contiguous_length,
                     p.length,
                     status.active_peers,
