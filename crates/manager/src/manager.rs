@@ -22,6 +22,19 @@ use crate::replication_state;
 
 type Result<T, E = HypercoreError> = std::result::Result<T, E>;
 
+/// How far along a download is (see [`HypercoreManager::download_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DownloadProgress {
+    /// Blocks `0..have` are stored here.
+    pub have: u64,
+    /// Blocks the signed log has (as far as this replica knows).
+    pub total: u64,
+    /// Verified blocks received by this process's sessions.
+    pub blocks_received: u64,
+    /// Receive rate in payload bytes per second, once measurable.
+    pub bytes_per_second: Option<f64>,
+}
+
 /// What every log handle shares with its manager.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -421,6 +434,7 @@ impl HypercoreManager {
         let (hub, shared) = (self.hub.clone(), self.shared.clone());
         let replicator =
             nova_hypercore_replication::Replicator::new(Arc::new(HubSource(self.hub.clone())))
+                .with_stats(self.hub.stats.clone())
                 .with_observer(Arc::new(move |event| hub.observe(&shared, event)));
         let result = replicator.run(stream, initiator).await;
         self.hub.persist();
@@ -435,6 +449,20 @@ impl HypercoreManager {
     pub async fn replication_status(&self, log_name: &str) -> Result<ReplicationStatus> {
         let log = self.get_log(log_name).await?;
         Ok(self.hub.status(&log))
+    }
+
+    /// How far along a download of `log_name` is: blocks held from the start, the
+    /// signed length, and the receive rate of this process's sessions.
+    pub async fn download_progress(&self, log_name: &str) -> Result<DownloadProgress> {
+        let log = self.get_log(log_name).await?;
+        let progress = *log.watch_progress().await?.borrow();
+        let transfer = self.hub.stats.get(&log.discovery_key());
+        Ok(DownloadProgress {
+            have: progress.contiguous_length,
+            total: progress.length,
+            blocks_received: transfer.blocks_received,
+            bytes_per_second: transfer.receive_rate(),
+        })
     }
 
     /// The last length of `log_name` confirmed in sync with `peer_id` (hex public key),

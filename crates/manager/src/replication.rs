@@ -33,6 +33,8 @@ pub(crate) struct Hub {
     status: Mutex<HashMap<[u8; 32], LogReplication>>,
     state: Mutex<ReplicationState>,
     state_file: PathBuf,
+    /// Wire counters of every session this manager ran.
+    pub(crate) stats: Arc<nova_hypercore_replication::Stats>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -46,6 +48,7 @@ impl Hub {
             status: Mutex::new(HashMap::new()),
             state: Mutex::new(state),
             state_file,
+            stats: Arc::new(nova_hypercore_replication::Stats::default()),
         }
     }
 

@@ -85,6 +85,15 @@ async fn two_managers_sync_with_events_status_and_persisted_state() {
     assert_eq!(status.bytes_transferred, bytes);
     assert_eq!(b.metrics().replication_bytes_transferred, bytes);
     assert_eq!(b.metrics().active_peers, 1);
+    let progress = b.download_progress("atlas-from-a").await.unwrap();
+    assert_eq!(
+        (progress.have, progress.total, progress.blocks_received),
+        (120, 120, 120)
+    );
+    assert!(
+        progress.bytes_per_second.is_some_and(|r| r > 0.0),
+        "{progress:?}"
+    );
 
     // Disconnect: the confirmed length is persisted per peer.
     let peer = status.remote_lengths.keys().next().unwrap().clone();

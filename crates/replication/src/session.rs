@@ -147,6 +147,20 @@ pub struct Transfer {
     pub rejected: u64,
     /// Requests sent (blocks and upgrades).
     pub requests_sent: u64,
+    /// When the first verified block was stored.
+    pub first_received_at: Option<Instant>,
+    /// When the latest verified block was stored.
+    pub last_received_at: Option<Instant>,
+}
+
+impl Transfer {
+    /// Download speed: payload bytes received per second between the first and the
+    /// latest stored block (`None` before two blocks arrived at distinct instants).
+    pub fn receive_rate(&self) -> Option<f64> {
+        let (first, last) = (self.first_received_at?, self.last_received_at?);
+        let secs = last.duration_since(first).as_secs_f64();
+        (secs > 0.0).then(|| self.bytes_received as f64 / secs)
+    }
 }
 
 /// Per-log transfer counters shared by every session of a [`Replicator`].
@@ -262,6 +276,12 @@ impl Replicator {
             stats: Arc::new(Stats::default()),
             config: SessionConfig::default(),
         }
+    }
+
+    /// Counts into `stats` (shared with other replicators) instead of its own.
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// Reports every [`SessionEvent`] to `observer`.
@@ -667,9 +687,12 @@ impl ChannelState {
         match core.apply_proof(proof).await {
             Ok(true) => {
                 if let Some((seq, bytes)) = block {
+                    let now = Instant::now();
                     ctx.stats.update(&ctx.discovery_key, |t| {
                         t.blocks_received += 1;
                         t.bytes_received += bytes;
+                        t.first_received_at.get_or_insert(now);
+                        t.last_received_at = Some(now);
                     });
                     ctx.emit(SessionEvent::Received {
                         discovery_key: ctx.discovery_key,
