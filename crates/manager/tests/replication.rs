@@ -95,6 +95,20 @@ async fn two_managers_sync_with_events_status_and_persisted_state() {
         "{progress:?}"
     );
 
+    // The writer stops sharing the log: the open channel closes, the connection stays.
+    a.disable_replication("atlas-memory").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let ManagerEvent::PeerDisconnect { log_name, .. } = b_events.recv().await.unwrap() {
+                assert_eq!(log_name.as_str(), "atlas-from-a");
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the channel closes after disable_replication");
+    assert!(!tb.is_finished(), "the connection itself stays up");
+
     // Disconnect: the confirmed length is persisted per peer.
     let peer = status.remote_lengths.keys().next().unwrap().clone();
     ta.abort();

@@ -313,7 +313,8 @@ impl Replicator {
         let commands = protocol.commands();
         let mut opened: HashSet<[u8; 32]> = HashSet::new();
         let mut channels = JoinSet::new();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // One stop switch per channel: flipped when the peer closes it or we end.
+        let mut stops: HashMap<[u8; 32], tokio::sync::watch::Sender<bool>> = HashMap::new();
         let mut peer = [0u8; 32];
         let result = loop {
             tokio::select! {
@@ -345,6 +346,10 @@ impl Replicator {
                             let dk = *channel.discovery_key();
                             match self.logs.lookup(&dk) {
                                 Some(core) => {
+                                    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                                    if let Some(old) = stops.insert(dk, stop_tx) {
+                                        let _ = old.send(true);
+                                    }
                                     let ctx = ChannelCtx {
                                         core,
                                         peer,
@@ -352,7 +357,8 @@ impl Replicator {
                                         stats: self.stats.clone(),
                                         observer: self.observer.clone(),
                                         config: self.config,
-                                        stop: stop_rx.clone(),
+                                        stop: stop_rx,
+                                        logs: self.logs.clone(),
                                     };
                                     channels.spawn(run_channel(channel, ctx));
                                 }
@@ -363,6 +369,9 @@ impl Replicator {
                         }
                         Event::Close(dk) => {
                             opened.remove(&dk);
+                            if let Some(stop) = stops.remove(&dk) {
+                                let _ = stop.send(true);
+                            }
                         }
                         _ => {}
                     }
@@ -382,7 +391,9 @@ impl Replicator {
             }
         };
         // Let channels finish (each reports its peer as gone), then drop stragglers.
-        let _ = stop_tx.send(true);
+        for stop in stops.values() {
+            let _ = stop.send(true);
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while channels.join_next().await.is_some() {}
         })
@@ -410,6 +421,7 @@ struct ChannelCtx {
     observer: Option<Observer>,
     config: SessionConfig,
     stop: tokio::sync::watch::Receiver<bool>,
+    logs: Arc<dyn LogSource>,
 }
 
 impl ChannelCtx {
@@ -458,18 +470,33 @@ async fn run_channel(mut channel: Channel, ctx: ChannelCtx) -> Result<(), Hyperc
         discovery_key: ctx.discovery_key,
         peer: ctx.peer,
     });
-    if let Err(e) = &result {
-        warn!(log = %ctx.core.name(), error = %e, "closing replication channel");
-        let _ = channel.close().await;
+    match &result {
+        Err(e) => {
+            warn!(log = %ctx.core.name(), error = %e, "closing replication channel");
+            let _ = channel.close().await;
+        }
+        Ok(Ended::Unshared) => {
+            debug!(log = %ctx.core.name(), "log no longer shared: closing its channel");
+            let _ = channel.close().await;
+        }
+        Ok(Ended::Closed) => {}
     }
-    result
+    result.map(|_| ())
+}
+
+/// Why a channel's loop ended without an error.
+enum Ended {
+    /// The peer or the connection closed it.
+    Closed,
+    /// The log was withdrawn from sharing (e.g. replication disabled for it).
+    Unshared,
 }
 
 async fn drive_channel(
     channel: &Channel,
     rx: hypercore_protocol::ChannelReceiver<Message>,
     ctx: &ChannelCtx,
-) -> Result<(), HypercoreError> {
+) -> Result<Ended, HypercoreError> {
     let core = &ctx.core;
     let info = core.info().await?;
     let mut st = ChannelState {
@@ -496,18 +523,21 @@ async fn drive_channel(
     let mut stop = ctx.stop.clone();
     loop {
         tokio::select! {
-            _ = stop.changed() => return Ok(()),
+            _ = stop.changed() => return Ok(Ended::Closed),
             message = rx.recv() => {
-                let Ok(message) = message else { return Ok(()) };
+                let Ok(message) = message else { return Ok(Ended::Closed) };
                 st.on_message(channel, ctx, message).await?;
             }
             changed = progress.changed() => {
                 if changed.is_err() {
-                    return Ok(());
+                    return Ok(Ended::Closed);
                 }
                 st.announce(channel, core).await?;
             }
             _ = tick.tick() => {
+                if ctx.logs.lookup(&ctx.discovery_key).is_none() {
+                    return Ok(Ended::Unshared);
+                }
                 st.expire(ctx.config.request_timeout);
                 st.maybe_upgrade(channel, ctx).await?;
             }
