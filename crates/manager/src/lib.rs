@@ -28,7 +28,7 @@ pub mod replication_state;
 pub use config::{MAX_PAYLOAD_LIMIT, ManagerConfig, ManagerConfigBuilder};
 pub use events::ManagerEvent;
 pub use log::ManagedLog;
-pub use manager::{DownloadProgress, HypercoreManager};
+pub use manager::{Connector, DownloadProgress, HypercoreManager, Listener};
 pub use nova_hypercore_managed_core::Durability;
 
 /// The README's code blocks, compiled as doc tests so they cannot rot.

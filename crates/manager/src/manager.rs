@@ -22,6 +22,38 @@ use crate::replication_state;
 
 type Result<T, E = HypercoreError> = std::result::Result<T, E>;
 
+/// A running TCP listener ([`HypercoreManager::listen`]); dropping it stops serving.
+#[derive(Debug)]
+pub struct Listener {
+    local: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A kept-up outgoing connection ([`HypercoreManager::connect`]); dropping it stops it.
+#[derive(Debug)]
+pub struct Connector {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// How far along a download is (see [`HypercoreManager::download_progress`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DownloadProgress {
@@ -442,6 +474,85 @@ impl HypercoreManager {
             self.shared.report_error("connection", e);
         }
         result
+    }
+
+    /// Serves replication on a TCP listener (direct mode, no DHT): every accepted
+    /// connection replicates the enabled logs. Stops when the returned handle is dropped
+    /// (open connections with it) or the manager closes.
+    pub async fn listen(&self, addr: std::net::SocketAddr) -> Result<Listener> {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            HypercoreError::ReplicationFailed {
+                log: "connection".into(),
+                reason: format!("cannot listen on {addr}: {e}"),
+            }
+        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| HypercoreError::ReplicationFailed {
+                log: "connection".into(),
+                reason: format!("listener address: {e}"),
+            })?;
+        let manager = self.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((socket, peer)) = accepted else { continue };
+                        let _ = socket.set_nodelay(true);
+                        tracing::debug!(%peer, "replication connection accepted");
+                        let m = manager.clone();
+                        connections.spawn(async move { m.replicate(socket, false).await });
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+                if manager.state.read().await.phase == Phase::Closed {
+                    break;
+                }
+            }
+        });
+        Ok(Listener { local, task })
+    }
+
+    /// Keeps a replication connection to `addr` (direct mode): dials, replicates, and
+    /// when the connection fails or closes dials again, with exponential backoff from
+    /// 50 ms up to 5 s (reset after a connection that worked). Stops when the handle is
+    /// dropped or the manager closes. Failures are `error` events (`REPLICATION_FAILED`).
+    pub fn connect(&self, addr: std::net::SocketAddr) -> Connector {
+        let manager = self.clone();
+        let task = tokio::spawn(async move {
+            let (min, max) = (
+                std::time::Duration::from_millis(50),
+                std::time::Duration::from_secs(5),
+            );
+            let mut delay = min;
+            loop {
+                if manager.state.read().await.phase == Phase::Closed {
+                    return;
+                }
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(socket) => {
+                        let _ = socket.set_nodelay(true);
+                        let started = std::time::Instant::now();
+                        let _ = manager.replicate(socket, true).await;
+                        if started.elapsed() > max {
+                            delay = min;
+                        }
+                    }
+                    Err(e) => {
+                        let error = HypercoreError::ReplicationFailed {
+                            log: "connection".into(),
+                            reason: format!("cannot connect to {addr}: {e}"),
+                        };
+                        manager.shared.report_error("connection", &error);
+                    }
+                }
+                // Backoff between attempts (a reconnect policy, not a test wait).
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(max);
+            }
+        });
+        Connector { task }
     }
 
     /// `localLength`, `remoteLengths` per peer, `activePeers` and `bytesTransferred` of

@@ -121,3 +121,72 @@ async fn two_managers_sync_with_events_status_and_persisted_state() {
     );
     assert_eq!(b.metrics().active_peers, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_connection_redials_after_a_failure_and_stays_live() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = manager(da.path()).await;
+    let b = manager(db.path()).await;
+    a.append_batch("agent-state", &[b"one".as_slice(), b"two"])
+        .await
+        .unwrap();
+    a.enable_replication("agent-state").await.unwrap();
+    let key = a.get_log("agent-state").await.unwrap().public_key();
+    let replica = b.open_replica("agent-copy", key).await.unwrap();
+    b.enable_replication("agent-copy").await.unwrap();
+    // A listener that drops the first connection, then serves normally.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = a.clone();
+    tokio::spawn(async move {
+        let (first, _) = listener.accept().await.unwrap();
+        drop(first);
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let m = server.clone();
+            tokio::spawn(async move { m.replicate(socket, false).await });
+        }
+    });
+    let _connector = b.connect(addr);
+    let mut progress = replica.watch_progress().await.unwrap();
+    let wait = |target: u64| {
+        let mut p = progress.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(20), async {
+                while p.borrow_and_update().contiguous_length < target {
+                    p.changed().await.unwrap();
+                }
+            })
+            .await
+            .expect("replica catches up")
+        }
+    };
+    wait(2).await;
+    a.append("agent-state", b"three").await.unwrap();
+    wait(3).await;
+    assert_eq!(b.read("agent-copy", 2).await.unwrap(), b"three");
+    progress.borrow_and_update();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_and_connect_in_direct_mode() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = manager(da.path()).await;
+    let b = manager(db.path()).await;
+    a.append("crdt-collab", b"op-1").await.unwrap();
+    a.enable_replication("crdt-collab").await.unwrap();
+    let listener = a.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let key = a.get_log("crdt-collab").await.unwrap().public_key();
+    let replica = b.open_replica("crdt-copy", key).await.unwrap();
+    b.enable_replication("crdt-copy").await.unwrap();
+    let _c = b.connect(listener.local_addr());
+    let mut p = replica.watch_progress().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while p.borrow_and_update().contiguous_length < 1 {
+            p.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("direct mode syncs");
+    assert_eq!(b.read("crdt-copy", 0).await.unwrap(), b"op-1");
+}
