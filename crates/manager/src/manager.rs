@@ -343,7 +343,7 @@ impl HypercoreManager {
                 return Ok(log.clone());
             }
         }
-        let mut state = self.state.write().await;
+        let state = self.state.write().await;
         if state.phase != Phase::Ready {
             return Err(self.not_ready(state.phase));
         }
@@ -354,13 +354,26 @@ impl HypercoreManager {
         let dk = nova_hypercore_managed_core::discovery_key(key.verifying_key().as_bytes());
         let dir = keys::core_dir(&self.corestore_dir(), &dk);
         keys::ensure_key_file(&self.keys_dir(), &name, &key)?;
-        let log =
-            ManagedLog::open(self.shared.clone(), name.clone(), dir, LogKey::Secret(key)).await?;
+        self.register(state, name, dir, LogKey::Secret(key), "opened")
+            .await
+    }
+
+    /// Opens a log's files and adds it to the registry (the caller holds the write
+    /// lock, released here before the lifecycle record and replication enabling).
+    async fn register(
+        &self,
+        mut state: tokio::sync::RwLockWriteGuard<'_, State>,
+        name: LogName,
+        dir: PathBuf,
+        key: LogKey,
+        what: &str,
+    ) -> Result<ManagedLog> {
+        let log = ManagedLog::open(self.shared.clone(), name.clone(), dir, key).await?;
         state.logs.insert(name.clone(), log.clone());
         self.shared.obs.set_managed_logs(state.logs.len() as u64);
         self.shared.obs.add_total_byte_size(log.byte_length());
         drop(state);
-        self.shared.obs.record_lifecycle(name.as_str(), "opened");
+        self.shared.obs.record_lifecycle(name.as_str(), what);
         if self.shared.config.replication_enabled {
             self.enable_log(&log).await?;
         }
@@ -388,7 +401,7 @@ impl HypercoreManager {
                     reason: "not a valid ed25519 public key".into(),
                 }
             })?;
-        let mut state = self.state.write().await;
+        let state = self.state.write().await;
         if state.phase != Phase::Ready {
             return Err(self.not_ready(state.phase));
         }
@@ -403,19 +416,8 @@ impl HypercoreManager {
         }
         let dk = nova_hypercore_managed_core::discovery_key(&public_key);
         let dir = keys::core_dir(&self.corestore_dir(), &dk);
-        let log =
-            ManagedLog::open(self.shared.clone(), name.clone(), dir, LogKey::Public(key)).await?;
-        state.logs.insert(name.clone(), log.clone());
-        self.shared.obs.set_managed_logs(state.logs.len() as u64);
-        self.shared.obs.add_total_byte_size(log.byte_length());
-        drop(state);
-        self.shared
-            .obs
-            .record_lifecycle(name.as_str(), "replica opened");
-        if self.shared.config.replication_enabled {
-            self.enable_log(&log).await?;
-        }
-        Ok(log)
+        self.register(state, name, dir, LogKey::Public(key), "replica opened")
+            .await
     }
 
     async fn enable_log(&self, log: &ManagedLog) -> Result<()> {
