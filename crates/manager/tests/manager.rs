@@ -235,33 +235,26 @@ async fn mismatched_key_file_is_storage_corrupted() {
 
 #[tokio::test]
 async fn malformed_primary_key_and_replication_state_are_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    manager_at(dir.path()).await.close().await.unwrap();
-    std::fs::write(dir.path().join("corestore/primary-key"), b"short").unwrap();
-    let m = HypercoreManager::new(
-        ManagerConfig::builder()
+    for (file, garbage) in [
+        ("corestore/primary-key", b"short".as_slice()),
+        ("replication-state.json", b"{not json".as_slice()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        manager_at(dir.path()).await.close().await.unwrap();
+        std::fs::write(dir.path().join(file), garbage).unwrap();
+        let config = ManagerConfig::builder()
             .storage_path(dir.path())
             .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let err = m.initialize().await.unwrap_err();
-    assert_eq!(err.code(), ErrorCode::StorageCorrupted);
-    assert!(err.to_string().contains("primary-key"), "{err}");
-
-    let dir = tempfile::tempdir().unwrap();
-    manager_at(dir.path()).await.close().await.unwrap();
-    std::fs::write(dir.path().join("replication-state.json"), b"{not json").unwrap();
-    let m = HypercoreManager::new(
-        ManagerConfig::builder()
-            .storage_path(dir.path())
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let err = m.initialize().await.unwrap_err();
-    assert_eq!(err.code(), ErrorCode::StorageCorrupted);
-    assert!(err.to_string().contains("replication-state.json"), "{err}");
+            .unwrap();
+        let err = HypercoreManager::new(config)
+            .unwrap()
+            .initialize()
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::StorageCorrupted, "{file}");
+        let name = file.rsplit('/').next().unwrap();
+        assert!(err.to_string().contains(name), "{err}");
+    }
 }
 
 #[tokio::test]
