@@ -190,6 +190,10 @@ impl Hub {
                 };
                 shared.report_error(name.as_str(), &error);
             }
+            // The peer does not share this log: nothing to count or persist.
+            SessionEvent::Refused { peer, .. } => {
+                tracing::debug!(log = %name, peer = %hex(peer), "peer refused the channel");
+            }
         }
     }
 }
@@ -201,7 +205,8 @@ fn event_key(event: &SessionEvent) -> Option<&[u8; 32]> {
         | SessionEvent::RemoteLength { discovery_key, .. }
         | SessionEvent::Received { discovery_key, .. }
         | SessionEvent::Sent { discovery_key, .. }
-        | SessionEvent::Rejected { discovery_key, .. } => discovery_key,
+        | SessionEvent::Rejected { discovery_key, .. }
+        | SessionEvent::Refused { discovery_key, .. } => discovery_key,
     })
 }
 

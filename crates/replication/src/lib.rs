@@ -12,6 +12,7 @@
 //! manager events (the manager integration does, from [`SessionEvent`]s), or use the
 //! `hypercore` crate's own replication loop (unfit: it stalls and can corrupt a writer).
 
+pub mod guard;
 mod session;
 pub mod transport;
 

@@ -25,7 +25,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use crate::transport::encrypt;
+use hypercore_handshake::CipherTrait;
+
+use crate::guard::{Guard, Rejected};
+use crate::transport::{Ending, encrypt};
 
 /// Where a session finds logs: the ones it offers, and any a peer asks for by key.
 pub trait LogSource: Send + Sync + 'static {
@@ -129,6 +132,14 @@ pub enum SessionEvent {
         peer: [u8; 32],
         /// Code and message of the refusal (`SIGNATURE_INVALID` / `UNAUTHORIZED`).
         reason: String,
+    },
+    /// The peer refused our channel for a log (a protomux reject: it does not have or
+    /// share that log). That channel is closed locally; the connection stays.
+    Refused {
+        /// The log.
+        discovery_key: [u8; 32],
+        /// The peer.
+        peer: [u8; 32],
     },
 }
 
@@ -308,8 +319,24 @@ impl Replicator {
     where
         S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
     {
-        let (cipher, mut ended) = encrypt(stream, initiator)?;
-        let mut protocol = Protocol::new(Box::new(cipher));
+        let (cipher, ended) = encrypt(stream, initiator)?;
+        self.run_encrypted(cipher, ended).await
+    }
+
+    /// Replicates over an already encrypted, message-framed connection (a swarm's
+    /// secret stream, or [`encrypt`]'s output). `ended` reports the end of the
+    /// transport under the cipher. Frames pass through a [`Guard`] first (protomux
+    /// hygiene: rejects, unknown messages, other protocols).
+    pub async fn run_encrypted<C>(
+        &self,
+        cipher: C,
+        mut ended: tokio::sync::watch::Receiver<Ending>,
+    ) -> Result<(), HypercoreError>
+    where
+        C: CipherTrait + 'static,
+    {
+        let (guard, hygiene) = Guard::new(cipher);
+        let mut protocol = Protocol::new(Box::new(guard));
         let commands = protocol.commands();
         let mut opened: HashSet<[u8; 32]> = HashSet::new();
         let mut channels = JoinSet::new();
@@ -337,9 +364,13 @@ impl Replicator {
                         }
                         // Never a second channel for a key we already opened.
                         Event::DiscoveryKey(dk) if !opened.contains(&dk) => {
-                            if let Some(core) = self.logs.lookup(&dk) {
-                                opened.insert(dk);
-                                tokio::spawn(commands.open(core.public_key()));
+                            match self.logs.lookup(&dk) {
+                                Some(core) => {
+                                    opened.insert(dk);
+                                    tokio::spawn(commands.open(core.public_key()));
+                                }
+                                // Not ours to share: refuse it, as JS protomux does.
+                                None => hygiene.reject_remote(&dk),
                             }
                         }
                         Event::Channel(channel) => {
@@ -375,6 +406,15 @@ impl Replicator {
                         }
                         _ => {}
                     }
+                }
+                Rejected(dk) = hygiene.rejected() => {
+                    // The peer refused our open: drop that channel, keep the connection.
+                    debug!("peer rejected a channel; closing it locally");
+                    opened.remove(&dk);
+                    if let Some(o) = &self.observer {
+                        o(&SessionEvent::Refused { discovery_key: dk, peer });
+                    }
+                    let _ = commands.close(dk).await;
                 }
                 changed = ended.changed() => {
                     let ending = ended.borrow().clone();

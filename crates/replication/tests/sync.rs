@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nova_hypercore_managed_core::{ManagedCore, OpenOptions};
-use nova_hypercore_replication::{LogSet, Replicator};
+use nova_hypercore_replication::{LogSet, Replicator, SessionEvent, transport};
 use nova_hypercore_serialization::LogName;
 
 async fn writer(dir: &std::path::Path, n: usize) -> ManagedCore {
@@ -205,4 +205,154 @@ async fn a_replica_reopens_after_stopping_and_completes() {
         tb.abort();
         r.close().await.unwrap();
     }
+}
+
+/// Every event a session reports, in order.
+fn observed(
+    r: Replicator,
+) -> (
+    Replicator,
+    tokio::sync::mpsc::UnboundedReceiver<SessionEvent>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let r = r.with_observer(Arc::new(move |e: &SessionEvent| {
+        let _ = tx.send(e.clone());
+    }));
+    (r, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_channel_closes_alone_and_the_connection_keeps_serving() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let unshared = writer(dirs[0].path(), 5).await;
+    let shared = writer(dirs[1].path(), 40).await;
+    let replica = replica_of(dirs[2].path(), &shared).await;
+    // The writer offers both logs; the reader only knows one and refuses the other.
+    let set = LogSet::new();
+    set.insert(unshared.clone());
+    set.insert(shared.clone());
+    let (rw, mut events) = observed(Replicator::new(Arc::new(set)));
+    let rr = replicator(&replica);
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move { rw.run(a, true).await });
+    tokio::spawn(async move { rr.run(b, false).await });
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = events.recv().await {
+            if let SessionEvent::Refused { discovery_key, .. } = e {
+                return Some(discovery_key);
+            }
+        }
+        None
+    })
+    .await
+    .expect("no refusal within 10 s");
+    assert_eq!(refused, Some(unshared.discovery_key()));
+    wait_contiguous(&replica, 40).await;
+    // Same connection, still live: a new append arrives.
+    shared.append(b"after the refusal").await.unwrap();
+    wait_contiguous(&replica, 41).await;
+    assert_eq!(replica.get(40).await.unwrap(), b"after the refusal");
+}
+
+/// A cipher that sends extra protomux frames right after the session's first frame
+/// and records every frame it receives.
+struct Noisy {
+    inner: hypercore_handshake::Cipher,
+    extra: Vec<Vec<u8>>,
+    received: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl futures::Stream for Noisy {
+    type Item = hypercore_handshake::CipherEvent;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_next(cx);
+        if let std::task::Poll::Ready(Some(hypercore_handshake::CipherEvent::Message(m))) = &r {
+            self.received.lock().unwrap().push(m.clone());
+        }
+        r
+    }
+}
+
+impl futures::Sink<Vec<u8>> for Noisy {
+    type Error = std::io::Error;
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(&mut self.inner).poll_ready(cx)
+    }
+    fn start_send(mut self: std::pin::Pin<&mut Self>, item: Vec<u8>) -> Result<(), Self::Error> {
+        std::pin::Pin::new(&mut self.inner).start_send(item)?;
+        for frame in std::mem::take(&mut self.extra) {
+            std::pin::Pin::new(&mut self.inner).start_send(frame)?;
+        }
+        Ok(())
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+impl hypercore_handshake::CipherTrait for Noisy {
+    fn remote_public_key(&self) -> Option<[u8; 32]> {
+        self.inner.remote_public_key()
+    }
+    fn local_public_key(&self) -> [u8; 32] {
+        self.inner.local_public_key()
+    }
+    fn handshake_hash(&self) -> Option<Vec<u8>> {
+        hypercore_handshake::CipherTrait::handshake_hash(&self.inner)
+    }
+    fn is_initiator(&self) -> bool {
+        hypercore_handshake::CipherTrait::is_initiator(&self.inner)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_protomux_traffic_does_not_end_the_connection() {
+    let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let w = writer(dw.path(), 60).await;
+    let r = replica_of(dr.path(), &w).await;
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let rw = replicator(&w);
+    tokio::spawn(async move { rw.run(a, true).await });
+    // The reader's side also sends what JS peers may send and 0.7.2 cannot decode.
+    let mut other_open = vec![0u8, 1, 7, 11];
+    other_open.extend(b"other/proto");
+    other_open.extend([2, b'i', b'd']);
+    let extra = vec![
+        vec![0, 9, 1, 2],     // an unknown protomux control message
+        vec![1, 42, 0],       // channel 1, message type 42
+        vec![0, 0, 1, 1, 77], // a batch holding only an unknown type
+        other_open,           // a channel for another protocol, id 7
+    ];
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (cipher, ended) = transport::encrypt(b, false).unwrap();
+    let noisy = Noisy {
+        inner: cipher,
+        extra,
+        received: received.clone(),
+    };
+    let rr = replicator(&r);
+    tokio::spawn(async move { rr.run_encrypted(noisy, ended).await });
+    wait_contiguous(&r, 60).await;
+    w.append(b"live").await.unwrap();
+    wait_contiguous(&r, 61).await;
+    // The other protocol's open was answered with a protomux reject for id 7.
+    assert!(
+        received.lock().unwrap().iter().any(|f| f == &[0, 2, 7]),
+        "no reject for the foreign open"
+    );
 }
