@@ -223,6 +223,52 @@ fn reconnect(tmp: &Path) -> Result {
         held >= 3000 && held < n && held + fetched == n,
         format!("held {held}, fetched {fetched}, total {n}"),
     )?;
+    writer.wait()?;
+    writer_restart(tmp, n)
+}
+
+/// Kill -9 the writer mid-transfer and restart it on the same address: the running
+/// reader's dialer (`HypercoreManager::connect`) redials with backoff and completes.
+fn writer_restart(tmp: &Path, n: u64) -> Result {
+    let wdir = tmp.join("w2").display().to_string();
+    let mut writer = Peer::spawn("writer-2", &["write", &wdir, LOG, &n.to_string()])?;
+    let ready = writer.expect("READY")?;
+    let (addr, key) = (field(&ready, 1)?, field(&ready, 2)?);
+    let reader = Peer::spawn(
+        "reader-3",
+        &[
+            "read",
+            &tmp.join("r2").display().to_string(),
+            LOG,
+            &key,
+            &addr,
+            &n.to_string(),
+        ],
+    )?;
+    reader.expect("START")?;
+    loop {
+        let line = reader.expect("PROGRESS")?;
+        if number(&line, 1)? >= 3000 {
+            break;
+        }
+    }
+    writer
+        .child
+        .kill()
+        .map_err(|e| format!("kill -9 writer: {e}"))?;
+    let _ = writer.child.wait();
+    drop(writer);
+    // Same store, same address: everything the writer acknowledged is still there.
+    let writer = Peer::spawn("writer-3", &["write", &wdir, LOG, &n.to_string(), &addr])?;
+    writer.expect("READY")?;
+    reader.expect(&format!("VERIFIED {n}"))?;
+    let fetched = number(&reader.expect("FETCHED")?, 1)?;
+    reader.wait()?;
+    check(
+        "after kill -9 of the writer, the reader redials the restarted writer and completes, nothing twice",
+        fetched == n,
+        format!("fetched {fetched}, total {n}"),
+    )?;
     writer.wait()
 }
 

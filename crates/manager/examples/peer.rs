@@ -35,11 +35,14 @@ fn say(line: String) {
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("write") if args.len() == 4 => write(&args[1], &args[2], args[3].parse()?).await,
+        Some("write") if args.len() == 4 || args.len() == 5 => {
+            let addr = args.get(4).map_or("127.0.0.1:0", String::as_str);
+            write(&args[1], &args[2], args[3].parse()?, addr).await
+        }
         Some("read") if args.len() == 6 => {
             read(&args[1], &args[2], &args[3], &args[4], args[5].parse()?).await
         }
-        _ => Err("usage: peer write DIR LOG COUNT | peer read DIR LOG KEY ADDR N".into()),
+        _ => Err("usage: peer write DIR LOG COUNT [ADDR] | peer read DIR LOG KEY ADDR N".into()),
     }
 }
 
@@ -53,7 +56,7 @@ async fn manager(dir: &str) -> Result<HypercoreManager, BoxError> {
     Ok(manager)
 }
 
-async fn write(dir: &str, log: &str, count: u64) -> Result<(), BoxError> {
+async fn write(dir: &str, log: &str, count: u64, addr: &str) -> Result<(), BoxError> {
     let m = manager(dir).await?;
     let have = m.get_length(log).await?;
     let batch: Vec<Vec<u8>> = (have..count).map(entry).collect();
@@ -62,21 +65,13 @@ async fn write(dir: &str, log: &str, count: u64) -> Result<(), BoxError> {
     }
     m.enable_replication(log).await?;
     let key = m.get_log(log).await?.public_key();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // The manager's direct mode: accepts connections and replicates every enabled log.
+    let listener = m.listen(addr.parse()?).await?;
     say(format!(
         "READY {} {}",
-        listener.local_addr()?,
+        listener.local_addr(),
         key.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ));
-    let server = m.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let m = server.clone();
-            tokio::spawn(async move {
-                let _ = m.replicate(socket, false).await;
-            });
-        }
-    });
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         if let Some(k) = line.strip_prefix("append ") {
@@ -128,21 +123,9 @@ async fn read(dir: &str, log: &str, key: &str, addr: &str, until: u64) -> Result
             }
         }
     });
-    // Dial with backoff: the writer may not be listening yet.
-    let mut delay = Duration::from_millis(20);
-    let socket = loop {
-        match tokio::net::TcpStream::connect(addr).await {
-            Ok(s) => break s,
-            Err(e) if delay < Duration::from_secs(5) => {
-                say(format!("RETRY {e}"));
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
-    let session = m.clone();
-    tokio::spawn(async move { session.replicate(socket, true).await });
+    // The manager's dialer: redials with backoff (50 ms .. 5 s) whenever the
+    // connection drops or the writer is not reachable yet.
+    let _connector = m.connect(addr.parse()?);
     let mut progress = replica.watch_progress().await?;
     let mut reported = 0;
     loop {
