@@ -35,6 +35,8 @@ pub(crate) struct Hub {
     state_file: PathBuf,
     /// Wire counters of every session this manager ran.
     pub(crate) stats: Arc<nova_hypercore_replication::Stats>,
+    /// Bumped whenever the set of shared logs changes (sessions open new channels).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -49,6 +51,7 @@ impl Hub {
             state: Mutex::new(state),
             state_file,
             stats: Arc::new(nova_hypercore_replication::Stats::default()),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -58,10 +61,13 @@ impl Hub {
 
     pub(crate) fn enable(&self, log: ManagedLog, core: ManagedCore) {
         lock(&self.enabled).insert(log.discovery_key(), (log, core));
+        self.changes.send_modify(|g| *g += 1);
     }
 
     pub(crate) fn disable(&self, discovery_key: &[u8; 32]) -> Option<ManagedLog> {
-        lock(&self.enabled).remove(discovery_key).map(|(l, _)| l)
+        let removed = lock(&self.enabled).remove(discovery_key).map(|(l, _)| l);
+        self.changes.send_modify(|g| *g += 1);
+        removed
     }
 
     pub(crate) fn any_enabled(&self) -> bool {
@@ -226,5 +232,9 @@ impl LogSource for HubSource {
         lock(&self.0.enabled)
             .get(discovery_key)
             .map(|(_, c)| c.clone())
+    }
+
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.0.changes.subscribe())
     }
 }

@@ -190,3 +190,47 @@ async fn listen_and_connect_in_direct_mode() {
     .expect("direct mode syncs");
     assert_eq!(b.read("crdt-copy", 0).await.unwrap(), b"op-1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_enabled_after_connecting_replicates_over_the_same_connection() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = manager(da.path()).await;
+    let b = manager(db.path()).await;
+    a.append_batch("first", &[b"1".to_vec()]).await.unwrap();
+    a.append_batch("second", &[b"2".to_vec(), b"3".to_vec()])
+        .await
+        .unwrap();
+    a.enable_replication("first").await.unwrap();
+    let first = b
+        .open_replica("first", a.get_log("first").await.unwrap().public_key())
+        .await
+        .unwrap();
+    let second = b
+        .open_replica("second", a.get_log("second").await.unwrap().public_key())
+        .await
+        .unwrap();
+    b.enable_replication("first").await.unwrap();
+    b.enable_replication("second").await.unwrap();
+    let (x, y) = tokio::io::duplex(64 * 1024);
+    let (a2, b2) = (a.clone(), b.clone());
+    tokio::spawn(async move { a2.replicate(x, true).await });
+    tokio::spawn(async move { b2.replicate(y, false).await });
+    let wait = |log: nova_hypercore_manager::ManagedLog, n: u64| async move {
+        let mut progress = log.watch_progress().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while progress.borrow_and_update().contiguous_length < n {
+                progress.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("replica completes");
+    };
+    wait(first, 1).await;
+    // Enabling the second log now opens its channel on the connection that is up.
+    a.enable_replication("second").await.unwrap();
+    wait(second, 2).await;
+    assert_eq!(
+        b.read_range("second", 0, 2).await.unwrap(),
+        vec![b"2".to_vec(), b"3".to_vec()]
+    );
+}

@@ -37,12 +37,18 @@ pub trait LogSource: Send + Sync + 'static {
     /// The log with this discovery key, if we have it. A peer only ever gets a log whose
     /// key it already knows: channels open only when both sides name the same key.
     fn lookup(&self, discovery_key: &[u8; 32]) -> Option<ManagedCore>;
+    /// Changes whenever the announced set changes, so running sessions open channels
+    /// for newly shared logs on the connections they already have. `None`: fixed set.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// A fixed set of logs, all announced.
 #[derive(Debug, Default, Clone)]
 pub struct LogSet {
     logs: Arc<Mutex<HashMap<[u8; 32], ManagedCore>>>,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl LogSet {
@@ -54,11 +60,13 @@ impl LogSet {
     /// Adds a log (replacing one with the same discovery key).
     pub fn insert(&self, core: ManagedCore) {
         self.lock().insert(core.discovery_key(), core);
+        self.changes.send_modify(|g| *g += 1);
     }
 
     /// Removes a log.
     pub fn remove(&self, discovery_key: &[u8; 32]) {
         self.lock().remove(discovery_key);
+        self.changes.send_modify(|g| *g += 1);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], ManagedCore>> {
@@ -73,6 +81,10 @@ impl LogSource for LogSet {
 
     fn lookup(&self, discovery_key: &[u8; 32]) -> Option<ManagedCore> {
         self.lock().get(discovery_key).cloned()
+    }
+
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.changes.subscribe())
     }
 }
 
@@ -279,6 +291,15 @@ fn failed(reason: impl Into<String>) -> HypercoreError {
 }
 
 impl Replicator {
+    /// Opens a channel for every announced log that has none on this connection yet.
+    fn announce(&self, opened: &mut HashSet<[u8; 32]>, commands: &hypercore_protocol::CommandTx) {
+        for core in self.logs.announced() {
+            if opened.insert(core.discovery_key()) {
+                tokio::spawn(commands.open(core.public_key()));
+            }
+        }
+    }
+
     /// A replicator serving and fetching the logs of `logs`.
     pub fn new(logs: Arc<dyn LogSource>) -> Self {
         Replicator {
@@ -343,6 +364,8 @@ impl Replicator {
         // One stop switch per channel: flipped when the peer closes it or we end.
         let mut stops: HashMap<[u8; 32], tokio::sync::watch::Sender<bool>> = HashMap::new();
         let mut peer = [0u8; 32];
+        let mut handshaken = false;
+        let mut changes = self.logs.changes();
         let result = loop {
             tokio::select! {
                 event = protocol.next() => {
@@ -355,12 +378,8 @@ impl Replicator {
                     match event {
                         Event::Handshake(remote) => {
                             peer = remote;
-                            for core in self.logs.announced() {
-                                if opened.insert(core.discovery_key()) {
-                                    let open = commands.open(core.public_key());
-                                    tokio::spawn(open);
-                                }
-                            }
+                            handshaken = true;
+                            self.announce(&mut opened, &commands);
                         }
                         // Never a second channel for a key we already opened.
                         Event::DiscoveryKey(dk) if !opened.contains(&dk) => {
@@ -407,6 +426,10 @@ impl Replicator {
                         _ => {}
                     }
                 }
+                Some(()) = changed(&mut changes), if handshaken => {
+                    // Newly shared logs get channels on this connection too.
+                    self.announce(&mut opened, &commands);
+                }
                 Rejected(dk) = hygiene.rejected() => {
                     // The peer refused our open: drop that channel, keep the connection.
                     debug!("peer rejected a channel; closing it locally");
@@ -441,6 +464,17 @@ impl Replicator {
         channels.abort_all();
         result
     }
+}
+
+/// The next change of the shared set; never ready for a fixed set or a dropped source.
+async fn changed(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) -> Option<()> {
+    if let Some(rx) = changes
+        && rx.changed().await.is_ok()
+    {
+        return Some(());
+    }
+    *changes = None;
+    std::future::pending().await
 }
 
 fn is_clean_end(e: &std::io::Error) -> bool {

@@ -356,3 +356,40 @@ async fn unknown_protomux_traffic_does_not_end_the_connection() {
         "no reject for the foreign open"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_shared_later_travels_over_the_connection_already_up() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let first = writer(dirs[0].path(), 20).await;
+    let later = writer(dirs[1].path(), 30).await;
+    let first_r = replica_of(dirs[2].path(), &first).await;
+    let later_r = replica_of(dirs[3].path(), &later).await;
+    let offered = LogSet::new();
+    offered.insert(first.clone());
+    let wanted = LogSet::new();
+    wanted.insert(first_r.clone());
+    wanted.insert(later_r.clone());
+    let rw = Replicator::new(Arc::new(offered.clone()));
+    let (rr, mut events) = observed(Replicator::new(Arc::new(wanted)));
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move { rw.run(a, true).await });
+    tokio::spawn(async move { rr.run(b, false).await });
+    wait_contiguous(&first_r, 20).await;
+    // The writer does not share `later` yet: the reader's open for it is refused.
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = events.recv().await {
+            if let SessionEvent::Refused { discovery_key, .. } = e {
+                return Some(discovery_key);
+            }
+        }
+        None
+    })
+    .await
+    .expect("no refusal within 10 s");
+    assert_eq!(refused, Some(later.discovery_key()));
+    assert_eq!(later_r.watch_progress().borrow().contiguous_length, 0);
+    // Sharing it now opens a channel on the same connection.
+    offered.insert(later.clone());
+    wait_contiguous(&later_r, 30).await;
+    assert_eq!(later_r.get(29).await.unwrap(), b"block 29");
+}
