@@ -45,7 +45,8 @@ struct Args {
     #[arg(long, default_value = "flush")]
     durability: String,
     /// Which API to drive: `core` (one ManagedCore) or `manager` (HypercoreManager by
-    /// log name, with its limits, metrics and events).
+    /// log name, with its limits, metrics and events). For the replicate workloads, the
+    /// transport between the two ManagedCores: `pipe` (in-process) or `tcp` (loopback).
     #[arg(long, default_value = "core")]
     layer: String,
     /// List the workload names.
@@ -157,7 +158,21 @@ fn parse_layer(s: &str) -> Result<Layer, BoxError> {
 
 fn run(args: &Args) -> Result<Value, BoxError> {
     let durability = parse_durability(&args.durability)?;
-    let layer = parse_layer(&args.layer)?;
+    let replicating = args
+        .workload
+        .as_deref()
+        .is_some_and(|w| w.starts_with("replicate"));
+    let tcp = match (replicating, args.layer.as_str()) {
+        (true, "pipe" | "core") => false,
+        (true, "tcp") => true,
+        (true, other) => return Err(format!("unknown transport {other:?} (pipe or tcp)").into()),
+        (false, _) => false,
+    };
+    let layer = if replicating {
+        Layer::Core
+    } else {
+        parse_layer(&args.layer)?
+    };
     // One thread, like the JS harness's single event loop (a 2-worker runtime measured
     // slower for replication: both peers then pay for cross-thread wake-ups).
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -183,8 +198,8 @@ fn run(args: &Args) -> Result<Value, BoxError> {
         "append_batch" => rt.block_on(append_batch(dir.path(), durability, layer))?,
         "read_warm" => rt.block_on(read_warm(dir.path(), durability, layer))?,
         "read_cold" => read_cold(dir.path(), durability, layer, args, &rt)?,
-        "replicate_pipe" => rt.block_on(replicate(dir.path(), durability, false))?,
-        "replicate_incremental" => rt.block_on(replicate(dir.path(), durability, true))?,
+        "replicate_pipe" => rt.block_on(replicate(dir.path(), durability, false, tcp))?,
+        "replicate_incremental" => rt.block_on(replicate(dir.path(), durability, true, tcp))?,
         other => return Err(format!("unknown workload {other:?}; see --list").into()),
     };
     if let Value::Object(map) = &mut result {
@@ -359,12 +374,14 @@ fn read_cold(
 }
 
 /// Writer with 50,000 blocks (batches of 1,000) and an empty replica, both on disk,
-/// replicating over an encrypted in-process pipe. `replicate_pipe` times the full sync;
-/// `replicate_incremental` then times one batch of 1,000 more reaching the reader.
+/// replicating over an encrypted in-process pipe or loopback TCP connection.
+/// `replicate_pipe` times the full sync; `replicate_incremental` then times one batch of
+/// 1,000 more reaching the reader.
 async fn replicate(
     dir: &Path,
     durability: Durability,
     incremental: bool,
+    tcp: bool,
 ) -> Result<Value, BoxError> {
     use nova_hypercore_replication::{LogSet, Replicator};
     use std::sync::Arc;
@@ -380,11 +397,27 @@ async fn replicate(
     let (ws, rs) = (LogSet::new(), LogSet::new());
     ws.insert(writer.clone());
     rs.insert(reader.clone());
-    let (a, b) = tokio::io::duplex(1024 * 1024);
     let (wr, rr) = (Replicator::new(Arc::new(ws)), Replicator::new(Arc::new(rs)));
     let t0 = Instant::now();
-    let wt = tokio::spawn(async move { wr.run(a, true).await });
-    let rt = tokio::spawn(async move { rr.run(b, false).await });
+    let (wt, rt) = if tcp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let dial = tokio::net::TcpStream::connect(addr);
+        let (accepted, dialed) = tokio::join!(listener.accept(), dial);
+        let (a, b) = (accepted?.0, dialed?);
+        a.set_nodelay(true)?;
+        b.set_nodelay(true)?;
+        (
+            tokio::spawn(async move { wr.run(a, false).await }),
+            tokio::spawn(async move { rr.run(b, true).await }),
+        )
+    } else {
+        let (a, b) = tokio::io::duplex(1024 * 1024);
+        (
+            tokio::spawn(async move { wr.run(a, true).await }),
+            tokio::spawn(async move { rr.run(b, false).await }),
+        )
+    };
     wait_contiguous(&reader, REPL_N as u64).await?;
     let initial = t0.elapsed().as_secs_f64();
     let result = if incremental {
