@@ -203,13 +203,13 @@ enum Verdict {
 impl<C> Guard<C> {
     fn screen(&self, frame: Vec<u8>) -> Verdict {
         match frame.as_slice() {
-            [0, 0, rest @ ..] => self.screen_batch(rest).map_or(
-                Verdict::Drop("malformed batch"),
-                |kept| match kept {
-                    Some(b) => Verdict::Pass(b),
-                    None => Verdict::Drop("batch of unknown message types"),
-                },
-            ),
+            [0, 0, ..] => {
+                self.screen_batch(frame)
+                    .map_or(Verdict::Drop("malformed batch"), |kept| match kept {
+                        Some(b) => Verdict::Pass(b),
+                        None => Verdict::Drop("batch of unknown message types"),
+                    })
+            }
             [0, 1, body @ ..] => self.screen_open(body),
             [0, 2, body @ ..] => {
                 let Some((id, _)) = uint(body) else {
@@ -273,10 +273,12 @@ impl<C> Guard<C> {
     }
 
     /// Keeps the messages of known types; `None` inside when none is left, `Err` when
-    /// the batch does not parse.
-    fn screen_batch(&self, body: &[u8]) -> Result<Option<Vec<u8>>, ()> {
+    /// the batch does not parse. A batch with nothing to drop is passed on as it came
+    /// (no copy: data batches are the hot path).
+    fn screen_batch(&self, frame: Vec<u8>) -> Result<Option<Vec<u8>>, ()> {
         let mut groups: Vec<(u64, Vec<&[u8]>)> = Vec::new();
-        let (mut channel, mut rest) = uint(body).ok_or(())?;
+        let mut dropped = false;
+        let (mut channel, mut rest) = uint(&frame[2..]).ok_or(())?;
         groups.push((channel, Vec::new()));
         while !rest.is_empty() {
             if rest[0] == 0 {
@@ -293,7 +295,12 @@ impl<C> Guard<C> {
                 }
             } else {
                 warn!(channel, typ, "dropping a message of unknown type");
+                dropped = true;
             }
+        }
+        if !dropped {
+            drop(groups);
+            return Ok(Some(frame));
         }
         groups.retain(|(_, list)| !list.is_empty());
         if groups.is_empty() {

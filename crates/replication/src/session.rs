@@ -388,8 +388,13 @@ impl Replicator {
                                     opened.insert(dk);
                                     tokio::spawn(commands.open(core.public_key()));
                                 }
-                                // Not ours to share: refuse it, as JS protomux does.
-                                None => hygiene.reject_remote(&dk),
+                                // Not ours to share: refuse it, as JS protomux does,
+                                // and forget the peer's half-open channel, so that
+                                // sharing the log later pairs a fresh open.
+                                None => {
+                                    hygiene.reject_remote(&dk);
+                                    let _ = commands.close(dk).await;
+                                }
                             }
                         }
                         Event::Channel(channel) => {
@@ -529,6 +534,10 @@ struct ChannelState {
     upgrade_pending: bool,
     queue: VecDeque<u64>,
     queued: HashSet<u64>,
+    /// Replies (data / no-data) waiting to go out as one batch.
+    replies: Vec<Message>,
+    /// Block bytes in `replies`.
+    reply_bytes: usize,
 }
 
 async fn run_channel(mut channel: Channel, ctx: ChannelCtx) -> Result<(), HypercoreError> {
@@ -584,6 +593,8 @@ async fn drive_channel(
         upgrade_pending: false,
         queue: VecDeque::new(),
         queued: HashSet::new(),
+        replies: Vec::new(),
+        reply_bytes: 0,
     };
     // Resume: blocks below our length that we do not hold yet (an interrupted download).
     for seq in info.contiguous_length..info.length {
@@ -601,6 +612,13 @@ async fn drive_channel(
             message = rx.recv() => {
                 let Ok(message) = message else { return Ok(Ended::Closed) };
                 st.on_message(channel, ctx, message).await?;
+                // Take what else has already arrived, so replies go out as one batch
+                // (one frame, one encryption, one write) instead of one per request.
+                for _ in 1..MAX_DRAIN {
+                    let Ok(message) = rx.try_recv() else { break };
+                    st.on_message(channel, ctx, message).await?;
+                }
+                st.send_replies(channel).await?;
             }
             changed = progress.changed() => {
                 if changed.is_err() {
@@ -620,11 +638,46 @@ async fn drive_channel(
     }
 }
 
+/// Messages taken from a channel in one go before replies are flushed.
+const MAX_DRAIN: usize = 64;
+/// Block bytes in one reply batch before it is flushed (frames stay far below the
+/// 16 MiB uint24 framing limit whatever the block size).
+const MAX_REPLY_BYTES: usize = 256 * 1024;
+
 fn send_failed(e: std::io::Error) -> HypercoreError {
     failed(format!("send failed: {e}"))
 }
 
 impl ChannelState {
+    async fn reply(&mut self, channel: &Channel, message: Message) -> Result<(), HypercoreError> {
+        if let Message::Data(Data {
+            block: Some(block), ..
+        }) = &message
+        {
+            self.reply_bytes += block.value.len() + 32 * block.nodes.len();
+        }
+        self.replies.push(message);
+        if self.reply_bytes >= MAX_REPLY_BYTES {
+            self.send_replies(channel).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_replies(&mut self, channel: &Channel) -> Result<(), HypercoreError> {
+        self.reply_bytes = 0;
+        match self.replies.len() {
+            0 => Ok(()),
+            1 => {
+                let message = self.replies.remove(0);
+                channel.send(message).await.map_err(send_failed)
+            }
+            _ => {
+                let batch = std::mem::take(&mut self.replies);
+                channel.send_batch(&batch).await.map_err(send_failed)
+            }
+        }
+    }
+
     fn enqueue(&mut self, seq: u64) {
         if self.queued.insert(seq) {
             self.queue.push_back(seq);
@@ -712,12 +765,14 @@ impl ChannelState {
                 .await?
         };
         let Some(proof) = proof else {
-            return channel
-                .send(Message::NoData(NoData {
-                    request: request.id,
-                }))
-                .await
-                .map_err(send_failed);
+            return self
+                .reply(
+                    channel,
+                    Message::NoData(NoData {
+                        request: request.id,
+                    }),
+                )
+                .await;
         };
         if let Some(block) = &proof.block {
             let bytes = block.value.len() as u64;
@@ -732,17 +787,18 @@ impl ChannelState {
                 bytes,
             });
         }
-        channel
-            .send(Message::Data(Data {
+        self.reply(
+            channel,
+            Message::Data(Data {
                 request: request.id,
                 fork: proof.fork,
                 block: proof.block,
                 hash: proof.hash,
                 seek: proof.seek,
                 upgrade: proof.upgrade,
-            }))
-            .await
-            .map_err(send_failed)
+            }),
+        )
+        .await
     }
 
     async fn on_data(

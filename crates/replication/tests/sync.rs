@@ -124,8 +124,14 @@ async fn a_killed_connection_resumes_where_it_stopped_and_nothing_travels_twice(
     let w = writer(dw.path(), 3000).await;
     let r = replica_of(dr.path(), &w).await;
     let dk = r.discovery_key();
-    // First connection: cut it (both ends dropped) once part of the log has arrived.
-    let (a, b) = tokio::io::duplex(64 * 1024);
+    // First connection: cut it in the middle (a relay between the peers is killed)
+    // once part of the log has arrived; both sessions see their stream end and stop.
+    let (a, a_far) = tokio::io::duplex(64 * 1024);
+    let (b, b_far) = tokio::io::duplex(64 * 1024);
+    let relay = tokio::spawn(async move {
+        let (mut x, mut y) = (a_far, b_far);
+        let _ = tokio::io::copy_bidirectional(&mut x, &mut y).await;
+    });
     let (rw, rr) = (replicator(&w), replicator(&r));
     let first = rr.stats();
     let ta = tokio::spawn(async move { rw.run(a, true).await });
@@ -134,9 +140,13 @@ async fn a_killed_connection_resumes_where_it_stopped_and_nothing_travels_twice(
         .wait_until(&dk, Duration::from_secs(20), |t| t.blocks_received >= 500)
         .await;
     assert!(got.blocks_received >= 500);
-    ta.abort();
-    tb.abort();
-    let _ = (ta.await, tb.await);
+    relay.abort();
+    // Each session returns once its channels have stopped: nothing is written later.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async { (ta.await, tb.await) });
+    assert!(
+        ended.await.is_ok(),
+        "the sessions did not end after the cut"
+    );
     // What the replica holds now, counted from its own storage.
     let mut before = 0;
     for i in 0..3000u64 {
