@@ -15,7 +15,7 @@ const LOG: &str = "atlas-memory";
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The suites, in the order `cargo xtask test` runs them.
-pub(crate) const SUITES: &[&str] = &["two-peer", "reconnect"];
+pub(crate) const SUITES: &[&str] = &["two-peer", "reconnect", "swarm"];
 
 struct Peer {
     child: Child,
@@ -272,6 +272,46 @@ fn writer_restart(tmp: &Path, n: u64) -> Result {
     writer.wait()
 }
 
+/// The swarm suite: `crates/manager/tests/swarm.rs` (its ignored tests) inside a fresh
+/// network namespace that has only `lo`, so that no packet leaves loopback whatever the
+/// DHT's holepuncher advertises. Needs root (`unshare --net`); otherwise it is skipped
+/// with a message saying so.
+fn swarm() -> Result {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !is_root || !crate::have("unshare", "--version") || !crate::have("ip", "-V") {
+        eprintln!(
+            "  SKIPPED: the swarm suite needs root with `unshare` and `ip` (iproute2) to run in a loopback-only network namespace"
+        );
+        return Ok(());
+    }
+    run_step(
+        "build the swarm tests",
+        cargo().args([
+            "test",
+            "--no-run",
+            "--quiet",
+            "--package",
+            "nova-hypercore-manager",
+            "--test",
+            "swarm",
+        ]),
+    )?;
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let script = format!(
+        "ip link set lo up && exec {cargo_bin} test --offline --quiet --package nova-hypercore-manager --test swarm -- --ignored --test-threads 1"
+    );
+    run_step(
+        "swarm tests in a network namespace with only lo (unshare --net)",
+        Command::new("unshare")
+            .args(["--net", "sh", "-c", &script])
+            .current_dir(root()),
+    )
+}
+
 /// Builds the peer and runs `suite` (or every suite for `all`).
 pub(crate) fn run(suite: &str) -> Result {
     let suites: Vec<&str> = match suite {
@@ -302,6 +342,7 @@ pub(crate) fn run(suite: &str) -> Result {
         std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
         let result = match s {
             "two-peer" => two_peer(&tmp),
+            "swarm" => swarm(),
             _ => reconnect(&tmp),
         };
         if result.is_ok() {

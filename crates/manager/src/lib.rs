@@ -7,9 +7,13 @@
 //! idempotent, the cap on open log files, payload limits, [`ManagerEvent`]s and the
 //! wiring of every operation into [`nova_hypercore_observability`].
 //!
-//! Does not: implement storage or verification (that is `managed-core`), or networking
-//! (replication and discovery are layers above it, which use [`HypercoreManager::emit`]
-//! and [`HypercoreManager::observability`] to report what they do).
+//! Also owns the replication control the spec puts on the manager: which logs are
+//! shared, sessions over any stream ([`HypercoreManager::replicate`]), direct TCP mode
+//! ([`HypercoreManager::listen`] / [`HypercoreManager::connect`]) and DHT discovery
+//! ([`HypercoreManager::start_swarm`]), all driving `nova-hypercore-replication`.
+//!
+//! Does not: implement storage or verification (that is `managed-core`), or the wire
+//! protocol and swarm mechanics (that is `replication`).
 //!
 //! Key material, honestly: a log's secret key exists in `keys/<log>.key`, is derivable
 //! from `corestore/primary-key`, and is also kept in the log's `oplog` header, because
@@ -24,12 +28,14 @@ mod log;
 mod manager;
 mod replication;
 pub mod replication_state;
+mod swarm;
 
 pub use config::{MAX_PAYLOAD_LIMIT, ManagerConfig, ManagerConfigBuilder};
 pub use events::ManagerEvent;
 pub use log::ManagedLog;
 pub use manager::{Connector, DownloadProgress, HypercoreManager, Listener};
 pub use nova_hypercore_managed_core::Durability;
+pub use nova_hypercore_replication::swarm::{BootstrapNode, SwarmOptions};
 
 /// The README's code blocks, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]

@@ -20,7 +20,7 @@ use crate::log::{LogKey, ManagedLog, Pool};
 use crate::replication::{Hub, HubSource};
 use crate::replication_state;
 
-type Result<T, E = HypercoreError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = HypercoreError> = std::result::Result<T, E>;
 
 /// A running TCP listener ([`HypercoreManager::listen`]); dropping it stops serving.
 #[derive(Debug)]
@@ -146,6 +146,7 @@ pub struct HypercoreManager {
     shared: Arc<Shared>,
     state: Arc<RwLock<State>>,
     hub: Arc<Hub>,
+    swarm: crate::swarm::SwarmSlot,
 }
 
 impl HypercoreManager {
@@ -163,6 +164,7 @@ impl HypercoreManager {
         let state_file = config.storage_path.join(replication_state::FILE_NAME);
         Ok(HypercoreManager {
             hub: Arc::new(Hub::new(state_file, Default::default())),
+            swarm: Default::default(),
             shared: Arc::new(Shared {
                 pool: Pool::new(config.max_open_logs),
                 config,
@@ -430,9 +432,16 @@ impl HypercoreManager {
     /// Shares log `log_name` with peers: every connection handed to
     /// [`replicate`](Self::replicate) (now or later) serves it, or fetches it for a
     /// replica. Its files stay open while enabled.
+    ///
+    /// With a swarm running ([`start_swarm`](Self::start_swarm)) it also joins the
+    /// log's discovery key; a failed join is `REPLICATION_FAILED` (the log stays
+    /// shared with connections that exist or come through direct mode).
     pub async fn enable_replication(&self, log_name: &str) -> Result<()> {
         let log = self.get_log(log_name).await?;
-        self.enable_log(&log).await
+        self.enable_log(&log).await?;
+        self.swarm_join(log.discovery_key()).await.inspect_err(|e| {
+            self.shared.report_error(log_name, e);
+        })
     }
 
     /// Stops sharing log `log_name` with new channels. It keeps working locally (offline).
@@ -443,7 +452,11 @@ impl HypercoreManager {
         }
         self.state.write().await.replication_enabled =
             self.hub.any_enabled() || self.shared.config.replication_enabled;
-        Ok(())
+        self.swarm_leave(log.discovery_key())
+            .await
+            .inspect_err(|e| {
+                self.shared.report_error(log_name, e);
+            })
     }
 
     /// Replicates every enabled log over `stream` (TCP, a pipe, a swarm connection)
@@ -465,17 +478,54 @@ impl HypercoreManager {
                 return Err(self.not_ready(state.phase));
             }
         }
+        let (cipher, ended) = nova_hypercore_replication::transport::encrypt(stream, initiator)?;
+        self.replicate_encrypted(cipher, ended).await
+    }
+
+    /// [`replicate`](Self::replicate) over a connection that is already encrypted and
+    /// framed (a swarm connection, or [`transport::encrypt`]'s output).
+    ///
+    /// [`transport::encrypt`]: nova_hypercore_replication::transport::encrypt
+    pub async fn replicate_encrypted<C>(
+        &self,
+        cipher: C,
+        ended: tokio::sync::watch::Receiver<nova_hypercore_replication::transport::Ending>,
+    ) -> Result<()>
+    where
+        C: nova_hypercore_replication::CipherTrait + 'static,
+    {
+        self.ensure_ready().await?;
         let (hub, shared) = (self.hub.clone(), self.shared.clone());
         let replicator =
             nova_hypercore_replication::Replicator::new(Arc::new(HubSource(self.hub.clone())))
                 .with_stats(self.hub.stats.clone())
                 .with_observer(Arc::new(move |event| hub.observe(&shared, event)));
-        let result = replicator.run(stream, initiator).await;
+        let result = replicator.run_encrypted(cipher, ended).await;
         self.hub.persist();
         if let Err(e) = &result {
             self.shared.report_error("connection", e);
         }
         result
+    }
+
+    pub(crate) async fn ensure_ready(&self) -> Result<()> {
+        let state = self.state.read().await;
+        if state.phase != Phase::Ready {
+            return Err(self.not_ready(state.phase));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub(crate) fn swarm_slot(&self) -> &crate::swarm::SwarmSlot {
+        &self.swarm
     }
 
     /// Serves replication on a TCP listener (direct mode, no DHT): every accepted
@@ -652,6 +702,7 @@ impl HypercoreManager {
         state.phase = Phase::Closed;
         let logs: Vec<ManagedLog> = state.logs.values().cloned().collect();
         drop(state);
+        self.stop_swarm().await;
         for log in &logs {
             self.hub.disable(&log.discovery_key());
         }

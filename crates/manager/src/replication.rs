@@ -70,6 +70,10 @@ impl Hub {
         removed
     }
 
+    pub(crate) fn enabled_keys(&self) -> Vec<[u8; 32]> {
+        lock(&self.enabled).keys().copied().collect()
+    }
+
     pub(crate) fn any_enabled(&self) -> bool {
         !lock(&self.enabled).is_empty()
     }

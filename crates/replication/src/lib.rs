@@ -14,8 +14,11 @@
 
 pub mod guard;
 mod session;
+pub mod swarm;
 pub mod transport;
 
+/// The encrypted, framed channel a session runs on (see [`Replicator::run_encrypted`]).
+pub use hypercore_handshake::CipherTrait;
 pub use session::{
     LogSet, LogSource, Observer, Replicator, SessionConfig, SessionEvent, Stats, Transfer,
 };

@@ -1,0 +1,427 @@
+//! Discovery on a Hyperswarm DHT (`peeroxide` 1.7), as JS peers do it: a log's
+//! discovery key is the topic; connections the swarm makes carry replication sessions.
+//!
+//! - [`Swarm::start`] spawns a swarm on an explicit bootstrap list (required: there is no
+//!   fallback to public nodes; an empty list is refused with a clear error, and the
+//!   manager treats it as "no DHT"). Spawning is bounded by a timeout, because
+//!   `peeroxide::spawn` waits for a bootstrap node forever.
+//! - [`Swarm::join`] / [`Swarm::leave`] announce and look up one topic (bounded too).
+//! - Every connection arrives as a [`SecretCipher`] (with its ending watch), ready for
+//!   [`Replicator::run_encrypted`](crate::Replicator::run_encrypted): the swarm's
+//!   Noise-encrypted `SecretStream` already is the framed, encrypted channel
+//!   `hypercore-protocol` wants, so there is no second handshake.
+//! - [`BootstrapNode`] hosts a DHT bootstrap node in-process (tests, the demo, a LAN).
+//!
+//! Servers announce unfirewalled, clients keep the default (measured: the other
+//! combinations fail against JS peers; see `docs/discovery.md`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{Sink, Stream};
+use hypercore_handshake::{CipherEvent, CipherTrait, state_machine::PUBLIC_KEYLEN};
+use nova_hypercore_serialization::HypercoreError;
+use peeroxide::{JoinOpts, KeyPair, SwarmConfig, SwarmConnection, SwarmHandle};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::transport::Ending;
+
+fn failed(reason: String) -> HypercoreError {
+    HypercoreError::ReplicationFailed {
+        log: "swarm".into(),
+        reason,
+    }
+}
+
+/// How to run a swarm. `bootstrap` must name at least one reachable DHT node.
+#[derive(Debug, Clone)]
+pub struct SwarmOptions {
+    /// DHT bootstrap nodes (`host:port`). Required; never defaults to public nodes.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Address to bind the UDP sockets to (`0.0.0.0` for every interface).
+    pub host: IpAddr,
+    /// Announce joined topics so that others can connect to us.
+    pub server: bool,
+    /// Look up joined topics and connect to the peers found.
+    pub client: bool,
+    /// Bound on waiting for the DHT to bootstrap.
+    pub start_timeout: Duration,
+    /// Bound on one join or leave.
+    pub join_timeout: Duration,
+    /// The swarm's Noise identity; a fresh one when `None`.
+    pub seed: Option<[u8; 32]>,
+}
+
+impl SwarmOptions {
+    /// Server and client on every interface, 10 s bounds, a fresh identity.
+    pub fn new(bootstrap: Vec<SocketAddr>) -> Self {
+        Self {
+            bootstrap,
+            host: IpAddr::from([0, 0, 0, 0]),
+            server: true,
+            client: true,
+            start_timeout: Duration::from_secs(10),
+            join_timeout: Duration::from_secs(10),
+            seed: None,
+        }
+    }
+
+    /// Binds to `host` only (tests bind to loopback).
+    pub fn host(mut self, host: IpAddr) -> Self {
+        self.host = host;
+        self
+    }
+}
+
+/// A running swarm. Dropping it leaves every topic and closes its sockets.
+pub struct Swarm {
+    handle: SwarmHandle,
+    task: JoinHandle<()>,
+    join: JoinOpts,
+    join_timeout: Duration,
+}
+
+impl std::fmt::Debug for Swarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Swarm")
+            .field("public_key", &self.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Swarm {
+    /// Starts a swarm on `options.bootstrap`. Connections arrive on the returned
+    /// receiver, one per peer, ready to replicate.
+    pub async fn start(
+        options: SwarmOptions,
+    ) -> Result<(Swarm, mpsc::Receiver<SwarmPeer>), HypercoreError> {
+        if options.bootstrap.is_empty() {
+            return Err(failed(
+                "no bootstrap nodes given (an empty list means no DHT; public nodes are never used implicitly)".into(),
+            ));
+        }
+        let mut config = SwarmConfig::default();
+        config.dht.dht.bootstrap = options.bootstrap.iter().map(|a| a.to_string()).collect();
+        config.dht.dht.host = options.host.to_string();
+        // A server must be reachable without holepunching; a client keeps the default
+        // (a client with `firewalled = false` breaks against JS servers).
+        config.dht.dht.firewalled = !options.server;
+        if let Some(seed) = options.seed {
+            config.key_pair = Some(KeyPair::from_seed(seed));
+        }
+        let spawned = tokio::time::timeout(options.start_timeout, peeroxide::spawn(config))
+            .await
+            .map_err(|_| {
+                failed(format!(
+                    "no DHT bootstrap node answered within {:?} (bootstrap: {:?})",
+                    options.start_timeout, options.bootstrap
+                ))
+            })?
+            .map_err(|e| failed(format!("swarm start: {e}")))?;
+        let (task, handle, mut incoming) = spawned;
+        let local = handle.key_pair().public_key;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            while let Some(conn) = incoming.recv().await {
+                debug!(initiator = conn.is_initiator, "swarm connection");
+                if tx.send(SwarmPeer::new(conn, local)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let swarm = Swarm {
+            handle,
+            task,
+            join: {
+                let mut j = JoinOpts::default();
+                j.server = options.server;
+                j.client = options.client;
+                j
+            },
+            join_timeout: options.join_timeout,
+        };
+        Ok((swarm, rx))
+    }
+
+    /// This swarm's Noise public key (what peers see as our id).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.handle.key_pair().public_key
+    }
+
+    /// Announces and/or looks up `topic` (a log's discovery key).
+    pub async fn join(&self, topic: [u8; 32]) -> Result<(), HypercoreError> {
+        let mut opts = JoinOpts::default();
+        opts.server = self.join.server;
+        opts.client = self.join.client;
+        tokio::time::timeout(self.join_timeout, self.handle.join(topic, opts))
+            .await
+            .map_err(|_| failed(format!("join timed out after {:?}", self.join_timeout)))?
+            .map_err(|e| failed(format!("join: {e}")))
+    }
+
+    /// Stops announcing and looking up `topic`. Open connections stay.
+    pub async fn leave(&self, topic: [u8; 32]) -> Result<(), HypercoreError> {
+        tokio::time::timeout(self.join_timeout, self.handle.leave(topic))
+            .await
+            .map_err(|_| failed(format!("leave timed out after {:?}", self.join_timeout)))?
+            .map_err(|e| failed(format!("leave: {e}")))
+    }
+
+    /// Waits until every joined topic has finished its first lookup.
+    pub async fn flush(&self) -> Result<(), HypercoreError> {
+        tokio::time::timeout(self.join_timeout, self.handle.flush())
+            .await
+            .map_err(|_| failed(format!("flush timed out after {:?}", self.join_timeout)))?
+            .map_err(|e| failed(format!("flush: {e}")))
+    }
+
+    /// Leaves every topic, closes the sockets and waits (bounded) for the swarm to end.
+    pub async fn destroy(mut self) {
+        let _ = tokio::time::timeout(self.join_timeout, self.handle.destroy()).await;
+        let _ = tokio::time::timeout(self.join_timeout, &mut self.task).await;
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        if !self.task.is_finished() {
+            let handle = self.handle.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = handle.destroy().await;
+                });
+            }
+        }
+    }
+}
+
+/// One connection from the swarm: who it is, and the encrypted channel to replicate on.
+pub struct SwarmPeer {
+    /// The peer's Noise public key.
+    pub remote_public_key: [u8; 32],
+    /// Whether we dialled (client side).
+    pub is_initiator: bool,
+    /// The channel, for [`Replicator::run_encrypted`](crate::Replicator::run_encrypted).
+    pub cipher: SecretCipher,
+    /// Says when the connection ended (and how).
+    pub ended: watch::Receiver<Ending>,
+}
+
+impl std::fmt::Debug for SwarmPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwarmPeer")
+            .field("is_initiator", &self.is_initiator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SwarmPeer {
+    fn new(conn: SwarmConnection, local_public_key: [u8; 32]) -> Self {
+        let remote_public_key = *conn.remote_public_key();
+        let is_initiator = conn.is_initiator;
+        let handshake_hash = conn.peer.stream.handshake_hash().to_vec();
+        let (in_tx, in_rx) = mpsc::channel::<Vec<u8>>(256);
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (ending_tx, ending_rx) = watch::channel::<Ending>(None);
+        // One task owns the connection (its UDX runtime and socket stay alive with it)
+        // and drives both halves; whichever half ends first ends the connection.
+        let pump = tokio::spawn(async move {
+            let conn = conn;
+            let SwarmConnection { peer, .. } = conn;
+            let (mut reader, mut writer) = peer.stream.into_split();
+            let read = async {
+                loop {
+                    match reader.read().await {
+                        Ok(Some(frame)) => {
+                            if in_tx.send(frame).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        Ok(None) => return Ok(()),
+                        Err(e) => return Err(format!("swarm stream read: {e}")),
+                    }
+                }
+            };
+            let write = async {
+                while let Some(frame) = out_rx.recv().await {
+                    if let Err(e) = writer.write(&frame).await {
+                        return Err(format!("swarm stream write: {e}"));
+                    }
+                }
+                let _ = writer.shutdown().await;
+                Ok(())
+            };
+            let how = tokio::select! {
+                r = read => r,
+                w = write => w,
+            };
+            if let Err(reason) = &how {
+                warn!(%reason, "swarm connection ended");
+            }
+            let _ = ending_tx.send(Some(how));
+            drop(peer.socket);
+        });
+        SwarmPeer {
+            remote_public_key,
+            is_initiator,
+            cipher: SecretCipher {
+                incoming: in_rx,
+                outgoing: Some(out_tx),
+                remote: remote_public_key,
+                local: local_public_key,
+                handshake_hash,
+                is_initiator,
+                pump,
+            },
+            ended: ending_rx,
+        }
+    }
+}
+
+/// A swarm connection as the framed, encrypted channel `hypercore-protocol` runs on.
+pub struct SecretCipher {
+    incoming: mpsc::Receiver<Vec<u8>>,
+    outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    remote: [u8; 32],
+    local: [u8; 32],
+    handshake_hash: Vec<u8>,
+    is_initiator: bool,
+    pump: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SecretCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretCipher")
+            .field("is_initiator", &self.is_initiator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SecretCipher {
+    fn drop(&mut self) {
+        // Closing the outgoing side lets the pump flush and shut the stream down.
+        self.outgoing.take();
+        if self.incoming.is_closed() {
+            self.pump.abort();
+        }
+    }
+}
+
+impl Stream for SecretCipher {
+    type Item = CipherEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<CipherEvent>> {
+        self.incoming
+            .poll_recv(cx)
+            .map(|frame| frame.map(CipherEvent::Message))
+    }
+}
+
+impl Sink<Vec<u8>> for SecretCipher {
+    type Error = std::io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Vec<u8>) -> Result<(), Self::Error> {
+        match &self.outgoing {
+            Some(tx) if tx.send(item).is_ok() => Ok(()),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "swarm connection closed",
+            )),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Self::Error>> {
+        self.outgoing.take();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl CipherTrait for SecretCipher {
+    fn remote_public_key(&self) -> Option<[u8; PUBLIC_KEYLEN]> {
+        Some(self.remote)
+    }
+
+    fn local_public_key(&self) -> [u8; PUBLIC_KEYLEN] {
+        self.local
+    }
+
+    fn handshake_hash(&self) -> Option<Vec<u8>> {
+        Some(self.handshake_hash.clone())
+    }
+
+    fn is_initiator(&self) -> bool {
+        self.is_initiator
+    }
+}
+
+/// A DHT bootstrap node hosted in this process (not ephemeral, not firewalled).
+pub struct BootstrapNode {
+    addr: SocketAddr,
+    handle: peeroxide::HyperDhtHandle,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for BootstrapNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapNode")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BootstrapNode {
+    /// Starts a bootstrap node on `addr` (port 0 picks a free port).
+    pub async fn start(addr: SocketAddr) -> Result<BootstrapNode, HypercoreError> {
+        let runtime = libudx::UdxRuntime::new()
+            .map_err(|e| failed(format!("bootstrap node runtime: {e}")))?;
+        let mut config = peeroxide_dht::hyperdht::HyperDhtConfig::default();
+        config.dht.bootstrap = Vec::new();
+        config.dht.host = addr.ip().to_string();
+        config.dht.port = addr.port();
+        config.dht.ephemeral = Some(false);
+        config.dht.firewalled = false;
+        let (join, handle, server_events) = peeroxide_dht::hyperdht::spawn(&runtime, config)
+            .await
+            .map_err(|e| failed(format!("bootstrap node on {addr}: {e}")))?;
+        let port = handle
+            .local_port()
+            .await
+            .map_err(|e| failed(format!("bootstrap node port: {e}")))?;
+        let task = tokio::spawn(async move {
+            let _events = server_events;
+            let _ = join.await;
+            drop(runtime);
+        });
+        Ok(BootstrapNode {
+            addr: SocketAddr::new(addr.ip(), port),
+            handle,
+            task,
+        })
+    }
+
+    /// The address peers put in their bootstrap list.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the node.
+    pub async fn stop(self) {
+        let _ = self.handle.destroy().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
