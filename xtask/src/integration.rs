@@ -15,10 +15,10 @@ const LOG: &str = "atlas-memory";
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The suites, in the order `cargo xtask test` runs them.
-pub(crate) const SUITES: &[&str] = &["two-peer", "reconnect", "swarm"];
+pub(crate) const SUITES: &[&str] = &["two-peer", "reconnect", "swarm", "js"];
 
-struct Peer {
-    child: Child,
+pub(crate) struct Peer {
+    pub(crate) child: Child,
     lines: Receiver<String>,
     stdin: Option<ChildStdin>,
     name: &'static str,
@@ -26,14 +26,19 @@ struct Peer {
 
 impl Peer {
     fn spawn(name: &'static str, args: &[&str]) -> Result<Peer> {
-        let bin = root().join("target/debug/examples/peer");
-        let mut child = Command::new(&bin)
-            .args(args)
+        let mut cmd = Command::new(root().join("target/debug/examples/peer"));
+        cmd.args(args);
+        Peer::start(name, cmd)
+    }
+
+    /// Starts `cmd` with piped stdin/stdout (stderr inherited).
+    pub(crate) fn start(name: &'static str, mut cmd: Command) -> Result<Peer> {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -56,7 +61,7 @@ impl Peer {
     }
 
     /// The first line starting with `prefix` (earlier lines are echoed), within the deadline.
-    fn expect(&self, prefix: &str) -> Result<String> {
+    pub(crate) fn expect(&self, prefix: &str) -> Result<String> {
         let end = Instant::now() + DEADLINE;
         loop {
             let left = end.saturating_duration_since(Instant::now());
@@ -77,12 +82,34 @@ impl Peer {
         }
     }
 
-    fn send(&mut self, line: &str) -> Result {
+    /// The first line starting with any of `prefixes`, within the deadline.
+    pub(crate) fn expect_any(&self, prefixes: &[&str]) -> Result<String> {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    eprintln!("  [{}] {line}", self.name);
+                    if prefixes.iter().any(|p| line.starts_with(p)) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "{}: none of {prefixes:?} within {DEADLINE:?}",
+                        self.name
+                    ));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn send(&mut self, line: &str) -> Result {
         let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
         writeln!(stdin, "{line}").map_err(|e| format!("{}: {e}", self.name))
     }
 
-    fn wait(mut self) -> Result {
+    pub(crate) fn wait(mut self) -> Result {
         self.stdin.take();
         let end = Instant::now() + DEADLINE;
         loop {
@@ -111,14 +138,14 @@ impl Drop for Peer {
     }
 }
 
-fn field(line: &str, i: usize) -> Result<String> {
+pub(crate) fn field(line: &str, i: usize) -> Result<String> {
     line.split_whitespace()
         .nth(i)
         .map(str::to_owned)
         .ok_or_else(|| format!("malformed line {line:?}"))
 }
 
-fn number(line: &str, i: usize) -> Result<u64> {
+pub(crate) fn number(line: &str, i: usize) -> Result<u64> {
     field(line, i)?
         .parse()
         .map_err(|e| format!("malformed line {line:?}: {e}"))
@@ -144,7 +171,7 @@ fn read_to(dir: &Path, key: &str, addr: &str, until: u64) -> Result<(u64, u64)> 
     Ok((held, fetched))
 }
 
-fn check(what: &str, ok: bool, detail: String) -> Result {
+pub(crate) fn check(what: &str, ok: bool, detail: String) -> Result {
     if ok {
         eprintln!("  ok: {what}");
         Ok(())
@@ -324,17 +351,20 @@ pub(crate) fn run(suite: &str) -> Result {
             ));
         }
     };
-    run_step(
-        "build the peer process (crates/manager/examples/peer.rs)",
-        cargo().args([
-            "build",
-            "--quiet",
-            "--package",
-            "nova-hypercore-manager",
-            "--example",
-            "peer",
-        ]),
-    )?;
+    let inside_netns = std::env::var_os(crate::interop::INSIDE).is_some();
+    if !inside_netns {
+        run_step(
+            "build the peer process (crates/manager/examples/peer.rs)",
+            cargo().args([
+                "build",
+                "--quiet",
+                "--package",
+                "nova-hypercore-manager",
+                "--example",
+                "peer",
+            ]),
+        )?;
+    }
     for s in suites {
         eprintln!("==> integration suite {s}");
         let tmp = std::env::temp_dir().join(format!("nova-it-{s}-{}", std::process::id()));
@@ -343,6 +373,8 @@ pub(crate) fn run(suite: &str) -> Result {
         let result = match s {
             "two-peer" => two_peer(&tmp),
             "swarm" => swarm(),
+            "js" if inside_netns => crate::interop::run_inside(&tmp),
+            "js" => crate::interop::prepare_and_enter(),
             _ => reconnect(&tmp),
         };
         if result.is_ok() {

@@ -9,6 +9,7 @@
 
 mod bench;
 mod integration;
+mod interop;
 mod props;
 
 use std::path::{Path, PathBuf};

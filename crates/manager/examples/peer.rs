@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nova_hypercore_manager::{HypercoreManager, ManagerConfig, ManagerEvent};
+use nova_hypercore_manager::{HypercoreManager, ManagerConfig, ManagerEvent, SwarmOptions};
 use nova_hypercore_serialization::Direction;
 use tokio::io::AsyncBufReadExt;
 
@@ -33,16 +33,24 @@ fn say(line: String) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
+    // Diagnostics on stderr when asked for (`RUST_LOG=nova_hypercore_replication=debug`).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("write") if args.len() == 4 || args.len() == 5 => {
             let addr = args.get(4).map_or("127.0.0.1:0", String::as_str);
             write(&args[1], &args[2], args[3].parse()?, addr).await
         }
+        Some("check") if args.len() == 4 => check(&args[1], &args[2], args[3].parse()?).await,
         Some("read") if args.len() == 6 => {
             read(&args[1], &args[2], &args[3], &args[4], args[5].parse()?).await
         }
-        _ => Err("usage: peer write DIR LOG COUNT [ADDR] | peer read DIR LOG KEY ADDR N".into()),
+        _ => Err("usage: peer write DIR LOG COUNT [ADDR] | peer read DIR LOG KEY ADDR N | peer check CORE_DIR KEY N".into()),
     }
 }
 
@@ -56,6 +64,15 @@ async fn manager(dir: &str) -> Result<HypercoreManager, BoxError> {
     Ok(manager)
 }
 
+/// Swarm options for a comma-separated bootstrap list, bound to loopback.
+fn swarm_options(bootstrap: &str) -> Result<SwarmOptions, BoxError> {
+    let nodes = bootstrap
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<Vec<std::net::SocketAddr>, _>>()?;
+    Ok(SwarmOptions::new(nodes).host(std::net::Ipv4Addr::LOCALHOST.into()))
+}
+
 async fn write(dir: &str, log: &str, count: u64, addr: &str) -> Result<(), BoxError> {
     let m = manager(dir).await?;
     let have = m.get_length(log).await?;
@@ -63,15 +80,25 @@ async fn write(dir: &str, log: &str, count: u64, addr: &str) -> Result<(), BoxEr
     for chunk in batch.chunks(1000) {
         m.append_batch(log, chunk).await?;
     }
-    m.enable_replication(log).await?;
     let key = m.get_log(log).await?.public_key();
-    // The manager's direct mode: accepts connections and replicates every enabled log.
-    let listener = m.listen(addr.parse()?).await?;
-    say(format!(
-        "READY {} {}",
-        listener.local_addr(),
-        key.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ));
+    let hex_key = key.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    // `swarm:BOOTSTRAP`: announce on the DHT (server only, as a writer).
+    let _listener = if let Some(bootstrap) = addr.strip_prefix("swarm:") {
+        let mut options = swarm_options(bootstrap)?;
+        options.client = false;
+        m.start_swarm(options).await?;
+        m.enable_replication(log).await?;
+        say(format!("READY {addr} {hex_key}"));
+        say(format!("DIR {}", m.get_log(log).await?.path().display()));
+        None
+    } else {
+        // The manager's direct mode: accepts connections and replicates every enabled log.
+        m.enable_replication(log).await?;
+        let listener = m.listen(addr.parse()?).await?;
+        say(format!("READY {} {hex_key}", listener.local_addr()));
+        say(format!("DIR {}", m.get_log(log).await?.path().display()));
+        Some(listener)
+    };
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         if let Some(k) = line.strip_prefix("append ") {
@@ -86,12 +113,40 @@ async fn write(dir: &str, log: &str, count: u64, addr: &str) -> Result<(), BoxEr
     Ok(())
 }
 
-async fn read(dir: &str, log: &str, key: &str, addr: &str, until: u64) -> Result<(), BoxError> {
-    let m = manager(dir).await?;
+fn parse_key(key: &str) -> Result<[u8; 32], BoxError> {
     let mut key_bytes = [0u8; 32];
     for (i, b) in key_bytes.iter_mut().enumerate() {
         *b = u8::from_str_radix(key.get(2 * i..2 * i + 2).ok_or("short key")?, 16)?;
     }
+    Ok(key_bytes)
+}
+
+/// Opens one hypercore directory written by another runtime (JS hypercore 10) and
+/// reads entries `0..n`, each verified against the signed tree.
+async fn check(dir: &str, key: &str, n: u64) -> Result<(), BoxError> {
+    use nova_hypercore_managed_core::{ManagedCore, OpenOptions, VerifyingKey};
+    let name = nova_hypercore_serialization::LogName::parse("check")?;
+    let key = VerifyingKey::from_bytes(&parse_key(key)?)?;
+    let core = ManagedCore::open(dir, name, OpenOptions::new().public_key(key)).await?;
+    if core.public_key() != key.to_bytes() {
+        return Err("the directory holds another log".into());
+    }
+    let length = core.length();
+    if length < n {
+        return Err(format!("length {length} < {n}").into());
+    }
+    for i in 0..n {
+        if core.get(i).await? != entry(i) {
+            return Err(format!("entry {i} differs").into());
+        }
+    }
+    say(format!("VERIFIED {n}"));
+    Ok(())
+}
+
+async fn read(dir: &str, log: &str, key: &str, addr: &str, until: u64) -> Result<(), BoxError> {
+    let m = manager(dir).await?;
+    let key_bytes = parse_key(key)?;
     let replica = m.open_replica(log, key_bytes).await?;
     m.enable_replication(log).await?;
     let mut held = 0;
@@ -123,9 +178,17 @@ async fn read(dir: &str, log: &str, key: &str, addr: &str, until: u64) -> Result
             }
         }
     });
-    // The manager's dialer: redials with backoff (50 ms .. 5 s) whenever the
+    // `swarm:BOOTSTRAP`: look the log up on the DHT (client only, as a reader).
+    // Otherwise the manager's dialer: redials with backoff (50 ms .. 5 s) whenever the
     // connection drops or the writer is not reachable yet.
-    let _connector = m.connect(addr.parse()?);
+    let _connector = if let Some(bootstrap) = addr.strip_prefix("swarm:") {
+        let mut options = swarm_options(bootstrap)?;
+        options.server = false;
+        m.start_swarm(options).await?;
+        None
+    } else {
+        Some(m.connect(addr.parse()?))
+    };
     let mut progress = replica.watch_progress().await?;
     let mut reported = 0;
     loop {

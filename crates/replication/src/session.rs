@@ -529,6 +529,9 @@ struct ChannelState {
     remote_has: u64,
     announced_contiguous: u64,
     announced_length: Option<u64>,
+    /// The peer length we last acknowledged in a `Synchronize` (`remote_length`). JS
+    /// peers only request an upgrade from a peer that acknowledged their current length.
+    announced_ack: Option<u64>,
     next_id: u64,
     pending: HashMap<u64, Pending>,
     upgrade_pending: bool,
@@ -588,6 +591,7 @@ async fn drive_channel(
         remote_has: 0,
         announced_contiguous: 0,
         announced_length: None,
+        announced_ack: None,
         next_id: 1,
         pending: HashMap::new(),
         upgrade_pending: false,
@@ -692,7 +696,9 @@ impl ChannelState {
     ) -> Result<(), HypercoreError> {
         let info = core.info().await?;
         let mut batch = Vec::new();
-        if self.announced_length != Some(info.length) {
+        if self.announced_length != Some(info.length)
+            || self.announced_ack != Some(self.remote_length)
+        {
             batch.push(Message::Synchronize(Synchronize {
                 fork: info.fork,
                 length: info.length,
@@ -702,6 +708,7 @@ impl ChannelState {
                 downloading: true,
             }));
             self.announced_length = Some(info.length);
+            self.announced_ack = Some(self.remote_length);
         }
         if info.contiguous_length > self.announced_contiguous {
             batch.push(Message::Range(Range {
@@ -732,6 +739,8 @@ impl ChannelState {
                     peer: ctx.peer,
                     length: sync.length,
                 });
+                // Acknowledge the peer's length (JS waits for that before upgrading).
+                self.announce(channel, &ctx.core).await?;
                 self.maybe_upgrade(channel, ctx).await?;
             }
             Message::Range(range) => {
@@ -757,6 +766,14 @@ impl ChannelState {
         ctx: &ChannelCtx,
         request: Request,
     ) -> Result<(), HypercoreError> {
+        debug!(
+            id = request.id,
+            block = ?request.block.as_ref().map(|b| (b.index, b.nodes)),
+            upgrade = ?request.upgrade.as_ref().map(|u| (u.start, u.length)),
+            hash = request.hash.is_some(),
+            seek = request.seek.is_some(),
+            "request from the peer"
+        );
         let proof = if request.hash.is_some() || request.seek.is_some() {
             None // not supported: answered with NoData, never an error
         } else {

@@ -1,0 +1,85 @@
+// A JS Nova26-style peer for the interop suite: one hypercore, found on a HyperDHT.
+//
+//   node peer.mjs write VERSION DIR COUNT BOOTSTRAP        writer (server), stdin: `append K`
+//   node peer.mjs read  VERSION DIR KEY UNTIL BOOTSTRAP    reader (client), exits when verified
+//   node peer.mjs dump  VERSION DIR KEY UNTIL              checks a directory written by Rust
+//
+// VERSION: `10` (hypercore 10.31.12), `11` (hypercore 11, default: manifest v1 cores,
+// whose key is the manifest's hash) or `11-compat` (hypercore 11 with `compat: true`:
+// manifest-less cores whose key is the ed25519 public key, as hypercore 10 makes).
+//
+// Entries are `entry <i>` (the Rust peer writes the same). Lines printed: READY <key>,
+// LENGTH <n>, START <held>, VERIFIED <n>, FETCHED <n>.
+import readline from 'readline'
+import Hyperswarm from 'hyperswarm'
+import b4a from 'b4a'
+
+const [role, version, dir, ...rest] = process.argv.slice(2)
+const Hypercore = (await import(version.startsWith('11') ? 'hypercore11' : 'hypercore')).default
+const options = version === '11-compat' ? { compat: true } : {}
+const say = (line) => console.log(line)
+const entry = (i) => b4a.from(`entry ${i}`)
+const bootstrapOf = (s) => s.split(',').map((hp) => {
+  const [host, port] = hp.split(':')
+  return { host, port: Number(port) }
+})
+
+async function verify (core, until) {
+  for (let i = 0; i < until; i++) {
+    const block = await core.get(i)
+    if (!b4a.equals(block, entry(i))) throw new Error(`entry ${i} differs: ${block}`)
+  }
+  say(`VERIFIED ${until}`)
+}
+
+if (role === 'write') {
+  const [count, bootstrap] = rest
+  const core = new Hypercore(dir, options)
+  await core.ready()
+  const batch = []
+  for (let i = core.length; i < Number(count); i++) batch.push(entry(i))
+  if (batch.length) await core.append(batch)
+  const swarm = new Hyperswarm({ bootstrap: bootstrapOf(bootstrap) })
+  swarm.on('connection', (conn) => core.replicate(conn))
+  await swarm.join(core.discoveryKey, { server: true, client: false }).flushed()
+  say(`READY ${b4a.toString(core.key, 'hex')}`)
+  const rl = readline.createInterface({ input: process.stdin })
+  for await (const line of rl) {
+    const m = /^append (\d+)$/.exec(line.trim())
+    if (!m) continue
+    const more = []
+    for (let i = core.length; i < core.length + Number(m[1]); i++) more.push(entry(i))
+    await core.append(more)
+    say(`LENGTH ${core.length}`)
+  }
+  await swarm.destroy()
+  await core.close()
+} else if (role === 'read') {
+  const [key, until, bootstrap] = rest
+  const n = Number(until)
+  const core = new Hypercore(dir, b4a.from(key, 'hex'), options)
+  await core.ready()
+  let held = 0
+  for (let i = 0; i < core.length; i++) if (await core.has(i)) held++
+  say(`START ${held}`)
+  let fetched = 0
+  core.on('download', () => { fetched++ })
+  const swarm = new Hyperswarm({ bootstrap: bootstrapOf(bootstrap) })
+  swarm.on('connection', (conn) => core.replicate(conn))
+  swarm.join(core.discoveryKey, { server: false, client: true })
+  core.download({ start: 0, end: n })
+  await verify(core, n)
+  say(`FETCHED ${fetched}`)
+  await swarm.destroy()
+  await core.close()
+} else if (role === 'dump') {
+  const [key, until] = rest
+  const core = new Hypercore(dir, b4a.from(key, 'hex'), options)
+  await core.ready()
+  if (core.length < Number(until)) throw new Error(`length ${core.length} < ${until}`)
+  await verify(core, Number(until))
+  await core.close()
+} else {
+  console.error('usage: see the header of peer.mjs')
+  process.exit(2)
+}
