@@ -69,6 +69,10 @@ const ROWS: &[Row] = &[
     row("replicate_pipe", "tcp", "flush", Some(2.0)),
     row("replicate_incremental", "pipe", "flush", Some(2.0)),
     row("replicate_incremental", "tcp", "flush", Some(2.0)),
+    // Discovery on a DHT (loopback-only network namespace): connect = 1 / seconds from
+    // the client's join to its first connection, so >= 1x is "no slower than JS".
+    row("swarm_connect", "swarm", "flush", Some(1.0)),
+    row("swarm_replicate", "swarm", "flush", Some(1.0)),
     row("append_single", "core", "fsync-per-batch", None),
     row("append_batch", "core", "fsync-per-batch", None),
 ];
@@ -99,6 +103,16 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
     let rows: Vec<&Row> = ROWS
         .iter()
         .filter(|r| args.only.is_empty() || args.only.iter().any(|o| o == r.workload))
+        .filter(|r| {
+            let ok = !needs_netns(r.workload) || netns_available();
+            if !ok {
+                eprintln!(
+                    "skipping {}: it needs root with `unshare` and `ip` to run in a loopback-only network namespace",
+                    r.workload
+                );
+            }
+            ok
+        })
         .collect();
     let js = if args.no_js { None } else { prepare_js() };
     let js_workloads: Vec<&str> = {
@@ -119,14 +133,16 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
                 "run {run}/{}: rust {} ({}, {})",
                 args.runs, r.workload, r.layer, r.durability
             );
-            let line = one_line(Command::new(&bin).args([
+            let mut cmd = Command::new(&bin);
+            cmd.args([
                 "--workload",
                 r.workload,
                 "--layer",
                 r.layer,
                 "--durability",
                 r.durability,
-            ]))?;
+            ]);
+            let line = one_line(&mut in_netns_if_needed(r.workload, cmd))?;
             raw.push_str(&format!("{line}\n"));
             ours.entry((r.workload, r.layer, r.durability))
                 .or_default()
@@ -135,11 +151,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
         if let Some(js) = &js {
             for workload in &js_workloads {
                 eprintln!("run {run}/{}: js {workload}", args.runs);
-                match one_line(
-                    Command::new("node")
-                        .arg(js.join("bench.mjs"))
-                        .args(["--workload", workload]),
-                ) {
+                let mut cmd = Command::new("node");
+                cmd.arg(js.join("bench.mjs")).args(["--workload", workload]);
+                match one_line(&mut in_netns_if_needed(workload, cmd)) {
                     Ok(line) => {
                         raw.push_str(&format!("{line}\n"));
                         theirs.entry(workload.to_string()).or_default().push(line);
@@ -208,6 +222,40 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
         return Err(format!("targets missed: {}", misses.join(", ")));
     }
     Ok(())
+}
+
+/// Workloads that use a DHT: they run where only `lo` exists.
+fn needs_netns(workload: &str) -> bool {
+    workload.starts_with("swarm")
+}
+
+fn netns_available() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    root && crate::have("unshare", "--version") && crate::have("ip", "-V")
+}
+
+/// `cmd` itself, or `cmd` run inside a fresh network namespace with only `lo` up.
+fn in_netns_if_needed(workload: &str, cmd: Command) -> Command {
+    if !needs_netns(workload) {
+        return cmd;
+    }
+    let mut wrapped = Command::new("unshare");
+    wrapped
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
 }
 
 fn one_line(cmd: &mut Command) -> Result<Value> {

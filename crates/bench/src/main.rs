@@ -30,7 +30,12 @@ const WORKLOADS: &[&str] = &[
     "read_cold",
     "replicate_pipe",
     "replicate_incremental",
+    "swarm_connect",
+    "swarm_replicate",
 ];
+
+/// Blocks for swarm_replicate (as the JS anchor).
+const SWARM_N: usize = 10_000;
 
 const REPL_N: usize = 50_000;
 const INCR_N: usize = 1_000;
@@ -161,9 +166,9 @@ fn run(args: &Args) -> Result<Value, BoxError> {
     let replicating = args
         .workload
         .as_deref()
-        .is_some_and(|w| w.starts_with("replicate"));
+        .is_some_and(|w| w.starts_with("replicate") || w.starts_with("swarm"));
     let tcp = match (replicating, args.layer.as_str()) {
-        (true, "pipe" | "core") => false,
+        (true, "pipe" | "core" | "swarm") => false,
         (true, "tcp") => true,
         (true, other) => return Err(format!("unknown transport {other:?} (pipe or tcp)").into()),
         (false, _) => false,
@@ -200,6 +205,8 @@ fn run(args: &Args) -> Result<Value, BoxError> {
         "read_cold" => read_cold(dir.path(), durability, layer, args, &rt)?,
         "replicate_pipe" => rt.block_on(replicate(dir.path(), durability, false, tcp))?,
         "replicate_incremental" => rt.block_on(replicate(dir.path(), durability, true, tcp))?,
+        "swarm_connect" => rt.block_on(swarm(dir.path(), false))?,
+        "swarm_replicate" => rt.block_on(swarm(dir.path(), true))?,
         other => return Err(format!("unknown workload {other:?}; see --list").into()),
     };
     if let Value::Object(map) = &mut result {
@@ -445,6 +452,86 @@ async fn replicate(
     wt.abort();
     rt.abort();
     Ok(result)
+}
+
+/// swarm_connect / swarm_replicate: a bootstrap node on 127.0.0.1 (in-process), two
+/// swarms bound to 127.0.0.1. The server joins the topic and flushes; the client joins;
+/// connect = client join to the client's first connection. swarm_replicate then times
+/// from that connection until the reader holds all 10,000 blocks. Must run where only
+/// loopback exists (xtask runs it under `unshare --net`).
+async fn swarm(dir: &Path, replicate: bool) -> Result<Value, BoxError> {
+    use nova_hypercore_manager::{BootstrapNode, SwarmOptions};
+    use nova_hypercore_replication::swarm::Swarm;
+    use nova_hypercore_replication::{LogSet, Replicator};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::sync::Arc;
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let node = BootstrapNode::start(SocketAddr::new(loopback, 0)).await?;
+    let options = |server: bool| {
+        let mut o = SwarmOptions::new(vec![node.addr()]).host(loopback);
+        o.server = server;
+        o.client = !server;
+        o
+    };
+    let name = LogName::parse(LOG)?;
+    let writer = ManagedCore::open(dir.join("writer"), name.clone(), OpenOptions::new()).await?;
+    if replicate {
+        for chunk in blocks(SWARM_N).chunks(1000) {
+            writer.append_batch(chunk).await?;
+        }
+    } else {
+        writer.append(b"topic").await?;
+    }
+    let reader = ManagedCore::open(
+        dir.join("reader"),
+        name,
+        OpenOptions::new().public_key(writer.verifying_key()),
+    )
+    .await?;
+    let topic = writer.discovery_key();
+    let (server, mut server_peers) = Swarm::start(options(true)).await?;
+    server.join(topic).await?;
+    server.flush().await?;
+    let ws = LogSet::new();
+    ws.insert(writer.clone());
+    let wr = Replicator::new(Arc::new(ws));
+    tokio::spawn(async move {
+        while let Some(peer) = server_peers.recv().await {
+            let wr = wr.clone();
+            tokio::spawn(async move { wr.run_encrypted(peer.cipher, peer.ended).await });
+        }
+    });
+    let (client, mut client_peers) = Swarm::start(options(false)).await?;
+    let t0 = Instant::now();
+    client.join(topic).await?;
+    let peer = tokio::time::timeout(std::time::Duration::from_secs(60), client_peers.recv())
+        .await
+        .map_err(|_| "no swarm connection within 60 s")?
+        .ok_or("swarm ended")?;
+    let connect = t0.elapsed().as_secs_f64();
+    if !replicate {
+        return Ok(result(
+            "swarm_connect",
+            1,
+            0,
+            connect,
+            json!({"ms": connect * 1000.0}),
+        ));
+    }
+    let t1 = Instant::now();
+    let rs = LogSet::new();
+    rs.insert(reader.clone());
+    let rr = Replicator::new(Arc::new(rs));
+    tokio::spawn(async move { rr.run_encrypted(peer.cipher, peer.ended).await });
+    wait_contiguous(&reader, SWARM_N as u64).await?;
+    let secs = t1.elapsed().as_secs_f64();
+    Ok(result(
+        "swarm_replicate",
+        SWARM_N,
+        SWARM_N * KIB,
+        secs,
+        json!({"connect_seconds": connect, "join_to_done_seconds": t0.elapsed().as_secs_f64()}),
+    ))
 }
 
 async fn wait_contiguous(core: &ManagedCore, n: u64) -> Result<(), BoxError> {
