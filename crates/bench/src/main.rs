@@ -454,83 +454,90 @@ async fn replicate(
     Ok(result)
 }
 
-/// swarm_connect / swarm_replicate: a bootstrap node on 127.0.0.1 (in-process), two
-/// swarms bound to 127.0.0.1. The server joins the topic and flushes; the client joins;
-/// connect = client join to the client's first connection. swarm_replicate then times
-/// from that connection until the reader holds all 10,000 blocks. Must run where only
-/// loopback exists (xtask runs it under `unshare --net`).
+/// swarm_connect / swarm_replicate, through the manager as an app uses it: a bootstrap
+/// node on 127.0.0.1 (in-process), a writer manager announcing the log (server, with a
+/// direct TCP endpoint advertised on the DHT) and a reader manager looking it up
+/// (client). connect = the reader's `enable_replication` (its join) to its first
+/// `peer-connect`; swarm_replicate then times from that event until the reader holds
+/// all 10,000 blocks. Must run where only loopback exists (xtask: `unshare --net`).
 async fn swarm(dir: &Path, replicate: bool) -> Result<Value, BoxError> {
-    use nova_hypercore_manager::{BootstrapNode, SwarmOptions};
-    use nova_hypercore_replication::swarm::Swarm;
-    use nova_hypercore_replication::{LogSet, Replicator};
+    use nova_hypercore_manager::{BootstrapNode, ManagerEvent, SwarmOptions};
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-    use std::sync::Arc;
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let node = BootstrapNode::start(SocketAddr::new(loopback, 0)).await?;
-    let options = |server: bool| {
-        let mut o = SwarmOptions::new(vec![node.addr()]).host(loopback);
-        o.server = server;
-        o.client = !server;
-        o
+    let manager = |sub: &str| -> Result<HypercoreManager, BoxError> {
+        Ok(HypercoreManager::new(
+            ManagerConfig::builder()
+                .storage_path(dir.join(sub))
+                .event_capacity(1 << 16)
+                .build()?,
+        )?)
     };
-    let name = LogName::parse(LOG)?;
-    let writer = ManagedCore::open(dir.join("writer"), name.clone(), OpenOptions::new()).await?;
+    let (a, b) = (manager("writer")?, manager("reader")?);
+    a.initialize().await?;
+    b.initialize().await?;
     if replicate {
         for chunk in blocks(SWARM_N).chunks(1000) {
-            writer.append_batch(chunk).await?;
+            a.append_batch(LOG, chunk).await?;
         }
     } else {
-        writer.append(b"topic").await?;
+        a.append(LOG, b"topic").await?;
     }
-    let reader = ManagedCore::open(
-        dir.join("reader"),
-        name,
-        OpenOptions::new().public_key(writer.verifying_key()),
-    )
-    .await?;
-    let topic = writer.discovery_key();
-    let (server, mut server_peers) = Swarm::start(options(true)).await?;
-    server.join(topic).await?;
-    server.flush().await?;
-    let ws = LogSet::new();
-    ws.insert(writer.clone());
-    let wr = Replicator::new(Arc::new(ws));
-    tokio::spawn(async move {
-        while let Some(peer) = server_peers.recv().await {
-            let wr = wr.clone();
-            tokio::spawn(async move { wr.run_encrypted(peer.cipher, peer.ended).await });
-        }
-    });
-    let (client, mut client_peers) = Swarm::start(options(false)).await?;
+    let mut server = SwarmOptions::new(vec![node.addr()])
+        .host(loopback)
+        .direct(SocketAddr::new(loopback, 0));
+    server.client = false;
+    a.start_swarm(server).await?;
+    a.enable_replication(LOG).await?;
+    let replica = b
+        .open_replica(LOG, a.get_log(LOG).await?.public_key())
+        .await?;
+    let mut client = SwarmOptions::new(vec![node.addr()]).host(loopback);
+    client.server = false;
+    b.start_swarm(client).await?;
+    let mut events = b.subscribe();
     let t0 = Instant::now();
-    client.join(topic).await?;
-    let peer = tokio::time::timeout(std::time::Duration::from_secs(60), client_peers.recv())
-        .await
-        .map_err(|_| "no swarm connection within 60 s")?
-        .ok_or("swarm ended")?;
+    b.enable_replication(LOG).await?;
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            match events.recv().await {
+                Ok(ManagerEvent::PeerConnect { .. }) => return Ok(()),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no peer-connect within 60 s")??;
     let connect = t0.elapsed().as_secs_f64();
+    let direct = !b.direct_peers().await.is_empty();
     if !replicate {
         return Ok(result(
             "swarm_connect",
             1,
             0,
             connect,
-            json!({"ms": connect * 1000.0}),
+            json!({"ms": connect * 1000.0, "direct_tcp": direct}),
         ));
     }
     let t1 = Instant::now();
-    let rs = LogSet::new();
-    rs.insert(reader.clone());
-    let rr = Replicator::new(Arc::new(rs));
-    tokio::spawn(async move { rr.run_encrypted(peer.cipher, peer.ended).await });
-    wait_contiguous(&reader, SWARM_N as u64).await?;
+    let mut progress = replica.watch_progress().await?;
+    tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while progress.borrow_and_update().contiguous_length < SWARM_N as u64 {
+            if progress.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+    .map_err(|_| "swarm_replicate did not complete within 120 s")?;
     let secs = t1.elapsed().as_secs_f64();
     Ok(result(
         "swarm_replicate",
         SWARM_N,
         SWARM_N * KIB,
         secs,
-        json!({"connect_seconds": connect, "join_to_done_seconds": t0.elapsed().as_secs_f64()}),
+        json!({"connect_seconds": connect, "join_to_done_seconds": t0.elapsed().as_secs_f64(), "direct_tcp": direct}),
     ))
 }
 

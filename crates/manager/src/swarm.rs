@@ -2,19 +2,33 @@
 //! of the enabled logs (spec: `enableReplication` → `Hyperswarm.join(discoveryKey)` →
 //! on connection → replicate).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nova_hypercore_replication::swarm::{Swarm, SwarmOptions, SwarmPeer};
 use nova_hypercore_serialization::HypercoreError;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
-use crate::manager::{HypercoreManager, Result};
+use crate::manager::{HypercoreManager, Listener, Result};
+
+/// Peers we replicate with over direct TCP (their swarm public keys).
+type DirectPeers = Arc<Mutex<HashSet<[u8; 32]>>>;
+
+fn lock(peers: &DirectPeers) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+    peers.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// A running swarm and the task that hands its connections to replication.
 pub(crate) struct Running {
-    swarm: Swarm,
+    swarm: Arc<Swarm>,
     accept: JoinHandle<()>,
+    direct: DirectPeers,
+    prefer_direct: bool,
+    client: bool,
+    _listener: Option<Listener>,
 }
 
 impl std::fmt::Debug for Running {
@@ -47,32 +61,130 @@ impl HypercoreManager {
             return Ok(None);
         }
         self.stop_swarm().await;
+        let (prefer_direct, client, direct_addr) =
+            (options.prefer_direct, options.client, options.direct);
         let (swarm, mut peers) = Swarm::start(options).await.inspect_err(|e| {
             self.shared().report_error("swarm", e);
         })?;
+        let swarm = Arc::new(swarm);
         let key = swarm.public_key();
-        let manager = self.clone();
+        let listener = match direct_addr {
+            Some(addr) => {
+                let listener = self.listen(addr).await?;
+                if let Err(e) = swarm.advertise_direct(listener.local_addr()).await {
+                    self.shared().report_error("swarm", &e);
+                }
+                Some(listener)
+            }
+            None => None,
+        };
+        let direct: DirectPeers = Arc::default();
+        let (manager, sw, dp) = (self.clone(), swarm.clone(), direct.clone());
         let accept = tokio::spawn(async move {
             let mut sessions = tokio::task::JoinSet::new();
             loop {
                 tokio::select! {
                     peer = peers.recv() => {
                         let Some(peer) = peer else { break };
-                        let m = manager.clone();
-                        sessions.spawn(async move { m.replicate_peer(peer).await });
+                        if lock(&dp).contains(&peer.remote_public_key) {
+                            debug!("already replicating with this peer over TCP: swarm connection dropped");
+                            continue;
+                        }
+                        let (m, sw, dp) = (manager.clone(), sw.clone(), dp.clone());
+                        sessions.spawn(async move {
+                            m.on_swarm_peer(peer, &sw, &dp, prefer_direct).await;
+                        });
                     }
                     Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
                 }
             }
         });
+        let running = Running {
+            swarm,
+            accept,
+            direct,
+            prefer_direct,
+            client,
+            _listener: listener,
+        };
         for dk in self.hub().enabled_keys() {
-            if let Err(e) = swarm.join(dk).await {
+            if let Err(e) = running.swarm.join(dk).await {
                 self.shared().report_error("swarm", &e);
             }
+            self.look_for_direct(&running, dk);
         }
-        *self.swarm_slot().lock().await = Some(Running { swarm, accept });
+        *self.swarm_slot().lock().await = Some(running);
         info!(public_key = %crate::replication::hex(&key), "swarm started");
         Ok(Some(key))
+    }
+
+    /// A swarm connection: if we dialled it and the peer advertises a direct endpoint,
+    /// move to TCP (the UDX stream is slow from Rust, see docs/discovery.md); else
+    /// replicate over it.
+    async fn on_swarm_peer(
+        &self,
+        peer: SwarmPeer,
+        swarm: &Swarm,
+        direct: &DirectPeers,
+        prefer_direct: bool,
+    ) {
+        if prefer_direct && peer.is_initiator {
+            let pk = peer.remote_public_key;
+            if let Some(addr) = swarm.direct_endpoint(&pk).await
+                && lock(direct).insert(pk)
+            {
+                match dial(addr).await {
+                    Ok(stream) => {
+                        drop(peer);
+                        self.direct_session(stream, pk, direct).await;
+                        return;
+                    }
+                    Err(e) => {
+                        lock(direct).remove(&pk);
+                        debug!(%addr, error = %e, "direct endpoint unreachable: staying on the swarm connection");
+                    }
+                }
+            }
+        }
+        let _ = self.replicate_peer(peer).await;
+    }
+
+    /// Replicates over a dialled direct connection until it ends.
+    async fn direct_session(
+        &self,
+        stream: tokio::net::TcpStream,
+        pk: [u8; 32],
+        direct: &DirectPeers,
+    ) {
+        debug!(peer = %crate::replication::hex(&pk), "replicating over direct TCP");
+        let _ = self.replicate(stream, true).await;
+        lock(direct).remove(&pk);
+    }
+
+    /// Client side: peers already announcing `dk` that advertise a direct endpoint are
+    /// dialled at once (no wait for the UDX connection).
+    fn look_for_direct(&self, running: &Running, dk: [u8; 32]) {
+        if !(running.prefer_direct && running.client) {
+            return;
+        }
+        let (m, swarm, direct) = (self.clone(), running.swarm.clone(), running.direct.clone());
+        tokio::spawn(async move {
+            for (pk, addr) in swarm.find_direct(dk).await {
+                if !lock(&direct).insert(pk) {
+                    continue;
+                }
+                match dial(addr).await {
+                    Ok(stream) => {
+                        let (m, direct) = (m.clone(), direct.clone());
+                        tokio::spawn(async move { m.direct_session(stream, pk, &direct).await });
+                    }
+                    Err(e) => {
+                        lock(&direct).remove(&pk);
+                        debug!(%addr, error = %e, "direct endpoint unreachable");
+                    }
+                }
+            }
+        });
     }
 
     /// Stops discovery: leaves every topic and closes the swarm's connections.
@@ -99,6 +211,7 @@ impl HypercoreManager {
         let slot = self.swarm_slot().lock().await;
         if let Some(running) = slot.as_ref() {
             running.swarm.join(discovery_key).await?;
+            self.look_for_direct(running, discovery_key);
         }
         Ok(())
     }
@@ -112,6 +225,14 @@ impl HypercoreManager {
         Ok(())
     }
 
+    /// Peers we currently replicate with over direct TCP (their swarm public keys).
+    pub async fn direct_peers(&self) -> Vec<[u8; 32]> {
+        match self.swarm_slot().lock().await.as_ref() {
+            Some(r) => lock(&r.direct).iter().copied().collect(),
+            None => Vec::new(),
+        }
+    }
+
     async fn replicate_peer(&self, peer: SwarmPeer) -> std::result::Result<(), HypercoreError> {
         debug!(
             peer = %crate::replication::hex(&peer.remote_public_key),
@@ -120,4 +241,13 @@ impl HypercoreManager {
         );
         self.replicate_encrypted(peer.cipher, peer.ended).await
     }
+}
+
+/// One bounded TCP dial to a peer's direct endpoint.
+async fn dial(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }

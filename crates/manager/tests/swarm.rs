@@ -86,6 +86,44 @@ async fn two_managers_find_each_other_on_the_dht_and_replicate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
+async fn rust_peers_move_to_direct_tcp_once_the_dht_introduced_them() {
+    only_loopback();
+    let node = BootstrapNode::start(SocketAddr::new(LOOPBACK, 0))
+        .await
+        .unwrap();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = manager(da.path()).await;
+    let b = manager(db.path()).await;
+    let payloads: Vec<Vec<u8>> = (0..500u32)
+        .map(|i| format!("entry {i}").into_bytes())
+        .collect();
+    a.append_batch("notes", &payloads).await.unwrap();
+    // The writer serves a direct TCP endpoint and advertises it on the DHT.
+    let mut server = options(node.addr()).direct(SocketAddr::new(LOOPBACK, 0));
+    server.client = false;
+    let a_key = a.start_swarm(server).await.unwrap().unwrap();
+    a.enable_replication("notes").await.unwrap();
+    let replica = b
+        .open_replica("notes", a.get_log("notes").await.unwrap().public_key())
+        .await
+        .unwrap();
+    let mut client = options(node.addr());
+    client.server = false;
+    b.start_swarm(client).await.unwrap().unwrap();
+    b.enable_replication("notes").await.unwrap();
+    wait_for(&replica, 500).await;
+    assert_eq!(b.read_range("notes", 0, 500).await.unwrap(), payloads);
+    // The reader replicates with the writer over TCP, not over the UDX stream.
+    assert_eq!(b.direct_peers().await, vec![a_key]);
+    a.append("notes", b"live over tcp").await.unwrap();
+    wait_for(&replica, 501).await;
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_bootstrap_list_means_no_dht() {
     let d = tempfile::tempdir().unwrap();
     let m = manager(d.path()).await;

@@ -30,6 +30,9 @@ use tracing::{debug, warn};
 
 use crate::transport::Ending;
 
+/// Prefix of the mutable record that advertises a direct TCP endpoint.
+const DIRECT_RECORD: &str = "nova-hypercore/direct-tcp/1 ";
+
 fn failed(reason: String) -> HypercoreError {
     HypercoreError::ReplicationFailed {
         log: "swarm".into(),
@@ -54,6 +57,13 @@ pub struct SwarmOptions {
     pub join_timeout: Duration,
     /// The swarm's Noise identity; a fresh one when `None`.
     pub seed: Option<[u8; 32]>,
+    /// Bind a direct TCP listener here and advertise it to peers (Rust peers then
+    /// replicate over TCP once the DHT has introduced them; JS peers keep using the
+    /// swarm connection). Must be an address peers can reach (not `0.0.0.0`).
+    pub direct: Option<SocketAddr>,
+    /// Dial a peer's advertised direct endpoint instead of replicating over the UDX
+    /// stream (default `true`).
+    pub prefer_direct: bool,
 }
 
 impl SwarmOptions {
@@ -67,7 +77,15 @@ impl SwarmOptions {
             start_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(10),
             seed: None,
+            direct: None,
+            prefer_direct: true,
         }
+    }
+
+    /// Serves and advertises a direct TCP endpoint on `addr` (see [`Self::direct`]).
+    pub fn direct(mut self, addr: SocketAddr) -> Self {
+        self.direct = Some(addr);
+        self
     }
 
     /// Binds to `host` only (tests bind to loopback).
@@ -171,6 +189,62 @@ impl Swarm {
             .map_err(|e| failed(format!("leave: {e}")))
     }
 
+    /// Publishes `addr` as this peer's direct TCP endpoint: a mutable DHT record signed
+    /// with the swarm key, so that Rust peers that found us can replicate over TCP
+    /// instead of the UDX stream (see `docs/discovery.md`, "Direct after discovery").
+    pub async fn advertise_direct(&self, addr: SocketAddr) -> Result<(), HypercoreError> {
+        let value = format!("{DIRECT_RECORD}{addr}");
+        // A newer record must win over one from an earlier run: the clock orders them.
+        let seq = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        tokio::time::timeout(
+            self.join_timeout,
+            self.handle
+                .dht()
+                .mutable_put(self.handle.key_pair(), value.as_bytes(), seq),
+        )
+        .await
+        .map_err(|_| failed(format!("advertising {addr} timed out")))?
+        .map_err(|e| failed(format!("advertising {addr}: {e}")))?;
+        Ok(())
+    }
+
+    /// The direct TCP endpoint `peer` advertised, if any (the record's signature is
+    /// checked against `peer`). JS peers advertise none.
+    pub async fn direct_endpoint(&self, peer: &[u8; 32]) -> Option<SocketAddr> {
+        let got = tokio::time::timeout(self.join_timeout, self.handle.dht().mutable_get(peer, 0))
+            .await
+            .ok()?
+            .ok()??;
+        let text = std::str::from_utf8(&got.value).ok()?;
+        text.strip_prefix(DIRECT_RECORD)?.parse().ok()
+    }
+
+    /// Peers announcing `topic` right now that advertise a direct TCP endpoint.
+    pub async fn find_direct(&self, topic: [u8; 32]) -> Vec<([u8; 32], SocketAddr)> {
+        let Ok(Ok(results)) =
+            tokio::time::timeout(self.join_timeout, self.handle.dht().lookup(topic)).await
+        else {
+            return Vec::new();
+        };
+        let me = self.public_key();
+        let mut peers: Vec<[u8; 32]> = results
+            .iter()
+            .flat_map(|r| r.peers.iter().map(|p| p.public_key))
+            .filter(|pk| *pk != me)
+            .collect();
+        peers.sort_unstable();
+        peers.dedup();
+        let mut found = Vec::new();
+        for pk in peers {
+            if let Some(addr) = self.direct_endpoint(&pk).await {
+                found.push((pk, addr));
+            }
+        }
+        found
+    }
+
     /// Waits until every joined topic has finished its first lookup.
     pub async fn flush(&self) -> Result<(), HypercoreError> {
         tokio::time::timeout(self.join_timeout, self.handle.flush())
@@ -179,10 +253,9 @@ impl Swarm {
             .map_err(|e| failed(format!("flush: {e}")))
     }
 
-    /// Leaves every topic, closes the sockets and waits (bounded) for the swarm to end.
-    pub async fn destroy(mut self) {
+    /// Leaves every topic and closes the sockets (bounded by the join timeout).
+    pub async fn destroy(&self) {
         let _ = tokio::time::timeout(self.join_timeout, self.handle.destroy()).await;
-        let _ = tokio::time::timeout(self.join_timeout, &mut self.task).await;
     }
 }
 
