@@ -1,11 +1,14 @@
 //! The main job: a Nova26-style store with three logs, typed entries, events, status,
-//! metrics, a restart, and a tamper check.
+//! metrics, a restart, a tamper check, and a second peer that finds the store on a DHT
+//! (a bootstrap node hosted in this process, on 127.0.0.1) and replicates a log.
 //!
 //! `cargo xtask demo [--dir DIR]` (a temporary directory unless DIR is given).
 
 use std::path::PathBuf;
 
-use nova_hypercore_manager::{Durability, HypercoreManager, ManagerConfig};
+use nova_hypercore_manager::{
+    BootstrapNode, Durability, HypercoreManager, ManagerConfig, SwarmOptions,
+};
 use nova_hypercore_serialization::{CRDTUpdateEntry, MemoryNodeEntry, deserialize, serialize};
 
 type BoxError = Box<dyn std::error::Error>;
@@ -137,6 +140,55 @@ async fn main() -> Result<(), BoxError> {
         *b ^= 1;
     }
     std::fs::write(&data, &bytes)?;
+
+    // A second peer finds the store by the log's discovery key on a DHT and replicates.
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let node = BootstrapNode::start((loopback, 0).into()).await?;
+    let mut server = SwarmOptions::new(vec![node.addr()])
+        .host(loopback)
+        .direct((loopback, 0).into());
+    server.client = false;
+    manager.start_swarm(server).await?;
+    manager.enable_replication("atlas-memory").await?;
+    let peer = HypercoreManager::new(
+        ManagerConfig::builder()
+            .storage_path(temp.path().join("peer"))
+            .build()?,
+    )?;
+    peer.initialize().await?;
+    let source = manager.get_log("atlas-memory").await?;
+    let replica = peer
+        .open_replica("atlas-memory", source.public_key())
+        .await?;
+    let mut client = SwarmOptions::new(vec![node.addr()]).host(loopback);
+    client.server = false;
+    peer.start_swarm(client).await?;
+    peer.enable_replication("atlas-memory").await?;
+    let want = source.current_length().await?;
+    let mut progress = replica.watch_progress().await?;
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while progress.borrow_and_update().contiguous_length < want {
+            if progress.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+    .map_err(|_| "the second peer did not sync within 30 s")?;
+    let first: MemoryNodeEntry = deserialize(&peer.read("atlas-memory", 0).await?)?;
+    println!(
+        "
+a second peer found atlas-memory on the DHT (bootstrap {}), replicated {want}/{want} entries {}, verified; first: {:?}",
+        node.addr(),
+        if peer.direct_peers().await.is_empty() {
+            "over the swarm connection"
+        } else {
+            "over direct TCP"
+        },
+        first.content
+    );
+    peer.close().await?;
+    node.stop().await;
     manager.close().await?;
     if keep.is_some() {
         println!("data kept in {}", root.display());
