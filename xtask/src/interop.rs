@@ -54,11 +54,29 @@ fn is_root() -> bool {
 
 /// Outside the namespace: install the JS packages, then re-run inside one.
 pub(crate) fn prepare_and_enter() -> Result {
-    if !have("node", "--version") || !have("npm", "--version") {
-        return Err(
-            "the js suite needs Node.js and npm on PATH (Debian: apt-get install nodejs npm)"
-                .into(),
-        );
+    let missing: Vec<&str> = [("node", "nodejs"), ("npm", "npm"), ("ip", "iproute2")]
+        .iter()
+        .filter(|(program, _)| !have(program, "--version") && !have(program, "-V"))
+        .map(|(_, package)| *package)
+        .collect();
+    if !missing.is_empty() {
+        if !is_root() {
+            return Err(format!(
+                "the js suite needs these Debian packages, and installing them needs root: apt-get install {}",
+                missing.join(" ")
+            ));
+        }
+        run_step(
+            "apt-get update",
+            Command::new("apt-get").args(["update", "-qq"]),
+        )?;
+        run_step(
+            &format!("apt-get install {}", missing.join(" ")),
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
     }
     run_step(
         "npm ci (js/interop: pinned hyperswarm, hyperdht, hypercore 10 and 11)",
