@@ -3,6 +3,12 @@
 //   node peer.mjs write VERSION DIR COUNT BOOTSTRAP        writer (server), stdin: `append K`
 //   node peer.mjs read  VERSION DIR KEY UNTIL BOOTSTRAP    reader (client), exits when verified
 //   node peer.mjs dump  VERSION DIR KEY UNTIL              checks a directory written by Rust
+//   node peer.mjs read-tcp  VERSION DIR KEY UNTIL HOST:PORT  reader dialling a TCP peer (no DHT)
+//   node peer.mjs write-tcp VERSION DIR COUNT                writer listening on 127.0.0.1 (no DHT)
+//
+// Over TCP, `socket.pipe(core.replicate(isInitiator)).pipe(socket)`: the replication
+// stream's raw side is a Noise secret stream, so this is the direct mode's wire
+// (handshake, framing) as JS speaks it.
 //
 // VERSION: `10` (hypercore 10.31.12), `11` (hypercore 11, default: manifest v1 cores,
 // whose key is the manifest's hash) or `11-compat` (hypercore 11 with `compat: true`:
@@ -11,6 +17,7 @@
 // Entries are `entry <i>` (the Rust peer writes the same). Lines printed: READY <key>,
 // LENGTH <n>, START <held>, VERIFIED <n>, FETCHED <n>.
 import readline from 'readline'
+import net from 'net'
 import Hyperswarm from 'hyperswarm'
 import b4a from 'b4a'
 
@@ -71,6 +78,53 @@ if (role === 'write') {
   await verify(core, n)
   say(`FETCHED ${fetched}`)
   await swarm.destroy()
+  await core.close()
+} else if (role === 'read-tcp') {
+  const [key, until, addr] = rest
+  const n = Number(until)
+  const [host, port] = addr.split(':')
+  const core = new Hypercore(dir, b4a.from(key, 'hex'), options)
+  await core.ready()
+  let held = 0
+  for (let i = 0; i < core.length; i++) if (await core.has(i)) held++
+  say(`START ${held}`)
+  let fetched = 0
+  core.on('download', () => { fetched++ })
+  const socket = net.connect(Number(port), host)
+  socket.on('error', () => {})
+  const stream = core.replicate(true)
+  stream.on('error', () => {})
+  socket.pipe(stream).pipe(socket)
+  core.download({ start: 0, end: n })
+  await verify(core, n)
+  say(`FETCHED ${fetched}`)
+  socket.destroy()
+  await core.close()
+} else if (role === 'write-tcp') {
+  const [count] = rest
+  const core = new Hypercore(dir, options)
+  await core.ready()
+  const batch = []
+  for (let i = core.length; i < Number(count); i++) batch.push(entry(i))
+  if (batch.length) await core.append(batch)
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {})
+    const stream = core.replicate(false)
+    stream.on('error', () => {})
+    socket.pipe(stream).pipe(socket)
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  say(`READY ${b4a.toString(core.key, 'hex')} 127.0.0.1:${server.address().port}`)
+  const rl = readline.createInterface({ input: process.stdin })
+  for await (const line of rl) {
+    const m = /^append (\d+)$/.exec(line.trim())
+    if (!m) continue
+    const more = []
+    for (let i = core.length; i < core.length + Number(m[1]); i++) more.push(entry(i))
+    await core.append(more)
+    say(`LENGTH ${core.length}`)
+  }
+  server.close()
   await core.close()
 } else if (role === 'dump') {
   const [key, until] = rest

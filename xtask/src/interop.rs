@@ -13,6 +13,8 @@
 //!   cores: the key is the manifest's hash) cannot be read by the Rust reader, because
 //!   the `hypercore` 0.17 crate has no manifests. The check passes while that holds and
 //!   fails (asking for an update) the day it stops holding;
+//! - direct mode (no DHT) over TCP, both ways: our `listen` / `connect` against JS
+//!   `socket.pipe(core.replicate(isInitiator)).pipe(socket)`;
 //! - same storage both ways: JS hypercore 10.31.12 reads the directory our manager
 //!   wrote, and our reader reads the directory JS wrote.
 
@@ -115,6 +117,7 @@ pub(crate) fn run_inside(tmp: &Path) -> Result {
     let (js_dir_10, js_key_10) = js_writer_rust_reader(tmp, &bootstrap, "10")?;
     js_writer_rust_reader(tmp, &bootstrap, "11-compat")?;
     manifest_cores_are_a_known_boundary(tmp, &bootstrap)?;
+    direct_tcp_both_ways(tmp)?;
     same_storage_both_ways(&rust_dir, (&js_dir_10, &js_key_10))?;
     testnet.wait()
 }
@@ -240,6 +243,76 @@ fn manifest_cores_are_a_known_boundary(tmp: &Path, bootstrap: &str) -> Result {
         "KNOWN BOUNDARY still holds: manifest v1 cores (hypercore 11 default) are not readable by hypercore 0.17 (see docs/discovery.md)",
         line.starts_with("STALL"),
         "the Rust reader verified a manifest core: the boundary moved, update docs/discovery.md and make this a full check".into(),
+    )
+}
+
+fn direct_tcp_both_ways(tmp: &Path) -> Result {
+    eprintln!("--> direct TCP (no DHT): Rust listen -> JS dial, JS listen -> Rust connect");
+    let n = FIRST.to_string();
+    let writer = rust_peer(
+        "rust-writer",
+        &[
+            "write",
+            &path(&tmp.join("tcp-rust-writer")),
+            LOG,
+            &n,
+            "127.0.0.1:0",
+        ],
+    )?;
+    let ready = writer.expect("READY")?;
+    let (addr, key) = (field(&ready, 1)?, field(&ready, 2)?);
+    let reader = node(
+        "js-reader",
+        &[
+            "peer.mjs",
+            "read-tcp",
+            "10",
+            &path(&tmp.join("tcp-js-reader")),
+            &key,
+            &n,
+            &addr,
+        ],
+    )?;
+    reader.expect(&format!("VERIFIED {n}"))?;
+    let fetched = number(&reader.expect("FETCHED")?, 1)?;
+    reader.wait()?;
+    writer.wait()?;
+    check(
+        "JS hypercore 10 fetched every entry from our TCP listener",
+        fetched == FIRST,
+        format!("fetched {fetched}"),
+    )?;
+    let writer = node(
+        "js-writer",
+        &[
+            "peer.mjs",
+            "write-tcp",
+            "10",
+            &path(&tmp.join("tcp-js-writer")),
+            &n,
+        ],
+    )?;
+    let ready = writer.expect("READY")?;
+    let (key, addr) = (field(&ready, 1)?, field(&ready, 2)?);
+    let reader = rust_peer(
+        "rust-reader",
+        &[
+            "read",
+            &path(&tmp.join("tcp-rust-reader")),
+            LOG,
+            &key,
+            &addr,
+            &n,
+        ],
+    )?;
+    reader.expect(&format!("VERIFIED {n}"))?;
+    let fetched = number(&reader.expect("FETCHED")?, 1)?;
+    reader.wait()?;
+    writer.wait()?;
+    check(
+        "our connect fetched every entry from a JS TCP listener",
+        fetched == FIRST,
+        format!("fetched {fetched}"),
     )
 }
 

@@ -478,7 +478,8 @@ impl HypercoreManager {
                 return Err(self.not_ready(state.phase));
             }
         }
-        let (cipher, ended) = nova_hypercore_replication::transport::encrypt(stream, initiator)?;
+        let (cipher, ended) =
+            nova_hypercore_replication::transport::encrypt(stream, initiator).await?;
         self.replicate_encrypted(cipher, ended).await
     }
 

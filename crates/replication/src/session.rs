@@ -338,9 +338,9 @@ impl Replicator {
     /// A clean end of the stream is `Ok`; a broken one `REPLICATION_FAILED`.
     pub async fn run<S>(&self, stream: S, initiator: bool) -> Result<(), HypercoreError>
     where
-        S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let (cipher, ended) = encrypt(stream, initiator)?;
+        let (cipher, ended) = encrypt(stream, initiator).await?;
         self.run_encrypted(cipher, ended).await
     }
 

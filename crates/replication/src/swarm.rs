@@ -16,19 +16,15 @@
 //! combinations fail against JS peers; see `docs/discovery.md`).
 
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::{Sink, Stream};
-use hypercore_handshake::{CipherEvent, CipherTrait, state_machine::PUBLIC_KEYLEN};
 use nova_hypercore_serialization::HypercoreError;
 use peeroxide::{JoinOpts, KeyPair, SwarmConfig, SwarmConnection, SwarmHandle};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use crate::transport::Ending;
+use crate::transport::{Ending, SecretCipher};
 
 /// Prefix of the mutable record that advertises a direct TCP endpoint.
 const DIRECT_RECORD: &str = "nova-hypercore/direct-tcp/1 ";
@@ -297,148 +293,25 @@ impl SwarmPeer {
         let remote_public_key = *conn.remote_public_key();
         let is_initiator = conn.is_initiator;
         let handshake_hash = conn.peer.stream.handshake_hash().to_vec();
-        let (in_tx, in_rx) = mpsc::channel::<Vec<u8>>(256);
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let (ending_tx, ending_rx) = watch::channel::<Ending>(None);
-        // One task owns the connection (its UDX runtime and socket stay alive with it)
-        // and drives both halves; whichever half ends first ends the connection.
-        let pump = tokio::spawn(async move {
+        let (mut cipher, ended, ends) = SecretCipher::new(
+            remote_public_key,
+            local_public_key,
+            handshake_hash,
+            is_initiator,
+        );
+        // One task owns the connection (its UDX runtime and socket stay alive with it).
+        cipher.pump = Some(tokio::spawn(async move {
             let conn = conn;
             let SwarmConnection { peer, .. } = conn;
-            let (mut reader, mut writer) = peer.stream.into_split();
-            let read = async {
-                loop {
-                    match reader.read().await {
-                        Ok(Some(frame)) => {
-                            if in_tx.send(frame).await.is_err() {
-                                return Ok(());
-                            }
-                        }
-                        Ok(None) => return Ok(()),
-                        Err(e) => return Err(format!("swarm stream read: {e}")),
-                    }
-                }
-            };
-            let write = async {
-                while let Some(frame) = out_rx.recv().await {
-                    if let Err(e) = writer.write(&frame).await {
-                        return Err(format!("swarm stream write: {e}"));
-                    }
-                }
-                let _ = writer.shutdown().await;
-                Ok(())
-            };
-            let how = tokio::select! {
-                r = read => r,
-                w = write => w,
-            };
-            if let Err(reason) = &how {
-                warn!(%reason, "swarm connection ended");
-            }
-            let _ = ending_tx.send(Some(how));
+            crate::transport::pump(peer.stream, ends).await;
             drop(peer.socket);
-        });
+        }));
         SwarmPeer {
             remote_public_key,
             is_initiator,
-            cipher: SecretCipher {
-                incoming: in_rx,
-                outgoing: Some(out_tx),
-                remote: remote_public_key,
-                local: local_public_key,
-                handshake_hash,
-                is_initiator,
-                pump,
-            },
-            ended: ending_rx,
+            cipher,
+            ended,
         }
-    }
-}
-
-/// A swarm connection as the framed, encrypted channel `hypercore-protocol` runs on.
-pub struct SecretCipher {
-    incoming: mpsc::Receiver<Vec<u8>>,
-    outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,
-    remote: [u8; 32],
-    local: [u8; 32],
-    handshake_hash: Vec<u8>,
-    is_initiator: bool,
-    pump: JoinHandle<()>,
-}
-
-impl std::fmt::Debug for SecretCipher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretCipher")
-            .field("is_initiator", &self.is_initiator)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for SecretCipher {
-    fn drop(&mut self) {
-        // Closing the outgoing side lets the pump flush and shut the stream down.
-        self.outgoing.take();
-        if self.incoming.is_closed() {
-            self.pump.abort();
-        }
-    }
-}
-
-impl Stream for SecretCipher {
-    type Item = CipherEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<CipherEvent>> {
-        self.incoming
-            .poll_recv(cx)
-            .map(|frame| frame.map(CipherEvent::Message))
-    }
-}
-
-impl Sink<Vec<u8>> for SecretCipher {
-    type Error = std::io::Error;
-
-    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn start_send(self: Pin<&mut Self>, item: Vec<u8>) -> Result<(), Self::Error> {
-        match &self.outgoing {
-            Some(tx) if tx.send(item).is_ok() => Ok(()),
-            _ => Err(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "swarm connection closed",
-            )),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Result<(), Self::Error>> {
-        self.outgoing.take();
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl CipherTrait for SecretCipher {
-    fn remote_public_key(&self) -> Option<[u8; PUBLIC_KEYLEN]> {
-        Some(self.remote)
-    }
-
-    fn local_public_key(&self) -> [u8; PUBLIC_KEYLEN] {
-        self.local
-    }
-
-    fn handshake_hash(&self) -> Option<Vec<u8>> {
-        Some(self.handshake_hash.clone())
-    }
-
-    fn is_initiator(&self) -> bool {
-        self.is_initiator
     }
 }
 

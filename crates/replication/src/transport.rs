@@ -1,21 +1,36 @@
-//! Byte streams to encrypted, message-framed connections: the Noise XX handshake and
-//! uint24-LE length framing that hypercore peers speak (`@hyperswarm/secret-stream`).
+//! Byte streams to encrypted, message-framed connections, exactly as JS peers make them
+//! (`@hyperswarm/secret-stream`: Noise XX on ed25519 keys, uint24 little-endian frames,
+//! then the stream-id + secretstream header exchange and XChaCha20-Poly1305 messages).
+//!
+//! [`encrypt`] runs that handshake on any duplex byte stream (TCP, an in-process pipe)
+//! with `peeroxide-dht`'s `SecretStream` (the implementation the swarm uses, and the one
+//! measured to interoperate with JS); [`SecretCipher`] presents the result, or a swarm
+//! connection, as the framed, encrypted channel `hypercore-protocol` runs on.
+//!
+//! JS over TCP (`socket.pipe(core.replicate(isInitiator)).pipe(socket)`) speaks this,
+//! both ways (checked by `cargo xtask test-integration js`). One implementation serves
+//! TCP and swarm connections alike; `hypercore_handshake` 0.6's `Cipher` (used before)
+//! is no longer needed for transport, and its end-of-stream and `todo!()` defects
+//! with it.
 
-use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{Sink, SinkExt, Stream, TryStreamExt};
-use hypercore_handshake::Cipher;
-use hypercore_handshake::state_machine::SecStream;
-use hypercore_handshake::state_machine::hc_specific::generate_keypair;
+use futures::{Sink, Stream};
+use hypercore_handshake::{CipherEvent, CipherTrait, state_machine::PUBLIC_KEYLEN};
 use nova_hypercore_serialization::HypercoreError;
+use peeroxide_dht::secret_stream::SecretStream;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::warn;
 
-/// Largest frame accepted from a peer (a block of the largest payload plus its proof).
-pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024 - 1;
+/// Bound on the handshake of [`encrypt`].
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames decrypted ahead of the session before the reader waits (backpressure).
+const INBOUND_FRAMES: usize = 256;
 
 fn failed(reason: String) -> HypercoreError {
     HypercoreError::ReplicationFailed {
@@ -28,131 +43,209 @@ fn failed(reason: String) -> HypercoreError {
 /// `Some(Err(reason))` on a transport error.
 pub type Ending = Option<Result<(), String>>;
 
-/// Watches the framed stream under the cipher for its end.
-///
-/// `hypercore_handshake` 0.6's `Cipher` never reports the end of its IO (a finished
-/// stream just stays pending) and hits a `todo!()` panic on I/O errors other than EOF
-/// and reset. This adapter records the ending for the session (which then stops) and
-/// hands the cipher a plain end of stream instead of the error.
-struct Watched<S> {
-    inner: S,
-    ending: tokio::sync::watch::Sender<Ending>,
-}
-
-impl<S> Watched<S> {
-    fn end(&self, how: Result<(), String>) {
-        self.ending.send_if_modified(|e| {
-            if e.is_none() {
-                *e = Some(how);
-                true
-            } else {
-                false
-            }
-        });
-    }
-}
-
-impl<S> Stream for Watched<S>
-where
-    S: Stream<Item = Result<Vec<u8>, io::Error>> + Unpin,
-{
-    type Item = Result<Vec<u8>, io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match Pin::new(&mut self.inner).poll_next(cx) {
-            Poll::Ready(None) => {
-                self.end(Ok(()));
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(Err(e))) => {
-                let how = if matches!(
-                    e.kind(),
-                    io::ErrorKind::UnexpectedEof
-                        | io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::BrokenPipe
-                ) {
-                    Ok(())
-                } else {
-                    Err(format!("read failed: {e}"))
-                };
-                self.end(how);
-                Poll::Ready(None)
-            }
-            other => other,
-        }
-    }
-}
-
-impl<S> Sink<Vec<u8>> for Watched<S>
-where
-    S: Sink<Vec<u8>, Error = io::Error> + Unpin,
-{
-    type Error = io::Error;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
-        let r = Pin::new(&mut self.inner).poll_ready(cx);
-        if let Poll::Ready(Err(e)) = &r {
-            self.end(Err(format!("write failed: {e}")));
-        }
-        r
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, item: Vec<u8>) -> Result<(), io::Error> {
-        let r = Pin::new(&mut self.inner).start_send(item);
-        if let Err(e) = &r {
-            self.end(Err(format!("write failed: {e}")));
-        }
-        r
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
-        let r = Pin::new(&mut self.inner).poll_flush(cx);
-        if let Poll::Ready(Err(e)) = &r {
-            self.end(Err(format!("write failed: {e}")));
-        }
-        r
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
 /// Wraps a duplex byte stream (TCP, an in-process pipe, ...) into the encrypted,
 /// framed connection a [`hypercore_protocol::Protocol`] runs on, and a receiver that
 /// says when the stream ended. `initiator` is the side that opened the connection
-/// (exactly one side must be).
-pub fn encrypt<S>(
+/// (exactly one side must be). The handshake is bounded by [`HANDSHAKE_TIMEOUT`].
+pub async fn encrypt<S>(
     stream: S,
     initiator: bool,
-) -> Result<(Cipher, tokio::sync::watch::Receiver<Ending>), HypercoreError>
+) -> Result<(SecretCipher, watch::Receiver<Ending>), HypercoreError>
 where
-    S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    // uint24 little-endian length, then the frame: the hypercore wire framing.
-    let codec = LengthDelimitedCodec::builder()
-        .length_field_length(3)
-        .little_endian()
-        .max_frame_length(MAX_FRAME_BYTES)
-        .new_codec();
-    let framed = Framed::new(stream, codec)
-        .map_ok(|frame| frame.to_vec())
-        .with(|frame: Vec<u8>| futures::future::ready(Ok::<Bytes, io::Error>(Bytes::from(frame))));
-    let (ending, ended) = tokio::sync::watch::channel(None);
-    let framed = Watched {
-        inner: framed,
-        ending,
-    };
-    let cipher = if initiator {
-        let handshake = SecStream::new_initiator_xx(&[])
-            .map_err(|e| failed(format!("noise handshake setup: {e}")))?;
-        Cipher::new(Some(Box::new(framed)), handshake.into())
-    } else {
-        let keypair =
-            generate_keypair().map_err(|e| failed(format!("noise key generation: {e}")))?;
-        let handshake = SecStream::new_responder_xx(&keypair, &[])
-            .map_err(|e| failed(format!("noise handshake setup: {e}")))?;
-        Cipher::new(Some(Box::new(framed)), handshake.into())
-    };
+    let keypair = peeroxide_dht::noise::generate_keypair();
+    let local = keypair.public_key;
+    let secret = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        SecretStream::new(initiator, stream, keypair),
+    )
+    .await
+    .map_err(|_| failed(format!("handshake timed out after {HANDSHAKE_TIMEOUT:?}")))?
+    .map_err(|e| failed(format!("handshake: {e}")))?;
+    let (mut cipher, ended, ends) = SecretCipher::new(
+        *secret.remote_public_key(),
+        local,
+        secret.handshake_hash().to_vec(),
+        initiator,
+    );
+    cipher.pump = Some(tokio::spawn(pump(secret, ends)));
     Ok((cipher, ended))
+}
+
+/// The pump's side of a [`SecretCipher`].
+pub(crate) struct PumpEnds {
+    incoming: mpsc::Sender<Vec<u8>>,
+    outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+    ending: watch::Sender<Ending>,
+}
+
+/// Moves frames between a secret stream and its [`SecretCipher`] until either side
+/// ends; records how the connection ended.
+pub(crate) async fn pump<T>(stream: SecretStream<T>, ends: PumpEnds)
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let PumpEnds {
+        incoming,
+        mut outgoing,
+        ending,
+    } = ends;
+    let (mut reader, mut writer) = stream.into_split();
+    let read = async {
+        loop {
+            match reader.read().await {
+                Ok(Some(frame)) => {
+                    if incoming.send(frame).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+    };
+    let write = async {
+        while let Some(frame) = outgoing.recv().await {
+            if let Err(e) = writer.write(&frame).await {
+                return Err(format!("write: {e}"));
+            }
+        }
+        let _ = writer.shutdown().await;
+        Ok(())
+    };
+    let how = tokio::select! {
+        r = read => r,
+        w = write => w,
+    };
+    if let Err(reason) = &how {
+        warn!(%reason, "connection ended");
+    }
+    let _ = ending.send(Some(how));
+}
+
+/// An encrypted connection as the framed channel `hypercore-protocol` runs on
+/// (`CipherTrait`). Frames are moved by a pump task; dropping the cipher closes the
+/// connection.
+pub struct SecretCipher {
+    incoming: mpsc::Receiver<Vec<u8>>,
+    outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    remote: [u8; 32],
+    local: [u8; 32],
+    handshake_hash: Vec<u8>,
+    is_initiator: bool,
+    pub(crate) pump: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SecretCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretCipher")
+            .field("is_initiator", &self.is_initiator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretCipher {
+    /// A cipher and the ends its pump needs. Outgoing frames are queued without a bound:
+    /// the sessions above bound what they have in flight (request windows), so the queue
+    /// holds at most one window of replies per channel.
+    pub(crate) fn new(
+        remote: [u8; 32],
+        local: [u8; 32],
+        handshake_hash: Vec<u8>,
+        is_initiator: bool,
+    ) -> (Self, watch::Receiver<Ending>, PumpEnds) {
+        let (in_tx, in_rx) = mpsc::channel(INBOUND_FRAMES);
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (ending_tx, ending_rx) = watch::channel(None);
+        (
+            SecretCipher {
+                incoming: in_rx,
+                outgoing: Some(out_tx),
+                remote,
+                local,
+                handshake_hash,
+                is_initiator,
+                pump: None,
+            },
+            ending_rx,
+            PumpEnds {
+                incoming: in_tx,
+                outgoing: out_rx,
+                ending: ending_tx,
+            },
+        )
+    }
+
+    /// The peer's Noise public key.
+    pub fn remote_public_key(&self) -> [u8; 32] {
+        self.remote
+    }
+}
+
+impl Drop for SecretCipher {
+    fn drop(&mut self) {
+        // Closing the outgoing side lets the pump flush and shut the stream down; the
+        // pump also stops when its reader finds nobody listening.
+        self.outgoing.take();
+        self.incoming.close();
+    }
+}
+
+impl Stream for SecretCipher {
+    type Item = CipherEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<CipherEvent>> {
+        self.incoming
+            .poll_recv(cx)
+            .map(|frame| frame.map(CipherEvent::Message))
+    }
+}
+
+impl Sink<Vec<u8>> for SecretCipher {
+    type Error = std::io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Vec<u8>) -> Result<(), Self::Error> {
+        match &self.outgoing {
+            Some(tx) if tx.send(item).is_ok() => Ok(()),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "connection closed",
+            )),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Self::Error>> {
+        self.outgoing.take();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl CipherTrait for SecretCipher {
+    fn remote_public_key(&self) -> Option<[u8; PUBLIC_KEYLEN]> {
+        Some(self.remote)
+    }
+
+    fn local_public_key(&self) -> [u8; PUBLIC_KEYLEN] {
+        self.local
+    }
+
+    fn handshake_hash(&self) -> Option<Vec<u8>> {
+        Some(self.handshake_hash.clone())
+    }
+
+    fn is_initiator(&self) -> bool {
+        self.is_initiator
+    }
 }

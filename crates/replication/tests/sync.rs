@@ -267,7 +267,7 @@ async fn a_refused_channel_closes_alone_and_the_connection_keeps_serving() {
 /// A cipher that sends extra protomux frames right after the session's first frame
 /// and records every frame it receives.
 struct Noisy {
-    inner: hypercore_handshake::Cipher,
+    inner: transport::SecretCipher,
     extra: Vec<Vec<u8>>,
     received: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
 }
@@ -317,16 +317,16 @@ impl futures::Sink<Vec<u8>> for Noisy {
 
 impl hypercore_handshake::CipherTrait for Noisy {
     fn remote_public_key(&self) -> Option<[u8; 32]> {
-        self.inner.remote_public_key()
+        hypercore_handshake::CipherTrait::remote_public_key(&self.inner)
     }
     fn local_public_key(&self) -> [u8; 32] {
         self.inner.local_public_key()
     }
     fn handshake_hash(&self) -> Option<Vec<u8>> {
-        hypercore_handshake::CipherTrait::handshake_hash(&self.inner)
+        self.inner.handshake_hash()
     }
     fn is_initiator(&self) -> bool {
-        hypercore_handshake::CipherTrait::is_initiator(&self.inner)
+        self.inner.is_initiator()
     }
 }
 
@@ -349,7 +349,7 @@ async fn unknown_protomux_traffic_does_not_end_the_connection() {
         other_open,           // a channel for another protocol, id 7
     ];
     let received = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (cipher, ended) = transport::encrypt(b, false).unwrap();
+    let (cipher, ended) = transport::encrypt(b, false).await.unwrap();
     let noisy = Noisy {
         inner: cipher,
         extra,
