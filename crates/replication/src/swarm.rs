@@ -303,7 +303,7 @@ impl SwarmPeer {
         cipher.pump = Some(tokio::spawn(async move {
             let conn = conn;
             let SwarmConnection { peer, .. } = conn;
-            crate::transport::pump(peer.stream, ends).await;
+            crate::transport::pump(peer.stream, ends, None).await;
             drop(peer.socket);
         }));
         SwarmPeer {

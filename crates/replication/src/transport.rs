@@ -14,6 +14,8 @@
 //! with it.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -56,6 +58,14 @@ where
 {
     let keypair = peeroxide_dht::noise::generate_keypair();
     let local = keypair.public_key;
+    // Buffered both ways: the secret stream writes a frame as header + body + flush and
+    // reads header then body. Buffering, and flushes deferred while more frames wait
+    // (see `pump`), make that one write per burst of frames instead of two per frame.
+    let hold = Arc::new(AtomicBool::new(false));
+    let stream = Deferred {
+        inner: tokio::io::BufStream::new(stream),
+        hold: hold.clone(),
+    };
     let secret = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         SecretStream::new(initiator, stream, keypair),
@@ -69,8 +79,46 @@ where
         secret.handshake_hash().to_vec(),
         initiator,
     );
-    cipher.pump = Some(tokio::spawn(pump(secret, ends)));
+    cipher.pump = Some(tokio::spawn(pump(secret, ends, Some(hold))));
     Ok((cipher, ended))
+}
+
+/// A buffered stream whose flushes are skipped while `hold` is set (more frames are
+/// queued behind the one being written); the last frame of a burst flushes them all.
+struct Deferred<S> {
+    inner: tokio::io::BufStream<S>,
+    hold: Arc<AtomicBool>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Deferred<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Deferred<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.hold.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// The pump's side of a [`SecretCipher`].
@@ -82,7 +130,8 @@ pub(crate) struct PumpEnds {
 
 /// Moves frames between a secret stream and its [`SecretCipher`] until either side
 /// ends; records how the connection ended.
-pub(crate) async fn pump<T>(stream: SecretStream<T>, ends: PumpEnds)
+/// `hold`, when given, is the switch of the [`Deferred`] stream under `stream`.
+pub(crate) async fn pump<T>(stream: SecretStream<T>, ends: PumpEnds, hold: Option<Arc<AtomicBool>>)
 where
     T: AsyncRead + AsyncWrite + Send + Unpin,
 {
@@ -107,6 +156,9 @@ where
     };
     let write = async {
         while let Some(frame) = outgoing.recv().await {
+            if let Some(hold) = &hold {
+                hold.store(!outgoing.is_empty(), Ordering::Relaxed);
+            }
             if let Err(e) = writer.write(&frame).await {
                 return Err(format!("write: {e}"));
             }
