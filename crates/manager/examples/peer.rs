@@ -147,7 +147,14 @@ async fn check(dir: &str, key: &str, n: u64) -> Result<(), BoxError> {
 async fn read(dir: &str, log: &str, key: &str, addr: &str, until: u64) -> Result<(), BoxError> {
     let m = manager(dir).await?;
     let key_bytes = parse_key(key)?;
-    let replica = m.open_replica(log, key_bytes).await?;
+    let replica = match m.open_replica(log, key_bytes).await {
+        Ok(replica) => replica,
+        Err(e) => {
+            // e.g. a hypercore 11 manifest key, which is not an ed25519 key half the time.
+            say(format!("REFUSED {}", e.code()));
+            return Err(e.into());
+        }
+    };
     m.enable_replication(log).await?;
     let mut held = 0;
     for i in 0..replica.current_length().await? {
