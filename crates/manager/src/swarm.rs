@@ -161,28 +161,43 @@ impl HypercoreManager {
         lock(direct).remove(&pk);
     }
 
-    /// Client side: peers already announcing `dk` that advertise a direct endpoint are
-    /// dialled at once (no wait for the UDX connection).
+    /// Client side: peers announcing `dk` that advertise a direct endpoint are dialled
+    /// at once (no wait for the UDX connection). Nobody found yet (the server may still
+    /// be announcing): look again with backoff (100 ms doubling to 2 s) for up to
+    /// [`DIRECT_LOOKUP_BOUND`]; the swarm connection stays the fallback.
     fn look_for_direct(&self, running: &Running, dk: [u8; 32]) {
         if !(running.prefer_direct && running.client) {
             return;
         }
         let (m, swarm, direct) = (self.clone(), running.swarm.clone(), running.direct.clone());
         tokio::spawn(async move {
-            for (pk, addr) in swarm.find_direct(dk).await {
-                if !lock(&direct).insert(pk) {
-                    continue;
-                }
-                match dial(addr).await {
-                    Ok(stream) => {
-                        let (m, direct) = (m.clone(), direct.clone());
-                        tokio::spawn(async move { m.direct_session(stream, pk, &direct).await });
+            let deadline = tokio::time::Instant::now() + DIRECT_LOOKUP_BOUND;
+            let mut delay = Duration::from_millis(100);
+            loop {
+                let found = swarm.find_direct(dk).await;
+                let any = !found.is_empty();
+                for (pk, addr) in found {
+                    if !lock(&direct).insert(pk) {
+                        continue;
                     }
-                    Err(e) => {
-                        lock(&direct).remove(&pk);
-                        debug!(%addr, error = %e, "direct endpoint unreachable");
+                    match dial(addr).await {
+                        Ok(stream) => {
+                            let (m, direct) = (m.clone(), direct.clone());
+                            tokio::spawn(
+                                async move { m.direct_session(stream, pk, &direct).await },
+                            );
+                        }
+                        Err(e) => {
+                            lock(&direct).remove(&pk);
+                            debug!(%addr, error = %e, "direct endpoint unreachable");
+                        }
                     }
                 }
+                if any || tokio::time::Instant::now() + delay > deadline {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
             }
         });
     }
@@ -243,11 +258,31 @@ impl HypercoreManager {
     }
 }
 
-/// One bounded TCP dial to a peer's direct endpoint.
+/// How long a client keeps looking for direct endpoints of a topic it joined.
+const DIRECT_LOOKUP_BOUND: Duration = Duration::from_secs(30);
+
+/// Dials a peer's direct endpoint: up to three attempts (50 ms, then 100 ms apart),
+/// each bounded by 5 s.
 async fn dial(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
-    let stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+    let mut delay = Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        let result =
+            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
+                .and_then(|r| r);
+        match result {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) if attempt >= 3 => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+        }
+    }
 }

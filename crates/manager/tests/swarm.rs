@@ -124,6 +124,40 @@ async fn rust_peers_move_to_direct_tcp_once_the_dht_introduced_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
+async fn a_reader_that_joined_first_still_reaches_a_writer_that_announces_later() {
+    only_loopback();
+    let node = BootstrapNode::start(SocketAddr::new(LOOPBACK, 0))
+        .await
+        .unwrap();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = manager(da.path()).await;
+    let b = manager(db.path()).await;
+    a.append_batch("notes", &[b"early".to_vec(), b"bird".to_vec()])
+        .await
+        .unwrap();
+    let replica = b
+        .open_replica("notes", a.get_log("notes").await.unwrap().public_key())
+        .await
+        .unwrap();
+    // The reader joins while nobody announces the log yet.
+    let mut client = options(node.addr());
+    client.server = false;
+    b.start_swarm(client).await.unwrap().unwrap();
+    b.enable_replication("notes").await.unwrap();
+    let mut server = options(node.addr()).direct(SocketAddr::new(LOOPBACK, 0));
+    server.client = false;
+    let a_key = a.start_swarm(server).await.unwrap().unwrap();
+    a.enable_replication("notes").await.unwrap();
+    wait_for(&replica, 2).await;
+    assert_eq!(b.read("notes", 1).await.unwrap(), b"bird");
+    assert_eq!(b.direct_peers().await, vec![a_key]);
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_bootstrap_list_means_no_dht() {
     let d = tempfile::tempdir().unwrap();
     let m = manager(d.path()).await;
