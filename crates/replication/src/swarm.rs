@@ -22,7 +22,7 @@ use nova_hypercore_serialization::HypercoreError;
 use peeroxide::{JoinOpts, KeyPair, SwarmConfig, SwarmConnection, SwarmHandle};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::transport::{Ending, SecretCipher};
 
@@ -117,6 +117,16 @@ impl Swarm {
             return Err(failed(
                 "no bootstrap nodes given (an empty list means no DHT; public nodes are never used implicitly)".into(),
             ));
+        }
+        if !options.host.is_unspecified() {
+            // Measured: the holepuncher advertises every interface's address whatever the
+            // bind address, and a peer on the same host dials the advertised one, which a
+            // socket bound to `host` never receives (docs/discovery.md). Safe only where
+            // `host` is the only interface (a test namespace).
+            warn!(
+                host = %options.host,
+                "swarm bound to one address: peers on this host may dial another interface's address and fail; bind 0.0.0.0 unless this is the only interface"
+            );
         }
         let mut config = SwarmConfig::default();
         config.dht.dht.bootstrap = options.bootstrap.iter().map(|a| a.to_string()).collect();
