@@ -31,6 +31,19 @@ const bootstrapOf = (s) => s.split(',').map((hp) => {
   return { host, port: Number(port) }
 })
 
+// Appends `append K` requests from stdin until it closes; prints the new length.
+async function appendFromStdin (core) {
+  const rl = readline.createInterface({ input: process.stdin })
+  for await (const line of rl) {
+    const m = /^append (\d+)$/.exec(line.trim())
+    if (!m) continue
+    const more = []
+    for (let i = core.length; i < core.length + Number(m[1]); i++) more.push(entry(i))
+    await core.append(more)
+    say(`LENGTH ${core.length}`)
+  }
+}
+
 async function verify (core, until) {
   for (let i = 0; i < until; i++) {
     const block = await core.get(i)
@@ -50,15 +63,7 @@ if (role === 'write') {
   swarm.on('connection', (conn) => core.replicate(conn))
   await swarm.join(core.discoveryKey, { server: true, client: false }).flushed()
   say(`READY ${b4a.toString(core.key, 'hex')}`)
-  const rl = readline.createInterface({ input: process.stdin })
-  for await (const line of rl) {
-    const m = /^append (\d+)$/.exec(line.trim())
-    if (!m) continue
-    const more = []
-    for (let i = core.length; i < core.length + Number(m[1]); i++) more.push(entry(i))
-    await core.append(more)
-    say(`LENGTH ${core.length}`)
-  }
+  await appendFromStdin(core)
   await swarm.destroy()
   await core.close()
 } else if (role === 'read') {
@@ -115,15 +120,7 @@ if (role === 'write') {
   })
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   say(`READY ${b4a.toString(core.key, 'hex')} 127.0.0.1:${server.address().port}`)
-  const rl = readline.createInterface({ input: process.stdin })
-  for await (const line of rl) {
-    const m = /^append (\d+)$/.exec(line.trim())
-    if (!m) continue
-    const more = []
-    for (let i = core.length; i < core.length + Number(m[1]); i++) more.push(entry(i))
-    await core.append(more)
-    say(`LENGTH ${core.length}`)
-  }
+  await appendFromStdin(core)
   server.close()
   await core.close()
 } else if (role === 'dump') {

@@ -126,6 +126,38 @@ fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// A reader run to `until`: (blocks held at start, blocks fetched this run).
+fn read_run(reader: Peer, until: u64) -> Result<(u64, u64)> {
+    let held = number(&reader.expect("START")?, 1)?;
+    reader.expect(&format!("VERIFIED {until}"))?;
+    let fetched = number(&reader.expect("FETCHED")?, 1)?;
+    reader.wait()?;
+    Ok((held, fetched))
+}
+
+/// Full sync of `FIRST` entries, then `MORE` appended by `writer`: checks that the first
+/// run fetches everything and the second exactly the new entries.
+fn full_then_incremental(
+    writer: &mut Peer,
+    what: &str,
+    read: impl Fn(u64) -> Result<(u64, u64)>,
+) -> Result {
+    let (held, fetched) = read(FIRST)?;
+    check(
+        &format!("{what}: all {FIRST} entries"),
+        held == 0 && fetched == FIRST,
+        format!("held {held}, fetched {fetched}"),
+    )?;
+    writer.send(&format!("append {MORE}"))?;
+    writer.expect(&format!("LENGTH {}", FIRST + MORE))?;
+    let (held, fetched) = read(FIRST + MORE)?;
+    check(
+        &format!("{what}: then exactly the {MORE} new entries"),
+        held == FIRST && fetched == MORE,
+        format!("held {held}, fetched {fetched}"),
+    )
+}
+
 /// Returns (the writer's core directory, its key).
 fn rust_writer_js_reader(tmp: &Path, bootstrap: &str, js: &str) -> Result<(String, String)> {
     eprintln!("--> Rust writer, JS hypercore {js} reader");
@@ -138,7 +170,7 @@ fn rust_writer_js_reader(tmp: &Path, bootstrap: &str, js: &str) -> Result<(Strin
     let key = field(&writer.expect("READY")?, 2)?;
     let core_dir = field(&writer.expect("DIR")?, 1)?;
     let rdir = path(&tmp.join(format!("js-reader-{js}")));
-    let read = |until: u64| -> Result<(u64, u64)> {
+    let read = |until: u64| {
         let reader = node(
             "js-reader",
             &[
@@ -151,25 +183,12 @@ fn rust_writer_js_reader(tmp: &Path, bootstrap: &str, js: &str) -> Result<(Strin
                 bootstrap,
             ],
         )?;
-        let held = number(&reader.expect("START")?, 1)?;
-        reader.expect(&format!("VERIFIED {until}"))?;
-        let fetched = number(&reader.expect("FETCHED")?, 1)?;
-        reader.wait()?;
-        Ok((held, fetched))
+        read_run(reader, until)
     };
-    let (held, fetched) = read(FIRST)?;
-    check(
-        &format!("JS hypercore {js} fetched all {FIRST} entries from the Rust writer"),
-        held == 0 && fetched == FIRST,
-        format!("held {held}, fetched {fetched}"),
-    )?;
-    writer.send(&format!("append {MORE}"))?;
-    writer.expect(&format!("LENGTH {}", FIRST + MORE))?;
-    let (held, fetched) = read(FIRST + MORE)?;
-    check(
-        &format!("then exactly the {MORE} new entries"),
-        held == FIRST && fetched == MORE,
-        format!("held {held}, fetched {fetched}"),
+    full_then_incremental(
+        &mut writer,
+        &format!("JS hypercore {js} reader from the Rust writer"),
+        read,
     )?;
     writer.wait()?;
     Ok((core_dir, key))
@@ -193,30 +212,17 @@ fn js_writer_rust_reader(tmp: &Path, bootstrap: &str, js: &str) -> Result<(Strin
     )?;
     let key = field(&writer.expect("READY")?, 1)?;
     let rdir = path(&tmp.join(format!("rust-reader-{js}")));
-    let read = |until: u64| -> Result<(u64, u64)> {
+    let read = |until: u64| {
         let reader = rust_peer(
             "rust-reader",
             &["read", &rdir, LOG, &key, &swarm, &until.to_string()],
         )?;
-        let held = number(&reader.expect("START")?, 1)?;
-        reader.expect(&format!("VERIFIED {until}"))?;
-        let fetched = number(&reader.expect("FETCHED")?, 1)?;
-        reader.wait()?;
-        Ok((held, fetched))
+        read_run(reader, until)
     };
-    let (held, fetched) = read(FIRST)?;
-    check(
-        &format!("the Rust reader fetched all {FIRST} entries from JS hypercore {js}"),
-        held == 0 && fetched == FIRST,
-        format!("held {held}, fetched {fetched}"),
-    )?;
-    writer.send(&format!("append {MORE}"))?;
-    writer.expect(&format!("LENGTH {}", FIRST + MORE))?;
-    let (held, fetched) = read(FIRST + MORE)?;
-    check(
-        &format!("then exactly the {MORE} new entries"),
-        held == FIRST && fetched == MORE,
-        format!("held {held}, fetched {fetched}"),
+    full_then_incremental(
+        &mut writer,
+        &format!("Rust reader from the JS hypercore {js} writer"),
+        read,
     )?;
     writer.wait()?;
     Ok((wdir, key))
