@@ -231,6 +231,22 @@ fn observed(
     (r, rx)
 }
 
+/// The discovery key of the first channel the peer refused (10 s bound).
+async fn first_refusal(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<SessionEvent>,
+) -> Option<[u8; 32]> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = events.recv().await {
+            if let SessionEvent::Refused { discovery_key, .. } = e {
+                return Some(discovery_key);
+            }
+        }
+        None
+    })
+    .await
+    .expect("no refusal within 10 s")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_channel_closes_alone_and_the_connection_keeps_serving() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -246,16 +262,7 @@ async fn a_refused_channel_closes_alone_and_the_connection_keeps_serving() {
     let (a, b) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move { rw.run(a, true).await });
     tokio::spawn(async move { rr.run(b, false).await });
-    let refused = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(e) = events.recv().await {
-            if let SessionEvent::Refused { discovery_key, .. } = e {
-                return Some(discovery_key);
-            }
-        }
-        None
-    })
-    .await
-    .expect("no refusal within 10 s");
+    let refused = first_refusal(&mut events).await;
     assert_eq!(refused, Some(unshared.discovery_key()));
     wait_contiguous(&replica, 40).await;
     // Same connection, still live: a new append arrives.
@@ -386,16 +393,7 @@ async fn a_log_shared_later_travels_over_the_connection_already_up() {
     tokio::spawn(async move { rr.run(b, false).await });
     wait_contiguous(&first_r, 20).await;
     // The writer does not share `later` yet: the reader's open for it is refused.
-    let refused = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(e) = events.recv().await {
-            if let SessionEvent::Refused { discovery_key, .. } = e {
-                return Some(discovery_key);
-            }
-        }
-        None
-    })
-    .await
-    .expect("no refusal within 10 s");
+    let refused = first_refusal(&mut events).await;
     assert_eq!(refused, Some(later.discovery_key()));
     assert_eq!(later_r.watch_progress().borrow().contiguous_length, 0);
     // Sharing it now opens a channel on the same connection.
