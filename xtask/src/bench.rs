@@ -104,7 +104,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
         .iter()
         .filter(|r| args.only.is_empty() || args.only.iter().any(|o| o == r.workload))
         .filter(|r| {
-            let ok = !needs_netns(r.workload) || netns_available();
+            let ok = !needs_netns(r.workload) || crate::netns_available();
             if !ok {
                 eprintln!(
                     "skipping {}: it needs root with `unshare` and `ip` to run in a loopback-only network namespace",
@@ -227,14 +227,6 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
 /// Workloads that use a DHT: they run where only `lo` exists.
 fn needs_netns(workload: &str) -> bool {
     workload.starts_with("swarm")
-}
-
-fn netns_available() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    root && crate::have("unshare", "--version") && crate::have("ip", "-V")
 }
 
 /// `cmd` itself, or `cmd` run inside a fresh network namespace with only `lo` up.

@@ -304,12 +304,7 @@ fn writer_restart(tmp: &Path, n: u64) -> Result {
 /// DHT's holepuncher advertises. Needs root (`unshare --net`); otherwise it is skipped
 /// with a message saying so.
 fn swarm() -> Result {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !is_root || !crate::have("unshare", "--version") || !crate::have("ip", "-V") {
+    if !crate::netns_available() {
         eprintln!(
             "  SKIPPED: the swarm suite needs root with `unshare` and `ip` (iproute2) to run in a loopback-only network namespace"
         );

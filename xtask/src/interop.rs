@@ -46,14 +46,6 @@ fn rust_peer(name: &'static str, args: &[&str]) -> Result<Peer> {
     Peer::start(name, cmd)
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 /// Outside the namespace: install the JS packages, then re-run inside one.
 pub(crate) fn prepare_and_enter() -> Result {
     let missing: Vec<&str> = [("node", "nodejs"), ("npm", "npm"), ("ip", "iproute2")]
@@ -62,7 +54,7 @@ pub(crate) fn prepare_and_enter() -> Result {
         .map(|(_, package)| *package)
         .collect();
     if !missing.is_empty() {
-        if !is_root() {
+        if !crate::is_root() {
             return Err(format!(
                 "the js suite needs these Debian packages, and installing them needs root: apt-get install {}",
                 missing.join(" ")
@@ -86,7 +78,7 @@ pub(crate) fn prepare_and_enter() -> Result {
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(js_dir()),
     )?;
-    if !is_root() || !have("unshare", "--version") || !have("ip", "-V") {
+    if !crate::netns_available() {
         eprintln!(
             "  SKIPPED: the js suite needs root with `unshare` and `ip` (iproute2) to run in a loopback-only network namespace"
         );

@@ -94,6 +94,19 @@ pub(crate) fn run_step(step: &str, cmd: &mut Command) -> Result {
     }
 }
 
+/// Whether this process runs as root.
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Whether a loopback-only network namespace can be made here (root, `unshare`, `ip`).
+pub(crate) fn netns_available() -> bool {
+    is_root() && have("unshare", "--version") && have("ip", "-V")
+}
+
 pub(crate) fn have(program: &str, arg: &str) -> bool {
     Command::new(program)
         .arg(arg)
