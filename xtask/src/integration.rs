@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use crate::{Result, cargo, root, run_step};
 
 const LOG: &str = "atlas-memory";
+/// Set in the copy of this process that runs inside a network namespace.
+pub(crate) const INSIDE: &str = "NOVA_XTASK_NETNS";
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The suites, in the order `cargo xtask test` runs them.
@@ -299,10 +301,26 @@ fn writer_restart(tmp: &Path, n: u64) -> Result {
     writer.wait()
 }
 
-/// The swarm suite: `crates/manager/tests/swarm.rs` (its ignored tests) inside a fresh
-/// network namespace that has only `lo`, so that no packet leaves loopback whatever the
-/// DHT's holepuncher advertises. Needs root (`unshare --net`); otherwise it is skipped
-/// with a message saying so.
+/// Re-runs `cargo xtask test-integration <suite>` (this binary) in a new network
+/// namespace (`unshare --net`, root); the copy sees [`INSIDE`] set.
+pub(crate) fn enter_netns(suite: &str) -> Result {
+    let me = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    run_step(
+        &format!("{suite} suite processes in their own network namespace (unshare --net)"),
+        Command::new("unshare")
+            .arg("--net")
+            .arg(me)
+            .args(["test-integration", suite])
+            .env(INSIDE, "1")
+            .current_dir(root()),
+    )
+}
+
+/// The swarm suite, part 1: `crates/manager/tests/swarm.rs` (its ignored tests) inside a
+/// fresh network namespace that has only `lo`, so that no packet leaves loopback whatever
+/// the DHT's holepuncher advertises. Part 2 ([`swarm_processes`]) runs in another
+/// namespace. Needs root (`unshare --net`); otherwise it is skipped with a message
+/// saying so.
 fn swarm() -> Result {
     if !crate::netns_available() {
         eprintln!(
@@ -331,7 +349,96 @@ fn swarm() -> Result {
         Command::new("unshare")
             .args(["--net", "sh", "-c", &script])
             .current_dir(root()),
-    )
+    )?;
+    enter_netns("swarm")
+}
+
+/// Connects per check in [`swarm_processes`].
+const SWARM_ROUNDS: usize = 5;
+/// Entries each writer serves in [`swarm_processes`].
+const SWARM_ENTRIES: &str = "200";
+
+/// The swarm suite, part 2 (inside its namespace): Rust peers in separate processes find
+/// each other on a three-node DHT (loopback) and replicate over the swarm's UDX stream,
+/// on a host that also has non-loopback interfaces (a veth pair whose both ends are in
+/// the namespace, so nothing leaves it). That is the set-up in which connects failed:
+/// the DHT tells a peer that the other one runs on the same host, and it dials one of
+/// the other's advertised interface addresses (docs/discovery.md). Checks:
+/// - bound to every interface (the default), every connect succeeds;
+/// - bound to 127.0.0.1 (`local_connection` then off), every connect succeeds;
+/// - control: bound to 127.0.0.1 with `local_connection` forced on, the reader never
+///   connects, which shows that this namespace reproduces the failure (if it connects,
+///   the check fails and says what to update).
+fn swarm_processes(tmp: &Path) -> Result {
+    let ip = |args: &[&str]| -> Result {
+        run_step(
+            &format!("ip {}", args.join(" ")),
+            Command::new("ip").args(args),
+        )
+    };
+    ip(&["link", "set", "lo", "up"])?;
+    ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]).map_err(|e| {
+        format!("{e}: the suite needs a veth pair inside its namespace (kernel module veth)")
+    })?;
+    ip(&["addr", "add", "10.77.0.1/24", "dev", "v0"])?;
+    ip(&["addr", "add", "10.77.0.2/24", "dev", "v1"])?;
+    ip(&["link", "set", "v0", "up"])?;
+    ip(&["link", "set", "v1", "up"])?;
+    let dht = Peer::spawn("dht", &["bootstrap", "127.0.0.1:0", "3"])?;
+    let swarm = format!("swarm:{}", field(&dht.expect("BOOTSTRAP")?, 1)?);
+    let mut round = 0;
+    let mut connect = |options: &[&str]| -> Result<String> {
+        round += 1;
+        let dir = |side: &str| tmp.join(format!("{side}-{round}")).display().to_string();
+        let wdir = dir("w");
+        let mut args = options.to_vec();
+        args.extend(["write", &wdir, LOG, SWARM_ENTRIES, &swarm]);
+        let writer = Peer::spawn("writer", &args)?;
+        let key = field(&writer.expect("READY")?, 2)?;
+        let rdir = dir("r");
+        let mut args = options.to_vec();
+        args.extend(["read", &rdir, LOG, &key, &swarm, SWARM_ENTRIES]);
+        let reader = Peer::spawn("reader", &args)?;
+        // A reader that has not connected reports STALL after 10 s without progress.
+        let outcome = reader.expect_any(&["VERIFIED", "STALL"])?;
+        if outcome.starts_with("VERIFIED") {
+            reader.expect("FETCHED")?;
+            reader.wait()?;
+        }
+        writer.wait()?;
+        Ok(outcome)
+    };
+    for (what, options) in [
+        ("bound to every interface (the default)", &[][..]),
+        (
+            "bound to 127.0.0.1 (local_connection off by default)",
+            &["--host", "127.0.0.1"][..],
+        ),
+    ] {
+        let outcomes = (0..SWARM_ROUNDS)
+            .map(|_| connect(options))
+            .collect::<Result<Vec<_>>>()?;
+        let connected = outcomes
+            .iter()
+            .filter(|o| o.starts_with("VERIFIED"))
+            .count();
+        check(
+            &format!(
+                "{what}: {SWARM_ROUNDS} of {SWARM_ROUNDS} pairs of processes connect over the swarm and sync {SWARM_ENTRIES} entries"
+            ),
+            connected == SWARM_ROUNDS,
+            format!("{connected} connected: {outcomes:?}"),
+        )?;
+    }
+    let control = connect(&["--host", "127.0.0.1", "--local-connection", "true"])?;
+    check(
+        "control: bound to 127.0.0.1 with local_connection on, the reader dials another interface's address and never connects (this namespace reproduces the failure)",
+        control.starts_with("STALL") && control.contains(" peers 0 "),
+        format!(
+            "got {control:?}: the failure no longer reproduces; either the namespace lost its veth pair or peeroxide now dials reachable addresses (then update docs/discovery.md and SwarmOptions::local_connection)"
+        ),
+    )?;
+    dht.wait()
 }
 
 /// Builds the peer and runs `suite` (or every suite for `all`).
@@ -346,7 +453,7 @@ pub(crate) fn run(suite: &str) -> Result {
             ));
         }
     };
-    let inside_netns = std::env::var_os(crate::interop::INSIDE).is_some();
+    let inside_netns = std::env::var_os(INSIDE).is_some();
     if !inside_netns {
         run_step(
             "build the peer process (crates/manager/examples/peer.rs)",
@@ -367,6 +474,7 @@ pub(crate) fn run(suite: &str) -> Result {
         std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
         let result = match s {
             "two-peer" => two_peer(&tmp),
+            "swarm" if inside_netns => swarm_processes(&tmp),
             "swarm" => swarm(),
             "js" if inside_netns => crate::interop::run_inside(&tmp),
             "js" => crate::interop::prepare_and_enter(),

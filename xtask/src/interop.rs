@@ -27,8 +27,6 @@ use crate::{Result, have, root, run_step};
 const LOG: &str = "notes";
 const FIRST: u64 = 2_000;
 const MORE: u64 = 1_000;
-/// Set in the copy of this process that runs inside the network namespace.
-pub(crate) const INSIDE: &str = "NOVA_INTEROP_NETNS";
 
 fn js_dir() -> std::path::PathBuf {
     root().join("js").join("interop")
@@ -84,16 +82,7 @@ pub(crate) fn prepare_and_enter() -> Result {
         );
         return Ok(());
     }
-    let me = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-    run_step(
-        "js interop inside a network namespace with only lo (unshare --net)",
-        Command::new("unshare")
-            .arg("--net")
-            .arg(me)
-            .args(["test-integration", "js"])
-            .env(INSIDE, "1")
-            .current_dir(root()),
-    )
+    crate::integration::enter_netns("js")
 }
 
 /// Inside the namespace: the checks.

@@ -1,5 +1,6 @@
 //! A peer process for the multi-process integration suites (`cargo xtask
-//! test-integration two-peer|reconnect`): one manager, one log, direct TCP on loopback.
+//! test-integration two-peer|reconnect|swarm|js`): one manager, one log, direct TCP on
+//! loopback or a swarm on a DHT.
 //!
 //! ```text
 //! peer write DIR LOG COUNT        create COUNT entries, serve on 127.0.0.1:0;
@@ -8,14 +9,25 @@
 //! peer read DIR LOG KEY ADDR N    replicate until N entries are held; prints
 //!                                 "START <held>", "PROGRESS <have> <total>",
 //!                                 "FETCHED <blocks this run>" and "VERIFIED <n>"
+//! peer check CORE_DIR KEY N       open a hypercore directory written elsewhere, verify
+//!                                 entries 0..N; prints "VERIFIED <n>"
+//! peer bootstrap ADDR [NODES]     host a DHT of NODES nodes (default 1) on ADDR's host;
+//!                                 prints "BOOTSTRAP <addr>[,<addr>...]", runs until
+//!                                 stdin closes
 //! ```
+//! ADDR `swarm:HOST:PORT[,...]` finds the peer on a DHT (the writer announces as a server,
+//! the reader looks up as a client) instead of direct TCP. The swarm binds every
+//! interface (`0.0.0.0`, the library default) unless `--host IP` is given;
+//! `--local-connection true|false` sets `SwarmOptions::local_connection`.
 //! Entry i is the bytes of `entry <i>`, so a reader can check every byte it got.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nova_hypercore_manager::{HypercoreManager, ManagerConfig, ManagerEvent, SwarmOptions};
+use nova_hypercore_manager::{
+    BootstrapNode, HypercoreManager, ManagerConfig, ManagerEvent, SwarmOptions,
+};
 use nova_hypercore_serialization::Direction;
 use tokio::io::AsyncBufReadExt;
 
@@ -40,18 +52,42 @@ async fn main() -> Result<(), BoxError> {
             .with_writer(std::io::stderr)
             .init();
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let peer = Peer {
+        host: take_option(&mut args, "--host")?,
+        local_connection: take_option(&mut args, "--local-connection")?,
+    };
     match args.first().map(String::as_str) {
         Some("write") if args.len() == 4 || args.len() == 5 => {
             let addr = args.get(4).map_or("127.0.0.1:0", String::as_str);
-            write(&args[1], &args[2], args[3].parse()?, addr).await
+            peer.write(&args[1], &args[2], args[3].parse()?, addr).await
+        }
+        Some("bootstrap") if args.len() == 2 || args.len() == 3 => {
+            let nodes = args.get(2).map_or(Ok(1), |n| n.parse())?;
+            bootstrap(args[1].parse()?, nodes).await
         }
         Some("check") if args.len() == 4 => check(&args[1], &args[2], args[3].parse()?).await,
         Some("read") if args.len() == 6 => {
-            read(&args[1], &args[2], &args[3], &args[4], args[5].parse()?).await
+            peer.read(&args[1], &args[2], &args[3], &args[4], args[5].parse()?)
+                .await
         }
-        _ => Err("usage: peer write DIR LOG COUNT [ADDR] | peer read DIR LOG KEY ADDR N | peer check CORE_DIR KEY N".into()),
+        _ => Err("usage: peer [--host IP] write DIR LOG COUNT [ADDR] | peer [--host IP] read DIR LOG KEY ADDR N | peer check CORE_DIR KEY N | peer bootstrap ADDR".into()),
     }
+}
+
+/// Removes `name VALUE` from `args` and parses VALUE (`None` when `name` is absent).
+fn take_option<T>(args: &mut Vec<String>, name: &str) -> Result<Option<T>, BoxError>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let Some(i) = args.iter().position(|a| a == name) else {
+        return Ok(None);
+    };
+    let value = args.get(i + 1).ok_or(format!("{name} needs a value"))?;
+    let value = value.parse()?;
+    args.drain(i..i + 2);
+    Ok(Some(value))
 }
 
 async fn manager(dir: &str) -> Result<HypercoreManager, BoxError> {
@@ -64,53 +100,197 @@ async fn manager(dir: &str) -> Result<HypercoreManager, BoxError> {
     Ok(manager)
 }
 
-/// Swarm options for a comma-separated bootstrap list, bound to loopback.
-fn swarm_options(bootstrap: &str) -> Result<SwarmOptions, BoxError> {
-    let nodes = bootstrap
-        .split(',')
-        .map(str::parse)
-        .collect::<Result<Vec<std::net::SocketAddr>, _>>()?;
-    Ok(SwarmOptions::new(nodes).host(std::net::Ipv4Addr::LOCALHOST.into()))
+/// Hosts a DHT of `nodes` nodes (the first on `addr`, the others on its host, joining
+/// it) until stdin closes.
+async fn bootstrap(addr: std::net::SocketAddr, nodes: usize) -> Result<(), BoxError> {
+    let first = BootstrapNode::start(addr).await?;
+    let mut addrs = vec![first.addr()];
+    let mut all = vec![first];
+    for _ in 1..nodes {
+        let node = BootstrapNode::start_with((addr.ip(), 0).into(), vec![addrs[0]]).await?;
+        addrs.push(node.addr());
+        all.push(node);
+    }
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    say(format!("BOOTSTRAP {}", list.join(",")));
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while lines.next_line().await?.is_some() {}
+    for node in all {
+        node.stop().await;
+    }
+    Ok(())
 }
 
-async fn write(dir: &str, log: &str, count: u64, addr: &str) -> Result<(), BoxError> {
-    let m = manager(dir).await?;
-    let have = m.get_length(log).await?;
-    let batch: Vec<Vec<u8>> = (have..count).map(entry).collect();
-    for chunk in batch.chunks(1000) {
-        m.append_batch(log, chunk).await?;
-    }
-    let key = m.get_log(log).await?.public_key();
-    let hex_key = key.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    // `swarm:BOOTSTRAP`: announce on the DHT (server only, as a writer).
-    let _listener = if let Some(bootstrap) = addr.strip_prefix("swarm:") {
-        let mut options = swarm_options(bootstrap)?;
-        options.client = false;
-        m.start_swarm(options).await?;
-        m.enable_replication(log).await?;
-        say(format!("READY {addr} {hex_key}"));
-        say(format!("DIR {}", m.get_log(log).await?.path().display()));
-        None
-    } else {
-        // The manager's direct mode: accepts connections and replicates every enabled log.
-        m.enable_replication(log).await?;
-        let listener = m.listen(addr.parse()?).await?;
-        say(format!("READY {} {hex_key}", listener.local_addr()));
-        say(format!("DIR {}", m.get_log(log).await?.path().display()));
-        Some(listener)
-    };
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await? {
-        if let Some(k) = line.strip_prefix("append ") {
-            let k: u64 = k.trim().parse()?;
-            let from = m.get_length(log).await?;
-            let more: Vec<Vec<u8>> = (from..from + k).map(entry).collect();
-            m.append_batch(log, &more).await?;
-            say(format!("LENGTH {}", m.get_length(log).await?));
+/// Options shared by the write and read modes.
+struct Peer {
+    /// Bind the swarm to this address only (`--host`); every interface otherwise.
+    host: Option<std::net::IpAddr>,
+    /// `--local-connection`: overrides `SwarmOptions::local_connection`.
+    local_connection: Option<bool>,
+}
+
+impl Peer {
+    /// Swarm options for a comma-separated bootstrap list.
+    fn swarm_options(&self, bootstrap: &str) -> Result<SwarmOptions, BoxError> {
+        let nodes = bootstrap
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<std::net::SocketAddr>, _>>()?;
+        let mut options = SwarmOptions::new(nodes);
+        if let Some(host) = self.host {
+            options = options.host(host);
         }
+        options.local_connection = self.local_connection;
+        Ok(options)
     }
-    m.close().await?;
-    Ok(())
+
+    async fn write(&self, dir: &str, log: &str, count: u64, addr: &str) -> Result<(), BoxError> {
+        let m = manager(dir).await?;
+        let have = m.get_length(log).await?;
+        let batch: Vec<Vec<u8>> = (have..count).map(entry).collect();
+        for chunk in batch.chunks(1000) {
+            m.append_batch(log, chunk).await?;
+        }
+        let key = m.get_log(log).await?.public_key();
+        let hex_key = key.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        // `swarm:BOOTSTRAP`: announce on the DHT (server only, as a writer).
+        let _listener = if let Some(bootstrap) = addr.strip_prefix("swarm:") {
+            let mut options = self.swarm_options(bootstrap)?;
+            options.client = false;
+            m.start_swarm(options).await?;
+            m.enable_replication(log).await?;
+            say(format!("READY {addr} {hex_key}"));
+            say(format!("DIR {}", m.get_log(log).await?.path().display()));
+            None
+        } else {
+            // The manager's direct mode: accepts connections and replicates every enabled log.
+            m.enable_replication(log).await?;
+            let listener = m.listen(addr.parse()?).await?;
+            say(format!("READY {} {hex_key}", listener.local_addr()));
+            say(format!("DIR {}", m.get_log(log).await?.path().display()));
+            Some(listener)
+        };
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Some(line) = lines.next_line().await? {
+            if let Some(k) = line.strip_prefix("append ") {
+                let k: u64 = k.trim().parse()?;
+                let from = m.get_length(log).await?;
+                let more: Vec<Vec<u8>> = (from..from + k).map(entry).collect();
+                m.append_batch(log, &more).await?;
+                say(format!("LENGTH {}", m.get_length(log).await?));
+            }
+        }
+        m.close().await?;
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        dir: &str,
+        log: &str,
+        key: &str,
+        addr: &str,
+        until: u64,
+    ) -> Result<(), BoxError> {
+        let m = manager(dir).await?;
+        let key_bytes = parse_key(key)?;
+        let replica = match m.open_replica(log, key_bytes).await {
+            Ok(replica) => replica,
+            Err(e) => {
+                // e.g. a hypercore 11 manifest key, which is not an ed25519 key half the time.
+                say(format!("REFUSED {}", e.code()));
+                return Err(e.into());
+            }
+        };
+        m.enable_replication(log).await?;
+        let mut held = 0;
+        for i in 0..replica.current_length().await? {
+            if replica.verify_signature(i).await.unwrap_or(false) {
+                held += 1;
+            }
+        }
+        say(format!("START {held}"));
+        // Count the blocks this run receives (one `replicate` receive event per block).
+        let mut events = m.subscribe();
+        let (count_tx, mut count_rx) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            let mut fetched = 0u64;
+            loop {
+                match events.recv().await {
+                    Ok(ManagerEvent::Replicate {
+                        direction: Direction::Receive,
+                        ..
+                    }) => {
+                        fetched += 1;
+                        count_tx.send_replace(fetched);
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        say(format!("LAGGED {n}"));
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        // `swarm:BOOTSTRAP`: look the log up on the DHT (client only, as a reader).
+        // Otherwise the manager's dialer: redials with backoff (50 ms .. 5 s) whenever the
+        // connection drops or the writer is not reachable yet.
+        let _connector = if let Some(bootstrap) = addr.strip_prefix("swarm:") {
+            let mut options = self.swarm_options(bootstrap)?;
+            options.server = false;
+            m.start_swarm(options).await?;
+            None
+        } else {
+            Some(m.connect(addr.parse()?))
+        };
+        let mut progress = replica.watch_progress().await?;
+        let mut reported = 0;
+        loop {
+            let p = *progress.borrow_and_update();
+            if p.contiguous_length >= reported + 500 || p.contiguous_length >= until {
+                reported = p.contiguous_length;
+                say(format!("PROGRESS {} {}", p.contiguous_length, p.length));
+            }
+            if p.contiguous_length >= until {
+                break;
+            }
+            // No progress for a while: say where things stand (diagnostics for the suites).
+            match tokio::time::timeout(Duration::from_secs(10), progress.changed()).await {
+                Ok(changed) => changed?,
+                Err(_) => {
+                    let status = m.replication_status(log).await?;
+                    let next = match m.read(log, p.contiguous_length).await {
+                        Ok(_) => "readable".to_owned(),
+                        Err(e) => e.code().to_string(),
+                    };
+                    say(format!(
+                        "STALL have {} total {} next {next} peers {} remote {:?} bytes {}",
+                        p.contiguous_length,
+                        p.length,
+                        status.active_peers,
+                        status.remote_lengths,
+                        status.bytes_transferred
+                    ));
+                }
+            }
+        }
+        for i in 0..until {
+            if m.read(log, i).await? != entry(i) {
+                return Err(format!("entry {i} differs").into());
+            }
+        }
+        say(format!("VERIFIED {until}"));
+        // Events trail the stored blocks slightly: wait (bounded) for the expected count.
+        let expected = until.saturating_sub(held);
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            count_rx.wait_for(|c| *c >= expected),
+        )
+        .await;
+        say(format!("FETCHED {}", *count_rx.borrow()));
+        m.close().await?;
+        Ok(())
+    }
 }
 
 fn parse_key(key: &str) -> Result<[u8; 32], BoxError> {
@@ -141,106 +321,5 @@ async fn check(dir: &str, key: &str, n: u64) -> Result<(), BoxError> {
         }
     }
     say(format!("VERIFIED {n}"));
-    Ok(())
-}
-
-async fn read(dir: &str, log: &str, key: &str, addr: &str, until: u64) -> Result<(), BoxError> {
-    let m = manager(dir).await?;
-    let key_bytes = parse_key(key)?;
-    let replica = match m.open_replica(log, key_bytes).await {
-        Ok(replica) => replica,
-        Err(e) => {
-            // e.g. a hypercore 11 manifest key, which is not an ed25519 key half the time.
-            say(format!("REFUSED {}", e.code()));
-            return Err(e.into());
-        }
-    };
-    m.enable_replication(log).await?;
-    let mut held = 0;
-    for i in 0..replica.current_length().await? {
-        if replica.verify_signature(i).await.unwrap_or(false) {
-            held += 1;
-        }
-    }
-    say(format!("START {held}"));
-    // Count the blocks this run receives (one `replicate` receive event per block).
-    let mut events = m.subscribe();
-    let (count_tx, mut count_rx) = tokio::sync::watch::channel(0u64);
-    tokio::spawn(async move {
-        let mut fetched = 0u64;
-        loop {
-            match events.recv().await {
-                Ok(ManagerEvent::Replicate {
-                    direction: Direction::Receive,
-                    ..
-                }) => {
-                    fetched += 1;
-                    count_tx.send_replace(fetched);
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    say(format!("LAGGED {n}"));
-                }
-                Err(_) => return,
-            }
-        }
-    });
-    // `swarm:BOOTSTRAP`: look the log up on the DHT (client only, as a reader).
-    // Otherwise the manager's dialer: redials with backoff (50 ms .. 5 s) whenever the
-    // connection drops or the writer is not reachable yet.
-    let _connector = if let Some(bootstrap) = addr.strip_prefix("swarm:") {
-        let mut options = swarm_options(bootstrap)?;
-        options.server = false;
-        m.start_swarm(options).await?;
-        None
-    } else {
-        Some(m.connect(addr.parse()?))
-    };
-    let mut progress = replica.watch_progress().await?;
-    let mut reported = 0;
-    loop {
-        let p = *progress.borrow_and_update();
-        if p.contiguous_length >= reported + 500 || p.contiguous_length >= until {
-            reported = p.contiguous_length;
-            say(format!("PROGRESS {} {}", p.contiguous_length, p.length));
-        }
-        if p.contiguous_length >= until {
-            break;
-        }
-        // No progress for a while: say where things stand (diagnostics for the suites).
-        match tokio::time::timeout(Duration::from_secs(10), progress.changed()).await {
-            Ok(changed) => changed?,
-            Err(_) => {
-                let status = m.replication_status(log).await?;
-                let next = match m.read(log, p.contiguous_length).await {
-                    Ok(_) => "readable".to_owned(),
-                    Err(e) => e.code().to_string(),
-                };
-                say(format!(
-                    "STALL have {} total {} next {next} peers {} remote {:?} bytes {}",
-                    p.contiguous_length,
-                    p.length,
-                    status.active_peers,
-                    status.remote_lengths,
-                    status.bytes_transferred
-                ));
-            }
-        }
-    }
-    for i in 0..until {
-        if m.read(log, i).await? != entry(i) {
-            return Err(format!("entry {i} differs").into());
-        }
-    }
-    say(format!("VERIFIED {until}"));
-    // Events trail the stored blocks slightly: wait (bounded) for the expected count.
-    let expected = until.saturating_sub(held);
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        count_rx.wait_for(|c| *c >= expected),
-    )
-    .await;
-    say(format!("FETCHED {}", *count_rx.borrow()));
-    m.close().await?;
     Ok(())
 }

@@ -60,6 +60,12 @@ pub struct SwarmOptions {
     /// Dial a peer's advertised direct endpoint instead of replicating over the UDX
     /// stream (default `true`).
     pub prefer_direct: bool,
+    /// Whether a peer found to run on this host is dialled at the private addresses it
+    /// advertises (JS hyperdht's `localConnection`) rather than where the DHT saw it.
+    /// `None` (default): yes, unless `host` is a loopback address: a loopback-bound
+    /// swarm can only reach loopback, and peers advertise their other interfaces'
+    /// addresses whatever they are bound to (`docs/discovery.md`).
+    pub local_connection: Option<bool>,
 }
 
 impl SwarmOptions {
@@ -75,6 +81,7 @@ impl SwarmOptions {
             seed: None,
             direct: None,
             prefer_direct: true,
+            local_connection: None,
         }
     }
 
@@ -118,11 +125,14 @@ impl Swarm {
                 "no bootstrap nodes given (an empty list means no DHT; public nodes are never used implicitly)".into(),
             ));
         }
-        if !options.host.is_unspecified() {
-            // Measured: the holepuncher advertises every interface's address whatever the
-            // bind address, and a peer on the same host dials the advertised one, which a
-            // socket bound to `host` never receives (docs/discovery.md). Safe only where
-            // `host` is the only interface (a test namespace).
+        // Measured: the holepuncher advertises every interface's address whatever the
+        // bind address, and a peer on the same host dials a private one among them,
+        // which a socket bound to another address never receives (docs/discovery.md).
+        // Bound to loopback we dial where the DHT saw the peer instead (loopback).
+        let local_connection = options
+            .local_connection
+            .unwrap_or(!options.host.is_loopback());
+        if !options.host.is_unspecified() && !options.host.is_loopback() {
             warn!(
                 host = %options.host,
                 "swarm bound to one address: peers on this host may dial another interface's address and fail; bind 0.0.0.0 unless this is the only interface"
@@ -131,6 +141,7 @@ impl Swarm {
         let mut config = SwarmConfig::default();
         config.dht.dht.bootstrap = options.bootstrap.iter().map(|a| a.to_string()).collect();
         config.dht.dht.host = options.host.to_string();
+        config.local_connection = local_connection;
         // A server must be reachable without holepunching; a client keeps the default
         // (a client with `firewalled = false` breaks against JS servers).
         config.dht.dht.firewalled = !options.server;
@@ -341,12 +352,23 @@ impl std::fmt::Debug for BootstrapNode {
 }
 
 impl BootstrapNode {
-    /// Starts a bootstrap node on `addr` (port 0 picks a free port).
+    /// Starts a bootstrap node on `addr` (port 0 picks a free port): a new DHT of one node.
     pub async fn start(addr: SocketAddr) -> Result<BootstrapNode, HypercoreError> {
+        Self::start_with(addr, Vec::new()).await
+    }
+
+    /// Starts a node on `addr` that joins the DHT of the nodes in `bootstrap` (empty: a
+    /// new DHT). Peers learn their own address (and so whether another peer runs on the
+    /// same host) only from the answers of two nodes or more, as on the public DHT: a
+    /// few nodes started this way make a testnet that behaves like it.
+    pub async fn start_with(
+        addr: SocketAddr,
+        bootstrap: Vec<SocketAddr>,
+    ) -> Result<BootstrapNode, HypercoreError> {
         let runtime = libudx::UdxRuntime::new()
             .map_err(|e| failed(format!("bootstrap node runtime: {e}")))?;
         let mut config = peeroxide_dht::hyperdht::HyperDhtConfig::default();
-        config.dht.bootstrap = Vec::new();
+        config.dht.bootstrap = bootstrap.iter().map(ToString::to_string).collect();
         config.dht.host = addr.ip().to_string();
         config.dht.port = addr.port();
         config.dht.ephemeral = Some(false);
