@@ -36,6 +36,7 @@ pub use log::ManagedLog;
 pub use manager::{Connector, DownloadProgress, HypercoreManager, Listener};
 pub use nova_hypercore_managed_core::Durability;
 pub use nova_hypercore_replication::swarm::{BootstrapNode, SwarmOptions};
+pub use swarm::SwarmStats;
 
 /// The README's code blocks, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]

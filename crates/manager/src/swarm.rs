@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use nova_hypercore_replication::swarm::{Swarm, SwarmOptions, SwarmPeer};
 use nova_hypercore_serialization::HypercoreError;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
@@ -21,14 +22,57 @@ fn lock(peers: &DirectPeers) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
     peers.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Counters of a running swarm ([`HypercoreManager::watch_swarm_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwarmStats {
+    /// Connections the swarm handed over (one per peer it connected to or that
+    /// connected to it), including ones then replaced by direct TCP.
+    pub connections: u64,
+    /// Direct TCP connections dialled to peers the DHT introduced (redials included).
+    pub direct_connections: u64,
+    /// Of those, redials after a direct connection dropped.
+    pub redials: u64,
+}
+
+/// What the direct-TCP tasks of one running swarm share.
+#[derive(Clone)]
+struct Direct {
+    swarm: Arc<Swarm>,
+    /// Peers we replicate with (or redial) over TCP.
+    peers: DirectPeers,
+    /// Becomes `true` when the swarm stops: no more dialling.
+    stopped: watch::Receiver<bool>,
+    stats: Arc<watch::Sender<SwarmStats>>,
+}
+
+impl Direct {
+    fn count(&self, update: impl FnOnce(&mut SwarmStats)) {
+        self.stats.send_modify(update);
+    }
+
+    fn stopped(&self) -> bool {
+        *self.stopped.borrow()
+    }
+
+    /// Sleeps for `delay`; `false` if the swarm stopped meanwhile.
+    async fn pause(&self, delay: Duration) -> bool {
+        let mut stopped = self.stopped.clone();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => !self.stopped(),
+            _ = stopped.wait_for(|s| *s) => false,
+        }
+    }
+}
+
 /// A running swarm and the task that hands its connections to replication.
 pub(crate) struct Running {
     swarm: Arc<Swarm>,
     accept: JoinHandle<()>,
-    direct: DirectPeers,
+    direct: Direct,
+    stop: watch::Sender<bool>,
     prefer_direct: bool,
     client: bool,
-    _listener: Option<Listener>,
+    listener: Option<Listener>,
 }
 
 impl std::fmt::Debug for Running {
@@ -61,8 +105,12 @@ impl HypercoreManager {
             return Ok(None);
         }
         self.stop_swarm().await;
-        let (prefer_direct, client, direct_addr) =
-            (options.prefer_direct, options.client, options.direct);
+        let (prefer_direct, client, direct_addr, advertise) = (
+            options.prefer_direct,
+            options.client,
+            options.direct,
+            options.advertise,
+        );
         let (swarm, mut peers) = Swarm::start(options).await.inspect_err(|e| {
             self.shared().report_error("swarm", e);
         })?;
@@ -71,28 +119,36 @@ impl HypercoreManager {
         let listener = match direct_addr {
             Some(addr) => {
                 let listener = self.listen(addr).await?;
-                if let Err(e) = swarm.advertise_direct(listener.local_addr()).await {
+                let endpoint = advertise.unwrap_or(listener.local_addr());
+                if let Err(e) = swarm.advertise_direct(endpoint).await {
                     self.shared().report_error("swarm", &e);
                 }
                 Some(listener)
             }
             None => None,
         };
-        let direct: DirectPeers = Arc::default();
-        let (manager, sw, dp) = (self.clone(), swarm.clone(), direct.clone());
+        let (stop, stopped) = watch::channel(false);
+        let direct = Direct {
+            swarm: swarm.clone(),
+            peers: Arc::default(),
+            stopped,
+            stats: Arc::new(watch::channel(SwarmStats::default()).0),
+        };
+        let (manager, ctx) = (self.clone(), direct.clone());
         let accept = tokio::spawn(async move {
             let mut sessions = tokio::task::JoinSet::new();
             loop {
                 tokio::select! {
                     peer = peers.recv() => {
                         let Some(peer) = peer else { break };
-                        if lock(&dp).contains(&peer.remote_public_key) {
+                        ctx.count(|s| s.connections += 1);
+                        if lock(&ctx.peers).contains(&peer.remote_public_key) {
                             debug!("already replicating with this peer over TCP: swarm connection dropped");
                             continue;
                         }
-                        let (m, sw, dp) = (manager.clone(), sw.clone(), dp.clone());
+                        let (m, ctx) = (manager.clone(), ctx.clone());
                         sessions.spawn(async move {
-                            m.on_swarm_peer(peer, &sw, &dp, prefer_direct).await;
+                            m.on_swarm_peer(peer, ctx, prefer_direct).await;
                         });
                     }
                     Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
@@ -103,9 +159,10 @@ impl HypercoreManager {
             swarm,
             accept,
             direct,
+            stop,
             prefer_direct,
             client,
-            _listener: listener,
+            listener,
         };
         for dk in self.hub().enabled_keys() {
             if let Err(e) = running.swarm.join(dk).await {
@@ -121,26 +178,21 @@ impl HypercoreManager {
     /// A swarm connection: if we dialled it and the peer advertises a direct endpoint,
     /// move to TCP (the UDX stream is slow from Rust, see docs/discovery.md); else
     /// replicate over it.
-    async fn on_swarm_peer(
-        &self,
-        peer: SwarmPeer,
-        swarm: &Swarm,
-        direct: &DirectPeers,
-        prefer_direct: bool,
-    ) {
+    async fn on_swarm_peer(&self, peer: SwarmPeer, direct: Direct, prefer_direct: bool) {
         if prefer_direct && peer.is_initiator {
             let pk = peer.remote_public_key;
-            if let Some(addr) = swarm.direct_endpoint(&pk).await
-                && lock(direct).insert(pk)
+            if let Some(addr) = direct.swarm.direct_endpoint(&pk).await
+                && lock(&direct.peers).insert(pk)
             {
                 match dial(addr).await {
                     Ok(stream) => {
+                        direct.count(|s| s.direct_connections += 1);
                         drop(peer);
-                        self.direct_session(stream, pk, direct).await;
+                        self.direct_session(stream, pk, &direct).await;
                         return;
                     }
                     Err(e) => {
-                        lock(direct).remove(&pk);
+                        lock(&direct.peers).remove(&pk);
                         debug!(%addr, error = %e, "direct endpoint unreachable: staying on the swarm connection");
                     }
                 }
@@ -149,16 +201,58 @@ impl HypercoreManager {
         let _ = self.replicate_peer(peer).await;
     }
 
-    /// Replicates over a dialled direct connection until it ends.
-    async fn direct_session(
+    /// Replicates over a dialled direct connection until it ends, then redials the
+    /// peer (its current record first: a restarted peer may listen elsewhere) while the
+    /// swarm runs. Backoff (100 ms doubling to 5 s) carries over connections that end
+    /// within [`STABLE`], so a peer that accepts and hangs up is not hammered; after
+    /// [`REDIAL_BOUND`] without a stable connection the peer stops being a direct peer
+    /// (a new swarm connection from it is then accepted again).
+    async fn direct_session(&self, stream: tokio::net::TcpStream, pk: [u8; 32], direct: &Direct) {
+        let peer = crate::replication::hex(&pk);
+        let mut backoff = Backoff::new();
+        let mut stream = Some(stream);
+        while let Some(connection) = stream.take() {
+            debug!(%peer, "replicating over direct TCP");
+            let started = tokio::time::Instant::now();
+            let _ = self.replicate(connection, true).await;
+            if started.elapsed() >= STABLE {
+                backoff = Backoff::new();
+            }
+            stream = self.redial(pk, direct, &mut backoff).await;
+        }
+        debug!(%peer, "direct peer given up");
+        lock(&direct.peers).remove(&pk);
+    }
+
+    /// Dials `pk`'s advertised endpoint until it answers, the swarm stops, or the
+    /// backoff's deadline passes.
+    async fn redial(
         &self,
-        stream: tokio::net::TcpStream,
         pk: [u8; 32],
-        direct: &DirectPeers,
-    ) {
-        debug!(peer = %crate::replication::hex(&pk), "replicating over direct TCP");
-        let _ = self.replicate(stream, true).await;
-        lock(direct).remove(&pk);
+        direct: &Direct,
+        backoff: &mut Backoff,
+    ) -> Option<tokio::net::TcpStream> {
+        while !direct.stopped() && tokio::time::Instant::now() < backoff.deadline {
+            if backoff.attempts > 0 && !direct.pause(backoff.next_delay()).await {
+                break;
+            }
+            backoff.attempts += 1;
+            let Some(addr) = direct.swarm.direct_endpoint(&pk).await else {
+                continue;
+            };
+            match dial_once(addr).await {
+                Ok(stream) => {
+                    direct.count(|s| {
+                        s.direct_connections += 1;
+                        s.redials += 1;
+                    });
+                    debug!(peer = %crate::replication::hex(&pk), %addr, "direct connection redialled");
+                    return Some(stream);
+                }
+                Err(e) => debug!(%addr, error = %e, "redial failed"),
+            }
+        }
+        None
     }
 
     /// Client side: peers announcing `dk` that advertise a direct endpoint are dialled
@@ -169,34 +263,37 @@ impl HypercoreManager {
         if !(running.prefer_direct && running.client) {
             return;
         }
-        let (m, swarm, direct) = (self.clone(), running.swarm.clone(), running.direct.clone());
+        let (m, direct) = (self.clone(), running.direct.clone());
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + DIRECT_LOOKUP_BOUND;
             let mut delay = Duration::from_millis(100);
             loop {
-                let found = swarm.find_direct(dk).await;
+                let found = direct.swarm.find_direct(dk).await;
                 let any = !found.is_empty();
                 for (pk, addr) in found {
-                    if !lock(&direct).insert(pk) {
+                    if !lock(&direct.peers).insert(pk) {
                         continue;
                     }
                     match dial(addr).await {
                         Ok(stream) => {
+                            direct.count(|s| s.direct_connections += 1);
                             let (m, direct) = (m.clone(), direct.clone());
                             tokio::spawn(
                                 async move { m.direct_session(stream, pk, &direct).await },
                             );
                         }
                         Err(e) => {
-                            lock(&direct).remove(&pk);
+                            lock(&direct.peers).remove(&pk);
                             debug!(%addr, error = %e, "direct endpoint unreachable");
                         }
                     }
                 }
-                if any || tokio::time::Instant::now() + delay > deadline {
+                if any
+                    || tokio::time::Instant::now() + delay > deadline
+                    || !direct.pause(delay).await
+                {
                     return;
                 }
-                tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
         });
@@ -206,6 +303,7 @@ impl HypercoreManager {
     pub async fn stop_swarm(&self) {
         let running = self.swarm_slot().lock().await.take();
         if let Some(running) = running {
+            running.stop.send_replace(true);
             running.accept.abort();
             running.swarm.destroy().await;
             debug!("swarm stopped");
@@ -240,10 +338,29 @@ impl HypercoreManager {
         Ok(())
     }
 
+    /// The address the swarm's direct TCP listener is bound to (`SwarmOptions::direct`;
+    /// port 0 there picks a free port), while a swarm with one runs.
+    pub async fn direct_listen_addr(&self) -> Option<SocketAddr> {
+        self.swarm_slot()
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|r| r.listener.as_ref().map(Listener::local_addr))
+    }
+
+    /// The running swarm's counters, updated as they change (`None` without a swarm).
+    pub async fn watch_swarm_stats(&self) -> Option<watch::Receiver<SwarmStats>> {
+        self.swarm_slot()
+            .lock()
+            .await
+            .as_ref()
+            .map(|r| r.direct.stats.subscribe())
+    }
+
     /// Peers we currently replicate with over direct TCP (their swarm public keys).
     pub async fn direct_peers(&self) -> Vec<[u8; 32]> {
         match self.swarm_slot().lock().await.as_ref() {
-            Some(r) => lock(&r.direct).iter().copied().collect(),
+            Some(r) => lock(&r.direct.peers).iter().copied().collect(),
             None => Vec::new(),
         }
     }
@@ -261,22 +378,51 @@ impl HypercoreManager {
 /// How long a client keeps looking for direct endpoints of a topic it joined.
 const DIRECT_LOOKUP_BOUND: Duration = Duration::from_secs(30);
 
+/// How long a dropped direct connection is redialled without a stable connection.
+const REDIAL_BOUND: Duration = Duration::from_secs(60);
+/// A direct connection that lasted this long resets the redial backoff.
+const STABLE: Duration = Duration::from_secs(10);
+
+/// Redial pacing of one direct peer: 100 ms doubling to 5 s, until a deadline.
+struct Backoff {
+    attempts: u32,
+    delay: Duration,
+    deadline: tokio::time::Instant,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            attempts: 0,
+            delay: Duration::from_millis(100),
+            deadline: tokio::time::Instant::now() + REDIAL_BOUND,
+        }
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.delay;
+        self.delay = (self.delay * 2).min(Duration::from_secs(5));
+        delay
+    }
+}
+
+/// One dial of a direct endpoint, bounded by 5 s.
+async fn dial_once(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
 /// Dials a peer's direct endpoint: up to three attempts (50 ms, then 100 ms apart),
 /// each bounded by 5 s.
 async fn dial(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 1;
     loop {
-        let result =
-            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
-                .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
-                .and_then(|r| r);
-        match result {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
+        match dial_once(addr).await {
+            Ok(stream) => return Ok(stream),
             Err(e) if attempt >= 3 => return Err(e),
             Err(_) => {
                 tokio::time::sleep(delay).await;

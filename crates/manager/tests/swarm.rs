@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use nova_hypercore_manager::{BootstrapNode, HypercoreManager, ManagerConfig, SwarmOptions};
@@ -52,109 +53,202 @@ async fn wait_for(log: &nova_hypercore_manager::ManagedLog, n: u64) {
     .unwrap_or_else(|_| panic!("replica stuck at {:?}", *progress.borrow()));
 }
 
+fn entries(range: std::ops::Range<u32>) -> Vec<Vec<u8>> {
+    range.map(|i| format!("entry {i}").into_bytes()).collect()
+}
+
+/// A bootstrap node, a writer `a` holding `n` entries of "notes", and a reader `b` with
+/// the replica open (neither on the swarm yet).
+struct Pair {
+    node: BootstrapNode,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    a: HypercoreManager,
+    b: HypercoreManager,
+    replica: nova_hypercore_manager::ManagedLog,
+}
+
+impl Pair {
+    async fn new(n: u32) -> Pair {
+        only_loopback();
+        let node = BootstrapNode::start(SocketAddr::new(LOOPBACK, 0))
+            .await
+            .unwrap();
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = manager(dirs.0.path()).await;
+        let b = manager(dirs.1.path()).await;
+        a.append_batch("notes", &entries(0..n)).await.unwrap();
+        let replica = b
+            .open_replica("notes", a.get_log("notes").await.unwrap().public_key())
+            .await
+            .unwrap();
+        Pair {
+            node,
+            _dirs: dirs,
+            a,
+            b,
+            replica,
+        }
+    }
+
+    /// A server that serves and advertises a direct TCP endpoint.
+    fn server(&self) -> SwarmOptions {
+        let mut server = options(self.node.addr()).direct(SocketAddr::new(LOOPBACK, 0));
+        server.client = false;
+        server
+    }
+
+    fn client(&self) -> SwarmOptions {
+        let mut client = options(self.node.addr());
+        client.server = false;
+        client
+    }
+
+    async fn close(self) {
+        self.a.close().await.unwrap();
+        self.b.close().await.unwrap();
+        self.node.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
 async fn two_managers_find_each_other_on_the_dht_and_replicate() {
-    only_loopback();
-    let node = BootstrapNode::start(SocketAddr::new(LOOPBACK, 0))
+    let p = Pair::new(300).await;
+    p.a.start_swarm(options(p.node.addr()))
         .await
+        .unwrap()
         .unwrap();
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = manager(da.path()).await;
-    let b = manager(db.path()).await;
-    let payloads: Vec<Vec<u8>> = (0..300u32)
-        .map(|i| format!("entry {i}").into_bytes())
-        .collect();
-    a.append_batch("notes", &payloads).await.unwrap();
-    a.start_swarm(options(node.addr())).await.unwrap().unwrap();
-    a.enable_replication("notes").await.unwrap();
-    let replica = b
-        .open_replica("notes", a.get_log("notes").await.unwrap().public_key())
+    p.a.enable_replication("notes").await.unwrap();
+    p.b.start_swarm(options(p.node.addr()))
         .await
+        .unwrap()
         .unwrap();
-    b.start_swarm(options(node.addr())).await.unwrap().unwrap();
-    b.enable_replication("notes").await.unwrap();
-    wait_for(&replica, 300).await;
-    assert_eq!(b.read_range("notes", 0, 300).await.unwrap(), payloads);
-    // Live over the same swarm connection.
-    a.append("notes", b"after discovery").await.unwrap();
-    wait_for(&replica, 301).await;
-    assert_eq!(b.read("notes", 300).await.unwrap(), b"after discovery");
-    a.close().await.unwrap();
-    b.close().await.unwrap();
-    node.stop().await;
+    p.b.enable_replication("notes").await.unwrap();
+    wait_for(&p.replica, 300).await;
+    assert_eq!(
+        p.b.read_range("notes", 0, 300).await.unwrap(),
+        entries(0..300)
+    );
+    // Live over the same swarm connection (nobody advertises a direct endpoint).
+    p.a.append("notes", b"after discovery").await.unwrap();
+    wait_for(&p.replica, 301).await;
+    assert_eq!(p.b.read("notes", 300).await.unwrap(), b"after discovery");
+    assert!(p.b.direct_peers().await.is_empty());
+    p.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
 async fn rust_peers_move_to_direct_tcp_once_the_dht_introduced_them() {
-    only_loopback();
-    let node = BootstrapNode::start(SocketAddr::new(LOOPBACK, 0))
-        .await
-        .unwrap();
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = manager(da.path()).await;
-    let b = manager(db.path()).await;
-    let payloads: Vec<Vec<u8>> = (0..500u32)
-        .map(|i| format!("entry {i}").into_bytes())
-        .collect();
-    a.append_batch("notes", &payloads).await.unwrap();
-    // The writer serves a direct TCP endpoint and advertises it on the DHT.
-    let mut server = options(node.addr()).direct(SocketAddr::new(LOOPBACK, 0));
-    server.client = false;
-    let a_key = a.start_swarm(server).await.unwrap().unwrap();
-    a.enable_replication("notes").await.unwrap();
-    let replica = b
-        .open_replica("notes", a.get_log("notes").await.unwrap().public_key())
-        .await
-        .unwrap();
-    let mut client = options(node.addr());
-    client.server = false;
-    b.start_swarm(client).await.unwrap().unwrap();
-    b.enable_replication("notes").await.unwrap();
-    wait_for(&replica, 500).await;
-    assert_eq!(b.read_range("notes", 0, 500).await.unwrap(), payloads);
+    let p = Pair::new(500).await;
+    let a_key = p.a.start_swarm(p.server()).await.unwrap().unwrap();
+    p.a.enable_replication("notes").await.unwrap();
+    p.b.start_swarm(p.client()).await.unwrap().unwrap();
+    p.b.enable_replication("notes").await.unwrap();
+    wait_for(&p.replica, 500).await;
+    assert_eq!(
+        p.b.read_range("notes", 0, 500).await.unwrap(),
+        entries(0..500)
+    );
     // The reader replicates with the writer over TCP, not over the UDX stream.
-    assert_eq!(b.direct_peers().await, vec![a_key]);
-    a.append("notes", b"live over tcp").await.unwrap();
-    wait_for(&replica, 501).await;
-    a.close().await.unwrap();
-    b.close().await.unwrap();
-    node.stop().await;
+    assert_eq!(p.b.direct_peers().await, vec![a_key]);
+    p.a.append("notes", b"live over tcp").await.unwrap();
+    wait_for(&p.replica, 501).await;
+    p.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
 async fn a_reader_that_joined_first_still_reaches_a_writer_that_announces_later() {
-    only_loopback();
-    let node = BootstrapNode::start(SocketAddr::new(LOOPBACK, 0))
-        .await
-        .unwrap();
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = manager(da.path()).await;
-    let b = manager(db.path()).await;
-    a.append_batch("notes", &[b"early".to_vec(), b"bird".to_vec()])
-        .await
-        .unwrap();
-    let replica = b
-        .open_replica("notes", a.get_log("notes").await.unwrap().public_key())
-        .await
-        .unwrap();
+    let p = Pair::new(2).await;
     // The reader joins while nobody announces the log yet.
-    let mut client = options(node.addr());
-    client.server = false;
-    b.start_swarm(client).await.unwrap().unwrap();
-    b.enable_replication("notes").await.unwrap();
-    let mut server = options(node.addr()).direct(SocketAddr::new(LOOPBACK, 0));
-    server.client = false;
-    let a_key = a.start_swarm(server).await.unwrap().unwrap();
-    a.enable_replication("notes").await.unwrap();
-    wait_for(&replica, 2).await;
-    assert_eq!(b.read("notes", 1).await.unwrap(), b"bird");
-    assert_eq!(b.direct_peers().await, vec![a_key]);
-    a.close().await.unwrap();
-    b.close().await.unwrap();
-    node.stop().await;
+    p.b.start_swarm(p.client()).await.unwrap().unwrap();
+    p.b.enable_replication("notes").await.unwrap();
+    let a_key = p.a.start_swarm(p.server()).await.unwrap().unwrap();
+    p.a.enable_replication("notes").await.unwrap();
+    wait_for(&p.replica, 2).await;
+    assert_eq!(p.b.read("notes", 1).await.unwrap(), b"entry 1");
+    assert_eq!(p.b.direct_peers().await, vec![a_key]);
+    p.close().await;
+}
+
+/// A TCP relay on loopback to a target set later; [`Relay::cut`] drops every relayed
+/// connection (both peers see their stream end) and keeps listening.
+struct Relay {
+    addr: SocketAddr,
+    target: Arc<OnceLock<SocketAddr>>,
+    open: Arc<Mutex<tokio::task::JoinSet<()>>>,
+}
+
+impl Relay {
+    async fn start() -> Relay {
+        let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let target: Arc<OnceLock<SocketAddr>> = Arc::default();
+        let open: Arc<Mutex<tokio::task::JoinSet<()>>> = Arc::default();
+        let (t, o) = (target.clone(), open.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let Some(to) = t.get().copied() else { continue };
+                o.lock().unwrap().spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Relay { addr, target, open }
+    }
+
+    fn cut(&self) {
+        self.open.lock().unwrap().abort_all();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
+async fn a_dropped_direct_connection_is_redialled() {
+    let p = Pair::new(200).await;
+    // The writer advertises a relay in front of its direct listener (as behind port
+    // forwarding), so that the test can drop the TCP connection and nothing else.
+    let relay = Relay::start().await;
+    let mut server = p.server();
+    server.advertise = Some(relay.addr);
+    let a_key = p.a.start_swarm(server).await.unwrap().unwrap();
+    relay
+        .target
+        .set(p.a.direct_listen_addr().await.unwrap())
+        .unwrap();
+    p.a.enable_replication("notes").await.unwrap();
+    p.b.start_swarm(p.client()).await.unwrap().unwrap();
+    p.b.enable_replication("notes").await.unwrap();
+    wait_for(&p.replica, 200).await;
+    assert_eq!(p.b.direct_peers().await, vec![a_key]);
+    // Once the swarm's own connection has come and gone (the swarm does not connect to
+    // a peer twice), the TCP connection is the only one: cut it.
+    let mut stats = p.b.watch_swarm_stats().await.unwrap();
+    let seen = tokio::time::timeout(
+        Duration::from_secs(30),
+        stats.wait_for(|s| s.connections >= 1),
+    )
+    .await
+    .expect("the swarm connection never arrived")
+    .unwrap()
+    .direct_connections;
+    relay.cut();
+    p.a.append_batch("notes", &entries(200..300)).await.unwrap();
+    wait_for(&p.replica, 300).await;
+    assert_eq!(
+        p.b.read_range("notes", 0, 300).await.unwrap(),
+        entries(0..300)
+    );
+    let now = *stats.borrow();
+    assert!(
+        now.redials >= 1 && now.direct_connections > seen,
+        "the entries arrived without a redial: {now:?}"
+    );
+    assert_eq!(p.b.direct_peers().await, vec![a_key]);
+    p.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

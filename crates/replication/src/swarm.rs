@@ -57,6 +57,9 @@ pub struct SwarmOptions {
     /// replicate over TCP once the DHT has introduced them; JS peers keep using the
     /// swarm connection). Must be an address peers can reach (not `0.0.0.0`).
     pub direct: Option<SocketAddr>,
+    /// Advertise this endpoint instead of the one `direct` binds (port forwarding, a
+    /// NAT rule or a proxy in front of the listener).
+    pub advertise: Option<SocketAddr>,
     /// Dial a peer's advertised direct endpoint instead of replicating over the UDX
     /// stream (default `true`).
     pub prefer_direct: bool,
@@ -80,6 +83,7 @@ impl SwarmOptions {
             join_timeout: Duration::from_secs(10),
             seed: None,
             direct: None,
+            advertise: None,
             prefer_direct: true,
             local_connection: None,
         }
@@ -187,15 +191,31 @@ impl Swarm {
         self.handle.key_pair().public_key
     }
 
-    /// Announces and/or looks up `topic` (a log's discovery key).
+    /// Announces and/or looks up `topic` (a log's discovery key), and waits (within the
+    /// join timeout) until the first announce and lookup are done, as JS's
+    /// `await swarm.join(topic).flushed()`: when it returns, peers looking the topic up
+    /// find us. Past the timeout the join stands and completes in the background (a
+    /// warning says so). The DHT refreshes a topic only every 10 minutes, so a client
+    /// that looked up before a server announced finds it then, or when it joins again.
     pub async fn join(&self, topic: [u8; 32]) -> Result<(), HypercoreError> {
         let mut opts = JoinOpts::default();
         opts.server = self.join.server;
         opts.client = self.join.client;
+        let started = tokio::time::Instant::now();
         tokio::time::timeout(self.join_timeout, self.handle.join(topic, opts))
             .await
             .map_err(|_| failed(format!("join timed out after {:?}", self.join_timeout)))?
-            .map_err(|e| failed(format!("join: {e}")))
+            .map_err(|e| failed(format!("join: {e}")))?;
+        let left = self.join_timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, self.handle.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(failed(format!("join: {e}"))),
+            Err(_) => warn!(
+                timeout = ?self.join_timeout,
+                "first announce/lookup of a joined topic not done within the join timeout; it continues in the background"
+            ),
+        }
+        Ok(())
     }
 
     /// Stops announcing and looking up `topic`. Open connections stay.
