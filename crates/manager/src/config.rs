@@ -7,8 +7,11 @@ use garde::Validate;
 use nova_hypercore_managed_core::Durability;
 use nova_hypercore_serialization::{DecodeError, HypercoreError};
 
-/// Largest accepted `max_payload_bytes` (256 MiB): one block is read and hashed in memory.
-pub const MAX_PAYLOAD_LIMIT: u64 = 256 * 1024 * 1024;
+/// Largest accepted `max_payload_bytes`: 16 MiB minus 64 KiB, the largest block that
+/// replication can carry ([`nova_hypercore_replication::MAX_WIRE_BLOCK`]: one block
+/// travels in one wire frame, whose length is a uint24, in JS as here). A larger
+/// payload could be stored but never reach a peer.
+pub const MAX_PAYLOAD_LIMIT: u64 = nova_hypercore_replication::MAX_WIRE_BLOCK;
 
 /// How a [`crate::HypercoreManager`] is set up. Build with [`ManagerConfig::builder`] (or
 /// take [`ManagerConfig::default`]); every value is checked before a manager uses it.

@@ -204,6 +204,14 @@ impl Hub {
             SessionEvent::Refused { peer, .. } => {
                 tracing::debug!(log = %name, peer = %hex(peer), "peer refused the channel");
             }
+            SessionEvent::TooLargeToSend { seq, bytes, .. } => {
+                let error = nova_hypercore_serialization::HypercoreError::PayloadTooLarge {
+                    log: format!("{name} (block {seq} cannot be replicated)"),
+                    size: *bytes,
+                    limit: nova_hypercore_replication::MAX_WIRE_BLOCK,
+                };
+                shared.report_error(name.as_str(), &error);
+            }
         }
     }
 }
@@ -216,7 +224,8 @@ fn event_key(event: &SessionEvent) -> Option<&[u8; 32]> {
         | SessionEvent::Received { discovery_key, .. }
         | SessionEvent::Sent { discovery_key, .. }
         | SessionEvent::Rejected { discovery_key, .. }
-        | SessionEvent::Refused { discovery_key, .. } => discovery_key,
+        | SessionEvent::Refused { discovery_key, .. }
+        | SessionEvent::TooLargeToSend { discovery_key, .. } => discovery_key,
     })
 }
 

@@ -286,6 +286,17 @@ fn config_is_validated_with_field_names() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::DeserializationFailed);
     assert!(err.to_string().contains("max_payload_bytes"), "{err}");
+    // A payload limit above what one wire frame carries: such blocks could never
+    // replicate.
+    let ok = ManagerConfig::builder()
+        .max_payload_bytes(nova_hypercore_manager::MAX_PAYLOAD_LIMIT)
+        .build();
+    assert!(ok.is_ok());
+    let err = ManagerConfig::builder()
+        .max_payload_bytes(nova_hypercore_manager::MAX_PAYLOAD_LIMIT + 1)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("max_payload_bytes"), "{err}");
     let err = ManagerConfig::builder()
         .health_warning_window(Duration::ZERO)
         .build()

@@ -20,5 +20,6 @@ pub mod transport;
 /// The encrypted, framed channel a session runs on (see [`Replicator::run_encrypted`]).
 pub use hypercore_handshake::CipherTrait;
 pub use session::{
-    LogSet, LogSource, Observer, Replicator, SessionConfig, SessionEvent, Stats, Transfer,
+    LogSet, LogSource, MAX_WIRE_BLOCK, Observer, Replicator, SessionConfig, SessionEvent, Stats,
+    Transfer,
 };

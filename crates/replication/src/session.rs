@@ -153,7 +153,26 @@ pub enum SessionEvent {
         /// The peer.
         peer: [u8; 32],
     },
+    /// A block the peer asked for is larger than one wire message can carry
+    /// ([`MAX_WIRE_BLOCK`]; a log written elsewhere may hold one): it was answered with
+    /// `NoData`, the connection stays.
+    TooLargeToSend {
+        /// The log.
+        discovery_key: [u8; 32],
+        /// The peer.
+        peer: [u8; 32],
+        /// Block index.
+        seq: u64,
+        /// Block size.
+        bytes: u64,
+    },
 }
+
+/// The largest block replication carries: 16 MiB minus 64 KiB. A block travels in one
+/// `Data` message, which must fit one secret-stream frame (uint24 length: 16 MiB - 1
+/// bytes, the same bound as JS `@hyperswarm/secret-stream`), with room for its proof.
+/// The manager refuses larger appends (`PAYLOAD_TOO_LARGE`).
+pub const MAX_WIRE_BLOCK: u64 = 16 * 1024 * 1024 - 64 * 1024;
 
 /// Counters of what crossed the wire for one log (all peers, all connections).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -534,6 +553,9 @@ struct ChannelState {
     announced_ack: Option<u64>,
     next_id: u64,
     pending: HashMap<u64, Pending>,
+    /// Requests the peer answered with `NoData`, and when: asked again after the
+    /// request timeout.
+    declined: Vec<(Instant, Want)>,
     upgrade_pending: bool,
     queue: VecDeque<u64>,
     queued: HashSet<u64>,
@@ -594,6 +616,7 @@ async fn drive_channel(
         announced_ack: None,
         next_id: 1,
         pending: HashMap::new(),
+        declined: Vec::new(),
         upgrade_pending: false,
         queue: VecDeque::new(),
         queued: HashSet::new(),
@@ -658,7 +681,12 @@ impl ChannelState {
             block: Some(block), ..
         }) = &message
         {
-            self.reply_bytes += block.value.len() + 32 * block.nodes.len();
+            let bytes = block.value.len() + 32 * block.nodes.len();
+            // A large block goes in a frame of its own (a batch must fit one frame).
+            if bytes >= MAX_REPLY_BYTES {
+                self.send_replies(channel).await?;
+            }
+            self.reply_bytes += bytes;
         }
         self.replies.push(message);
         if self.reply_bytes >= MAX_REPLY_BYTES {
@@ -751,8 +779,11 @@ impl ChannelState {
             Message::Request(request) => self.serve(channel, ctx, request).await?,
             Message::Data(data) => self.on_data(channel, ctx, data).await?,
             Message::NoData(NoData { request }) => {
+                // The peer cannot serve it now: ask again after the request timeout
+                // (not at once, which would ping-pong as fast as the link allows).
                 if let Some(p) = self.pending.remove(&request) {
-                    self.retry(p.want);
+                    debug!(request, want = ?p.want, "peer has no data for it; asking again later");
+                    self.declined.push((Instant::now(), p.want));
                 }
             }
             other => debug!(message = other.name(), "ignored message"),
@@ -793,6 +824,29 @@ impl ChannelState {
         };
         if let Some(block) = &proof.block {
             let bytes = block.value.len() as u64;
+            if bytes > MAX_WIRE_BLOCK {
+                warn!(
+                    log = %ctx.core.name(),
+                    seq = block.index,
+                    bytes,
+                    limit = MAX_WIRE_BLOCK,
+                    "block too large for one wire message: answered with NoData"
+                );
+                ctx.emit(SessionEvent::TooLargeToSend {
+                    discovery_key: ctx.discovery_key,
+                    peer: ctx.peer,
+                    seq: block.index,
+                    bytes,
+                });
+                return self
+                    .reply(
+                        channel,
+                        Message::NoData(NoData {
+                            request: request.id,
+                        }),
+                    )
+                    .await;
+            }
             ctx.stats.update(&ctx.discovery_key, |t| {
                 t.blocks_sent += 1;
                 t.bytes_sent += bytes;
@@ -917,6 +971,13 @@ impl ChannelState {
 
     fn expire(&mut self, timeout: Duration) {
         let now = Instant::now();
+        let (again, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.declined)
+            .into_iter()
+            .partition(|(at, _)| now.duration_since(*at) > timeout);
+        self.declined = wait;
+        for (_, want) in again {
+            self.retry(want);
+        }
         let expired: Vec<u64> = self
             .pending
             .iter()

@@ -401,3 +401,57 @@ async fn a_log_shared_later_travels_over_the_connection_already_up() {
     wait_contiguous(&later_r, 30).await;
     assert_eq!(later_r.get(29).await.unwrap(), b"block 29");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_too_large_for_the_wire_is_declined_and_everything_else_still_syncs() {
+    use nova_hypercore_replication::MAX_WIRE_BLOCK;
+    let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Block 2 is one byte over the wire bound (a log written elsewhere, e.g. by JS, may
+    // hold such a block); block 3 is exactly at the bound and must travel.
+    let w = writer(dw.path(), 2).await;
+    let at_bound = vec![3u8; MAX_WIRE_BLOCK as usize];
+    w.append(&vec![2u8; MAX_WIRE_BLOCK as usize + 1])
+        .await
+        .unwrap();
+    w.append(&at_bound).await.unwrap();
+    w.append(b"block 4").await.unwrap();
+    let r = replica_of(dr.path(), &w).await;
+    let dk = r.discovery_key();
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (rw, mut events) = observed(replicator(&w));
+    let rr = replicator(&r);
+    let stats = rr.stats();
+    let session = tokio::spawn(async move { rw.run(a, true).await });
+    tokio::spawn(async move { rr.run(b, false).await });
+    let got = stats
+        .wait_until(&dk, Duration::from_secs(30), |t| t.blocks_received >= 4)
+        .await;
+    assert_eq!(got.blocks_received, 4);
+    assert_eq!(r.get(3).await.unwrap(), at_bound);
+    assert_eq!(r.get(4).await.unwrap(), b"block 4");
+    assert!(!r.has_block(2).await.unwrap());
+    let declined = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = events.recv().await {
+            if let SessionEvent::TooLargeToSend { seq, bytes, .. } = e {
+                return Some((seq, bytes));
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(declined, Some((2, MAX_WIRE_BLOCK + 1)));
+    // The connection stays up and live: a new block arrives.
+    w.append(b"block 5").await.unwrap();
+    let got = stats
+        .wait_until(&dk, Duration::from_secs(10), |t| t.blocks_received >= 5)
+        .await;
+    assert_eq!(got.blocks_received, 5);
+    assert!(!session.is_finished());
+    // The declined block is asked for again only after the request timeout (10 s), not
+    // in a request/no-data loop: 5 blocks asked once, plus the upgrades.
+    assert!(
+        got.requests_sent <= 10,
+        "requests went round in a loop: {got:?}"
+    );
+}
