@@ -2,6 +2,7 @@
 //
 //   node peer.mjs write VERSION DIR COUNT BOOTSTRAP        writer (server), stdin: `append K`
 //   node peer.mjs read  VERSION DIR KEY UNTIL BOOTSTRAP    reader (client), exits when verified
+//                                                          (UNTIL `sparse:I,J,..`: only those)
 //   node peer.mjs dump  VERSION DIR KEY UNTIL              checks a directory written by Rust
 //   node peer.mjs read-tcp  VERSION DIR KEY UNTIL HOST:PORT  reader dialling a TCP peer (no DHT)
 //   node peer.mjs write-tcp VERSION DIR COUNT                writer listening on 127.0.0.1 (no DHT)
@@ -44,6 +45,35 @@ async function appendFromStdin (core) {
   }
 }
 
+// A reader: opens the core, says what it holds, connects with `connect(core)` (which
+// returns the function that disconnects), then fetches and checks entries: `0..UNTIL`
+// through `download`, or with UNTIL = `sparse:I,J,...` only those, one `get` each
+// (what a sparse reader does). Prints START, VERIFIED and FETCHED.
+async function read (key, until, connect) {
+  const core = new Hypercore(dir, b4a.from(key, 'hex'), options)
+  await core.ready()
+  let held = 0
+  for (let i = 0; i < core.length; i++) if (await core.has(i)) held++
+  say(`START ${held}`)
+  let fetched = 0
+  core.on('download', () => { fetched++ })
+  const disconnect = connect(core)
+  if (until.startsWith('sparse:')) {
+    const indices = until.slice('sparse:'.length).split(',').map(Number)
+    for (const i of indices) {
+      const block = await core.get(i)
+      if (!b4a.equals(block, entry(i))) throw new Error(`entry ${i} differs: ${block}`)
+    }
+    say(`VERIFIED ${indices.length}`)
+  } else {
+    core.download({ start: 0, end: Number(until) })
+    await verify(core, Number(until))
+  }
+  say(`FETCHED ${fetched}`)
+  await disconnect()
+  await core.close()
+}
+
 async function verify (core, until) {
   for (let i = 0; i < until; i++) {
     const block = await core.get(i)
@@ -68,43 +98,23 @@ if (role === 'write') {
   await core.close()
 } else if (role === 'read') {
   const [key, until, bootstrap] = rest
-  const n = Number(until)
-  const core = new Hypercore(dir, b4a.from(key, 'hex'), options)
-  await core.ready()
-  let held = 0
-  for (let i = 0; i < core.length; i++) if (await core.has(i)) held++
-  say(`START ${held}`)
-  let fetched = 0
-  core.on('download', () => { fetched++ })
-  const swarm = new Hyperswarm({ bootstrap: bootstrapOf(bootstrap) })
-  swarm.on('connection', (conn) => core.replicate(conn))
-  swarm.join(core.discoveryKey, { server: false, client: true })
-  core.download({ start: 0, end: n })
-  await verify(core, n)
-  say(`FETCHED ${fetched}`)
-  await swarm.destroy()
-  await core.close()
+  await read(key, until, (core) => {
+    const swarm = new Hyperswarm({ bootstrap: bootstrapOf(bootstrap) })
+    swarm.on('connection', (conn) => core.replicate(conn))
+    swarm.join(core.discoveryKey, { server: false, client: true })
+    return () => swarm.destroy()
+  })
 } else if (role === 'read-tcp') {
   const [key, until, addr] = rest
-  const n = Number(until)
   const [host, port] = addr.split(':')
-  const core = new Hypercore(dir, b4a.from(key, 'hex'), options)
-  await core.ready()
-  let held = 0
-  for (let i = 0; i < core.length; i++) if (await core.has(i)) held++
-  say(`START ${held}`)
-  let fetched = 0
-  core.on('download', () => { fetched++ })
-  const socket = net.connect(Number(port), host)
-  socket.on('error', () => {})
-  const stream = core.replicate(true)
-  stream.on('error', () => {})
-  socket.pipe(stream).pipe(socket)
-  core.download({ start: 0, end: n })
-  await verify(core, n)
-  say(`FETCHED ${fetched}`)
-  socket.destroy()
-  await core.close()
+  await read(key, until, (core) => {
+    const socket = net.connect(Number(port), host)
+    socket.on('error', () => {})
+    const stream = core.replicate(true)
+    stream.on('error', () => {})
+    socket.pipe(stream).pipe(socket)
+    return () => socket.destroy()
+  })
 } else if (role === 'write-tcp') {
   const [count] = rest
   const core = new Hypercore(dir, options)
