@@ -299,7 +299,9 @@ impl HypercoreManager {
         });
     }
 
-    /// Stops discovery: leaves every topic and closes the swarm's connections.
+    /// Stops discovery: leaves every topic and closes the swarm's connections. Direct
+    /// TCP connections dialled to peers the swarm introduced run until they end and are
+    /// not redialled ([`close`](Self::close) ends them too).
     pub async fn stop_swarm(&self) {
         let running = self.swarm_slot().lock().await.take();
         if let Some(running) = running {
