@@ -468,7 +468,12 @@ pub(crate) fn run(suite: &str) -> Result {
         )?;
     }
     for s in suites {
-        eprintln!("==> integration suite {s}");
+        let label = if inside_netns {
+            format!("{s} (inside its network namespace)")
+        } else {
+            s.to_owned()
+        };
+        eprintln!("==> integration suite {label}");
         let tmp = std::env::temp_dir().join(format!("nova-it-{s}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
@@ -489,7 +494,7 @@ pub(crate) fn run(suite: &str) -> Result {
                 tmp.display()
             )
         })?;
-        eprintln!("==> integration suite {s}: passed");
+        eprintln!("==> integration suite {label}: passed");
     }
     Ok(())
 }

@@ -812,19 +812,10 @@ impl ChannelState {
                 .serve_proof(request.block.clone(), request.upgrade.clone())
                 .await?
         };
-        let Some(proof) = proof else {
-            return self
-                .reply(
-                    channel,
-                    Message::NoData(NoData {
-                        request: request.id,
-                    }),
-                )
-                .await;
-        };
-        if let Some(block) = &proof.block {
-            let bytes = block.value.len() as u64;
-            if bytes > MAX_WIRE_BLOCK {
+        // A block too large for one wire message cannot be sent: NoData instead.
+        let proof = proof.filter(|p| match &p.block {
+            Some(block) if block.value.len() as u64 > MAX_WIRE_BLOCK => {
+                let bytes = block.value.len() as u64;
                 warn!(
                     log = %ctx.core.name(),
                     seq = block.index,
@@ -838,15 +829,22 @@ impl ChannelState {
                     seq: block.index,
                     bytes,
                 });
-                return self
-                    .reply(
-                        channel,
-                        Message::NoData(NoData {
-                            request: request.id,
-                        }),
-                    )
-                    .await;
+                false
             }
+            _ => true,
+        });
+        let Some(proof) = proof else {
+            return self
+                .reply(
+                    channel,
+                    Message::NoData(NoData {
+                        request: request.id,
+                    }),
+                )
+                .await;
+        };
+        if let Some(block) = &proof.block {
+            let bytes = block.value.len() as u64;
             ctx.stats.update(&ctx.discovery_key, |t| {
                 t.blocks_sent += 1;
                 t.bytes_sent += bytes;
