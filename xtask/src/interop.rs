@@ -97,6 +97,7 @@ pub(crate) fn run_inside(tmp: &Path) -> Result {
     rust_writer_js_reader(tmp, &bootstrap, "11")?;
     let (js_dir_10, js_key_10) = js_writer_rust_reader(tmp, &bootstrap, "10")?;
     js_writer_rust_reader(tmp, &bootstrap, "11-compat")?;
+    rust_reader_follows_a_restarted_js_writer(tmp, &bootstrap)?;
     manifest_cores_are_a_known_boundary(tmp, &bootstrap)?;
     direct_tcp_both_ways(tmp)?;
     same_storage_both_ways(&rust_dir, (&js_dir_10, &js_key_10))?;
@@ -234,6 +235,60 @@ fn js_writer_rust_reader(tmp: &Path, bootstrap: &str, js: &str) -> Result<(Strin
     )?;
     writer.wait()?;
     Ok((wdir, key))
+}
+
+/// The JS writer goes away and comes back (same log, a new swarm identity, more
+/// entries) while the Rust reader keeps running: the reader reconnects by itself
+/// (peeroxide's swarm would not, for 10 minutes: docs/discovery.md) and gets the rest.
+fn rust_reader_follows_a_restarted_js_writer(tmp: &Path, bootstrap: &str) -> Result {
+    eprintln!("--> JS writer restarts while the Rust reader runs");
+    let swarm = format!("swarm:{bootstrap}");
+    let wdir = path(&tmp.join("js-writer-restarts"));
+    let writer = node(
+        "js-writer",
+        &[
+            "peer.mjs",
+            "write",
+            "10",
+            &wdir,
+            &FIRST.to_string(),
+            bootstrap,
+        ],
+    )?;
+    let key = field(&writer.expect("READY")?, 1)?;
+    let all = (FIRST + MORE).to_string();
+    let reader = rust_peer(
+        "rust-reader",
+        &[
+            "read",
+            &path(&tmp.join("rust-reader-restarts")),
+            LOG,
+            &key,
+            &swarm,
+            &all,
+        ],
+    )?;
+    loop {
+        if number(&reader.expect("PROGRESS")?, 1)? >= FIRST {
+            break;
+        }
+    }
+    // Gone (its swarm destroyed: the connection ends), then back with MORE entries.
+    writer.wait()?;
+    let writer = node(
+        "js-writer",
+        &["peer.mjs", "write", "10", &wdir, &all, bootstrap],
+    )?;
+    writer.expect("READY")?;
+    reader.expect(&format!("VERIFIED {all}"))?;
+    let fetched = number(&reader.expect("FETCHED")?, 1)?;
+    reader.wait()?;
+    writer.wait()?;
+    check(
+        "the running Rust reader reconnects to the restarted JS writer and gets the new entries, each once",
+        fetched == FIRST + MORE,
+        format!("fetched {fetched} in all"),
+    )
 }
 
 fn manifest_cores_are_a_known_boundary(tmp: &Path, bootstrap: &str) -> Result {

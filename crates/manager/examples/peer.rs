@@ -247,7 +247,9 @@ impl Peer {
         let mut reported = 0;
         loop {
             let p = *progress.borrow_and_update();
-            if p.contiguous_length >= reported + 500 || p.contiguous_length >= until {
+            // Every 500 entries, and whenever it caught up with what it knows of.
+            let caught_up = p.contiguous_length == p.length && p.length > reported;
+            if p.contiguous_length >= reported + 500 || p.contiguous_length >= until || caught_up {
                 reported = p.contiguous_length;
                 say(format!("PROGRESS {} {}", p.contiguous_length, p.length));
             }

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use nova_hypercore_replication::swarm::{Swarm, SwarmOptions, SwarmPeer};
 use nova_hypercore_serialization::HypercoreError;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::manager::{HypercoreManager, Listener, Result};
 
-/// Peers we replicate with over direct TCP (their swarm public keys).
-type DirectPeers = Arc<Mutex<HashSet<[u8; 32]>>>;
+/// A set of peers (their swarm public keys).
+type PeerSet = Arc<Mutex<HashSet<[u8; 32]>>>;
 
-fn lock(peers: &DirectPeers) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+fn lock(peers: &PeerSet) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
     peers.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -32,6 +32,8 @@ pub struct SwarmStats {
     pub direct_connections: u64,
     /// Of those, redials after a direct connection dropped.
     pub redials: u64,
+    /// Swarm connections we made ourselves after one we dialled was lost.
+    pub reconnects: u64,
 }
 
 /// What the direct-TCP tasks of one running swarm share.
@@ -39,13 +41,40 @@ pub struct SwarmStats {
 struct Direct {
     swarm: Arc<Swarm>,
     /// Peers we replicate with (or redial) over TCP.
-    peers: DirectPeers,
+    peers: PeerSet,
+    /// Peers we replicate with over a swarm (UDX) connection.
+    live: PeerSet,
+    /// Whether this swarm looks topics up (and so reconnects lost peers).
+    client: bool,
+    /// `SwarmOptions::max_peers`: live swarm plus direct connections.
+    max_peers: usize,
+    /// Connections [`HypercoreManager::rediscover`] made (already admitted), for the
+    /// accept loop.
+    reconnected: mpsc::UnboundedSender<SwarmPeer>,
     /// Becomes `true` when the swarm stops: no more dialling.
     stopped: watch::Receiver<bool>,
     stats: Arc<watch::Sender<SwarmStats>>,
 }
 
 impl Direct {
+    /// Takes a swarm connection to `pk` unless one (swarm or direct TCP) is up already
+    /// or `max_peers` are connected.
+    fn admit(&self, pk: [u8; 32]) -> bool {
+        let direct = lock(&self.peers);
+        let mut live = lock(&self.live);
+        if direct.contains(&pk) || live.contains(&pk) {
+            return false;
+        }
+        if direct.len() + live.len() >= self.max_peers {
+            debug!(
+                max_peers = self.max_peers,
+                "at max peers: swarm connection dropped"
+            );
+            return false;
+        }
+        live.insert(pk)
+    }
+
     fn count(&self, update: impl FnOnce(&mut SwarmStats)) {
         self.stats.send_modify(update);
     }
@@ -105,11 +134,12 @@ impl HypercoreManager {
             return Ok(None);
         }
         self.stop_swarm().await;
-        let (prefer_direct, client, direct_addr, advertise) = (
+        let (prefer_direct, client, direct_addr, advertise, max_peers) = (
             options.prefer_direct,
             options.client,
             options.direct,
             options.advertise,
+            options.max_peers,
         );
         let (swarm, mut peers) = Swarm::start(options).await.inspect_err(|e| {
             self.shared().report_error("swarm", e);
@@ -128,9 +158,14 @@ impl HypercoreManager {
             None => None,
         };
         let (stop, stopped) = watch::channel(false);
+        let (reconnected, mut again) = mpsc::unbounded_channel();
         let direct = Direct {
             swarm: swarm.clone(),
             peers: Arc::default(),
+            live: Arc::default(),
+            client,
+            max_peers,
+            reconnected,
             stopped,
             stats: Arc::new(watch::channel(SwarmStats::default()).0),
         };
@@ -142,10 +177,16 @@ impl HypercoreManager {
                     peer = peers.recv() => {
                         let Some(peer) = peer else { break };
                         ctx.count(|s| s.connections += 1);
-                        if lock(&ctx.peers).contains(&peer.remote_public_key) {
-                            debug!("already replicating with this peer over TCP: swarm connection dropped");
+                        if !ctx.admit(peer.remote_public_key) {
+                            debug!("already replicating with this peer: swarm connection dropped");
                             continue;
                         }
+                        let (m, ctx) = (manager.clone(), ctx.clone());
+                        sessions.spawn(async move {
+                            m.on_swarm_peer(peer, ctx, prefer_direct).await;
+                        });
+                    }
+                    Some(peer) = again.recv() => {
                         let (m, ctx) = (manager.clone(), ctx.clone());
                         sessions.spawn(async move {
                             m.on_swarm_peer(peer, ctx, prefer_direct).await;
@@ -175,30 +216,81 @@ impl HypercoreManager {
         Ok(Some(key))
     }
 
-    /// A swarm connection: if we dialled it and the peer advertises a direct endpoint,
-    /// move to TCP (the UDX stream is slow from Rust, see docs/discovery.md); else
-    /// replicate over it.
+    /// An admitted swarm connection: if we dialled it and the peer advertises a direct
+    /// endpoint, move to TCP (the UDX stream is slow from Rust, see docs/discovery.md);
+    /// else replicate over it, and when a connection we dialled ends while the swarm
+    /// runs, reconnect ([`Self::rediscover`]).
     async fn on_swarm_peer(&self, peer: SwarmPeer, direct: Direct, prefer_direct: bool) {
-        if prefer_direct && peer.is_initiator {
-            let pk = peer.remote_public_key;
-            if let Some(addr) = direct.swarm.direct_endpoint(&pk).await
-                && lock(&direct.peers).insert(pk)
-            {
-                match dial(addr).await {
-                    Ok(stream) => {
-                        direct.count(|s| s.direct_connections += 1);
-                        drop(peer);
-                        self.direct_session(stream, pk, &direct).await;
-                        return;
-                    }
-                    Err(e) => {
-                        lock(&direct.peers).remove(&pk);
-                        debug!(%addr, error = %e, "direct endpoint unreachable: staying on the swarm connection");
-                    }
+        let pk = peer.remote_public_key;
+        if prefer_direct
+            && peer.is_initiator
+            && let Some(addr) = direct.swarm.direct_endpoint(&pk).await
+            && lock(&direct.peers).insert(pk)
+        {
+            match dial(addr).await {
+                Ok(stream) => {
+                    direct.count(|s| s.direct_connections += 1);
+                    drop(peer);
+                    lock(&direct.live).remove(&pk);
+                    self.direct_session(stream, pk, &direct).await;
+                    return;
+                }
+                Err(e) => {
+                    lock(&direct.peers).remove(&pk);
+                    debug!(%addr, error = %e, "direct endpoint unreachable: staying on the swarm connection");
                 }
             }
         }
+        let initiator = peer.is_initiator;
         let _ = self.replicate_peer(peer).await;
+        lock(&direct.live).remove(&pk);
+        if initiator && direct.client && !direct.stopped() {
+            let (m, direct) = (self.clone(), direct.clone());
+            tokio::spawn(async move { m.rediscover(pk, direct).await });
+        }
+    }
+
+    /// A swarm connection we dialled ended while the swarm runs. The swarm itself never
+    /// connects to that peer again (peeroxide 1.7 does not learn that connections end),
+    /// and looks topics up only every 10 minutes; so, as JS hyperswarm retries: connect
+    /// to the lost peer, and to whoever announces an enabled log now (a restarted peer
+    /// may have a new identity), with backoff (1 s doubling to 10 s) until one
+    /// connection is made, the swarm stops, or [`REDIAL_BOUND`] passes.
+    async fn rediscover(&self, lost: [u8; 32], direct: Direct) {
+        debug!(peer = %crate::replication::hex(&lost), "swarm connection lost: reconnecting");
+        let deadline = tokio::time::Instant::now() + REDIAL_BOUND;
+        let mut delay = Duration::from_secs(1);
+        while tokio::time::Instant::now() < deadline && direct.pause(delay).await {
+            let mut candidates = vec![lost];
+            for dk in self.hub().enabled_keys() {
+                candidates.extend(direct.swarm.lookup(dk).await);
+            }
+            candidates.sort_unstable();
+            candidates.dedup();
+            for pk in candidates {
+                if lock(&direct.live).contains(&pk) || lock(&direct.peers).contains(&pk) {
+                    if pk == lost {
+                        return; // back already (it connected to us, or a direct dial)
+                    }
+                    continue;
+                }
+                match direct.swarm.connect(pk).await {
+                    Ok(peer) if direct.admit(pk) => {
+                        direct.count(|s| s.reconnects += 1);
+                        debug!(peer = %crate::replication::hex(&pk), "swarm peer reconnected");
+                        // The accept loop runs it, as a connection the swarm made.
+                        let _ = direct.reconnected.send(peer);
+                        return;
+                    }
+                    Ok(_) => {} // someone else connected it meanwhile
+                    Err(e) => {
+                        debug!(peer = %crate::replication::hex(&pk), error = %e, "reconnect failed")
+                    }
+                }
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        debug!(peer = %crate::replication::hex(&lost), "swarm peer not reconnected");
     }
 
     /// Replicates over a dialled direct connection until it ends, then redials the

@@ -26,6 +26,10 @@ use tracing::{debug, warn};
 
 use crate::transport::{Ending, SecretCipher};
 
+/// Idle time after which a swarm connection sends an empty message (JS hyperdht's
+/// `connectionKeepAlive` default).
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
 /// Prefix of the mutable record that advertises a direct TCP endpoint.
 const DIRECT_RECORD: &str = "nova-hypercore/direct-tcp/1 ";
 
@@ -69,6 +73,10 @@ pub struct SwarmOptions {
     /// swarm can only reach loopback, and peers advertise their other interfaces'
     /// addresses whatever they are bound to (`docs/discovery.md`).
     pub local_connection: Option<bool>,
+    /// Most peers replicated with at once over this swarm (its connections plus the
+    /// direct TCP ones it led to); default 64, as JS hyperswarm's `maxPeers`. Enforced
+    /// by the manager on live connections (see [`Swarm::start`]).
+    pub max_peers: usize,
 }
 
 impl SwarmOptions {
@@ -86,6 +94,7 @@ impl SwarmOptions {
             advertise: None,
             prefer_direct: true,
             local_connection: None,
+            max_peers: 64,
         }
     }
 
@@ -108,6 +117,7 @@ pub struct Swarm {
     task: JoinHandle<()>,
     join: JoinOpts,
     join_timeout: Duration,
+    local_connection: bool,
 }
 
 impl std::fmt::Debug for Swarm {
@@ -146,6 +156,10 @@ impl Swarm {
         config.dht.dht.bootstrap = options.bootstrap.iter().map(|a| a.to_string()).collect();
         config.dht.dht.host = options.host.to_string();
         config.local_connection = local_connection;
+        // peeroxide counts every peer it ever connected to (it never learns that a
+        // connection ended), so its own cap would refuse everyone once 64 peers had
+        // come and gone. The manager enforces `max_peers` on live connections instead.
+        config.max_peers = usize::MAX;
         // A server must be reachable without holepunching; a client keeps the default
         // (a client with `firewalled = false` breaks against JS servers).
         config.dht.dht.firewalled = !options.server;
@@ -167,7 +181,9 @@ impl Swarm {
         tokio::spawn(async move {
             while let Some(conn) = incoming.recv().await {
                 debug!(initiator = conn.is_initiator, "swarm connection");
-                if tx.send(SwarmPeer::new(conn, local)).await.is_err() {
+                let is_initiator = conn.is_initiator;
+                let peer = SwarmPeer::new(Held::Swarm(conn), is_initiator, local);
+                if tx.send(peer).await.is_err() {
                     break;
                 }
             }
@@ -182,6 +198,7 @@ impl Swarm {
                 j
             },
             join_timeout: options.join_timeout,
+            local_connection,
         };
         Ok((swarm, rx))
     }
@@ -258,8 +275,9 @@ impl Swarm {
         text.strip_prefix(DIRECT_RECORD)?.parse().ok()
     }
 
-    /// Peers announcing `topic` right now that advertise a direct TCP endpoint.
-    pub async fn find_direct(&self, topic: [u8; 32]) -> Vec<([u8; 32], SocketAddr)> {
+    /// The public keys of the peers announcing `topic` right now (not ours; empty when
+    /// the lookup fails or times out).
+    pub async fn lookup(&self, topic: [u8; 32]) -> Vec<[u8; 32]> {
         let Ok(Ok(results)) =
             tokio::time::timeout(self.join_timeout, self.handle.dht().lookup(topic)).await
         else {
@@ -273,8 +291,44 @@ impl Swarm {
             .collect();
         peers.sort_unstable();
         peers.dedup();
+        peers
+    }
+
+    /// Connects to `peer` through the DHT ourselves, bounded by the join timeout.
+    ///
+    /// The swarm connects to a peer only once in its life: peeroxide 1.7 never learns
+    /// that a connection ended, so it ignores that peer from then on (and refuses its
+    /// incoming connections). A client that lost a connection reconnects with this
+    /// (as JS hyperswarm's retry does); see `docs/discovery.md`.
+    pub async fn connect(&self, peer: [u8; 32]) -> Result<SwarmPeer, HypercoreError> {
+        let runtime =
+            libudx::UdxRuntime::new().map_err(|e| failed(format!("connect runtime: {e}")))?;
+        let mut opts = peeroxide_dht::hyperdht::ConnectOpts::default();
+        opts.local_connection = self.local_connection;
+        let connection = tokio::time::timeout(
+            self.join_timeout,
+            self.handle.dht().connect_with_options(
+                self.handle.key_pair(),
+                peer,
+                &[],
+                &runtime,
+                opts,
+            ),
+        )
+        .await
+        .map_err(|_| failed(format!("connect timed out after {:?}", self.join_timeout)))?
+        .map_err(|e| failed(format!("connect: {e}")))?;
+        Ok(SwarmPeer::new(
+            Held::Dialled(connection, runtime),
+            true,
+            self.public_key(),
+        ))
+    }
+
+    /// Peers announcing `topic` right now that advertise a direct TCP endpoint.
+    pub async fn find_direct(&self, topic: [u8; 32]) -> Vec<([u8; 32], SocketAddr)> {
         let mut found = Vec::new();
-        for pk in peers {
+        for pk in self.lookup(topic).await {
             if let Some(addr) = self.direct_endpoint(&pk).await {
                 found.push((pk, addr));
             }
@@ -329,11 +383,44 @@ impl std::fmt::Debug for SwarmPeer {
     }
 }
 
+/// A DHT connection and what must stay alive with it (its UDX runtime).
+enum Held {
+    /// Made by the swarm.
+    Swarm(SwarmConnection),
+    /// Made by [`Swarm::connect`].
+    Dialled(peeroxide_dht::hyperdht::PeerConnection, libudx::UdxRuntime),
+}
+
+impl Held {
+    fn peer(&self) -> &peeroxide_dht::hyperdht::PeerConnection {
+        match self {
+            Held::Swarm(conn) => &conn.peer,
+            Held::Dialled(peer, _) => peer,
+        }
+    }
+
+    /// Pumps the connection's frames until it ends, then drops everything it held.
+    async fn pump(self, ends: crate::transport::PumpEnds) {
+        match self {
+            Held::Swarm(conn) => {
+                // The rest of `conn` (its runtime) is dropped when this arm ends.
+                let SwarmConnection { peer, .. } = conn;
+                crate::transport::pump(peer.stream, ends, None, Some(KEEPALIVE)).await;
+                drop(peer.socket);
+            }
+            Held::Dialled(peer, runtime) => {
+                crate::transport::pump(peer.stream, ends, None, Some(KEEPALIVE)).await;
+                drop(peer.socket);
+                drop(runtime);
+            }
+        }
+    }
+}
+
 impl SwarmPeer {
-    fn new(conn: SwarmConnection, local_public_key: [u8; 32]) -> Self {
-        let remote_public_key = *conn.remote_public_key();
-        let is_initiator = conn.is_initiator;
-        let handshake_hash = conn.peer.stream.handshake_hash().to_vec();
+    fn new(held: Held, is_initiator: bool, local_public_key: [u8; 32]) -> Self {
+        let remote_public_key = held.peer().remote_public_key;
+        let handshake_hash = held.peer().stream.handshake_hash().to_vec();
         let (mut cipher, ended, ends) = SecretCipher::new(
             remote_public_key,
             local_public_key,
@@ -341,12 +428,7 @@ impl SwarmPeer {
             is_initiator,
         );
         // One task owns the connection (its UDX runtime and socket stay alive with it).
-        cipher.pump = Some(tokio::spawn(async move {
-            let conn = conn;
-            let SwarmConnection { peer, .. } = conn;
-            crate::transport::pump(peer.stream, ends, None).await;
-            drop(peer.socket);
-        }));
+        cipher.pump = Some(tokio::spawn(held.pump(ends)));
         SwarmPeer {
             remote_public_key,
             is_initiator,

@@ -79,7 +79,7 @@ where
         secret.handshake_hash().to_vec(),
         initiator,
     );
-    cipher.pump = Some(tokio::spawn(pump(secret, ends, Some(hold))));
+    cipher.pump = Some(tokio::spawn(pump(secret, ends, Some(hold), None)));
     Ok((cipher, ended))
 }
 
@@ -131,8 +131,16 @@ pub(crate) struct PumpEnds {
 /// Moves frames between a secret stream and its [`SecretCipher`] until either side
 /// ends; records how the connection ended.
 /// `hold`, when given, is the switch of the [`Deferred`] stream under `stream`.
-pub(crate) async fn pump<T>(stream: SecretStream<T>, ends: PumpEnds, hold: Option<Arc<AtomicBool>>)
-where
+/// `keepalive`, when given: after that long without a frame to send, an empty message
+/// goes out (as JS hyperdht's 5 s `keepAlive`; JS peers drop empty messages on such
+/// connections). On a UDX stream that is what notices a peer that vanished: unacked
+/// data fails the stream after six retransmission timeouts.
+pub(crate) async fn pump<T>(
+    stream: SecretStream<T>,
+    ends: PumpEnds,
+    hold: Option<Arc<AtomicBool>>,
+    keepalive: Option<std::time::Duration>,
+) where
     T: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let PumpEnds {
@@ -155,7 +163,14 @@ where
         }
     };
     let write = async {
-        while let Some(frame) = outgoing.recv().await {
+        loop {
+            let next = match keepalive {
+                Some(every) => tokio::time::timeout(every, outgoing.recv())
+                    .await
+                    .unwrap_or_else(|_| Some(Vec::new())),
+                None => outgoing.recv().await,
+            };
+            let Some(frame) = next else { break };
             if let Some(hold) = &hold {
                 hold.store(!outgoing.is_empty(), Ordering::Relaxed);
             }
