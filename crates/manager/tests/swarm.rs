@@ -252,6 +252,49 @@ async fn a_dropped_direct_connection_is_redialled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
+async fn max_peers_caps_the_live_connections() {
+    // Two writers, each with its own log; a reader that wants both but may hold one peer.
+    let p = Pair::new(50).await;
+    let dc = tempfile::tempdir().unwrap();
+    let c = manager(dc.path()).await;
+    c.append_batch("other", &entries(0..50)).await.unwrap();
+    let other =
+        p.b.open_replica("other", c.get_log("other").await.unwrap().public_key())
+            .await
+            .unwrap();
+    for (m, log) in [(&p.a, "notes"), (&c, "other")] {
+        let mut server = options(p.node.addr());
+        server.client = false;
+        m.start_swarm(server).await.unwrap().unwrap();
+        m.enable_replication(log).await.unwrap();
+    }
+    let mut client = p.client();
+    client.max_peers = 1;
+    p.b.start_swarm(client).await.unwrap().unwrap();
+    let mut stats = p.b.watch_swarm_stats().await.unwrap();
+    p.b.enable_replication("notes").await.unwrap();
+    p.b.enable_replication("other").await.unwrap();
+    // Both writers get connected by the swarm; only one connection is taken.
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        stats.wait_for(|s| s.connections >= 2),
+    )
+    .await
+    .expect("the swarm did not connect to both writers")
+    .unwrap();
+    let (done, idle) = tokio::select! {
+        () = wait_for(&p.replica, 50) => (&p.replica, &other),
+        () = wait_for(&other, 50) => (&other, &p.replica),
+    };
+    assert_eq!(done.current_length().await.unwrap(), 50);
+    // The dropped connection never replicated, and nothing dials that writer again.
+    assert_eq!(idle.current_length().await.unwrap(), 0);
+    c.close().await.unwrap();
+    p.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_bootstrap_list_means_no_dht() {
     let d = tempfile::tempdir().unwrap();
     let m = manager(d.path()).await;
