@@ -6,11 +6,16 @@
 //! `hypercore-protocol` 0.7.2 ([`Replicator`]): one channel per log, synchronize /
 //! request / data, pipelined and windowed requests matched by id, timeouts and retries,
 //! live updates pushed from the log's progress watch (no polling), verification of every
-//! received proof before it is stored, and wire counters ([`Stats`]).
+//! received proof before it is stored, and wire counters ([`Stats`]). Also the
+//! discovery mechanics on a Hyperswarm DHT ([`swarm`]: peeroxide, explicit bootstrap,
+//! bounded joins, swarm connections as cipher channels, keepalives, self-made
+//! reconnects, direct-endpoint records) and the protomux hygiene JS peers need
+//! ([`guard`]).
 //!
-//! Does not: discover peers (that is discovery's job), persist replication state or emit
-//! manager events (the manager integration does, from [`SessionEvent`]s), or use the
-//! `hypercore` crate's own replication loop (unfit: it stalls and can corrupt a writer).
+//! Does not: decide which logs are shared or when to reconnect (the manager does),
+//! persist replication state or emit manager events (the manager integration does, from
+//! [`SessionEvent`]s), or use the `hypercore` crate's own replication loop (unfit: it
+//! stalls and can corrupt a writer).
 
 pub mod guard;
 mod session;
