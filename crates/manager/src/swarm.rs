@@ -18,6 +18,17 @@ use crate::manager::{HypercoreManager, Listener, Result};
 /// A set of peers (their swarm public keys).
 type PeerSet = Arc<Mutex<HashSet<[u8; 32]>>>;
 
+/// Peers with swarm (UDX) connections up, and how many each (two peers that dial each
+/// other at once may both keep a connection: both replicate, nothing is lost, whereas
+/// each side dropping "the duplicate" could drop both).
+type LivePeers = Arc<Mutex<std::collections::HashMap<[u8; 32], usize>>>;
+
+fn lock_live(
+    live: &LivePeers,
+) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], usize>> {
+    live.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn lock(peers: &PeerSet) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
     peers.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -43,7 +54,7 @@ struct Direct {
     /// Peers we replicate with (or redial) over TCP.
     peers: PeerSet,
     /// Peers we replicate with over a swarm (UDX) connection.
-    live: PeerSet,
+    live: LivePeers,
     /// Whether this swarm looks topics up (and so reconnects lost peers).
     client: bool,
     /// `SwarmOptions::max_peers`: live swarm plus direct connections.
@@ -57,22 +68,40 @@ struct Direct {
 }
 
 impl Direct {
-    /// Takes a swarm connection to `pk` unless one (swarm or direct TCP) is up already
-    /// or `max_peers` are connected.
+    /// Takes a swarm connection to `pk` unless we replicate with it over direct TCP or
+    /// `max_peers` other peers are connected.
     fn admit(&self, pk: [u8; 32]) -> bool {
         let direct = lock(&self.peers);
-        let mut live = lock(&self.live);
-        if direct.contains(&pk) || live.contains(&pk) {
+        let mut live = lock_live(&self.live);
+        if direct.contains(&pk) {
+            debug!("already replicating with this peer over TCP: swarm connection dropped");
             return false;
         }
-        if direct.len() + live.len() >= self.max_peers {
+        if !live.contains_key(&pk) && direct.len() + live.len() >= self.max_peers {
             debug!(
                 max_peers = self.max_peers,
                 "at max peers: swarm connection dropped"
             );
             return false;
         }
-        live.insert(pk)
+        *live.entry(pk).or_default() += 1;
+        true
+    }
+
+    /// A swarm connection to `pk` is gone (ended, or replaced by direct TCP).
+    fn release(&self, pk: [u8; 32]) {
+        let mut live = lock_live(&self.live);
+        if let Some(n) = live.get_mut(&pk) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&pk);
+            }
+        }
+    }
+
+    /// Whether any connection (swarm or direct TCP) to `pk` is up.
+    fn connected(&self, pk: &[u8; 32]) -> bool {
+        lock_live(&self.live).contains_key(pk) || lock(&self.peers).contains(pk)
     }
 
     fn count(&self, update: impl FnOnce(&mut SwarmStats)) {
@@ -178,7 +207,6 @@ impl HypercoreManager {
                         let Some(peer) = peer else { break };
                         ctx.count(|s| s.connections += 1);
                         if !ctx.admit(peer.remote_public_key) {
-                            debug!("already replicating with this peer: swarm connection dropped");
                             continue;
                         }
                         let (m, ctx) = (manager.clone(), ctx.clone());
@@ -231,7 +259,7 @@ impl HypercoreManager {
                 Ok(stream) => {
                     direct.count(|s| s.direct_connections += 1);
                     drop(peer);
-                    lock(&direct.live).remove(&pk);
+                    direct.release(pk);
                     self.direct_session(stream, pk, &direct).await;
                     return;
                 }
@@ -243,7 +271,7 @@ impl HypercoreManager {
         }
         let initiator = peer.is_initiator;
         let _ = self.replicate_peer(peer).await;
-        lock(&direct.live).remove(&pk);
+        direct.release(pk);
         if initiator && direct.client && !direct.stopped() {
             let (m, direct) = (self.clone(), direct.clone());
             tokio::spawn(async move { m.rediscover(pk, direct).await });
@@ -268,7 +296,7 @@ impl HypercoreManager {
             candidates.sort_unstable();
             candidates.dedup();
             for pk in candidates {
-                if lock(&direct.live).contains(&pk) || lock(&direct.peers).contains(&pk) {
+                if direct.connected(&pk) {
                     if pk == lost {
                         return; // back already (it connected to us, or a direct dial)
                     }
