@@ -421,14 +421,14 @@ impl SwarmPeer {
     fn new(held: Held, is_initiator: bool, local_public_key: [u8; 32]) -> Self {
         let remote_public_key = held.peer().remote_public_key;
         let handshake_hash = held.peer().stream.handshake_hash().to_vec();
-        let (mut cipher, ended, ends) = SecretCipher::new(
+        // One task owns the connection (its UDX runtime and socket stay alive with it).
+        let (cipher, ended) = SecretCipher::start(
             remote_public_key,
             local_public_key,
             handshake_hash,
             is_initiator,
+            |ends| held.pump(ends),
         );
-        // One task owns the connection (its UDX runtime and socket stay alive with it).
-        cipher.pump = Some(tokio::spawn(held.pump(ends)));
         SwarmPeer {
             remote_public_key,
             is_initiator,

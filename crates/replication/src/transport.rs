@@ -73,14 +73,15 @@ where
     .await
     .map_err(|_| failed(format!("handshake timed out after {HANDSHAKE_TIMEOUT:?}")))?
     .map_err(|e| failed(format!("handshake: {e}")))?;
-    let (mut cipher, ended, ends) = SecretCipher::new(
-        *secret.remote_public_key(),
+    let remote = *secret.remote_public_key();
+    let hash = secret.handshake_hash().to_vec();
+    Ok(SecretCipher::start(
+        remote,
         local,
-        secret.handshake_hash().to_vec(),
+        hash,
         initiator,
-    );
-    cipher.pump = Some(tokio::spawn(pump(secret, ends, Some(hold), None)));
-    Ok((cipher, ended))
+        |ends| pump(secret, ends, Some(hold), None),
+    ))
 }
 
 /// A buffered stream whose flushes are skipped while `hold` is set (more frames are
@@ -201,7 +202,7 @@ pub struct SecretCipher {
     local: [u8; 32],
     handshake_hash: Vec<u8>,
     is_initiator: bool,
-    pub(crate) pump: Option<JoinHandle<()>>,
+    _pump: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for SecretCipher {
@@ -213,35 +214,38 @@ impl std::fmt::Debug for SecretCipher {
 }
 
 impl SecretCipher {
-    /// A cipher and the ends its pump needs. Outgoing frames are queued without a bound:
-    /// the sessions above bound what they have in flight (request windows), so the queue
-    /// holds at most one window of replies per channel.
-    pub(crate) fn new(
+    /// A cipher whose frames are moved by the task `pump(ends)` (spawned here; it owns
+    /// the connection). Outgoing frames are queued without a bound: the sessions above
+    /// bound what they have in flight (request windows), so the queue holds at most one
+    /// window of replies per channel.
+    pub(crate) fn start<F>(
         remote: [u8; 32],
         local: [u8; 32],
         handshake_hash: Vec<u8>,
         is_initiator: bool,
-    ) -> (Self, watch::Receiver<Ending>, PumpEnds) {
+        pump: impl FnOnce(PumpEnds) -> F,
+    ) -> (Self, watch::Receiver<Ending>)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
         let (in_tx, in_rx) = mpsc::channel(INBOUND_FRAMES);
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (ending_tx, ending_rx) = watch::channel(None);
-        (
-            SecretCipher {
-                incoming: in_rx,
-                outgoing: Some(out_tx),
-                remote,
-                local,
-                handshake_hash,
-                is_initiator,
-                pump: None,
-            },
-            ending_rx,
-            PumpEnds {
-                incoming: in_tx,
-                outgoing: out_rx,
-                ending: ending_tx,
-            },
-        )
+        let ends = PumpEnds {
+            incoming: in_tx,
+            outgoing: out_rx,
+            ending: ending_tx,
+        };
+        let cipher = SecretCipher {
+            incoming: in_rx,
+            outgoing: Some(out_tx),
+            remote,
+            local,
+            handshake_hash,
+            is_initiator,
+            _pump: tokio::spawn(pump(ends)),
+        };
+        (cipher, ending_rx)
     }
 
     /// The peer's Noise public key.
