@@ -47,9 +47,9 @@ pub struct SwarmStats {
     pub reconnects: u64,
 }
 
-/// What the direct-TCP tasks of one running swarm share.
+/// What the tasks of one running swarm share (connections, direct peers, stats).
 #[derive(Clone)]
-struct Direct {
+struct SwarmCtx {
     swarm: Arc<Swarm>,
     /// Peers we replicate with (or redial) over TCP.
     peers: PeerSet,
@@ -67,7 +67,7 @@ struct Direct {
     stats: Arc<watch::Sender<SwarmStats>>,
 }
 
-impl Direct {
+impl SwarmCtx {
     /// Takes a swarm connection to `pk` unless we replicate with it over direct TCP or
     /// `max_peers` other peers are connected.
     fn admit(&self, pk: [u8; 32]) -> bool {
@@ -126,7 +126,7 @@ impl Direct {
 pub(crate) struct Running {
     swarm: Arc<Swarm>,
     accept: JoinHandle<()>,
-    direct: Direct,
+    direct: SwarmCtx,
     stop: watch::Sender<bool>,
     prefer_direct: bool,
     client: bool,
@@ -188,7 +188,7 @@ impl HypercoreManager {
         };
         let (stop, stopped) = watch::channel(false);
         let (reconnected, mut again) = mpsc::unbounded_channel();
-        let direct = Direct {
+        let direct = SwarmCtx {
             swarm: swarm.clone(),
             peers: Arc::default(),
             live: Arc::default(),
@@ -248,7 +248,7 @@ impl HypercoreManager {
     /// endpoint, move to TCP (the UDX stream is slow from Rust, see docs/discovery.md);
     /// else replicate over it, and when a connection we dialled ends while the swarm
     /// runs, reconnect ([`Self::rediscover`]).
-    async fn on_swarm_peer(&self, peer: SwarmPeer, direct: Direct, prefer_direct: bool) {
+    async fn on_swarm_peer(&self, peer: SwarmPeer, direct: SwarmCtx, prefer_direct: bool) {
         let pk = peer.remote_public_key;
         if prefer_direct
             && peer.is_initiator
@@ -284,7 +284,7 @@ impl HypercoreManager {
     /// to the lost peer, and to whoever announces an enabled log now (a restarted peer
     /// may have a new identity), with backoff (1 s doubling to 10 s) until one
     /// connection is made, the swarm stops, or [`REDIAL_BOUND`] passes.
-    async fn rediscover(&self, lost: [u8; 32], direct: Direct) {
+    async fn rediscover(&self, lost: [u8; 32], direct: SwarmCtx) {
         debug!(peer = %crate::replication::hex(&lost), "swarm connection lost: reconnecting");
         let deadline = tokio::time::Instant::now() + REDIAL_BOUND;
         let mut delay = Duration::from_secs(1);
@@ -327,7 +327,7 @@ impl HypercoreManager {
     /// within [`STABLE`], so a peer that accepts and hangs up is not hammered; after
     /// [`REDIAL_BOUND`] without a stable connection the peer stops being a direct peer
     /// (a new swarm connection from it is then accepted again).
-    async fn direct_session(&self, stream: tokio::net::TcpStream, pk: [u8; 32], direct: &Direct) {
+    async fn direct_session(&self, stream: tokio::net::TcpStream, pk: [u8; 32], direct: &SwarmCtx) {
         let peer = crate::replication::hex(&pk);
         let mut backoff = Backoff::new();
         let mut stream = Some(stream);
@@ -349,7 +349,7 @@ impl HypercoreManager {
     async fn redial(
         &self,
         pk: [u8; 32],
-        direct: &Direct,
+        direct: &SwarmCtx,
         backoff: &mut Backoff,
     ) -> Option<tokio::net::TcpStream> {
         while !direct.stopped() && tokio::time::Instant::now() < backoff.deadline {
