@@ -1,0 +1,1 @@
+//! compact-encoding (JS `compact-encoding`) for the oplog: bounds-checked reader, writer.

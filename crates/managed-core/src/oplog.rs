@@ -1,0 +1,1 @@
+//! The `oplog` file of hypercore 10: two header slots and CRC-framed entries.
