@@ -7,12 +7,17 @@
 //! the ed25519 secret key. The same primary key and name give the same public key in both
 //! runtimes (golden vectors from the real JS corestore in `tests/golden/`).
 //!
-//! Files: `corestore/primary-key` (32 raw bytes, as JS corestore 6 writes it) and
-//! `keys/<log>.key` (64 bytes: seed then public key, libsodium's secret-key layout), both
-//! mode 0600 inside 0700 directories on Unix, written atomically.
+//! Files, all in `keys/` (mode 0600 inside a 0700 directory on Unix, written atomically):
+//! `keys/primary-key` (32 raw bytes, the format of JS corestore 6's `primary-key`) and
+//! `keys/<log>.key` (64 bytes: seed then public key, libsodium's secret-key layout).
+//! Nothing secret of ours is kept under `corestore/`: JS corestore opens that directory
+//! when given the key explicitly (`new Corestore(dir, { primaryKey })`). Stores of the
+//! earlier layout, with the key at `corestore/primary-key`, are migrated on open
+//! (`load_or_migrate_primary_key` says how, including the crash cases).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use blake2::digest::consts::U32;
 use blake2::digest::{KeyInit, Mac};
@@ -83,6 +88,16 @@ pub(crate) fn private_dir(dir: &Path) -> Result<(), HypercoreError> {
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync of the
 /// directory), readable by the owner only on Unix.
 pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), HypercoreError> {
+    write_secret_file_at(path, bytes, None)
+}
+
+/// [`write_secret_file`], giving the new file the modification time `modified` (a
+/// migrated primary key keeps its age: it is the store's creation time).
+fn write_secret_file_at(
+    path: &Path,
+    bytes: &[u8],
+    modified: Option<SystemTime>,
+) -> Result<(), HypercoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
@@ -93,36 +108,119 @@ pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), Hyperco
         options.mode(0o600);
     }
     let mut file = options.open(&tmp).map_err(|e| inaccessible(&tmp, e))?;
+    #[cfg(unix)]
+    {
+        // `mode` applies only when the file is created; a temp file left by a crash
+        // (or made by someone else) keeps its mode unless it is set here.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| inaccessible(&tmp, e))?;
+    }
     file.write_all(bytes).map_err(|e| inaccessible(&tmp, e))?;
+    if let Some(t) = modified {
+        file.set_modified(t).map_err(|e| inaccessible(&tmp, e))?;
+    }
     file.sync_all().map_err(|e| inaccessible(&tmp, e))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| inaccessible(path, e))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        // Directory fsync makes the rename durable; not every file system supports it.
-        let _ = d.sync_all();
-    }
+    sync_dir(dir);
     Ok(())
 }
 
-/// Loads `corestore/primary-key`, creating a random one if there is none.
-pub(crate) fn load_or_create_primary_key(path: &Path) -> Result<[u8; 32], HypercoreError> {
+/// Makes renames and removals in `dir` durable; not every file system supports a
+/// directory fsync, so a failure is ignored.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// File name of the store's primary key, in `keys/` (and, in stores written before the
+/// key moved, in `corestore/`, where JS corestore 6 keeps it).
+pub const PRIMARY_KEY_FILE: &str = "primary-key";
+
+/// Reads a primary-key file: `None` if it does not exist, `STORAGE_CORRUPTED` naming the
+/// file if it does not hold exactly 32 bytes.
+fn read_primary_key(path: &Path) -> Result<Option<[u8; 32]>, HypercoreError> {
     match std::fs::read(path) {
-        Ok(bytes) => bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| HypercoreError::StorageCorrupted {
-                log: "corestore".into(),
-                path: path.to_owned(),
-                reason: format!("primary key file holds {} bytes, expected 32", bytes.len()),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; 32];
-            getrandom::getrandom(&mut key)
-                .map_err(|e| inaccessible(path, std::io::Error::other(e.to_string())))?;
-            write_secret_file(path, &key)?;
+        Ok(bytes) => {
+            bytes
+                .as_slice()
+                .try_into()
+                .map(Some)
+                .map_err(|_| HypercoreError::StorageCorrupted {
+                    log: "store".into(),
+                    path: path.to_owned(),
+                    reason: format!("primary key file holds {} bytes, expected 32", bytes.len()),
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(inaccessible(path, e)),
+    }
+}
+
+/// Removes the old `corestore/primary-key` (after its bytes are safely in `keys/`) and
+/// makes the removal durable.
+fn remove_old_primary_key(old: &Path) -> Result<(), HypercoreError> {
+    match std::fs::remove_file(old) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(inaccessible(old, e)),
+    }
+    sync_dir(old.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// Loads the store's primary key from `keys/primary-key`, migrating a store of the old
+/// layout (key in `corestore/primary-key`) or creating a random key for a new store.
+///
+/// - only `keys/primary-key`: used;
+/// - only `corestore/primary-key` (old layout): copied to `keys/primary-key` atomically
+///   (temp file, fsync, rename, fsync of `keys/`, same modification time), then removed
+///   from `corestore/` (and `corestore/` fsynced);
+/// - both, equal bytes (a crash between those two steps, or JS corestore given the key
+///   explicitly, which writes it there): the copy in `corestore/` is removed;
+/// - both, different bytes: `STORAGE_CORRUPTED` naming both files; neither is picked,
+///   since logs derived from the other key would silently stop matching;
+/// - neither: a new random key is written to `keys/primary-key`.
+///
+/// A file of the wrong size is `STORAGE_CORRUPTED` naming it; I/O failures are
+/// `STORAGE_INACCESSIBLE` with the path.
+pub(crate) fn load_or_migrate_primary_key(
+    keys_dir: &Path,
+    corestore: &Path,
+) -> Result<[u8; 32], HypercoreError> {
+    let new = keys_dir.join(PRIMARY_KEY_FILE);
+    let old = corestore.join(PRIMARY_KEY_FILE);
+    match (read_primary_key(&new)?, read_primary_key(&old)?) {
+        (Some(key), None) => Ok(key),
+        (Some(key), Some(stale)) if key == stale => {
+            remove_old_primary_key(&old)?;
             Ok(key)
         }
-        Err(e) => Err(inaccessible(path, e)),
+        (Some(_), Some(_)) => Err(HypercoreError::StorageCorrupted {
+            log: "store".into(),
+            path: old.clone(),
+            reason: format!(
+                "two different primary keys: {} and {}; the store's logs derive from one of them, \
+                 so neither is chosen: keep the one the logs were created with and remove the other",
+                new.display(),
+                old.display()
+            ),
+        }),
+        (None, Some(key)) => {
+            let modified = std::fs::metadata(&old).and_then(|m| m.modified()).ok();
+            write_secret_file_at(&new, &key, modified)?;
+            remove_old_primary_key(&old)?;
+            Ok(key)
+        }
+        (None, None) => {
+            let mut key = [0u8; 32];
+            getrandom::getrandom(&mut key)
+                .map_err(|e| inaccessible(&new, std::io::Error::other(e.to_string())))?;
+            write_secret_file(&new, &key)?;
+            Ok(key)
+        }
     }
 }
 

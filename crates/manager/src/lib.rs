@@ -1,8 +1,9 @@
 //! The store Nova26 holds one of: named, signed, append-only logs with typed events,
 //! status, metrics and health warnings (spec: HypercoreManager).
 //!
-//! Owns: the storage layout (`corestore/`, `keys/`, `replication-state.json`), the
-//! store's primary key and each log's Corestore-compatible derived key pair ([`keys`]),
+//! Owns: the storage layout (`corestore/`, `keys/`, `replication-state.json`) and its
+//! migration from the earlier one, the store's primary key and each log's
+//! Corestore-compatible derived key pair ([`keys`]),
 //! log-name validation at the API boundary, the registry that makes `get_log`
 //! idempotent, the cap on open log files, payload limits, [`ManagerEvent`]s and the
 //! wiring of every operation into [`nova_hypercore_observability`].
@@ -15,11 +16,13 @@
 //! Does not: implement storage or verification (that is `managed-core`), or the wire
 //! protocol and swarm mechanics (that is `replication`).
 //!
-//! Key material, honestly: a log's secret key exists in `keys/<log>.key`, is derivable
-//! from `corestore/primary-key`, and is also kept in the log's `oplog` header, because
-//! that is where the hypercore 10 format (JS and Rust alike) stores a writable core's key
-//! pair. `keys/` is therefore an organisational separation, not a security boundary:
-//! protect the whole storage directory (it is created 0700).
+//! Key material, honestly: a log's secret key exists in `keys/<log>.key` and is derivable
+//! from `keys/primary-key`; nothing of ours that is secret is kept under `corestore/`
+//! (stores that had the primary key at `corestore/primary-key` are migrated by
+//! [`HypercoreManager::initialize`]). The log's `oplog` header is the exception until the
+//! own storage core lands: the hypercore 10 format the `hypercore` crate writes keeps a
+//! writable core's key pair there. Protect the whole storage directory (it is created
+//! 0700, key files 0600).
 
 mod config;
 mod events;

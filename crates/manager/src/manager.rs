@@ -116,13 +116,17 @@ struct State {
 
 /// A Corestore-style store of named, signed, append-only logs (spec: HypercoreManager).
 ///
-/// Layout under `storage_path` (JS corestore 6 can open `corestore/` as its own store):
+/// Layout under `storage_path` (JS corestore 6 can open `corestore/` as its own store
+/// when given the primary key: `new Corestore(dir, { primaryKey })`):
 /// ```text
-/// corestore/primary-key            32 random bytes; every log's key pair derives from it
 /// corestore/cores/ab/cd/<dk>/      one log (hypercore 10 files), dk = hex discovery key
-/// keys/<log>.key                   the log's derived secret key (0600, in a 0700 dir)
+/// keys/primary-key                 32 random bytes; every log's key pair derives from it
+/// keys/<log>.key                   the log's derived secret key
 /// replication-state.json           last confirmed lengths per log and peer
 /// ```
+/// Directories are 0700 and key files 0600 on Unix. A store of the earlier layout (the
+/// primary key at `corestore/primary-key`, where JS corestore keeps it) is migrated by
+/// [`initialize`](Self::initialize).
 ///
 /// A cheap `Clone` handle; all clones are the same manager. Many tasks may append to the
 /// same and to different logs at once; sequence numbers stay gap-free per log.
@@ -217,12 +221,20 @@ impl HypercoreManager {
     }
 
     /// Creates the storage layout (directories 0700, primary key 0600), loads the
-    /// primary key, and emits `ready` with the store's metadata. Calling it again on a
-    /// ready manager returns the same metadata without a second `ready`.
+    /// primary key from `keys/primary-key`, and emits `ready` with the store's metadata.
+    /// Calling it again on a ready manager returns the same metadata without a second
+    /// `ready`.
+    ///
+    /// A store of the earlier layout (key at `corestore/primary-key`) is migrated: the
+    /// key is written to `keys/primary-key` atomically, then removed from `corestore/`.
+    /// If both files exist with the same bytes (a crash between those steps) the
+    /// migration is finished; with different bytes nothing is chosen (see Errors).
     ///
     /// Errors: `STORAGE_INACCESSIBLE` with the path and OS error if anything cannot be
-    /// created or written; `STORAGE_CORRUPTED` for a malformed primary key or
-    /// replication state; a closed manager cannot be initialized again.
+    /// created or written; `STORAGE_CORRUPTED` for a primary-key file that is not 32
+    /// bytes (naming it), for two different primary keys in `keys/` and `corestore/`
+    /// (naming both), or for a malformed replication state; a closed manager cannot be
+    /// initialized again.
     pub async fn initialize(&self) -> Result<StorageMetadata> {
         let mut state = self.state.write().await;
         match state.phase {
@@ -275,9 +287,9 @@ impl HypercoreManager {
             keys::private_dir(&corestore.join("cores"))?;
             keys::private_dir(&corestore)?;
             keys::private_dir(&keys_dir)?;
-            let primary_key = keys::load_or_create_primary_key(&corestore.join("primary-key"))?;
+            let primary_key = keys::load_or_migrate_primary_key(&keys_dir, &corestore)?;
             replication_state::ensure(&state_file)?;
-            let created_at = std::fs::metadata(corestore.join("primary-key"))
+            let created_at = std::fs::metadata(keys_dir.join(keys::PRIMARY_KEY_FILE))
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -53,9 +53,9 @@ async fn a_store_with_a_known_primary_key_gives_the_js_public_keys() {
     let golden: serde_json::Value =
         serde_json::from_str(include_str!("golden/corestore-keys.json")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("corestore")).unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
     std::fs::write(
-        dir.path().join("corestore/primary-key"),
+        dir.path().join("keys/primary-key"),
         (0u8..32).collect::<Vec<_>>(),
     )
     .unwrap();
@@ -82,12 +82,17 @@ async fn layout_and_permissions() {
         assert!(root.join(p).is_dir(), "{p}");
     }
     for p in [
-        "corestore/primary-key",
+        "keys/primary-key",
         "keys/atlas-memory.key",
         "replication-state.json",
     ] {
         assert!(root.join(p).is_file(), "{p}");
     }
+    assert!(!root.join("corestore/primary-key").exists());
+    assert_eq!(
+        std::fs::read(root.join("keys/primary-key")).unwrap().len(),
+        32
+    );
     assert_eq!(
         std::fs::read(root.join("keys/atlas-memory.key"))
             .unwrap()
@@ -107,7 +112,7 @@ async fn layout_and_permissions() {
         assert_eq!(mode("keys"), 0o700);
         assert_eq!(mode("corestore"), 0o700);
         assert_eq!(mode("keys/atlas-memory.key"), 0o600);
-        assert_eq!(mode("corestore/primary-key"), 0o600);
+        assert_eq!(mode("keys/primary-key"), 0o600);
     }
 }
 
@@ -124,6 +129,169 @@ async fn keys_survive_restarts() {
     assert_eq!(again.public_key(), key);
     assert_eq!(m.read("agent-state", 0).await.unwrap(), b"one");
     assert_eq!(m.append("agent-state", b"two").await.unwrap(), 1);
+}
+
+/// The primary key in `keys/primary-key` (32 bytes) is the one every log derives from.
+#[tokio::test]
+async fn a_fresh_store_keeps_its_primary_key_in_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager_at(dir.path()).await;
+    let log = m.get_log("agent-state").await.unwrap();
+    let primary: [u8; 32] = std::fs::read(dir.path().join("keys/primary-key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let derived = derive_key_pair(&primary, &DEFAULT_NAMESPACE, "agent-state");
+    assert_eq!(log.public_key(), derived.verifying_key().to_bytes());
+    assert!(!dir.path().join("corestore/primary-key").exists());
+    assert!(!dir.path().join("keys/primary-key.tmp").exists());
+}
+
+/// A store written with a few logs, then turned into the earlier layout (primary key at
+/// `corestore/primary-key`, where JS corestore 6 keeps it).
+async fn old_layout_store(path: &Path) -> (Vec<[u8; 32]>, u64, Vec<u8>) {
+    let m = manager_at(path).await;
+    let created_at = m.initialize().await.unwrap().created_at;
+    let mut keys = Vec::new();
+    for name in ["atlas-memory", "agent-state"] {
+        m.append_batch(name, &[b"one".to_vec(), name.as_bytes().to_vec()])
+            .await
+            .unwrap();
+        keys.push(m.get_log(name).await.unwrap().public_key());
+    }
+    m.close().await.unwrap();
+    let primary = std::fs::read(path.join("keys/primary-key")).unwrap();
+    std::fs::rename(
+        path.join("keys/primary-key"),
+        path.join("corestore/primary-key"),
+    )
+    .unwrap();
+    (keys, created_at, primary)
+}
+
+/// The old store's logs open with the same keys, their data reads back, and they take
+/// new appends; the key now lives only in `keys/` and the store keeps its creation time.
+async fn assert_migrated(path: &Path, keys: &[[u8; 32]], created_at: u64, primary: &[u8]) {
+    let m = manager_at(path).await;
+    assert_eq!(m.initialize().await.unwrap().created_at, created_at);
+    for (name, key) in ["atlas-memory", "agent-state"].iter().zip(keys) {
+        assert_eq!(&m.get_log(name).await.unwrap().public_key(), key, "{name}");
+        assert_eq!(m.read(name, 0).await.unwrap(), b"one");
+        assert_eq!(m.read(name, 1).await.unwrap(), name.as_bytes());
+        assert_eq!(m.append(name, b"after").await.unwrap(), 2);
+    }
+    m.close().await.unwrap();
+    assert_eq!(
+        std::fs::read(path.join("keys/primary-key")).unwrap(),
+        primary
+    );
+    assert!(!path.join("corestore/primary-key").exists());
+    assert!(!path.join("keys/primary-key.tmp").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path.join("keys/primary-key")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    // A second open finds the new layout and changes nothing.
+    let m = manager_at(path).await;
+    assert_eq!(m.read("agent-state", 2).await.unwrap(), b"after");
+    m.close().await.unwrap();
+    assert_eq!(
+        std::fs::read(path.join("keys/primary-key")).unwrap(),
+        primary
+    );
+}
+
+#[tokio::test]
+async fn an_old_layout_store_is_migrated_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (keys, created_at, primary) = old_layout_store(dir.path()).await;
+    assert!(!dir.path().join("keys/primary-key").exists());
+    assert_migrated(dir.path(), &keys, created_at, &primary).await;
+}
+
+/// A crash during the migration: before the rename (a partial temp file in `keys/`, the
+/// key still only in `corestore/`), or after it but before `corestore/primary-key` was
+/// removed (both files, same bytes). The next open finishes the migration either way.
+#[tokio::test]
+async fn an_interrupted_migration_is_finished_on_the_next_open() {
+    for rename_done in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, created_at, primary) = old_layout_store(dir.path()).await;
+        let old = dir.path().join("corestore/primary-key");
+        let new = dir.path().join("keys/primary-key");
+        if rename_done {
+            // What the first step leaves: the same bytes and modification time in `keys/`.
+            std::fs::copy(&old, &new).unwrap();
+            let modified = std::fs::metadata(&old).unwrap().modified().unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&new)
+                .unwrap()
+                .set_modified(modified)
+                .unwrap();
+        } else {
+            std::fs::write(dir.path().join("keys/primary-key.tmp"), b"partial").unwrap();
+        }
+        assert_migrated(dir.path(), &keys, created_at, &primary).await;
+    }
+}
+
+/// Two different primary keys: neither is chosen, the error names both files, and both
+/// stay as they were.
+#[tokio::test]
+async fn two_different_primary_keys_are_storage_corrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, primary) = old_layout_store(dir.path()).await;
+    let other = [0x5au8; 32];
+    std::fs::write(dir.path().join("keys/primary-key"), other).unwrap();
+    let config = ManagerConfig::builder()
+        .storage_path(dir.path())
+        .build()
+        .unwrap();
+    let m = HypercoreManager::new(config).unwrap();
+    let err = m.initialize().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StorageCorrupted);
+    for file in ["keys/primary-key", "corestore/primary-key"] {
+        let path = dir.path().join(file).display().to_string();
+        assert!(err.to_string().contains(&path), "{file} in {err}");
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("keys/primary-key")).unwrap(),
+        other
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("corestore/primary-key")).unwrap(),
+        primary
+    );
+    assert!(!m.status().await.initialized);
+}
+
+/// An old-layout key of the wrong size is reported, and nothing is migrated.
+#[tokio::test]
+async fn a_malformed_old_layout_primary_key_is_not_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    old_layout_store(dir.path()).await;
+    let old = dir.path().join("corestore/primary-key");
+    std::fs::write(&old, [1u8; 31]).unwrap();
+    let config = ManagerConfig::builder()
+        .storage_path(dir.path())
+        .build()
+        .unwrap();
+    let err = HypercoreManager::new(config)
+        .unwrap()
+        .initialize()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StorageCorrupted);
+    assert!(
+        err.to_string().contains(&old.display().to_string()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("31 bytes"), "{err}");
+    assert!(!dir.path().join("keys/primary-key").exists());
+    assert_eq!(std::fs::read(&old).unwrap(), [1u8; 31]);
 }
 
 #[tokio::test]
@@ -236,6 +404,9 @@ async fn mismatched_key_file_is_storage_corrupted() {
 #[tokio::test]
 async fn malformed_primary_key_and_replication_state_are_reported() {
     for (file, garbage) in [
+        ("keys/primary-key", b"short".as_slice()),
+        ("keys/primary-key", [7u8; 33].as_slice()),
+        // An old-layout key file next to the new one is read (and checked) too.
         ("corestore/primary-key", b"short".as_slice()),
         ("replication-state.json", b"{not json".as_slice()),
     ] {
@@ -252,8 +423,11 @@ async fn malformed_primary_key_and_replication_state_are_reported() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), ErrorCode::StorageCorrupted, "{file}");
-        let name = file.rsplit('/').next().unwrap();
-        assert!(err.to_string().contains(name), "{err}");
+        let path = dir.path().join(file);
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
     }
 }
 
