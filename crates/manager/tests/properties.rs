@@ -407,7 +407,73 @@ fn files_named(dir: &Path, pred: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
     out
 }
 
+/// Every file under `dir` with its bytes, recursively.
+fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    files_named(dir, &|_| true)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The secrets of a store after appending to `names` and opening a replica of another
+/// store's log: the primary key, and per log its 32-byte seed and its 64-byte secret key
+/// (seed || public key), each labelled. Key files are checked to be in `keys/` and to
+/// hold the log's key on the way.
+async fn store_with_secrets(
+    dir: &Path,
+    names: &BTreeSet<String>,
+) -> Result<Vec<(String, Vec<u8>)>, TestCaseError> {
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = manager(other_dir.path()).await;
+    other.append("shared", b"from elsewhere").await.unwrap();
+    let other_key = other.get_log("shared").await.unwrap().public_key();
+    other.close().await.unwrap();
+
+    let m = manager(dir).await;
+    let mut secrets = Vec::new();
+    let primary = std::fs::read(dir.join("keys/primary-key")).unwrap();
+    prop_assert_eq!(primary.len(), 32);
+    secrets.push(("primary key".to_string(), primary));
+    for n in names {
+        let log = m.get_log(n).await.unwrap();
+        log.append(b"x").await.unwrap();
+        log.append_batch(&[b"y".as_slice(), b"z"]).await.unwrap();
+        let key_file = dir.join("keys").join(format!("{n}.key"));
+        let bytes = std::fs::read(&key_file).unwrap();
+        prop_assert_eq!(bytes.len(), 64);
+        prop_assert_eq!(
+            &bytes[32..],
+            &log.public_key()[..],
+            "key file holds this log's key"
+        );
+        secrets.push((format!("seed of {n}"), bytes[..32].to_vec()));
+        secrets.push((format!("secret key of {n}"), bytes));
+    }
+    // Longer than any generated name, so it never collides with one of ours.
+    m.open_replica("replica-of-another-store", other_key)
+        .await
+        .unwrap();
+    m.close().await.unwrap();
+    let is_key = |p: &Path| p.extension().is_some_and(|x| x == "key");
+    prop_assert!(
+        files_named(&dir.join("corestore"), &is_key).is_empty(),
+        "a *.key file under corestore/"
+    );
+    prop_assert_eq!(files_named(&dir.join("keys"), &is_key).len(), names.len());
+    Ok(secrets)
+}
+
 /// Feature: p2p-hypercore-protocol, Property 24: Key storage separation
+///
+/// In its full sense: no file under `corestore/` holds any secret (a log's seed or
+/// secret key, or the primary key), not only no `*.key` file.
 #[test]
 fn property_24_key_storage_separation() {
     let cases = CaseCounter::new(24);
@@ -416,18 +482,40 @@ fn property_24_key_storage_separation() {
         cases.hit();
         rt.block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let m = manager(dir.path()).await;
-            for n in &names {
-                let log = m.get_log(n).await.unwrap();
-                log.append(b"x").await.unwrap();
-                let key_file = dir.path().join("keys").join(format!("{n}.key"));
-                let bytes = std::fs::read(&key_file).unwrap();
-                prop_assert_eq!(bytes.len(), 64);
-                prop_assert_eq!(&bytes[32..], &log.public_key()[..], "key file holds this log's key");
+            let secrets = store_with_secrets(dir.path(), &names).await?;
+            let corestore = dir.path().join("corestore");
+            let mut found = Vec::new();
+            for (path, bytes) in all_files(&corestore) {
+                for (what, secret) in &secrets {
+                    if contains(&bytes, secret) {
+                        found.push(format!("{what} in {}", path.display()));
+                    }
+                }
             }
-            let is_key = |p: &Path| p.extension().is_some_and(|x| x == "key");
-            prop_assert!(files_named(&dir.path().join("corestore"), &is_key).is_empty());
-            prop_assert_eq!(files_named(&dir.path().join("keys"), &is_key).len(), names.len());
+            prop_assert!(found.is_empty(), "secrets under corestore/: {:#?}", found);
+            Ok(())
+        })?;
+    });
+}
+
+/// Feature: p2p-hypercore-protocol, Property 24: Key storage separation
+///
+/// The part that does not depend on the storage core: key files only in `keys/`, and
+/// the primary key in no file under `corestore/` (it lives in `keys/primary-key`).
+#[test]
+fn property_24_key_files_and_primary_key_outside_corestore() {
+    let cases = CaseCounter::new(24);
+    let rt = runtime();
+    proptest!(property_config(), |(names in btree_set(log_name(), 1..6))| {
+        cases.hit();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let secrets = store_with_secrets(dir.path(), &names).await?;
+            let (_, primary) = &secrets[0];
+            prop_assert!(!dir.path().join("corestore/primary-key").exists());
+            for (path, bytes) in all_files(&dir.path().join("corestore")) {
+                prop_assert!(!contains(&bytes, primary), "primary key in {}", path.display());
+            }
             Ok(())
         })?;
     });
