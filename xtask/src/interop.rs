@@ -16,7 +16,11 @@
 //! - direct mode (no DHT) over TCP, both ways: our `listen` / `connect` against JS
 //!   `socket.pipe(core.replicate(isInitiator)).pipe(socket)`;
 //! - same storage both ways: JS hypercore 10.31.12 reads the directory our manager
-//!   wrote, and our reader reads the directory JS wrote.
+//!   wrote, and our reader reads the directory JS wrote;
+//! - same store: JS corestore 6.18.4 (`js/golden`, pinned there for the golden vectors)
+//!   opens our `corestore/` directory with the primary key from our `keys/primary-key`
+//!   given as `primaryKey`, derives our log's key and reads every entry
+//!   (`js/golden/open-store.mjs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -30,6 +34,10 @@ const MORE: u64 = 1_000;
 
 fn js_dir() -> std::path::PathBuf {
     root().join("js").join("interop")
+}
+
+fn golden_dir() -> std::path::PathBuf {
+    root().join("js").join("golden")
 }
 
 fn node(name: &'static str, args: &[&str]) -> Result<Peer> {
@@ -76,6 +84,12 @@ pub(crate) fn prepare_and_enter() -> Result {
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(js_dir()),
     )?;
+    run_step(
+        "npm ci (js/golden: pinned corestore 6.18.4)",
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(golden_dir()),
+    )?;
     if !crate::netns_available() {
         eprintln!(
             "  SKIPPED: the js suite needs root with `unshare` and `ip` (iproute2) to run in a loopback-only network namespace"
@@ -101,6 +115,7 @@ pub(crate) fn run_inside(tmp: &Path) -> Result {
     manifest_cores_are_a_known_boundary(tmp, &bootstrap)?;
     direct_tcp_both_ways(tmp)?;
     same_storage_both_ways(&rust_dir, (&js_dir_10, &js_key_10))?;
+    corestore_opens_our_store(&path(&tmp.join("rust-writer-10")), &rust_dir.1)?;
     testnet.wait()
 }
 
@@ -395,5 +410,30 @@ fn same_storage_both_ways(rust: &(String, String), js: (&str, &str)) -> Result {
     ours.expect(&format!("VERIFIED {n}"))?;
     ours.wait()?;
     eprintln!("  ok: our reader opens and verifies the directory JS hypercore 10.31.12 wrote");
+    Ok(())
+}
+
+/// JS corestore 6.18.4 opens the store the Rust writer left behind: `corestore/` with
+/// the primary key from `keys/primary-key` passed explicitly (it is not under
+/// `corestore/`), the same key for our log name, every entry readable. corestore writes
+/// the key it is given to `corestore/primary-key`; the script checks and removes that.
+fn corestore_opens_our_store(store: &str, key: &str) -> Result {
+    eprintln!("--> same store (JS corestore 6.18.4, primaryKey from keys/primary-key)");
+    let n = (FIRST + MORE).to_string();
+    let mut cmd = Command::new("node");
+    cmd.args(["open-store.mjs", store, LOG, key, &n])
+        .current_dir(golden_dir());
+    let js = Peer::start("js-corestore", cmd)?;
+    js.expect(&format!("KEY {key}"))?;
+    js.expect(&format!("VERIFIED {n}"))?;
+    js.wait()?;
+    check(
+        "JS corestore holds no primary key under our corestore/ afterwards",
+        !Path::new(store).join("corestore/primary-key").exists(),
+        "corestore/primary-key exists".to_string(),
+    )?;
+    eprintln!(
+        "  ok: JS corestore 6.18.4 with our primaryKey derives our key and reads every entry"
+    );
     Ok(())
 }
