@@ -1,19 +1,17 @@
-//! Our disk backend for the `hypercore` crate: positioned reads and writes on plain files.
+//! The four files of a log (`oplog`, `tree`, `bitfield`, `data`): positioned reads and
+//! writes on plain files, or on memory for scratch logs.
 //!
-//! The crate's stock backend (`random-access-disk`) sends every call through `tokio::fs`
-//! (a blocking-pool hop each) behind an async mutex and fsyncs after every write. This one
-//! calls `pread`/`pwrite` directly: on page-cached data a call takes a few microseconds,
+//! Calls `pread`/`pwrite` directly: on page-cached data a call takes a few microseconds,
 //! less than a thread hop, so it runs inline on the calling task. Syncing is not done here
-//! per write (except in [`Durability::FsyncPerWrite`]); [`crate::ManagedCore`] syncs the
-//! files it dirtied once per append call when the durability mode asks for it.
+//! per write (except in [`Durability::FsyncPerWrite`]); the core syncs the files it
+//! dirtied when the durability mode asks for it ([`DiskFile::sync_if_dirty`]).
 
 use std::fs::{File, OpenOptions};
+use std::io::{Error, ErrorKind};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use random_access_storage::{BoxFuture, RandomAccess, RandomAccessError};
 
 /// What an acknowledged append survives. Chosen per log when it is opened.
 ///
@@ -48,10 +46,16 @@ impl Durability {
     }
 }
 
-/// One of the four hypercore files (`tree`, `data`, `bitfield`, `oplog`).
+#[derive(Debug)]
+enum Backing {
+    File(File),
+    Memory(Mutex<Vec<u8>>),
+}
+
+/// One of the four hypercore files.
 #[derive(Debug)]
 pub(crate) struct DiskFile {
-    file: File,
+    backing: Backing,
     path: PathBuf,
     len: AtomicU64,
     dirty: AtomicBool,
@@ -59,7 +63,8 @@ pub(crate) struct DiskFile {
 }
 
 impl DiskFile {
-    pub(crate) fn open(path: &Path, durability: Durability) -> std::io::Result<Arc<Self>> {
+    /// Opens (creating if missing) the file at `path`.
+    pub(crate) fn open(path: &Path, durability: Durability) -> std::io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -67,32 +72,110 @@ impl DiskFile {
             .truncate(false)
             .open(path)?;
         let len = file.metadata()?.len();
-        Ok(Arc::new(DiskFile {
-            file,
+        Ok(DiskFile {
+            backing: Backing::File(file),
             path: path.to_owned(),
             len: AtomicU64::new(len),
             dirty: AtomicBool::new(false),
             sync_each_write: durability == Durability::FsyncPerWrite,
-        }))
+        })
     }
 
+    /// An empty file held in memory (scratch logs); `name` only labels errors.
+    pub(crate) fn memory(name: &str) -> Self {
+        DiskFile {
+            backing: Backing::Memory(Mutex::new(Vec::new())),
+            path: PathBuf::from(format!(":memory:/{name}")),
+            len: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
+            sync_each_write: false,
+        }
+    }
+
+    /// Where the file is (`:memory:/<name>` for memory files).
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The file's length in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
     /// Reads exactly `length` bytes at `offset` (`UnexpectedEof` past the end).
     pub(crate) fn read_exact_at(&self, offset: u64, length: u64) -> std::io::Result<Vec<u8>> {
+        let end = offset.checked_add(length);
+        if end.is_none_or(|end| end > self.len()) {
+            return Err(Error::new(
+                ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: bytes {offset}..+{length} lie past the end ({})",
+                    self.path.display(),
+                    self.len()
+                ),
+            ));
+        }
         let size = usize::try_from(length)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "length"))?;
+            .map_err(|_| Error::new(ErrorKind::InvalidInput, "read length"))?;
         let mut buf = vec![0u8; size];
-        self.file.read_exact_at(&mut buf, offset)?;
+        match &self.backing {
+            Backing::File(file) => file.read_exact_at(&mut buf, offset)?,
+            Backing::Memory(mem) => {
+                let mem = mem.lock().unwrap_or_else(|p| p.into_inner());
+                let start = usize::try_from(offset)
+                    .map_err(|_| Error::new(ErrorKind::InvalidInput, "offset"))?;
+                let src = mem
+                    .get(start..start + size)
+                    .ok_or_else(|| Error::new(ErrorKind::UnexpectedEof, "memory file"))?;
+                buf.copy_from_slice(src);
+            }
+        }
         Ok(buf)
+    }
+
+    /// The whole file (the oplog and bitfield are read whole at open).
+    pub(crate) fn read_all(&self) -> std::io::Result<Vec<u8>> {
+        self.read_exact_at(0, self.len())
+    }
+
+    /// Writes `data` at `offset`, growing the file as needed.
+    pub(crate) fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "write past u64"))?;
+        match &self.backing {
+            Backing::File(file) => file.write_all_at(data, offset)?,
+            Backing::Memory(mem) => {
+                let mut mem = mem.lock().unwrap_or_else(|p| p.into_inner());
+                let (start, end) = (to_usize(offset)?, to_usize(end)?);
+                if mem.len() < end {
+                    mem.resize(end, 0);
+                }
+                mem[start..end].copy_from_slice(data);
+            }
+        }
+        self.len.fetch_max(end, Ordering::AcqRel);
+        self.after_write()
+    }
+
+    /// Cuts (or extends with zeros) the file to `length` bytes.
+    pub(crate) fn truncate(&self, length: u64) -> std::io::Result<()> {
+        match &self.backing {
+            Backing::File(file) => file.set_len(length)?,
+            Backing::Memory(mem) => mem
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .resize(to_usize(length)?, 0),
+        }
+        self.len.store(length, Ordering::Release);
+        self.after_write()
     }
 
     /// `fdatasync` if anything was written since the last sync.
     pub(crate) fn sync_if_dirty(&self) -> std::io::Result<()> {
-        if self.dirty.swap(false, Ordering::AcqRel)
-            && let Err(e) = self.file.sync_data()
+        if let Backing::File(file) = &self.backing
+            && self.dirty.swap(false, Ordering::AcqRel)
+            && let Err(e) = file.sync_data()
         {
             self.dirty.store(true, Ordering::Release);
             return Err(e);
@@ -100,175 +183,57 @@ impl DiskFile {
         Ok(())
     }
 
-    fn do_write(&self, offset: u64, data: &[u8]) -> Result<(), RandomAccessError> {
-        self.file
-            .write_all_at(data, offset)
-            .map_err(|e| self.io_error(e, "write", offset))?;
-        self.len
-            .fetch_max(offset + data.len() as u64, Ordering::AcqRel);
-        self.after_write()
-    }
-
-    fn after_write(&self) -> Result<(), RandomAccessError> {
-        if self.sync_each_write {
-            self.file
-                .sync_data()
-                .map_err(|e| self.io_error(e, "fdatasync", 0))?;
-        } else {
-            self.dirty.store(true, Ordering::Release);
-        }
-        Ok(())
-    }
-
-    fn do_read(&self, offset: u64, length: u64) -> Result<Vec<u8>, RandomAccessError> {
-        let len = self.len.load(Ordering::Acquire);
-        let end = offset.checked_add(length);
-        match end {
-            Some(end) if end <= len => {}
+    fn after_write(&self) -> std::io::Result<()> {
+        match &self.backing {
+            Backing::File(file) if self.sync_each_write => file.sync_data(),
             _ => {
-                return Err(RandomAccessError::OutOfBounds {
-                    offset,
-                    end,
-                    length: len,
-                });
+                self.dirty.store(true, Ordering::Release);
+                Ok(())
             }
-        }
-        let size = usize::try_from(length).map_err(|_| RandomAccessError::OutOfBounds {
-            offset,
-            end,
-            length: len,
-        })?;
-        let mut buf = vec![0u8; size];
-        self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| self.io_error(e, "read", offset))?;
-        Ok(buf)
-    }
-
-    fn do_del(&self, offset: u64, length: u64) -> Result<(), RandomAccessError> {
-        let len = self.len.load(Ordering::Acquire);
-        if offset > len {
-            return Err(RandomAccessError::OutOfBounds {
-                offset,
-                end: None,
-                length: len,
-            });
-        }
-        if length == 0 {
-            return Ok(());
-        }
-        // Same contract as random-access-disk: deleting up to the end truncates,
-        // deleting inside the file zeroes the range.
-        if offset.saturating_add(length) >= len {
-            return self.do_truncate(offset);
-        }
-        const CHUNK: u64 = 64 * 1024;
-        let zeros = vec![0u8; CHUNK.min(length) as usize];
-        let mut at = offset;
-        let end = offset + length;
-        while at < end {
-            let n = (end - at).min(CHUNK) as usize;
-            self.file
-                .write_all_at(&zeros[..n], at)
-                .map_err(|e| self.io_error(e, "del", at))?;
-            at += n as u64;
-        }
-        self.after_write()
-    }
-
-    fn do_truncate(&self, length: u64) -> Result<(), RandomAccessError> {
-        self.file
-            .set_len(length)
-            .map_err(|e| self.io_error(e, "truncate", length))?;
-        self.len.store(length, Ordering::Release);
-        self.after_write()
-    }
-
-    fn io_error(&self, source: std::io::Error, op: &str, offset: u64) -> RandomAccessError {
-        RandomAccessError::IO {
-            return_code: source.raw_os_error(),
-            context: Some(format!(
-                "{op} at offset {offset} of {}",
-                self.path.display()
-            )),
-            source,
         }
     }
 }
 
-impl RandomAccess for DiskFile {
-    fn write(&self, offset: u64, data: &[u8]) -> BoxFuture<Result<(), RandomAccessError>> {
-        Box::pin(std::future::ready(self.do_write(offset, data)))
-    }
-
-    fn read(&self, offset: u64, length: u64) -> BoxFuture<Result<Vec<u8>, RandomAccessError>> {
-        Box::pin(std::future::ready(self.do_read(offset, length)))
-    }
-
-    fn del(&self, offset: u64, length: u64) -> BoxFuture<Result<(), RandomAccessError>> {
-        Box::pin(std::future::ready(self.do_del(offset, length)))
-    }
-
-    fn truncate(&self, length: u64) -> BoxFuture<Result<(), RandomAccessError>> {
-        Box::pin(std::future::ready(self.do_truncate(length)))
-    }
-
-    fn len(&self) -> u64 {
-        self.len.load(Ordering::Acquire)
-    }
-
-    fn sync_all(&self) -> BoxFuture<Result<(), RandomAccessError>> {
-        Box::pin(std::future::ready(
-            self.sync_if_dirty()
-                .map_err(|e| self.io_error(e, "fdatasync", 0)),
-        ))
-    }
+fn to_usize(n: u64) -> std::io::Result<usize> {
+    usize::try_from(n).map_err(|_| Error::new(ErrorKind::InvalidInput, "size past usize"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ready<T>(f: BoxFuture<T>) -> T {
-        futures_lite_block_on(f)
-    }
-
-    // The futures here are always immediately ready; poll once with a no-op waker.
-    fn futures_lite_block_on<T>(mut f: BoxFuture<T>) -> T {
-        use std::task::{Context, Poll, Waker};
-        let mut cx = Context::from_waker(Waker::noop());
-        match f.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => v,
-            Poll::Pending => panic!("disk futures are always ready"),
-        }
+    fn exercise(f: &DiskFile) {
+        f.write_at(10, b"hello").unwrap();
+        assert_eq!(f.len(), 15);
+        assert_eq!(f.read_exact_at(10, 5).unwrap(), b"hello");
+        assert_eq!(f.read_exact_at(0, 10).unwrap(), vec![0u8; 10]);
+        assert_eq!(
+            f.read_exact_at(12, 5).unwrap_err().kind(),
+            ErrorKind::UnexpectedEof
+        );
+        assert_eq!(
+            f.read_exact_at(u64::MAX, 2).unwrap_err().kind(),
+            ErrorKind::UnexpectedEof
+        );
+        f.truncate(3).unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.read_all().unwrap(), vec![0u8; 3]);
+        f.sync_if_dirty().unwrap();
     }
 
     #[test]
-    fn write_read_del_truncate_follow_the_random_access_contract() {
+    fn positioned_reads_and_writes_on_disk_and_in_memory() {
         let dir = tempfile::tempdir().unwrap();
-        let f = DiskFile::open(&dir.path().join("data"), Durability::Flush).unwrap();
-        ready(f.write(10, b"hello")).unwrap();
-        assert_eq!(f.len(), 15);
-        assert_eq!(ready(f.read(10, 5)).unwrap(), b"hello");
-        assert_eq!(ready(f.read(0, 10)).unwrap(), vec![0u8; 10]);
-        assert!(matches!(
-            ready(f.read(12, 5)),
-            Err(RandomAccessError::OutOfBounds { length: 15, .. })
-        ));
-        assert!(matches!(
-            ready(f.read(u64::MAX, 2)),
-            Err(RandomAccessError::OutOfBounds { .. })
-        ));
-        ready(f.del(11, 2)).unwrap();
-        assert_eq!(ready(f.read(10, 5)).unwrap(), b"h\0\0lo");
-        ready(f.del(12, 100)).unwrap();
-        assert_eq!(f.len(), 12);
-        ready(f.truncate(3)).unwrap();
-        assert_eq!(f.len(), 3);
-        assert_eq!(std::fs::metadata(dir.path().join("data")).unwrap().len(), 3);
-        ready(f.sync_all()).unwrap();
+        let path = dir.path().join("data");
+        exercise(&DiskFile::open(&path, Durability::Flush).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 3);
         // Reopening sees the same length.
-        let g = DiskFile::open(&dir.path().join("data"), Durability::FsyncPerWrite).unwrap();
-        assert_eq!(g.len(), 3);
+        assert_eq!(
+            DiskFile::open(&path, Durability::FsyncPerWrite)
+                .unwrap()
+                .len(),
+            3
+        );
+        exercise(&DiskFile::memory("data"));
     }
 }

@@ -1,4 +1,4 @@
-//! Append-only signed logs, one per name, on the `hypercore` crate (0.17.0-alpha.1).
+//! Append-only signed logs, one per name, on our own hypercore 10 core.
 //!
 //! Owns: one log's block storage on disk (hypercore 10 file layout: `tree`, `data`,
 //! `bitfield`, `oplog`, readable by JS hypercore 10.31) or in memory, its durability
@@ -24,23 +24,20 @@
 //! # }).unwrap();
 //! ```
 
+mod bitfield;
+mod block_store;
 mod core;
-#[allow(dead_code)] // wired in by the core rewrite (issue 11)
 mod crypto;
 mod disk;
-#[allow(dead_code)]
 mod encoding;
-#[allow(dead_code)]
+mod merkle_tree;
 mod oplog;
-mod oplog_repair;
-#[allow(dead_code)]
 mod proof;
-#[allow(dead_code)]
 mod verifier;
-mod verify;
 
 pub use crate::core::{CoreInfo, ManagedCore, OpenOptions, Progress, discovery_key};
 pub use crate::disk::Durability;
-pub use hypercore::{SigningKey, VerifyingKey};
+/// ed25519 keys as the log's signer uses them (`ed25519-dalek`).
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 /// Proof and request shapes of the replication wire protocol (`hypercore_schema`).
 pub use hypercore_schema::{DataBlock, DataUpgrade, Proof, RequestBlock, RequestUpgrade};

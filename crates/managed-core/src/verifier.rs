@@ -69,6 +69,7 @@ impl Signer {
         }
     }
 
+    #[cfg(test)]
     /// The verifier that accepts this signer's signatures.
     pub(crate) fn verifier(&self) -> Verifier {
         match self {

@@ -1,0 +1,708 @@
+//! [`ManagedCore`]: one signed log, its files, its keys and verified reads.
+//!
+//! The handle is async and cheap to clone; the work happens in [`storage::Storage`]
+//! (files and state, synchronous) under one lock: appends and applied proofs take it
+//! exclusively, reads share it. `fdatasync`s run on tokio's blocking pool between the
+//! write steps, in the order the durability contract needs (see [`Durability`]).
+
+mod read;
+mod storage;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use blake2::digest::consts::U32;
+use blake2::digest::{KeyInit, Mac};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
+use nova_hypercore_serialization::{HypercoreError, LogName};
+use tokio::sync::RwLock;
+use tracing::{debug, warn};
+
+use crate::disk::{DiskFile, Durability};
+use crate::proof::ProofError;
+use read::{ReadError, Verified};
+use storage::{Files, Keys, Storage, StorageError};
+
+type Result<T, E = HypercoreError> = std::result::Result<T, E>;
+
+/// The discovery key of a log: blake2b-256 of the word `hypercore`, keyed with the public
+/// key. Peers announce and look up logs by it without revealing the public key; it is the
+/// same value JS `hypercore-crypto` and `hypercore-protocol` compute.
+pub fn discovery_key(public_key: &[u8; 32]) -> [u8; 32] {
+    // A 32-byte key is always a valid blake2b key (limit 64), so this cannot fail.
+    let mut mac = match <blake2::Blake2bMac<U32> as KeyInit>::new_from_slice(public_key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("blake2b accepts keys up to 64 bytes"),
+    };
+    mac.update(b"hypercore");
+    mac.finalize().into_bytes().into()
+}
+
+/// How much of a log this replica has: the signed length and the blocks `0..` it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Blocks the signed tree covers.
+    pub length: u64,
+    /// Blocks `0..contiguous_length` are all stored locally.
+    pub contiguous_length: u64,
+}
+
+/// A log's length figures, read together (see [`ManagedCore::info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreInfo {
+    /// Number of blocks the signed tree covers.
+    pub length: u64,
+    /// Blocks `0..contiguous_length` are all stored locally.
+    pub contiguous_length: u64,
+    /// Bytes the signed tree covers.
+    pub byte_length: u64,
+    /// Fork id (0 unless the log was truncated).
+    pub fork: u64,
+}
+
+/// How to open a log.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    durability: Durability,
+    keys: Keys,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            durability: Durability::default(),
+            keys: Keys::Generate,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Defaults: [`Durability::Flush`]; a new log gets a fresh random key pair, kept in
+    /// its oplog header (as JS hypercore does without a key store).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What an acknowledged append survives (disk logs only).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The log's signing key, kept by the caller (the manager's `keys/`): it is never
+    /// written into the log's files, and a secret found in an existing log's oplog
+    /// header (older layouts) is removed at open. For an existing log the key must match
+    /// the stored public key, or opening fails with `STORAGE_CORRUPTED`.
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.keys = Keys::Secret(key);
+        self
+    }
+
+    /// Open a read-only log for this public key (a replica). For an existing log the key
+    /// must match, or opening fails with `STORAGE_CORRUPTED`.
+    pub fn public_key(mut self, key: VerifyingKey) -> Self {
+        self.keys = Keys::Public(key);
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: LogName,
+    path: Option<PathBuf>,
+    public_key: VerifyingKey,
+    discovery_key: [u8; 32],
+    writable: bool,
+    durability: Durability,
+    files: Files,
+    storage: RwLock<Option<Storage>>,
+    length: AtomicU64,
+    byte_length: AtomicU64,
+    /// Length and contiguous length, for tasks that wait for the log to grow (live
+    /// replication, download progress).
+    progress_tx: tokio::sync::watch::Sender<Progress>,
+    closed: AtomicBool,
+    /// Set when a write failed part-way: the reason every later call reports.
+    broken: std::sync::Mutex<Option<String>>,
+    verified: Verified,
+}
+
+/// One append-only log. A cheap `Clone` handle: clones share the same log.
+///
+/// Appends are serialized (sequence numbers are gap-free under any number of concurrent
+/// callers); reads run concurrently with each other.
+#[derive(Debug, Clone)]
+pub struct ManagedCore {
+    inner: Arc<Inner>,
+}
+
+impl ManagedCore {
+    /// Opens the log stored in `dir`, creating the directory and a new log if there is
+    /// none. Errors: `STORAGE_INACCESSIBLE` (directory or files cannot be created or
+    /// opened), `STORAGE_CORRUPTED` (files do not verify, naming the file and the blocks
+    /// affected, or the given key does not match the stored one), `IO_ERROR`.
+    pub async fn open(dir: impl AsRef<Path>, name: LogName, options: OpenOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| HypercoreError::StorageInaccessible {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let files = Files::open(dir, options.durability)
+            .map_err(|(path, source)| HypercoreError::StorageInaccessible { path, source })?;
+        Self::build(files, name, Some(dir.to_owned()), options).await
+    }
+
+    /// A log held in memory only (tests, scratch logs). Gone when the last handle drops.
+    pub async fn in_memory(name: LogName, options: OpenOptions) -> Result<Self> {
+        Self::build(Files::memory(), name, None, options).await
+    }
+
+    async fn build(
+        files: Files,
+        name: LogName,
+        path: Option<PathBuf>,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        let where_ = path.clone().unwrap_or_else(|| PathBuf::from(":memory:"));
+        let storage = Storage::open(files.clone(), options.keys.clone())
+            .map_err(|e| storage_error(&name, &where_, e))?;
+        let length = storage.tree().length();
+        let public_key = storage.public_key();
+        let progress = Progress {
+            length,
+            contiguous_length: storage.contiguous(),
+        };
+        let managed = ManagedCore {
+            inner: Arc::new(Inner {
+                discovery_key: discovery_key(&storage.key()),
+                name,
+                path,
+                public_key,
+                writable: storage.writable(),
+                durability: options.durability,
+                files,
+                length: AtomicU64::new(length),
+                byte_length: AtomicU64::new(storage.tree().byte_length()),
+                progress_tx: tokio::sync::watch::Sender::new(progress),
+                storage: RwLock::new(Some(storage)),
+                closed: AtomicBool::new(false),
+                broken: std::sync::Mutex::new(None),
+                verified: Verified::default(),
+            }),
+        };
+        // The header may have been rewritten (an old layout's secret removed): sync it.
+        managed.sync(&managed.inner.files.all(), true).await?;
+        debug!(
+            log = %managed.inner.name,
+            path = %where_.display(),
+            length,
+            writable = managed.inner.writable,
+            "log opened"
+        );
+        Ok(managed)
+    }
+
+    /// The log's name.
+    pub fn name(&self) -> &LogName {
+        &self.inner.name
+    }
+
+    /// The directory holding the log's files (`None` for memory logs).
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The ed25519 public key that signs the log (for hypercore 10 logs also the key
+    /// that names it).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.inner.public_key.to_bytes()
+    }
+
+    /// The public key as an ed25519 verifying key.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.inner.public_key
+    }
+
+    /// The discovery key (see [`discovery_key`]).
+    pub fn discovery_key(&self) -> [u8; 32] {
+        self.inner.discovery_key
+    }
+
+    /// Number of blocks.
+    pub fn length(&self) -> u64 {
+        self.inner.length.load(Ordering::Acquire)
+    }
+
+    /// Sum of the blocks' sizes in bytes.
+    pub fn byte_length(&self) -> u64 {
+        self.inner.byte_length.load(Ordering::Acquire)
+    }
+
+    /// Whether this process holds the secret key (can append).
+    pub fn is_writable(&self) -> bool {
+        self.inner.writable
+    }
+
+    /// The durability mode appends use.
+    pub fn durability(&self) -> Durability {
+        self.inner.durability
+    }
+
+    /// Whether [`close`](Self::close) has run.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Appends one block; returns its sequence number.
+    pub async fn append(&self, data: &[u8]) -> Result<u64> {
+        Ok(self.append_batch(&[data]).await?.start)
+    }
+
+    /// Appends blocks as one batch under one signature; returns their sequence numbers.
+    /// An empty batch appends nothing and returns an empty range at the current length.
+    ///
+    /// Write order: the blocks to `data`, then one oplog entry (the commit point); in
+    /// [`Durability::FsyncPerBatch`] `data` is synced before the entry is written and the
+    /// oplog after, so a synced entry never points at unsynced blocks.
+    pub async fn append_batch<B: AsRef<[u8]>>(&self, batch: &[B]) -> Result<Range<u64>> {
+        if !self.inner.writable {
+            return Err(self.not_writable());
+        }
+        let mut guard = self.inner.storage.write().await;
+        let storage = self.usable_mut(&mut guard)?;
+        let start = storage.tree().length();
+        if batch.is_empty() {
+            return Ok(start..start);
+        }
+        let fsync = self.inner.durability == Durability::FsyncPerBatch;
+        let prepared = storage.append_prepare(batch).map_err(|e| self.error(e))?;
+        self.sync(std::slice::from_ref(&self.inner.files.data), fsync)
+            .await?;
+        let storage = self.usable_mut(&mut guard)?;
+        let leaves = match storage.append_commit(prepared) {
+            Ok(leaves) => leaves,
+            Err(e) => return Err(self.broken(e)),
+        };
+        self.sync(std::slice::from_ref(&self.inner.files.oplog), fsync)
+            .await?;
+        let storage = self.usable_mut(&mut guard)?;
+        let fork = storage.tree().fork();
+        self.inner
+            .verified
+            .remember(fork, leaves.into_iter().map(|(n, o)| (n, Some(o))));
+        self.checkpoint_if_due(&mut guard, false).await?;
+        let storage = self.usable_mut(&mut guard)?;
+        let end = storage.tree().length();
+        self.publish(storage);
+        drop(guard);
+        Ok(start..end)
+    }
+
+    /// Writes the buffered tree and bitfield and a new header when due (or `always`),
+    /// syncing in between in the fsync modes.
+    async fn checkpoint_if_due(&self, guard: &mut Option<Storage>, always: bool) -> Result<()> {
+        let storage = self.usable_mut(guard)?;
+        if !(storage.checkpoint_due() || always && storage.checkpoint_pending()) {
+            return Ok(());
+        }
+        let fsync = self.inner.durability != Durability::Flush;
+        if let Err(e) = storage.checkpoint_pages() {
+            return Err(self.error(e));
+        }
+        let files = &self.inner.files;
+        self.sync(
+            &[
+                files.data.clone(),
+                files.tree.clone(),
+                files.bitfield.clone(),
+            ],
+            fsync,
+        )
+        .await?;
+        let storage = self.usable_mut(guard)?;
+        if let Err(e) = storage.checkpoint_header() {
+            return Err(self.broken(e));
+        }
+        self.sync(std::slice::from_ref(&files.oplog), fsync).await
+    }
+
+    /// Reads block `seq`, verified against the signed tree.
+    ///
+    /// Errors: `OUT_OF_RANGE` (with the current length) for `seq >= length`,
+    /// `SIGNATURE_INVALID` (log and seq) if the stored block does not verify; such bytes
+    /// are never returned.
+    pub async fn get(&self, seq: u64) -> Result<Vec<u8>> {
+        let guard = self.inner.storage.read().await;
+        let storage = self.usable(&guard)?;
+        self.verified_block(storage, seq)
+    }
+
+    fn verified_block(&self, storage: &Storage, seq: u64) -> Result<Vec<u8>> {
+        let length = storage.tree().length();
+        if seq >= length {
+            return Err(HypercoreError::OutOfRange {
+                log: self.inner.name.to_string(),
+                seq,
+                length,
+            });
+        }
+        read::verified_block(storage, &self.inner.verified, seq).map_err(|e| match e {
+            ReadError::Invalid(reason) => self.invalid(seq, reason),
+            ReadError::Storage(e) => self.error(e),
+        })
+    }
+
+    /// Reads blocks `[start, end)`, each verified like [`get`](Self::get), in order.
+    /// A reversed range or one reaching past the length is `OUT_OF_RANGE`.
+    pub async fn get_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        let guard = self.inner.storage.read().await;
+        let storage = self.usable(&guard)?;
+        let length = storage.tree().length();
+        if start > end || end > length {
+            return Err(HypercoreError::RangeOutOfBounds {
+                log: self.inner.name.to_string(),
+                start,
+                end,
+                length,
+            });
+        }
+        let capacity = usize::try_from(end - start).unwrap_or(0).min(1 << 16);
+        let mut out = Vec::with_capacity(capacity);
+        for seq in start..end {
+            out.push(self.verified_block(storage, seq)?);
+        }
+        Ok(out)
+    }
+
+    /// Checks block `seq` against the merkle tree signed by the log's public key.
+    /// `Ok(false)` means the stored block (or the tree above it) has been altered.
+    pub async fn verify_signature(&self, seq: u64) -> Result<bool> {
+        match self.get(seq).await {
+            Ok(_) => Ok(true),
+            Err(HypercoreError::SignatureInvalid { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checkpoints and syncs every file, then closes the log. Later calls on any handle
+    /// of this log fail with a "closed" error (`STORAGE_INACCESSIBLE`). Closing twice is
+    /// a no-op.
+    pub async fn close(&self) -> Result<()> {
+        let mut guard = self.inner.storage.write().await;
+        if guard.is_none() {
+            return Ok(());
+        }
+        let checkpoint = if self.broken_reason().is_none() {
+            self.checkpoint_if_due(&mut guard, true).await
+        } else {
+            Ok(())
+        };
+        self.inner.closed.store(true, Ordering::Release);
+        guard.take();
+        let synced = self.sync(&self.inner.files.all(), true).await;
+        debug!(log = %self.inner.name, length = self.length(), "log closed");
+        checkpoint.and(synced)
+    }
+
+    /// A receiver that sees [`Progress`] whenever the log grows (appends here, or an
+    /// upgrade or block applied from a peer): lets a replication session push news and a
+    /// reader follow a download without polling.
+    pub fn watch_progress(&self) -> tokio::sync::watch::Receiver<Progress> {
+        self.inner.progress_tx.subscribe()
+    }
+
+    /// Whether block `seq` is stored locally.
+    pub async fn has_block(&self, seq: u64) -> Result<bool> {
+        let guard = self.inner.storage.read().await;
+        Ok(self.usable(&guard)?.has(seq))
+    }
+
+    /// Length, contiguous length (blocks 0.. all stored) and fork, read together.
+    pub async fn info(&self) -> Result<CoreInfo> {
+        let guard = self.inner.storage.read().await;
+        let storage = self.usable(&guard)?;
+        Ok(CoreInfo {
+            length: storage.tree().length(),
+            contiguous_length: storage.contiguous(),
+            byte_length: storage.tree().byte_length(),
+            fork: storage.tree().fork(),
+        })
+    }
+
+    /// How many merkle nodes a proof for block `seq` must carry for this replica: the
+    /// `nodes` field of a block request. Only meaningful for `seq < length`.
+    pub async fn missing_nodes(&self, seq: u64) -> Result<u64> {
+        let guard = self.inner.storage.read().await;
+        let storage = self.usable(&guard)?;
+        storage.missing_nodes(seq).map_err(|e| self.error(e))
+    }
+
+    /// Serves a peer's request: a proof for `block` and/or `upgrade`, or `None` when this
+    /// replica cannot serve it (block not stored or beyond the length, upgrade beyond
+    /// the length). Never an error for a bad request: a peer's request is just data.
+    pub async fn serve_proof(
+        &self,
+        block: Option<RequestBlock>,
+        upgrade: Option<RequestUpgrade>,
+    ) -> Result<Option<Proof>> {
+        if block.is_none() && upgrade.is_none() {
+            return Ok(None);
+        }
+        let guard = self.inner.storage.read().await;
+        let storage = self.usable(&guard)?;
+        storage
+            .create_proof(block, upgrade)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Verifies a proof received from a peer against this log's public key and stores
+    /// what it proves. `Ok(true)`: applied (length and/or a block added). `Ok(false)`:
+    /// stale or not applicable now (e.g. an upgrade that no longer fits); nothing
+    /// changed. `SIGNATURE_INVALID`: the proof does not verify (forged, tampered or
+    /// not signed by this log's key); nothing changed.
+    pub async fn apply_proof(&self, proof: Proof) -> Result<bool> {
+        let seq = proof
+            .block
+            .as_ref()
+            .map(|b| b.index)
+            .or_else(|| proof.upgrade.as_ref().map(|u| u.start))
+            .unwrap_or(0);
+        let mut guard = self.inner.storage.write().await;
+        let storage = self.usable_mut(&mut guard)?;
+        let verified = match storage.verify_proof(&proof) {
+            Ok(verified) => verified,
+            Err(ProofError::Storage(source)) => {
+                return Err(self.io(format!("apply proof at seq {seq}"), source));
+            }
+            Err(e @ (ProofError::Stale { .. } | ProofError::NotAvailable { .. })) => {
+                debug!(log = %self.inner.name, seq, error = %e, "proof not applicable now");
+                return Ok(false);
+            }
+            Err(e) => {
+                return Err(self.invalid(seq, format!("proof from a peer rejected: {e}")));
+            }
+        };
+        let applied = match storage.apply_verified(verified) {
+            Ok(applied) => applied,
+            Err(e) => return Err(self.broken(e)),
+        };
+        if !applied.changed {
+            return Ok(false);
+        }
+        let fsync = self.inner.durability == Durability::FsyncPerBatch;
+        self.sync(
+            &[
+                self.inner.files.data.clone(),
+                self.inner.files.oplog.clone(),
+            ],
+            fsync,
+        )
+        .await?;
+        self.checkpoint_if_due(&mut guard, false).await?;
+        let storage = self.usable_mut(&mut guard)?;
+        self.publish(storage);
+        Ok(true)
+    }
+
+    /// Publishes length, byte length and progress after a change.
+    fn publish(&self, storage: &Storage) {
+        let length = storage.tree().length();
+        self.inner.length.store(length, Ordering::Release);
+        self.inner
+            .byte_length
+            .store(storage.tree().byte_length(), Ordering::Release);
+        let now = Progress {
+            length,
+            contiguous_length: storage.contiguous(),
+        };
+        self.inner.progress_tx.send_if_modified(|p| {
+            let changed = *p != now;
+            *p = now;
+            changed
+        });
+    }
+
+    fn invalid(&self, seq: u64, reason: String) -> HypercoreError {
+        warn!(log = %self.inner.name, seq, %reason, "block failed verification");
+        HypercoreError::SignatureInvalid {
+            log: self.inner.name.to_string(),
+            seq,
+            reason,
+        }
+    }
+
+    fn io(&self, operation: String, source: std::io::Error) -> HypercoreError {
+        HypercoreError::Io {
+            log: self.inner.name.to_string(),
+            operation,
+            source,
+        }
+    }
+
+    fn not_writable(&self) -> HypercoreError {
+        HypercoreError::Unauthorized {
+            log: Some(self.inner.name.to_string()),
+            reason: format!(
+                "log {} is read-only here: only the holder of its secret key can append",
+                self.inner.name
+            ),
+        }
+    }
+
+    fn error(&self, e: StorageError) -> HypercoreError {
+        if matches!(e, StorageError::NotWritable) {
+            return self.not_writable();
+        }
+        storage_error(&self.inner.name, &self.where_(), e)
+    }
+
+    /// A write failed part-way: memory is ahead of the files, so the log must be
+    /// reopened (which replays what was committed). Every later call reports why.
+    fn broken(&self, e: StorageError) -> HypercoreError {
+        let reason = format!("a write failed part-way, reopen the log: {e}");
+        warn!(log = %self.inner.name, %reason, "log is unusable until reopened");
+        *self.inner.broken.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.error(e)
+    }
+
+    /// Syncs `files` (in order) on the blocking pool when `wanted`.
+    async fn sync(&self, files: &[Arc<DiskFile>], wanted: bool) -> Result<()> {
+        if !wanted || self.inner.path.is_none() {
+            return Ok(());
+        }
+        let files = files.to_vec();
+        let joined = tokio::task::spawn_blocking(move || {
+            for file in &files {
+                file.sync_if_dirty()
+                    .map_err(|e| (file.path().display().to_string(), e))?;
+            }
+            Ok::<_, (String, std::io::Error)>(())
+        })
+        .await;
+        match joined {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((path, source))) => Err(self.io(format!("fdatasync {path}"), source)),
+            Err(join) => Err(self.io("fdatasync".into(), std::io::Error::other(join.to_string()))),
+        }
+    }
+
+    /// The open storage, unless the log was closed or broken.
+    fn usable<'a>(&self, guard: &'a Option<Storage>) -> Result<&'a Storage> {
+        match guard.as_ref() {
+            Some(storage) if self.broken_reason().is_none() => Ok(storage),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    fn usable_mut<'a>(&self, guard: &'a mut Option<Storage>) -> Result<&'a mut Storage> {
+        if self.broken_reason().is_some() {
+            return Err(self.closed_error());
+        }
+        guard.as_mut().ok_or_else(|| self.closed_error())
+    }
+
+    fn closed_error(&self) -> HypercoreError {
+        match self.broken_reason() {
+            Some(reason) => HypercoreError::StorageCorrupted {
+                log: self.inner.name.to_string(),
+                path: self.where_(),
+                reason,
+            },
+            None => HypercoreError::Closed {
+                log: self.inner.name.to_string(),
+            },
+        }
+    }
+
+    fn where_(&self) -> PathBuf {
+        self.inner
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(":memory:"))
+    }
+
+    fn broken_reason(&self) -> Option<String> {
+        self.inner
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+fn storage_error(name: &LogName, dir: &Path, e: StorageError) -> HypercoreError {
+    match e {
+        StorageError::Corrupted { file, reason } => HypercoreError::StorageCorrupted {
+            log: name.to_string(),
+            path: file,
+            reason,
+        },
+        StorageError::KeyMismatch(reason) => HypercoreError::StorageCorrupted {
+            log: name.to_string(),
+            path: dir.to_owned(),
+            reason,
+        },
+        StorageError::NotWritable => HypercoreError::Unauthorized {
+            log: Some(name.to_string()),
+            reason: format!("log {name} is read-only here"),
+        },
+        StorageError::Io {
+            operation,
+            file,
+            source,
+        } => HypercoreError::Io {
+            log: name.to_string(),
+            operation: format!("{operation} {}", file.display()),
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Golden vector: JS `hypercore-crypto` 3.7.0 `discoveryKey(Buffer.from([0..32]))`, equal to
+    /// Python's `hashlib.blake2b(b"hypercore", key=bytes(range(32)),
+    /// digest_size=32)`, i.e. libsodium's keyed `crypto_generichash` that JS uses.
+    #[test]
+    fn discovery_key_matches_keyed_blake2b() {
+        let pk: [u8; 32] = std::array::from_fn(|i| i as u8);
+        assert_eq!(storage::hex(&discovery_key(&pk)), GOLDEN);
+    }
+    const GOLDEN: &str = "b74b6d642892501cca569ff03d3bd21d9db9768a3c12a5516a4a80a7bebad901";
+
+    /// After the first verified read, sequential reads are served from known leaf
+    /// hashes and data-file offsets (one read, one hash), and still return exactly what
+    /// was written, also after a reopen (nothing known yet).
+    #[tokio::test]
+    async fn sequential_reads_use_known_leaves_and_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = LogName::parse("x").unwrap();
+        let blocks: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| vec![i as u8; 10 + i as usize])
+            .collect();
+        let log = ManagedCore::open(dir.path(), name.clone(), OpenOptions::new())
+            .await
+            .unwrap();
+        log.append_batch(&blocks).await.unwrap();
+        log.close().await.unwrap();
+        let log = ManagedCore::open(dir.path(), name, OpenOptions::new())
+            .await
+            .unwrap();
+        let mut direct = 0;
+        for seq in 0..200u64 {
+            if matches!(log.inner.verified.get(0, 2 * seq), Some((_, Some(_)))) {
+                direct += 1;
+            }
+            assert_eq!(log.get(seq).await.unwrap(), blocks[seq as usize]);
+        }
+        assert!(
+            direct > 180,
+            "only {direct} of 200 reads took the fast path"
+        );
+    }
+}

@@ -1,0 +1,836 @@
+//! [`Storage`]: one log's four files and its state in memory (JS hypercore's `core.js`).
+//!
+//! Open replays the oplog over the last checkpoint; appends and verified proofs write the
+//! data file, then one oplog entry (the commit point); a checkpoint writes the buffered
+//! tree nodes and bitfield pages, then a new header into the spare slot, then empties
+//! the oplog. Synchronous and single-owner: [`crate::ManagedCore`] holds it behind a lock
+//! and does the `fdatasync`s its durability mode asks for between the steps
+//! ([`Storage::append_prepare`] / [`Storage::append_commit`], [`Storage::checkpoint_pages`]
+//! / [`Storage::checkpoint_header`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
+
+use crate::bitfield::{BYTES_PER_PAGE, Bitfield};
+use crate::block_store;
+use crate::crypto::Node;
+use crate::disk::{DiskFile, Durability};
+use crate::merkle_tree::{AppendBatch, MerkleTree, NODE_BYTES};
+use crate::oplog::{
+    self, BitfieldUpdate, Entry, Header, ManifestKind, SignatureAlgo, Slots, TreeHeader,
+    TreeUpgrade,
+};
+use crate::proof::{self, ProofError, ProofRequest, TreeState, VerifiedProof};
+use crate::verifier::{Signer, Verifier};
+
+/// Oplog entry bytes after which the next append or apply checkpoints.
+const CHECKPOINT_OPLOG_BYTES: u64 = 256 * 1024;
+/// Pending tree nodes after which the next append or apply checkpoints.
+const CHECKPOINT_NODES: usize = 16 * 1024;
+/// Where the oplog's entries start (after the two 4 KiB header slots).
+const ENTRIES_AT: u64 = 8192;
+/// The largest length accepted from a file or a peer (2^52, as for proofs): every
+/// flat-tree index (2 * length) stays below 2^53, what JS can count.
+use crate::proof::MAX_LENGTH;
+
+/// How a log is keyed when it is opened.
+#[derive(Debug, Clone)]
+pub(crate) enum Keys {
+    /// A new random key pair kept in the oplog header (logs whose owner keeps no key
+    /// file: tests, scratch logs, plain `ManagedCore` users).
+    Generate,
+    /// A signing key held elsewhere (the manager's `keys/`): never written here.
+    Secret(ed25519_dalek::SigningKey),
+    /// Only the public key: a read-only replica.
+    Public(ed25519_dalek::VerifyingKey),
+}
+
+/// Why opening or using the files failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StorageError {
+    /// A file does not hold what it must (names the file and the seq range affected).
+    #[error("{file}: {reason}")]
+    Corrupted {
+        /// The file at fault.
+        file: PathBuf,
+        /// What is wrong, with the seq range affected.
+        reason: String,
+    },
+    /// The key given does not match the stored log.
+    #[error("{0}")]
+    KeyMismatch(String),
+    /// The log is read-only here.
+    #[error("the log is read-only here: only the holder of its secret key can append")]
+    NotWritable,
+    /// I/O on a file failed.
+    #[error("{operation} {file}: {source}")]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// On which file.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The four files, in the order they are synced: data, tree, bitfield, then oplog.
+#[derive(Debug, Clone)]
+pub(crate) struct Files {
+    pub(crate) data: Arc<DiskFile>,
+    pub(crate) tree: Arc<DiskFile>,
+    pub(crate) bitfield: Arc<DiskFile>,
+    pub(crate) oplog: Arc<DiskFile>,
+}
+
+impl Files {
+    /// Opens (creating) the four files in `dir`.
+    pub(crate) fn open(
+        dir: &Path,
+        durability: Durability,
+    ) -> Result<Self, (PathBuf, std::io::Error)> {
+        let open = |name: &str| {
+            let path = dir.join(name);
+            DiskFile::open(&path, durability)
+                .map(Arc::new)
+                .map_err(|e| (path, e))
+        };
+        Ok(Files {
+            data: open("data")?,
+            tree: open("tree")?,
+            bitfield: open("bitfield")?,
+            oplog: open("oplog")?,
+        })
+    }
+
+    /// Four memory files.
+    pub(crate) fn memory() -> Self {
+        Files {
+            data: Arc::new(DiskFile::memory("data")),
+            tree: Arc::new(DiskFile::memory("tree")),
+            bitfield: Arc::new(DiskFile::memory("bitfield")),
+            oplog: Arc::new(DiskFile::memory("oplog")),
+        }
+    }
+
+    /// All four, in sync order.
+    pub(crate) fn all(&self) -> [Arc<DiskFile>; 4] {
+        [
+            self.data.clone(),
+            self.tree.clone(),
+            self.bitfield.clone(),
+            self.oplog.clone(),
+        ]
+    }
+}
+
+/// An append whose blocks are written but not yet committed by an oplog entry.
+#[derive(Debug)]
+pub(crate) struct PreparedAppend {
+    batch: AppendBatch,
+    signature: Vec<u8>,
+}
+
+/// What applying a verified proof changed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Applied {
+    /// The proof added a block or moved the length.
+    pub(crate) changed: bool,
+}
+
+/// One log's files and state.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    files: Files,
+    header: Header,
+    slots: Slots,
+    /// Bytes of entries after the header slots.
+    oplog_bytes: u64,
+    tree: MerkleTree,
+    bitfield: Bitfield,
+    contiguous: u64,
+    verifier: Verifier,
+    signer: Option<Signer>,
+    /// The core key (names the log; its discovery key derives from it).
+    key: [u8; 32],
+    /// The header on disk differs from `header` in more than the tree (keys stripped).
+    header_changed: bool,
+}
+
+fn io<'a>(
+    operation: &'static str,
+    file: &'a DiskFile,
+) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io {
+        operation,
+        file: file.path().to_owned(),
+        source,
+    }
+}
+
+fn corrupted(file: &DiskFile, reason: impl Into<String>) -> StorageError {
+    StorageError::Corrupted {
+        file: file.path().to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl Storage {
+    /// Opens the log in `files` (creating it if the oplog holds no header).
+    pub(crate) fn open(files: Files, keys: Keys) -> Result<Self, StorageError> {
+        let bytes = files.oplog.read_all().map_err(io("read", &files.oplog))?;
+        let opened = oplog::open(&bytes).map_err(|e| corrupted(&files.oplog, e.to_string()))?;
+        drop(bytes);
+        match opened.header {
+            None => Self::create(files, keys, opened.slots),
+            Some(header) => {
+                if opened.valid_len < files.oplog.len() {
+                    tracing::warn!(
+                        file = %files.oplog.path().display(),
+                        kept = opened.valid_len,
+                        size = files.oplog.len(),
+                        "oplog ends in a torn or unreadable entry: reopening at the last good one"
+                    );
+                    files
+                        .oplog
+                        .truncate(opened.valid_len)
+                        .map_err(io("truncate", &files.oplog))?;
+                }
+                let oplog_bytes = opened.valid_len.saturating_sub(ENTRIES_AT);
+                Self::resume(
+                    files,
+                    keys,
+                    header,
+                    opened.slots,
+                    opened.entries,
+                    oplog_bytes,
+                )
+            }
+        }
+    }
+
+    fn create(files: Files, keys: Keys, slots: Slots) -> Result<Self, StorageError> {
+        let (public, signer, key_pair) = match keys {
+            Keys::Generate => {
+                let mut seed = [0u8; 32];
+                getrandom::getrandom(&mut seed).map_err(|e| {
+                    io("generate a key for", &files.oplog)(std::io::Error::other(e.to_string()))
+                })?;
+                let secret = ed25519_dalek::SigningKey::from_bytes(&seed);
+                let public = secret.verifying_key();
+                let pair = oplog::KeyPair {
+                    public_key: public.to_bytes().to_vec(),
+                    secret_key: secret.to_keypair_bytes().to_vec(),
+                };
+                (public, Some(Signer::Ed25519Legacy(secret)), Some(pair))
+            }
+            Keys::Secret(secret) => {
+                let public = secret.verifying_key();
+                (public, Some(Signer::Ed25519Legacy(secret)), None)
+            }
+            Keys::Public(public) => (public, None, None),
+        };
+        // No header means no log: whatever the other files hold is not part of one.
+        for file in [&files.data, &files.tree, &files.bitfield] {
+            if file.len() > 0 {
+                file.truncate(0).map_err(io("truncate", file))?;
+            }
+        }
+        if files.oplog.len() > 0 {
+            files
+                .oplog
+                .truncate(0)
+                .map_err(io("truncate", &files.oplog))?;
+        }
+        let key = public.to_bytes();
+        let header = Header::new_compat(key, key_pair);
+        let tree = MerkleTree::open(&files.tree, 0, 0, Vec::new())
+            .map_err(|e| corrupted(&files.tree, e.to_string()))?;
+        let mut storage = Storage {
+            files,
+            header,
+            slots,
+            oplog_bytes: 0,
+            tree,
+            bitfield: Bitfield::default(),
+            contiguous: 0,
+            verifier: Verifier::Ed25519Legacy { public_key: public },
+            signer,
+            key,
+            header_changed: true,
+        };
+        storage.checkpoint_pages()?;
+        storage.checkpoint_header()?;
+        Ok(storage)
+    }
+
+    fn resume(
+        files: Files,
+        keys: Keys,
+        mut header: Header,
+        slots: Slots,
+        entries: Vec<Entry>,
+        oplog_bytes: u64,
+    ) -> Result<Self, StorageError> {
+        let key = header.key;
+        let public = signer_public_key(&header)
+            .ok_or_else(|| corrupted(&files.oplog, "the header names no ed25519 signer this core supports (hypercore 11 manifests come later)"))?;
+        let verifier = Verifier::Ed25519Legacy { public_key: public };
+        let mut header_changed = false;
+        let signer = match keys {
+            Keys::Secret(secret) => {
+                if secret.verifying_key() != public || key != public.to_bytes() {
+                    return Err(StorageError::KeyMismatch(format!(
+                        "stored public key {} does not match the given key {}",
+                        hex(&key),
+                        hex(secret.verifying_key().as_bytes())
+                    )));
+                }
+                if let Some(pair) = &header.key_pair
+                    && !pair.secret_key.is_empty()
+                    && pair.secret_key.get(..32) != Some(secret.to_bytes().as_slice())
+                {
+                    return Err(StorageError::KeyMismatch(
+                        "stored secret key does not match the given key".into(),
+                    ));
+                }
+                // The key lives elsewhere: a secret in the header is an old layout's
+                // copy, removed at the next checkpoint (both slots).
+                if header.key_pair.take().is_some() {
+                    header_changed = true;
+                }
+                Some(Signer::Ed25519Legacy(secret))
+            }
+            Keys::Public(given) => {
+                if given != public || key != public.to_bytes() {
+                    return Err(StorageError::KeyMismatch(format!(
+                        "stored public key {} does not match the given key {}",
+                        hex(&key),
+                        hex(given.as_bytes())
+                    )));
+                }
+                stored_signer(&header, &public)
+            }
+            Keys::Generate => stored_signer(&header, &public),
+        };
+        let fork = header.tree.fork;
+        let length = header.tree.length;
+        if length > MAX_LENGTH {
+            return Err(corrupted(
+                &files.oplog,
+                format!("header length {length} is past 2^52"),
+            ));
+        }
+        let mut tree = MerkleTree::open(&files.tree, fork, length, header.tree.signature.clone())
+            .map_err(|e| {
+            corrupted(
+                &files.tree,
+                format!("{e}; blocks 0..{length} are unreachable"),
+            )
+        })?;
+        // Bits past the final length are never needed: read no more of the file.
+        let final_length = entries
+            .iter()
+            .filter_map(|e| e.tree_upgrade.as_ref().map(|u| u.length))
+            .fold(length, u64::max)
+            .min(MAX_LENGTH);
+        let bitfield_bytes = final_length
+            .div_ceil(8)
+            .next_multiple_of(BYTES_PER_PAGE)
+            .min(files.bitfield.len());
+        let bits = files
+            .bitfield
+            .read_exact_at(0, bitfield_bytes)
+            .map_err(io("read", &files.bitfield))?;
+        let mut bitfield = Bitfield::from_bytes(&bits);
+        drop(bits);
+        for (i, entry) in entries.into_iter().enumerate() {
+            if let Some((name, value)) = entry.user_data {
+                header.user_data.retain(|(k, _)| *k != name);
+                if let Some(value) = value {
+                    header.user_data.push((name, value));
+                }
+            }
+            if let Some(nodes) = entry.tree_nodes {
+                tree.add_nodes(nodes);
+            }
+            if let Some(upgrade) = entry.tree_upgrade {
+                if upgrade.length > MAX_LENGTH || upgrade.fork != fork {
+                    return Err(corrupted(
+                        &files.oplog,
+                        format!(
+                            "entry {i} moves to length {} fork {}",
+                            upgrade.length, upgrade.fork
+                        ),
+                    ));
+                }
+                tree.upgrade_to(&files.tree, upgrade.length, upgrade.fork, upgrade.signature)
+                    .map_err(|e| {
+                        corrupted(
+                            &files.oplog,
+                            format!(
+                                "entry {i}: {e}; blocks from {} on are unreachable",
+                                tree.length()
+                            ),
+                        )
+                    })?;
+            }
+            if let Some(update) = entry.bitfield {
+                bitfield.set_range(update.start, update.length, !update.drop);
+            }
+        }
+        let length = tree.length();
+        if length > 0 && !verifier.verify(tree.roots(), length, tree.fork(), tree.signature()) {
+            return Err(corrupted(
+                &files.tree,
+                format!("the stored roots of blocks 0..{length} do not carry a valid signature"),
+            ));
+        }
+        let contiguous = bitfield.first_unset(0).min(length);
+        let mut storage = Storage {
+            files,
+            header,
+            slots,
+            oplog_bytes,
+            tree,
+            bitfield,
+            contiguous,
+            verifier,
+            signer,
+            key,
+            header_changed,
+        };
+        if storage.header_changed {
+            // Both slots: the spare one may hold the old header too.
+            storage.checkpoint_pages()?;
+            storage.checkpoint_header()?;
+            storage.header_changed = true;
+            storage.checkpoint_header()?;
+        }
+        Ok(storage)
+    }
+
+    /// The core key.
+    pub(crate) fn key(&self) -> [u8; 32] {
+        self.key
+    }
+
+    /// The signer's ed25519 public key.
+    pub(crate) fn public_key(&self) -> ed25519_dalek::VerifyingKey {
+        match &self.verifier {
+            Verifier::Ed25519Legacy { public_key } => *public_key,
+        }
+    }
+
+    /// Whether this process can append.
+    pub(crate) fn writable(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// The signed tree.
+    pub(crate) fn tree(&self) -> &MerkleTree {
+        &self.tree
+    }
+
+    /// Blocks `0..contiguous` are all stored.
+    pub(crate) fn contiguous(&self) -> u64 {
+        self.contiguous
+    }
+
+    /// Whether block `seq` is stored here.
+    pub(crate) fn has(&self, seq: u64) -> bool {
+        seq < self.tree.length() && self.bitfield.get(seq)
+    }
+
+    /// Step 1 of an append: hashes and signs the batch and writes its blocks to the data
+    /// file. Nothing is committed until [`append_commit`](Self::append_commit).
+    pub(crate) fn append_prepare<B: AsRef<[u8]>>(
+        &self,
+        values: &[B],
+    ) -> Result<PreparedAppend, StorageError> {
+        let Some(signer) = &self.signer else {
+            return Err(StorageError::NotWritable);
+        };
+        let batch = self
+            .tree
+            .append_batch(values)
+            .filter(|b| b.length <= MAX_LENGTH)
+            .ok_or_else(|| {
+                corrupted(
+                    &self.files.data,
+                    "the log cannot grow past 2^52 blocks or bytes",
+                )
+            })?;
+        let signature = signer.sign(&batch.roots, batch.length, self.tree.fork());
+        block_store::write_batch(&self.files.data, self.tree.byte_length(), values)
+            .map_err(io("write", &self.files.data))?;
+        Ok(PreparedAppend { batch, signature })
+    }
+
+    /// Step 2 of an append: writes the oplog entry (the commit point) and updates the
+    /// state. Returns the leaves appended, with their data-file offsets.
+    pub(crate) fn append_commit(
+        &mut self,
+        prepared: PreparedAppend,
+    ) -> Result<Vec<(Node, u64)>, StorageError> {
+        let PreparedAppend { batch, signature } = prepared;
+        let ancestors = batch.ancestors;
+        let count = batch.length - ancestors;
+        let entry = Entry {
+            user_data: None,
+            tree_nodes: Some(batch.nodes.clone()),
+            tree_upgrade: Some(TreeUpgrade {
+                fork: self.tree.fork(),
+                ancestors,
+                length: batch.length,
+                signature: signature.clone(),
+            }),
+            bitfield: Some(BitfieldUpdate {
+                drop: false,
+                start: ancestors,
+                length: count,
+            }),
+        };
+        self.write_entry(&entry)?;
+        let mut offset = self.tree.byte_length();
+        let mut leaves = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        for node in batch.nodes.iter().filter(|n| n.index % 2 == 0) {
+            leaves.push((*node, offset));
+            offset += node.size;
+        }
+        self.tree.commit_append(batch, signature);
+        self.bitfield.set_range(ancestors, count, true);
+        self.advance_contiguous();
+        Ok(leaves)
+    }
+
+    fn write_entry(&mut self, entry: &Entry) -> Result<(), StorageError> {
+        let bytes = self
+            .slots
+            .encode_entries(std::slice::from_ref(entry), false)
+            .map_err(|e| corrupted(&self.files.oplog, e.to_string()))?;
+        self.files
+            .oplog
+            .write_at(ENTRIES_AT + self.oplog_bytes, &bytes)
+            .map_err(io("write", &self.files.oplog))?;
+        self.oplog_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn advance_contiguous(&mut self) {
+        if self.bitfield.get(self.contiguous) {
+            self.contiguous = self.bitfield.first_unset(self.contiguous);
+        }
+        self.contiguous = self.contiguous.min(self.tree.length());
+    }
+
+    /// Whether enough is buffered that a checkpoint is due.
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        self.oplog_bytes >= CHECKPOINT_OPLOG_BYTES
+            || self.tree.unflushed_len() >= CHECKPOINT_NODES
+            || self.header_changed
+    }
+
+    /// Whether anything waits for a checkpoint.
+    pub(crate) fn checkpoint_pending(&self) -> bool {
+        self.oplog_bytes > 0
+            || self.tree.has_unflushed()
+            || self.bitfield.has_dirty()
+            || self.header_changed
+    }
+
+    /// Checkpoint step 1: writes the buffered tree nodes and bitfield pages. The caller
+    /// syncs tree and bitfield before step 2 when its durability mode asks for it.
+    pub(crate) fn checkpoint_pages(&mut self) -> Result<(), StorageError> {
+        let pages = self.bitfield.take_dirty();
+        for (i, (offset, bytes)) in pages.iter().enumerate() {
+            if let Err(e) = self.files.bitfield.write_at(*offset, bytes) {
+                self.bitfield.mark_dirty(pages[i..].iter().map(|(o, _)| *o));
+                return Err(io("write", &self.files.bitfield)(e));
+            }
+        }
+        self.tree
+            .flush(&self.files.tree)
+            .map_err(io("write", &self.files.tree))
+    }
+
+    /// Checkpoint step 2: the header (tree state, hints) into the spare slot, then the
+    /// oplog's entries are dropped. A crash between the two leaves entries whose header
+    /// bit no longer matches: they are ignored at open, which is right, as the new header
+    /// covers them.
+    pub(crate) fn checkpoint_header(&mut self) -> Result<(), StorageError> {
+        self.header.tree = TreeHeader {
+            fork: self.tree.fork(),
+            length: self.tree.length(),
+            root_hash: if self.tree.length() == 0 {
+                Vec::new()
+            } else {
+                self.tree.root_hash().to_vec()
+            },
+            signature: self.tree.signature().to_vec(),
+        };
+        self.header.hints.contiguous_length = self.contiguous;
+        let write = self
+            .slots
+            .encode_header(&self.header)
+            .map_err(|e| corrupted(&self.files.oplog, e.to_string()))?;
+        self.files
+            .oplog
+            .write_at(write.offset, &write.bytes)
+            .map_err(io("write", &self.files.oplog))?;
+        self.files
+            .oplog
+            .truncate(ENTRIES_AT)
+            .map_err(io("truncate", &self.files.oplog))?;
+        self.slots
+            .commit_header(&write)
+            .map_err(|e| corrupted(&self.files.oplog, e.to_string()))?;
+        self.oplog_bytes = 0;
+        self.header_changed = false;
+        Ok(())
+    }
+
+    /// JS `MerkleTree.missingNodes`: the `nodes` field of a request for block `seq`.
+    pub(crate) fn missing_nodes(&self, seq: u64) -> Result<u64, StorageError> {
+        let Some(index) = seq.checked_mul(2) else {
+            return Ok(0);
+        };
+        proof::missing_nodes(
+            &self.tree.source(&self.files.tree),
+            self.tree.length(),
+            index,
+        )
+        .map_err(io("read", &self.files.tree))
+    }
+
+    fn tree_state(&self) -> TreeState<'_> {
+        TreeState {
+            fork: self.tree.fork(),
+            length: self.tree.length(),
+            roots: self.tree.roots(),
+            signature: self.tree.signature(),
+        }
+    }
+
+    /// A proof answering a peer's request, or `None` when we cannot serve it.
+    pub(crate) fn create_proof(
+        &self,
+        block: Option<RequestBlock>,
+        upgrade: Option<RequestUpgrade>,
+    ) -> Result<Option<Proof>, StorageError> {
+        if let Some(b) = &block
+            && !self.has(b.index)
+        {
+            return Ok(None);
+        }
+        let request = ProofRequest {
+            fork: self.tree.fork(),
+            block,
+            hash: None,
+            seek: None,
+            upgrade,
+        };
+        let source = self.tree.source(&self.files.tree);
+        let mut proof = match proof::create_proof(&source, &self.tree_state(), &request) {
+            Ok(proof) => proof,
+            Err(ProofError::Storage(e)) => return Err(io("read", &self.files.tree)(e)),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot serve proof");
+                return Ok(None);
+            }
+        };
+        if let Some(block) = &mut proof.block {
+            let Some(value) = self.read_unverified(block.index)? else {
+                return Ok(None);
+            };
+            block.value = value;
+        }
+        Ok(Some(proof))
+    }
+
+    /// The stored bytes of block `seq` where the tree says they are, unverified; `None`
+    /// when the tree lacks the nodes to locate it.
+    pub(crate) fn read_unverified(&self, seq: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        let Some(index) = seq.checked_mul(2) else {
+            return Ok(None);
+        };
+        let tree_file = &self.files.tree;
+        let Some(leaf) = self
+            .tree
+            .node_in(tree_file, index)
+            .map_err(io("read", tree_file))?
+        else {
+            return Ok(None);
+        };
+        let Some(offset) = self
+            .tree
+            .byte_offset(tree_file, seq)
+            .map_err(io("read", tree_file))?
+        else {
+            return Ok(None);
+        };
+        match block_store::read(&self.files.data, offset, leaf.size) {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(None),
+            Err(e) => Err(io("read", &self.files.data)(e)),
+        }
+    }
+
+    /// Checks a peer's proof against the tree and the signer (nothing is written).
+    pub(crate) fn verify_proof(&self, proof: &Proof) -> Result<VerifiedProof, ProofError> {
+        proof::verify_proof(
+            &self.tree.source(&self.files.tree),
+            &self.tree_state(),
+            &self.verifier,
+            proof,
+        )
+    }
+
+    /// Stores a verified proof: the block into the data file, then one oplog entry with
+    /// the new nodes, the upgrade and the bitfield bit. An I/O error part-way leaves the
+    /// in-memory state ahead of the files: the caller must stop using this storage.
+    pub(crate) fn apply_verified(
+        &mut self,
+        verified: VerifiedProof,
+    ) -> Result<Applied, StorageError> {
+        let ancestors = self.tree.length();
+        let upgrade = verified.upgrade.filter(|u| u.length > ancestors);
+        let block = verified
+            .block
+            .filter(|(index, _)| !self.bitfield.get(*index));
+        if upgrade.is_none() && block.is_none() {
+            return Ok(Applied { changed: false });
+        }
+        self.tree.add_nodes(verified.nodes.iter().copied());
+        if let Some(u) = &upgrade {
+            self.tree.set_signed(
+                u.length,
+                u.byte_length,
+                u.fork,
+                u.roots.clone(),
+                u.signature.clone(),
+            );
+        }
+        if let Some((index, value)) = &block {
+            if *index >= self.tree.length() {
+                return Ok(Applied {
+                    changed: upgrade.is_some(),
+                });
+            }
+            let offset = self
+                .tree
+                .byte_offset(&self.files.tree, *index)
+                .map_err(io("read", &self.files.tree))?
+                .ok_or_else(|| {
+                    corrupted(
+                        &self.files.tree,
+                        format!("block {index} cannot be located after its proof verified"),
+                    )
+                })?;
+            self.files
+                .data
+                .write_at(offset, value)
+                .map_err(io("write", &self.files.data))?;
+        }
+        let entry = Entry {
+            user_data: None,
+            tree_nodes: (!verified.nodes.is_empty()).then_some(verified.nodes),
+            tree_upgrade: upgrade.as_ref().map(|u| TreeUpgrade {
+                fork: u.fork,
+                ancestors,
+                length: u.length,
+                signature: u.signature.clone(),
+            }),
+            bitfield: block.as_ref().map(|(index, _)| BitfieldUpdate {
+                drop: false,
+                start: *index,
+                length: 1,
+            }),
+        };
+        self.write_entry(&entry)?;
+        if let Some((index, _)) = &block {
+            self.bitfield.set_range(*index, 1, true);
+        }
+        self.advance_contiguous();
+        Ok(Applied { changed: true })
+    }
+
+    /// Where the data of block `seq` starts per the tree (unverified).
+    pub(crate) fn byte_offset(&self, seq: u64) -> Result<Option<u64>, StorageError> {
+        self.tree
+            .byte_offset(&self.files.tree, seq)
+            .map_err(io("read", &self.files.tree))
+    }
+
+    /// Node `index` per the tree (unverified).
+    pub(crate) fn node(&self, index: u64) -> Result<Option<Node>, StorageError> {
+        self.tree
+            .node_in(&self.files.tree, index)
+            .map_err(io("read", &self.files.tree))
+    }
+
+    /// Leaf nodes `first..=last` (tree indexes) as the tree file holds them, in one
+    /// read; pending nodes override the file. Unverified.
+    pub(crate) fn leaves(&self, first: u64, last: u64) -> Option<Vec<Node>> {
+        let tree_file = &self.files.tree;
+        let span = last.checked_sub(first)?.checked_add(1)?;
+        let from_file = tree_file
+            .read_exact_at(
+                first.checked_mul(NODE_BYTES)?,
+                span.checked_mul(NODE_BYTES)?,
+            )
+            .ok();
+        let mut out = Vec::with_capacity(usize::try_from(span / 2 + 1).ok()?);
+        for index in (first..=last).step_by(2) {
+            let node = match self.tree.node_in(tree_file, index) {
+                Ok(Some(node)) => node,
+                _ => {
+                    let bytes = from_file.as_ref()?;
+                    let at = usize::try_from((index - first) * NODE_BYTES).ok()?;
+                    crate::merkle_tree::decode_node(
+                        index,
+                        bytes.get(at..at + NODE_BYTES as usize)?,
+                    )?
+                }
+            };
+            out.push(node);
+        }
+        Some(out)
+    }
+
+    /// The data file.
+    pub(crate) fn data(&self) -> &DiskFile {
+        &self.files.data
+    }
+}
+
+/// The ed25519 key that signs a hypercore 10 ("compat") log: the header's key, which a
+/// manifest, if present, must name as its one ed25519 signer. Manifest cores whose key
+/// is the manifest's hash (hypercore 11) are not supported yet: `None`.
+fn signer_public_key(header: &Header) -> Option<ed25519_dalek::VerifyingKey> {
+    if let Some(manifest) = &header.manifest {
+        match &manifest.kind {
+            ManifestKind::Signer(signer)
+                if signer.signature == SignatureAlgo::Ed25519
+                    && signer.public_key == header.key => {}
+            _ => return None,
+        }
+    }
+    ed25519_dalek::VerifyingKey::from_bytes(&header.key).ok()
+}
+
+/// The signer kept in the header (logs created with [`Keys::Generate`], or by JS).
+fn stored_signer(header: &Header, public: &ed25519_dalek::VerifyingKey) -> Option<Signer> {
+    let pair = header.key_pair.as_ref()?;
+    let seed: [u8; 32] = pair.secret_key.get(..32)?.try_into().ok()?;
+    let secret = ed25519_dalek::SigningKey::from_bytes(&seed);
+    (secret.verifying_key() == *public).then_some(Signer::Ed25519Legacy(secret))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

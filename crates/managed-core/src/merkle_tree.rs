@@ -1,0 +1,401 @@
+//! The `tree` file and the log's signed merkle tree: roots, length, byte length, fork,
+//! signature, and the nodes not yet written to the file.
+//!
+//! Format (hypercore 10): node `i` (flat-tree index) is 40 bytes at `i * 40`: the byte
+//! size under it (u64 little-endian) then its 32-byte hash. An all-zero slot is a node
+//! not stored (a sparse replica). Nodes are buffered in memory after an append or a
+//! verified proof and written in runs of consecutive indexes at the next checkpoint
+//! ([`MerkleTree::flush`]); until then the oplog's entries hold them (replayed at open).
+//!
+//! Nodes read from the file are data, not truth: the read path compares what they lead
+//! to against the signed roots before returning a block (see `crate::core`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use crate::crypto::{Node, root_indexes, tree_hash};
+use crate::disk::DiskFile;
+use crate::proof::NodeSource;
+
+/// Bytes per node in the tree file.
+pub(crate) const NODE_BYTES: u64 = 40;
+/// Nodes read from the file kept in memory (per log) before the cache is reset.
+const CACHE_NODES: usize = 16 * 1024;
+
+/// Why the tree cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TreeError {
+    /// A node the signed state needs is not in the tree (file or oplog).
+    #[error("tree node {index} is missing (needed for length {length})")]
+    MissingNode {
+        /// Flat-tree index.
+        index: u64,
+        /// The length that needs it.
+        length: u64,
+    },
+    /// Sizes under the roots add up past u64.
+    #[error("byte sizes of the roots overflow")]
+    Overflow,
+    /// Reading or writing the tree file failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A batch of appended blocks, hashed but not yet part of the tree.
+#[derive(Debug, Clone)]
+pub(crate) struct AppendBatch {
+    /// Length before the batch (JS `ancestors`).
+    pub(crate) ancestors: u64,
+    /// Length after it.
+    pub(crate) length: u64,
+    /// Byte length after it.
+    pub(crate) byte_length: u64,
+    /// Roots after it.
+    pub(crate) roots: Vec<Node>,
+    /// New leaves and parents.
+    pub(crate) nodes: Vec<Node>,
+}
+
+/// One log's merkle tree.
+#[derive(Debug)]
+pub(crate) struct MerkleTree {
+    fork: u64,
+    length: u64,
+    byte_length: u64,
+    roots: Vec<Node>,
+    signature: Vec<u8>,
+    unflushed: BTreeMap<u64, Node>,
+    cache: Mutex<HashMap<u64, Node>>,
+}
+
+impl MerkleTree {
+    /// The tree as the header left it: `length` blocks, roots read from `file`.
+    pub(crate) fn open(
+        file: &DiskFile,
+        fork: u64,
+        length: u64,
+        signature: Vec<u8>,
+    ) -> Result<Self, TreeError> {
+        let mut tree = MerkleTree {
+            fork,
+            length: 0,
+            byte_length: 0,
+            roots: Vec::new(),
+            signature: Vec::new(),
+            unflushed: BTreeMap::new(),
+            cache: Mutex::new(HashMap::new()),
+        };
+        tree.upgrade_to(file, length, fork, signature)?;
+        Ok(tree)
+    }
+
+    /// Moves the signed state to `length` (its roots must be stored or pending): the
+    /// oplog's tree upgrades replayed at open, and verified upgrades from peers.
+    pub(crate) fn upgrade_to(
+        &mut self,
+        file: &DiskFile,
+        length: u64,
+        fork: u64,
+        signature: Vec<u8>,
+    ) -> Result<(), TreeError> {
+        let mut roots = Vec::new();
+        let mut byte_length: u64 = 0;
+        for index in root_indexes(length) {
+            let node = self
+                .node_in(file, index)?
+                .ok_or(TreeError::MissingNode { index, length })?;
+            byte_length = byte_length
+                .checked_add(node.size)
+                .ok_or(TreeError::Overflow)?;
+            roots.push(node);
+        }
+        self.set_signed(length, byte_length, fork, roots, signature);
+        Ok(())
+    }
+
+    /// Sets the signed state from values already checked by the caller.
+    pub(crate) fn set_signed(
+        &mut self,
+        length: u64,
+        byte_length: u64,
+        fork: u64,
+        roots: Vec<Node>,
+        signature: Vec<u8>,
+    ) {
+        self.length = length;
+        self.byte_length = byte_length;
+        self.fork = fork;
+        self.roots = roots;
+        self.signature = signature;
+    }
+
+    /// Blocks the signed tree covers.
+    pub(crate) fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// Payload bytes the signed tree covers.
+    pub(crate) fn byte_length(&self) -> u64 {
+        self.byte_length
+    }
+
+    /// Fork id (0: our logs never truncate).
+    pub(crate) fn fork(&self) -> u64 {
+        self.fork
+    }
+
+    /// The roots, left to right.
+    pub(crate) fn roots(&self) -> &[Node] {
+        &self.roots
+    }
+
+    /// The signature over the roots.
+    pub(crate) fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// The hash the header stores (`rootHash`): the tree hash of the roots.
+    pub(crate) fn root_hash(&self) -> [u8; 32] {
+        tree_hash(&self.roots)
+    }
+
+    /// Hashes `values` as blocks appended after the current length. Pure: the tree
+    /// changes only at [`commit_append`](Self::commit_append).
+    pub(crate) fn append_batch<B: AsRef<[u8]>>(&self, values: &[B]) -> Option<AppendBatch> {
+        let mut roots = self.roots.clone();
+        let mut nodes = Vec::with_capacity(values.len() * 2);
+        let mut length = self.length;
+        let mut byte_length = self.byte_length;
+        for value in values {
+            let leaf = Node::leaf(length, value.as_ref());
+            byte_length = byte_length.checked_add(leaf.size)?;
+            length = length.checked_add(1)?;
+            nodes.push(leaf);
+            let mut top = leaf;
+            // Merge while the last two roots are siblings.
+            while let Some(prev) = roots.last() {
+                if flat_tree::sibling(top.index) != prev.index {
+                    break;
+                }
+                let parent = Node::parent(prev, &top)?;
+                roots.pop();
+                nodes.push(parent);
+                top = parent;
+            }
+            roots.push(top);
+        }
+        Some(AppendBatch {
+            ancestors: self.length,
+            length,
+            byte_length,
+            roots,
+            nodes,
+        })
+    }
+
+    /// Makes an appended batch part of the tree, signed with `signature`.
+    pub(crate) fn commit_append(&mut self, batch: AppendBatch, signature: Vec<u8>) {
+        self.add_nodes(batch.nodes);
+        self.set_signed(
+            batch.length,
+            batch.byte_length,
+            self.fork,
+            batch.roots,
+            signature,
+        );
+    }
+
+    /// Adds nodes (verified, or replayed from the oplog) to the pending set.
+    pub(crate) fn add_nodes(&mut self, nodes: impl IntoIterator<Item = Node>) {
+        for node in nodes {
+            self.unflushed.insert(node.index, node);
+        }
+    }
+
+    /// Node `index`: pending in memory, cached, or read from `file`.
+    pub(crate) fn node_in(&self, file: &DiskFile, index: u64) -> std::io::Result<Option<Node>> {
+        if let Some(node) = self.unflushed.get(&index) {
+            return Ok(Some(*node));
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(node) = cache.get(&index) {
+            return Ok(Some(*node));
+        }
+        let Some(offset) = index.checked_mul(NODE_BYTES) else {
+            return Ok(None);
+        };
+        if offset.saturating_add(NODE_BYTES) > file.len() {
+            return Ok(None);
+        }
+        let bytes = file.read_exact_at(offset, NODE_BYTES)?;
+        let Some(node) = decode_node(index, &bytes) else {
+            return Ok(None);
+        };
+        if cache.len() >= CACHE_NODES {
+            cache.clear();
+        }
+        cache.insert(index, node);
+        Ok(Some(node))
+    }
+
+    /// A [`NodeSource`] over this tree and its file (for proofs).
+    pub(crate) fn source<'a>(&'a self, file: &'a DiskFile) -> TreeSource<'a> {
+        TreeSource { tree: self, file }
+    }
+
+    /// Where block `seq` starts in the data file: the sizes left of it, found by walking
+    /// down from its root (JS `byteOffset`). `None` if a node on the way is missing or
+    /// the sizes are inconsistent (a damaged tree).
+    pub(crate) fn byte_offset(&self, file: &DiskFile, seq: u64) -> std::io::Result<Option<u64>> {
+        let index = seq.checked_mul(2);
+        let Some(index) = index else { return Ok(None) };
+        let mut offset: u64 = 0;
+        for root in &self.roots {
+            let (first, last) = flat_tree::spans(root.index);
+            if index > last {
+                let Some(o) = offset.checked_add(root.size) else {
+                    return Ok(None);
+                };
+                offset = o;
+                continue;
+            }
+            if index < first {
+                return Ok(None);
+            }
+            let mut at = root.index;
+            while at != index {
+                let left = flat_tree::left_child(at).unwrap_or(at);
+                if left == at {
+                    return Ok(None);
+                }
+                if index < at {
+                    at = left;
+                } else {
+                    let Some(node) = self.node_in(file, left)? else {
+                        return Ok(None);
+                    };
+                    let Some(o) = offset.checked_add(node.size) else {
+                        return Ok(None);
+                    };
+                    offset = o;
+                    at = flat_tree::sibling(left);
+                }
+            }
+            return Ok(Some(offset));
+        }
+        Ok(None)
+    }
+
+    /// Whether nodes wait to be written.
+    pub(crate) fn has_unflushed(&self) -> bool {
+        !self.unflushed.is_empty()
+    }
+
+    /// How many nodes wait to be written.
+    pub(crate) fn unflushed_len(&self) -> usize {
+        self.unflushed.len()
+    }
+
+    /// Writes the pending nodes to `file`, one write per run of consecutive indexes.
+    /// On error the nodes stay pending (the next flush writes them again).
+    pub(crate) fn flush(&mut self, file: &DiskFile) -> std::io::Result<()> {
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start = 0;
+        let mut next = None;
+        for node in self.unflushed.values() {
+            if next != Some(node.index) && !run.is_empty() {
+                file.write_at(run_start * NODE_BYTES, &run)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = node.index;
+            }
+            run.extend_from_slice(&node.size.to_le_bytes());
+            run.extend_from_slice(&node.hash);
+            next = node.index.checked_add(1);
+        }
+        if !run.is_empty() {
+            file.write_at(run_start * NODE_BYTES, &run)?;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() + self.unflushed.len() > CACHE_NODES {
+            cache.clear();
+        }
+        // Keep the roots' neighbourhood hot: they are read by every proof.
+        cache.extend(std::mem::take(&mut self.unflushed));
+        Ok(())
+    }
+}
+
+/// Node `index` from its 40 bytes in the tree file; `None` for an empty slot.
+pub(crate) fn decode_node(index: u64, bytes: &[u8]) -> Option<Node> {
+    let (size, hash) = bytes.split_first_chunk::<8>()?;
+    let hash: [u8; 32] = hash.get(..32)?.try_into().ok()?;
+    let size = u64::from_le_bytes(*size);
+    if size == 0 && hash == [0; 32] {
+        return None;
+    }
+    Some(Node { index, size, hash })
+}
+
+/// The tree plus its file, as proofs see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TreeSource<'a> {
+    tree: &'a MerkleTree,
+    file: &'a DiskFile,
+}
+
+impl NodeSource for TreeSource<'_> {
+    fn node(&self, index: u64) -> std::io::Result<Option<Node>> {
+        self.tree.node_in(self.file, index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_of(values: &[&[u8]]) -> (MerkleTree, DiskFile) {
+        let file = DiskFile::memory("tree");
+        let mut tree = MerkleTree::open(&file, 0, 0, Vec::new()).unwrap();
+        let batch = tree.append_batch(values).unwrap();
+        tree.commit_append(batch, vec![1; 64]);
+        (tree, file)
+    }
+
+    #[test]
+    fn appends_build_the_flat_tree_roots_and_offsets() {
+        let values: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 1 + i as usize]).collect();
+        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+        let (mut tree, file) = tree_of(&refs);
+        assert_eq!(tree.length(), 5);
+        assert_eq!(tree.byte_length(), 15);
+        assert_eq!(
+            tree.roots().iter().map(|r| r.index).collect::<Vec<_>>(),
+            vec![3, 8]
+        );
+        // One batch of five equals five single appends.
+        let file2 = DiskFile::memory("tree");
+        let mut one_by_one = MerkleTree::open(&file2, 0, 0, Vec::new()).unwrap();
+        for v in &refs {
+            let b = one_by_one.append_batch(&[v]).unwrap();
+            one_by_one.commit_append(b, vec![]);
+        }
+        assert_eq!(one_by_one.roots(), tree.roots());
+        for seq in 0..5 {
+            let expected: u64 = (1..=seq).sum();
+            assert_eq!(tree.byte_offset(&file, seq).unwrap(), Some(expected));
+        }
+        // Flushed to the file and reopened from it, the roots and offsets are the same.
+        tree.flush(&file).unwrap();
+        assert!(!tree.has_unflushed());
+        assert_eq!(file.len(), 9 * NODE_BYTES);
+        let reopened = MerkleTree::open(&file, 0, 5, vec![1; 64]).unwrap();
+        assert_eq!(reopened.roots(), tree.roots());
+        assert_eq!(reopened.byte_offset(&file, 4).unwrap(), Some(10));
+        assert!(matches!(
+            MerkleTree::open(&file, 0, 6, vec![]),
+            Err(TreeError::MissingNode { index: 9, .. })
+        ));
+    }
+}
