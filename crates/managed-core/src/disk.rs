@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// |---|---|---|---|
 /// | [`Flush`](Durability::Flush) | survives | may be lost | a `write` per file touched |
 /// | [`FsyncPerBatch`](Durability::FsyncPerBatch) | survives | survives | + one `fdatasync` per touched file per append call |
-/// | [`FsyncPerWrite`](Durability::FsyncPerWrite) | survives | survives | + one `fdatasync` per write (the crate's stock behaviour) |
+/// | [`FsyncPerWrite`](Durability::FsyncPerWrite) | survives | survives | + one `fdatasync` per write (for comparison) |
 ///
 /// `Flush` is what JS hypercore 11 / corestore 7 give by default (RocksDB WAL written, not
 /// synced), so benchmarks against the JS numbers use it. A batch append is one append

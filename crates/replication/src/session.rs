@@ -1,7 +1,8 @@
 //! One replication session: many logs over one connection, one channel per log.
 //!
-//! The request shapes follow `../shared/notes/replication-field-notes.md` (the paths the
-//! `hypercore` 0.17 proof APIs handle correctly):
+//! The request shapes follow `../shared/notes/replication-field-notes.md` (chosen when the
+//! storage engine was the `hypercore` 0.17 crate; our own core handles the other shapes
+//! too, so these are conservative, not required):
 //! 1. one upgrade in flight, on its own: `{start: local length, length: remote - start}`;
 //! 2. blocks only below the local length, with `nodes = missing_nodes(i)` at send time;
 //! 3. serve only blocks we hold and upgrades within our length (`serve_proof`);
