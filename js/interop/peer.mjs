@@ -3,7 +3,8 @@
 //   node peer.mjs write VERSION DIR COUNT BOOTSTRAP        writer (server), stdin: `append K`
 //   node peer.mjs read  VERSION DIR KEY UNTIL BOOTSTRAP    reader (client), exits when verified
 //                                                          (UNTIL `sparse:I,J,..`: only those)
-//   node peer.mjs dump  VERSION DIR KEY UNTIL              checks a directory written by Rust
+//   node peer.mjs dump  VERSION DIR KEY UNTIL [SECRET]     checks a directory written by Rust;
+//                                                          with SECRET (64-byte hex), appends one entry
 //   node peer.mjs read-tcp  VERSION DIR KEY UNTIL HOST:PORT  reader dialling a TCP peer (no DHT)
 //   node peer.mjs write-tcp VERSION DIR COUNT                writer listening on 127.0.0.1 (no DHT)
 //
@@ -134,11 +135,20 @@ if (role === 'write') {
   server.close()
   await core.close()
 } else if (role === 'dump') {
-  const [key, until] = rest
-  const core = new Hypercore(dir, b4a.from(key, 'hex'), options)
+  const [key, until, secret] = rest
+  const publicKey = b4a.from(key, 'hex')
+  const keyPair = secret ? { publicKey, secretKey: b4a.from(secret, 'hex') } : null
+  const core = new Hypercore(dir, publicKey, options)
   await core.ready()
+  // As corestore 6 does for a stored core: the key pair is given after open.
+  if (keyPair) core.setKeyPair(keyPair)
   if (core.length < Number(until)) throw new Error(`length ${core.length} < ${until}`)
   await verify(core, Number(until))
+  if (keyPair) {
+    if (!core.writable) throw new Error('not writable with the given key pair')
+    await core.append(entry(core.length))
+    say(`APPENDED ${core.length}`)
+  }
   await core.close()
 } else {
   console.error('usage: see the header of peer.mjs')

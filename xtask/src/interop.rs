@@ -16,11 +16,12 @@
 //! - direct mode (no DHT) over TCP, both ways: our `listen` / `connect` against JS
 //!   `socket.pipe(core.replicate(isInitiator)).pipe(socket)`;
 //! - same storage both ways: JS hypercore 10.31.12 reads the directory our manager
-//!   wrote, and our reader reads the directory JS wrote;
+//!   wrote and appends to it with the log's key pair (from `keys/`), our core reopens it
+//!   and verifies every entry, JS's included; our reader reads the directory JS wrote;
 //! - same store: JS corestore 6.18.4 (`js/golden`, pinned there for the golden vectors)
 //!   opens our `corestore/` directory with the primary key from our `keys/primary-key`
 //!   given as `primaryKey`, derives our log's key and reads every entry
-//!   (`js/golden/open-store.mjs`).
+//!   (`js/golden/open-store.mjs`); then our core reopens the log JS opened writable.
 
 use std::path::Path;
 use std::process::Command;
@@ -114,8 +115,16 @@ pub(crate) fn run_inside(tmp: &Path) -> Result {
     rust_reader_follows_a_restarted_js_writer(tmp, &bootstrap)?;
     manifest_cores_are_a_known_boundary(tmp, &bootstrap)?;
     direct_tcp_both_ways(tmp)?;
-    same_storage_both_ways(&rust_dir, (&js_dir_10, &js_key_10))?;
-    corestore_opens_our_store(&path(&tmp.join("rust-writer-10")), &rust_dir.1)?;
+    let store = tmp.join("rust-writer-10");
+    same_storage_both_ways(&store, &rust_dir, (&js_dir_10, &js_key_10))?;
+    corestore_opens_our_store(&path(&store), &rust_dir.1)?;
+    let n = (FIRST + MORE + 1).to_string();
+    let ours = rust_peer("rust-check", &["check", &rust_dir.0, &rust_dir.1, &n])?;
+    ours.expect(&format!("VERIFIED {n}"))?;
+    ours.wait()?;
+    eprintln!(
+        "  ok: our core reopens the log after JS corestore opened it writable, all {n} entries"
+    );
     testnet.wait()
 }
 
@@ -327,7 +336,7 @@ fn manifest_cores_are_a_known_boundary(tmp: &Path, bootstrap: &str) -> Result {
     drop(reader);
     writer.wait()?;
     check(
-        "KNOWN BOUNDARY still holds: manifest v1 cores (hypercore 11 default) are not readable by hypercore 0.17 (see docs/discovery.md)",
+        "KNOWN BOUNDARY still holds: manifest v1 cores (hypercore 11 default) are not readable by our core yet (see docs/discovery.md)",
         line.starts_with("STALL") || line.starts_with("REFUSED"),
         "the Rust reader verified a manifest core: the boundary moved, update docs/discovery.md and make this a full check".into(),
     )
@@ -399,13 +408,31 @@ fn direct_tcp_both_ways(tmp: &Path) -> Result {
     )
 }
 
-fn same_storage_both_ways(rust: &(String, String), js: (&str, &str)) -> Result {
+fn same_storage_both_ways(store: &Path, rust: &(String, String), js: (&str, &str)) -> Result {
     eprintln!("--> same storage both ways (hypercore 10.31.12 files)");
     let n = (FIRST + MORE).to_string();
-    let dump = node("js-dump", &["peer.mjs", "dump", "10", &rust.0, &rust.1, &n])?;
+    // The log's key pair as JS takes it (libsodium layout: seed || public key), from the
+    // store's `keys/` (our oplog header holds no secret).
+    let secret = std::fs::read(store.join("keys").join(format!("{LOG}.key")))
+        .map_err(|e| format!("read the writer's key file: {e}"))?;
+    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let dump = node(
+        "js-dump",
+        &["peer.mjs", "dump", "10", &rust.0, &rust.1, &n, &secret],
+    )?;
     dump.expect(&format!("VERIFIED {n}"))?;
+    let appended = (FIRST + MORE + 1).to_string();
+    dump.expect(&format!("APPENDED {appended}"))?;
     dump.wait()?;
-    eprintln!("  ok: JS hypercore 10.31.12 opens and reads the directory our manager wrote");
+    eprintln!(
+        "  ok: JS hypercore 10.31.12 opens and reads the directory our manager wrote, and appends with the key pair"
+    );
+    let ours = rust_peer("rust-check", &["check", &rust.0, &rust.1, &appended])?;
+    ours.expect(&format!("VERIFIED {appended}"))?;
+    ours.wait()?;
+    eprintln!(
+        "  ok: our core opens that directory again and verifies all {appended} entries, JS's included"
+    );
     let ours = rust_peer("rust-check", &["check", js.0, js.1, &n])?;
     ours.expect(&format!("VERIFIED {n}"))?;
     ours.wait()?;
