@@ -19,8 +19,11 @@ use crate::proof::NodeSource;
 
 /// Bytes per node in the tree file.
 pub(crate) const NODE_BYTES: u64 = 40;
-/// Nodes read from the file kept in memory (per log) before the cache is reset.
-const CACHE_NODES: usize = 16 * 1024;
+/// Nodes per cached chunk of the tree file (one read fetches a whole chunk: proofs and
+/// offsets for neighbouring blocks touch neighbouring nodes).
+const CHUNK_NODES: u64 = 128;
+/// Chunks kept per log (128 x 5 KiB = 640 KiB) before the cache is reset.
+const CACHE_CHUNKS: usize = 128;
 
 /// Why the tree cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +68,9 @@ pub(crate) struct MerkleTree {
     roots: Vec<Node>,
     signature: Vec<u8>,
     unflushed: BTreeMap<u64, Node>,
-    cache: Mutex<HashMap<u64, Node>>,
+    /// Chunks of the tree file as last read or written (chunk number -> bytes, shorter
+    /// than a full chunk at the end of the file).
+    cache: Mutex<HashMap<u64, Vec<u8>>>,
 }
 
 impl MerkleTree {
@@ -212,13 +217,10 @@ impl MerkleTree {
         }
     }
 
-    /// Node `index`: pending in memory, cached, or read from `file`.
+    /// Node `index`: pending in memory, or from the tree file through the chunk cache
+    /// (one read per 128 nodes; empty slots are answered from the cache too).
     pub(crate) fn node_in(&self, file: &DiskFile, index: u64) -> std::io::Result<Option<Node>> {
         if let Some(node) = self.unflushed.get(&index) {
-            return Ok(Some(*node));
-        }
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(node) = cache.get(&index) {
             return Ok(Some(*node));
         }
         let Some(offset) = index.checked_mul(NODE_BYTES) else {
@@ -227,15 +229,25 @@ impl MerkleTree {
         if offset.saturating_add(NODE_BYTES) > file.len() {
             return Ok(None);
         }
-        let bytes = file.read_exact_at(offset, NODE_BYTES)?;
-        let Some(node) = decode_node(index, &bytes) else {
-            return Ok(None);
-        };
-        if cache.len() >= CACHE_NODES {
+        let chunk = index / CHUNK_NODES;
+        let at = usize::try_from((index % CHUNK_NODES) * NODE_BYTES).unwrap_or(usize::MAX);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bytes) = cache.get(&chunk)
+            && let Some(slot) = bytes.get(at..at.saturating_add(NODE_BYTES as usize))
+        {
+            return Ok(decode_node(index, slot));
+        }
+        let start = chunk * CHUNK_NODES * NODE_BYTES;
+        let len = (CHUNK_NODES * NODE_BYTES).min(file.len().saturating_sub(start));
+        let bytes = file.read_exact_at(start, len)?;
+        let node = bytes
+            .get(at..at.saturating_add(NODE_BYTES as usize))
+            .and_then(|slot| decode_node(index, slot));
+        if cache.len() >= CACHE_CHUNKS {
             cache.clear();
         }
-        cache.insert(index, node);
-        Ok(Some(node))
+        cache.insert(chunk, bytes);
+        Ok(node)
     }
 
     /// A [`NodeSource`] over this tree and its file (for proofs).
@@ -317,12 +329,19 @@ impl MerkleTree {
         if !run.is_empty() {
             file.write_at(run_start * NODE_BYTES, &run)?;
         }
+        // Cached chunks now differ from the file where nodes were written: patch them.
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() + self.unflushed.len() > CACHE_NODES {
-            cache.clear();
+        for node in std::mem::take(&mut self.unflushed).into_values() {
+            let Some(bytes) = cache.get_mut(&(node.index / CHUNK_NODES)) else {
+                continue;
+            };
+            let at = ((node.index % CHUNK_NODES) * NODE_BYTES) as usize;
+            if bytes.len() < at + NODE_BYTES as usize {
+                bytes.resize(at + NODE_BYTES as usize, 0);
+            }
+            bytes[at..at + 8].copy_from_slice(&node.size.to_le_bytes());
+            bytes[at + 8..at + NODE_BYTES as usize].copy_from_slice(&node.hash);
         }
-        // Keep the roots' neighbourhood hot: they are read by every proof.
-        cache.extend(std::mem::take(&mut self.unflushed));
         Ok(())
     }
 }

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::block_store;
 use crate::crypto::Node;
 
 use super::storage::{Storage, StorageError};
@@ -174,17 +173,20 @@ fn finish(
 }
 
 fn read_block(storage: &Storage, offset: u64, size: u64) -> Result<Vec<u8>, ReadError> {
-    block_store::read(storage.data(), offset, size).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => invalid(format!(
-            "the data file ends before block bytes {offset}+{size}"
-        )),
-        std::io::ErrorKind::InvalidData => invalid(e.to_string()),
-        _ => ReadError::Storage(StorageError::Io {
-            operation: "read",
-            file: storage.data().path().to_owned(),
-            source: e,
-        }),
-    })
+    storage
+        .blocks()
+        .read(offset, size)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => invalid(format!(
+                "the data file ends before block bytes {offset}+{size}"
+            )),
+            std::io::ErrorKind::InvalidData => invalid(e.to_string()),
+            _ => ReadError::Storage(StorageError::Io {
+                operation: "read",
+                file: storage.blocks().file().path().to_owned(),
+                source: e,
+            }),
+        })
 }
 
 /// After block `seq` verified, checks the blocks around it in one go: the largest

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
 
 use crate::bitfield::{BYTES_PER_PAGE, Bitfield};
-use crate::block_store;
+use crate::block_store::BlockStore;
 use crate::crypto::Node;
 use crate::disk::{DiskFile, Durability};
 use crate::merkle_tree::{AppendBatch, MerkleTree, NODE_BYTES};
@@ -145,6 +145,7 @@ pub(crate) struct Applied {
 #[derive(Debug)]
 pub(crate) struct Storage {
     files: Files,
+    blocks: BlockStore,
     header: Header,
     slots: Slots,
     /// Bytes of entries after the header slots.
@@ -181,11 +182,30 @@ fn corrupted(file: &DiskFile, reason: impl Into<String>) -> StorageError {
 impl Storage {
     /// Opens the log in `files` (creating it if the oplog holds no header).
     pub(crate) fn open(files: Files, keys: Keys) -> Result<Self, StorageError> {
-        let bytes = files.oplog.read_all().map_err(io("read", &files.oplog))?;
-        let opened = oplog::open(&bytes).map_err(|e| corrupted(&files.oplog, e.to_string()))?;
+        let bytes = read_oplog(&files.oplog).map_err(io("read", &files.oplog))?;
+        let opened = oplog::open(&bytes)
+            .map_err(|e| corrupted(&files.oplog, format!("{e}; all blocks are unreachable")))?;
         drop(bytes);
         match opened.header {
-            None => Self::create(files, keys, opened.slots),
+            None => {
+                // The other files are written only after a log's first header: blocks
+                // in them with no header left mean a cut or damaged oplog, not a new log
+                // (creating one would wipe them).
+                if let Some(file) = [&files.data, &files.tree, &files.bitfield]
+                    .into_iter()
+                    .find(|f| f.len() > 0)
+                {
+                    return Err(corrupted(
+                        &files.oplog,
+                        format!(
+                            "no valid header, but {} holds {} bytes: all blocks are unreachable",
+                            file.path().display(),
+                            file.len()
+                        ),
+                    ));
+                }
+                Self::create(files, keys, opened.slots)
+            }
             Some(header) => {
                 if opened.valid_len < files.oplog.len() {
                     tracing::warn!(
@@ -250,6 +270,7 @@ impl Storage {
         let tree = MerkleTree::open(&files.tree, 0, 0, Vec::new())
             .map_err(|e| corrupted(&files.tree, e.to_string()))?;
         let mut storage = Storage {
+            blocks: BlockStore::new(files.data.clone()),
             files,
             header,
             slots,
@@ -391,6 +412,7 @@ impl Storage {
         }
         let contiguous = bitfield.first_unset(0).min(length);
         let mut storage = Storage {
+            blocks: BlockStore::new(files.data.clone()),
             files,
             header,
             slots,
@@ -465,7 +487,8 @@ impl Storage {
                 )
             })?;
         let signature = signer.sign(&batch.roots, batch.length, self.tree.fork());
-        block_store::write_batch(&self.files.data, self.tree.byte_length(), values)
+        self.blocks
+            .write_batch(self.tree.byte_length(), values)
             .map_err(io("write", &self.files.data))?;
         Ok(PreparedAppend { batch, signature })
     }
@@ -672,7 +695,7 @@ impl Storage {
         else {
             return Ok(None);
         };
-        match block_store::read(&self.files.data, offset, leaf.size) {
+        match self.blocks.read(offset, leaf.size) {
             Ok(value) => Ok(Some(value)),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(None),
@@ -731,9 +754,8 @@ impl Storage {
                         format!("block {index} cannot be located after its proof verified"),
                     )
                 })?;
-            self.files
-                .data
-                .write_at(offset, value)
+            self.blocks
+                .write(offset, value)
                 .map_err(io("write", &self.files.data))?;
         }
         let entry = Entry {
@@ -802,10 +824,58 @@ impl Storage {
         Some(out)
     }
 
-    /// The data file.
-    pub(crate) fn data(&self) -> &DiskFile {
-        &self.files.data
+    /// The data file and its read-ahead window.
+    pub(crate) fn blocks(&self) -> &BlockStore {
+        &self.blocks
     }
+}
+
+/// Oplog files up to this size are read whole at open; a longer one (a damaged length,
+/// or an unusually large unflushed oplog) is read frame by frame.
+const OPLOG_READ_WHOLE: u64 = 32 * 1024 * 1024;
+/// Chunks in which a long oplog frame's CRC is checked before its payload is kept.
+const OPLOG_READ_CHUNK: u64 = 1024 * 1024;
+
+/// The oplog bytes [`oplog::open`] needs: the whole file when it is small, else its two
+/// header slots and then its entry frames for as long as their CRC holds (each checked
+/// in chunks before it is kept). So a damaged length (a huge sparse file, garbage
+/// claiming a long frame) costs no more memory than the valid entries.
+fn read_oplog(file: &DiskFile) -> std::io::Result<Vec<u8>> {
+    let len = file.len();
+    if len <= OPLOG_READ_WHOLE {
+        return file.read_all();
+    }
+    let overhead = oplog::FRAME_OVERHEAD as u64;
+    let mut bytes = file.read_exact_at(0, ENTRIES_AT)?;
+    let mut at = ENTRIES_AT;
+    while let Some(payload_at) = at.checked_add(overhead).filter(|p| *p <= len) {
+        let lead = file.read_exact_at(at, overhead)?;
+        let Some((crc, word)) = lead.split_first_chunk::<4>() else {
+            break;
+        };
+        let Some(word) = word.first_chunk::<4>() else {
+            break;
+        };
+        let size = u64::from(u32::from_le_bytes(*word) >> 2);
+        let Some(end) = payload_at.checked_add(size).filter(|e| *e <= len) else {
+            break;
+        };
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(word);
+        let mut from = payload_at;
+        while from < end {
+            let n = (end - from).min(OPLOG_READ_CHUNK);
+            hasher.update(&file.read_exact_at(from, n)?);
+            from += n;
+        }
+        if hasher.finalize() != u32::from_le_bytes(*crc) {
+            break;
+        }
+        bytes.extend_from_slice(&lead);
+        bytes.extend_from_slice(&file.read_exact_at(payload_at, size)?);
+        at = end;
+    }
+    Ok(bytes)
 }
 
 /// The ed25519 key that signs a hypercore 10 ("compat") log: the header's key, which a
