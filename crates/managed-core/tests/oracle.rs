@@ -59,3 +59,59 @@ proptest! {
         })?;
     }
 }
+
+/// A log written by the `hypercore` crate (our earlier engine: secret key in the oplog
+/// header) opens with our core given the signing key: every block verifies, appends
+/// continue, and afterwards no file of the log holds the seed or the secret key (both
+/// header slots rewritten).
+#[test]
+fn a_log_the_crate_wrote_opens_verifies_and_loses_its_secret() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let entries: Vec<Vec<u8>> = (0..40_000u32)
+            .map(|i| format!("old entry {i}").into_bytes())
+            .collect();
+        {
+            let theirs = HypercoreBuilder::new(Storage::new_disk(&dir.path().to_path_buf(), false).await.unwrap())
+                .key_pair(PartialKeypair {
+                    public: key.verifying_key(),
+                    secret: Some(key.clone()),
+                })
+                .build()
+                .await
+                .unwrap();
+            // Batches of 1,000 keep the log under the crate's 32,768-entry reopen limit
+            // only until the last batches: it is never reopened by the crate.
+            for chunk in entries.chunks(1_000) {
+                theirs.append_batch(chunk).await.unwrap();
+            }
+        }
+        let oplog = std::fs::read(dir.path().join("oplog")).unwrap();
+        let seed = key.to_bytes();
+        assert!(
+            oplog.windows(32).any(|w| w == seed),
+            "the crate keeps the seed in its oplog header (what this test migrates)"
+        );
+        let name = LogName::parse("old-store").unwrap();
+        let ours = ManagedCore::open(dir.path(), name.clone(), OpenOptions::new().signing_key(key.clone()))
+            .await
+            .unwrap();
+        assert_eq!(ours.length(), 40_000);
+        let got = ours.get_range(0, 40_000).await.unwrap();
+        assert!(got.iter().zip(&entries).all(|(a, b)| a == b));
+        assert_eq!(ours.append(b"new").await.unwrap(), 40_000);
+        ours.close().await.unwrap();
+        for file in ["oplog", "tree", "bitfield", "data"] {
+            let bytes = std::fs::read(dir.path().join(file)).unwrap();
+            assert!(
+                !bytes.windows(32).any(|w| w == seed),
+                "{file} still holds the seed"
+            );
+        }
+        let ours = ManagedCore::open(dir.path(), name, OpenOptions::new().signing_key(key))
+            .await
+            .unwrap();
+        assert_eq!(ours.get(40_000).await.unwrap(), b"new");
+    });
+}

@@ -722,9 +722,12 @@ impl Storage {
     ) -> Result<Applied, StorageError> {
         let ancestors = self.tree.length();
         let upgrade = verified.upgrade.filter(|u| u.length > ancestors);
+        let length = upgrade.as_ref().map_or(ancestors, |u| u.length);
+        // A block must lie inside the (new) length; verify_proof guarantees it, and
+        // nothing below may change memory without the oplog entry that records it.
         let block = verified
             .block
-            .filter(|(index, _)| !self.bitfield.get(*index));
+            .filter(|(index, _)| *index < length && !self.bitfield.get(*index));
         if upgrade.is_none() && block.is_none() {
             return Ok(Applied { changed: false });
         }
@@ -739,11 +742,6 @@ impl Storage {
             );
         }
         if let Some((index, value)) = &block {
-            if *index >= self.tree.length() {
-                return Ok(Applied {
-                    changed: upgrade.is_some(),
-                });
-            }
             let offset = self
                 .tree
                 .byte_offset(&self.files.tree, *index)
