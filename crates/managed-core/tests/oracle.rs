@@ -73,14 +73,18 @@ fn a_log_the_crate_wrote_opens_verifies_and_loses_its_secret() {
             .map(|i| format!("old entry {i}").into_bytes())
             .collect();
         {
-            let theirs = HypercoreBuilder::new(Storage::new_disk(&dir.path().to_path_buf(), false).await.unwrap())
-                .key_pair(PartialKeypair {
-                    public: key.verifying_key(),
-                    secret: Some(key.clone()),
-                })
-                .build()
-                .await
-                .unwrap();
+            let theirs = HypercoreBuilder::new(
+                Storage::new_disk(&dir.path().to_path_buf(), false)
+                    .await
+                    .unwrap(),
+            )
+            .key_pair(PartialKeypair {
+                public: key.verifying_key(),
+                secret: Some(key.clone()),
+            })
+            .build()
+            .await
+            .unwrap();
             // Batches of 1,000 keep the log under the crate's 32,768-entry reopen limit
             // only until the last batches: it is never reopened by the crate.
             for chunk in entries.chunks(1_000) {
@@ -94,9 +98,13 @@ fn a_log_the_crate_wrote_opens_verifies_and_loses_its_secret() {
             "the crate keeps the seed in its oplog header (what this test migrates)"
         );
         let name = LogName::parse("old-store").unwrap();
-        let ours = ManagedCore::open(dir.path(), name.clone(), OpenOptions::new().signing_key(key.clone()))
-            .await
-            .unwrap();
+        let ours = ManagedCore::open(
+            dir.path(),
+            name.clone(),
+            OpenOptions::new().signing_key(key.clone()),
+        )
+        .await
+        .unwrap();
         assert_eq!(ours.length(), 40_000);
         let got = ours.get_range(0, 40_000).await.unwrap();
         assert!(got.iter().zip(&entries).all(|(a, b)| a == b));
