@@ -244,3 +244,43 @@ async fn nodes_stored_on_one_peer_are_found_by_the_other() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// With one open log allowed, using another log closes the ATLAS log's files (and ends
+/// its progress watch); the adapter still indexes what is appended to it afterwards.
+#[tokio::test]
+async fn the_index_keeps_following_after_the_open_file_cap_closed_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = HypercoreManager::new(
+        ManagerConfig::builder()
+            .storage_path(dir.path())
+            .max_open_logs(1)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.initialize().await.unwrap();
+    let atlas = AtlasMemoryAdapter::open(&m).await.unwrap();
+    atlas
+        .store_node(&node(0, "atlas", "fact", 100))
+        .await
+        .unwrap();
+    for round in 1..4u64 {
+        m.append("other-log", b"x").await.unwrap();
+        let atlas_log = m.get_log(DEFAULT_LOG).await.unwrap();
+        assert!(!atlas_log.is_open().await, "the cap closed {DEFAULT_LOG}");
+        // Behind the adapter's back, through the manager.
+        let n = node(round, "atlas", "fact", round);
+        m.append(DEFAULT_LOG, &serialize(&n).unwrap())
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), atlas.wait_indexed(round + 1))
+            .await
+            .expect("indexed after the files reopened");
+        assert_eq!(
+            atlas.query_by_time_range(round, round).await.unwrap(),
+            vec![n]
+        );
+    }
+    assert_eq!(atlas.get_index().total_entries, 4);
+    m.close().await.unwrap();
+}
