@@ -77,6 +77,12 @@ const ROWS: &[Row] = &[
     row("swarm_replicate", "swarm", "flush", Some(1.0)),
     row("append_single", "core", "fsync-per-batch", None),
     row("append_batch", "core", "fsync-per-batch", None),
+    // ATLAS adapter, 100,000 nodes (no JS anchor: informational). Query rows: ops/s =
+    // queries/s; p50_ms / p99_ms in target/bench/results.jsonl.
+    row("atlas_store", "manager", "flush", None),
+    row("atlas_query_time", "manager", "flush", None),
+    row("atlas_query_agent", "manager", "flush", None),
+    row("atlas_rebuild", "manager", "flush", None),
 ];
 
 fn anchor_dir() -> PathBuf {
@@ -119,6 +125,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
     let js = if args.no_js { None } else { prepare_js() };
     let js_workloads: Vec<&str> = {
         let mut v: Vec<&str> = rows.iter().map(|r| r.workload).collect();
+        v.retain(|w| !w.starts_with("atlas_")); // the JS harness has no ATLAS workloads
         v.sort();
         v.dedup();
         v

@@ -174,5 +174,17 @@ fn demo(dir: Option<&Path>) -> Result {
     if let Some(dir) = dir {
         cmd.arg(dir);
     }
-    run_step("demo", &mut cmd)
+    run_step("demo", &mut cmd)?;
+    run_step(
+        "demo: ATLAS nodes stored on one peer, queried on the other",
+        cargo().args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "nova-hypercore-atlas-adapter",
+            "--example",
+            "demo",
+        ]),
+    )
 }

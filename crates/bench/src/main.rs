@@ -8,6 +8,8 @@
 //! Does not: compare, aggregate or judge results (xtask does), or run anything on a
 //! network other than loopback.
 
+mod atlas;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -32,6 +34,10 @@ const WORKLOADS: &[&str] = &[
     "replicate_incremental",
     "swarm_connect",
     "swarm_replicate",
+    "atlas_store",
+    "atlas_query_time",
+    "atlas_query_agent",
+    "atlas_rebuild",
 ];
 
 /// Blocks for swarm_replicate (as the JS anchor).
@@ -207,6 +213,10 @@ fn run(args: &Args) -> Result<Value, BoxError> {
         "replicate_incremental" => rt.block_on(replicate(dir.path(), durability, true, tcp))?,
         "swarm_connect" => rt.block_on(swarm(dir.path(), false))?,
         "swarm_replicate" => rt.block_on(swarm(dir.path(), true))?,
+        "atlas_store" => rt.block_on(atlas::store(dir.path(), durability))?,
+        "atlas_query_time" => rt.block_on(atlas::query(dir.path(), durability, false))?,
+        "atlas_query_agent" => rt.block_on(atlas::query(dir.path(), durability, true))?,
+        "atlas_rebuild" => rt.block_on(atlas::rebuild(dir.path(), durability))?,
         other => return Err(format!("unknown workload {other:?}; see --list").into()),
     };
     if let Value::Object(map) = &mut result {

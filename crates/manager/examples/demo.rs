@@ -98,7 +98,7 @@ async fn main() -> Result<(), BoxError> {
     manager.close().await?;
 
     // A restart: the same keys, everything acknowledged is there, every block verifies.
-    let manager = HypercoreManager::new(config)?;
+    let manager = HypercoreManager::new(config.clone())?;
     manager.initialize().await?;
     println!(
         "\n{:<14} {:>6} {:>8}  {:<18} verified",
@@ -123,15 +123,19 @@ async fn main() -> Result<(), BoxError> {
         );
     }
 
-    // Flip one bit of a stored block on disk: it is reported, never returned.
+    // Flip one bit of a stored block on disk while the store is closed (a running core
+    // may serve the block from its read-ahead window): it is reported, never returned.
     let log = manager.get_log("agent-state").await?;
     let last = log.current_length().await? - 1;
     let data = log.path().join("data");
+    manager.close().await?;
     let mut bytes = std::fs::read(&data)?;
     if let Some(b) = bytes.last_mut() {
         *b ^= 1;
     }
     std::fs::write(&data, &bytes)?;
+    let manager = HypercoreManager::new(config)?;
+    manager.initialize().await?;
     match manager.read("agent-state", last).await {
         Err(e) => println!("\nafter flipping one bit on disk: {} ({e})", e.code()),
         Ok(_) => return Err("tampered block was returned as good data".into()),
