@@ -53,6 +53,10 @@ impl Tally {
     /// Prints the table and the closing line; the run's result is `result`, or an error when
     /// a suite was skipped under CI.
     pub(crate) fn finish(&self, result: Result) -> Result {
+        self.finish_as(result, in_ci())
+    }
+
+    fn finish_as(&self, result: Result, ci: bool) -> Result {
         eprintln!("==> summary");
         for (name, row, took) in &self.rows {
             let what = match row {
@@ -69,11 +73,50 @@ impl Tally {
         // The plain closing line (CI reads it): suites, not individual tests.
         println!("suites: {passed} passed, {failed} failed, {skipped} skipped");
         result?;
-        if skipped > 0 && in_ci() {
+        if skipped > 0 && ci {
             return Err(format!(
                 "{skipped} suite(s) skipped under CI=true; CI must run every suite (see the SKIPPED lines for what they need)"
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally(outcomes: Vec<Result<Outcome>>) -> (Tally, Result) {
+        let mut t = Tally::default();
+        let mut result = Ok(());
+        for (i, o) in outcomes.into_iter().enumerate() {
+            result = result.and(t.step(&format!("s{i}"), || o));
+        }
+        (t, result)
+    }
+
+    #[test]
+    fn a_skip_passes_outside_ci_and_fails_under_ci() {
+        let (t, r) = tally(vec![
+            Ok(Outcome::Passed),
+            Ok(Outcome::Skipped("needs root".into())),
+        ]);
+        assert!(t.finish_as(r.clone(), false).is_ok());
+        let err = t.finish_as(r, true).unwrap_err();
+        assert!(err.contains("1 suite(s) skipped under CI=true"), "{err}");
+    }
+
+    #[test]
+    fn a_failure_is_the_result_whatever_the_mode() {
+        let (t, r) = tally(vec![Ok(Outcome::Passed), Err("boom".into())]);
+        assert_eq!(t.finish_as(r.clone(), false), Err("boom".into()));
+        assert_eq!(t.finish_as(r, true), Err("boom".into()));
+        assert!(matches!(t.rows[1].1, Row::Failed));
+    }
+
+    #[test]
+    fn all_passed_is_ok_under_ci() {
+        let (t, r) = tally(vec![Ok(Outcome::Passed), Ok(Outcome::Passed)]);
+        assert!(t.finish_as(r, true).is_ok());
     }
 }

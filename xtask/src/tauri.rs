@@ -174,3 +174,21 @@ pub(crate) fn e2e(tmp: &Path) -> Result<Outcome> {
     );
     Ok(Outcome::Passed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::value;
+
+    #[test]
+    fn values_of_the_result_line() {
+        let line = "E2E OK append=seq0 read=equal denied=UNAUTHORIZED roundtrip_1mib_ms=12.5";
+        assert_eq!(value(line, "read"), Some("equal"));
+        assert_eq!(value(line, "denied"), Some("UNAUTHORIZED"));
+        assert_eq!(value(line, "roundtrip_1mib_ms"), Some("12.5"));
+        assert_eq!(value(line, "roundtrip"), None);
+        assert_eq!(
+            value("READY-FOR-SCREENSHOT display=:99 xauthority=", "xauthority"),
+            Some("")
+        );
+    }
+}
