@@ -9,6 +9,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use crate::tally::{Outcome, Tally};
 use crate::{Result, cargo, root, run_step};
 
 const LOG: &str = "atlas-memory";
@@ -17,7 +18,7 @@ pub(crate) const INSIDE: &str = "NOVA_XTASK_NETNS";
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The suites, in the order `cargo xtask test` runs them.
-pub(crate) const SUITES: &[&str] = &["two-peer", "reconnect", "swarm", "js"];
+pub(crate) const SUITES: &[&str] = &["two-peer", "reconnect", "swarm", "js", "tauri"];
 
 pub(crate) struct Peer {
     pub(crate) child: Child,
@@ -321,12 +322,11 @@ pub(crate) fn enter_netns(suite: &str) -> Result {
 /// the DHT's holepuncher advertises. Part 2 ([`swarm_processes`]) runs in another
 /// namespace. Needs root (`unshare --net`); otherwise it is skipped with a message
 /// saying so.
-fn swarm() -> Result {
+fn swarm() -> Result<Outcome> {
     if !crate::netns_available() {
-        eprintln!(
-            "  SKIPPED: the swarm suite needs root with `unshare` and `ip` (iproute2) to run in a loopback-only network namespace"
-        );
-        return Ok(());
+        return Ok(Outcome::Skipped(
+            "the swarm suite needs root with `unshare` and `ip` (iproute2) to run in a loopback-only network namespace".into(),
+        ));
     }
     run_step(
         "build the swarm tests",
@@ -350,7 +350,8 @@ fn swarm() -> Result {
             .args(["--net", "sh", "-c", &script])
             .current_dir(root()),
     )?;
-    enter_netns("swarm")
+    enter_netns("swarm")?;
+    Ok(Outcome::Passed)
 }
 
 /// Connects per check in [`swarm_processes`].
@@ -441,8 +442,21 @@ fn swarm_processes(tmp: &Path) -> Result {
     dht.wait()
 }
 
-/// Builds the peer and runs `suite` (or every suite for `all`).
+/// `cargo xtask test-integration <suite>`: runs `suite` (or every suite for `all`) and
+/// prints the summary (under `CI=true` a skipped suite fails).
 pub(crate) fn run(suite: &str) -> Result {
+    let mut tally = Tally::default();
+    let result = run_into(&mut tally, suite);
+    if std::env::var_os(INSIDE).is_some() {
+        // The copy inside a network namespace: its parent counts the suite.
+        return result;
+    }
+    tally.finish(result)
+}
+
+/// Builds the peer (when a suite uses it) and runs `suite` (or every suite for `all`),
+/// counting each in `tally`.
+pub(crate) fn run_into(tally: &mut Tally, suite: &str) -> Result {
     let suites: Vec<&str> = match suite {
         "all" => SUITES.to_vec(),
         s if SUITES.contains(&s) => vec![s],
@@ -454,7 +468,7 @@ pub(crate) fn run(suite: &str) -> Result {
         }
     };
     let inside_netns = std::env::var_os(INSIDE).is_some();
-    if !inside_netns {
+    if !inside_netns && suites.iter().any(|s| *s != "tauri") {
         run_step(
             "build the peer process (crates/manager/examples/peer.rs)",
             cargo().args([
@@ -473,28 +487,35 @@ pub(crate) fn run(suite: &str) -> Result {
         } else {
             s.to_owned()
         };
-        eprintln!("==> integration suite {label}");
-        let tmp = std::env::temp_dir().join(format!("nova-it-{s}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
-        let result = match s {
-            "two-peer" => two_peer(&tmp),
-            "swarm" if inside_netns => swarm_processes(&tmp),
-            "swarm" => swarm(),
-            "js" if inside_netns => crate::interop::run_inside(&tmp),
-            "js" => crate::interop::prepare_and_enter(),
-            _ => reconnect(&tmp),
-        };
-        if result.is_ok() {
+        tally.step(&format!("integration suite {label}"), || {
+            eprintln!("==> integration suite {label}");
+            let tmp = std::env::temp_dir().join(format!("nova-it-{s}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&tmp);
-        }
-        result.map_err(|e| {
-            format!(
-                "integration suite {s} failed (data kept in {}): {e}",
-                tmp.display()
-            )
+            std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+            let passed = |r: Result| r.map(|()| Outcome::Passed);
+            let result = match s {
+                "two-peer" => passed(two_peer(&tmp)),
+                "swarm" if inside_netns => passed(swarm_processes(&tmp)),
+                "swarm" => swarm(),
+                "js" if inside_netns => passed(crate::interop::run_inside(&tmp)),
+                "js" => crate::interop::prepare_and_enter(),
+                "tauri" => crate::tauri::e2e(&tmp),
+                _ => passed(reconnect(&tmp)),
+            };
+            if result.is_ok() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            let outcome = result.map_err(|e| {
+                format!(
+                    "integration suite {s} failed (data kept in {}): {e}",
+                    tmp.display()
+                )
+            })?;
+            if outcome == Outcome::Passed {
+                eprintln!("==> integration suite {label}: passed");
+            }
+            Ok(outcome)
         })?;
-        eprintln!("==> integration suite {label}: passed");
     }
     Ok(())
 }

@@ -27,6 +27,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::integration::{Peer, check, field, number};
+use crate::system::npm_ci;
+use crate::tally::Outcome;
 use crate::{Result, have, root, run_step};
 
 const LOG: &str = "notes";
@@ -54,50 +56,27 @@ fn rust_peer(name: &'static str, args: &[&str]) -> Result<Peer> {
 }
 
 /// Outside the namespace: install the JS packages, then re-run inside one.
-pub(crate) fn prepare_and_enter() -> Result {
+pub(crate) fn prepare_and_enter() -> Result<Outcome> {
     let missing: Vec<&str> = [("node", "nodejs"), ("npm", "npm"), ("ip", "iproute2")]
         .iter()
         .filter(|(program, _)| !have(program, "--version") && !have(program, "-V"))
         .map(|(_, package)| *package)
         .collect();
     if !missing.is_empty() {
-        if !crate::is_root() {
-            return Err(format!(
-                "the js suite needs these Debian packages, and installing them needs root: apt-get install {}",
-                missing.join(" ")
-            ));
-        }
-        run_step(
-            "apt-get update",
-            Command::new("apt-get").args(["update", "-qq"]),
-        )?;
-        run_step(
-            &format!("apt-get install {}", missing.join(" ")),
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
+        crate::system::ensure_packages("the js suite", &missing)?;
     }
-    run_step(
-        "npm ci (js/interop: pinned hyperswarm, hyperdht, hypercore 10 and 11)",
-        Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(js_dir()),
+    npm_ci(
+        &js_dir(),
+        "js/interop: pinned hyperswarm, hyperdht, hypercore 10 and 11",
     )?;
-    run_step(
-        "npm ci (js/golden: pinned corestore 6.18.4)",
-        Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(golden_dir()),
-    )?;
+    npm_ci(&golden_dir(), "js/golden: pinned corestore 6.18.4")?;
     if !crate::netns_available() {
-        eprintln!(
-            "  SKIPPED: the js suite needs root with `unshare` and `ip` (iproute2) to run in a loopback-only network namespace"
-        );
-        return Ok(());
+        return Ok(Outcome::Skipped(
+            "the js suite needs root with `unshare` and `ip` (iproute2) to run in a loopback-only network namespace".into(),
+        ));
     }
-    crate::integration::enter_netns("js")
+    crate::integration::enter_netns("js")?;
+    Ok(Outcome::Passed)
 }
 
 /// Inside the namespace: the checks.

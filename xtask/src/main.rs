@@ -2,20 +2,24 @@
 //!
 //! Owns: the README's test command (`cargo xtask test`), the property-test runner
 //! (`cargo xtask test-props [N...]`), benchmarks against the JS anchor (`cargo xtask
-//! bench`) and the demo (`cargo xtask demo`).
+//! bench`), the demo (`cargo xtask demo`), the Tauri guest-js package and e2e window.
 //!
 //! Does not: contain product code or tests of its own behaviour beyond its helpers; it
-//! only drives cargo, the bench binary and (for JS comparisons) node/npm.
+//! only drives cargo, the bench binary, node/npm, apt-get and (for the Tauri e2e) Xvfb.
 
 mod bench;
 mod integration;
 mod interop;
 mod props;
+mod system;
+mod tally;
+mod tauri;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
+use tally::{Outcome, Tally};
 
 #[derive(Parser)]
 #[command(about = "nova-hypercore tasks", bin_name = "cargo xtask")]
@@ -33,7 +37,8 @@ enum Cmd {
         /// Property numbers (1-24); none means all.
         numbers: Vec<u32>,
     },
-    /// Multi-process suites over TCP loopback: two-peer, reconnect (kill -9), or all.
+    /// Multi-process suites: two-peer, reconnect (kill -9), swarm (DHT), js (JS peers),
+    /// tauri (a real window under Xvfb), or all.
     TestIntegration {
         /// Suite name.
         #[arg(default_value = "all")]
@@ -116,45 +121,88 @@ pub(crate) fn have(program: &str, arg: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Runs `cmd` as a step that passes or fails.
+fn passes(step: &str, cmd: &mut Command) -> Result<Outcome> {
+    run_step(step, cmd).map(|()| Outcome::Passed)
+}
+
 fn test() -> Result {
-    run_step(
-        "cargo fmt --check",
-        cargo().args(["fmt", "--all", "--check"]),
+    let mut tally = Tally::default();
+    let result = test_steps(&mut tally);
+    tally.finish(result)
+}
+
+fn test_steps(t: &mut Tally) -> Result {
+    t.step("cargo fmt --check", || {
+        passes(
+            "cargo fmt --check",
+            cargo().args(["fmt", "--all", "--check"]),
+        )
+    })?;
+    // Before clippy: `--workspace` includes the Tauri crates (not default members), which
+    // link webkit2gtk.
+    t.step("Debian packages for the Tauri crates", || {
+        system::ensure_packages("the Tauri crates", system::TAURI_PACKAGES)
+            .map(|()| Outcome::Passed)
+    })?;
+    // Before the tests: the plugin's cross-runtime test runs node from js/interop.
+    t.step("npm ci (js/interop, js/golden)", || {
+        system::npm_ci(
+            &root().join("js/interop"),
+            "js/interop: pinned hyperswarm, hyperdht, hypercore 10 and 11",
+        )?;
+        system::npm_ci(
+            &root().join("js/golden"),
+            "js/golden: pinned corestore 6.18.4",
+        )?;
+        Ok(Outcome::Passed)
+    })?;
+    t.step(
+        "guest-js: npm ci, build, type-check the README example, node --test",
+        || tauri::guest_js_test().map(|()| Outcome::Passed),
     )?;
-    run_step(
-        "cargo clippy -D warnings",
-        cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
+    t.step("cargo clippy --workspace -D warnings", || {
+        passes(
+            "cargo clippy -D warnings (every member, the Tauri crates included)",
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )
+    })?;
     let report = props::report_file()?;
     let nextest = cargo().args(["nextest", "--version"]).output();
     if nextest.is_ok_and(|o| o.status.success()) {
-        run_step(
-            "cargo nextest run (unit, integration and property tests)",
-            cargo()
-                .args(["nextest", "run", "--workspace", "--no-fail-fast"])
-                .env(props::REPORT_ENV, &report),
-        )?;
-        run_step(
-            "cargo test --doc",
-            cargo().args(["test", "--workspace", "--doc"]),
-        )?;
+        t.step("cargo nextest run --workspace", || {
+            passes(
+                "cargo nextest run --workspace (unit, integration and property tests; tauri-plugin-nova-hypercore included)",
+                cargo()
+                    .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+                    .env(props::REPORT_ENV, &report),
+            )
+        })?;
+        t.step("cargo test --workspace --doc", || {
+            passes(
+                "cargo test --doc",
+                cargo().args(["test", "--workspace", "--doc"]),
+            )
+        })?;
     } else {
         eprintln!("(cargo-nextest not found: using cargo test)");
-        run_step(
-            "cargo test",
-            cargo()
-                .args(["test", "--workspace", "--no-fail-fast"])
-                .env(props::REPORT_ENV, &report),
-        )?;
+        t.step("cargo test --workspace", || {
+            passes(
+                "cargo test --workspace (tauri-plugin-nova-hypercore included)",
+                cargo()
+                    .args(["test", "--workspace", "--no-fail-fast"])
+                    .env(props::REPORT_ENV, &report),
+            )
+        })?;
     }
-    integration::run("all")?;
+    integration::run_into(t, "all")?;
     props::summarize_report(&report);
     Ok(())
 }

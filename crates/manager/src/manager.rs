@@ -215,6 +215,24 @@ impl HypercoreManager {
         self.shared.emit(event);
     }
 
+    /// Records a failure decided above the manager, e.g. a NanoClaw scope denial
+    /// (`UNAUTHORIZED`) in the Tauri plugin, exactly as a failed operation on
+    /// `log_name` is recorded: an `error` operation record in observability, the error
+    /// count, an `error` event, and `health-warning` when the log passes the threshold.
+    /// Touches no log.
+    pub fn report_error(&self, log_name: &str, error: &HypercoreError) {
+        self.shared.report_error(log_name, error);
+    }
+
+    /// The logs opened through this manager so far (the ones [`status`](Self::status)
+    /// counts), sorted by name.
+    pub async fn open_logs(&self) -> Vec<ManagedLog> {
+        let state = self.state.read().await;
+        let mut logs: Vec<ManagedLog> = state.logs.values().cloned().collect();
+        logs.sort_by(|a, b| a.name().cmp(b.name()));
+        logs
+    }
+
     /// The operation recorder (for the layers above, to record replication traffic).
     pub fn observability(&self) -> &Observability {
         &self.shared.obs

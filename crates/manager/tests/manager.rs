@@ -585,3 +585,60 @@ async fn concurrent_appends_across_logs_are_gap_free() {
     }
     assert_eq!(m.metrics().total_appends, 180);
 }
+
+#[tokio::test]
+async fn report_error_records_and_events_a_refusal_without_touching_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = manager_at(dir.path()).await;
+    let mut events = manager.subscribe();
+    let denied = HypercoreError::Unauthorized {
+        log: Some("secret-log".into()),
+        reason: "log secret-log is outside the scope of caller \"main\"".into(),
+    };
+    manager.report_error("secret-log", &denied);
+
+    let event = events.recv().await.unwrap();
+    match event {
+        ManagerEvent::Error { log_name, error } => {
+            assert_eq!(log_name, "secret-log");
+            assert_eq!(error.code, ErrorCode::Unauthorized);
+            assert_eq!(error.log_name.as_deref(), Some("secret-log"));
+        }
+        other => panic!("expected an error event, got {other:?}"),
+    }
+    let recorded = manager.recent_events(None);
+    let last = recorded.last().unwrap();
+    assert_eq!(
+        last.operation,
+        nova_hypercore_serialization::Operation::Error
+    );
+    assert_eq!(last.log_name, "secret-log");
+    assert!(
+        last.error_message
+            .as_deref()
+            .unwrap()
+            .contains("unauthorized")
+    );
+    assert_eq!(manager.metrics().error_count, 1);
+    // Nothing was opened or created for the refused log.
+    assert!(manager.open_logs().await.is_empty());
+    assert!(!dir.path().join("keys/secret-log.key").exists());
+    manager.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn open_logs_lists_the_logs_status_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = manager_at(dir.path()).await;
+    manager.append("b-log", b"x").await.unwrap();
+    manager.append("a-log", b"yy").await.unwrap();
+    let names: Vec<String> = manager
+        .open_logs()
+        .await
+        .iter()
+        .map(|l| l.name().to_string())
+        .collect();
+    assert_eq!(names, ["a-log", "b-log"]);
+    assert_eq!(manager.status().await.log_count, 2);
+    manager.close().await.unwrap();
+}

@@ -1,0 +1,108 @@
+// The e2e checks, run in the app's webview through the guest-js bundle (window.NovaHypercore).
+// Ends with one line reported to the app: `E2E OK ...` or `E2E FAIL <why>`.
+'use strict'
+
+const MIB = 1 << 20
+const ROUNDS = 5
+
+function step(text) {
+  const li = document.createElement('li')
+  li.textContent = text
+  document.getElementById('steps').appendChild(li)
+}
+
+function equal(a, b) {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+function must(ok, what) {
+  if (!ok) throw new Error(what)
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+
+async function checks(H) {
+  // 1. Append to a log in scope and read it back.
+  const note = new TextEncoder().encode(`hello from the e2e window at ${new Date().toISOString()}`)
+  const seq = await H.append('e2e-notes', note)
+  must(Number.isInteger(seq), `append returned ${seq}`)
+  const back = await H.read('e2e-notes', seq)
+  must(back instanceof Uint8Array && equal(back, note), 'read-back bytes differ')
+  step(`append e2e-notes -> seq ${seq}; read back ${back.byteLength} bytes, equal`)
+  const n = await H.length('e2e-notes')
+  must(n === seq + 1, `length ${n} after seq ${seq}`)
+  const range = await H.readRange('e2e-notes', seq, n)
+  must(range.length === 1 && equal(range[0], note), 'readRange differs')
+  step(`length ${n}; readRange(${seq}, ${n}) equal`)
+
+  // 2. A log outside the window's scope (e2e-*): one error type, UNAUTHORIZED.
+  let denied = 'resolved'
+  try {
+    await H.read('secret-log', 0)
+  } catch (e) {
+    denied = e instanceof H.HypercoreError ? e.code : `not a HypercoreError: ${e}`
+  }
+  must(denied === 'UNAUTHORIZED', `read secret-log: ${denied}`)
+  let deniedAppend = 'resolved'
+  try {
+    await H.append('secret-log', new Uint8Array([1]))
+  } catch (e) {
+    deniedAppend = e instanceof H.HypercoreError ? e.code : `not a HypercoreError: ${e}`
+  }
+  must(deniedAppend === 'UNAUTHORIZED', `append secret-log: ${deniedAppend}`)
+  step(`read/append secret-log -> HypercoreError ${denied}`)
+
+  // 3. 1 MiB append + read round trips (raw body in, raw bytes out).
+  const big = new Uint8Array(MIB)
+  for (let i = 0; i < big.length; i++) big[i] = (i * 31 + (i >>> 11)) & 0xff
+  const times = []
+  for (let r = 0; r < ROUNDS; r++) {
+    const t0 = performance.now()
+    const s = await H.append('e2e-notes', big)
+    const got = await H.read('e2e-notes', s)
+    times.push(performance.now() - t0)
+    must(equal(got, big), `1 MiB round ${r}: bytes differ`)
+  }
+  const ms = median(times)
+  step(`1 MiB append + read, ${ROUNDS} rounds: median ${ms.toFixed(1)} ms (first ${times[0].toFixed(1)} ms)`)
+
+  // 4. Status lists only logs in scope.
+  const st = await H.status()
+  const names = st.logs.map((l) => l.logName)
+  must(names.includes('e2e-notes') && !names.includes('secret-log'), `status logs ${names}`)
+  step(`status: logs [${names.join(', ')}], ${st.totalByteSize} bytes`)
+
+  return (
+    `E2E OK append=seq${seq} read=equal denied=${denied} ` +
+    `roundtrip_1mib_ms=${ms.toFixed(1)} roundtrip_1mib_first_ms=${times[0].toFixed(1)} ` +
+    `rounds=${ROUNDS} status_logs=${names.join(',')}`
+  )
+}
+
+async function main() {
+  const { invoke } = window.__TAURI__.core
+  let line
+  try {
+    must(window.NovaHypercore, 'the guest-js bundle (nova-hypercore.iife.js) is not loaded')
+    line = await checks(window.NovaHypercore)
+  } catch (e) {
+    const why = e && e.code ? `${e.code}: ${e.message}` : String(e && e.message ? e.message : e)
+    line = `E2E FAIL ${why.replace(/\s+/g, ' ')}`
+  }
+  const verdict = document.getElementById('verdict')
+  verdict.textContent = line.startsWith('E2E OK') ? 'E2E OK' : 'E2E FAIL'
+  verdict.className = line.startsWith('E2E OK') ? 'ok' : 'fail'
+  document.getElementById('line').textContent = line
+  // Let the page paint, then hold the window for the runner's screenshot.
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 300)))
+  await invoke('ready_for_screenshot', { summary: verdict.textContent.replace(' ', '-') })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  await invoke('report', { line })
+}
+
+main()

@@ -1,0 +1,154 @@
+//! `tauri-plugin-nova-hypercore`: the Nova26 desktop app's append-only logs over Tauri 2
+//! IPC (spec: RustHypercoreBridge), every call checked against the calling window's
+//! NanoClaw scope.
+//!
+//! Owns: the plugin (one [`HypercoreManager`] per app, created and initialized in the
+//! plugin's `setup`, closed on [`tauri::RunEvent::Exit`] and when the plugin is dropped),
+//! the IPC commands `append`, `read`, `length`, `read_range`, `status` and their
+//! contract (`CONTRACT.md`: argument names, raw-byte bodies and responses, the JSON
+//! error shape [`Error`]), the permission files (`permissions/`) and the scope entry
+//! type [`models::ScopeEntry`].
+//!
+//! Does not: hold log logic (the manager does), decide access policy (that is
+//! `nova-hypercore-nanoclaw`; this crate only feeds it the capability's scope), or ship
+//! the TypeScript bindings (`guest-js/`, another owner).
+//!
+//! Used by: the Nova26 Tauri app (`src-tauri`) and the e2e test app in `e2e-app/`.
+//!
+//! # Setting up an app
+//!
+//! ```no_run
+//! use nova_hypercore_manager::ManagerConfig;
+//!
+//! // In an app, `context` is `tauri::generate_context!()`.
+//! fn run(context: tauri::Context) -> Result<(), Box<dyn std::error::Error>> {
+//!     let config = ManagerConfig::builder().storage_path(".nova/hypercore").build()?;
+//!     tauri::Builder::default()
+//!         .plugin(tauri_plugin_nova_hypercore::init(config))
+//!         .run(context)?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Permissions and scope
+//!
+//! `nova-hypercore:default` grants the five commands but **no log**: until a capability
+//! adds scope entries, every call that names a log is refused with `UNAUTHORIZED`
+//! (Tauri itself treats an empty allow list as "everything"; this plugin does not).
+//! Scope entries are `{ "name": "<log>" }` or `{ "name": "<prefix>*" }`; deny entries
+//! remove logs again. Per command there are `nova-hypercore:allow-<command>` and
+//! `nova-hypercore:deny-<command>` (`allow-read-range` for `read_range`). An app's
+//! `src-tauri/capabilities/default.json`:
+//!
+//! ```json
+//! {
+//!   "identifier": "default",
+//!   "windows": ["main"],
+//!   "permissions": [
+//!     { "identifier": "nova-hypercore:default",
+//!       "allow": [{ "name": "agent-*" }, { "name": "atlas-memory" }],
+//!       "deny": [{ "name": "agent-secrets" }] }
+//!   ]
+//! }
+//! ```
+//!
+//! A refused call writes nothing; it is recorded by the manager's observability
+//! (operation `error`, the log name, the `UNAUTHORIZED` message) and emitted as a
+//! manager `error` event ([`nova_hypercore_manager::ManagerEvent::Error`]).
+//!
+//! # From JavaScript
+//!
+//! ```js
+//! const seq = await invoke('plugin:nova-hypercore|append', { logName: 'agent-state', data: [1, 2, 3] });
+//! const raw = await invoke('plugin:nova-hypercore|append', new Uint8Array([1, 2, 3]),
+//!                          { headers: { 'x-log-name': 'agent-state' } });
+//! const bytes = new Uint8Array(await invoke('plugin:nova-hypercore|read', { logName: 'agent-state', seq }));
+//! ```
+//! A failure rejects with `{ code, message, logName?, seq? }`; Tauri's own refusals (a
+//! command the capability does not grant) reject with a string containing `not allowed`.
+
+use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
+use tauri::plugin::{Builder, TauriPlugin};
+use tauri::{AppHandle, Manager, RunEvent, Runtime};
+
+mod commands;
+mod error;
+pub mod models;
+
+pub use commands::LOG_NAME_HEADER;
+pub use error::{Error, Result};
+
+/// The plugin's runtime name: `invoke('plugin:nova-hypercore|append', ...)`, permission
+/// identifiers `nova-hypercore:...`. Equals the `links` key without `tauri-plugin-`.
+pub const PLUGIN_NAME: &str = "nova-hypercore";
+
+/// The plugin's state: the app's one store. Reach it from Rust with
+/// [`NovaHypercoreExt::nova_hypercore`].
+#[derive(Debug)]
+pub struct NovaHypercore {
+    manager: HypercoreManager,
+}
+
+impl NovaHypercore {
+    /// The manager behind the commands (a cheap clone handle of it can be kept).
+    pub fn manager(&self) -> &HypercoreManager {
+        &self.manager
+    }
+}
+
+/// Access to the plugin's store from any [`Manager`] (app, handle, window, webview).
+pub trait NovaHypercoreExt<R: Runtime> {
+    /// The plugin's state. Panics if the plugin was not registered (as Tauri's own
+    /// `state()` does).
+    fn nova_hypercore(&self) -> &NovaHypercore;
+}
+
+impl<R: Runtime, T: Manager<R>> NovaHypercoreExt<R> for T {
+    fn nova_hypercore(&self) -> &NovaHypercore {
+        self.state::<NovaHypercore>().inner()
+    }
+}
+
+/// The plugin, with a store at `config.storage_path`. The manager is created and
+/// initialized in the plugin's `setup` (an error there fails the app's build) and
+/// closed when the app exits ([`RunEvent::Exit`]) or the plugin is dropped; everything
+/// an `append` acknowledged is then on disk.
+pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
+    Builder::new(PLUGIN_NAME)
+        .invoke_handler(tauri::generate_handler![
+            commands::append,
+            commands::read,
+            commands::length,
+            commands::read_range,
+            commands::status
+        ])
+        .setup(move |app, _api| {
+            let manager = HypercoreManager::new(config)?;
+            tauri::async_runtime::block_on(manager.initialize())?;
+            tracing::info!(storage_path = %manager.storage_path().display(), "nova-hypercore plugin ready");
+            app.manage(NovaHypercore { manager });
+            Ok(())
+        })
+        .on_event(|app, event| {
+            if let RunEvent::Exit = event {
+                close(app);
+            }
+        })
+        .on_drop(|app| close(&app))
+        .build()
+}
+
+/// Closes the store (idempotent). Runs on its own thread so it can block even when
+/// called from inside the async runtime.
+fn close<R: Runtime>(app: &AppHandle<R>) {
+    let Some(state) = app.try_state::<NovaHypercore>() else {
+        return;
+    };
+    let manager = state.manager.clone();
+    let closed = std::thread::spawn(move || tauri::async_runtime::block_on(manager.close())).join();
+    match closed {
+        Ok(Ok(())) => tracing::info!("nova-hypercore store closed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "nova-hypercore store closed with an error"),
+        Err(_) => tracing::error!("nova-hypercore store close panicked"),
+    }
+}
