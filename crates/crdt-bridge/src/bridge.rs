@@ -525,15 +525,17 @@ impl Inner {
                         deserialize::<CRDTUpdateEntry>(&b)
                             .map_err(|e| e.at_entry(source.log.name().as_str(), seq))
                     });
+                    // Counted before the handlers run, so `delivered()` covers what
+                    // a handler has seen.
+                    if let Some(s) = self.sources().get_mut(&key) {
+                        s.delivered = seq + 1;
+                    }
                     match entry {
                         Ok(entry) => self.deliver(&entry, remote, &handlers),
                         Err(e) => self.report(source.log.name(), &e),
                     }
                 }
                 from = to;
-                if let Some(s) = self.sources().get_mut(&key) {
-                    s.delivered = to;
-                }
                 self.persist().await?;
             }
         }
