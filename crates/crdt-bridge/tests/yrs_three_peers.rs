@@ -31,6 +31,9 @@ async fn manager(path: &Path) -> HypercoreManager {
     m
 }
 
+/// A broadcast's seq and the clocks of everything delivered before it.
+type Broadcast = (u64, Vec<VectorClock>);
+
 /// What lives on across a peer's restart (the app keeps its document and its record).
 #[derive(Clone)]
 struct Editor {
@@ -40,7 +43,7 @@ struct Editor {
     delivered: Arc<Mutex<Vec<CRDTUpdateEntry>>>,
     count: Arc<watch::Sender<usize>>,
     /// Each broadcast: its seq and the clocks of everything delivered before it.
-    broadcasts: Arc<Mutex<Vec<(u64, Vec<VectorClock>)>>>,
+    broadcasts: Arc<Mutex<Vec<Broadcast>>>,
     /// Deterministic "random" positions.
     rng: Arc<Mutex<u64>>,
 }
@@ -262,7 +265,8 @@ async fn three_yrs_documents_converge_over_the_bridge_with_one_peer_reconnecting
     let managers = [&a.manager, &b.manager, &c.manager];
     let mut all_clocks = Vec::new();
     for (editor, m) in [&ea, &eb, &ec].into_iter().zip(managers) {
-        for (seq, seen) in editor.broadcasts.lock().unwrap().iter() {
+        let broadcasts = editor.broadcasts.lock().unwrap().clone();
+        for (seq, seen) in &broadcasts {
             let bytes = m.read(DEFAULT_LOG, *seq).await.unwrap();
             let entry: CRDTUpdateEntry = deserialize(&bytes).unwrap();
             for before in seen {
