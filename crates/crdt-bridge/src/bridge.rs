@@ -12,7 +12,7 @@ use nova_hypercore_serialization::{
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::clock::{VectorClock, merge};
 use crate::state::{self, BridgeState, Position};
@@ -102,7 +102,8 @@ impl Drop for Tasks {
 /// with the update's bytes. An entry that does not decode is skipped with a
 /// `DESERIALIZATION_FAILED` error (log and seq) and delivery goes on.
 ///
-/// A cheap `Clone` handle. Uses the manager's public API only.
+/// A cheap `Clone` handle. Open one bridge per log and manager (two would deliver
+/// twice and race on the state file). Uses the manager's public API only.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -330,7 +331,8 @@ impl CrdtBridge {
     /// followed writer's); returns the [`Subscription`] that removes it on drop.
     ///
     /// Handlers run one at a time on the bridge's task: keep them short and
-    /// non-blocking (send to a channel for heavy work).
+    /// non-blocking (send to a channel for heavy work). A handler that panics is
+    /// reported (`tracing` error) and the entry counts as delivered to it.
     pub fn on_update<F>(&self, handler: F) -> Subscription
     where
         F: Fn(&CRDTUpdateEntry) + Send + Sync + 'static,
@@ -545,7 +547,11 @@ impl Inner {
     fn deliver(&self, entry: &CRDTUpdateEntry, remote: bool, handlers: &[Handler]) {
         merge(&mut self.clock(), &entry.causal_clock);
         for handler in handlers {
-            handler(entry);
+            // A panicking handler must not stop delivery to the others (or later).
+            let call = std::panic::AssertUnwindSafe(|| handler(entry));
+            if std::panic::catch_unwind(call).is_err() {
+                error!(log = %self.own.name(), source_id = %entry.source_id, "a CRDT update handler panicked; delivery goes on");
+            }
         }
         if remote {
             self.manager.emit(ManagerEvent::CrdtUpdate {

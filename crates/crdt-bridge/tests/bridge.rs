@@ -132,6 +132,27 @@ async fn a_subscription_unsubscribes_when_dropped_or_called() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_does_not_stop_delivery_to_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path()).await;
+    let bridge = CrdtBridge::open(&m).await.unwrap();
+    let _bad = bridge.on_update(|entry| {
+        if entry.payload == b"one" {
+            panic!("handler bug");
+        }
+    });
+    let good = Recorder::new();
+    let _good = good.attach(&bridge);
+    bridge.broadcast(b"one", "alice").await.unwrap();
+    bridge.broadcast(b"two", "alice").await.unwrap();
+    good.wait_for(2).await;
+    let got: Vec<_> = good.entries().into_iter().map(|e| e.payload).collect();
+    assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec()]);
+    bridge.close().await.unwrap();
+    m.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_entry_is_skipped_with_an_error_naming_log_and_seq_and_delivery_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let m = manager(dir.path()).await;
