@@ -321,7 +321,7 @@ impl CrdtBridge {
             causal_clock: clock.clone(),
             payload: update.to_vec(),
         };
-        let bytes = serialize(&entry).map_err(|e| e.at_entry(inner.own.name().as_str(), 0))?;
+        let bytes = serialize(&entry)?;
         let seq = inner.own.append(&bytes).await?;
         merge(&mut inner.clock(), &clock);
         Ok(seq)

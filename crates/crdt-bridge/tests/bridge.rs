@@ -296,3 +296,17 @@ async fn two_peers_follow_each_other_over_tcp_and_remote_entries_raise_crdt_upda
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_file_that_does_not_parse_is_storage_corrupted_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path()).await;
+    let file = dir.path().join("crdt-bridge-crdt-collab.json");
+    CrdtBridge::open(&m).await.unwrap().close().await.unwrap();
+    assert!(file.exists());
+    std::fs::write(&file, b"{\"version\":1,\"logs\":").unwrap();
+    let err = CrdtBridge::open(&m).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StorageCorrupted);
+    assert_eq!(std::fs::read(&file).unwrap(), b"{\"version\":1,\"logs\":");
+    m.close().await.unwrap();
+}
