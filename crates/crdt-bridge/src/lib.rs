@@ -1,0 +1,25 @@
+//! CRDT collaboration over hypercore logs (spec: CRDTBridge): CRDT updates (opaque
+//! bytes, e.g. Yjs / `yrs` updates) stamped with a timestamp and a vector clock,
+//! appended to this peer's log and delivered, with every followed peer's updates, to the
+//! application exactly once.
+//!
+//! Owns: [`CrdtBridge`] (broadcast, `on_update` handlers with [`Subscription`]s,
+//! following other writers' logs as replicas, delivery in log order per writer, the
+//! vector clock and its recovery from the logs, reporting entries that do not decode),
+//! the [`clock`] helpers, and one small file, `crdt-bridge-<log>.json` in the store's
+//! root: the writers followed and how far each was delivered.
+//!
+//! Does not: touch storage, keys or the wire directly, decode the CRDT payload, or
+//! decide which peers to connect to. It uses the manager's public API only (`get_log`,
+//! `open_replica`, `enable_replication`, `append`, `get_range`, `watch_progress`,
+//! `emit`, `observability`), like an application would.
+//!
+//! Used by: Nova26's collaborative editors (through the Tauri plugin, later) and its
+//! tests, which run three `yrs` documents over three managers.
+
+mod bridge;
+pub mod clock;
+mod state;
+
+pub use bridge::{CrdtBridge, DEFAULT_LOG, REPLICA_KEY_HEX, Subscription};
+pub use clock::VectorClock;
