@@ -172,16 +172,21 @@ fn read_report(file: &Path) -> BTreeMap<u32, u64> {
 /// After `cargo xtask test`: one line on property coverage and case counts.
 pub(crate) fn summarize_report(file: &Path) {
     let cases = read_report(file);
-    let found = scan().unwrap_or_default();
-    let short: Vec<String> = found
+    // A property may have more than one test (e.g. 24): count properties, not tests.
+    let numbers: std::collections::BTreeSet<u32> = scan()
+        .unwrap_or_default()
         .iter()
-        .filter(|f| cases.get(&f.number).copied().unwrap_or(0) < MIN_CASES)
-        .map(|f| f.number.to_string())
+        .map(|f| f.number)
+        .collect();
+    let short: Vec<String> = numbers
+        .iter()
+        .filter(|n| cases.get(n).copied().unwrap_or(0) < MIN_CASES)
+        .map(|n| n.to_string())
         .collect();
     eprintln!(
         "properties with a test: {}/24; ran >= {MIN_CASES} cases: {}{}",
-        found.len(),
-        found.len() - short.len(),
+        numbers.len(),
+        numbers.len() - short.len(),
         if short.is_empty() {
             String::new()
         } else {
