@@ -273,23 +273,53 @@ pub(crate) fn run(numbers: &[u32]) -> Result {
         }
     }
     let cases = read_report(&report);
-
+    let (rows, failed) = judge(&wanted, &found, &outcomes, &cases);
     println!("| # | title | crate | cases | result |");
     println!("|---:|---|---|---:|---|");
-    let mut failed = Vec::new();
-    for n in &wanted {
+    for row in rows {
+        println!("{row}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("properties not passing: {}", failed.join("; ")))
+    }
+}
+
+/// The table rows and the failures for `wanted`: a property fails when it has no tagged
+/// test (with or without numbers on the command line: the spec has 24 and every one
+/// must be there), when any of its tests did not pass or did not run, when it ran
+/// fewer than `MIN_CASES` cases, or when its tag's title differs from the spec.
+fn judge(
+    wanted: &[u32],
+    found: &[Found],
+    outcomes: &BTreeMap<String, Outcome>,
+    cases: &BTreeMap<u32, u64>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut rows, mut failed) = (Vec::new(), Vec::new());
+    for n in wanted {
         let spec_title = TITLES[(*n - 1) as usize];
-        let Some(f) = found.iter().find(|f| f.number == *n) else {
-            println!("| {n} | {spec_title} | - | - | missing |");
-            if !numbers.is_empty() {
-                failed.push(format!("{n} (missing)"));
-            }
+        let tests: Vec<&Found> = found.iter().filter(|f| f.number == *n).collect();
+        let Some(first) = tests.first() else {
+            rows.push(format!("| {n} | {spec_title} | - | - | missing |"));
+            failed.push(format!("{n} (missing: no test tagged for it)"));
             continue;
         };
         let count = cases.get(n).copied();
-        let outcome = outcomes
-            .get(&f.function)
-            .cloned()
+        // The worst outcome of the property's tests.
+        let outcome = tests
+            .iter()
+            .map(|f| {
+                outcomes
+                    .get(&f.function)
+                    .cloned()
+                    .unwrap_or(Outcome::NotRun)
+            })
+            .max_by_key(|o| match o {
+                Outcome::Passed => 0,
+                Outcome::NotRun => 1,
+                Outcome::Failed => 2,
+            })
             .unwrap_or(Outcome::NotRun);
         let mut result = match outcome {
             Outcome::Passed => "passed".to_owned(),
@@ -299,21 +329,73 @@ pub(crate) fn run(numbers: &[u32]) -> Result {
         if outcome == Outcome::Passed && count.unwrap_or(0) < MIN_CASES {
             result = format!("FAILED (fewer than {MIN_CASES} cases)");
         }
-        if f.title != spec_title {
+        if let Some(f) = tests.iter().find(|f| f.title != spec_title) {
             result = format!("{result}; tag title differs from the spec: {:?}", f.title);
         }
         if result != "passed" {
-            failed.push(format!("{n} ({result}, {})", f.file.display()));
+            failed.push(format!("{n} ({result}, {})", first.file.display()));
         }
-        println!(
+        rows.push(format!(
             "| {n} | {spec_title} | {} | {} | {result} |",
-            f.package.trim_start_matches("nova-hypercore-"),
+            first.package.trim_start_matches("nova-hypercore-"),
             count.map_or("?".to_owned(), |c| c.to_string()),
-        );
+        ));
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("properties not passing: {}", failed.join("; ")))
+    (rows, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(n: u32, function: &str) -> Found {
+        Found {
+            number: n,
+            title: TITLES[(n - 1) as usize].to_owned(),
+            package: "nova-hypercore-x".into(),
+            target: None,
+            function: function.into(),
+            file: PathBuf::from("x.rs"),
+        }
+    }
+
+    #[test]
+    fn a_missing_property_fails_without_numbers_too() {
+        let all: Vec<u32> = (1..=24).collect();
+        // Every property but 5 has a passing test with enough cases.
+        let tests: Vec<Found> = all
+            .iter()
+            .filter(|n| **n != 5)
+            .map(|n| found(*n, &format!("property_{n:02}_t")))
+            .collect();
+        let outcomes = tests
+            .iter()
+            .map(|f| (f.function.clone(), Outcome::Passed))
+            .collect();
+        let cases = all.iter().map(|n| (*n, MIN_CASES)).collect();
+        let (rows, failed) = judge(&all, &tests, &outcomes, &cases);
+        assert_eq!(rows.len(), 24);
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(failed[0].starts_with("5 (missing"), "{failed:?}");
+    }
+
+    #[test]
+    fn every_test_of_a_property_counts_and_short_runs_fail() {
+        let tests = vec![found(24, "property_24_a"), found(24, "property_24_b")];
+        let mut outcomes = BTreeMap::new();
+        outcomes.insert("property_24_a".to_owned(), Outcome::Passed);
+        outcomes.insert("property_24_b".to_owned(), Outcome::Failed);
+        let mut cases = BTreeMap::from([(24, MIN_CASES)]);
+        let (_, failed) = judge(&[24], &tests, &outcomes, &cases);
+        assert!(failed[0].contains("FAILED"), "{failed:?}");
+        // The second test not run at all (a skip, an ignore) is not a pass either.
+        outcomes.remove("property_24_b");
+        let (_, failed) = judge(&[24], &tests, &outcomes, &cases);
+        assert!(failed[0].contains("not run"), "{failed:?}");
+        outcomes.insert("property_24_b".to_owned(), Outcome::Passed);
+        assert!(judge(&[24], &tests, &outcomes, &cases).1.is_empty());
+        cases.insert(24, MIN_CASES - 1);
+        let (_, failed) = judge(&[24], &tests, &outcomes, &cases);
+        assert!(failed[0].contains("fewer than"), "{failed:?}");
     }
 }

@@ -141,8 +141,32 @@ pub const PRIMARY_KEY_FILE: &str = "primary-key";
 
 /// Reads a primary-key file: `None` if it does not exist, `STORAGE_CORRUPTED` naming the
 /// file if it does not hold exactly 32 bytes.
+/// Reads a small file, at most `limit + 1` bytes of it: whatever size the file claims,
+/// no more than that is allocated (a longer file is wrong anyway, and the caller says so).
+fn read_small(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// How a key file of unexpected size is described (its real size when it is longer
+/// than what was read).
+fn size_of(path: &Path, read: &[u8], limit: u64) -> String {
+    if read.len() as u64 > limit {
+        match std::fs::metadata(path) {
+            Ok(m) => format!("{} bytes", m.len()),
+            Err(_) => format!("more than {limit} bytes"),
+        }
+    } else {
+        format!("{} bytes", read.len())
+    }
+}
+
 fn read_primary_key(path: &Path) -> Result<Option<[u8; 32]>, HypercoreError> {
-    match std::fs::read(path) {
+    match read_small(path, 32) {
         Ok(bytes) => {
             bytes
                 .as_slice()
@@ -151,7 +175,10 @@ fn read_primary_key(path: &Path) -> Result<Option<[u8; 32]>, HypercoreError> {
                 .map_err(|_| HypercoreError::StorageCorrupted {
                     log: "store".into(),
                     path: path.to_owned(),
-                    reason: format!("primary key file holds {} bytes, expected 32", bytes.len()),
+                    reason: format!(
+                        "primary key file holds {}, expected 32",
+                        size_of(path, &bytes, 32)
+                    ),
                 })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -235,15 +262,15 @@ pub(crate) fn ensure_key_file(
     let mut expected = Vec::with_capacity(64);
     expected.extend_from_slice(&key.to_bytes());
     expected.extend_from_slice(key.verifying_key().as_bytes());
-    match std::fs::read(&path) {
+    match read_small(&path, 64) {
         Ok(stored) if stored == expected => Ok(path),
         Ok(stored) => Err(HypercoreError::StorageCorrupted {
             log: name.to_string(),
-            path,
             reason: format!(
-                "key file ({} bytes) does not match the key derived for this log from the store's primary key",
-                stored.len()
+                "key file ({}) does not match the key derived for this log from the store's primary key",
+                size_of(&path, &stored, 64)
             ),
+            path,
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             write_secret_file(&path, &expected)?;

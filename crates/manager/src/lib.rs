@@ -24,6 +24,7 @@
 //! writable core's key pair there. Protect the whole storage directory (it is created
 //! 0700, key files 0600).
 
+mod backoff;
 mod config;
 mod events;
 pub mod keys;

@@ -202,7 +202,21 @@ impl ManagedLog {
             LogKey::Secret(k) => options.signing_key(k.clone()),
             LogKey::Public(k) => options.public_key(*k),
         };
-        let core = ManagedCore::open(&e.dir, e.name.clone(), options).await?;
+        // Opening reads and checks the files and may sync them: blocking work, done on
+        // the blocking pool so the async threads stay free.
+        let (dir, name, rt) = (
+            e.dir.clone(),
+            e.name.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        let core = tokio::task::spawn_blocking(move || {
+            rt.block_on(ManagedCore::open(&dir, name, options))
+        })
+        .await
+        .map_err(|join| HypercoreError::StorageInaccessible {
+            path: e.dir.clone(),
+            source: std::io::Error::other(join.to_string()),
+        })??;
         self.observe(&core);
         *slot = Some(core.clone());
         drop(slot);
@@ -220,11 +234,16 @@ impl ManagedLog {
         Ok(core)
     }
 
-    fn observe(&self, core: &ManagedCore) {
+    /// Takes the core's length and byte length (whoever made it grow: an append here,
+    /// or blocks a replication session stored) and adds the growth to the store's
+    /// total byte size, exactly once per byte.
+    pub(crate) fn observe(&self, core: &ManagedCore) {
         self.entry.length.store(core.length(), Ordering::Release);
-        self.entry
-            .byte_length
-            .store(core.byte_length(), Ordering::Release);
+        let now = core.byte_length();
+        let before = self.entry.byte_length.fetch_max(now, Ordering::AcqRel);
+        if now > before {
+            self.entry.shared.obs.add_total_byte_size(now - before);
+        }
     }
 
     /// Runs `op` on the open core; if the pool closed the files in between, reopens once.
@@ -291,7 +310,6 @@ impl ManagedLog {
             shared
                 .obs
                 .record_append_batch(self.entry.name.as_str(), seqs.start, count, bytes);
-            shared.obs.add_total_byte_size(bytes);
         }
         for (seq, payload) in seqs.clone().zip(batch) {
             shared.emit(ManagerEvent::Append {

@@ -13,6 +13,7 @@ use nova_hypercore_serialization::{
 use tokio::sync::{RwLock, broadcast};
 use tracing::info;
 
+use crate::backoff::Backoff;
 use crate::config::ManagerConfig;
 use crate::events::ManagerEvent;
 use crate::keys::{self, DEFAULT_NAMESPACE};
@@ -21,6 +22,11 @@ use crate::replication::{Hub, HubSource};
 use crate::replication_state;
 
 pub(crate) type Result<T, E = HypercoreError> = std::result::Result<T, E>;
+
+/// First pause of the accept loop after a failed accept; doubles per failure in a row.
+pub(crate) const ACCEPT_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(10);
+/// Longest pause of the accept loop between failed accepts.
+pub(crate) const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A running TCP listener ([`HypercoreManager::listen`]); dropping it stops serving.
 #[derive(Debug)]
@@ -110,6 +116,9 @@ struct State {
     phase: Phase,
     primary_key: [u8; 32],
     logs: HashMap<LogName, ManagedLog>,
+    /// One gate per log being opened: opens of the same name wait for each other, other
+    /// logs and `status` never wait for file work (no store-wide lock across it).
+    opening: HashMap<LogName, Arc<tokio::sync::Mutex<()>>>,
     metadata: Option<StorageMetadata>,
     replication_enabled: bool,
 }
@@ -179,6 +188,7 @@ impl HypercoreManager {
                 phase: Phase::New,
                 primary_key: [0; 32],
                 logs: HashMap::new(),
+                opening: HashMap::new(),
                 metadata: None,
                 replication_enabled,
             })),
@@ -273,7 +283,11 @@ impl HypercoreManager {
             }
         };
         let state_file = self.storage_path().join(replication_state::FILE_NAME);
-        match replication_state::load(&state_file) {
+        let loaded = blocking(self.storage_path(), move || {
+            replication_state::load(&state_file)
+        })
+        .await;
+        match loaded {
             Ok(persisted) => self.hub.load_state(persisted),
             Err(e) => {
                 self.shared.report_error("store", &e);
@@ -366,44 +380,88 @@ impl HypercoreManager {
 
     async fn get_log_inner(&self, name: &str) -> Result<ManagedLog> {
         let name = LogName::parse(name)?;
-        {
-            let state = self.state.read().await;
-            if state.phase != Phase::Ready {
-                return Err(self.not_ready(state.phase));
-            }
-            if let Some(log) = state.logs.get(&name) {
-                return Ok(log.clone());
-            }
+        if let Some(log) = self.registered(&name).await? {
+            return Ok(log);
         }
-        let state = self.state.write().await;
+        self.open_once(&name, || async {
+            let primary_key = self.state.read().await.primary_key;
+            let key = keys::derive_key_pair(&primary_key, &DEFAULT_NAMESPACE, name.as_str());
+            let dk = nova_hypercore_managed_core::discovery_key(key.verifying_key().as_bytes());
+            let dir = keys::core_dir(&self.corestore_dir(), &dk);
+            let (keys_dir, file_name, file_key) = (self.keys_dir(), name.clone(), key.clone());
+            blocking(&self.keys_dir(), move || {
+                keys::ensure_key_file(&keys_dir, &file_name, &file_key)
+            })
+            .await?;
+            self.register(name.clone(), dir, LogKey::Secret(key), "opened")
+                .await
+        })
+        .await
+    }
+
+    /// The log registered as `name`, if any; an error unless the manager is ready.
+    async fn registered(&self, name: &LogName) -> Result<Option<ManagedLog>> {
+        let state = self.state.read().await;
         if state.phase != Phase::Ready {
             return Err(self.not_ready(state.phase));
         }
-        if let Some(log) = state.logs.get(&name) {
-            return Ok(log.clone());
-        }
-        let key = keys::derive_key_pair(&state.primary_key, &DEFAULT_NAMESPACE, name.as_str());
-        let dk = nova_hypercore_managed_core::discovery_key(key.verifying_key().as_bytes());
-        let dir = keys::core_dir(&self.corestore_dir(), &dk);
-        keys::ensure_key_file(&self.keys_dir(), &name, &key)?;
-        self.register(state, name, dir, LogKey::Secret(key), "opened")
-            .await
+        Ok(state.logs.get(name).cloned())
     }
 
-    /// Opens a log's files and adds it to the registry (the caller holds the write
-    /// lock, released here before the lifecycle record and replication enabling).
+    /// Runs `open` for `name` unless the log is registered meanwhile, one open per name
+    /// at a time. The store lock is held only to find the name's gate, never across
+    /// `open` (which opens files, reads key files and syncs).
+    async fn open_once<F, Fut>(&self, name: &LogName, open: F) -> Result<ManagedLog>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<ManagedLog>>,
+    {
+        let gate = self
+            .state
+            .write()
+            .await
+            .opening
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        let held = gate.lock().await;
+        let result = match self.registered(name).await {
+            Ok(Some(log)) => Ok(log),
+            Ok(None) => open().await,
+            Err(e) => Err(e),
+        };
+        drop(held);
+        let mut state = self.state.write().await;
+        // Gates are cloned only under the store lock: two holders (the map and us)
+        // means nobody else waits on it.
+        if state
+            .opening
+            .get(name)
+            .is_some_and(|g| Arc::ptr_eq(g, &gate) && Arc::strong_count(&gate) == 2)
+        {
+            state.opening.remove(name);
+        }
+        result
+    }
+
+    /// Opens a log's files (no store lock held) and adds it to the registry.
     async fn register(
         &self,
-        mut state: tokio::sync::RwLockWriteGuard<'_, State>,
         name: LogName,
         dir: PathBuf,
         key: LogKey,
         what: &str,
     ) -> Result<ManagedLog> {
         let log = ManagedLog::open(self.shared.clone(), name.clone(), dir, key).await?;
+        let mut state = self.state.write().await;
+        if state.phase != Phase::Ready {
+            let phase = state.phase;
+            drop(state);
+            let _ = log.close().await;
+            return Err(self.not_ready(phase));
+        }
         state.logs.insert(name.clone(), log.clone());
         self.shared.obs.set_managed_logs(state.logs.len() as u64);
-        self.shared.obs.add_total_byte_size(log.byte_length());
         drop(state);
         self.shared.obs.record_lifecycle(name.as_str(), what);
         if self.shared.config.replication_enabled {
@@ -433,23 +491,25 @@ impl HypercoreManager {
                     reason: "not a valid ed25519 public key".into(),
                 }
             })?;
-        let state = self.state.write().await;
-        if state.phase != Phase::Ready {
-            return Err(self.not_ready(state.phase));
-        }
-        if let Some(log) = state.logs.get(&name) {
-            if log.public_key() == public_key {
-                return Ok(log.clone());
+        let log = match self.registered(&name).await? {
+            Some(log) => log,
+            None => {
+                self.open_once(&name, || async {
+                    let dk = nova_hypercore_managed_core::discovery_key(&public_key);
+                    let dir = keys::core_dir(&self.corestore_dir(), &dk);
+                    self.register(name.clone(), dir, LogKey::Public(key), "replica opened")
+                        .await
+                })
+                .await?
             }
+        };
+        if log.public_key() != public_key {
             return Err(HypercoreError::Unauthorized {
                 log: Some(name.to_string()),
                 reason: format!("log name {name} is already used for another key"),
             });
         }
-        let dk = nova_hypercore_managed_core::discovery_key(&public_key);
-        let dir = keys::core_dir(&self.corestore_dir(), &dk);
-        self.register(state, name, dir, LogKey::Public(key), "replica opened")
-            .await
+        Ok(log)
     }
 
     async fn enable_log(&self, log: &ManagedLog) -> Result<()> {
@@ -532,7 +592,7 @@ impl HypercoreManager {
                 .with_stats(self.hub.stats.clone())
                 .with_observer(Arc::new(move |event| hub.observe(&shared, event)));
         let result = replicator.run_encrypted(cipher, ended).await;
-        self.hub.persist();
+        self.hub.persist().await;
         if let Err(e) = &result {
             self.shared.report_error("connection", e);
         }
@@ -578,15 +638,40 @@ impl HypercoreManager {
         let manager = self.clone();
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
+            let mut backoff = Backoff::new(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
             loop {
                 tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((socket, peer)) = accepted else { continue };
-                        let _ = socket.set_nodelay(true);
-                        tracing::debug!(%peer, "replication connection accepted");
-                        let m = manager.clone();
-                        connections.spawn(async move { m.replicate(socket, false).await });
-                    }
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, peer)) => {
+                            backoff.reset();
+                            let _ = socket.set_nodelay(true);
+                            tracing::debug!(%peer, "replication connection accepted");
+                            let m = manager.clone();
+                            connections.spawn(async move { m.replicate(socket, false).await });
+                        }
+                        // A persistent error (out of file descriptors: the pending
+                        // connection stays queued and every accept fails at once) would
+                        // spin this loop: wait, longer each time, while sessions go on.
+                        Err(e) => {
+                            let delay = backoff.next_delay();
+                            let error = HypercoreError::ReplicationFailed {
+                                log: "connection".into(),
+                                reason: format!(
+                                    "accept on {local} failed ({} in a row, next try in {delay:?}): {e}",
+                                    backoff.attempts
+                                ),
+                            };
+                            manager.shared.report_error("connection", &error);
+                            let pause = tokio::time::sleep(delay);
+                            tokio::pin!(pause);
+                            loop {
+                                tokio::select! {
+                                    () = &mut pause => break,
+                                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                                }
+                            }
+                        }
+                    },
                     Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 }
                 if manager.state.read().await.phase == Phase::Closed {
@@ -604,11 +689,8 @@ impl HypercoreManager {
     pub fn connect(&self, addr: std::net::SocketAddr) -> Connector {
         let manager = self.clone();
         let task = tokio::spawn(async move {
-            let (min, max) = (
-                std::time::Duration::from_millis(50),
-                std::time::Duration::from_secs(5),
-            );
-            let mut delay = min;
+            let max = std::time::Duration::from_secs(5);
+            let mut backoff = Backoff::new(std::time::Duration::from_millis(50), max);
             loop {
                 if manager.state.read().await.phase == Phase::Closed {
                     return;
@@ -619,7 +701,7 @@ impl HypercoreManager {
                         let started = std::time::Instant::now();
                         let _ = manager.replicate(socket, true).await;
                         if started.elapsed() > max {
-                            delay = min;
+                            backoff.reset();
                         }
                     }
                     Err(e) => {
@@ -631,8 +713,7 @@ impl HypercoreManager {
                     }
                 }
                 // Backoff between attempts (a reconnect policy, not a test wait).
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(max);
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         });
         Connector { task }
@@ -664,6 +745,20 @@ impl HypercoreManager {
     pub fn confirmed_length(&self, log_name: &str, peer_id: &str) -> Option<u64> {
         self.hub.confirmed(log_name, peer_id)
     }
+
+    /// How many times this manager wrote `replication-state.json` (diagnostics: the
+    /// file is written at most once per [`PERSIST_INTERVAL`] while sessions run, plus
+    /// once when a connection ends and at close, never once per received block).
+    ///
+    /// [`PERSIST_INTERVAL`]: Self::PERSIST_INTERVAL
+    pub fn replication_state_writes(&self) -> u64 {
+        self.hub
+            .state_writes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Shortest time between two writes of `replication-state.json` while sessions run.
+    pub const PERSIST_INTERVAL: std::time::Duration = crate::replication::PERSIST_INTERVAL;
 
     /// Appends `payload` to log `log_name`; returns its sequence number.
     pub async fn append(&self, log_name: &str, payload: &[u8]) -> Result<u64> {
@@ -737,7 +832,7 @@ impl HypercoreManager {
         for log in &logs {
             self.hub.disable(&log.discovery_key());
         }
-        self.hub.persist();
+        self.hub.persist().await;
         let mut first_error = None;
         for log in logs {
             if let Err(e) = log.close().await {
@@ -781,4 +876,19 @@ fn scan_store(keys_dir: &Path, corestore: &Path) -> Result<(u64, u64)> {
         }
     }
     Ok((count, bytes))
+}
+
+/// Runs blocking file work on the blocking pool (never on the async threads); a task
+/// that could not finish is `STORAGE_INACCESSIBLE` at `path`.
+pub(crate) async fn blocking<T, F>(path: &Path, work: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| HypercoreError::StorageInaccessible {
+            path: path.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
 }

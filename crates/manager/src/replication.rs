@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nova_hypercore_managed_core::ManagedCore;
 use nova_hypercore_replication::{LogSource, SessionEvent};
@@ -26,6 +28,19 @@ struct LogReplication {
     bytes_transferred: u64,
 }
 
+/// Shortest time between two writes of `replication-state.json` while sessions run
+/// (a connection's end and the manager's close write at once).
+pub(crate) const PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether `replication-state.json` is behind memory, and when it was last written.
+#[derive(Debug, Default)]
+struct Persisting {
+    dirty: bool,
+    /// A delayed write is on its way.
+    scheduled: bool,
+    last: Option<Instant>,
+}
+
 /// Shared logs and their live replication figures.
 #[derive(Debug)]
 pub(crate) struct Hub {
@@ -33,6 +48,11 @@ pub(crate) struct Hub {
     status: Mutex<HashMap<[u8; 32], LogReplication>>,
     state: Mutex<ReplicationState>,
     state_file: PathBuf,
+    persisting: Mutex<Persisting>,
+    /// Held while the file is written (one writer at a time: they share a temp file).
+    writing: Mutex<()>,
+    /// Times `replication-state.json` was written by this hub.
+    pub(crate) state_writes: AtomicU64,
     /// Wire counters of every session this manager ran.
     pub(crate) stats: Arc<nova_hypercore_replication::Stats>,
     /// Bumped whenever the set of shared logs changes (sessions open new channels).
@@ -50,6 +70,9 @@ impl Hub {
             status: Mutex::new(HashMap::new()),
             state: Mutex::new(state),
             state_file,
+            persisting: Mutex::new(Persisting::default()),
+            writing: Mutex::new(()),
+            state_writes: AtomicU64::new(0),
             stats: Arc::new(nova_hypercore_replication::Stats::default()),
             changes: tokio::sync::watch::Sender::new(0),
         }
@@ -118,24 +141,83 @@ impl Hub {
             .and_then(|s| s.remote_lengths.get(peer).copied());
         let Some(remote) = remote else { return false };
         let confirmed = contiguous.min(remote);
-        self.confirm(name, peer, confirmed) && confirmed == remote
+        let changed = self.confirm(name, peer, confirmed);
+        if changed {
+            // Written with the next write at the latest (a connection's end, close).
+            lock(&self.persisting).dirty = true;
+        }
+        changed && confirmed == remote
     }
 
-    pub(crate) fn persist(&self) {
-        let snapshot = lock(&self.state).clone();
+    /// Asks for the state to be written: at once if the last write is
+    /// [`PERSIST_INTERVAL`] old, else once that much time has passed (one write for
+    /// everything confirmed meanwhile). The write runs on the blocking pool.
+    fn request_persist(self: &Arc<Self>) {
+        let wait = {
+            let mut p = lock(&self.persisting);
+            p.dirty = true;
+            if p.scheduled {
+                return;
+            }
+            p.scheduled = true;
+            p.last.map_or(Duration::ZERO, |t| {
+                PERSIST_INTERVAL.saturating_sub(t.elapsed())
+            })
+        };
+        let hub = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = tokio::task::spawn_blocking(move || hub.write_if_dirty()).await;
+                });
+            }
+            Err(_) => hub.write_if_dirty(),
+        }
+    }
+
+    /// Writes the state now if memory is ahead of the file (a connection ended, the
+    /// manager closes), on the blocking pool.
+    pub(crate) async fn persist(self: &Arc<Self>) {
+        let hub = self.clone();
+        let _ = tokio::task::spawn_blocking(move || hub.write_if_dirty()).await;
+    }
+
+    /// Writes the current state if it changed since the last write (blocking).
+    fn write_if_dirty(&self) {
+        let _one_writer = lock(&self.writing);
+        let snapshot = {
+            let mut p = lock(&self.persisting);
+            p.scheduled = false;
+            if !p.dirty {
+                return;
+            }
+            p.dirty = false;
+            p.last = Some(Instant::now());
+            lock(&self.state).clone()
+        };
+        self.state_writes.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = replication_state::save(&self.state_file, &snapshot) {
+            lock(&self.persisting).dirty = true;
             warn!(error = %e, "cannot persist replication state");
         }
     }
 
     /// Turns a session event into manager events, metrics and persisted state.
-    pub(crate) fn observe(&self, shared: &Shared, event: &SessionEvent) {
+    pub(crate) fn observe(self: &Arc<Self>, shared: &Shared, event: &SessionEvent) {
         let Some(dk) = event_key(event) else { return };
         let Some(name) = self.name_of(dk) else { return };
         let contiguous = lock(&self.enabled)
             .get(dk)
             .map(|(_, core)| core.watch_progress().borrow().contiguous_length)
             .unwrap_or(0);
+        if let SessionEvent::Received { .. } = event {
+            // Stored blocks count in the log's and the store's byte size.
+            let pair = lock(&self.enabled).get(dk).cloned();
+            if let Some((log, core)) = pair {
+                log.observe(&core);
+            }
+        }
         match event {
             SessionEvent::PeerConnected { peer, .. } => {
                 lock(&self.status).entry(*dk).or_default().active_peers += 1;
@@ -153,7 +235,7 @@ impl Hub {
                 }
                 shared.obs.peer_connected(false);
                 self.confirm_with(dk, &name, &hex(peer), contiguous);
-                self.persist();
+                self.request_persist();
                 shared.emit(ManagerEvent::PeerDisconnect {
                     log_name: name,
                     peer_id: hex(peer),
@@ -167,7 +249,7 @@ impl Hub {
                     .remote_lengths
                     .insert(peer.clone(), *length);
                 if self.confirm_with(dk, &name, &peer, contiguous) {
-                    self.persist();
+                    self.request_persist();
                 }
             }
             SessionEvent::Received { peer, bytes, .. } | SessionEvent::Sent { peer, bytes, .. } => {
@@ -181,7 +263,7 @@ impl Hub {
                 if direction == Direction::Receive
                     && self.confirm_with(dk, &name, &peer, contiguous)
                 {
-                    self.persist();
+                    self.request_persist();
                 }
                 shared
                     .obs

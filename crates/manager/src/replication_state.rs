@@ -35,9 +35,32 @@ impl Default for ReplicationState {
     }
 }
 
+/// Largest `replication-state.json` accepted (about 100 bytes per log and peer: room
+/// for hundreds of thousands of entries). A larger file is `STORAGE_CORRUPTED` and is not
+/// read into memory.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Loads the state; a missing file is an empty state.
 pub fn load(path: &Path) -> Result<ReplicationState, HypercoreError> {
-    let bytes = match std::fs::read(path) {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.len() > MAX_FILE_BYTES
+    {
+        return Err(HypercoreError::StorageCorrupted {
+            log: "replication-state".into(),
+            path: path.to_owned(),
+            reason: format!(
+                "{} bytes, more than the {MAX_FILE_BYTES} a replication state can hold",
+                meta.len()
+            ),
+        });
+    }
+    let read = std::fs::File::open(path).and_then(|file| {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE_BYTES).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    });
+    let bytes = match read {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(ReplicationState::default());

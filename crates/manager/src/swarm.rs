@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
+use crate::backoff::Backoff;
 use crate::manager::{HypercoreManager, Listener, Result};
 
 /// A set of peers (their swarm public keys).
@@ -287,8 +288,8 @@ impl HypercoreManager {
     async fn rediscover(&self, lost: [u8; 32], direct: SwarmCtx) {
         debug!(peer = %crate::replication::hex(&lost), "swarm connection lost: reconnecting");
         let deadline = tokio::time::Instant::now() + REDIAL_BOUND;
-        let mut delay = Duration::from_secs(1);
-        while tokio::time::Instant::now() < deadline && direct.pause(delay).await {
+        let mut pace = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
+        while tokio::time::Instant::now() < deadline && direct.pause(pace.next_delay()).await {
             let mut candidates = vec![lost];
             for dk in self.hub().enabled_keys() {
                 candidates.extend(direct.swarm.lookup(dk).await);
@@ -316,7 +317,6 @@ impl HypercoreManager {
                     }
                 }
             }
-            delay = (delay * 2).min(Duration::from_secs(10));
         }
         debug!(peer = %crate::replication::hex(&lost), "swarm peer not reconnected");
     }
@@ -329,14 +329,14 @@ impl HypercoreManager {
     /// (a new swarm connection from it is then accepted again).
     async fn direct_session(&self, stream: tokio::net::TcpStream, pk: [u8; 32], direct: &SwarmCtx) {
         let peer = crate::replication::hex(&pk);
-        let mut backoff = Backoff::new();
+        let mut backoff = Redial::new();
         let mut stream = Some(stream);
         while let Some(connection) = stream.take() {
             debug!(%peer, "replicating over direct TCP");
             let started = tokio::time::Instant::now();
             let _ = self.replicate(connection, true).await;
             if started.elapsed() >= STABLE {
-                backoff = Backoff::new();
+                backoff = Redial::new();
             }
             stream = self.redial(pk, direct, &mut backoff).await;
         }
@@ -350,13 +350,13 @@ impl HypercoreManager {
         &self,
         pk: [u8; 32],
         direct: &SwarmCtx,
-        backoff: &mut Backoff,
+        backoff: &mut Redial,
     ) -> Option<tokio::net::TcpStream> {
         while !direct.stopped() && tokio::time::Instant::now() < backoff.deadline {
-            if backoff.attempts > 0 && !direct.pause(backoff.next_delay()).await {
+            if backoff.tried && !direct.pause(backoff.pace.next_delay()).await {
                 break;
             }
-            backoff.attempts += 1;
+            backoff.tried = true;
             let Some(addr) = direct.swarm.direct_endpoint(&pk).await else {
                 continue;
             };
@@ -386,7 +386,7 @@ impl HypercoreManager {
         let (m, direct) = (self.clone(), running.direct.clone());
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + DIRECT_LOOKUP_BOUND;
-            let mut delay = Duration::from_millis(100);
+            let mut pace = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
             loop {
                 let found = direct.swarm.find_direct(dk).await;
                 let any = !found.is_empty();
@@ -408,13 +408,13 @@ impl HypercoreManager {
                         }
                     }
                 }
+                let delay = pace.next_delay();
                 if any
                     || tokio::time::Instant::now() + delay > deadline
                     || !direct.pause(delay).await
                 {
                     return;
                 }
-                delay = (delay * 2).min(Duration::from_secs(2));
             }
         });
     }
@@ -506,25 +506,20 @@ const REDIAL_BOUND: Duration = Duration::from_secs(60);
 const STABLE: Duration = Duration::from_secs(10);
 
 /// Redial pacing of one direct peer: 100 ms doubling to 5 s, until a deadline.
-struct Backoff {
-    attempts: u32,
-    delay: Duration,
+struct Redial {
+    pace: Backoff,
+    /// Whether a dial was made already (the first one goes at once).
+    tried: bool,
     deadline: tokio::time::Instant,
 }
 
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff {
-            attempts: 0,
-            delay: Duration::from_millis(100),
+impl Redial {
+    fn new() -> Redial {
+        Redial {
+            pace: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            tried: false,
             deadline: tokio::time::Instant::now() + REDIAL_BOUND,
         }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.delay;
-        self.delay = (self.delay * 2).min(Duration::from_secs(5));
-        delay
     }
 }
 
@@ -540,17 +535,12 @@ async fn dial_once(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
 /// Dials a peer's direct endpoint: up to three attempts (50 ms, then 100 ms apart),
 /// each bounded by 5 s.
 async fn dial(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
-    let mut delay = Duration::from_millis(50);
-    let mut attempt = 1;
+    let mut pace = Backoff::new(Duration::from_millis(50), Duration::from_millis(100));
     loop {
         match dial_once(addr).await {
             Ok(stream) => return Ok(stream),
-            Err(e) if attempt >= 3 => return Err(e),
-            Err(_) => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
+            Err(e) if pace.attempts >= 2 => return Err(e),
+            Err(_) => tokio::time::sleep(pace.next_delay()).await,
         }
     }
 }

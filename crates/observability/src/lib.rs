@@ -63,6 +63,12 @@ pub struct HealthWarning {
     pub error_count: u32,
 }
 
+/// Most logs whose recent errors the health check tracks at once. Past it, logs whose
+/// window has emptied are forgotten first, then the log whose last error is oldest: the
+/// map stays bounded whatever names errors are reported under (a peer or a caller can
+/// make up any number), and a log with a burst going on right now keeps its count.
+pub const MAX_HEALTH_LOGS: usize = 1024;
+
 /// Errors of one log inside the window, and whether a warning is already out for them.
 #[derive(Debug, Default)]
 struct Health {
@@ -231,6 +237,9 @@ impl Observability {
 
     fn check_health(&self, log_name: &str, now: Instant) -> Option<HealthWarning> {
         let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if health.len() >= MAX_HEALTH_LOGS && !health.contains_key(log_name) {
+            self.make_room(&mut health, now);
+        }
         let entry = health.entry(log_name.to_owned()).or_default();
         entry.errors.push_back(now);
         let window = self.config.health_window;
@@ -259,6 +268,32 @@ impl Observability {
             log_name: log_name.to_owned(),
             error_count: count,
         })
+    }
+
+    /// Forgets logs until the map has room for one more (see [`MAX_HEALTH_LOGS`]).
+    fn make_room(&self, health: &mut HashMap<String, Health>, now: Instant) {
+        let window = self.config.health_window;
+        health.retain(|_, h| {
+            h.errors
+                .back()
+                .is_some_and(|last| now.saturating_duration_since(*last) <= window)
+        });
+        while health.len() >= MAX_HEALTH_LOGS {
+            let oldest = health
+                .iter()
+                .min_by_key(|(_, h)| h.errors.back().copied())
+                .map(|(name, _)| name.clone());
+            match oldest {
+                Some(name) => health.remove(&name),
+                None => break,
+            };
+        }
+    }
+
+    /// Logs whose errors the health check currently tracks (at most
+    /// [`MAX_HEALTH_LOGS`]).
+    pub fn tracked_logs(&self) -> usize {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Sets the number of logs the manager has open or known (a gauge).
@@ -372,5 +407,50 @@ mod tests {
         }
         let _ = obs.record_error("l", &err());
         assert_eq!(obs.metrics().error_count, 1);
+    }
+
+    #[test]
+    fn health_map_stays_bounded_and_keeps_a_burst_going_on() {
+        let obs = Observability::new(ObservabilityConfig {
+            ring_capacity: 8,
+            health_threshold: 3,
+            health_window: Duration::from_secs(60),
+        });
+        let t0 = Instant::now();
+        // A burst on one log, then errors under 10x the cap of made-up names.
+        for i in 0..3 {
+            assert_eq!(obs.check_health("hot", t0 + Duration::from_millis(i)), None);
+        }
+        for i in 0..(MAX_HEALTH_LOGS as u64 * 10) {
+            let now = t0 + Duration::from_millis(10 + i);
+            let _ = obs.check_health(&format!("made-up-{i}"), now);
+            // The hot log is touched now and then: still within its window.
+            if i % 100 == 0 {
+                let _ = obs.check_health("hot", now);
+            }
+            assert!(obs.tracked_logs() <= MAX_HEALTH_LOGS);
+        }
+        assert_eq!(obs.tracked_logs(), MAX_HEALTH_LOGS);
+        // The hot log was never forgotten: its count is above the threshold and the
+        // warning it gave is not repeated.
+        let health = obs.health.lock().unwrap();
+        assert!(health["hot"].errors.len() > 3);
+        assert!(health["hot"].warned);
+    }
+
+    #[test]
+    fn logs_with_an_empty_window_go_first() {
+        let obs = Observability::new(ObservabilityConfig {
+            ring_capacity: 8,
+            health_threshold: 3,
+            health_window: Duration::from_millis(100),
+        });
+        let t0 = Instant::now();
+        for i in 0..MAX_HEALTH_LOGS {
+            let _ = obs.check_health(&format!("old-{i}"), t0);
+        }
+        // Long after: every old window is empty, so one new error frees them all.
+        let _ = obs.check_health("new", t0 + Duration::from_secs(10));
+        assert_eq!(obs.tracked_logs(), 1);
     }
 }

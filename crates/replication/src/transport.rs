@@ -15,7 +15,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,6 +33,12 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Frames decrypted ahead of the session before the reader waits (backpressure).
 const INBOUND_FRAMES: usize = 256;
+
+/// Bound on the bytes of outgoing frames queued for one connection and not yet written
+/// to the socket (two of the largest frames a session sends, [`crate::MAX_WIRE_BLOCK`]).
+/// A peer that requests but does not read fills it; the connection is then dropped
+/// with a typed error (see [`SecretCipher`]).
+pub const MAX_QUEUED_BYTES: usize = 32 * 1024 * 1024;
 
 fn failed(reason: String) -> HypercoreError {
     HypercoreError::ReplicationFailed {
@@ -126,7 +132,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Deferred<S> {
 pub(crate) struct PumpEnds {
     incoming: mpsc::Sender<Vec<u8>>,
     outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
-    ending: watch::Sender<Ending>,
+    /// Bytes of the frames in `outgoing` plus the one being written.
+    queued: Arc<AtomicUsize>,
+    ending: Arc<watch::Sender<Ending>>,
 }
 
 /// Moves frames between a secret stream and its [`SecretCipher`] until either side
@@ -147,6 +155,7 @@ pub(crate) async fn pump<T>(
     let PumpEnds {
         incoming,
         mut outgoing,
+        queued,
         ending,
     } = ends;
     let (mut reader, mut writer) = stream.into_split();
@@ -175,7 +184,12 @@ pub(crate) async fn pump<T>(
             if let Some(hold) = &hold {
                 hold.store(!outgoing.is_empty(), Ordering::Relaxed);
             }
-            if let Err(e) = writer.write(&frame).await {
+            let written = writer.write(&frame).await;
+            // Saturating: a dropped cipher resets the count while a write may finish.
+            let _ = queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(frame.len()))
+            });
+            if let Err(e) = written {
                 return Err(format!("write: {e}"));
             }
         }
@@ -189,15 +203,38 @@ pub(crate) async fn pump<T>(
     if let Err(reason) = &how {
         warn!(%reason, "connection ended");
     }
-    let _ = ending.send(Some(how));
+    end(&ending, how);
+}
+
+/// Records how the connection ended, unless that is already known.
+fn end(ending: &watch::Sender<Ending>, how: Result<(), String>) {
+    ending.send_if_modified(|now| {
+        if now.is_some() {
+            return false;
+        }
+        *now = Some(how);
+        true
+    });
 }
 
 /// An encrypted connection as the framed channel `hypercore-protocol` runs on
 /// (`CipherTrait`). Frames are moved by a pump task; dropping the cipher closes the
 /// connection.
+///
+/// Outgoing frames wait in a queue bounded in bytes (`MAX_QUEUED_BYTES` by default,
+/// [`with_queue_limit`](Self::with_queue_limit)). A frame that would take the queue past
+/// the bound means the peer does not read what it asked for: the connection is dropped
+/// at once (the pump is stopped, the socket closed, frames still queued discarded), the
+/// send fails, and the ending watch says why. There is no waiting instead: the
+/// `hypercore-protocol` 0.7.2 layer above moves every message into its own unbounded
+/// write queue whether or not this sink is ready, so backpressure here would only move
+/// the memory there.
 pub struct SecretCipher {
     incoming: mpsc::Receiver<Vec<u8>>,
     outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    queued: Arc<AtomicUsize>,
+    queue_limit: usize,
+    ending: Arc<watch::Sender<Ending>>,
     remote: [u8; 32],
     local: [u8; 32],
     handshake_hash: Vec<u8>,
@@ -215,9 +252,7 @@ impl std::fmt::Debug for SecretCipher {
 
 impl SecretCipher {
     /// A cipher whose frames are moved by the task `pump(ends)` (spawned here; it owns
-    /// the connection). Outgoing frames are queued without a bound: the sessions above
-    /// bound what they have in flight (request windows), so the queue holds at most one
-    /// window of replies per channel.
+    /// the connection). Outgoing frames are queued up to [`MAX_QUEUED_BYTES`].
     pub(crate) fn start<F>(
         remote: [u8; 32],
         local: [u8; 32],
@@ -231,14 +266,20 @@ impl SecretCipher {
         let (in_tx, in_rx) = mpsc::channel(INBOUND_FRAMES);
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (ending_tx, ending_rx) = watch::channel(None);
+        let ending = Arc::new(ending_tx);
+        let queued = Arc::new(AtomicUsize::new(0));
         let ends = PumpEnds {
             incoming: in_tx,
             outgoing: out_rx,
-            ending: ending_tx,
+            queued: queued.clone(),
+            ending: ending.clone(),
         };
         let cipher = SecretCipher {
             incoming: in_rx,
             outgoing: Some(out_tx),
+            queued,
+            queue_limit: MAX_QUEUED_BYTES,
+            ending,
             remote,
             local,
             handshake_hash,
@@ -252,7 +293,55 @@ impl SecretCipher {
     pub fn remote_public_key(&self) -> [u8; 32] {
         self.remote
     }
+
+    /// Sets the bound on queued outgoing bytes (default [`MAX_QUEUED_BYTES`]). A single
+    /// frame larger than the bound is still sent when nothing else is queued.
+    pub fn with_queue_limit(mut self, bytes: usize) -> Self {
+        self.queue_limit = bytes;
+        self
+    }
+
+    /// Bytes of outgoing frames queued and not yet written to the connection.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Queues `frame`, or drops the connection when that would pass the queue bound
+    /// (an error of kind `Other` carrying the typed `REPLICATION_FAILED`; a closed
+    /// connection is `BrokenPipe`, a clean end for the session).
+    fn enqueue(&mut self, frame: Vec<u8>) -> std::io::Result<()> {
+        let closed = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed");
+        let Some(tx) = &self.outgoing else {
+            return Err(closed());
+        };
+        let len = frame.len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(len) > self.queue_limit {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            let reason = format!(
+                "peer does not read: {before} bytes already queued for it, a frame of {len} \
+                 would pass the limit of {} bytes; connection dropped",
+                self.queue_limit
+            );
+            warn!(%reason, "dropping a connection");
+            self.outgoing.take();
+            self._pump.abort();
+            // The queued frames go with the pump's receiver.
+            self.queued.store(0, Ordering::Release);
+            end(&self.ending, Err(reason.clone()));
+            return Err(std::io::Error::other(failed(reason)));
+        }
+        if tx.send(frame).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return Err(closed());
+        }
+        Ok(())
+    }
 }
+
+/// How long a dropped cipher's pump may keep writing the frames still queued before
+/// the connection is cut (a peer that stopped reading would otherwise hold it forever).
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 impl Drop for SecretCipher {
     fn drop(&mut self) {
@@ -260,6 +349,15 @@ impl Drop for SecretCipher {
         // pump also stops when its reader finds nobody listening.
         self.outgoing.take();
         self.incoming.close();
+        if !self._pump.is_finished()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let pump = self._pump.abort_handle();
+            rt.spawn(async move {
+                tokio::time::sleep(CLOSE_GRACE).await;
+                pump.abort();
+            });
+        }
     }
 }
 
@@ -280,14 +378,8 @@ impl Sink<Vec<u8>> for SecretCipher {
         Poll::Ready(Ok(()))
     }
 
-    fn start_send(self: Pin<&mut Self>, item: Vec<u8>) -> Result<(), Self::Error> {
-        match &self.outgoing {
-            Some(tx) if tx.send(item).is_ok() => Ok(()),
-            _ => Err(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "connection closed",
-            )),
-        }
+    fn start_send(mut self: Pin<&mut Self>, item: Vec<u8>) -> Result<(), Self::Error> {
+        self.enqueue(item)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

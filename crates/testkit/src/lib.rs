@@ -92,3 +92,22 @@ pub fn runtime() -> tokio::runtime::Runtime {
         Err(e) => panic!("cannot start a tokio runtime for tests: {e}"),
     }
 }
+
+/// A memory figure of this process from `/proc/self/status` in bytes, e.g. `"VmRSS"`
+/// (resident now), `"VmHWM"` (resident peak) or `"VmPeak"` (virtual peak: it grows with
+/// every large allocation, touched or not, so it shows a buffer sized by a length field
+/// that was never filled). `None` where there is no procfs.
+///
+/// ```
+/// if let Some(rss) = nova_hypercore_testkit::proc_status_bytes("VmRSS") {
+///     assert!(rss > 0);
+/// }
+/// ```
+pub fn proc_status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
