@@ -17,13 +17,16 @@
 //! [`SessionEvent`]s), or use the `hypercore` crate's own replication loop (unfit: it
 //! stalls and can corrupt a writer).
 
-pub mod guard;
+mod channel;
+pub mod cipher;
+pub mod protomux;
 mod session;
 pub mod swarm;
 pub mod transport;
+pub mod wire;
 
 /// The encrypted, framed channel a session runs on (see [`Replicator::run_encrypted`]).
-pub use hypercore_handshake::CipherTrait;
+pub use cipher::{CipherEvent, CipherTrait};
 pub use session::{
     LogSet, LogSource, MAX_WIRE_BLOCK, Observer, Replicator, SessionConfig, SessionEvent, Stats,
     Transfer,
