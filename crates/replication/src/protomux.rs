@@ -351,7 +351,6 @@ struct Remote {
 pub struct Mux {
     is_initiator: bool,
     handshake_hash: Vec<u8>,
-    seeds: [[u8; 32]; 2],
     local: HashMap<u64, Local>,
     local_by_key: HashMap<[u8; 32], u64>,
     remote: HashMap<u64, Remote>,
@@ -371,6 +370,19 @@ fn namespace(i: u8) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// `caps.replicate(initiator, key, handshakeHash)` of hypercore `lib/caps.js`: the
+/// capability the `initiator` side (or the responder) sends for the log with this key
+/// on a connection with this Noise handshake hash. `None` if the hash is longer than a
+/// blake2b key may be (64 bytes).
+pub fn capability(initiator: bool, key: &[u8; 32], handshake_hash: &[u8]) -> Option<[u8; 32]> {
+    // REPLICATE_INITIATOR, REPLICATE_RESPONDER (lib/caps.js).
+    let seed = namespace(if initiator { 1 } else { 2 });
+    let mut mac = <Blake2bMac<U32> as Mac>::new_from_slice(handshake_hash).ok()?;
+    mac.update(&seed);
+    mac.update(key);
+    Some(mac.finalize().into_bytes().into())
+}
+
 impl Mux {
     /// A table for a connection; channels send their frames into `outgoing`.
     pub fn new(
@@ -381,8 +393,6 @@ impl Mux {
         Mux {
             is_initiator,
             handshake_hash,
-            // REPLICATE_INITIATOR, REPLICATE_RESPONDER (hypercore lib/caps.js).
-            seeds: [namespace(1), namespace(2)],
             local: HashMap::new(),
             local_by_key: HashMap::new(),
             remote: HashMap::new(),
@@ -394,12 +404,8 @@ impl Mux {
         }
     }
 
-    /// `caps.replicate(initiator, key, handshakeHash)`.
     fn capability(&self, initiator: bool, key: &[u8; 32]) -> Option<[u8; 32]> {
-        let mut mac = <Blake2bMac<U32> as Mac>::new_from_slice(&self.handshake_hash).ok()?;
-        mac.update(&self.seeds[usize::from(!initiator)]);
-        mac.update(key);
-        Some(mac.finalize().into_bytes().into())
+        capability(initiator, key, &self.handshake_hash)
     }
 
     /// The next frame to send (opens, rejects, closes), in order.
@@ -656,4 +662,215 @@ impl Mux {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Range, Synchronize};
+
+    const HASH: [u8; 64] = [9; 64];
+    const KEY: [u8; 32] = [7; 32];
+
+    fn mux() -> (Mux, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(8);
+        (Mux::new(true, HASH.to_vec(), tx), rx)
+    }
+
+    fn dk() -> [u8; 32] {
+        nova_hypercore_managed_core::discovery_key(&KEY)
+    }
+
+    /// The peer's open for `KEY` (it is the responder: its capability says so).
+    fn peer_open(id: u64, capability: Option<[u8; 32]>) -> Vec<u8> {
+        let capability = capability.unwrap_or_else(capability_of_peer);
+        open_frame(
+            id,
+            HYPERCORE_PROTOCOL,
+            &dk(),
+            &Handshake {
+                seeks: true,
+                capability,
+            },
+        )
+    }
+
+    fn capability_of_peer() -> [u8; 32] {
+        capability(false, &KEY, &HASH).unwrap()
+    }
+
+    /// Feeds a whole frame; returns the messages delivered.
+    fn feed(m: &mut Mux, frame: &[u8]) -> Result<Vec<Inbound>, MuxError> {
+        let mut cursor = Cursor::default();
+        let mut out = Vec::new();
+        loop {
+            match m.step(frame, &mut cursor)? {
+                Step::Done => return Ok(out),
+                Step::Continue => {}
+                Step::Deliver(d) => out.push(d.item),
+            }
+        }
+    }
+
+    fn paired() -> (Mux, Channel, mpsc::Receiver<Outgoing>) {
+        let (mut m, rx) = mux();
+        m.open(KEY).unwrap();
+        assert!(m.take_frame().is_some_and(|f| f.starts_with(&[0, 1, 1])));
+        feed(&mut m, &peer_open(5, None)).unwrap();
+        match m.take_event() {
+            Some(Event::Channel(c)) => (m, c, rx),
+            other => panic!("expected a channel, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reject_of_our_open_becomes_an_event_and_the_rest_stays() {
+        let (mut m, _rx) = mux();
+        m.open(KEY).unwrap();
+        assert!(feed(&mut m, &[0, 2, 1]).unwrap().is_empty());
+        assert!(matches!(m.take_event(), Some(Event::Rejected(k)) if k == dk()));
+        // A reject for an id we never opened changes nothing.
+        assert!(feed(&mut m, &[0, 2, 9]).unwrap().is_empty());
+        assert!(m.take_event().is_none());
+        // The log can be opened again afterwards.
+        m.open(KEY).unwrap();
+        assert!(m.take_frame().is_some());
+    }
+
+    #[test]
+    fn unknown_control_messages_and_types_are_dropped() {
+        let (mut m, mut c, _rx) = paired();
+        let mut rx = c.take_receiver().unwrap();
+        assert!(feed(&mut m, &[0, 7, 1]).unwrap().is_empty()); // unknown control
+        assert!(feed(&mut m, &[5, 42, 0]).unwrap().is_empty()); // unknown type
+        assert!(feed(&mut m, &[9, 0, 0, 0, 0, 0]).unwrap().is_empty()); // channel not open
+        assert!(feed(&mut m, &[1]).unwrap().is_empty()); // too short
+        assert!(feed(&mut m, &[]).unwrap().is_empty()); // keepalive
+        let sync = Message::Synchronize(Synchronize::default());
+        let got = feed(&mut m, &message_frame(5, &sync)).unwrap();
+        assert_eq!(got, vec![Ok(sync)]);
+        assert!(m.take_frame().is_none() && m.take_event().is_none());
+        assert!(rx.try_recv().is_err()); // deliveries go through the caller
+    }
+
+    #[test]
+    fn batches_keep_only_known_types_and_survive_garbage_entries() {
+        let (mut m, _c, _rx) = paired();
+        let range = Message::Range(Range {
+            drop: false,
+            start: 3,
+            length: 4,
+        });
+        // channel 5: [type 0], [type 42], [range]; channel 6 (not open): [type 0]
+        let mut frame = vec![0, 0, 5, 5, 0, 0, 0, 0, 0, 2, 42, 9];
+        let mut entry = vec![8];
+        range.encode(&mut entry);
+        frame.push(u8::try_from(entry.len()).unwrap());
+        frame.extend(&entry);
+        frame.extend([0, 6, 5, 0, 0, 0, 0, 0]);
+        let got = feed(&mut m, &frame).unwrap();
+        assert_eq!(
+            got,
+            vec![Ok(Message::Synchronize(Synchronize::default())), Ok(range)]
+        );
+        // A message whose bytes do not decode is delivered as an error (the session
+        // closes that channel), not dropped silently and not fatal for the connection.
+        let got = feed(&mut m, &[5, 3, 1]).unwrap();
+        assert!(matches!(got.as_slice(), [Err(WireError::Truncated { .. })]));
+    }
+
+    #[test]
+    fn opens_for_other_protocols_are_rejected_and_bad_ids_fail() {
+        let (mut m, _rx) = mux();
+        let other = open_frame(
+            5,
+            "autobase/x",
+            b"id",
+            &Handshake {
+                seeks: false,
+                capability: [0; 32],
+            },
+        );
+        feed(&mut m, &other).unwrap();
+        assert_eq!(m.take_frame(), Some(vec![0, 2, 5]));
+        assert!(matches!(
+            feed(&mut m, &peer_open(MAX_CHANNEL_ID + 1, None)),
+            Err(MuxError::ChannelId { .. })
+        ));
+        assert!(matches!(
+            feed(&mut m, &peer_open(0, None)),
+            Err(MuxError::ChannelId { id: 0 })
+        ));
+        assert!(matches!(
+            feed(&mut m, &[0, 1, 2, 0xff]),
+            Err(MuxError::MalformedOpen(_))
+        ));
+        feed(&mut m, &peer_open(2, None)).unwrap();
+        assert!(matches!(m.take_event(), Some(Event::DiscoveryKey(k)) if k == dk()));
+        assert!(matches!(
+            feed(&mut m, &peer_open(2, None)),
+            Err(MuxError::DuplicateChannel { id: 2 })
+        ));
+        // A second open for the same log under another id is refused.
+        feed(&mut m, &peer_open(3, None)).unwrap();
+        assert_eq!(m.take_frame(), Some(vec![0, 2, 3]));
+        // The session does not share it: rejected, and forgotten.
+        m.reject_remote(&dk());
+        assert_eq!(m.take_frame(), Some(vec![0, 2, 2]));
+        assert_eq!(m.remote_channels(), 0);
+    }
+
+    #[test]
+    fn a_wrong_capability_ends_the_connection() {
+        let (mut m, _rx) = mux();
+        m.open(KEY).unwrap();
+        let mut wrong = capability_of_peer();
+        wrong[0] ^= 1;
+        assert!(matches!(
+            feed(&mut m, &peer_open(1, Some(wrong))),
+            Err(MuxError::Capability { .. })
+        ));
+        // Our own side's capability (initiator) is not the peer's either.
+        let (mut m, _rx) = mux();
+        m.open(KEY).unwrap();
+        let ours = capability(true, &KEY, &HASH);
+        assert!(matches!(
+            feed(&mut m, &peer_open(1, ours)),
+            Err(MuxError::Capability { .. })
+        ));
+    }
+
+    #[test]
+    fn closes_from_either_side_free_the_channel() {
+        let (mut m, c, _rx) = paired();
+        feed(&mut m, &close_frame(5)).unwrap();
+        assert!(matches!(m.take_event(), Some(Event::Close(k)) if k == dk()));
+        assert!(c.closed());
+        assert_eq!(m.remote_channels(), 0);
+        // A frame the old channel still had queued is not sent.
+        let (local_id, token) = (1, 1);
+        assert!(
+            m.outgoing(Outgoing::Frame {
+                local_id,
+                token,
+                frame: vec![1, 0]
+            })
+            .is_none()
+        );
+        let (mut m, c, _rx) = paired();
+        assert_eq!(m.outgoing(c.close_request()), Some(close_frame(1)));
+        assert!(matches!(m.take_event(), Some(Event::Close(_))));
+        assert_eq!(m.remote_channels(), 0);
+    }
+
+    #[test]
+    fn the_namespace_matches_hypercore_caps() {
+        // REPLICATE_INITIATOR as hypercore-protocol 0.7.2 hard-coded it.
+        assert_eq!(
+            namespace(1)[..4],
+            [0x51, 0x81, 0x2A, 0x2A],
+            "crypto.namespace('hypercore', 6)[1]"
+        );
+        assert_eq!(namespace(2)[..4], [0x04, 0x38, 0x49, 0x2D]);
+    }
 }
