@@ -23,6 +23,7 @@ pub mod protomux;
 mod session;
 pub mod swarm;
 pub mod transport;
+mod wanted;
 pub mod wire;
 
 /// The encrypted, framed channel a session runs on (see [`Replicator::run_encrypted`]).

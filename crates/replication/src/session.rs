@@ -13,7 +13,7 @@
 //! (a block batched with an upgrade beyond our length), is refused before it reaches the
 //! engine.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ use crate::channel::{Channel, Inbound};
 use crate::cipher::{CipherEvent, CipherTrait};
 use crate::protomux::{Cursor, Delivery, Event, Mux, Step};
 use crate::transport::{Ending, encrypt};
+use crate::wanted::Wanted;
 use crate::wire::{Data, Message, NoData, Range, Request, Synchronize};
 
 /// Where a session finds logs: the ones it offers, and any a peer asks for by key.
@@ -659,8 +660,8 @@ struct ChannelState {
     /// request timeout.
     declined: Vec<(Instant, Want)>,
     upgrade_pending: bool,
-    queue: VecDeque<u64>,
-    queued: HashSet<u64>,
+    /// Blocks still to request, as ranges (bounded by the gaps, not the length).
+    wanted: Wanted,
     /// Replies (data / no-data) waiting to go out as one batch.
     replies: Vec<Message>,
     /// Block bytes in `replies`.
@@ -720,17 +721,13 @@ async fn drive_channel(
         pending: HashMap::new(),
         declined: Vec::new(),
         upgrade_pending: false,
-        queue: VecDeque::new(),
-        queued: HashSet::new(),
+        wanted: Wanted::default(),
         replies: Vec::new(),
         reply_bytes: 0,
     };
-    // Resume: blocks below our length that we do not hold yet (an interrupted download).
-    for seq in info.contiguous_length..info.length {
-        if !core.has_block(seq).await? {
-            st.enqueue(seq);
-        }
-    }
+    // Resume: blocks below our length that we do not hold yet (an interrupted download);
+    // `fill` skips the ones we hold, a bounded number per call.
+    st.wanted.insert(info.contiguous_length, info.length);
     st.announce(channel, core).await?;
     let mut progress = core.watch_progress();
     let mut tick = tokio::time::interval(ctx.config.tick);
@@ -773,6 +770,17 @@ async fn drive_channel(
 /// none; this is where a manifest core's encoding plugs in.
 fn manifest_of(_core: &ManagedCore) -> Option<Vec<u8>> {
     None
+}
+
+/// Blocks `fill` checks (held blocks it skips) per call.
+const MAX_CHECKS_PER_FILL: usize = 4096;
+
+/// A peer-sent `start + length` that does not fit a u64: a bad peer.
+fn overflow(ctx: &ChannelCtx, what: &str, start: u64, length: u64) -> HypercoreError {
+    HypercoreError::ReplicationFailed {
+        log: ctx.core.name().to_string(),
+        reason: format!("peer sent a {what} whose end overflows: start {start} + length {length}"),
+    }
 }
 
 /// Messages taken from a channel in one go before replies are flushed.
@@ -821,9 +829,7 @@ impl ChannelState {
     }
 
     fn enqueue(&mut self, seq: u64) {
-        if self.queued.insert(seq) {
-            self.queue.push_back(seq);
-        }
+        self.wanted.insert_one(seq);
     }
 
     /// Tells the peer our length (and what we hold) whenever it changed.
@@ -904,8 +910,11 @@ impl ChannelState {
                 self.maybe_upgrade(channel, ctx).await?;
             }
             Message::Range(range) => {
+                let Some(end) = range.start.checked_add(range.length) else {
+                    return self.reject(ctx, overflow(ctx, "range", range.start, range.length));
+                };
                 if !range.drop && range.start <= self.remote_has {
-                    self.remote_has = self.remote_has.max(range.start + range.length);
+                    self.remote_has = self.remote_has.max(end);
                 }
             }
             Message::Request(request) => self.serve(channel, ctx, request).await?,
@@ -937,6 +946,11 @@ impl ChannelState {
             seek = request.seek.is_some(),
             "request from the peer"
         );
+        if let Some(u) = &request.upgrade
+            && u.start.checked_add(u.length).is_none()
+        {
+            return self.reject(ctx, overflow(ctx, "request upgrade", u.start, u.length));
+        }
         let proof = if request.hash.is_some() || request.seek.is_some() {
             None // not supported: answered with NoData, never an error
         } else {
@@ -1067,9 +1081,7 @@ impl ChannelState {
                 if pending.want == Want::Upgrade {
                     self.upgrade_pending = false;
                     let now = core.info().await?;
-                    for seq in info.length..now.length {
-                        self.enqueue(seq);
-                    }
+                    self.wanted.insert(info.length, now.length);
                     self.maybe_upgrade(channel, ctx).await?;
                 }
                 Ok(())
@@ -1177,16 +1189,22 @@ impl ChannelState {
         let core = &ctx.core;
         let mut batch = Vec::new();
         let info = core.info().await?;
-        while self.pending.len() < ctx.config.window {
-            let Some(&seq) = self.queue.front() else {
+        // Blocks beyond our length cannot be asked for (rule 2); a later upgrade adds
+        // them again.
+        self.wanted.truncate(info.length);
+        // Blocks we already hold are skipped, at most this many per call, so one call's
+        // work is bounded whatever the log's length; the next message or tick goes on.
+        let mut checks = MAX_CHECKS_PER_FILL;
+        while self.pending.len() < ctx.config.window && checks > 0 {
+            let Some(seq) = self.wanted.first() else {
                 break;
             };
             if seq >= self.remote_has.min(self.remote_length) {
                 break; // the peer does not hold it (yet); wait for its Range
             }
-            self.queue.pop_front();
-            self.queued.remove(&seq);
-            if seq >= info.length || core.has_block(seq).await? {
+            self.wanted.pop_first();
+            checks -= 1;
+            if core.has_block(seq).await? {
                 continue;
             }
             let nodes = core.missing_nodes(seq).await?;
