@@ -225,10 +225,9 @@ fn end(ending: &watch::Sender<Ending>, how: Result<(), String>) {
 /// [`with_queue_limit`](Self::with_queue_limit)). A frame that would take the queue past
 /// the bound means the peer does not read what it asked for: the connection is dropped
 /// at once (the pump is stopped, the socket closed, frames still queued discarded), the
-/// send fails, and the ending watch says why. There is no waiting instead: the
-/// `hypercore-protocol` 0.7.2 layer above moves every message into its own unbounded
-/// write queue whether or not this sink is ready, so backpressure here would only move
-/// the memory there.
+/// send fails, and the ending watch says why. There is no waiting instead: a peer that
+/// asked for that much and read none of it is broken or hostile, and waiting would hold
+/// the session (every channel on the connection) hostage to it.
 pub struct SecretCipher {
     incoming: mpsc::Receiver<Vec<u8>>,
     outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,
