@@ -534,3 +534,54 @@ proptest! {
         prop_assert!(Manifest::decode(&huge).is_err());
     }
 }
+
+/// A v1 log whose stored manifest was altered (CRC fixed up, so the header still
+/// decodes) no longer hashes to its core key: reopening is `STORAGE_CORRUPTED`.
+#[tokio::test]
+async fn a_tampered_stored_manifest_is_storage_corrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[10; 32]);
+    let log = ManagedCore::open(
+        dir.path(),
+        name(),
+        OpenOptions::new()
+            .signing_key(key.clone())
+            .format(CoreFormat::V1),
+    )
+    .await
+    .unwrap();
+    log.append(b"x").await.unwrap();
+    let manifest = log.manifest().unwrap();
+    log.close().await.unwrap();
+
+    let path = dir.path().join("oplog");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut tampered = 0;
+    for slot in [0usize, 4096] {
+        let word = u32::from_le_bytes(bytes[slot + 4..slot + 8].try_into().unwrap());
+        let len = (word >> 2) as usize;
+        if len == 0 {
+            continue;
+        }
+        let payload = slot + 8..slot + 8 + len;
+        let Some(at) = bytes[payload.clone()]
+            .windows(manifest.len())
+            .position(|w| w == manifest.as_slice())
+        else {
+            continue;
+        };
+        // The last byte of the signer's public key.
+        bytes[payload.start + at + manifest.len() - 1] ^= 1;
+        let crc = crc32fast::hash(&bytes[slot + 4..payload.end]);
+        bytes[slot..slot + 4].copy_from_slice(&crc.to_le_bytes());
+        tampered += 1;
+    }
+    assert!(tampered > 0);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let err = ManagedCore::open(dir.path(), name(), OpenOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StorageCorrupted, "{err}");
+    assert!(err.to_string().contains("manifest"), "{err}");
+}

@@ -69,6 +69,35 @@ pub struct CoreInfo {
 /// Who can read what: JS hypercore 10 reads only [`Legacy`](CoreFormat::Legacy) logs
 /// (its manifest decoder refuses version 1); JS hypercore 11 reads both (its default is
 /// [`V1`](CoreFormat::V1); `compat: true` makes legacy logs).
+///
+/// ```
+/// use nova_hypercore_managed_core::{CoreFormat, ManagedCore, OpenOptions, RequestUpgrade, SigningKey};
+/// use nova_hypercore_serialization::LogName;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let name = LogName::parse("v1-log")?;
+/// let key = SigningKey::from_bytes(&[1; 32]);
+/// let writer = ManagedCore::in_memory(
+///     name.clone(),
+///     OpenOptions::new().signing_key(key.clone()).format(CoreFormat::V1),
+/// )
+/// .await?;
+/// writer.append(b"hello").await?;
+/// // The core key is the manifest's hash, not the signer's key.
+/// assert_ne!(writer.public_key(), key.verifying_key().to_bytes());
+///
+/// // A replica knows only the core key until the manifest comes from the wire.
+/// let replica =
+///     ManagedCore::in_memory(name, OpenOptions::new().core_key(writer.public_key())).await?;
+/// assert!(replica.needs_manifest());
+/// replica.set_manifest(&writer.manifest().unwrap()).await?;
+/// let upgrade = RequestUpgrade { start: 0, length: 1 };
+/// let proof = writer.serve_proof(None, Some(upgrade)).await?.unwrap();
+/// assert!(replica.apply_proof(proof).await?);
+/// assert_eq!(replica.length(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CoreFormat {
     /// Hypercore 10 ("compat"): the core key is the signer's ed25519 public key; a
