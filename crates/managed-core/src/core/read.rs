@@ -94,6 +94,17 @@ pub(crate) fn verified_block(
     if !storage.has(seq) {
         return Err(invalid("the block is not stored locally"));
     }
+    verify_stored(storage, verified, seq)
+}
+
+/// Block `seq` (below the length) as the data file holds it where the tree says,
+/// verified, whatever the bitfield says (the bitfield rebuild asks this of blocks whose
+/// bit was lost).
+pub(crate) fn verify_stored(
+    storage: &Storage,
+    verified: &Verified,
+    seq: u64,
+) -> Result<Vec<u8>, ReadError> {
     let fork = storage.tree().fork();
     // Fast path: the leaf and its offset are known: one read, one hash.
     if let Some((leaf, Some(offset))) = verified.get(fork, 2 * seq) {

@@ -25,6 +25,9 @@ use crate::oplog::{
 use crate::proof::{self, ProofError, ProofRequest, TreeState, VerifiedProof};
 use crate::verifier::{Signer, Verifier};
 
+use super::read::{self, ReadError, Verified};
+use super::rebuild::{self, RebuildError, Target};
+
 /// Oplog entry bytes after which the next append or apply checkpoints.
 const CHECKPOINT_OPLOG_BYTES: u64 = 256 * 1024;
 /// Pending tree nodes after which the next append or apply checkpoints.
@@ -345,20 +348,30 @@ impl Storage {
                 format!("header length {length} is past 2^52"),
             ));
         }
-        let mut tree = MerkleTree::open(&files.tree, fork, length, header.tree.signature.clone())
-            .map_err(|e| {
-            corrupted(
-                &files.tree,
-                format!("{e}; blocks 0..{length} are unreachable"),
-            )
-        })?;
+        // The oplog's own consistency first: these are not the tree's fault.
+        for (i, entry) in entries.iter().enumerate() {
+            if let Some(upgrade) = &entry.tree_upgrade
+                && (upgrade.length > MAX_LENGTH || upgrade.fork != fork)
+            {
+                return Err(corrupted(
+                    &files.oplog,
+                    format!(
+                        "entry {i} moves to length {} fork {}",
+                        upgrade.length, upgrade.fork
+                    ),
+                ));
+            }
+        }
+        let tree = match load_tree(&files, &header.tree, &entries, &verifier) {
+            Ok(tree) => tree,
+            Err(damage) => {
+                rebuild_tree_or(damage, &files, &header.tree, &entries, &verifier)?;
+                load_tree(&files, &header.tree, &entries, &verifier)?
+            }
+        };
+        let length = tree.length();
         // Bits past the final length are never needed: read no more of the file.
-        let final_length = entries
-            .iter()
-            .filter_map(|e| e.tree_upgrade.as_ref().map(|u| u.length))
-            .fold(length, u64::max)
-            .min(MAX_LENGTH);
-        let bitfield_bytes = final_length
+        let bitfield_bytes = length
             .div_ceil(8)
             .next_multiple_of(BYTES_PER_PAGE)
             .min(files.bitfield.len());
@@ -368,47 +381,16 @@ impl Storage {
             .map_err(io("read", &files.bitfield))?;
         let mut bitfield = Bitfield::from_bytes(&bits);
         drop(bits);
-        for (i, entry) in entries.into_iter().enumerate() {
+        for entry in entries {
             if let Some((name, value)) = entry.user_data {
                 header.user_data.retain(|(k, _)| *k != name);
                 if let Some(value) = value {
                     header.user_data.push((name, value));
                 }
             }
-            if let Some(nodes) = entry.tree_nodes {
-                tree.add_nodes(nodes);
-            }
-            if let Some(upgrade) = entry.tree_upgrade {
-                if upgrade.length > MAX_LENGTH || upgrade.fork != fork {
-                    return Err(corrupted(
-                        &files.oplog,
-                        format!(
-                            "entry {i} moves to length {} fork {}",
-                            upgrade.length, upgrade.fork
-                        ),
-                    ));
-                }
-                tree.upgrade_to(&files.tree, upgrade.length, upgrade.fork, upgrade.signature)
-                    .map_err(|e| {
-                        corrupted(
-                            &files.oplog,
-                            format!(
-                                "entry {i}: {e}; blocks from {} on are unreachable",
-                                tree.length()
-                            ),
-                        )
-                    })?;
-            }
             if let Some(update) = entry.bitfield {
                 bitfield.set_range(update.start, update.length, !update.drop);
             }
-        }
-        let length = tree.length();
-        if length > 0 && !verifier.verify(tree.roots(), length, tree.fork(), tree.signature()) {
-            return Err(corrupted(
-                &files.tree,
-                format!("the stored roots of blocks 0..{length} do not carry a valid signature"),
-            ));
         }
         let contiguous = bitfield.first_unset(0).min(length);
         let mut storage = Storage {
@@ -425,6 +407,17 @@ impl Storage {
             key,
             header_changed,
         };
+        // A writer holds every block of its log; a replica every block below the
+        // contiguous length its last header recorded. A lost bit there is a damaged
+        // bitfield: blocks that verify are marked stored again.
+        let expected = if storage.signer.is_some() {
+            length
+        } else {
+            storage.header.hints.contiguous_length.min(length)
+        };
+        if storage.contiguous < expected && storage.restore_bits(expected)? > 0 {
+            storage.header_changed = true;
+        }
         if storage.header_changed {
             // Both slots: the spare one may hold the old header too.
             storage.checkpoint_pages()?;
@@ -465,6 +458,95 @@ impl Storage {
     /// Whether block `seq` is stored here.
     pub(crate) fn has(&self, seq: u64) -> bool {
         seq < self.tree.length() && self.bitfield.get(seq)
+    }
+
+    /// Bitfield rebuild: every block below `end` whose bit is unset but whose bytes in
+    /// the data file verify against the signed tree is marked stored again (the pages
+    /// are written at the next checkpoint). Returns how many were restored.
+    pub(crate) fn restore_bits(&mut self, end: u64) -> Result<u64, StorageError> {
+        let verified = Verified::default();
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut seq = self.contiguous;
+        while seq < end {
+            if self.bitfield.get(seq) {
+                seq = self.bitfield.first_unset(seq);
+                continue;
+            }
+            match read::verify_stored(self, &verified, seq) {
+                Ok(_) => match runs.last_mut() {
+                    Some((start, len)) if *start + *len == seq => *len += 1,
+                    _ => runs.push((seq, 1)),
+                },
+                Err(ReadError::Invalid(_)) => {}
+                Err(ReadError::Storage(e)) => return Err(e),
+            }
+            seq += 1;
+        }
+        let restored = runs.iter().map(|(_, n)| n).sum();
+        for (start, len) in runs {
+            self.bitfield.set_range(start, len, true);
+        }
+        if restored > 0 {
+            tracing::warn!(
+                file = %self.files.bitfield.path().display(),
+                restored,
+                end,
+                "bitfield rebuilt: blocks whose bit was lost verified and were marked stored again"
+            );
+            self.advance_contiguous();
+        }
+        Ok(restored)
+    }
+
+    /// Full local check and rebuild (see [`rebuild`](super::rebuild)): every block is
+    /// re-hashed from the data file, the tree recomputed and, if its roots carry the
+    /// stored signature, every node that differs is rewritten; then lost bitfield bits
+    /// are restored. Call after a checkpoint (no nodes pending). Returns the nodes
+    /// rewritten and the bits restored.
+    pub(crate) fn repair(&mut self) -> Result<(u64, u64), StorageError> {
+        let length = self.tree.length();
+        let mut rewritten = 0;
+        if length > 0 {
+            let signature = self.tree.signature().to_vec();
+            let target = Target {
+                length,
+                fork: self.tree.fork(),
+                signature: &signature,
+            };
+            rewritten = match rebuild::rebuild_tree(
+                &self.files.tree,
+                &self.files.data,
+                &|_| None,
+                target,
+                &self.verifier,
+            ) {
+                Ok(n) => n,
+                Err(RebuildError::Io(e)) => return Err(io("rebuild", &self.files.tree)(e)),
+                Err(RebuildError::Unrecoverable(why)) => {
+                    return Err(corrupted(&self.files.tree, why));
+                }
+            };
+            if rewritten > 0 {
+                // The tree's chunk cache holds the old bytes: read the roots afresh.
+                self.tree = MerkleTree::open(&self.files.tree, target.fork, length, signature)
+                    .map_err(|e| corrupted(&self.files.tree, format!("{e} after a rebuild")))?;
+                tracing::warn!(
+                    file = %self.files.tree.path().display(),
+                    rewritten,
+                    "tree repaired from the data file"
+                );
+            }
+        }
+        let expected = if self.signer.is_some() {
+            length
+        } else {
+            self.header.hints.contiguous_length.min(length)
+        };
+        let restored = self.restore_bits(expected)?;
+        if rewritten > 0 || restored > 0 {
+            self.header_changed = true;
+        }
+        Ok((rewritten, restored))
     }
 
     /// Step 1 of an append: hashes and signs the batch and writes its blocks to the data
@@ -825,6 +907,109 @@ impl Storage {
     /// The data file and its read-ahead window.
     pub(crate) fn blocks(&self) -> &BlockStore {
         &self.blocks
+    }
+}
+
+/// The signed tree the header and the oplog's entries describe: the header's roots from
+/// the tree file, then each entry's nodes and upgrade, then the final roots' signature.
+fn load_tree(
+    files: &Files,
+    header: &TreeHeader,
+    entries: &[Entry],
+    verifier: &Verifier,
+) -> Result<MerkleTree, StorageError> {
+    let length = header.length;
+    let mut tree = MerkleTree::open(&files.tree, header.fork, length, header.signature.clone())
+        .map_err(|e| {
+            corrupted(
+                &files.tree,
+                format!("{e}; blocks 0..{length} are unreachable"),
+            )
+        })?;
+    for (i, entry) in entries.iter().enumerate() {
+        if let Some(nodes) = &entry.tree_nodes {
+            tree.add_nodes(nodes.iter().copied());
+        }
+        if let Some(upgrade) = &entry.tree_upgrade {
+            tree.upgrade_to(
+                &files.tree,
+                upgrade.length,
+                upgrade.fork,
+                upgrade.signature.clone(),
+            )
+            .map_err(|e| {
+                corrupted(
+                    &files.oplog,
+                    format!(
+                        "entry {i}: {e}; blocks from {} on are unreachable",
+                        tree.length()
+                    ),
+                )
+            })?;
+        }
+    }
+    let length = tree.length();
+    if length > 0 && !verifier.verify(tree.roots(), length, tree.fork(), tree.signature()) {
+        return Err(corrupted(
+            &files.tree,
+            format!("the stored roots of blocks 0..{length} do not carry a valid signature"),
+        ));
+    }
+    Ok(tree)
+}
+
+/// The tree could not be loaded (`damage`): rebuilds it from the data file (see
+/// [`rebuild`](super::rebuild)), or returns `damage` with why that failed too.
+fn rebuild_tree_or(
+    damage: StorageError,
+    files: &Files,
+    header: &TreeHeader,
+    entries: &[Entry],
+    verifier: &Verifier,
+) -> Result<(), StorageError> {
+    let (length, fork, signature) = entries
+        .iter()
+        .rev()
+        .find_map(|e| e.tree_upgrade.as_ref())
+        .map_or(
+            (header.length, header.fork, header.signature.as_slice()),
+            |u| (u.length, u.fork, u.signature.as_slice()),
+        );
+    if length == 0 {
+        return Err(damage);
+    }
+    let pending: std::collections::HashMap<u64, Node> = entries
+        .iter()
+        .filter_map(|e| e.tree_nodes.as_ref())
+        .flatten()
+        .filter(|n| n.index % 2 == 0)
+        .map(|n| (n.index, *n))
+        .collect();
+    let target = Target {
+        length,
+        fork,
+        signature,
+    };
+    let lookup = |index: u64| pending.get(&index).copied();
+    match rebuild::rebuild_tree(&files.tree, &files.data, &lookup, target, verifier) {
+        Ok(rewritten) => {
+            tracing::warn!(
+                file = %files.tree.path().display(),
+                length,
+                rewritten,
+                damage = %damage,
+                "tree rebuilt from the data file: its roots carry the stored signature"
+            );
+            Ok(())
+        }
+        Err(RebuildError::Io(e)) => Err(io("rebuild", &files.tree)(e)),
+        Err(RebuildError::Unrecoverable(why)) => Err(match damage {
+            StorageError::Corrupted { file, reason } => StorageError::Corrupted {
+                file,
+                reason: format!("{reason}; a local rebuild from the data file failed: {why}"),
+            },
+            other => other,
+        }),
     }
 }
 
