@@ -155,6 +155,13 @@ impl ManagedCore {
     /// none. Errors: `STORAGE_INACCESSIBLE` (directory or files cannot be created or
     /// opened), `STORAGE_CORRUPTED` (files do not verify, naming the file and the blocks
     /// affected, or the given key does not match the stored one), `IO_ERROR`.
+    ///
+    /// Damage the data file can make good is rebuilt here, without a peer (see
+    /// docs/reliability.md): a tree whose roots are lost or altered but whose leaves
+    /// survive (recomputed, kept only if it carries the stored signature); bitfield bits
+    /// lost for blocks that verify; and, for a writer whose key is given with
+    /// [`OpenOptions::signing_key`], blocks past a damaged or lost oplog header that a
+    /// checkpoint wrote to the tree file (signed again).
     pub async fn open(dir: impl AsRef<Path>, name: LogName, options: OpenOptions) -> Result<Self> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| HypercoreError::StorageInaccessible {

@@ -11,6 +11,11 @@
 //!   names the blocks from the first lost leaf on.
 //! - `bitfield`: see `Storage::restore_bits` (blocks whose bit was lost are verified
 //!   against the signed tree and marked stored again).
+//! - `oplog`: see `Storage::extend_from_files`. When the oplog lost state (a damaged
+//!   header slot falls back to the older one; both slots lost), a writer re-signs the
+//!   blocks past the signed length whose leaves a checkpoint wrote to the tree file and
+//!   whose bytes hash to them: they were committed before that checkpoint. Blocks whose
+//!   leaves were only in lost oplog entries have no boundaries and stay lost.
 //!
 //! Two passes over the data file (check, then write), so a failed rebuild leaves the
 //! damaged tree as it was, and memory stays bounded by one chunk of leaves.
@@ -174,7 +179,7 @@ impl NodeWriter<'_> {
 
 /// Adds `leaf` to `roots`, merging siblings; every new node goes to `out`. `None` when
 /// sizes overflow.
-fn push(roots: &mut Vec<Node>, leaf: Node, out: &mut dyn FnMut(Node)) -> Option<()> {
+pub(crate) fn push(roots: &mut Vec<Node>, leaf: Node, out: &mut dyn FnMut(Node)) -> Option<()> {
     out(leaf);
     let mut top = leaf;
     while let Some(prev) = roots.last() {
@@ -227,7 +232,7 @@ fn walk(
 }
 
 /// The leaf hash of the `size` bytes at `offset`, read in chunks.
-fn leaf_hash_at(data: &DiskFile, offset: u64, size: u64) -> std::io::Result<[u8; 32]> {
+pub(crate) fn leaf_hash_at(data: &DiskFile, offset: u64, size: u64) -> std::io::Result<[u8; 32]> {
     let mut h = Blake2b::<U32>::new();
     h.update([0u8]);
     h.update(size.to_le_bytes());

@@ -186,26 +186,40 @@ impl Storage {
     /// Opens the log in `files` (creating it if the oplog holds no header).
     pub(crate) fn open(files: Files, keys: Keys) -> Result<Self, StorageError> {
         let bytes = read_oplog(&files.oplog).map_err(io("read", &files.oplog))?;
-        let opened = oplog::open(&bytes)
-            .map_err(|e| corrupted(&files.oplog, format!("{e}; all blocks are unreachable")))?;
+        let opened = match oplog::open(&bytes) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let lost = corrupted(&files.oplog, format!("{e}; all blocks are unreachable"));
+                return match keys {
+                    Keys::Secret(secret) if files.tree.len() > 0 => {
+                        Self::recover_header(files, secret, lost)
+                    }
+                    _ => Err(lost),
+                };
+            }
+        };
         drop(bytes);
         match opened.header {
             None => {
                 // The other files are written only after a log's first header: blocks
                 // in them with no header left mean a cut or damaged oplog, not a new log
                 // (creating one would wipe them).
-                if let Some(file) = [&files.data, &files.tree, &files.bitfield]
+                let holding = [&files.data, &files.tree, &files.bitfield]
                     .into_iter()
                     .find(|f| f.len() > 0)
-                {
-                    return Err(corrupted(
+                    .map(|f| (f.path().to_owned(), f.len()));
+                if let Some((path, len)) = holding {
+                    let lost = corrupted(
                         &files.oplog,
                         format!(
-                            "no valid header, but {} holds {} bytes: all blocks are unreachable",
-                            file.path().display(),
-                            file.len()
+                            "no valid header, but {} holds {len} bytes: all blocks are unreachable",
+                            path.display(),
                         ),
-                    ));
+                    );
+                    return match keys {
+                        Keys::Secret(secret) => Self::recover_header(files, secret, lost),
+                        _ => Err(lost),
+                    };
                 }
                 Self::create(files, keys, opened.slots)
             }
@@ -287,6 +301,53 @@ impl Storage {
             header_changed: true,
         };
         storage.checkpoint_pages()?;
+        storage.checkpoint_header()?;
+        Ok(storage)
+    }
+
+    /// Oplog rebuild when no header survives, for a writer whose key is held outside
+    /// the files: a new header for this key, then the blocks the tree file and the data
+    /// file still hold, signed again ([`extend_from_files`](Self::extend_from_files)).
+    /// Nothing recoverable: `lost` (the original error). The files are not truncated.
+    fn recover_header(
+        files: Files,
+        secret: ed25519_dalek::SigningKey,
+        lost: StorageError,
+    ) -> Result<Self, StorageError> {
+        let public = secret.verifying_key();
+        let key = public.to_bytes();
+        let tree = MerkleTree::open(&files.tree, 0, 0, Vec::new())
+            .map_err(|e| corrupted(&files.tree, e.to_string()))?;
+        let mut storage = Storage {
+            blocks: BlockStore::new(files.data.clone()),
+            files,
+            header: Header::new_compat(key, None),
+            slots: Slots::fresh(),
+            oplog_bytes: 0,
+            tree,
+            bitfield: Bitfield::default(),
+            contiguous: 0,
+            verifier: Verifier::Ed25519Legacy { public_key: public },
+            signer: Some(Signer::Ed25519Legacy(secret)),
+            key,
+            header_changed: true,
+        };
+        if storage.extend_from_files()? == 0 {
+            return Err(lost);
+        }
+        let kept = storage.tree.byte_length();
+        if storage.files.data.len() > kept {
+            tracing::warn!(
+                file = %storage.files.data.path().display(),
+                kept,
+                size = storage.files.data.len(),
+                "the data file holds bytes past the rebuilt log: blocks whose leaves were only in the lost oplog have no boundaries and are lost"
+            );
+        }
+        // Both slots get the new header; the entries after them are dropped.
+        storage.checkpoint_pages()?;
+        storage.checkpoint_header()?;
+        storage.header_changed = true;
         storage.checkpoint_header()?;
         Ok(storage)
     }
@@ -407,6 +468,8 @@ impl Storage {
             key,
             header_changed,
         };
+        storage.extend_from_files()?;
+        let length = storage.tree.length();
         // A writer holds every block of its log; a replica every block below the
         // contiguous length its last header recorded. A lost bit there is a damaged
         // bitfield: blocks that verify are marked stored again.
@@ -496,6 +559,74 @@ impl Storage {
             self.advance_contiguous();
         }
         Ok(restored)
+    }
+
+    /// Oplog rebuild for a writer's own log (fork 0, never truncated): blocks past the
+    /// signed length whose leaf nodes the tree file holds (a checkpoint wrote them, so
+    /// they were committed) and whose bytes in the data file hash to those leaves are
+    /// signed again and become part of the log. That is what a damaged oplog loses:
+    /// a header slot falling back to the older checkpoint, or both slots. Signatures are
+    /// deterministic (ed25519), so the re-signed tree carries the very signature peers
+    /// may have seen. Returns the blocks added (usually none: nothing past the length).
+    pub(crate) fn extend_from_files(&mut self) -> Result<u64, StorageError> {
+        let Some(signer) = &self.signer else {
+            return Ok(0);
+        };
+        if self.tree.fork() != 0 {
+            // After a truncation the nodes past the length are an old fork's.
+            return Ok(0);
+        }
+        let start = self.tree.length();
+        let data = &self.files.data;
+        let mut offset = self.tree.byte_length();
+        let mut leaves = Vec::new();
+        let mut seq = start;
+        while seq < MAX_LENGTH {
+            let Some(leaf) = self
+                .tree
+                .node_in(&self.files.tree, 2 * seq)
+                .map_err(io("read", &self.files.tree))?
+            else {
+                break;
+            };
+            let Some(end) = offset.checked_add(leaf.size).filter(|e| *e <= data.len()) else {
+                break;
+            };
+            let hash = rebuild::leaf_hash_at(data, offset, leaf.size).map_err(io("read", data))?;
+            if hash != leaf.hash {
+                break;
+            }
+            leaves.push(leaf);
+            offset = end;
+            seq += 1;
+        }
+        if leaves.is_empty() {
+            return Ok(0);
+        }
+        let mut roots = self.tree.roots().to_vec();
+        let mut nodes = Vec::with_capacity(leaves.len() * 2);
+        for leaf in leaves {
+            rebuild::push(&mut roots, leaf, &mut |n| nodes.push(n)).ok_or_else(|| {
+                corrupted(
+                    &self.files.tree,
+                    format!("sizes of blocks 0..{seq} overflow"),
+                )
+            })?;
+        }
+        let fork = self.tree.fork();
+        let signature = signer.sign(&roots, seq, fork);
+        self.tree.add_nodes(nodes);
+        self.tree.set_signed(seq, offset, fork, roots, signature);
+        self.bitfield.set_range(start, seq - start, true);
+        self.advance_contiguous();
+        self.header_changed = true;
+        tracing::warn!(
+            file = %self.files.oplog.path().display(),
+            from = start,
+            to = seq,
+            "oplog rebuilt: blocks a checkpoint wrote to the tree file, with intact data, signed again"
+        );
+        Ok(seq - start)
     }
 
     /// Full local check and rebuild (see [`rebuild`](super::rebuild)): every block is
