@@ -6,8 +6,8 @@
 //!   after a random delay. The next child reopens the same log, reads back every entry
 //!   (verified against the signed tree, compared with what was appended) and prints its
 //!   length, which must cover every acknowledgement.
-//! - `close()`: the child appends, says `CLOSING`, closes; the parent kills it a random
-//!   0..3 ms later (some kills land inside `close`, some after).
+//! - `close()`: the child appends, says `CLOSING`, closes; the parent kills it within
+//!   2 ms or 30 ms of it (some kills land inside `close`, some after).
 //! - Replication (`crates/manager/examples/peer.rs`, two processes over loopback TCP):
 //!   the reader is killed mid-transfer and restarted on its store (what it had verified
 //!   is still held, it resumes, ends with every entry verified); the writer is killed
@@ -245,7 +245,9 @@ fn closes(tmp: &Path, trials: u64, rng: &mut Rng) -> Result<(u64, u64)> {
         let what = format!("close trial {trial} ({})", MODES[m]);
         reopen_covers(&child, acked[m], &what)?;
         expect_quiet(&child, "CLOSING", &mut acked[m])?;
-        std::thread::sleep(Duration::from_micros(rng.below(3_000)));
+        // Half the trials within 2 ms of `CLOSING` (mostly inside close), half within 30.
+        let window = if trial % 2 == 0 { 2_000 } else { 30_000 };
+        std::thread::sleep(Duration::from_micros(rng.below(window)));
         child.kill()?;
         let rest = child.rest();
         if rest.iter().any(|l| l == "CLOSED") {
@@ -343,7 +345,9 @@ fn writer_kills(tmp: &Path, trials: u64, rng: &mut Rng) -> Result {
     for trial in 0..trials {
         let goal = start + step * (trial + 1);
         writer.send(&format!("append {}", goal - acked))?;
-        std::thread::sleep(Duration::from_micros(rng.below(60_000)));
+        // Half the kills within 3 ms of the command (inside the append), half within 60.
+        let window = if trial % 2 == 0 { 3_000 } else { 60_000 };
+        std::thread::sleep(Duration::from_micros(rng.below(window)));
         writer.kill()?;
         for line in writer.rest() {
             if line.starts_with("LENGTH") {
