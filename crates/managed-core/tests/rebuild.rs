@@ -8,7 +8,9 @@
 
 use std::path::Path;
 
-use nova_hypercore_managed_core::{ManagedCore, OpenOptions, SigningKey};
+use nova_hypercore_managed_core::{
+    ManagedCore, OpenOptions, RequestBlock, RequestUpgrade, SigningKey,
+};
 use nova_hypercore_serialization::{ErrorCode, HypercoreError, LogName};
 use nova_hypercore_testkit::{property_config, runtime};
 use proptest::prelude::*;
@@ -343,4 +345,68 @@ fn repair_rewrites_only_what_differs() {
     });
     same_bytes(&dir.path().join("tree"), &original, "after repair");
     open_and_read_all(dir.path()).unwrap();
+}
+
+/// A replica (public key only) that held blocks 0..1,500 of 2,000 at its last checkpoint,
+/// and blocks 1,700..2,000: its bitfield zeroed, it restores exactly the blocks below the
+/// contiguous length its header recorded (a replica may be sparse above it, so those
+/// are left to be fetched again), and they read back.
+#[test]
+fn replica_bitfield_rebuilt_up_to_its_recorded_contiguous_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer_dir = dir.path().join("w");
+    let replica_dir = dir.path().join("r");
+    runtime().block_on(async {
+        let writer = ManagedCore::open(&writer_dir, name(), options())
+            .await
+            .unwrap();
+        let values: Vec<Vec<u8>> = (0..2_000).map(entry).collect();
+        writer.append_batch(&values).await.unwrap();
+        let public = OpenOptions::new().public_key(writer.verifying_key());
+        let replica = ManagedCore::open(&replica_dir, name(), public)
+            .await
+            .unwrap();
+        let proof = writer
+            .serve_proof(
+                None,
+                Some(RequestUpgrade {
+                    start: 0,
+                    length: 2_000,
+                }),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(replica.apply_proof(proof).await.unwrap());
+        for index in (0..1_500).chain(1_700..2_000) {
+            let nodes = replica.missing_nodes(index).await.unwrap();
+            let proof = writer
+                .serve_proof(Some(RequestBlock { index, nodes }), None)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(replica.apply_proof(proof).await.unwrap());
+        }
+        replica.close().await.unwrap();
+    });
+    edit(&replica_dir.join("bitfield"), |b| b.fill(0));
+    runtime().block_on(async {
+        let public = SigningKey::from_bytes(&[31; 32]).verifying_key();
+        let replica =
+            ManagedCore::open(&replica_dir, name(), OpenOptions::new().public_key(public))
+                .await
+                .unwrap();
+        let info = replica.info().await.unwrap();
+        assert_eq!(info.length, 2_000);
+        assert_eq!(info.contiguous_length, 1_500);
+        for seq in 0..1_500 {
+            assert_eq!(replica.get(seq).await.unwrap(), entry(seq));
+        }
+        // Above the recorded contiguous length: not claimed, even where the bytes exist.
+        assert!(!replica.has_block(1_800).await.unwrap());
+        assert_eq!(
+            replica.get(1_800).await.unwrap_err().code(),
+            ErrorCode::SignatureInvalid
+        );
+    });
 }
