@@ -151,6 +151,19 @@ fn expect_quiet(child: &Peer, prefix: &str, acked: &mut u64) -> Result<String> {
     }
 }
 
+/// SIGKILLs `child`, unless it already ended: an error if it ended on its own, except
+/// for a successful exit when `may_finish` (a close trial whose `close` returned).
+fn kill_checked(child: &mut Peer, may_finish: bool, what: &str) -> Result {
+    match child.child.try_wait() {
+        Ok(Some(status)) if status.success() && may_finish => child.kill(),
+        Ok(Some(status)) => Err(format!(
+            "{what}: the child ended by itself before the kill ({status}); see its stderr"
+        )),
+        Ok(None) => child.kill(),
+        Err(e) => Err(format!("{what}: {e}")),
+    }
+}
+
 fn note_ack(line: &str, acked: &mut u64) -> Result {
     if line.starts_with("ACK ") {
         *acked = (*acked).max(number(line, 1)?);
@@ -195,11 +208,14 @@ fn appends(tmp: &Path, trials: u64, rng: &mut Rng) -> Result<u64> {
         let mut now_acked = before;
         while Instant::now() < kill_at {
             let left = kill_at.saturating_duration_since(Instant::now());
-            if let Some(line) = child.next_line(left) {
-                note_ack(&line, &mut now_acked)?;
+            match child.next_line(left) {
+                Some(line) => note_ack(&line, &mut now_acked)?,
+                // Its stdout closed: it ended by itself (reported by the kill below).
+                None if child.child.try_wait().ok().flatten().is_some() => break,
+                None => {}
             }
         }
-        child.kill()?;
+        kill_checked(&mut child, false, &what)?;
         // Lines written before the kill were acknowledged too.
         for line in child.rest() {
             note_ack(&line, &mut now_acked)?;
@@ -248,7 +264,7 @@ fn closes(tmp: &Path, trials: u64, rng: &mut Rng) -> Result<(u64, u64)> {
         // Half the trials within 2 ms of `CLOSING` (mostly inside close), half within 30.
         let window = if trial % 2 == 0 { 2_000 } else { 30_000 };
         std::thread::sleep(Duration::from_micros(rng.below(window)));
-        child.kill()?;
+        kill_checked(&mut child, true, &what)?;
         let rest = child.rest();
         if rest.iter().any(|l| l == "CLOSED") {
             after += 1;
@@ -277,7 +293,8 @@ fn closes(tmp: &Path, trials: u64, rng: &mut Rng) -> Result<(u64, u64)> {
 /// Kill -9 the reader at random moments of a transfer; each restart must hold at least
 /// what it reported as stored, and the last one verifies every entry.
 fn reader_kills(tmp: &Path, trials: u64, rng: &mut Rng) -> Result {
-    let n: u64 = 20_000;
+    // About 2,000 entries arrive per trial here: enough that every kill is mid-transfer.
+    let n: u64 = 5_000 * (trials + 1);
     let wdir = tmp.join("repl-w").display().to_string();
     let writer = Peer::spawn("writer", &["write", &wdir, LOG, &n.to_string()])?;
     let ready = writer.expect("READY")?;
@@ -298,13 +315,17 @@ fn reader_kills(tmp: &Path, trials: u64, rng: &mut Rng) -> Result {
         let kill_at = Instant::now() + Duration::from_micros(50_000 + rng.below(400_000));
         while Instant::now() < kill_at {
             let left = kill_at.saturating_duration_since(Instant::now());
-            if let Some(line) = reader.next_line(left)
-                && line.starts_with("PROGRESS")
-            {
-                stored = stored.max(number(&line, 1)?);
+            match reader.next_line(left) {
+                Some(line) if line.starts_with("PROGRESS") => {
+                    stored = stored.max(number(&line, 1)?);
+                }
+                Some(_) => {}
+                None if reader.child.try_wait().ok().flatten().is_some() => break,
+                None => {}
             }
         }
-        reader.kill()?;
+        // A reader that already got everything exits by itself: fine, the last run checks.
+        kill_checked(&mut reader, true, &format!("reader kill {trial}"))?;
         for line in reader.rest() {
             if line.starts_with("PROGRESS") {
                 stored = stored.max(number(&line, 1)?);
@@ -348,7 +369,7 @@ fn writer_kills(tmp: &Path, trials: u64, rng: &mut Rng) -> Result {
         // Half the kills within 3 ms of the command (inside the append), half within 60.
         let window = if trial % 2 == 0 { 3_000 } else { 60_000 };
         std::thread::sleep(Duration::from_micros(rng.below(window)));
-        writer.kill()?;
+        kill_checked(&mut writer, false, &format!("writer kill {trial}"))?;
         for line in writer.rest() {
             if line.starts_with("LENGTH") {
                 acked = acked.max(number(&line, 1)?);
