@@ -3,7 +3,9 @@
 //! manager on the store either refuses with `STORAGE_CORRUPTED` naming the damaged file
 //! (or, for a primary key that still has 32 bytes, the log's key file it no longer
 //! matches), or opens the log and reads back exactly what was appended. Never a panic,
-//! never another log's key silently used, never wrong bytes.
+//! never another log's key silently used, never wrong bytes. And a log's own files
+//! (bitfield, tree, oplog) damaged while its data file is intact are rebuilt with the
+//! key from `keys/` when the log is opened.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -191,5 +193,82 @@ fn each_file_cut_to_half_is_refused_by_name() {
             unreachable!()
         };
         assert_eq!(*path, damaged, "{file}: {err}");
+    }
+}
+
+/// The directory holding the log's four files (under `corestore/`).
+fn core_dir(store: &Path) -> PathBuf {
+    fn find(dir: &Path) -> Option<PathBuf> {
+        for item in std::fs::read_dir(dir).ok()? {
+            let path = item.ok()?.path();
+            if path.join("oplog").is_file() {
+                return Some(path);
+            }
+            if path.is_dir()
+                && let Some(found) = find(&path)
+            {
+                return Some(found);
+            }
+        }
+        None
+    }
+    find(&store.join("corestore")).expect("a log directory under corestore/")
+}
+
+/// A log of the manager (key in `keys/`) whose bitfield, tree parents or oplog headers
+/// are damaged while its data file is intact is rebuilt when `get_log` opens it: every
+/// entry reads back, the log takes a new entry, and the next open finds it whole.
+#[test]
+fn a_managed_log_with_damaged_bitfield_tree_or_oplog_is_rebuilt_from_data_and_keys() {
+    let base = tempfile::tempdir().unwrap();
+    build_store(base.path());
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 3] = [
+        ("bitfield zeroed", |core| {
+            let path = core.join("bitfield");
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            std::fs::write(path, vec![0u8; len]).unwrap();
+        }),
+        ("every parent node of the tree zeroed", |core| {
+            let path = core.join("tree");
+            let mut bytes = std::fs::read(&path).unwrap();
+            for node in bytes.chunks_mut(40).skip(1).step_by(2) {
+                node.fill(0);
+            }
+            std::fs::write(path, bytes).unwrap();
+        }),
+        ("both oplog header slots zeroed", |core| {
+            let path = core.join("oplog");
+            let mut bytes = std::fs::read(&path).unwrap();
+            let n = bytes.len().min(8192);
+            bytes[..n].fill(0);
+            std::fs::write(path, bytes).unwrap();
+        }),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(base.path(), dir.path());
+        damage(&core_dir(dir.path()));
+        let outcome = runtime()
+            .block_on(open_and_read(dir.path()))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(matches!(outcome, Outcome::ReadBack), "{what}: {outcome:?}");
+        runtime().block_on(async {
+            let m = manager_at(dir.path()).await.unwrap();
+            assert_eq!(
+                m.append(LOG, &entry(ENTRIES)).await.unwrap(),
+                ENTRIES,
+                "{what}"
+            );
+            m.close().await.unwrap();
+            let m = manager_at(dir.path()).await.unwrap();
+            assert_eq!(m.get_length(LOG).await.unwrap(), ENTRIES + 1, "{what}");
+            assert_eq!(
+                m.read(LOG, ENTRIES).await.unwrap(),
+                entry(ENTRIES),
+                "{what}"
+            );
+            m.close().await.unwrap();
+        });
     }
 }
