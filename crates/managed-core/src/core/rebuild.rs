@@ -23,6 +23,7 @@
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest as _};
 
+use crate::block_store::MAX_BLOCK_BYTES;
 use crate::crypto::Node;
 use crate::disk::DiskFile;
 use std::collections::BTreeMap;
@@ -211,6 +212,12 @@ fn walk(
                 "the leaf of block {seq} is lost with the tree (and not in the oplog), so the boundaries of blocks {seq}..{length} in the data file are unknown; blocks 0..{seq} are intact"
             )));
         };
+        if stored.size > MAX_BLOCK_BYTES {
+            return Err(RebuildError::Unrecoverable(format!(
+                "the leaf of block {seq} claims {} bytes, past the {MAX_BLOCK_BYTES}-byte block limit: the boundaries of blocks {seq}..{length} are unknown",
+                stored.size
+            )));
+        }
         let end = offset.checked_add(stored.size).filter(|e| *e <= data.len());
         let Some(end) = end else {
             return Err(RebuildError::Unrecoverable(format!(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
 
 use crate::bitfield::{BYTES_PER_PAGE, Bitfield};
-use crate::block_store::BlockStore;
+use crate::block_store::{BlockStore, MAX_BLOCK_BYTES};
 use crate::crypto::Node;
 use crate::disk::{DiskFile, Durability};
 use crate::merkle_tree::{AppendBatch, MerkleTree, NODE_BYTES};
@@ -589,7 +589,8 @@ impl Storage {
             else {
                 break;
             };
-            let Some(end) = offset.checked_add(leaf.size).filter(|e| *e <= data.len()) else {
+            let end = offset.checked_add(leaf.size).filter(|e| *e <= data.len());
+            let Some(end) = end.filter(|_| leaf.size <= MAX_BLOCK_BYTES) else {
                 break;
             };
             let hash = rebuild::leaf_hash_at(data, offset, leaf.size).map_err(io("read", data))?;
