@@ -8,6 +8,9 @@
 //!   length, which must cover every acknowledgement.
 //! - `close()`: the child appends, says `CLOSING`, closes; the parent kills it within
 //!   2 ms or 30 ms of it (some kills land inside `close`, some after).
+//! - Local rebuild: a log's tree and bitfield are damaged and the child that opens it
+//!   (rebuilding them from the data file) is killed at a random moment, again and again;
+//!   the last open must still rebuild and read back everything acknowledged.
 //! - Replication (`crates/manager/examples/peer.rs`, two processes over loopback TCP):
 //!   the reader is killed mid-transfer and restarted on its store (what it had verified
 //!   is still held, it resumes, ends with every entry verified); the writer is killed
@@ -30,6 +33,7 @@ use crate::{Result, cargo, run_step};
 struct Counts {
     appends: u64,
     closes: u64,
+    rebuilds: u64,
     reader_kills: u64,
     writer_kills: u64,
 }
@@ -40,6 +44,7 @@ impl Counts {
         Counts {
             appends: 20,
             closes: 6,
+            rebuilds: 4,
             reader_kills: 3,
             writer_kills: 3,
         }
@@ -50,6 +55,7 @@ impl Counts {
         Counts {
             appends: 200,
             closes: 30,
+            rebuilds: 20,
             reader_kills: 15,
             writer_kills: 15,
         }
@@ -116,12 +122,14 @@ pub(crate) fn run(tmp: &Path) -> Result {
     let started = Instant::now();
     let appended = appends(tmp, counts.appends, &mut rng)?;
     let (inside, after) = closes(tmp, counts.closes, &mut rng)?;
+    let (mid_rebuild, rebuilt) = rebuilds(tmp, counts.rebuilds, &mut rng)?;
     reader_kills(tmp, counts.reader_kills, &mut rng)?;
     writer_kills(tmp, counts.writer_kills, &mut rng)?;
     eprintln!(
-        "  crash summary: {} append trials ({appended} entries acknowledged, all read back), {} close trials ({inside} killed inside close, {after} after it), {} reader kills, {} writer kills, {:.1} s",
+        "  crash summary: {} append trials ({appended} entries acknowledged, all read back), {} close trials ({inside} killed inside close, {after} after it), {} rebuild trials ({mid_rebuild} killed before the rebuilding open had read everything back, {rebuilt} after), {} reader kills, {} writer kills, {:.1} s",
         counts.appends,
         counts.closes,
+        counts.rebuilds,
         counts.reader_kills,
         counts.writer_kills,
         started.elapsed().as_secs_f64()
@@ -288,6 +296,82 @@ fn closes(tmp: &Path, trials: u64, rng: &mut Rng) -> Result<(u64, u64)> {
         String::new(),
     )?;
     Ok((inside, after))
+}
+
+/// Damages a log's tree (every parent node zeroed, the roots among them) and bitfield
+/// (zeroed), as the local rebuild at open repairs them.
+fn damage_tree_and_bitfield(dir: &Path) -> Result {
+    let tree = dir.join("tree");
+    let mut bytes = std::fs::read(&tree).map_err(|e| format!("{}: {e}", tree.display()))?;
+    for node in bytes.chunks_mut(40).skip(1).step_by(2) {
+        node.fill(0);
+    }
+    std::fs::write(&tree, bytes).map_err(|e| format!("{}: {e}", tree.display()))?;
+    let bitfield = dir.join("bitfield");
+    let len = std::fs::metadata(&bitfield)
+        .map_err(|e| format!("{}: {e}", bitfield.display()))?
+        .len();
+    let zeros = vec![0u8; usize::try_from(len).map_err(|e| e.to_string())?];
+    std::fs::write(&bitfield, zeros).map_err(|e| format!("{}: {e}", bitfield.display()))
+}
+
+/// Rebuild trials: a log's tree and bitfield are damaged, and the opening child (which
+/// rebuilds them from the data file, then reads everything back) is killed at a random
+/// moment; the damage is applied again before the next trial. The last open must
+/// rebuild and read back every acknowledged entry. Returns (kills before the child
+/// printed `OPENED`, kills after).
+fn rebuilds(tmp: &Path, trials: u64, rng: &mut Rng) -> Result<(u64, u64)> {
+    let dir = tmp.join("rebuild");
+    let dir_arg = dir.display().to_string();
+    let seed = rng.next().to_string();
+    let mut child = crash_child(&["append", &dir_arg, "flush", &seed])?;
+    let mut acked = 0;
+    reopen_covers(&child, 0, "rebuild set-up")?;
+    let until = Instant::now() + Duration::from_millis(400);
+    while Instant::now() < until {
+        let left = until.saturating_duration_since(Instant::now());
+        if let Some(line) = child.next_line(left) {
+            note_ack(&line, &mut acked)?;
+        }
+    }
+    kill_checked(&mut child, false, "rebuild set-up")?;
+    for line in child.rest() {
+        note_ack(&line, &mut acked)?;
+    }
+    let (mut before, mut after) = (0, 0);
+    for trial in 0..trials {
+        damage_tree_and_bitfield(&dir)?;
+        let mut child = crash_child(&["verify", &dir_arg, "flush"])?;
+        let kill_at = Instant::now() + Duration::from_micros(rng.below(300_000));
+        let mut opened = false;
+        while Instant::now() < kill_at && !opened {
+            let left = kill_at.saturating_duration_since(Instant::now());
+            match child.next_line(left) {
+                Some(line) => opened |= line.starts_with("OPENED"),
+                None if child.child.try_wait().ok().flatten().is_some() => break,
+                None => {}
+            }
+        }
+        kill_checked(&mut child, true, &format!("rebuild trial {trial}"))?;
+        opened |= child.rest().iter().any(|l| l.starts_with("OPENED"));
+        if opened {
+            after += 1;
+        } else {
+            before += 1;
+        }
+    }
+    damage_tree_and_bitfield(&dir)?;
+    let child = crash_child(&["verify", &dir_arg, "flush"])?;
+    reopen_covers(&child, acked, "final rebuild")?;
+    child.wait()?;
+    check(
+        &format!(
+            "{trials} kill -9 trials while a damaged tree and bitfield are rebuilt at open: the last open rebuilt them and read back all {acked} acknowledged entries"
+        ),
+        true,
+        String::new(),
+    )?;
+    Ok((before, after))
 }
 
 /// Kill -9 the reader at random moments of a transfer; each restart must hold at least

@@ -96,7 +96,10 @@ pub(crate) fn rebuild_tree(
             target.length
         )));
     }
-    // Pass 2: the same walk, writing every node that differs from the file.
+    // Pass 2: the same walk, writing every node that differs from the file; the roots
+    // last, so a crash part-way leaves roots that do not load or verify, and the next
+    // open rebuilds again (never a tree whose roots check out over missing nodes).
+    let final_roots: Vec<Node> = roots;
     let mut writer = NodeWriter {
         tree,
         buffer: BTreeMap::new(),
@@ -107,7 +110,9 @@ pub(crate) fn rebuild_tree(
     let mut failed = None;
     walk(data, &mut leaves, target.length, |_, leaf| {
         push(&mut roots, leaf, &mut |node| {
-            writer.buffer.insert(node.index, node);
+            if !final_roots.iter().any(|r| r.index == node.index) {
+                writer.buffer.insert(node.index, node);
+            }
         })?;
         if writer.buffer.len() >= FLUSH_NODES
             && let Err(e) = writer.flush()
@@ -120,6 +125,10 @@ pub(crate) fn rebuild_tree(
     if let Some(e) = failed {
         return Err(RebuildError::Io(e));
     }
+    writer.flush()?;
+    writer
+        .buffer
+        .extend(final_roots.iter().map(|r| (r.index, *r)));
     writer.flush()?;
     Ok(writer.rewritten)
 }
