@@ -413,7 +413,7 @@ async fn a_signed_upgrade_to_2_pow_40_blocks_costs_bounded_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_flood_is_answered_within_bounded_memory_and_the_session_goes_on() {
     let (w, _wd) = writer(20, None).await;
-    let (mut victim, mut raw) = connect(w.verifying_key()).await;
+    let (victim, mut raw) = connect(w.verifying_key()).await;
     let before = vm_rss_kib();
     const FLOOD: u64 = 100_000;
     for id in 1..=FLOOD {
