@@ -6,6 +6,8 @@
 //   node peer.mjs dump  VERSION DIR KEY UNTIL [SECRET]     checks a directory written by Rust;
 //                                                          with SECRET (64-byte hex), appends one entry
 //   node peer.mjs read-tcp  VERSION DIR KEY UNTIL HOST:PORT  reader dialling a TCP peer (no DHT)
+//                                                          (UNTIL `probe:MS`: one `get(0)` with
+//                                                          that timeout; prints PROBE ok|<error>)
 //   node peer.mjs write-tcp VERSION DIR COUNT                writer listening on 127.0.0.1 (no DHT)
 //
 // Over TCP, `socket.pipe(core.replicate(isInitiator)).pipe(socket)`: the replication
@@ -59,6 +61,20 @@ async function read (key, until, connect) {
   let fetched = 0
   core.on('download', () => { fetched++ })
   const disconnect = connect(core)
+  if (until.startsWith('probe:')) {
+    // Whether this version can read the core at all (a boundary check): no throw.
+    let result
+    try {
+      const block = await core.get(0, { timeout: Number(until.slice('probe:'.length)) })
+      result = b4a.equals(block, entry(0)) ? 'ok' : 'differs'
+    } catch (e) {
+      result = e.code || e.message
+    }
+    say(`PROBE ${result} length ${core.length}`)
+    await disconnect()
+    await core.close()
+    return
+  }
   if (until.startsWith('sparse:')) {
     const indices = until.slice('sparse:'.length).split(',').map(Number)
     for (const i of indices) {

@@ -7,14 +7,16 @@
 //! `lo` (this process re-runs itself under `unshare --net`).
 //!
 //! Checks, each full sync then +1,000 entries, byte-identical (every entry is compared):
-//! - Rust writer → JS reader, hypercore 10 and 11;
-//! - JS writer → Rust reader, hypercore 10 and 11 in `compat` mode;
-//! - boundary, kept and marked: a hypercore 11 writer in its default mode (manifest v1
-//!   cores: the key is the manifest's hash) cannot be read by the Rust reader, because
-//!   the `hypercore` 0.17 crate has no manifests. The check passes while that holds and
-//!   fails (asking for an update) the day it stops holding;
+//! - Rust legacy writer → JS reader, hypercore 10 and 11 (default mode: it follows a
+//!   legacy core as it is);
+//! - Rust v1 writer (`--format v1`, a manifest core) → JS hypercore 11 default reader;
+//! - JS writer → Rust reader, hypercore 10, 11 in `compat` mode and 11 default (a
+//!   manifest core: the key is the manifest's hash; our replica asks for the manifest);
 //! - direct mode (no DHT) over TCP, both ways: our `listen` / `connect` against JS
-//!   `socket.pipe(core.replicate(isInitiator)).pipe(socket)`;
+//!   `socket.pipe(core.replicate(isInitiator)).pipe(socket)`, with hypercore 10 (legacy)
+//!   and hypercore 11 default (manifest cores, both ways, full then +1,000);
+//! - boundary, kept and marked: JS hypercore 10 cannot read our v1 core (its manifest
+//!   codec knows version 0 only), which is why new logs are legacy by default;
 //! - same storage both ways: JS hypercore 10.31.12 reads the directory our manager
 //!   wrote and appends to it with the log's key pair (from `keys/`), our core reopens it
 //!   and verifies every entry, JS's included; our reader reads the directory JS wrote;
@@ -87,13 +89,15 @@ pub(crate) fn run_inside(tmp: &Path) -> Result {
     )?;
     let testnet = node("testnet", &["testnet.mjs"])?;
     let bootstrap = field(&testnet.expect("BOOTSTRAP")?, 1)?;
-    let rust_dir = rust_writer_js_reader(tmp, &bootstrap, "10")?;
-    rust_writer_js_reader(tmp, &bootstrap, "11")?;
+    let rust_dir = rust_writer_js_reader(tmp, &bootstrap, "10", "legacy")?;
+    rust_writer_js_reader(tmp, &bootstrap, "11", "legacy")?;
+    rust_writer_js_reader(tmp, &bootstrap, "11", "v1")?;
     let (js_dir_10, js_key_10) = js_writer_rust_reader(tmp, &bootstrap, "10")?;
     js_writer_rust_reader(tmp, &bootstrap, "11-compat")?;
+    js_writer_rust_reader(tmp, &bootstrap, "11")?;
     rust_reader_follows_a_restarted_js_writer(tmp, &bootstrap)?;
-    manifest_cores_are_a_known_boundary(tmp, &bootstrap)?;
     direct_tcp_both_ways(tmp)?;
+    direct_tcp_manifest_cores_both_ways(tmp)?;
     let store = tmp.join("rust-writer-10");
     same_storage_both_ways(&store, &rust_dir, (&js_dir_10, &js_key_10))?;
     corestore_opens_our_store(&path(&store), &rust_dir.1)?;
@@ -143,18 +147,39 @@ fn full_then_incremental(
     )
 }
 
-/// Returns (the writer's core directory, its key).
-fn rust_writer_js_reader(tmp: &Path, bootstrap: &str, js: &str) -> Result<(String, String)> {
-    eprintln!("--> Rust writer, JS hypercore {js} reader");
+/// A Rust writer creating its log in `format` (`legacy` or `v1`, the example's
+/// `--format`) for a JS hypercore `js` reader. Returns (the writer's core directory,
+/// its key).
+fn rust_writer_js_reader(
+    tmp: &Path,
+    bootstrap: &str,
+    js: &str,
+    format: &str,
+) -> Result<(String, String)> {
+    eprintln!("--> Rust {format} writer, JS hypercore {js} reader");
     let swarm = format!("swarm:{bootstrap}");
-    let wdir = path(&tmp.join(format!("rust-writer-{js}")));
+    // The legacy writer keeps its historical directory name (the storage checks use it).
+    let suffix = if format == "legacy" {
+        js.to_string()
+    } else {
+        format!("{js}-{format}")
+    };
+    let wdir = path(&tmp.join(format!("rust-writer-{suffix}")));
     let mut writer = rust_peer(
         "rust-writer",
-        &["write", &wdir, LOG, &FIRST.to_string(), &swarm],
+        &[
+            "--format",
+            format,
+            "write",
+            &wdir,
+            LOG,
+            &FIRST.to_string(),
+            &swarm,
+        ],
     )?;
     let key = field(&writer.expect("READY")?, 2)?;
     let core_dir = field(&writer.expect("DIR")?, 1)?;
-    let rdir = path(&tmp.join(format!("js-reader-{js}")));
+    let rdir = path(&tmp.join(format!("js-reader-{suffix}")));
     let read = |until: u64| {
         let reader = node(
             "js-reader",
@@ -172,7 +197,7 @@ fn rust_writer_js_reader(tmp: &Path, bootstrap: &str, js: &str) -> Result<(Strin
     };
     full_then_incremental(
         &mut writer,
-        &format!("JS hypercore {js} reader from the Rust writer"),
+        &format!("JS hypercore {js} reader from the Rust {format} writer"),
         read,
     )?;
     // A sparse JS reader (`get` of scattered entries, no download) learns what we hold
@@ -185,7 +210,7 @@ fn rust_writer_js_reader(tmp: &Path, bootstrap: &str, js: &str) -> Result<(Strin
             "peer.mjs",
             "read",
             js,
-            &path(&tmp.join(format!("js-sparse-reader-{js}"))),
+            &path(&tmp.join(format!("js-sparse-reader-{suffix}"))),
             &key,
             &format!("sparse:{}", list.join(",")),
             bootstrap,
@@ -196,7 +221,7 @@ fn rust_writer_js_reader(tmp: &Path, bootstrap: &str, js: &str) -> Result<(Strin
     sparse.wait()?;
     check(
         &format!(
-            "sparse JS hypercore {js} reader: {} scattered entries, each fetched once",
+            "sparse JS hypercore {js} reader from the Rust {format} writer: {} scattered entries, each fetched once",
             indices.len()
         ),
         fetched == indices.len() as u64,
@@ -294,31 +319,96 @@ fn rust_reader_follows_a_restarted_js_writer(tmp: &Path, bootstrap: &str) -> Res
     )
 }
 
-fn manifest_cores_are_a_known_boundary(tmp: &Path, bootstrap: &str) -> Result {
-    eprintln!("--> boundary: JS hypercore 11 default (manifest v1) writer, Rust reader");
-    let swarm = format!("swarm:{bootstrap}");
-    let wdir = path(&tmp.join("js-writer-11-manifest"));
-    let writer = node(
-        "js-writer",
-        &["peer.mjs", "write", "11", &wdir, "10", bootstrap],
+/// Direct TCP, no DHT, with manifest cores both ways: our v1 writer's listener and a
+/// JS hypercore 11 default reader dialling it; a JS hypercore 11 default writer's
+/// listener and our reader connecting. Each full, then exactly +1,000.
+fn direct_tcp_manifest_cores_both_ways(tmp: &Path) -> Result {
+    eprintln!(
+        "--> direct TCP, manifest cores: Rust v1 listen -> JS 11 dial, JS 11 listen -> Rust connect"
+    );
+    let mut writer = rust_peer(
+        "rust-writer",
+        &[
+            "--format",
+            "v1",
+            "write",
+            &path(&tmp.join("tcp-rust-writer-v1")),
+            LOG,
+            &FIRST.to_string(),
+            "127.0.0.1:0",
+        ],
     )?;
-    let key = field(&writer.expect("READY")?, 1)?;
-    let rdir = path(&tmp.join("rust-reader-11-manifest"));
-    let reader = rust_peer("rust-reader", &["read", &rdir, LOG, &key, &swarm, "10"])?;
-    // A manifest hash is not a valid ed25519 key about half the time: then the replica
-    // is refused up front. Otherwise the reader reports STALL after 10 s without
-    // progress. VERIFIED would mean the boundary moved.
-    let mut line = reader.expect_any(&["START", "REFUSED"])?;
-    if line.starts_with("START") {
-        line = reader.expect_any(&["STALL", "VERIFIED"])?;
-    }
-    drop(reader);
-    writer.wait()?;
+    let ready = writer.expect("READY")?;
+    let (addr, key) = (field(&ready, 1)?, field(&ready, 2)?);
+    let rdir = path(&tmp.join("tcp-js-reader-11"));
+    let read = |until: u64| {
+        let reader = node(
+            "js-reader",
+            &[
+                "peer.mjs",
+                "read-tcp",
+                "11",
+                &rdir,
+                &key,
+                &until.to_string(),
+                &addr,
+            ],
+        )?;
+        read_run(reader, until)
+    };
+    full_then_incremental(
+        &mut writer,
+        "JS hypercore 11 reader over TCP from our v1 listener",
+        read,
+    )?;
+    // JS hypercore 10 has no manifest v1 (its codec takes version 0 only): it cannot
+    // read a v1 core. Kept as a boundary check: it fails the day that changes.
+    let probe = node(
+        "js-reader",
+        &[
+            "peer.mjs",
+            "read-tcp",
+            "10",
+            &path(&tmp.join("tcp-js-reader-10-of-v1")),
+            &key,
+            "probe:5000",
+            &addr,
+        ],
+    )?;
+    let line = probe.expect("PROBE")?;
+    probe.wait()?;
     check(
-        "KNOWN BOUNDARY still holds: manifest v1 cores (hypercore 11 default) are not readable by our core yet (see docs/discovery.md)",
-        line.starts_with("STALL") || line.starts_with("REFUSED"),
-        "the Rust reader verified a manifest core: the boundary moved, update docs/discovery.md and make this a full check".into(),
-    )
+        "boundary: JS hypercore 10 cannot read our v1 core (the reason we write legacy by default)",
+        !line.starts_with("PROBE ok"),
+        format!("JS hypercore 10 read a v1 core ({line}): update docs/discovery.md"),
+    )?;
+    writer.wait()?;
+    let mut writer = node(
+        "js-writer",
+        &[
+            "peer.mjs",
+            "write-tcp",
+            "11",
+            &path(&tmp.join("tcp-js-writer-11")),
+            &FIRST.to_string(),
+        ],
+    )?;
+    let ready = writer.expect("READY")?;
+    let (key, addr) = (field(&ready, 1)?, field(&ready, 2)?);
+    let rdir = path(&tmp.join("tcp-rust-reader-11"));
+    let read = |until: u64| {
+        let reader = rust_peer(
+            "rust-reader",
+            &["read", &rdir, LOG, &key, &addr, &until.to_string()],
+        )?;
+        read_run(reader, until)
+    };
+    full_then_incremental(
+        &mut writer,
+        "our reader over TCP from a JS hypercore 11 (manifest core) listener",
+        read,
+    )?;
+    writer.wait()
 }
 
 fn direct_tcp_both_ways(tmp: &Path) -> Result {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! peer write DIR LOG COUNT        create COUNT entries, serve on 127.0.0.1:0;
-//!                                 prints "READY <addr> <public key hex>";
+//!                                 prints "READY <addr> <core key hex>";
 //!                                 stdin "append K" appends K more, prints "LENGTH <n>"
 //! peer read DIR LOG KEY ADDR N    replicate until N entries are held; prints
 //!                                 "START <held>", "PROGRESS <have> <total>",
@@ -19,6 +19,8 @@
 //! the reader looks up as a client) instead of direct TCP. The swarm binds every
 //! interface (`0.0.0.0`, the library default) unless `--host IP` is given;
 //! `--local-connection true|false` sets `SwarmOptions::local_connection`.
+//! `--format legacy|v1` (write): the format of a new log (default legacy, the manager's
+//! default; `v1` is hypercore 11's default manifest core). `read` takes any core key.
 //! Entry i is the bytes of `entry <i>`, so a reader can check every byte it got.
 
 use std::io::Write;
@@ -26,7 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nova_hypercore_manager::{
-    BootstrapNode, HypercoreManager, ManagerConfig, ManagerEvent, SwarmOptions,
+    BootstrapNode, CoreFormat, HypercoreManager, ManagerConfig, ManagerEvent, SwarmOptions,
 };
 use nova_hypercore_serialization::Direction;
 use tokio::io::AsyncBufReadExt;
@@ -53,9 +55,15 @@ async fn main() -> Result<(), BoxError> {
             .init();
     }
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let format = match take_option::<String>(&mut args, "--format")?.as_deref() {
+        None | Some("legacy") => CoreFormat::Legacy,
+        Some("v1") => CoreFormat::V1,
+        Some(other) => return Err(format!("--format legacy|v1, not {other}").into()),
+    };
     let peer = Peer {
         host: take_option(&mut args, "--host")?,
         local_connection: take_option(&mut args, "--local-connection")?,
+        format,
     };
     match args.first().map(String::as_str) {
         Some("write") if args.len() == 4 || args.len() == 5 => {
@@ -71,7 +79,7 @@ async fn main() -> Result<(), BoxError> {
             peer.read(&args[1], &args[2], &args[3], &args[4], args[5].parse()?)
                 .await
         }
-        _ => Err("usage: peer [--host IP] write DIR LOG COUNT [ADDR] | peer [--host IP] read DIR LOG KEY ADDR N | peer check CORE_DIR KEY N | peer bootstrap ADDR".into()),
+        _ => Err("usage: peer [--host IP] [--format legacy|v1] write DIR LOG COUNT [ADDR] | peer [--host IP] read DIR LOG KEY ADDR N | peer check CORE_DIR KEY N | peer bootstrap ADDR".into()),
     }
 }
 
@@ -90,9 +98,10 @@ where
     Ok(Some(value))
 }
 
-async fn manager(dir: &str) -> Result<HypercoreManager, BoxError> {
+async fn manager(dir: &str, format: CoreFormat) -> Result<HypercoreManager, BoxError> {
     let config = ManagerConfig::builder()
         .storage_path(PathBuf::from(dir))
+        .core_format(format)
         .event_capacity(1 << 16)
         .build()?;
     let manager = HypercoreManager::new(config)?;
@@ -127,6 +136,8 @@ struct Peer {
     host: Option<std::net::IpAddr>,
     /// `--local-connection`: overrides `SwarmOptions::local_connection`.
     local_connection: Option<bool>,
+    /// `--format`: the format of a log `write` creates.
+    format: CoreFormat,
 }
 
 impl Peer {
@@ -145,7 +156,7 @@ impl Peer {
     }
 
     async fn write(&self, dir: &str, log: &str, count: u64, addr: &str) -> Result<(), BoxError> {
-        let m = manager(dir).await?;
+        let m = manager(dir, self.format).await?;
         let have = m.get_length(log).await?;
         let batch: Vec<Vec<u8>> = (have..count).map(entry).collect();
         for chunk in batch.chunks(1000) {
@@ -192,12 +203,12 @@ impl Peer {
         addr: &str,
         until: u64,
     ) -> Result<(), BoxError> {
-        let m = manager(dir).await?;
+        let m = manager(dir, self.format).await?;
         let key_bytes = parse_key(key)?;
         let replica = match m.open_replica(log, key_bytes).await {
             Ok(replica) => replica,
             Err(e) => {
-                // e.g. a hypercore 11 manifest key, which is not an ed25519 key half the time.
+                // e.g. the name is already used for another key.
                 say(format!("REFUSED {}", e.code()));
                 return Err(e.into());
             }

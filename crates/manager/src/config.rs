@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use garde::Validate;
-use nova_hypercore_managed_core::Durability;
+use nova_hypercore_managed_core::{CoreFormat, Durability};
 use nova_hypercore_serialization::{DecodeError, HypercoreError};
 
 /// Largest accepted `max_payload_bytes`: 16 MiB minus 64 KiB, the largest block that
@@ -46,6 +46,13 @@ pub struct ManagerConfig {
     /// Operation records kept for `recent_events`. Default 1024.
     #[garde(skip)]
     pub recent_events_capacity: usize,
+    /// The format of logs `get_log` creates (an existing log keeps the format its files
+    /// record). Default [`CoreFormat::Legacy`]: readable by JS hypercore 10 and by JS
+    /// hypercore 11 (which follows a legacy core's key as it is); a [`CoreFormat::V1`]
+    /// log (hypercore 11's default, named by its manifest's hash) is readable by JS 11
+    /// and by us, not by JS 10. See docs/discovery.md, "Who reads what".
+    #[garde(skip)]
+    pub core_format: CoreFormat,
 }
 
 #[allow(clippy::ptr_arg)] // garde hands custom validators a reference to the field type
@@ -77,6 +84,7 @@ impl Default for ManagerConfig {
             max_open_logs: 128,
             event_capacity: 1024,
             recent_events_capacity: 1024,
+            core_format: CoreFormat::Legacy,
         }
     }
 }
@@ -152,6 +160,11 @@ impl ManagerConfigBuilder {
     /// Size of the recent-events ring.
     pub fn recent_events_capacity(mut self, n: usize) -> Self {
         self.0.recent_events_capacity = n;
+        self
+    }
+    /// The format of new logs.
+    pub fn core_format(mut self, format: CoreFormat) -> Self {
+        self.0.core_format = format;
         self
     }
     /// The validated config.

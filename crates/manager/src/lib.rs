@@ -38,7 +38,7 @@ pub use config::{MAX_PAYLOAD_LIMIT, ManagerConfig, ManagerConfigBuilder};
 pub use events::ManagerEvent;
 pub use log::ManagedLog;
 pub use manager::{Connector, DownloadProgress, HypercoreManager, Listener};
-pub use nova_hypercore_managed_core::Durability;
+pub use nova_hypercore_managed_core::{CoreFormat, Durability};
 pub use nova_hypercore_replication::swarm::{BootstrapNode, SwarmOptions};
 pub use swarm::SwarmStats;
 

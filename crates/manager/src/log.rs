@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use nova_hypercore_managed_core::{ManagedCore, OpenOptions, SigningKey, VerifyingKey};
+use nova_hypercore_managed_core::{CoreFormat, ManagedCore, OpenOptions, SigningKey};
 use nova_hypercore_serialization::{HypercoreError, LogName};
 use tracing::debug;
 
@@ -64,19 +64,31 @@ impl Pool {
     }
 }
 
-/// The key a log is opened with: ours (writable) or a peer's public key (a replica).
+/// The key a log is opened with: ours (writable, in the format it is created with) or
+/// a peer's core key (a replica, legacy or manifest core: the core finds out).
 #[derive(Debug, Clone)]
 pub(crate) enum LogKey {
-    Secret(SigningKey),
-    Public(VerifyingKey),
+    Secret(SigningKey, CoreFormat),
+    Core([u8; 32]),
 }
 
 impl LogKey {
-    fn public(&self) -> VerifyingKey {
+    /// The core key: what names the log on the wire and in the store.
+    pub(crate) fn core_key(&self) -> [u8; 32] {
         match self {
-            LogKey::Secret(k) => k.verifying_key(),
-            LogKey::Public(k) => *k,
+            LogKey::Secret(k, format) => core_key(k, *format),
+            LogKey::Core(k) => *k,
         }
+    }
+}
+
+/// The core key of a log signed by `key` in `format`: the ed25519 key itself (legacy),
+/// or its default manifest's hash (v1).
+pub(crate) fn core_key(key: &SigningKey, format: CoreFormat) -> [u8; 32] {
+    let public = key.verifying_key().to_bytes();
+    match format {
+        CoreFormat::Legacy => public,
+        CoreFormat::V1 => nova_hypercore_managed_core::manifest::default_core_key(&public),
     }
 }
 
@@ -116,7 +128,7 @@ impl ManagedLog {
         dir: PathBuf,
         key: LogKey,
     ) -> Result<Self> {
-        let public_key = key.public().to_bytes();
+        let public_key = key.core_key();
         let log = ManagedLog {
             entry: Arc::new(LogEntry {
                 discovery_key: nova_hypercore_managed_core::discovery_key(&public_key),
@@ -153,7 +165,9 @@ impl ManagedLog {
         &self.entry.dir
     }
 
-    /// The ed25519 public key.
+    /// The core key: what names the log on the wire (its discovery key derives from
+    /// it) and what `open_replica` takes. For a legacy log it is the signer's ed25519
+    /// key; for a v1 log the hash of its manifest.
     pub fn public_key(&self) -> [u8; 32] {
         self.entry.public_key
     }
@@ -199,8 +213,8 @@ impl ManagedLog {
         }
         let options = OpenOptions::new().durability(e.shared.config.durability);
         let options = match &e.key {
-            LogKey::Secret(k) => options.signing_key(k.clone()),
-            LogKey::Public(k) => options.public_key(*k),
+            LogKey::Secret(k, format) => options.signing_key(k.clone()).format(*format),
+            LogKey::Core(k) => options.core_key(*k),
         };
         // Opening reads and checks the files and may sync them: blocking work, done on
         // the blocking pool so the async threads stay free.
@@ -392,7 +406,16 @@ impl ManagedLog {
 
     /// Whether this process can append to the log (false for replicas of peers' logs).
     pub fn is_writable(&self) -> bool {
-        matches!(self.entry.key, LogKey::Secret(_))
+        matches!(self.entry.key, LogKey::Secret(..))
+    }
+
+    /// The log's format: `None` for a replica that has not learnt it from a peer yet
+    /// (opened by core key, no manifest or verified upgrade received).
+    pub async fn format(&self) -> Result<Option<CoreFormat>> {
+        let result = self
+            .with_core(|core| async move { Ok(core.format()) })
+            .await;
+        self.report(result)
     }
 
     /// The open core, kept open until [`unpin`](Self::unpin) (for replication sessions).

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nova_hypercore_managed_core::{CoreFormat, SigningKey};
 use nova_hypercore_observability::{Observability, ObservabilityConfig, now_ms};
 use nova_hypercore_serialization::{
     AggregateMetrics, HypercoreError, HypercoreLogEvent, LogName, MAX_LOG_NAME_BYTES,
@@ -17,7 +18,7 @@ use crate::backoff::Backoff;
 use crate::config::ManagerConfig;
 use crate::events::ManagerEvent;
 use crate::keys::{self, DEFAULT_NAMESPACE};
-use crate::log::{LogKey, ManagedLog, Pool};
+use crate::log::{LogKey, ManagedLog, Pool, core_key};
 use crate::replication::{Hub, HubSource};
 use crate::replication_state;
 
@@ -369,8 +370,19 @@ impl HypercoreManager {
     /// Errors: `UNAUTHORIZED` for an invalid name (nothing is created), a closed or
     /// uninitialized manager, `STORAGE_CORRUPTED` if the stored log or key file does not
     /// match the derived key, `STORAGE_INACCESSIBLE` / `IO_ERROR` from the file system.
+    ///
+    /// A new log is created in the config's `core_format`; an existing one keeps the
+    /// format it was created in.
     pub async fn get_log(&self, name: &str) -> Result<ManagedLog> {
-        let result = self.get_log_inner(name).await;
+        self.get_log_with_format(name, self.shared.config.core_format)
+            .await
+    }
+
+    /// [`get_log`](Self::get_log), creating the log (if it does not exist yet) in
+    /// `format` instead of the config's. An existing log keeps its format whatever is
+    /// asked: its key (and so its core key) is the one `name` always derives.
+    pub async fn get_log_with_format(&self, name: &str, format: CoreFormat) -> Result<ManagedLog> {
+        let result = self.get_log_inner(name, format).await;
         if let Err(e) = &result {
             let shown: String = name.chars().take(MAX_LOG_NAME_BYTES * 2).collect();
             self.shared.report_error(&shown, e);
@@ -378,7 +390,7 @@ impl HypercoreManager {
         result
     }
 
-    async fn get_log_inner(&self, name: &str) -> Result<ManagedLog> {
+    async fn get_log_inner(&self, name: &str, format: CoreFormat) -> Result<ManagedLog> {
         let name = LogName::parse(name)?;
         if let Some(log) = self.registered(&name).await? {
             return Ok(log);
@@ -386,14 +398,16 @@ impl HypercoreManager {
         self.open_once(&name, || async {
             let primary_key = self.state.read().await.primary_key;
             let key = keys::derive_key_pair(&primary_key, &DEFAULT_NAMESPACE, name.as_str());
-            let dk = nova_hypercore_managed_core::discovery_key(key.verifying_key().as_bytes());
-            let dir = keys::core_dir(&self.corestore_dir(), &dk);
             let (keys_dir, file_name, file_key) = (self.keys_dir(), name.clone(), key.clone());
-            blocking(&self.keys_dir(), move || {
-                keys::ensure_key_file(&keys_dir, &file_name, &file_key)
+            let corestore = self.corestore_dir();
+            // The core key (and so the directory) depends on the format: a log that
+            // exists in either format is opened as it is; a new one gets `format`.
+            let (format, dir) = blocking(&self.keys_dir(), move || {
+                keys::ensure_key_file(&keys_dir, &file_name, &file_key)?;
+                Ok(existing_format(&corestore, &file_key, format))
             })
             .await?;
-            self.register(name.clone(), dir, LogKey::Secret(key), "opened")
+            self.register(name.clone(), dir, LogKey::Secret(key, format), "opened")
                 .await
         })
         .await
@@ -470,10 +484,12 @@ impl HypercoreManager {
         Ok(log)
     }
 
-    /// A read-only replica of a peer's log, known by its public key, stored in this store
-    /// under `name` (no key file: there is no secret). Sync it by enabling replication
-    /// and connecting to a peer that has it. A name already used for another key is
-    /// `UNAUTHORIZED`.
+    /// A read-only replica of a peer's log, known by its core key (as the peer's
+    /// `ManagedLog::public_key`, or a JS hypercore's `core.key`: a legacy core's ed25519
+    /// key or a hypercore 11 manifest core's hash, told apart by what peers send),
+    /// stored in this store under `name` (no key file: there is no secret). Sync it by
+    /// enabling replication and connecting to a peer that has it. A name already used
+    /// for another key is `UNAUTHORIZED`.
     pub async fn open_replica(&self, name: &str, public_key: [u8; 32]) -> Result<ManagedLog> {
         let result = self.open_replica_inner(name, public_key).await;
         if let Err(e) = &result {
@@ -484,21 +500,19 @@ impl HypercoreManager {
 
     async fn open_replica_inner(&self, name: &str, public_key: [u8; 32]) -> Result<ManagedLog> {
         let name = LogName::parse(name)?;
-        let key =
-            nova_hypercore_managed_core::VerifyingKey::from_bytes(&public_key).map_err(|_| {
-                HypercoreError::Unauthorized {
-                    log: Some(name.to_string()),
-                    reason: "not a valid ed25519 public key".into(),
-                }
-            })?;
         let log = match self.registered(&name).await? {
             Some(log) => log,
             None => {
                 self.open_once(&name, || async {
                     let dk = nova_hypercore_managed_core::discovery_key(&public_key);
                     let dir = keys::core_dir(&self.corestore_dir(), &dk);
-                    self.register(name.clone(), dir, LogKey::Public(key), "replica opened")
-                        .await
+                    self.register(
+                        name.clone(),
+                        dir,
+                        LogKey::Core(public_key),
+                        "replica opened",
+                    )
+                    .await
                 })
                 .await?
             }
@@ -849,6 +863,26 @@ impl HypercoreManager {
 }
 
 /// Logs that exist on disk (one key file each) and the bytes their data files hold.
+/// The format and directory of the log signed by `key`: the format it was created in if
+/// its files exist in either one's directory, else `wanted` (a new log).
+fn existing_format(
+    corestore: &Path,
+    key: &SigningKey,
+    wanted: CoreFormat,
+) -> (CoreFormat, PathBuf) {
+    let dir_of = |format| {
+        let dk = nova_hypercore_managed_core::discovery_key(&core_key(key, format));
+        keys::core_dir(corestore, &dk)
+    };
+    for format in [CoreFormat::Legacy, CoreFormat::V1] {
+        let dir = dir_of(format);
+        if dir.join("oplog").exists() {
+            return (format, dir);
+        }
+    }
+    (wanted, dir_of(wanted))
+}
+
 fn scan_store(keys_dir: &Path, corestore: &Path) -> Result<(u64, u64)> {
     let io = |path: &Path, source| HypercoreError::StorageInaccessible {
         path: path.to_owned(),

@@ -20,9 +20,10 @@
 //! Does not: decide which logs are shared or when to reconnect (the manager does),
 //! persist replication state or emit manager events (the manager integration does, from
 //! [`SessionEvent`]s), store or verify blocks (the storage core,
-//! `nova-hypercore-managed-core`, does), or interpret manifests (a received
-//! `Data.manifest` is decoded, not used; we send none until the core makes manifest
-//! cores).
+//! `nova-hypercore-managed-core`, does), or interpret manifests (the session carries
+//! them: a manifest core's writer announces `hasManifest` and sends its manifest when
+//! asked; a replica still waiting for one asks for it and hands what arrives to the
+//! core, which checks it against the key before any proof is verified under it).
 //!
 //! Used by: `nova-hypercore-manager` (`replicate`, `listen` / `connect`, the swarm) and
 //! the bench crate.

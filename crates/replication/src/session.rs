@@ -9,6 +9,17 @@
 //! 4. a proof that does not verify means a bad peer: the channel is closed, the log is
 //!    untouched; a stale one is dropped and asked again.
 //!
+//! Manifest cores (hypercore 11 "v1", as JS 11 does it): a writer's `Synchronize` sets
+//! `has_manifest`, and its `Data` carries the encoded manifest when the request set
+//! `manifest` (alone, when there is nothing to prove: an empty core). A replica opened by
+//! core key that still needs its manifest sets `manifest` on its upgrade request while
+//! the peer has one (or asks for the manifest alone while the peer's length is 0); a
+//! received manifest goes to `set_manifest` (hash == core key, stored) before the proof
+//! it came with is verified. A wrong manifest is a bad peer (`SIGNATURE_INVALID`). An
+//! upgrade that fails only because the manifest is not known yet is asked again with the
+//! manifest flag; failing again is a bad peer. A legacy core settles by its first
+//! verified upgrade.
+//!
 //! Data a peer sends that we did not ask for, or in a shape the storage engine mishandles
 //! (a block batched with an upgrade beyond our length), is refused before it reaches the
 //! engine.
@@ -637,10 +648,14 @@ impl ChannelCtx {
 enum Want {
     Upgrade,
     Block(u64),
+    /// The manifest alone (the peer has none to upgrade us with yet).
+    Manifest,
 }
 
 struct Pending {
     want: Want,
+    /// Whether the request set the manifest flag.
+    asked_manifest: bool,
     sent: Instant,
 }
 
@@ -659,7 +674,13 @@ struct ChannelState {
     /// Requests the peer answered with `NoData`, and when: asked again after the
     /// request timeout.
     declined: Vec<(Instant, Want)>,
+    /// An upgrade (or manifest) request is in flight.
     upgrade_pending: bool,
+    /// The peer's `Synchronize` said it holds a manifest.
+    remote_has_manifest: bool,
+    /// Ask for the manifest with the next upgrade even if the peer did not announce
+    /// one: an upgrade failed only because this replica's manifest is not known yet.
+    ask_manifest: bool,
     /// Blocks still to request, as ranges (bounded by the gaps, not the length).
     wanted: Wanted,
     /// Replies (data / no-data) waiting to go out as one batch.
@@ -721,6 +742,8 @@ async fn drive_channel(
         pending: HashMap::new(),
         declined: Vec::new(),
         upgrade_pending: false,
+        remote_has_manifest: false,
+        ask_manifest: false,
         wanted: Wanted::default(),
         replies: Vec::new(),
         reply_bytes: 0,
@@ -764,16 +787,19 @@ async fn drive_channel(
     }
 }
 
-/// The encoded manifest of a manifest (hypercore 11 "v1") core, announced with
-/// `Synchronize.has_manifest` and sent in `Data.manifest` when the peer's request sets
-/// `manifest`. The storage core makes legacy (hypercore 10 style) cores, which have
-/// none; this is where a manifest core's encoding plugs in.
-fn manifest_of(_core: &ManagedCore) -> Option<Vec<u8>> {
-    None
-}
-
 /// Blocks `fill` checks (held blocks it skips) per call.
 const MAX_CHECKS_PER_FILL: usize = 4096;
+
+/// Data that does not answer the request it names: a bad peer.
+fn unrequested(ctx: &ChannelCtx, data: &Data, want: Want) -> HypercoreError {
+    HypercoreError::Unauthorized {
+        log: Some(ctx.core.name().to_string()),
+        reason: format!(
+            "peer sent data that does not answer request {} ({want:?})",
+            data.request
+        ),
+    }
+}
 
 /// A peer-sent `start + length` that does not fit a u64: a bad peer.
 fn overflow(ctx: &ChannelCtx, what: &str, start: u64, length: u64) -> HypercoreError {
@@ -850,7 +876,7 @@ impl ChannelState {
                 can_upgrade: true,
                 uploading: true,
                 downloading: true,
-                has_manifest: manifest_of(core).is_some(),
+                has_manifest: core.has_manifest(),
                 allow_push: false,
             }));
             self.announced_length = Some(info.length);
@@ -900,6 +926,7 @@ impl ChannelState {
             Message::Synchronize(sync) => {
                 self.remote_length = sync.length;
                 self.remote_fork = sync.fork;
+                self.remote_has_manifest = sync.has_manifest;
                 ctx.emit(SessionEvent::RemoteLength {
                     discovery_key: ctx.discovery_key,
                     peer: ctx.peer,
@@ -979,16 +1006,28 @@ impl ChannelState {
             }
             _ => true,
         });
+        // The manifest goes along when the peer asks for it (a manifest core only).
+        let manifest = if request.manifest {
+            ctx.core.manifest()
+        } else {
+            None
+        };
         let Some(proof) = proof else {
-            return self
-                .reply(
-                    channel,
-                    Message::NoData(NoData {
-                        request: request.id,
-                        reason: 0,
-                    }),
-                )
-                .await;
+            // Nothing to prove, but the manifest it asked for: sent alone, as JS 11
+            // does (a reader asks for it eagerly while our length is 0).
+            let reply = match manifest {
+                Some(manifest) => Message::Data(Data {
+                    request: request.id,
+                    fork: ctx.core.info().await?.fork,
+                    manifest: Some(manifest),
+                    ..Data::default()
+                }),
+                None => Message::NoData(NoData {
+                    request: request.id,
+                    reason: 0,
+                }),
+            };
+            return self.reply(channel, reply).await;
         };
         if let Some(block) = &proof.block {
             let bytes = block.value.len() as u64;
@@ -1012,7 +1051,7 @@ impl ChannelState {
                 hash: proof.hash,
                 seek: proof.seek,
                 upgrade: proof.upgrade,
-                manifest: request.manifest.then(|| manifest_of(&ctx.core)).flatten(),
+                manifest,
             }),
         )
         .await
@@ -1029,10 +1068,37 @@ impl ChannelState {
             return Ok(());
         };
         let core = &ctx.core;
+        // A manifest is checked against the core key and stored before any proof is
+        // verified under it; one whose hash is not the key is a bad peer.
+        if let Some(manifest) = &data.manifest {
+            match core.set_manifest(manifest).await {
+                Ok(()) => {}
+                Err(e @ HypercoreError::SignatureInvalid { .. }) => return self.reject(ctx, e),
+                Err(e) => return Err(e),
+            }
+        }
+        let nothing_proven = data.block.is_none()
+            && data.upgrade.is_none()
+            && data.hash.is_none()
+            && data.seek.is_none();
+        if pending.want == Want::Manifest || (nothing_proven && data.manifest.is_some()) {
+            if !nothing_proven {
+                return self.reject(ctx, unrequested(ctx, &data, pending.want));
+            }
+            // The manifest alone (stored above, if sent): asked for on its own, or what
+            // a JS 11 peer sends when it cannot prove what we asked for.
+            if pending.want == Want::Manifest && data.manifest.is_some() {
+                self.upgrade_pending = false;
+                return self.maybe_upgrade(channel, ctx).await;
+            }
+            self.declined.push((Instant::now(), pending.want));
+            return Ok(());
+        }
         let info = core.info().await?;
         // Refuse shapes we did not ask for before they reach the storage engine.
         let shape_ok = match pending.want {
             Want::Upgrade => data.block.is_none() && data.upgrade.is_some(),
+            Want::Manifest => false,
             Want::Block(seq) => {
                 data.upgrade.is_none()
                     && data
@@ -1042,17 +1108,9 @@ impl ChannelState {
             }
         };
         if !shape_ok {
-            return self.reject(
-                ctx,
-                HypercoreError::Unauthorized {
-                    log: Some(core.name().to_string()),
-                    reason: format!(
-                        "peer sent data that does not answer request {} ({:?})",
-                        data.request, pending.want
-                    ),
-                },
-            );
+            return self.reject(ctx, unrequested(ctx, &data, pending.want));
         }
+        let sent_manifest = data.manifest.is_some();
         let block = data.block.as_ref().map(|b| (b.index, b.value.len() as u64));
         let proof = Proof {
             fork: data.fork,
@@ -1090,6 +1148,17 @@ impl ChannelState {
                 self.retry(pending.want);
                 Ok(())
             }
+            // A replica opened by core key cannot verify a manifest core's upgrade
+            // before it has the manifest: not a bad peer yet. Ask again for the
+            // upgrade, now with the manifest; a second failure is one.
+            Err(HypercoreError::SignatureInvalid { .. })
+                if core.needs_manifest() && !sent_manifest && !pending.asked_manifest =>
+            {
+                debug!(log = %core.name(), "upgrade needs the manifest: asking for it");
+                self.ask_manifest = true;
+                self.retry(pending.want);
+                self.maybe_upgrade(channel, ctx).await
+            }
             Err(e @ HypercoreError::SignatureInvalid { .. }) => self.reject(ctx, e),
             Err(e) => Err(e),
         }
@@ -1108,7 +1177,7 @@ impl ChannelState {
 
     fn retry(&mut self, want: Want) {
         match want {
-            Want::Upgrade => self.upgrade_pending = false,
+            Want::Upgrade | Want::Manifest => self.upgrade_pending = false,
             Want::Block(seq) => self.enqueue(seq),
         }
     }
@@ -1142,7 +1211,9 @@ impl ChannelState {
         id
     }
 
-    /// Rule 1: one upgrade in flight, on its own, from our length to theirs.
+    /// Rule 1: one upgrade in flight, on its own, from our length to theirs. A replica
+    /// still waiting for its manifest asks for it with the upgrade when the peer has
+    /// one (as JS 11 does), or alone when there is nothing to upgrade to yet.
     async fn maybe_upgrade(
         &mut self,
         channel: &Channel,
@@ -1152,15 +1223,26 @@ impl ChannelState {
             return Ok(());
         }
         let info = ctx.core.info().await?;
-        if self.remote_length <= info.length || self.remote_fork != info.fork {
+        let needs_manifest = ctx.core.needs_manifest();
+        let manifest = needs_manifest && (self.remote_has_manifest || self.ask_manifest);
+        let upgrade = self.remote_length > info.length && self.remote_fork == info.fork;
+        // The manifest alone only from a peer that announced one.
+        let manifest_alone = manifest && self.remote_has_manifest;
+        if !(upgrade || manifest_alone) {
             return Ok(());
         }
+        let want = if upgrade {
+            Want::Upgrade
+        } else {
+            Want::Manifest
+        };
         let id = self.next_id();
         self.upgrade_pending = true;
         self.pending.insert(
             id,
             Pending {
-                want: Want::Upgrade,
+                want,
+                asked_manifest: manifest,
                 sent: Instant::now(),
             },
         );
@@ -1173,11 +1255,11 @@ impl ChannelState {
                 block: None,
                 hash: None,
                 seek: None,
-                upgrade: Some(RequestUpgrade {
+                upgrade: upgrade.then(|| RequestUpgrade {
                     start: info.length,
                     length: self.remote_length - info.length,
                 }),
-                manifest: false,
+                manifest,
                 priority: 0,
             }))
             .await
@@ -1213,6 +1295,7 @@ impl ChannelState {
                 id,
                 Pending {
                     want: Want::Block(seq),
+                    asked_manifest: false,
                     sent: Instant::now(),
                 },
             );

@@ -12,11 +12,15 @@ use blake2::{Blake2b, Digest, digest::consts::U32};
 use ed25519_dalek::Signer;
 use futures::{SinkExt, StreamExt};
 use hypercore_schema::{DataUpgrade, Node, RequestBlock, RequestUpgrade};
-use nova_hypercore_managed_core::{ManagedCore, OpenOptions, SigningKey};
+use nova_hypercore_managed_core::{CoreFormat, ManagedCore, OpenOptions, SigningKey};
 use nova_hypercore_replication::protomux::{self, Cursor, Item};
 use nova_hypercore_replication::transport::{self, SecretCipher};
-use nova_hypercore_replication::wire::{Data, Handshake, Message, Range, Request, Synchronize};
-use nova_hypercore_replication::{CipherEvent, CipherTrait, LogSet, Replicator, SessionEvent};
+use nova_hypercore_replication::wire::{
+    Data, Handshake, Message, NoData, Range, Request, Synchronize, Unwant, Want,
+};
+use nova_hypercore_replication::{
+    CipherEvent, CipherTrait, LogSet, Replicator, SessionConfig, SessionEvent,
+};
 use nova_hypercore_serialization::{HypercoreError, LogName};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -125,20 +129,29 @@ impl Victim {
 /// A replica of `key` served by a real session on loopback TCP, and the raw peer
 /// connected to it (channel opened, handshake done).
 async fn connect(key: ed25519_dalek::VerifyingKey) -> (Victim, Raw) {
-    let dir = tempfile::tempdir().unwrap();
-    let replica = ManagedCore::open(
-        dir.path(),
-        LogName::parse("r").unwrap(),
+    connect_with(
         OpenOptions::new().public_key(key),
+        key.to_bytes(),
+        SessionConfig::default(),
     )
     .await
-    .unwrap();
+}
+
+/// [`connect`] for a replica opened with `options` (its core key `key`), the session
+/// tuned by `config`.
+async fn connect_with(options: OpenOptions, key: [u8; 32], config: SessionConfig) -> (Victim, Raw) {
+    let dir = tempfile::tempdir().unwrap();
+    let replica = ManagedCore::open(dir.path(), LogName::parse("r").unwrap(), options)
+        .await
+        .unwrap();
     let set = LogSet::new();
     set.insert(replica.clone());
     let (tx, events) = mpsc::unbounded_channel();
-    let replicator = Replicator::new(Arc::new(set)).with_observer(Arc::new(move |e| {
-        let _ = tx.send(e.clone());
-    }));
+    let replicator = Replicator::new(Arc::new(set))
+        .with_config(config)
+        .with_observer(Arc::new(move |e| {
+            let _ = tx.send(e.clone());
+        }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let session = tokio::spawn(async move {
@@ -152,7 +165,7 @@ async fn connect(key: ed25519_dalek::VerifyingKey) -> (Victim, Raw) {
         messages: VecDeque::new(),
         closed: false,
     };
-    let open = raw.open_frame(&key.to_bytes());
+    let open = raw.open_frame(&key);
     raw.send(open).await;
     let victim = Victim {
         replica,
@@ -461,4 +474,238 @@ async fn a_request_flood_is_answered_within_bounded_memory_and_the_session_goes_
     .await
     .expect("the upgrade after the flood applies");
     assert_eq!(victim.replica.length(), 20);
+}
+
+/// A v1 writer's core, appended `n` entries.
+async fn v1_writer(n: usize) -> (ManagedCore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = ManagedCore::open(
+        dir.path(),
+        LogName::parse("w").unwrap(),
+        OpenOptions::new().format(CoreFormat::V1),
+    )
+    .await
+    .unwrap();
+    for i in 0..n {
+        w.append(format!("entry {i}").as_bytes()).await.unwrap();
+    }
+    (w, dir)
+}
+
+fn sync_with_manifest(length: u64) -> Message {
+    Message::Synchronize(Synchronize {
+        length,
+        can_upgrade: true,
+        uploading: true,
+        downloading: true,
+        has_manifest: true,
+        ..Synchronize::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_manifest_is_refused_and_the_replica_is_unchanged() {
+    let (w, _wd) = v1_writer(20).await;
+    let key = w.public_key();
+    let (mut victim, mut raw) = connect_with(
+        OpenOptions::new().core_key(key),
+        key,
+        SessionConfig::default(),
+    )
+    .await;
+    raw.send_message(sync_with_manifest(20)).await;
+    let req = raw.request().await.expect("an upgrade request");
+    // The replica asks for the manifest with its first upgrade.
+    assert!(req.manifest, "{req:?}");
+    let proof = w
+        .serve_proof(None, req.upgrade.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    // Another signer's manifest: its hash is not this core's key.
+    let other = SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes();
+    let wrong = nova_hypercore_managed_core::manifest::Manifest::default_signer(other).encode();
+    raw.send_message(Message::Data(Data {
+        request: req.id,
+        fork: proof.fork,
+        upgrade: proof.upgrade,
+        manifest: Some(wrong),
+        ..Data::default()
+    }))
+    .await;
+    let reason = victim.rejected().await;
+    assert!(reason.starts_with("SIGNATURE_INVALID"), "{reason}");
+    assert!(reason.contains("manifest"), "{reason}");
+    let info = victim.replica.info().await.unwrap();
+    assert_eq!(info.length, 0);
+    assert!(victim.replica.needs_manifest());
+    assert_eq!(victim.replica.manifest(), None);
+    while raw.next().await.is_some() {}
+    assert!(raw.closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_upgrade_without_its_manifest_is_asked_again_with_it_and_twice_is_refused() {
+    let (w, _wd) = v1_writer(5).await;
+    let key = w.public_key();
+    let (mut victim, mut raw) = connect_with(
+        OpenOptions::new().core_key(key),
+        key,
+        SessionConfig::default(),
+    )
+    .await;
+    // A peer that does not announce a manifest: the first upgrade asks for none.
+    raw.send_message(sync(5)).await;
+    let req = raw.request().await.expect("an upgrade request");
+    assert!(!req.manifest);
+    let proof = w
+        .serve_proof(None, req.upgrade.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    raw.send_message(Message::Data(Data {
+        request: req.id,
+        fork: proof.fork,
+        upgrade: proof.upgrade.clone(),
+        ..Data::default()
+    }))
+    .await;
+    // It cannot verify yet: it asks again, for the manifest too (not a refusal).
+    let again = raw.request().await.expect("a second upgrade request");
+    assert!(again.manifest && again.upgrade.is_some(), "{again:?}");
+    assert!(
+        victim
+            .events
+            .try_recv()
+            .iter()
+            .all(|e| !matches!(e, SessionEvent::Rejected { .. }))
+    );
+    // Still no manifest: now that is a bad peer.
+    raw.send_message(Message::Data(Data {
+        request: again.id,
+        fork: proof.fork,
+        upgrade: proof.upgrade,
+        ..Data::default()
+    }))
+    .await;
+    let reason = victim.rejected().await;
+    assert!(reason.starts_with("SIGNATURE_INVALID"), "{reason}");
+    assert_eq!(victim.replica.info().await.unwrap().length, 0);
+}
+
+/// Answers every request of the victim from `w` (the manifest when asked), except that
+/// the first `decline` requests get a `NoData` with `reason`. Returns when the victim
+/// holds `n` blocks.
+async fn serve(
+    raw: &mut Raw,
+    victim: &Victim,
+    w: &ManagedCore,
+    n: u64,
+    decline: usize,
+    reason: u64,
+) {
+    let mut declined = 0;
+    let mut progress = victim.replica.watch_progress();
+    loop {
+        let req = tokio::select! {
+            req = raw.request() => req,
+            _ = async {
+                while progress.borrow_and_update().contiguous_length < n {
+                    progress.changed().await.unwrap();
+                }
+            } => return,
+        };
+        let Some(req) = req else {
+            panic!(
+                "the victim stopped asking: {:?}",
+                victim.replica.info().await
+            );
+        };
+        if declined < decline {
+            declined += 1;
+            raw.send_message(Message::NoData(NoData {
+                request: req.id,
+                reason,
+            }))
+            .await;
+            continue;
+        }
+        let proof = w
+            .serve_proof(req.block.clone(), req.upgrade.clone())
+            .await
+            .unwrap();
+        let manifest = if req.manifest { w.manifest() } else { None };
+        let (block, upgrade) = proof.map(|p| (p.block, p.upgrade)).unwrap_or_default();
+        raw.send_message(Message::Data(Data {
+            request: req.id,
+            block,
+            upgrade,
+            manifest,
+            ..Data::default()
+        }))
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_js11_peers_no_data_with_a_reason_and_wants_do_not_break_the_session() {
+    let (w, _wd) = v1_writer(40).await;
+    let key = w.public_key();
+    let config = SessionConfig {
+        request_timeout: Duration::from_millis(200),
+        tick: Duration::from_millis(50),
+        ..SessionConfig::default()
+    };
+    let (mut victim, mut raw) = connect_with(OpenOptions::new().core_key(key), key, config).await;
+    // What a JS 11 reader sends while it has nothing: wants (one with hypercore 11's
+    // `any` field), an unwant, then its Sync (with `allowPush`).
+    raw.send_message(Message::Want(Want {
+        start: 0,
+        length: 1024,
+        any: true,
+    }))
+    .await;
+    raw.send_message(Message::Want(Want {
+        start: 7,
+        length: 1,
+        any: false,
+    }))
+    .await;
+    raw.send_message(Message::Unwant(Unwant {
+        start: 7,
+        length: 1,
+        any: false,
+    }))
+    .await;
+    raw.send_message(Message::Synchronize(Synchronize {
+        length: 40,
+        can_upgrade: true,
+        uploading: true,
+        downloading: true,
+        has_manifest: true,
+        allow_push: true,
+        ..Synchronize::default()
+    }))
+    .await;
+    raw.send_message(Message::Range(Range {
+        drop: false,
+        start: 0,
+        length: 40,
+    }))
+    .await;
+    // The first requests get JS 11's NoData reasons (NOT_AVAILABLE = 1, then
+    // INVALID_REQUEST = 2): asked again later, the session goes on.
+    serve(&mut raw, &victim, &w, 1, 1, 1).await;
+    serve(&mut raw, &victim, &w, 40, 1, 2).await;
+    for i in 0..40 {
+        assert_eq!(
+            victim.replica.get(i).await.unwrap(),
+            w.get(i).await.unwrap()
+        );
+    }
+    assert!(!victim.replica.needs_manifest());
+    while let Ok(e) = victim.events.try_recv() {
+        assert!(!matches!(e, SessionEvent::Rejected { .. }), "{e:?}");
+    }
+    assert!(!victim.session.is_finished());
 }
