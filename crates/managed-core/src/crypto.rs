@@ -110,6 +110,25 @@ pub(crate) fn signable(tree_hash: &Hash, length: u64, fork: u64) -> [u8; 80] {
     msg
 }
 
+/// The message a manifest core's signer signs (`caps.treeSignable`): namespace, the
+/// signer's context (the manifest hash, i.e. the core key, from manifest version 1; the
+/// signer's namespace in version 0), tree hash, length and fork (u64 little-endian),
+/// 112 bytes.
+pub(crate) fn tree_signable(
+    context: &[u8; 32],
+    tree_hash: &Hash,
+    length: u64,
+    fork: u64,
+) -> [u8; 112] {
+    let mut msg = [0u8; 112];
+    msg[..32].copy_from_slice(&TREE_NAMESPACE);
+    msg[32..64].copy_from_slice(context);
+    msg[64..96].copy_from_slice(tree_hash);
+    msg[96..104].copy_from_slice(&length.to_le_bytes());
+    msg[104..].copy_from_slice(&fork.to_le_bytes());
+    msg
+}
+
 /// The flat-tree indexes of the roots of a tree of `length` blocks, left to right.
 pub(crate) fn root_indexes(length: u64) -> Vec<u64> {
     let mut roots = Vec::new();

@@ -267,7 +267,6 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    #[cfg(test)]
     /// An empty writer.
     pub(crate) fn new() -> Self {
         Writer::default()

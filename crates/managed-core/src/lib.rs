@@ -1,10 +1,15 @@
-//! Append-only signed logs, one per name, on our own hypercore 10 core.
+//! Append-only signed logs, one per name, on our own hypercore core.
 //!
 //! Owns: one log's block storage on disk (hypercore 10 file layout: `tree`, `data`,
-//! `bitfield`, `oplog`, readable by JS hypercore 10.31) or in memory, its durability
-//! policy ([`Durability`]), its keys, and verification on read: [`ManagedCore::get`]
-//! returns a block only after checking it against the merkle tree signed by the log's
-//! public key, and reports `SIGNATURE_INVALID` otherwise.
+//! `bitfield`, `oplog`, readable by JS hypercore 10.31 for legacy logs) or in memory,
+//! its durability policy ([`Durability`]), its keys and manifest (hypercore 10 "legacy"
+//! logs and hypercore 11 manifest-v1 logs, [`CoreFormat`], [`manifest`]), and
+//! verification on read: [`ManagedCore::get`] returns a block only after checking it
+//! against the merkle tree signed by the log's signer, and reports `SIGNATURE_INVALID`
+//! otherwise.
+//!
+//! Used by the manager (a store of logs) and the replication crate (proofs, and the
+//! manifest of v1 cores: [`ManagedCore::set_manifest`], [`ManagedCore::manifest`]).
 //!
 //! Does not: know about other logs (that is the manager's store), networking or
 //! replication sessions, payload size limits, or the meaning of payload bytes.
@@ -30,12 +35,14 @@ mod core;
 mod crypto;
 mod disk;
 mod encoding;
+pub mod manifest;
 mod merkle_tree;
+mod multisig;
 mod oplog;
 mod proof;
 mod verifier;
 
-pub use crate::core::{CoreInfo, ManagedCore, OpenOptions, Progress, discovery_key};
+pub use crate::core::{CoreFormat, CoreInfo, ManagedCore, OpenOptions, Progress, discovery_key};
 pub use crate::disk::Durability;
 /// ed25519 keys as the log's signer uses them (`ed25519-dalek`).
 pub use ed25519_dalek::{SigningKey, VerifyingKey};

@@ -41,12 +41,8 @@ pub(crate) const FRAME_OVERHEAD: usize = 8;
 /// Largest payload a frame's 30-bit length can describe.
 pub(crate) const MAX_FRAME_PAYLOAD: usize = (1 << 30) - 1;
 
-/// `caps.DEFAULT_NAMESPACE` of JS hypercore 10: `hypercore-crypto`
-/// `namespace('hypercore', 6)[4]` = blake2b-256(blake2b-256("hypercore") ‖ 4).
-pub(crate) const DEFAULT_NAMESPACE: [u8; 32] = [
-    0x41, 0x44, 0xEE, 0xA5, 0x31, 0xE4, 0x83, 0xD5, 0x4E, 0x0C, 0x14, 0xF4, 0xCA, 0x68, 0xE0, 0x64,
-    0x4F, 0x35, 0x53, 0x43, 0xFF, 0x6F, 0xCB, 0x0F, 0x00, 0x52, 0x00, 0xE1, 0x2C, 0xD7, 0x47, 0xCB,
-];
+/// `caps.DEFAULT_NAMESPACE` (the same in JS hypercore 10 and 11).
+pub(crate) use crate::manifest::DEFAULT_NAMESPACE;
 
 /// Why an oplog could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -84,30 +80,7 @@ pub(crate) enum OplogError {
     Decode(#[from] DecodeError),
 }
 
-/// The tree hash of a manifest (JS `hashes`: only `blake2b`, id 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HashAlgo {
-    /// blake2b-256.
-    Blake2b,
-}
-
-/// A signature scheme (JS `signatures`: only `ed25519`, id 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SignatureAlgo {
-    /// Ed25519.
-    Ed25519,
-}
-
-/// One signer of a manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Signer {
-    /// Signature scheme.
-    pub(crate) signature: SignatureAlgo,
-    /// Namespace mixed into the signable.
-    pub(crate) namespace: [u8; 32],
-    /// The signer's public key.
-    pub(crate) public_key: [u8; 32],
-}
+pub(crate) use crate::manifest::{HashAlgo, ManifestSigner as Signer, SignatureAlgo};
 
 /// A quorum of signers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,13 +140,13 @@ impl Manifest {
             }
             ManifestKind::Signer(s) => {
                 w.uint(1);
-                s.encode(w);
+                crate::manifest::encode_signer(w, s);
             }
             ManifestKind::MultipleSigners(m) => {
                 w.uint(2);
                 w.uint(u64::from(m.allow_patched));
                 w.uint(m.quorum);
-                w.array(&m.signers, |w, s| s.encode(w));
+                w.array(&m.signers, crate::manifest::encode_signer);
             }
         }
     }
@@ -189,13 +162,13 @@ impl Manifest {
         let hash = decode_hash(r)?;
         let kind = match r.uint()? {
             0 => ManifestKind::Static(r.fixed32()?),
-            1 => ManifestKind::Signer(Signer::decode(r)?),
+            1 => ManifestKind::Signer(crate::manifest::decode_signer(r)?),
             2 => {
                 let flags = r.uint()?;
                 ManifestKind::MultipleSigners(MultipleSigners {
                     allow_patched: flags & 1 != 0,
                     quorum: r.uint()?,
-                    signers: r.array(SIGNER_MIN_LEN, Signer::decode)?,
+                    signers: r.array(SIGNER_MIN_LEN, crate::manifest::decode_signer)?,
                 })
             }
             t => {
@@ -211,6 +184,84 @@ impl Manifest {
 
 const SIGNER_MIN_LEN: usize = 1 + 32 + 32;
 
+impl Manifest {
+    /// This manifest in hypercore 11's general form (JS 11 `manifestv0.decode`).
+    pub(crate) fn to_general(&self) -> crate::manifest::Manifest {
+        let empty = crate::manifest::Manifest {
+            version: 0,
+            hash: self.hash,
+            allow_patch: false,
+            quorum: 0,
+            signers: Vec::new(),
+            prologue: None,
+            linked: None,
+            user_data: None,
+        };
+        match &self.kind {
+            ManifestKind::Static(hash) => crate::manifest::Manifest {
+                prologue: Some(crate::manifest::Prologue {
+                    hash: *hash,
+                    length: 0,
+                }),
+                ..empty
+            },
+            ManifestKind::Signer(s) => crate::manifest::Manifest {
+                quorum: 1,
+                signers: vec![s.clone()],
+                ..empty
+            },
+            ManifestKind::MultipleSigners(m) => crate::manifest::Manifest {
+                allow_patch: m.allow_patched,
+                quorum: m.quorum,
+                signers: m.signers.clone(),
+                ..empty
+            },
+        }
+    }
+}
+
+/// The manifest a header holds: version 0 exactly as JS 10.31 reads and writes it (its
+/// type byte kept, so a header re-encodes byte for byte), or a hypercore 11 manifest
+/// (version 1 and later, [`crate::manifest`]) for the cores JS 10 cannot open anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderManifest {
+    /// Version 0 (JS 10.31 `manifest`).
+    V0(Manifest),
+    /// Version 1 or later.
+    Versioned(crate::manifest::Manifest),
+}
+
+impl From<Manifest> for HeaderManifest {
+    fn from(m: Manifest) -> Self {
+        HeaderManifest::V0(m)
+    }
+}
+
+impl HeaderManifest {
+    /// The manifest in hypercore 11's general form.
+    pub(crate) fn general(&self) -> crate::manifest::Manifest {
+        match self {
+            HeaderManifest::V0(m) => m.to_general(),
+            HeaderManifest::Versioned(m) => m.clone(),
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            HeaderManifest::V0(m) => m.encode(w),
+            HeaderManifest::Versioned(m) => m.encode_into(w),
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        if r.clone().uint()? == 0 {
+            Manifest::decode(r).map(HeaderManifest::V0)
+        } else {
+            crate::manifest::Manifest::decode_from(r).map(HeaderManifest::Versioned)
+        }
+    }
+}
+
 fn decode_hash(r: &mut Reader<'_>) -> Result<HashAlgo, DecodeError> {
     match r.uint()? {
         0 => Ok(HashAlgo::Blake2b),
@@ -218,33 +269,6 @@ fn decode_hash(r: &mut Reader<'_>) -> Result<HashAlgo, DecodeError> {
             what: "hash id",
             value: n,
         }),
-    }
-}
-
-impl Signer {
-    fn encode(&self, w: &mut Writer) {
-        match self.signature {
-            SignatureAlgo::Ed25519 => w.uint(0),
-        }
-        w.fixed32(&self.namespace);
-        w.fixed32(&self.public_key);
-    }
-
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let signature = match r.uint()? {
-            0 => SignatureAlgo::Ed25519,
-            n => {
-                return Err(DecodeError::Invalid {
-                    what: "signature id",
-                    value: n,
-                });
-            }
-        };
-        Ok(Signer {
-            signature,
-            namespace: r.fixed32()?,
-            public_key: r.fixed32()?,
-        })
     }
 }
 
@@ -309,7 +333,7 @@ pub(crate) struct Header {
     /// The core's key (= signer public key for compat cores).
     pub(crate) key: [u8; 32],
     /// Manifest, if known.
-    pub(crate) manifest: Option<Manifest>,
+    pub(crate) manifest: Option<HeaderManifest>,
     /// Key pair, for writable cores.
     pub(crate) key_pair: Option<KeyPair>,
     /// User data (key, value); an empty value is JS `null`.
@@ -395,7 +419,7 @@ fn decode_slot(payload: &[u8]) -> Result<SlotContent, DecodeError> {
             Ok(SlotContent::Header(Box::new(Header {
                 key: r.fixed32()?,
                 manifest: if flags & 2 != 0 {
-                    Some(Manifest::decode(r)?)
+                    Some(HeaderManifest::decode(r)?)
                 } else {
                     None
                 },
@@ -452,14 +476,14 @@ fn decode_legacy(r: &mut Reader<'_>) -> Result<SlotContent, DecodeError> {
     };
     Ok(SlotContent::Header(Box::new(Header {
         key,
-        manifest: Some(Manifest {
+        manifest: Some(HeaderManifest::V0(Manifest {
             hash,
             kind: ManifestKind::Signer(Signer {
                 signature,
                 namespace: DEFAULT_NAMESPACE,
                 public_key: key,
             }),
-        }),
+        })),
         key_pair: if signer.secret_key.is_empty() {
             None
         } else {
@@ -477,7 +501,7 @@ impl Header {
     pub(crate) fn new_compat(public_key: [u8; 32], key_pair: Option<KeyPair>) -> Self {
         Header {
             key: public_key,
-            manifest: Some(Manifest::default_signer(public_key)),
+            manifest: Some(HeaderManifest::V0(Manifest::default_signer(public_key))),
             key_pair,
             user_data: Vec::new(),
             tree: TreeHeader::default(),
@@ -967,7 +991,7 @@ mod tests {
     fn header_a() -> Header {
         Header {
             key: fill(0x11),
-            manifest: Some(Manifest::default_signer(fill(0x11))),
+            manifest: Some(Manifest::default_signer(fill(0x11)).into()),
             key_pair: Some(KeyPair {
                 public_key: vec![0x11; 32],
                 secret_key: vec![0x22; 64],
@@ -1001,14 +1025,17 @@ mod tests {
         };
         Header {
             key: fill(0x99),
-            manifest: Some(Manifest {
-                hash: HashAlgo::Blake2b,
-                kind: ManifestKind::MultipleSigners(MultipleSigners {
-                    allow_patched: true,
-                    quorum: 2,
-                    signers: vec![signer(0x01, 0x02), signer(0x03, 0x04)],
-                }),
-            }),
+            manifest: Some(
+                Manifest {
+                    hash: HashAlgo::Blake2b,
+                    kind: ManifestKind::MultipleSigners(MultipleSigners {
+                        allow_patched: true,
+                        quorum: 2,
+                        signers: vec![signer(0x01, 0x02), signer(0x03, 0x04)],
+                    }),
+                }
+                .into(),
+            ),
             key_pair: None,
             user_data: Vec::new(),
             tree: TreeHeader::default(),
@@ -1019,10 +1046,13 @@ mod tests {
     fn header_c() -> Header {
         Header {
             key: fill(0xcc),
-            manifest: Some(Manifest {
-                hash: HashAlgo::Blake2b,
-                kind: ManifestKind::Static(fill(0xdd)),
-            }),
+            manifest: Some(
+                Manifest {
+                    hash: HashAlgo::Blake2b,
+                    kind: ManifestKind::Static(fill(0xdd)),
+                }
+                .into(),
+            ),
             key_pair: None,
             user_data: vec![("x".into(), vec![0xee; 300])],
             tree: TreeHeader {
@@ -1247,7 +1277,7 @@ mod tests {
             hex(&pk),
             "197f6b23e16c8532c6abc838facd5ea789be0c76b2920334039bfa8b3d368d61"
         );
-        assert_eq!(h.manifest, Some(Manifest::default_signer(pk)));
+        assert_eq!(h.manifest, Some(Manifest::default_signer(pk).into()));
         let kp = h.key_pair.clone().unwrap();
         assert_eq!(kp.public_key, pk);
         assert_eq!(
@@ -1406,7 +1436,7 @@ mod tests {
         let o = open(&file).unwrap();
         let h = o.header.clone().unwrap();
         assert_eq!(h.key, pk);
-        assert_eq!(h.manifest, Some(Manifest::default_signer(pk)));
+        assert_eq!(h.manifest, Some(Manifest::default_signer(pk).into()));
         let kp = h.key_pair.unwrap();
         assert_eq!(kp.public_key, pk);
         assert_eq!(kp.secret_key, [&SEED[..], &pk[..]].concat());
@@ -1469,7 +1499,10 @@ mod tests {
         );
         let h = Header::decode(&js_message("legacy_v0")).unwrap();
         assert_eq!(h.key, [0x11; 32]);
-        assert_eq!(h.manifest, Some(Manifest::default_signer([0x11; 32])));
+        assert_eq!(
+            h.manifest,
+            Some(Manifest::default_signer([0x11; 32]).into())
+        );
         assert_eq!(
             h.key_pair,
             Some(KeyPair {

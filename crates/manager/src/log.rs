@@ -246,6 +246,17 @@ impl ManagedLog {
         }
     }
 
+    /// Catches up with growth a replication session stored but has not reported yet
+    /// (its `Received` event may still be on its way): observes the open core without
+    /// waiting for it. A busy or closed core is skipped; its next event observes it.
+    pub(crate) fn refresh(&self) {
+        if let Ok(slot) = self.entry.core.try_lock()
+            && let Some(core) = slot.as_ref()
+        {
+            self.observe(core);
+        }
+    }
+
     /// Runs `op` on the open core; if the pool closed the files in between, reopens once.
     async fn with_core<T, F, Fut>(&self, op: F) -> Result<T>
     where

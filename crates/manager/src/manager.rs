@@ -796,6 +796,8 @@ impl HypercoreManager {
     /// replication on/off and active peers.
     pub async fn status(&self) -> ManagerStatus {
         let state = self.state.read().await;
+        // Blocks a session stored count at once, not when its event arrives.
+        state.logs.values().for_each(ManagedLog::refresh);
         ManagerStatus {
             initialized: state.phase == Phase::Ready,
             log_count: state.logs.len() as u64,

@@ -2,28 +2,42 @@
 //! network layer's replication streams).
 //!
 //! Owns: turning a duplex byte stream into an encrypted hypercore connection
-//! ([`transport::encrypt`]: Noise XX + uint24 framing), and the session logic on top of
-//! `hypercore-protocol` 0.7.2 ([`Replicator`]): one channel per log, synchronize /
-//! request / data, pipelined and windowed requests matched by id, timeouts and retries,
-//! live updates pushed from the log's progress watch (no polling), verification of every
-//! received proof before it is stored, and wire counters ([`Stats`]). Also the
-//! discovery mechanics on a Hyperswarm DHT ([`swarm`]: peeroxide, explicit bootstrap,
-//! bounded joins, swarm connections as cipher channels, keepalives, self-made
-//! reconnects, direct-endpoint records) and the protomux hygiene JS peers need
-//! ([`guard`]).
+//! ([`transport::encrypt`]: Noise XX + uint24 framing; [`CipherTrait`] is what a session
+//! runs on); the wire itself, in our own code: [`wire`] (the channel handshake and the
+//! ten hypercore messages with hypercore 11's fields, each decoded from exactly its own
+//! bytes, every length checked before allocating) and [`protomux`] (frames, the channel
+//! table of a connection, capability checks, and the hygiene JS peers need: rejects,
+//! unknown protocols, messages and types, bounded channel ids); the session logic on
+//! top ([`Replicator`]): one channel per log, synchronize / request / data, pipelined
+//! and windowed requests matched by id, the blocks still wanted kept as ranges (memory
+//! and work per channel bounded by what is in flight, whatever length a peer
+//! announces), timeouts and retries, live updates pushed from the log's progress watch
+//! (no polling), verification of every received proof before it is stored, and wire
+//! counters ([`Stats`]). Also the discovery mechanics on a Hyperswarm DHT ([`swarm`]:
+//! peeroxide, explicit bootstrap, bounded joins, swarm connections as cipher channels,
+//! keepalives, self-made reconnects, direct-endpoint records).
 //!
 //! Does not: decide which logs are shared or when to reconnect (the manager does),
 //! persist replication state or emit manager events (the manager integration does, from
-//! [`SessionEvent`]s), or use the `hypercore` crate's own replication loop (unfit: it
-//! stalls and can corrupt a writer).
+//! [`SessionEvent`]s), store or verify blocks (the storage core,
+//! `nova-hypercore-managed-core`, does), or interpret manifests (a received
+//! `Data.manifest` is decoded, not used; we send none until the core makes manifest
+//! cores).
+//!
+//! Used by: `nova-hypercore-manager` (`replicate`, `listen` / `connect`, the swarm) and
+//! the bench crate.
 
-pub mod guard;
+mod channel;
+pub mod cipher;
+pub mod protomux;
 mod session;
 pub mod swarm;
 pub mod transport;
+mod wanted;
+pub mod wire;
 
 /// The encrypted, framed channel a session runs on (see [`Replicator::run_encrypted`]).
-pub use hypercore_handshake::CipherTrait;
+pub use cipher::{CipherEvent, CipherTrait};
 pub use session::{
     LogSet, LogSource, MAX_WIRE_BLOCK, Observer, Replicator, SessionConfig, SessionEvent, Stats,
     Transfer,

@@ -13,23 +13,24 @@
 //! (a block batched with an upgrade beyond our length), is refused before it reaches the
 //! engine.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use hypercore_protocol::schema::{Data, NoData, Range, Request, Synchronize};
-use hypercore_protocol::{Channel, Event, Message, Protocol};
+use futures::{SinkExt, StreamExt};
 use nova_hypercore_managed_core::{ManagedCore, Proof, RequestBlock, RequestUpgrade};
 use nova_hypercore_serialization::HypercoreError;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use hypercore_handshake::CipherTrait;
-
-use crate::guard::{Guard, Rejected};
+use crate::channel::{Channel, Inbound};
+use crate::cipher::{CipherEvent, CipherTrait};
+use crate::protomux::{Cursor, Delivery, Event, Mux, Step};
 use crate::transport::{Ending, encrypt};
+use crate::wanted::Wanted;
+use crate::wire::{Data, Message, NoData, Range, Request, Synchronize};
 
 /// Where a session finds logs: the ones it offers, and any a peer asks for by key.
 pub trait LogSource: Send + Sync + 'static {
@@ -312,12 +313,17 @@ fn failed(reason: impl Into<String>) -> HypercoreError {
 
 impl Replicator {
     /// Opens a channel for every announced log that has none on this connection yet.
-    fn announce(&self, opened: &mut HashSet<[u8; 32]>, commands: &hypercore_protocol::CommandTx) {
+    fn announce(
+        &self,
+        opened: &mut HashSet<[u8; 32]>,
+        mux: &mut Mux,
+    ) -> Result<(), HypercoreError> {
         for core in self.logs.announced() {
             if opened.insert(core.discovery_key()) {
-                tokio::spawn(commands.open(core.public_key()));
+                mux.open(core.public_key()).map_err(violation)?;
             }
         }
+        Ok(())
     }
 
     /// A replicator serving and fetching the logs of `logs`.
@@ -366,110 +372,110 @@ impl Replicator {
 
     /// Replicates over an already encrypted, message-framed connection (a swarm's
     /// secret stream, or [`encrypt`]'s output). `ended` reports the end of the
-    /// transport under the cipher. Frames pass through a [`Guard`] first (protomux
-    /// hygiene: rejects, unknown messages, other protocols).
+    /// transport under the cipher. Frames are read and written through the
+    /// connection's protomux table ([`Mux`]: channel pairing, capabilities, hygiene).
     pub async fn run_encrypted<C>(
         &self,
-        cipher: C,
+        mut cipher: C,
         mut ended: tokio::sync::watch::Receiver<Ending>,
     ) -> Result<(), HypercoreError>
     where
         C: CipherTrait + 'static,
     {
-        let (guard, hygiene) = Guard::new(cipher);
-        let mut protocol = Protocol::new(Box::new(guard));
-        let commands = protocol.commands();
+        let peer = cipher.remote_public_key().unwrap_or_default();
+        let Some(handshake_hash) = cipher.handshake_hash() else {
+            return Err(failed("the connection has no handshake hash"));
+        };
+        let (out_tx, mut out_rx) = mpsc::channel(OUTGOING_FRAMES);
+        let mut mux = Mux::new(cipher.is_initiator(), handshake_hash, out_tx);
         let mut opened: HashSet<[u8; 32]> = HashSet::new();
         let mut channels = JoinSet::new();
         // One stop switch per channel: flipped when the peer closes it or we end.
         let mut stops: HashMap<[u8; 32], tokio::sync::watch::Sender<bool>> = HashMap::new();
-        let mut peer = [0u8; 32];
-        let mut handshaken = false;
         let mut changes = self.logs.changes();
-        let result = loop {
+        // The frame being read, and a message waiting for room in its channel's queue
+        // (while one waits, nothing more is read: backpressure, not loss).
+        let mut reading: Option<(Vec<u8>, Cursor)> = None;
+        let mut waiting: Option<Delivery> = None;
+        let mut result = self.announce(&mut opened, &mut mux);
+        while result.is_ok() {
+            if waiting.is_none()
+                && let Some((frame, cursor)) = &mut reading
+            {
+                match mux.step(frame, cursor) {
+                    Ok(Step::Done) => reading = None,
+                    Ok(Step::Continue) => {}
+                    Ok(Step::Deliver(d)) => match d.to.try_send(d.item) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(item)) => {
+                            waiting = Some(Delivery { to: d.to, item });
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    },
+                    Err(e) => {
+                        result = Err(violation(e));
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = self.flush(&mut mux, &mut cipher).await {
+                result = Err(e);
+                break;
+            }
+            while let Some(event) = mux.take_event() {
+                let state = Connection {
+                    peer,
+                    opened: &mut opened,
+                    stops: &mut stops,
+                    channels: &mut channels,
+                };
+                if let Err(e) = self.on_event(event, &mut mux, state) {
+                    result = Err(e);
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+            if reading.is_some() && waiting.is_none() {
+                continue; // the rest of the frame first
+            }
+            let room = waiting.as_ref().map(|d| d.to.clone());
             tokio::select! {
-                event = protocol.next() => {
-                    let event = match event {
-                        None => break Ok(()),
-                        Some(Err(e)) if is_clean_end(&e) => break Ok(()),
-                        Some(Err(e)) => break Err(failed(format!("stream error: {e}"))),
-                        Some(Ok(event)) => event,
-                    };
-                    match event {
-                        Event::Handshake(remote) => {
-                            peer = remote;
-                            handshaken = true;
-                            self.announce(&mut opened, &commands);
-                        }
-                        // Never a second channel for a key we already opened.
-                        Event::DiscoveryKey(dk) if !opened.contains(&dk) => {
-                            match self.logs.lookup(&dk) {
-                                Some(core) => {
-                                    opened.insert(dk);
-                                    tokio::spawn(commands.open(core.public_key()));
-                                }
-                                // Not ours to share: refuse it, as JS protomux does,
-                                // and forget the peer's half-open channel, so that
-                                // sharing the log later pairs a fresh open.
-                                None => {
-                                    hygiene.reject_remote(&dk);
-                                    let _ = commands.close(dk).await;
-                                }
-                            }
-                        }
-                        Event::Channel(channel) => {
-                            let dk = *channel.discovery_key();
-                            match self.logs.lookup(&dk) {
-                                Some(core) => {
-                                    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-                                    if let Some(old) = stops.insert(dk, stop_tx) {
-                                        let _ = old.send(true);
-                                    }
-                                    let ctx = ChannelCtx {
-                                        core,
-                                        peer,
-                                        discovery_key: dk,
-                                        stats: self.stats.clone(),
-                                        observer: self.observer.clone(),
-                                        config: self.config,
-                                        stop: stop_rx,
-                                        logs: self.logs.clone(),
-                                    };
-                                    channels.spawn(run_channel(channel, ctx));
-                                }
-                                None => {
-                                    let _ = channel.close().await;
-                                }
-                            }
-                        }
-                        Event::Close(dk) => {
-                            opened.remove(&dk);
-                            if let Some(stop) = stops.remove(&dk) {
-                                let _ = stop.send(true);
-                            }
-                        }
-                        _ => {}
+                frame = cipher.next(), if reading.is_none() && waiting.is_none() => match frame {
+                    None => break,
+                    Some(CipherEvent::Message(frame)) => reading = Some((frame, Cursor::default())),
+                    Some(CipherEvent::ErrStuff(e)) if is_clean_end(&e) => break,
+                    Some(CipherEvent::ErrStuff(e)) => {
+                        result = Err(failed(format!("stream error: {e}")));
+                    }
+                },
+                permit = async move {
+                    match room {
+                        Some(to) => to.reserve_owned().await.ok(),
+                        None => std::future::pending().await,
+                    }
+                }, if waiting.is_some() => {
+                    if let (Some(permit), Some(d)) = (permit, waiting.take()) {
+                        permit.send(d.item);
                     }
                 }
-                Some(()) = changed(&mut changes), if handshaken => {
+                Some(out) = out_rx.recv() => {
+                    if let Some(frame) = mux.outgoing(out)
+                        && let Err(e) = cipher.send(frame).await
+                    {
+                        result = Err(send_failed(e));
+                    }
+                }
+                Some(()) = changed(&mut changes) => {
                     // Newly shared logs get channels on this connection too.
-                    self.announce(&mut opened, &commands);
-                }
-                Rejected(dk) = hygiene.rejected() => {
-                    // The peer refused our open: drop that channel, keep the connection.
-                    debug!("peer rejected a channel; closing it locally");
-                    opened.remove(&dk);
-                    if let Some(o) = &self.observer {
-                        o(&SessionEvent::Refused { discovery_key: dk, peer });
-                    }
-                    let _ = commands.close(dk).await;
+                    result = self.announce(&mut opened, &mut mux);
                 }
                 changed = ended.changed() => {
                     let ending = ended.borrow().clone();
-                    match (changed, ending) {
-                        (Ok(()), Some(Err(reason))) => break Err(failed(reason)),
-                        _ => break Ok(()),
+                    if let (Ok(()), Some(Err(reason))) = (changed, ending) {
+                        result = Err(failed(reason));
                     }
+                    break;
                 }
                 Some(done) = channels.join_next(), if !channels.is_empty() => {
                     if let Ok(Err(e)) = done {
@@ -477,8 +483,10 @@ impl Replicator {
                     }
                 }
             }
-        };
+        }
         // Let channels finish (each reports its peer as gone), then drop stragglers.
+        drop(out_rx);
+        drop(mux);
         for stop in stops.values() {
             let _ = stop.send(true);
         }
@@ -489,6 +497,100 @@ impl Replicator {
         channels.abort_all();
         result
     }
+
+    /// Writes the frames the table queued (opens, rejects, closes).
+    async fn flush<C: CipherTrait>(
+        &self,
+        mux: &mut Mux,
+        cipher: &mut C,
+    ) -> Result<(), HypercoreError> {
+        while let Some(frame) = mux.take_frame() {
+            cipher.send(frame).await.map_err(send_failed)?;
+        }
+        Ok(())
+    }
+
+    /// Acts on one event of the channel table.
+    fn on_event(
+        &self,
+        event: Event,
+        mux: &mut Mux,
+        conn: Connection<'_>,
+    ) -> Result<(), HypercoreError> {
+        let peer = conn.peer;
+        match event {
+            // Never a second channel for a key we already opened.
+            Event::DiscoveryKey(dk) if !conn.opened.contains(&dk) => match self.logs.lookup(&dk) {
+                Some(core) => {
+                    conn.opened.insert(dk);
+                    mux.open(core.public_key()).map_err(violation)?;
+                }
+                // Not ours to share: refuse it, as JS protomux does, so that sharing
+                // the log later pairs a fresh open.
+                None => mux.reject_remote(&dk),
+            },
+            Event::DiscoveryKey(_) => {}
+            Event::Channel(channel) => {
+                let dk = *channel.discovery_key();
+                match self.logs.lookup(&dk) {
+                    Some(core) => {
+                        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                        if let Some(old) = conn.stops.insert(dk, stop_tx) {
+                            let _ = old.send(true);
+                        }
+                        let ctx = ChannelCtx {
+                            core,
+                            peer,
+                            discovery_key: dk,
+                            stats: self.stats.clone(),
+                            observer: self.observer.clone(),
+                            config: self.config,
+                            stop: stop_rx,
+                            logs: self.logs.clone(),
+                        };
+                        conn.channels.spawn(run_channel(channel, ctx));
+                    }
+                    None => {
+                        // Withdrawn meanwhile: close it here (the table writes the frame).
+                        mux.close_channel(&channel);
+                    }
+                }
+            }
+            Event::Close(dk) => {
+                conn.opened.remove(&dk);
+                if let Some(stop) = conn.stops.remove(&dk) {
+                    let _ = stop.send(true);
+                }
+            }
+            Event::Rejected(dk) => {
+                // The peer refused our open: drop that channel, keep the connection.
+                debug!("peer rejected a channel; closing it locally");
+                conn.opened.remove(&dk);
+                if let Some(o) = &self.observer {
+                    o(&SessionEvent::Refused {
+                        discovery_key: dk,
+                        peer,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The per-connection state [`Replicator::on_event`] updates.
+struct Connection<'a> {
+    peer: [u8; 32],
+    opened: &'a mut HashSet<[u8; 32]>,
+    stops: &'a mut HashMap<[u8; 32], tokio::sync::watch::Sender<bool>>,
+    channels: &'a mut JoinSet<Result<(), HypercoreError>>,
+}
+
+/// Frames channels may queue for the connection before they wait.
+const OUTGOING_FRAMES: usize = 256;
+
+fn violation(e: crate::protomux::MuxError) -> HypercoreError {
+    failed(format!("protocol violation: {e}"))
 }
 
 /// The next change of the shared set; never ready for a fixed set or a dropped source.
@@ -558,8 +660,8 @@ struct ChannelState {
     /// request timeout.
     declined: Vec<(Instant, Want)>,
     upgrade_pending: bool,
-    queue: VecDeque<u64>,
-    queued: HashSet<u64>,
+    /// Blocks still to request, as ranges (bounded by the gaps, not the length).
+    wanted: Wanted,
     /// Replies (data / no-data) waiting to go out as one batch.
     replies: Vec<Message>,
     /// Block bytes in `replies`.
@@ -603,7 +705,7 @@ enum Ended {
 
 async fn drive_channel(
     channel: &Channel,
-    rx: hypercore_protocol::ChannelReceiver<Message>,
+    mut rx: mpsc::Receiver<Inbound>,
     ctx: &ChannelCtx,
 ) -> Result<Ended, HypercoreError> {
     let core = &ctx.core;
@@ -619,17 +721,13 @@ async fn drive_channel(
         pending: HashMap::new(),
         declined: Vec::new(),
         upgrade_pending: false,
-        queue: VecDeque::new(),
-        queued: HashSet::new(),
+        wanted: Wanted::default(),
         replies: Vec::new(),
         reply_bytes: 0,
     };
-    // Resume: blocks below our length that we do not hold yet (an interrupted download).
-    for seq in info.contiguous_length..info.length {
-        if !core.has_block(seq).await? {
-            st.enqueue(seq);
-        }
-    }
+    // Resume: blocks below our length that we do not hold yet (an interrupted download);
+    // `fill` skips the ones we hold, a bounded number per call.
+    st.wanted.insert(info.contiguous_length, info.length);
     st.announce(channel, core).await?;
     let mut progress = core.watch_progress();
     let mut tick = tokio::time::interval(ctx.config.tick);
@@ -638,13 +736,13 @@ async fn drive_channel(
         tokio::select! {
             _ = stop.changed() => return Ok(Ended::Closed),
             message = rx.recv() => {
-                let Ok(message) = message else { return Ok(Ended::Closed) };
-                st.on_message(channel, ctx, message).await?;
+                let Some(message) = message else { return Ok(Ended::Closed) };
+                st.on_inbound(channel, ctx, message).await?;
                 // Take what else has already arrived, so replies go out as one batch
                 // (one frame, one encryption, one write) instead of one per request.
                 for _ in 1..MAX_DRAIN {
                     let Ok(message) = rx.try_recv() else { break };
-                    st.on_message(channel, ctx, message).await?;
+                    st.on_inbound(channel, ctx, message).await?;
                 }
                 st.send_replies(channel).await?;
             }
@@ -663,6 +761,25 @@ async fn drive_channel(
             }
         }
         st.fill(channel, ctx).await?;
+    }
+}
+
+/// The encoded manifest of a manifest (hypercore 11 "v1") core, announced with
+/// `Synchronize.has_manifest` and sent in `Data.manifest` when the peer's request sets
+/// `manifest`. The storage core makes legacy (hypercore 10 style) cores, which have
+/// none; this is where a manifest core's encoding plugs in.
+fn manifest_of(_core: &ManagedCore) -> Option<Vec<u8>> {
+    None
+}
+
+/// Blocks `fill` checks (held blocks it skips) per call.
+const MAX_CHECKS_PER_FILL: usize = 4096;
+
+/// A peer-sent `start + length` that does not fit a u64: a bad peer.
+fn overflow(ctx: &ChannelCtx, what: &str, start: u64, length: u64) -> HypercoreError {
+    HypercoreError::ReplicationFailed {
+        log: ctx.core.name().to_string(),
+        reason: format!("peer sent a {what} whose end overflows: start {start} + length {length}"),
     }
 }
 
@@ -712,9 +829,7 @@ impl ChannelState {
     }
 
     fn enqueue(&mut self, seq: u64) {
-        if self.queued.insert(seq) {
-            self.queue.push_back(seq);
-        }
+        self.wanted.insert_one(seq);
     }
 
     /// Tells the peer our length (and what we hold) whenever it changed.
@@ -735,6 +850,8 @@ impl ChannelState {
                 can_upgrade: true,
                 uploading: true,
                 downloading: true,
+                has_manifest: manifest_of(core).is_some(),
+                allow_push: false,
             }));
             self.announced_length = Some(info.length);
             self.announced_ack = Some(self.remote_length);
@@ -751,6 +868,26 @@ impl ChannelState {
             channel.send_batch(&batch).await.map_err(send_failed)?;
         }
         Ok(())
+    }
+
+    /// A message from the peer, or bytes that did not decode as one (a bad peer: the
+    /// channel is closed).
+    async fn on_inbound(
+        &mut self,
+        channel: &Channel,
+        ctx: &ChannelCtx,
+        inbound: Inbound,
+    ) -> Result<(), HypercoreError> {
+        match inbound {
+            Ok(message) => self.on_message(channel, ctx, message).await,
+            Err(e) => self.reject(
+                ctx,
+                HypercoreError::ReplicationFailed {
+                    log: ctx.core.name().to_string(),
+                    reason: format!("malformed message from the peer: {e}"),
+                },
+            ),
+        }
     }
 
     async fn on_message(
@@ -773,17 +910,20 @@ impl ChannelState {
                 self.maybe_upgrade(channel, ctx).await?;
             }
             Message::Range(range) => {
+                let Some(end) = range.start.checked_add(range.length) else {
+                    return self.reject(ctx, overflow(ctx, "range", range.start, range.length));
+                };
                 if !range.drop && range.start <= self.remote_has {
-                    self.remote_has = self.remote_has.max(range.start + range.length);
+                    self.remote_has = self.remote_has.max(end);
                 }
             }
             Message::Request(request) => self.serve(channel, ctx, request).await?,
             Message::Data(data) => self.on_data(channel, ctx, data).await?,
-            Message::NoData(NoData { request }) => {
+            Message::NoData(NoData { request, reason }) => {
                 // The peer cannot serve it now: ask again after the request timeout
                 // (not at once, which would ping-pong as fast as the link allows).
                 if let Some(p) = self.pending.remove(&request) {
-                    debug!(request, want = ?p.want, "peer has no data for it; asking again later");
+                    debug!(request, reason, want = ?p.want, "peer has no data for it; asking again later");
                     self.declined.push((Instant::now(), p.want));
                 }
             }
@@ -806,6 +946,11 @@ impl ChannelState {
             seek = request.seek.is_some(),
             "request from the peer"
         );
+        if let Some(u) = &request.upgrade
+            && u.start.checked_add(u.length).is_none()
+        {
+            return self.reject(ctx, overflow(ctx, "request upgrade", u.start, u.length));
+        }
         let proof = if request.hash.is_some() || request.seek.is_some() {
             None // not supported: answered with NoData, never an error
         } else {
@@ -840,6 +985,7 @@ impl ChannelState {
                     channel,
                     Message::NoData(NoData {
                         request: request.id,
+                        reason: 0,
                     }),
                 )
                 .await;
@@ -866,6 +1012,7 @@ impl ChannelState {
                 hash: proof.hash,
                 seek: proof.seek,
                 upgrade: proof.upgrade,
+                manifest: request.manifest.then(|| manifest_of(&ctx.core)).flatten(),
             }),
         )
         .await
@@ -934,9 +1081,7 @@ impl ChannelState {
                 if pending.want == Want::Upgrade {
                     self.upgrade_pending = false;
                     let now = core.info().await?;
-                    for seq in info.length..now.length {
-                        self.enqueue(seq);
-                    }
+                    self.wanted.insert(info.length, now.length);
                     self.maybe_upgrade(channel, ctx).await?;
                 }
                 Ok(())
@@ -1044,16 +1189,22 @@ impl ChannelState {
         let core = &ctx.core;
         let mut batch = Vec::new();
         let info = core.info().await?;
-        while self.pending.len() < ctx.config.window {
-            let Some(&seq) = self.queue.front() else {
+        // Blocks beyond our length cannot be asked for (rule 2); a later upgrade adds
+        // them again.
+        self.wanted.truncate(info.length);
+        // Blocks we already hold are skipped, at most this many per call, so one call's
+        // work is bounded whatever the log's length; the next message or tick goes on.
+        let mut checks = MAX_CHECKS_PER_FILL;
+        while self.pending.len() < ctx.config.window && checks > 0 {
+            let Some(seq) = self.wanted.first() else {
                 break;
             };
             if seq >= self.remote_has.min(self.remote_length) {
                 break; // the peer does not hold it (yet); wait for its Range
             }
-            self.queue.pop_front();
-            self.queued.remove(&seq);
-            if seq >= info.length || core.has_block(seq).await? {
+            self.wanted.pop_first();
+            checks -= 1;
+            if core.has_block(seq).await? {
                 continue;
             }
             let nodes = core.missing_nodes(seq).await?;

@@ -9,7 +9,7 @@
 //! - Every connection arrives as a [`SecretCipher`] (with its ending watch), ready for
 //!   [`Replicator::run_encrypted`](crate::Replicator::run_encrypted): the swarm's
 //!   Noise-encrypted `SecretStream` already is the framed, encrypted channel
-//!   `hypercore-protocol` wants, so there is no second handshake.
+//!   a session wants, so there is no second handshake.
 //! - [`BootstrapNode`] hosts a DHT bootstrap node in-process (tests, the demo, a LAN).
 //!
 //! Servers announce unfirewalled, clients keep the default (measured: the other

@@ -5,7 +5,7 @@
 //! [`encrypt`] runs that handshake on any duplex byte stream (TCP, an in-process pipe)
 //! with `peeroxide-dht`'s `SecretStream` (the implementation the swarm uses, and the one
 //! measured to interoperate with JS); [`SecretCipher`] presents the result, or a swarm
-//! connection, as the framed, encrypted channel `hypercore-protocol` runs on.
+//! connection, as the framed, encrypted channel a session runs on.
 //!
 //! JS over TCP (`socket.pipe(core.replicate(isInitiator)).pipe(socket)`) speaks this,
 //! both ways (checked by `cargo xtask test-integration js`). One implementation serves
@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::cipher::{CipherEvent, CipherTrait, PUBLIC_KEYLEN};
 use futures::{Sink, Stream};
-use hypercore_handshake::{CipherEvent, CipherTrait, state_machine::PUBLIC_KEYLEN};
 use nova_hypercore_serialization::HypercoreError;
 use peeroxide_dht::secret_stream::SecretStream;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -52,7 +52,7 @@ fn failed(reason: String) -> HypercoreError {
 pub type Ending = Option<Result<(), String>>;
 
 /// Wraps a duplex byte stream (TCP, an in-process pipe, ...) into the encrypted,
-/// framed connection a [`hypercore_protocol::Protocol`] runs on, and a receiver that
+/// framed connection a session ([`crate::Replicator`]) runs on, and a receiver that
 /// says when the stream ended. `initiator` is the side that opened the connection
 /// (exactly one side must be). The handshake is bounded by [`HANDSHAKE_TIMEOUT`].
 pub async fn encrypt<S>(
@@ -217,7 +217,7 @@ fn end(ending: &watch::Sender<Ending>, how: Result<(), String>) {
     });
 }
 
-/// An encrypted connection as the framed channel `hypercore-protocol` runs on
+/// An encrypted connection as the framed channel a session runs on
 /// (`CipherTrait`). Frames are moved by a pump task; dropping the cipher closes the
 /// connection.
 ///
@@ -225,10 +225,9 @@ fn end(ending: &watch::Sender<Ending>, how: Result<(), String>) {
 /// [`with_queue_limit`](Self::with_queue_limit)). A frame that would take the queue past
 /// the bound means the peer does not read what it asked for: the connection is dropped
 /// at once (the pump is stopped, the socket closed, frames still queued discarded), the
-/// send fails, and the ending watch says why. There is no waiting instead: the
-/// `hypercore-protocol` 0.7.2 layer above moves every message into its own unbounded
-/// write queue whether or not this sink is ready, so backpressure here would only move
-/// the memory there.
+/// send fails, and the ending watch says why. There is no waiting instead: a peer that
+/// asked for that much and read none of it is broken or hostile, and waiting would hold
+/// the session (every channel on the connection) hostage to it.
 pub struct SecretCipher {
     incoming: mpsc::Receiver<Vec<u8>>,
     outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,

@@ -280,13 +280,15 @@ struct Noisy {
 }
 
 impl futures::Stream for Noisy {
-    type Item = hypercore_handshake::CipherEvent;
+    type Item = nova_hypercore_replication::CipherEvent;
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         let r = std::pin::Pin::new(&mut self.inner).poll_next(cx);
-        if let std::task::Poll::Ready(Some(hypercore_handshake::CipherEvent::Message(m))) = &r {
+        if let std::task::Poll::Ready(Some(nova_hypercore_replication::CipherEvent::Message(m))) =
+            &r
+        {
             self.received.lock().unwrap().push(m.clone());
         }
         r
@@ -322,9 +324,9 @@ impl futures::Sink<Vec<u8>> for Noisy {
     }
 }
 
-impl hypercore_handshake::CipherTrait for Noisy {
+impl nova_hypercore_replication::CipherTrait for Noisy {
     fn remote_public_key(&self) -> Option<[u8; 32]> {
-        hypercore_handshake::CipherTrait::remote_public_key(&self.inner)
+        nova_hypercore_replication::CipherTrait::remote_public_key(&self.inner)
     }
     fn local_public_key(&self) -> [u8; 32] {
         self.inner.local_public_key()

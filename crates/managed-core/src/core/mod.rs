@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 use crate::disk::{DiskFile, Durability};
 use crate::proof::ProofError;
 use read::{ReadError, Verified};
-use storage::{Files, Keys, Storage, StorageError};
+use storage::{Files, Format, Keys, Storage, StorageError};
 
 type Result<T, E = HypercoreError> = std::result::Result<T, E>;
 
@@ -63,11 +63,70 @@ pub struct CoreInfo {
     pub fork: u64,
 }
 
+/// How a new log is keyed and signed. Chosen when the log is created; an existing log
+/// keeps the format its files record, whatever is asked when it is reopened.
+///
+/// Who can read what: JS hypercore 10 reads only [`Legacy`](CoreFormat::Legacy) logs
+/// (its manifest decoder refuses version 1); JS hypercore 11 reads both (its default is
+/// [`V1`](CoreFormat::V1); `compat: true` makes legacy logs).
+///
+/// ```
+/// use nova_hypercore_managed_core::{CoreFormat, ManagedCore, OpenOptions, RequestUpgrade, SigningKey};
+/// use nova_hypercore_serialization::LogName;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let name = LogName::parse("v1-log")?;
+/// let key = SigningKey::from_bytes(&[1; 32]);
+/// let writer = ManagedCore::in_memory(
+///     name.clone(),
+///     OpenOptions::new().signing_key(key.clone()).format(CoreFormat::V1),
+/// )
+/// .await?;
+/// writer.append(b"hello").await?;
+/// // The core key is the manifest's hash, not the signer's key.
+/// assert_ne!(writer.public_key(), key.verifying_key().to_bytes());
+///
+/// // A replica knows only the core key until the manifest comes from the wire.
+/// let replica =
+///     ManagedCore::in_memory(name, OpenOptions::new().core_key(writer.public_key())).await?;
+/// assert!(replica.needs_manifest());
+/// replica.set_manifest(&writer.manifest().unwrap()).await?;
+/// let upgrade = RequestUpgrade { start: 0, length: 1 };
+/// let proof = writer.serve_proof(None, Some(upgrade)).await?.unwrap();
+/// assert!(replica.apply_proof(proof).await?);
+/// assert_eq!(replica.length(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CoreFormat {
+    /// Hypercore 10 ("compat"): the core key is the signer's ed25519 public key; a
+    /// signature is a raw 64-byte ed25519 signature over the 80-byte legacy signable.
+    /// The files are byte-compatible with JS hypercore 10.31.
+    #[default]
+    Legacy,
+    /// Hypercore 11 default: the core key is the hash of the signer's default version-1
+    /// manifest ([`crate::manifest::default_core_key`]); a signature is a 68-byte
+    /// multisig container over the 112-byte signable. The manifest is kept in the oplog
+    /// header.
+    V1,
+}
+
+impl From<CoreFormat> for Format {
+    fn from(f: CoreFormat) -> Self {
+        match f {
+            CoreFormat::Legacy => Format::Legacy,
+            CoreFormat::V1 => Format::V1,
+        }
+    }
+}
+
 /// How to open a log.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
     durability: Durability,
     keys: Keys,
+    format: CoreFormat,
 }
 
 impl Default for OpenOptions {
@@ -75,6 +134,7 @@ impl Default for OpenOptions {
         OpenOptions {
             durability: Durability::default(),
             keys: Keys::Generate,
+            format: CoreFormat::default(),
         }
     }
 }
@@ -101,11 +161,51 @@ impl OpenOptions {
         self
     }
 
-    /// Open a read-only log for this public key (a replica). For an existing log the key
-    /// must match, or opening fails with `STORAGE_CORRUPTED`.
+    /// Open a read-only log signed by this ed25519 key (a replica). A new log's core key
+    /// follows from the key and the [`format`](Self::format): the key itself
+    /// (legacy), or its default manifest's hash (v1, the manifest known at once). For
+    /// an existing log the key must be one of its signers, or opening fails with
+    /// `STORAGE_CORRUPTED`.
     pub fn public_key(mut self, key: VerifyingKey) -> Self {
         self.keys = Keys::Public(key);
         self
+    }
+
+    /// Open a read-only log by its core key (a replica), as peers name it, not knowing
+    /// yet whether it is a legacy or a manifest core: see
+    /// [`ManagedCore::needs_manifest`]. For an existing log the key must match, or
+    /// opening fails with `STORAGE_CORRUPTED`.
+    pub fn core_key(mut self, key: [u8; 32]) -> Self {
+        self.keys = Keys::Core(key);
+        self
+    }
+
+    /// The format of a new log (default [`CoreFormat::Legacy`]); ignored for an
+    /// existing log and for [`core_key`](Self::core_key) replicas.
+    pub fn format(mut self, format: CoreFormat) -> Self {
+        self.format = format;
+        self
+    }
+}
+
+/// What is known of a log's manifest, kept outside the storage lock for cheap reads.
+#[derive(Debug, Clone, Default)]
+struct ManifestState {
+    /// The encoded manifest of a manifest core (`None` for legacy or pending cores).
+    encoded: Option<Vec<u8>>,
+    /// `None` while pending; `Some(true)` legacy; `Some(false)` manifest core.
+    legacy: Option<bool>,
+    /// The key of the log's one signer, if known.
+    signer_key: Option<VerifyingKey>,
+}
+
+impl ManifestState {
+    fn of(storage: &Storage) -> Self {
+        ManifestState {
+            encoded: storage.manifest_to_serve(),
+            legacy: storage.is_legacy(),
+            signer_key: storage.signer_key(),
+        }
     }
 }
 
@@ -113,7 +213,8 @@ impl OpenOptions {
 struct Inner {
     name: LogName,
     path: Option<PathBuf>,
-    public_key: VerifyingKey,
+    key: [u8; 32],
+    manifest: std::sync::RwLock<ManifestState>,
     discovery_key: [u8; 32],
     writable: bool,
     durability: Durability,
@@ -167,10 +268,9 @@ impl ManagedCore {
         options: OpenOptions,
     ) -> Result<Self> {
         let where_ = path.clone().unwrap_or_else(|| PathBuf::from(":memory:"));
-        let storage = Storage::open(files.clone(), options.keys.clone())
+        let storage = Storage::open(files.clone(), options.keys.clone(), options.format.into())
             .map_err(|e| storage_error(&name, &where_, e))?;
         let length = storage.tree().length();
-        let public_key = storage.public_key();
         let progress = Progress {
             length,
             contiguous_length: storage.contiguous(),
@@ -180,7 +280,8 @@ impl ManagedCore {
                 discovery_key: discovery_key(&storage.key()),
                 name,
                 path,
-                public_key,
+                key: storage.key(),
+                manifest: std::sync::RwLock::new(ManifestState::of(&storage)),
                 writable: storage.writable(),
                 durability: options.durability,
                 files,
@@ -215,15 +316,104 @@ impl ManagedCore {
         self.inner.path.as_deref()
     }
 
-    /// The ed25519 public key that signs the log (for hypercore 10 logs also the key
-    /// that names it).
+    /// The core key: what names the log on the wire and in the store, and what its
+    /// discovery key derives from. For a legacy log it is also the ed25519 key that
+    /// signs it; for a v1 log it is the manifest's hash (the signer's key is
+    /// [`signer_key`](Self::signer_key)).
     pub fn public_key(&self) -> [u8; 32] {
-        self.inner.public_key.to_bytes()
+        self.inner.key
     }
 
-    /// The public key as an ed25519 verifying key.
+    /// The ed25519 key of the log's single signer ([`signer_key`](Self::signer_key)),
+    /// kept for callers written when it was also the core key. A log with no single
+    /// signer known (a replica waiting for its manifest, or a manifest with several
+    /// signers) has none; then this is the core key read as an ed25519 key if it is
+    /// one, else the identity point, which verifies nothing.
     pub fn verifying_key(&self) -> VerifyingKey {
-        self.inner.public_key
+        self.signer_key().unwrap_or_else(|| {
+            VerifyingKey::from_bytes(&self.inner.key).unwrap_or_else(|_| identity_point())
+        })
+    }
+
+    /// The ed25519 key of the log's single signer (or the key this process signs
+    /// with); `None` while the manifest is not known or when several keys sign.
+    pub fn signer_key(&self) -> Option<VerifyingKey> {
+        self.manifest_state().signer_key
+    }
+
+    /// The log's format: `None` for a replica opened by core key whose manifest has
+    /// not arrived yet ([`needs_manifest`](Self::needs_manifest)).
+    pub fn format(&self) -> Option<CoreFormat> {
+        self.manifest_state().legacy.map(|legacy| {
+            if legacy {
+                CoreFormat::Legacy
+            } else {
+                CoreFormat::V1
+            }
+        })
+    }
+
+    /// The encoded manifest of a manifest core, to serve to peers that ask for it (JS
+    /// 11 sends it in `Data.manifest`); `None` for legacy logs (JS 11 sends none for
+    /// them either) and while it is unknown.
+    pub fn manifest(&self) -> Option<Vec<u8>> {
+        self.manifest_state().encoded
+    }
+
+    /// Whether this log has a manifest to serve: the `hasManifest` flag of the wire's
+    /// `Sync` message.
+    pub fn has_manifest(&self) -> bool {
+        self.manifest_state().encoded.is_some()
+    }
+
+    /// Whether this replica still waits for its manifest: it was opened by core key
+    /// ([`OpenOptions::core_key`]) and nothing has told it yet whether the key is a
+    /// manifest hash or a legacy signer key. Until then a manifest core's upgrades fail
+    /// with `SIGNATURE_INVALID` (the reason says the manifest is missing); a legacy
+    /// core's first verified upgrade settles it as legacy by itself.
+    pub fn needs_manifest(&self) -> bool {
+        self.manifest_state().legacy.is_none()
+    }
+
+    /// Takes the manifest a peer sent for this log. Checks first that
+    /// blake2b-256(MANIFEST ‖ `encoded`) is the core key, then decodes it, then stores
+    /// it durably (a new oplog header, synced) before returning. A log that already has
+    /// its manifest (or is legacy) keeps it: the call only checks the hash then.
+    ///
+    /// Errors: `SIGNATURE_INVALID` when the hash is not the core key, or the bytes do
+    /// not decode as a canonical manifest (nothing changes); `IO_ERROR` or
+    /// `STORAGE_CORRUPTED` when storing fails.
+    pub async fn set_manifest(&self, encoded: &[u8]) -> Result<()> {
+        let manifest = crate::manifest::Manifest::decode_for_key(&self.inner.key, encoded)
+            .map_err(|e| self.invalid(0, format!("manifest from a peer rejected: {e}")))?;
+        let mut guard = self.inner.storage.write().await;
+        let storage = self.usable_mut(&mut guard)?;
+        if !storage.set_manifest(manifest).map_err(|e| self.error(e))? {
+            return Ok(());
+        }
+        self.checkpoint_if_due(&mut guard, true).await?;
+        self.sync(std::slice::from_ref(&self.inner.files.oplog), true)
+            .await?;
+        let storage = self.usable(&guard)?;
+        self.refresh_manifest(storage);
+        debug!(log = %self.inner.name, "manifest stored");
+        Ok(())
+    }
+
+    fn manifest_state(&self) -> ManifestState {
+        self.inner
+            .manifest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn refresh_manifest(&self, storage: &Storage) {
+        *self
+            .inner
+            .manifest
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = ManifestState::of(storage);
     }
 
     /// The discovery key (see [`discovery_key`]).
@@ -503,6 +693,10 @@ impl ManagedCore {
         .await?;
         self.checkpoint_if_due(&mut guard, false).await?;
         let storage = self.usable_mut(&mut guard)?;
+        if self.needs_manifest() && !storage.needs_manifest() {
+            // The first verified upgrade settled a replica opened by core key as legacy.
+            self.refresh_manifest(storage);
+        }
         self.publish(storage);
         Ok(true)
     }
@@ -630,6 +824,16 @@ impl ManagedCore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+/// The ed25519 identity point (a valid encoding that `verify_strict` never accepts).
+fn identity_point() -> VerifyingKey {
+    let mut bytes = [0u8; 32];
+    bytes[0] = 1;
+    match VerifyingKey::from_bytes(&bytes) {
+        Ok(key) => key,
+        Err(_) => unreachable!("the identity point is a valid encoding"),
     }
 }
 

@@ -17,10 +17,10 @@ use crate::bitfield::{BYTES_PER_PAGE, Bitfield};
 use crate::block_store::BlockStore;
 use crate::crypto::Node;
 use crate::disk::{DiskFile, Durability};
+use crate::manifest::Manifest;
 use crate::merkle_tree::{AppendBatch, MerkleTree, NODE_BYTES};
 use crate::oplog::{
-    self, BitfieldUpdate, Entry, Header, ManifestKind, SignatureAlgo, Slots, TreeHeader,
-    TreeUpgrade,
+    self, BitfieldUpdate, Entry, Header, HeaderManifest, Slots, TreeHeader, TreeUpgrade,
 };
 use crate::proof::{self, ProofError, ProofRequest, TreeState, VerifiedProof};
 use crate::verifier::{Signer, Verifier};
@@ -43,8 +43,22 @@ pub(crate) enum Keys {
     Generate,
     /// A signing key held elsewhere (the manager's `keys/`): never written here.
     Secret(ed25519_dalek::SigningKey),
-    /// Only the public key: a read-only replica.
+    /// Only the signer's public key: a read-only replica whose core key follows from it
+    /// and the format (legacy: the key itself; v1: its default manifest's hash).
     Public(ed25519_dalek::VerifyingKey),
+    /// Only the core key: a read-only replica whose manifest (and so whether it is a
+    /// legacy or a manifest core) is learnt from peers.
+    Core([u8; 32]),
+}
+
+/// How a new log is keyed and signed (see [`crate::CoreFormat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Format {
+    /// Hypercore 10: core key = public key, legacy signatures.
+    #[default]
+    Legacy,
+    /// Hypercore 11 default: core key = hash of the default v1 manifest.
+    V1,
 }
 
 /// Why opening or using the files failed.
@@ -181,7 +195,7 @@ fn corrupted(file: &DiskFile, reason: impl Into<String>) -> StorageError {
 
 impl Storage {
     /// Opens the log in `files` (creating it if the oplog holds no header).
-    pub(crate) fn open(files: Files, keys: Keys) -> Result<Self, StorageError> {
+    pub(crate) fn open(files: Files, keys: Keys, format: Format) -> Result<Self, StorageError> {
         let bytes = read_oplog(&files.oplog).map_err(io("read", &files.oplog))?;
         let opened = oplog::open(&bytes)
             .map_err(|e| corrupted(&files.oplog, format!("{e}; all blocks are unreachable")))?;
@@ -204,7 +218,7 @@ impl Storage {
                         ),
                     ));
                 }
-                Self::create(files, keys, opened.slots)
+                Self::create(files, keys, format, opened.slots)
             }
             Some(header) => {
                 if opened.valid_len < files.oplog.len() {
@@ -232,8 +246,17 @@ impl Storage {
         }
     }
 
-    fn create(files: Files, keys: Keys, slots: Slots) -> Result<Self, StorageError> {
-        let (public, signer, key_pair) = match keys {
+    fn create(
+        files: Files,
+        keys: Keys,
+        format: Format,
+        slots: Slots,
+    ) -> Result<Self, StorageError> {
+        let core_key = match &keys {
+            Keys::Core(key) => Some(*key),
+            _ => None,
+        };
+        let (public, secret, key_pair) = match keys {
             Keys::Generate => {
                 let mut seed = [0u8; 32];
                 getrandom::getrandom(&mut seed).map_err(|e| {
@@ -245,13 +268,35 @@ impl Storage {
                     public_key: public.to_bytes().to_vec(),
                     secret_key: secret.to_keypair_bytes().to_vec(),
                 };
-                (public, Some(Signer::Ed25519Legacy(secret)), Some(pair))
+                (Some(public), Some(secret), Some(pair))
             }
-            Keys::Secret(secret) => {
-                let public = secret.verifying_key();
-                (public, Some(Signer::Ed25519Legacy(secret)), None)
+            Keys::Secret(secret) => (Some(secret.verifying_key()), Some(secret), None),
+            Keys::Public(public) => (Some(public), None, None),
+            Keys::Core(_) => (None, None, None),
+        };
+        let header = match (public, format) {
+            (Some(public), Format::Legacy) => Header::new_compat(public.to_bytes(), key_pair),
+            (Some(public), Format::V1) => {
+                let manifest = Manifest::default_signer(public.to_bytes());
+                Header {
+                    key: manifest.hash(),
+                    manifest: Some(HeaderManifest::Versioned(manifest)),
+                    ..Header::new_compat(public.to_bytes(), key_pair)
+                }
             }
-            Keys::Public(public) => (public, None, None),
+            // Only the core key: the manifest comes later.
+            (None, _) => Header {
+                manifest: None,
+                ..Header::new_compat(core_key.unwrap_or_default(), None)
+            },
+        };
+        let key = header.key;
+        let manifest = header.manifest.as_ref().map(HeaderManifest::general);
+        let verifier = Verifier::new(key, manifest.as_ref())
+            .map_err(|e| StorageError::KeyMismatch(format!("core key {}: {e}", hex(&key))))?;
+        let signer = match (secret, &manifest) {
+            (Some(secret), Some(manifest)) => Signer::new(key, manifest, secret),
+            _ => None,
         };
         // No header means no log: whatever the other files hold is not part of one.
         for file in [&files.data, &files.tree, &files.bitfield] {
@@ -265,8 +310,6 @@ impl Storage {
                 .truncate(0)
                 .map_err(io("truncate", &files.oplog))?;
         }
-        let key = public.to_bytes();
-        let header = Header::new_compat(key, key_pair);
         let tree = MerkleTree::open(&files.tree, 0, 0, Vec::new())
             .map_err(|e| corrupted(&files.tree, e.to_string()))?;
         let mut storage = Storage {
@@ -278,7 +321,7 @@ impl Storage {
             tree,
             bitfield: Bitfield::default(),
             contiguous: 0,
-            verifier: Verifier::Ed25519Legacy { public_key: public },
+            verifier,
             signer,
             key,
             header_changed: true,
@@ -297,19 +340,74 @@ impl Storage {
         oplog_bytes: u64,
     ) -> Result<Self, StorageError> {
         let key = header.key;
-        let public = signer_public_key(&header)
-            .ok_or_else(|| corrupted(&files.oplog, "the header names no ed25519 signer this core supports (hypercore 11 manifests come later)"))?;
-        let verifier = Verifier::Ed25519Legacy { public_key: public };
         let mut header_changed = false;
-        let signer = match keys {
-            Keys::Secret(secret) => {
-                if secret.verifying_key() != public || key != public.to_bytes() {
+        let given = match &keys {
+            Keys::Secret(secret) => Some(secret.verifying_key()),
+            Keys::Public(public) => Some(*public),
+            Keys::Generate => None,
+            Keys::Core(given) => {
+                if *given != key {
                     return Err(StorageError::KeyMismatch(format!(
-                        "stored public key {} does not match the given key {}",
+                        "stored core key {} does not match the given key {}",
                         hex(&key),
-                        hex(secret.verifying_key().as_bytes())
+                        hex(given)
                     )));
                 }
+                None
+            }
+        };
+        // A header without a manifest (a replica opened by core key, before its
+        // manifest came) takes the one a given signer key implies.
+        if header.manifest.is_none()
+            && let Some(public) = given
+        {
+            let pk = public.to_bytes();
+            if key == pk {
+                // Legacy, as read before manifests were known: the header stays as is.
+            } else if key == crate::manifest::default_core_key(&pk) {
+                header.manifest = Some(HeaderManifest::Versioned(Manifest::default_signer(pk)));
+                header_changed = true;
+            }
+        }
+        let manifest = match &header.manifest {
+            Some(m) => Some(m.general()),
+            None => {
+                // Legacy when a key given or kept in the header is the core key.
+                let legacy = given.is_some_and(|p| p.to_bytes() == key)
+                    || header
+                        .key_pair
+                        .as_ref()
+                        .is_some_and(|p| p.public_key == key);
+                legacy.then(|| Manifest::default_signer(key))
+            }
+        };
+        if let Some(m) = &manifest
+            && !m.is_compat(&key)
+            && m.hash() != key
+        {
+            return Err(corrupted(
+                &files.oplog,
+                format!(
+                    "the stored manifest does not hash to the core key {}; all blocks are unreachable",
+                    hex(&key)
+                ),
+            ));
+        }
+        let verifier = Verifier::new(key, manifest.as_ref())
+            .map_err(|e| corrupted(&files.oplog, format!("{e}; all blocks are unreachable")))?;
+        if let Some(public) = given
+            && !manifest
+                .as_ref()
+                .is_some_and(|m| m.signers.iter().any(|s| s.public_key == public.to_bytes()))
+        {
+            return Err(StorageError::KeyMismatch(format!(
+                "the given key {} does not match the log with core key {} (not one of its signers)",
+                hex(public.as_bytes()),
+                hex(&key)
+            )));
+        }
+        let signer = match keys {
+            Keys::Secret(secret) => {
                 if let Some(pair) = &header.key_pair
                     && !pair.secret_key.is_empty()
                     && pair.secret_key.get(..32) != Some(secret.to_bytes().as_slice())
@@ -323,19 +421,21 @@ impl Storage {
                 if header.key_pair.take().is_some() {
                     header_changed = true;
                 }
-                Some(Signer::Ed25519Legacy(secret))
-            }
-            Keys::Public(given) => {
-                if given != public || key != public.to_bytes() {
+                let signer = manifest
+                    .as_ref()
+                    .and_then(|m| Signer::new(key, m, secret.clone()));
+                if signer.is_none() {
                     return Err(StorageError::KeyMismatch(format!(
-                        "stored public key {} does not match the given key {}",
-                        hex(&key),
-                        hex(given.as_bytes())
+                        "the key {} cannot sign the log with core key {} alone",
+                        hex(secret.verifying_key().as_bytes()),
+                        hex(&key)
                     )));
                 }
-                stored_signer(&header, &public)
+                signer
             }
-            Keys::Generate => stored_signer(&header, &public),
+            Keys::Public(_) | Keys::Generate | Keys::Core(_) => {
+                stored_signer(&header, key, manifest.as_ref())
+            }
         };
         let fork = header.tree.fork;
         let length = header.tree.length;
@@ -404,10 +504,14 @@ impl Storage {
             }
         }
         let length = tree.length();
-        if length > 0 && !verifier.verify(tree.roots(), length, tree.fork(), tree.signature()) {
+        if length > 0
+            && let Err(e) = verifier.check(tree.roots(), length, tree.fork(), tree.signature())
+        {
             return Err(corrupted(
                 &files.tree,
-                format!("the stored roots of blocks 0..{length} do not carry a valid signature"),
+                format!(
+                    "the stored roots of blocks 0..{length} do not carry a valid signature: {e}"
+                ),
             ));
         }
         let contiguous = bitfield.first_unset(0).min(length);
@@ -425,6 +529,11 @@ impl Storage {
             key,
             header_changed,
         };
+        if length > 0 {
+            // A pending replica whose tree verified as legacy (a crash came between the
+            // upgrade's oplog entry and the header naming its manifest).
+            storage.adopt_legacy_if_pending();
+        }
         if storage.header_changed {
             // Both slots: the spare one may hold the old header too.
             storage.checkpoint_pages()?;
@@ -440,10 +549,71 @@ impl Storage {
         self.key
     }
 
-    /// The signer's ed25519 public key.
-    pub(crate) fn public_key(&self) -> ed25519_dalek::VerifyingKey {
+    /// The ed25519 key of the log's one signer, if it has exactly one (or the key we
+    /// sign with); `None` while the manifest is not known.
+    pub(crate) fn signer_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        if let Some(signer) = &self.signer {
+            return Some(signer.public_key());
+        }
         match &self.verifier {
-            Verifier::Ed25519Legacy { public_key } => *public_key,
+            Verifier::Ed25519Legacy { public_key } => Some(*public_key),
+            Verifier::Manifest { signers, .. } => match signers.as_slice() {
+                [Some(only)] => Some(*only),
+                _ => None,
+            },
+            Verifier::Pending { .. } => None,
+        }
+    }
+
+    /// Whether the manifest is still unknown (a replica opened by core key).
+    pub(crate) fn needs_manifest(&self) -> bool {
+        matches!(self.verifier, Verifier::Pending { .. })
+    }
+
+    /// The encoded manifest of a manifest (non-compat) core, as peers ask for it.
+    pub(crate) fn manifest_to_serve(&self) -> Option<Vec<u8>> {
+        match &self.verifier {
+            Verifier::Manifest { manifest, .. } => Some(manifest.encode()),
+            _ => None,
+        }
+    }
+
+    /// Whether the log is a legacy core (`Some(false)`: a manifest core; `None`: not
+    /// known yet).
+    pub(crate) fn is_legacy(&self) -> Option<bool> {
+        match &self.verifier {
+            Verifier::Ed25519Legacy { .. } => Some(true),
+            Verifier::Manifest { .. } => Some(false),
+            Verifier::Pending { .. } => None,
+        }
+    }
+
+    /// Takes `manifest` (whose hash the caller checked against the key) as the
+    /// manifest of a pending core; the header is rewritten at the next checkpoint,
+    /// which the caller runs at once. A core that already has one keeps it.
+    pub(crate) fn set_manifest(&mut self, manifest: Manifest) -> Result<bool, StorageError> {
+        if !self.needs_manifest() {
+            return Ok(false);
+        }
+        self.verifier = Verifier::new(self.key, Some(&manifest))
+            .map_err(|e| corrupted(&self.files.oplog, e))?;
+        self.header.manifest = Some(HeaderManifest::Versioned(manifest));
+        self.header_changed = true;
+        Ok(true)
+    }
+
+    /// A pending core whose signed tree verified under the legacy reading of its key
+    /// is a legacy core: record the compat manifest JS 10 would have written.
+    fn adopt_legacy_if_pending(&mut self) {
+        if !self.needs_manifest() {
+            return;
+        }
+        if let Ok(public_key) = ed25519_dalek::VerifyingKey::from_bytes(&self.key) {
+            self.verifier = Verifier::Ed25519Legacy { public_key };
+            self.header.manifest = Some(HeaderManifest::V0(oplog::Manifest::default_signer(
+                self.key,
+            )));
+            self.header_changed = true;
         }
     }
 
@@ -775,6 +945,9 @@ impl Storage {
         if let Some((index, _)) = &block {
             self.bitfield.set_range(*index, 1, true);
         }
+        if upgrade.is_some() {
+            self.adopt_legacy_if_pending();
+        }
         self.advance_contiguous();
         Ok(Applied { changed: true })
     }
@@ -876,27 +1049,12 @@ fn read_oplog(file: &DiskFile) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The ed25519 key that signs a hypercore 10 ("compat") log: the header's key, which a
-/// manifest, if present, must name as its one ed25519 signer. Manifest cores whose key
-/// is the manifest's hash (hypercore 11) are not supported yet: `None`.
-fn signer_public_key(header: &Header) -> Option<ed25519_dalek::VerifyingKey> {
-    if let Some(manifest) = &header.manifest {
-        match &manifest.kind {
-            ManifestKind::Signer(signer)
-                if signer.signature == SignatureAlgo::Ed25519
-                    && signer.public_key == header.key => {}
-            _ => return None,
-        }
-    }
-    ed25519_dalek::VerifyingKey::from_bytes(&header.key).ok()
-}
-
-/// The signer kept in the header (logs created with [`Keys::Generate`], or by JS).
-fn stored_signer(header: &Header, public: &ed25519_dalek::VerifyingKey) -> Option<Signer> {
+/// The signer kept in the header (logs created with [`Keys::Generate`], or by JS), if
+/// it can sign the log alone.
+fn stored_signer(header: &Header, key: [u8; 32], manifest: Option<&Manifest>) -> Option<Signer> {
     let pair = header.key_pair.as_ref()?;
     let seed: [u8; 32] = pair.secret_key.get(..32)?.try_into().ok()?;
-    let secret = ed25519_dalek::SigningKey::from_bytes(&seed);
-    (secret.verifying_key() == *public).then_some(Signer::Ed25519Legacy(secret))
+    Signer::new(key, manifest?, ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -1,0 +1,407 @@
+//! A hostile peer, built from our own codec, over a real loopback TCP connection with
+//! the real Noise handshake: each bad thing it sends is refused with a typed error
+//! (a `Rejected` event naming the code, or the session's `REPLICATION_FAILED`), the
+//! local log keeps no bad data, and memory stays bounded (VmRSS from /proc).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blake2::{Blake2b, Digest, digest::consts::U32};
+use ed25519_dalek::Signer;
+use futures::{SinkExt, StreamExt};
+use hypercore_schema::{DataUpgrade, Node, RequestBlock, RequestUpgrade};
+use nova_hypercore_managed_core::{ManagedCore, OpenOptions, SigningKey};
+use nova_hypercore_replication::protomux::{self, Cursor, Item};
+use nova_hypercore_replication::transport::{self, SecretCipher};
+use nova_hypercore_replication::wire::{Data, Handshake, Message, Range, Request, Synchronize};
+use nova_hypercore_replication::{CipherEvent, CipherTrait, LogSet, Replicator, SessionEvent};
+use nova_hypercore_serialization::{HypercoreError, LogName};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const WAIT: Duration = Duration::from_secs(20);
+/// The channel id the raw peer opens.
+const OURS: u64 = 1;
+
+fn vm_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The peer that misbehaves: raw frames over an encrypted TCP connection.
+struct Raw {
+    cipher: SecretCipher,
+    messages: VecDeque<Message>,
+    closed: bool,
+}
+
+impl Raw {
+    async fn send(&mut self, frame: Vec<u8>) {
+        self.cipher.send(frame).await.unwrap();
+    }
+
+    async fn send_message(&mut self, message: Message) {
+        self.send(protomux::message_frame(OURS, &message)).await;
+    }
+
+    fn open_frame(&self, key: &[u8; 32]) -> Vec<u8> {
+        let hash = self.cipher.handshake_hash().unwrap();
+        let dk = nova_hypercore_managed_core::discovery_key(key);
+        let capability = protomux::capability(true, key, &hash).unwrap();
+        protomux::open_frame(
+            OURS,
+            protomux::HYPERCORE_PROTOCOL,
+            &dk,
+            &Handshake {
+                seeks: false,
+                capability,
+            },
+        )
+    }
+
+    /// The next hypercore message the victim sends (opens and others are noted).
+    async fn next(&mut self) -> Option<Message> {
+        loop {
+            if let Some(m) = self.messages.pop_front() {
+                return Some(m);
+            }
+            let frame = match tokio::time::timeout(WAIT, self.cipher.next()).await {
+                Ok(Some(CipherEvent::Message(frame))) => frame,
+                _ => return None,
+            };
+            let mut cursor = Cursor::default();
+            while let Some(item) = cursor.next(&frame) {
+                match item.unwrap() {
+                    Item::Message { typ, body, .. } => {
+                        self.messages.push_back(Message::decode(typ, body).unwrap());
+                    }
+                    Item::Close { .. } => self.closed = true,
+                    _ => {}
+                }
+            }
+            if self.closed && self.messages.is_empty() {
+                return None;
+            }
+        }
+    }
+
+    /// The next request the victim sends.
+    async fn request(&mut self) -> Option<Request> {
+        loop {
+            match self.next().await? {
+                Message::Request(r) => return Some(r),
+                _ => continue,
+            }
+        }
+    }
+}
+
+struct Victim {
+    replica: ManagedCore,
+    events: mpsc::UnboundedReceiver<SessionEvent>,
+    session: JoinHandle<Result<(), HypercoreError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Victim {
+    async fn rejected(&mut self) -> String {
+        loop {
+            match tokio::time::timeout(WAIT, self.events.recv()).await {
+                Ok(Some(SessionEvent::Rejected { reason, .. })) => return reason,
+                Ok(Some(_)) => continue,
+                other => panic!("no rejection: {other:?}"),
+            }
+        }
+    }
+}
+
+/// A replica of `key` served by a real session on loopback TCP, and the raw peer
+/// connected to it (channel opened, handshake done).
+async fn connect(key: ed25519_dalek::VerifyingKey) -> (Victim, Raw) {
+    let dir = tempfile::tempdir().unwrap();
+    let replica = ManagedCore::open(
+        dir.path(),
+        LogName::parse("r").unwrap(),
+        OpenOptions::new().public_key(key),
+    )
+    .await
+    .unwrap();
+    let set = LogSet::new();
+    set.insert(replica.clone());
+    let (tx, events) = mpsc::unbounded_channel();
+    let replicator = Replicator::new(Arc::new(set)).with_observer(Arc::new(move |e| {
+        let _ = tx.send(e.clone());
+    }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let session = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        replicator.run(stream, false).await
+    });
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (cipher, _ended) = transport::encrypt(stream, true).await.unwrap();
+    let mut raw = Raw {
+        cipher,
+        messages: VecDeque::new(),
+        closed: false,
+    };
+    let open = raw.open_frame(&key.to_bytes());
+    raw.send(open).await;
+    let victim = Victim {
+        replica,
+        events,
+        session,
+        _dir: dir,
+    };
+    (victim, raw)
+}
+
+async fn writer(n: usize, key: Option<SigningKey>) -> (ManagedCore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = OpenOptions::new();
+    if let Some(key) = key {
+        options = options.signing_key(key);
+    }
+    let w = ManagedCore::open(dir.path(), LogName::parse("w").unwrap(), options)
+        .await
+        .unwrap();
+    for i in 0..n {
+        w.append(format!("entry {i}").as_bytes()).await.unwrap();
+    }
+    (w, dir)
+}
+
+fn sync(length: u64) -> Message {
+    Message::Synchronize(Synchronize {
+        length,
+        can_upgrade: true,
+        uploading: true,
+        downloading: true,
+        ..Synchronize::default()
+    })
+}
+
+/// Announces `length`, then answers the victim's upgrade request with `tamper(proof)`.
+async fn upgrade_with(raw: &mut Raw, w: &ManagedCore, tamper: impl Fn(&mut DataUpgrade)) {
+    raw.send_message(sync(w.length())).await;
+    let req = raw.request().await.expect("an upgrade request");
+    let u = req.upgrade.clone().expect("upgrade");
+    let proof = w.serve_proof(None, Some(u)).await.unwrap().unwrap();
+    let mut upgrade = proof.upgrade.unwrap();
+    tamper(&mut upgrade);
+    raw.send_message(Message::Data(Data {
+        request: req.id,
+        fork: proof.fork,
+        upgrade: Some(upgrade),
+        ..Data::default()
+    }))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_signature_is_refused_and_the_log_is_unchanged() {
+    let (w, _wd) = writer(20, None).await;
+    let (mut victim, mut raw) = connect(w.verifying_key()).await;
+    upgrade_with(&mut raw, &w, |u| u.signature[0] ^= 1).await;
+    let reason = victim.rejected().await;
+    assert!(reason.starts_with("SIGNATURE_INVALID"), "{reason}");
+    assert_eq!(victim.replica.info().await.unwrap().length, 0);
+    // The victim closed that channel.
+    while raw.next().await.is_some() {}
+    assert!(raw.closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_for_the_wrong_index_is_refused_and_nothing_is_stored() {
+    let (w, _wd) = writer(20, None).await;
+    let (mut victim, mut raw) = connect(w.verifying_key()).await;
+    upgrade_with(&mut raw, &w, |_| {}).await;
+    raw.send_message(Message::Range(Range {
+        drop: false,
+        start: 0,
+        length: 20,
+    }))
+    .await;
+    let req = loop {
+        let r = raw.request().await.expect("a block request");
+        if r.block.is_some() {
+            break r;
+        }
+    };
+    let asked = req.block.clone().unwrap();
+    // A valid proof, but of the next block.
+    let proof = w
+        .serve_proof(
+            Some(RequestBlock {
+                index: asked.index + 1,
+                nodes: asked.nodes,
+            }),
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    raw.send_message(Message::Data(Data {
+        request: req.id,
+        fork: proof.fork,
+        block: proof.block,
+        ..Data::default()
+    }))
+    .await;
+    let reason = victim.rejected().await;
+    assert!(reason.starts_with("UNAUTHORIZED"), "{reason}");
+    let info = victim.replica.info().await.unwrap();
+    assert_eq!((info.length, info.contiguous_length), (20, 0));
+    for seq in 0..20 {
+        assert!(!victim.replica.has_block(seq).await.unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_unknown_channels_are_dropped_and_a_malformed_open_ends_the_session() {
+    let (w, _wd) = writer(5, None).await;
+    let (victim, mut raw) = connect(w.verifying_key()).await;
+    // Garbage frames, a message for a channel nobody opened, unknown control messages,
+    // a batch that does not parse, unknown message types: all dropped.
+    for frame in [
+        vec![0xff; 40],
+        protomux::message_frame(77, &sync(1 << 50)),
+        vec![0, 9, 1, 2, 3],
+        vec![0, 0, 1, 0xfe, 1],
+        vec![OURS as u8, 42, 1, 2],
+        vec![3],
+    ] {
+        raw.send(frame).await;
+    }
+    // The session still serves: it answers our length with an upgrade request.
+    raw.send_message(sync(5)).await;
+    let req = raw.request().await.expect("still serving");
+    assert_eq!(
+        req.upgrade,
+        Some(RequestUpgrade {
+            start: 0,
+            length: 5
+        })
+    );
+    // A range whose end overflows u64: the channel is closed with a typed error.
+    raw.send_message(Message::Range(Range {
+        drop: false,
+        start: u64::MAX - 1,
+        length: 10,
+    }))
+    .await;
+    let mut victim = victim;
+    let reason = victim.rejected().await;
+    assert!(
+        reason.starts_with("REPLICATION_FAILED") && reason.contains("overflows"),
+        "{reason}"
+    );
+    // A malformed channel open ends the connection with a typed error.
+    raw.send(vec![0, 1, 2, 0xff]).await;
+    let ended = tokio::time::timeout(WAIT, victim.session)
+        .await
+        .unwrap()
+        .unwrap();
+    match ended {
+        Err(HypercoreError::ReplicationFailed { reason, .. }) => {
+            assert!(reason.contains("malformed channel open"), "{reason}");
+        }
+        other => panic!("expected REPLICATION_FAILED, got {other:?}"),
+    }
+    assert_eq!(victim.replica.info().await.unwrap().length, 0);
+}
+
+/// `crypto.namespace('hypercore', 6)[0]`, the tree signature's namespace.
+fn tree_namespace() -> [u8; 32] {
+    let name = Blake2b::<U32>::digest(b"hypercore");
+    let mut h = Blake2b::<U32>::new();
+    h.update(name);
+    h.update([0u8]);
+    h.finalize().into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_upgrade_to_2_pow_40_blocks_costs_bounded_memory() {
+    // The writer's own key signs a tree of 2^40 blocks it does not have: one root.
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let (w, _wd) = writer(0, Some(key.clone())).await;
+    let (mut victim, mut raw) = connect(w.verifying_key()).await;
+    let length: u64 = 1 << 40;
+    let root = Node::new(length - 1, vec![0xab; 32], length * 10);
+    let mut tree = Blake2b::<U32>::new();
+    tree.update([2u8]);
+    tree.update([0xab; 32]);
+    tree.update(root.index.to_le_bytes());
+    tree.update(root.length.to_le_bytes());
+    let tree: [u8; 32] = tree.finalize().into();
+    let mut signable = Vec::new();
+    signable.extend(tree_namespace());
+    signable.extend(tree);
+    signable.extend(length.to_le_bytes());
+    signable.extend(0u64.to_le_bytes());
+    let signature = key.sign(&signable).to_bytes().to_vec();
+
+    let before = vm_rss_kib();
+    raw.send_message(sync(length)).await;
+    let req = raw.request().await.expect("an upgrade request");
+    assert_eq!(req.upgrade.as_ref().map(|u| u.length), Some(length));
+    raw.send_message(Message::Data(Data {
+        request: req.id,
+        upgrade: Some(DataUpgrade {
+            start: 0,
+            length,
+            nodes: vec![root],
+            additional_nodes: vec![],
+            signature,
+        }),
+        ..Data::default()
+    }))
+    .await;
+    // It verifies (it is signed by the writer): the log is 2^40 blocks long now.
+    let mut progress = victim.replica.watch_progress();
+    tokio::time::timeout(WAIT, async {
+        while victim.replica.info().await.unwrap().length < length {
+            progress.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("upgrade applied");
+    // The peer says it holds all of them: the victim asks for one window, no more.
+    raw.send_message(Message::Range(Range {
+        drop: false,
+        start: 0,
+        length,
+    }))
+    .await;
+    let mut asked = std::collections::BTreeSet::new();
+    while asked.len() < 64 {
+        let r = raw.request().await.expect("block requests");
+        if let Some(b) = r.block {
+            asked.insert(b.index);
+        }
+    }
+    assert_eq!(
+        asked.iter().copied().collect::<Vec<_>>(),
+        (0..64).collect::<Vec<_>>()
+    );
+    // Nothing more is asked while those are in flight.
+    raw.send_message(sync(length)).await;
+    let extra = tokio::time::timeout(Duration::from_millis(300), raw.request()).await;
+    assert!(
+        !matches!(&extra, Ok(Some(r)) if r.block.is_some()),
+        "asked beyond the window: {extra:?}"
+    );
+    let grown = vm_rss_kib().saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "RSS grew {grown} KiB for a 2^40-block upgrade"
+    );
+    assert!(victim.events.try_recv().is_ok());
+}
