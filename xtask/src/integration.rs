@@ -18,7 +18,7 @@ pub(crate) const INSIDE: &str = "NOVA_XTASK_NETNS";
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The suites, in the order `cargo xtask test` runs them.
-pub(crate) const SUITES: &[&str] = &["two-peer", "reconnect", "swarm", "js", "tauri"];
+pub(crate) const SUITES: &[&str] = &["two-peer", "reconnect", "crash", "swarm", "js", "tauri"];
 
 pub(crate) struct Peer {
     pub(crate) child: Child,
@@ -28,10 +28,32 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    fn spawn(name: &'static str, args: &[&str]) -> Result<Peer> {
-        let mut cmd = Command::new(root().join("target/debug/examples/peer"));
+    pub(crate) fn spawn(name: &'static str, args: &[&str]) -> Result<Peer> {
+        let mut cmd = Command::new(example("peer"));
         cmd.args(args);
         Peer::start(name, cmd)
+    }
+
+    /// The next line within `timeout`, not echoed; `None` on timeout or once the
+    /// child's stdout has closed (see [`Peer::closed`]).
+    pub(crate) fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Every line still to come, until the child's stdout closes (call after a kill).
+    pub(crate) fn rest(&self) -> Vec<String> {
+        self.lines.iter().collect()
+    }
+
+    /// Sends SIGKILL and reaps the child.
+    pub(crate) fn kill(&mut self) -> Result {
+        self.child
+            .kill()
+            .map_err(|e| format!("kill -9 {}: {e}", self.name))?;
+        self.child
+            .wait()
+            .map_err(|e| format!("wait for {}: {e}", self.name))?;
+        Ok(())
     }
 
     /// Starts `cmd` with piped stdin/stdout (stderr inherited).
@@ -139,6 +161,15 @@ impl Drop for Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A debug-built example of the workspace (`CARGO_TARGET_DIR` respected).
+pub(crate) fn example(name: &str) -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root().join(t) })
+        .unwrap_or_else(|| root().join("target"));
+    target.join("debug/examples").join(name)
 }
 
 pub(crate) fn field(line: &str, i: usize) -> Result<String> {
@@ -500,6 +531,7 @@ pub(crate) fn run_into(tally: &mut Tally, suite: &str) -> Result {
                 "js" if inside_netns => passed(crate::interop::run_inside(&tmp)),
                 "js" => crate::interop::prepare_and_enter(),
                 "tauri" => crate::tauri::e2e(&tmp),
+                "crash" => passed(crate::crash::run(&tmp)),
                 _ => passed(reconnect(&tmp)),
             };
             if result.is_ok() {

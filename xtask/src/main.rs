@@ -8,6 +8,7 @@
 //! only drives cargo, the bench binary, node/npm, apt-get and (for the Tauri e2e) Xvfb.
 
 mod bench;
+mod crash;
 mod integration;
 mod interop;
 mod props;
@@ -31,18 +32,25 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// The whole suite: fmt check, clippy -D warnings, every test of the workspace.
-    Test,
+    Test {
+        /// The long variants too (e.g. 200+ crash trials instead of 20).
+        #[arg(long)]
+        full: bool,
+    },
     /// Run the spec's property tests (all, or the listed numbers) and print a table.
     TestProps {
         /// Property numbers (1-24); none means all.
         numbers: Vec<u32>,
     },
-    /// Multi-process suites: two-peer, reconnect (kill -9), swarm (DHT), js (JS peers),
-    /// tauri (a real window under Xvfb), or all.
+    /// Multi-process suites: two-peer, reconnect (kill -9), crash (kill -9 trials),
+    /// swarm (DHT), js (JS peers), tauri (a real window under Xvfb), or all.
     TestIntegration {
         /// Suite name.
         #[arg(default_value = "all")]
         suite: String,
+        /// The long variants (e.g. 200+ crash trials instead of 20).
+        #[arg(long)]
+        full: bool,
     },
     /// Benchmarks, reported as ratios against the JS anchor.
     Bench(bench::BenchArgs),
@@ -57,9 +65,15 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Test => test(),
+        Cmd::Test { full } => {
+            set_full(full);
+            test()
+        }
         Cmd::TestProps { numbers } => props::run(&numbers),
-        Cmd::TestIntegration { suite } => integration::run(&suite),
+        Cmd::TestIntegration { suite, full } => {
+            set_full(full);
+            integration::run(&suite)
+        }
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Demo { dir } => demo(dir.as_deref()),
     };
@@ -70,6 +84,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Set by `--full`: suites run their long variants.
+static FULL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn set_full(full: bool) {
+    FULL.store(full, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the long variants run (`--full`).
+pub(crate) fn full() -> bool {
+    FULL.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 pub(crate) type Result<T = (), E = String> = std::result::Result<T, E>;

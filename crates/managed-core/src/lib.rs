@@ -42,7 +42,9 @@ mod oplog;
 mod proof;
 mod verifier;
 
-pub use crate::core::{CoreFormat, CoreInfo, ManagedCore, OpenOptions, Progress, discovery_key};
+pub use crate::core::{
+    CoreFormat, CoreInfo, ManagedCore, OpenOptions, Progress, Repaired, discovery_key,
+};
 pub use crate::disk::Durability;
 /// ed25519 keys as the log's signer uses them (`ed25519-dalek`).
 pub use ed25519_dalek::{SigningKey, VerifyingKey};

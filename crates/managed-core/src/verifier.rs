@@ -99,7 +99,6 @@ impl Verifier {
 
     /// Whether `signature` signs the tree whose roots (sorted by index) are `roots`, at
     /// `length` blocks and `fork`.
-    #[cfg(test)]
     pub(crate) fn verify(&self, roots: &[Node], length: u64, fork: u64, signature: &[u8]) -> bool {
         self.check(roots, length, fork, signature).is_ok()
     }

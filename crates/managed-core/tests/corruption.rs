@@ -3,7 +3,8 @@
 //! core never panics, never allocates what a damaged length asks for, never returns
 //! bytes other than those appended, and reports the spec's typed errors:
 //! `STORAGE_CORRUPTED` (log, file) or `IO_ERROR` at open, `SIGNATURE_INVALID` (log, seq)
-//! on a read. A torn oplog tail reopens at the last good state.
+//! on a read. A torn oplog tail reopens at the last good state; a damaged bitfield, and a
+//! damaged tree whose leaves survive, are rebuilt from the data file (tests/rebuild.rs).
 //!
 //! The base log (a few thousand entries, two checkpoints, entries since the last one
 //! still in the oplog because it is dropped without `close`) is built once per test and
@@ -61,11 +62,6 @@ impl Base {
     /// The length of the header in the current slot.
     fn last_checkpoint(&self) -> u64 {
         self.checkpoints.last().copied().unwrap_or(0)
-    }
-
-    /// The length of the header in the other slot.
-    fn previous_checkpoint(&self) -> u64 {
-        self.checkpoints.iter().rev().nth(1).copied().unwrap_or(0)
     }
 
     /// Bytes of the data file.
@@ -363,20 +359,10 @@ fn expected_failures(base: &Base, dir: &Path, file: &str) -> Option<BTreeSet<u64
             }
             Some(failing)
         }
-        // A block whose bit is lost is not stored as far as the log knows, unless an
-        // oplog entry since the last checkpoint sets it again. Bytes past the last whole
-        // u32 word are ignored (as JS does).
-        "bitfield" => {
-            let (bytes, len) = prefix(&dir.join(file), 4096);
-            let usable = (len - len % 4).min(bytes.len() as u64);
-            let bit =
-                |seq: u64| seq / 8 < usable && bytes[(seq / 8) as usize] & (1 << (seq % 8)) != 0;
-            Some(
-                (0..base.last_checkpoint())
-                    .filter(|seq| !bit(*seq))
-                    .collect(),
-            )
-        }
+        // The log is the writer's own (its signing key is given): every block whose bit
+        // is lost verifies against the signed tree and is marked stored again at open
+        // (the bitfield rebuild), so nothing fails.
+        "bitfield" => Some(BTreeSet::new()),
         _ => None,
     }
 }
@@ -424,11 +410,12 @@ fn run_case(
             prop_assert!(false, "{file} ({what}): open refused");
         }
         (Outcome::Opened { length, failed }, None) if file == "oplog" => {
-            // A damaged oplog falls back at most to the header in the other slot (never
-            // to a new, empty log), and every block it keeps reads back.
+            // A damaged oplog loses at most the entries since the last checkpoint: the
+            // writer re-signs what the tree file holds past an older header (never a
+            // new, empty log), and every block it keeps reads back.
             prop_assert!(
-                *length >= base.previous_checkpoint(),
-                "oplog ({what}): reopened at length {length}, behind both checkpoints {:?}",
+                *length >= base.last_checkpoint(),
+                "oplog ({what}): reopened at length {length}, behind the last checkpoint {:?}",
                 base.checkpoints
             );
             prop_assert!(failed.is_empty(), "oplog ({what}): unreadable {failed:?}");
@@ -475,8 +462,8 @@ fn damaged_tree_never_panics_or_returns_wrong_data() {
     property("tree");
 }
 
-/// A damaged `bitfield`: blocks whose bit is lost are `SIGNATURE_INVALID` ("not stored
-/// locally"), everything else reads back.
+/// A damaged `bitfield` of a writer's own log: rebuilt at open, every block reads back
+/// (a damaged bit cannot claim a block that does not verify).
 #[test]
 fn damaged_bitfield_never_panics_or_returns_wrong_data() {
     property("bitfield");
@@ -554,9 +541,10 @@ fn huge_sparse_files_cost_nothing_and_lose_nothing() {
 }
 
 /// Damages that must refuse the open, each with `STORAGE_CORRUPTED` naming the log, the
-/// damaged file and the blocks affected: both header slots gone, the oplog cut before
-/// its first header (the log must not be recreated empty over its blocks), the tree's
-/// roots gone or altered.
+/// damaged file and the blocks affected: both header slots gone or the oplog cut before
+/// its first header, for a replica (the log must not be recreated empty over its blocks;
+/// the writer rebuilds it, see the next test), the tree's leaves lost (no block
+/// boundaries left to rebuild it from).
 #[test]
 fn refused_opens_name_the_log_the_file_and_the_blocks() {
     let rt = runtime();
@@ -579,8 +567,15 @@ fn refused_opens_name_the_log_the_file_and_the_blocks() {
     for (file, region, damage) in cases {
         let dir = base.copy();
         let what = apply(&dir.path().join(file), region, &damage);
+        // The oplog cases as a replica: only the writer can sign a rebuilt header.
+        let public = SigningKey::from_bytes(&[23; 32]).verifying_key();
+        let opts = if file == "oplog" {
+            OpenOptions::new().public_key(public)
+        } else {
+            options()
+        };
         let err = rt
-            .block_on(ManagedCore::open(dir.path(), name(), options()))
+            .block_on(ManagedCore::open(dir.path(), name(), opts))
             .map(|log| log.length())
             .expect_err(&format!("{file} ({what}) opened"));
         assert_eq!(
@@ -597,5 +592,44 @@ fn refused_opens_name_the_log_the_file_and_the_blocks() {
                 "{other} changed by a refused open"
             );
         }
+    }
+}
+
+/// Both header slots gone, or the oplog cut before its first header, in the writer's own
+/// log (its signing key given): the blocks a checkpoint wrote to the tree file are signed
+/// again under a new header, every one reads back, the log goes on; what was only in the
+/// oplog's entries since the last checkpoint is lost (no boundaries), nothing else.
+#[test]
+fn lost_oplog_headers_are_rebuilt_by_the_writer() {
+    let rt = runtime();
+    let base = build_base(&rt);
+    let cases = [
+        (Region::Slot0, Damage::Zero { at: 0, len: 8192 }),
+        (Region::Start, Damage::Truncate(0)),
+        (Region::Start, Damage::Truncate(1 << 30)),
+    ];
+    for (region, damage) in cases {
+        let dir = base.copy();
+        let what = apply(&dir.path().join("oplog"), region, &damage);
+        rt.block_on(async {
+            let log = ManagedCore::open(dir.path(), name(), options())
+                .await
+                .unwrap_or_else(|e| panic!("oplog ({what}): {e}"));
+            assert_eq!(log.length(), base.last_checkpoint(), "oplog ({what})");
+            let failed = read_all(&log, &base).await.unwrap();
+            assert!(failed.is_empty(), "oplog ({what}): unreadable {failed:?}");
+            let next = log.length();
+            assert_eq!(log.append(&entry(next)).await.unwrap(), next);
+            log.close().await.unwrap();
+            let log = ManagedCore::open(dir.path(), name(), options())
+                .await
+                .unwrap();
+            assert_eq!(
+                log.length(),
+                next + 1,
+                "oplog ({what}): rebuilt header persisted"
+            );
+            assert_eq!(log.get(next).await.unwrap(), entry(next));
+        });
     }
 }

@@ -405,3 +405,60 @@ async fn a_signed_upgrade_to_2_pow_40_blocks_costs_bounded_memory() {
     );
     assert!(victim.events.try_recv().is_ok());
 }
+
+/// A request flood: 100,000 requests for blocks, hashes and upgrades the victim does not
+/// hold, sent as fast as the connection takes them and never read back while sending.
+/// Each is answered (`noData`) or dropped, memory stays bounded, nothing is stored, and
+/// the session still serves: afterwards a real upgrade goes through on the same channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_flood_is_answered_within_bounded_memory_and_the_session_goes_on() {
+    let (w, _wd) = writer(20, None).await;
+    let (victim, mut raw) = connect(w.verifying_key()).await;
+    let before = vm_rss_kib();
+    const FLOOD: u64 = 100_000;
+    for id in 1..=FLOOD {
+        let index = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 12;
+        let request = match id % 3 {
+            0 => Request {
+                id,
+                block: Some(RequestBlock { index, nodes: 64 }),
+                ..Request::default()
+            },
+            1 => Request {
+                id,
+                hash: Some(RequestBlock { index, nodes: 1 }),
+                ..Request::default()
+            },
+            _ => Request {
+                id,
+                upgrade: Some(RequestUpgrade {
+                    start: index,
+                    length: u64::MAX - index,
+                }),
+                ..Request::default()
+            },
+        };
+        raw.send_message(Message::Request(request)).await;
+    }
+    let grown_mib = vm_rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 64,
+        "{FLOOD} requests grew the process by {grown_mib} MiB"
+    );
+    assert!(
+        !victim.session.is_finished(),
+        "the session ended on a flood"
+    );
+    assert_eq!(victim.replica.info().await.unwrap().length, 0);
+    // The same channel still works: a real upgrade and the blocks after it.
+    upgrade_with(&mut raw, &w, |_| {}).await;
+    let mut progress = victim.replica.watch_progress();
+    tokio::time::timeout(WAIT, async {
+        while progress.borrow_and_update().length < 20 {
+            progress.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the upgrade after the flood applies");
+    assert_eq!(victim.replica.length(), 20);
+}

@@ -6,6 +6,7 @@
 //! write steps, in the order the durability contract needs (see [`Durability`]).
 
 mod read;
+mod rebuild;
 mod storage;
 
 use std::ops::Range;
@@ -119,6 +120,16 @@ impl From<CoreFormat> for Format {
             CoreFormat::V1 => Format::V1,
         }
     }
+}
+
+/// What [`ManagedCore::repair`] rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Repaired {
+    /// Tree nodes that differed from the ones recomputed from the data file and were
+    /// rewritten.
+    pub tree_nodes_rewritten: u64,
+    /// Blocks the bitfield had lost that verified and were marked stored again.
+    pub blocks_restored: u64,
 }
 
 /// How to open a log.
@@ -245,6 +256,13 @@ impl ManagedCore {
     /// none. Errors: `STORAGE_INACCESSIBLE` (directory or files cannot be created or
     /// opened), `STORAGE_CORRUPTED` (files do not verify, naming the file and the blocks
     /// affected, or the given key does not match the stored one), `IO_ERROR`.
+    ///
+    /// Damage the data file can make good is rebuilt here, without a peer (see
+    /// docs/reliability.md): a tree whose roots are lost or altered but whose leaves
+    /// survive (recomputed, kept only if it carries the stored signature); bitfield bits
+    /// lost for blocks that verify; and, for a writer whose key is given with
+    /// [`OpenOptions::signing_key`], blocks past a damaged or lost oplog header that a
+    /// checkpoint wrote to the tree file (signed again).
     pub async fn open(dir: impl AsRef<Path>, name: LogName, options: OpenOptions) -> Result<Self> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| HypercoreError::StorageInaccessible {
@@ -595,6 +613,35 @@ impl ManagedCore {
         let synced = self.sync(&self.inner.files.all(), true).await;
         debug!(log = %self.inner.name, length = self.length(), "log closed");
         checkpoint.and(synced)
+    }
+
+    /// Checks the whole log against its data file and rebuilds locally what is damaged
+    /// (no peer needed): every block is re-hashed, the tree recomputed and, when its
+    /// roots carry the log's stored signature (which proves every block and boundary is
+    /// what was signed), every tree node that differs is rewritten; blocks the bitfield
+    /// lost are verified and marked stored again. Opening a log does the same when its
+    /// roots are damaged or its bitfield lost blocks; this finds damage that reads may
+    /// not hit yet (an interior tree node). Cost: one read of the data file and of the
+    /// tree file.
+    ///
+    /// Errors: `STORAGE_CORRUPTED` naming the tree file and the blocks when the data file
+    /// does not reproduce the signed tree (nothing is rewritten then), `IO_ERROR`.
+    pub async fn repair(&self) -> Result<Repaired> {
+        let mut guard = self.inner.storage.write().await;
+        // Everything pending goes to the files first, so the rebuild reads one truth.
+        self.checkpoint_if_due(&mut guard, true).await?;
+        let storage = self.usable_mut(&mut guard)?;
+        let (tree_nodes_rewritten, blocks_restored) =
+            storage.repair().map_err(|e| self.error(e))?;
+        self.checkpoint_if_due(&mut guard, true).await?;
+        let storage = self.usable_mut(&mut guard)?;
+        self.publish(storage);
+        drop(guard);
+        self.sync(&self.inner.files.all(), true).await?;
+        Ok(Repaired {
+            tree_nodes_rewritten,
+            blocks_restored,
+        })
     }
 
     /// A receiver that sees [`Progress`] whenever the log grows (appends here, or an

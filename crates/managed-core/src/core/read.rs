@@ -92,8 +92,19 @@ pub(crate) fn verified_block(
     seq: u64,
 ) -> Result<Vec<u8>, ReadError> {
     if !storage.has(seq) {
-        return Err(invalid("the block is not stored locally"));
+        return Err(invalid("the block is not stored locally (bitfield)"));
     }
+    verify_stored(storage, verified, seq)
+}
+
+/// Block `seq` (below the length) as the data file holds it where the tree says,
+/// verified, whatever the bitfield says (the bitfield rebuild asks this of blocks whose
+/// bit was lost).
+pub(crate) fn verify_stored(
+    storage: &Storage,
+    verified: &Verified,
+    seq: u64,
+) -> Result<Vec<u8>, ReadError> {
     let fork = storage.tree().fork();
     // Fast path: the leaf and its offset are known: one read, one hash.
     if let Some((leaf, Some(offset))) = verified.get(fork, 2 * seq) {
@@ -101,15 +112,17 @@ pub(crate) fn verified_block(
         if Node::leaf(seq, &value) == leaf {
             return Ok(value);
         }
-        return Err(invalid("block does not match its verified leaf hash"));
+        return Err(invalid(
+            "the data file's bytes for the block do not match its verified leaf hash",
+        ));
     }
     // Slow path: walk up from the stored leaf to a known node or a signed root.
     let stored_leaf = storage
         .node(2 * seq)?
-        .ok_or_else(|| invalid("the tree holds no leaf for the block"))?;
+        .ok_or_else(|| invalid("the tree file holds no leaf for the block"))?;
     let offset = storage
         .byte_offset(seq)?
-        .ok_or_else(|| invalid("the tree cannot locate the block"))?;
+        .ok_or_else(|| invalid("the tree file cannot locate the block"))?;
     let value = read_block(storage, offset, stored_leaf.size)?;
     let leaf = Node::leaf(seq, &value);
     let mut node = leaf;
@@ -133,7 +146,7 @@ pub(crate) fn verified_block(
         {
             if *root != node {
                 return Err(invalid(format!(
-                    "the block does not hash to signed root {}",
+                    "the block's bytes in the data file (or the tree nodes above it) do not hash to signed root {}",
                     root.index
                 )));
             }

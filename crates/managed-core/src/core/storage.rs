@@ -14,7 +14,7 @@ use std::sync::Arc;
 use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
 
 use crate::bitfield::{BYTES_PER_PAGE, Bitfield};
-use crate::block_store::BlockStore;
+use crate::block_store::{BlockStore, MAX_BLOCK_BYTES};
 use crate::crypto::Node;
 use crate::disk::{DiskFile, Durability};
 use crate::manifest::Manifest;
@@ -24,6 +24,9 @@ use crate::oplog::{
 };
 use crate::proof::{self, ProofError, ProofRequest, TreeState, VerifiedProof};
 use crate::verifier::{Signer, Verifier};
+
+use super::read::{self, ReadError, Verified};
+use super::rebuild::{self, RebuildError, Target};
 
 /// Oplog entry bytes after which the next append or apply checkpoints.
 const CHECKPOINT_OPLOG_BYTES: u64 = 256 * 1024;
@@ -193,30 +196,64 @@ fn corrupted(file: &DiskFile, reason: impl Into<String>) -> StorageError {
     }
 }
 
+/// A new log's header: the core key is the signer's key (legacy) or its default
+/// manifest's hash (v1).
+fn new_header(
+    public: ed25519_dalek::VerifyingKey,
+    format: Format,
+    key_pair: Option<oplog::KeyPair>,
+) -> Header {
+    match format {
+        Format::Legacy => Header::new_compat(public.to_bytes(), key_pair),
+        Format::V1 => {
+            let manifest = Manifest::default_signer(public.to_bytes());
+            Header {
+                key: manifest.hash(),
+                manifest: Some(HeaderManifest::Versioned(manifest)),
+                ..Header::new_compat(public.to_bytes(), key_pair)
+            }
+        }
+    }
+}
+
 impl Storage {
     /// Opens the log in `files` (creating it if the oplog holds no header).
     pub(crate) fn open(files: Files, keys: Keys, format: Format) -> Result<Self, StorageError> {
         let bytes = read_oplog(&files.oplog).map_err(io("read", &files.oplog))?;
-        let opened = oplog::open(&bytes)
-            .map_err(|e| corrupted(&files.oplog, format!("{e}; all blocks are unreachable")))?;
+        let opened = match oplog::open(&bytes) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let lost = corrupted(&files.oplog, format!("{e}; all blocks are unreachable"));
+                return match keys {
+                    Keys::Secret(secret) if files.tree.len() > 0 => {
+                        Self::recover_header(files, secret, format, lost)
+                    }
+                    _ => Err(lost),
+                };
+            }
+        };
         drop(bytes);
         match opened.header {
             None => {
                 // The other files are written only after a log's first header: blocks
                 // in them with no header left mean a cut or damaged oplog, not a new log
                 // (creating one would wipe them).
-                if let Some(file) = [&files.data, &files.tree, &files.bitfield]
+                let holding = [&files.data, &files.tree, &files.bitfield]
                     .into_iter()
                     .find(|f| f.len() > 0)
-                {
-                    return Err(corrupted(
+                    .map(|f| (f.path().to_owned(), f.len()));
+                if let Some((path, len)) = holding {
+                    let lost = corrupted(
                         &files.oplog,
                         format!(
-                            "no valid header, but {} holds {} bytes: all blocks are unreachable",
-                            file.path().display(),
-                            file.len()
+                            "no valid header, but {} holds {len} bytes: all blocks are unreachable",
+                            path.display(),
                         ),
-                    ));
+                    );
+                    return match keys {
+                        Keys::Secret(secret) => Self::recover_header(files, secret, format, lost),
+                        _ => Err(lost),
+                    };
                 }
                 Self::create(files, keys, format, opened.slots)
             }
@@ -275,15 +312,7 @@ impl Storage {
             Keys::Core(_) => (None, None, None),
         };
         let header = match (public, format) {
-            (Some(public), Format::Legacy) => Header::new_compat(public.to_bytes(), key_pair),
-            (Some(public), Format::V1) => {
-                let manifest = Manifest::default_signer(public.to_bytes());
-                Header {
-                    key: manifest.hash(),
-                    manifest: Some(HeaderManifest::Versioned(manifest)),
-                    ..Header::new_compat(public.to_bytes(), key_pair)
-                }
-            }
+            (Some(public), format) => new_header(public, format, key_pair),
             // Only the core key: the manifest comes later.
             (None, _) => Header {
                 manifest: None,
@@ -327,6 +356,62 @@ impl Storage {
             header_changed: true,
         };
         storage.checkpoint_pages()?;
+        storage.checkpoint_header()?;
+        Ok(storage)
+    }
+
+    /// Oplog rebuild when no header survives, for a writer whose key is held outside
+    /// the files: a new header for this key, then the blocks the tree file and the data
+    /// file still hold, signed again ([`extend_from_files`](Self::extend_from_files)).
+    /// Nothing recoverable: `lost` (the original error). The files are not truncated.
+    fn recover_header(
+        files: Files,
+        secret: ed25519_dalek::SigningKey,
+        format: Format,
+        lost: StorageError,
+    ) -> Result<Self, StorageError> {
+        // The lost header named the log's format; the caller's (`OpenOptions::format`)
+        // stands in for it: a v1 log recovered as legacy would change its core key.
+        let header = new_header(secret.verifying_key(), format, None);
+        let key = header.key;
+        let manifest = header.manifest.as_ref().map(HeaderManifest::general);
+        let verifier = Verifier::new(key, manifest.as_ref())
+            .map_err(|e| StorageError::KeyMismatch(format!("core key {}: {e}", hex(&key))))?;
+        let signer = manifest
+            .as_ref()
+            .and_then(|m| Signer::new(key, m, secret.clone()));
+        let tree = MerkleTree::open(&files.tree, 0, 0, Vec::new())
+            .map_err(|e| corrupted(&files.tree, e.to_string()))?;
+        let mut storage = Storage {
+            blocks: BlockStore::new(files.data.clone()),
+            files,
+            header,
+            slots: Slots::fresh(),
+            oplog_bytes: 0,
+            tree,
+            bitfield: Bitfield::default(),
+            contiguous: 0,
+            verifier,
+            signer,
+            key,
+            header_changed: true,
+        };
+        if storage.extend_from_files()? == 0 {
+            return Err(lost);
+        }
+        let kept = storage.tree.byte_length();
+        if storage.files.data.len() > kept {
+            tracing::warn!(
+                file = %storage.files.data.path().display(),
+                kept,
+                size = storage.files.data.len(),
+                "the data file holds bytes past the rebuilt log: blocks whose leaves were only in the lost oplog have no boundaries and are lost"
+            );
+        }
+        // Both slots get the new header; the entries after them are dropped.
+        storage.checkpoint_pages()?;
+        storage.checkpoint_header()?;
+        storage.header_changed = true;
         storage.checkpoint_header()?;
         Ok(storage)
     }
@@ -445,20 +530,30 @@ impl Storage {
                 format!("header length {length} is past 2^52"),
             ));
         }
-        let mut tree = MerkleTree::open(&files.tree, fork, length, header.tree.signature.clone())
-            .map_err(|e| {
-            corrupted(
-                &files.tree,
-                format!("{e}; blocks 0..{length} are unreachable"),
-            )
-        })?;
+        // The oplog's own consistency first: these are not the tree's fault.
+        for (i, entry) in entries.iter().enumerate() {
+            if let Some(upgrade) = &entry.tree_upgrade
+                && (upgrade.length > MAX_LENGTH || upgrade.fork != fork)
+            {
+                return Err(corrupted(
+                    &files.oplog,
+                    format!(
+                        "entry {i} moves to length {} fork {}",
+                        upgrade.length, upgrade.fork
+                    ),
+                ));
+            }
+        }
+        let tree = match load_tree(&files, &header.tree, &entries, &verifier) {
+            Ok(tree) => tree,
+            Err(damage) => {
+                rebuild_tree_or(damage, &files, &header.tree, &entries, &verifier)?;
+                load_tree(&files, &header.tree, &entries, &verifier)?
+            }
+        };
+        let length = tree.length();
         // Bits past the final length are never needed: read no more of the file.
-        let final_length = entries
-            .iter()
-            .filter_map(|e| e.tree_upgrade.as_ref().map(|u| u.length))
-            .fold(length, u64::max)
-            .min(MAX_LENGTH);
-        let bitfield_bytes = final_length
+        let bitfield_bytes = length
             .div_ceil(8)
             .next_multiple_of(BYTES_PER_PAGE)
             .min(files.bitfield.len());
@@ -468,51 +563,16 @@ impl Storage {
             .map_err(io("read", &files.bitfield))?;
         let mut bitfield = Bitfield::from_bytes(&bits);
         drop(bits);
-        for (i, entry) in entries.into_iter().enumerate() {
+        for entry in entries {
             if let Some((name, value)) = entry.user_data {
                 header.user_data.retain(|(k, _)| *k != name);
                 if let Some(value) = value {
                     header.user_data.push((name, value));
                 }
             }
-            if let Some(nodes) = entry.tree_nodes {
-                tree.add_nodes(nodes);
-            }
-            if let Some(upgrade) = entry.tree_upgrade {
-                if upgrade.length > MAX_LENGTH || upgrade.fork != fork {
-                    return Err(corrupted(
-                        &files.oplog,
-                        format!(
-                            "entry {i} moves to length {} fork {}",
-                            upgrade.length, upgrade.fork
-                        ),
-                    ));
-                }
-                tree.upgrade_to(&files.tree, upgrade.length, upgrade.fork, upgrade.signature)
-                    .map_err(|e| {
-                        corrupted(
-                            &files.oplog,
-                            format!(
-                                "entry {i}: {e}; blocks from {} on are unreachable",
-                                tree.length()
-                            ),
-                        )
-                    })?;
-            }
             if let Some(update) = entry.bitfield {
                 bitfield.set_range(update.start, update.length, !update.drop);
             }
-        }
-        let length = tree.length();
-        if length > 0
-            && let Err(e) = verifier.check(tree.roots(), length, tree.fork(), tree.signature())
-        {
-            return Err(corrupted(
-                &files.tree,
-                format!(
-                    "the stored roots of blocks 0..{length} do not carry a valid signature: {e}"
-                ),
-            ));
         }
         let contiguous = bitfield.first_unset(0).min(length);
         let mut storage = Storage {
@@ -529,10 +589,23 @@ impl Storage {
             key,
             header_changed,
         };
+        storage.extend_from_files()?;
+        let length = storage.tree.length();
         if length > 0 {
             // A pending replica whose tree verified as legacy (a crash came between the
             // upgrade's oplog entry and the header naming its manifest).
             storage.adopt_legacy_if_pending();
+        }
+        // A writer holds every block of its log; a replica every block below the
+        // contiguous length its last header recorded. A lost bit there is a damaged
+        // bitfield: blocks that verify are marked stored again.
+        let expected = if storage.signer.is_some() {
+            length
+        } else {
+            storage.header.hints.contiguous_length.min(length)
+        };
+        if storage.contiguous < expected && storage.restore_bits(expected)? > 0 {
+            storage.header_changed = true;
         }
         if storage.header_changed {
             // Both slots: the spare one may hold the old header too.
@@ -635,6 +708,164 @@ impl Storage {
     /// Whether block `seq` is stored here.
     pub(crate) fn has(&self, seq: u64) -> bool {
         seq < self.tree.length() && self.bitfield.get(seq)
+    }
+
+    /// Bitfield rebuild: every block below `end` whose bit is unset but whose bytes in
+    /// the data file verify against the signed tree is marked stored again (the pages
+    /// are written at the next checkpoint). Returns how many were restored.
+    pub(crate) fn restore_bits(&mut self, end: u64) -> Result<u64, StorageError> {
+        let verified = Verified::default();
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut seq = self.contiguous;
+        while seq < end {
+            if self.bitfield.get(seq) {
+                seq = self.bitfield.first_unset(seq);
+                continue;
+            }
+            match read::verify_stored(self, &verified, seq) {
+                Ok(_) => match runs.last_mut() {
+                    Some((start, len)) if *start + *len == seq => *len += 1,
+                    _ => runs.push((seq, 1)),
+                },
+                Err(ReadError::Invalid(_)) => {}
+                Err(ReadError::Storage(e)) => return Err(e),
+            }
+            seq += 1;
+        }
+        let restored = runs.iter().map(|(_, n)| n).sum();
+        for (start, len) in runs {
+            self.bitfield.set_range(start, len, true);
+        }
+        if restored > 0 {
+            tracing::warn!(
+                file = %self.files.bitfield.path().display(),
+                restored,
+                end,
+                "bitfield rebuilt: blocks whose bit was lost verified and were marked stored again"
+            );
+            self.advance_contiguous();
+        }
+        Ok(restored)
+    }
+
+    /// Oplog rebuild for a writer's own log (fork 0, never truncated): blocks past the
+    /// signed length whose leaf nodes the tree file holds (a checkpoint wrote them, so
+    /// they were committed) and whose bytes in the data file hash to those leaves are
+    /// signed again and become part of the log. That is what a damaged oplog loses:
+    /// a header slot falling back to the older checkpoint, or both slots. Signatures are
+    /// deterministic (ed25519), so the re-signed tree carries the very signature peers
+    /// may have seen. Returns the blocks added (usually none: nothing past the length).
+    pub(crate) fn extend_from_files(&mut self) -> Result<u64, StorageError> {
+        let Some(signer) = &self.signer else {
+            return Ok(0);
+        };
+        if self.tree.fork() != 0 {
+            // After a truncation the nodes past the length are an old fork's.
+            return Ok(0);
+        }
+        let start = self.tree.length();
+        let data = &self.files.data;
+        let mut offset = self.tree.byte_length();
+        let mut leaves = Vec::new();
+        let mut seq = start;
+        while seq < MAX_LENGTH {
+            let Some(leaf) = self
+                .tree
+                .node_in(&self.files.tree, 2 * seq)
+                .map_err(io("read", &self.files.tree))?
+            else {
+                break;
+            };
+            let end = offset.checked_add(leaf.size).filter(|e| *e <= data.len());
+            let Some(end) = end.filter(|_| leaf.size <= MAX_BLOCK_BYTES) else {
+                break;
+            };
+            let hash = rebuild::leaf_hash_at(data, offset, leaf.size).map_err(io("read", data))?;
+            if hash != leaf.hash {
+                break;
+            }
+            leaves.push(leaf);
+            offset = end;
+            seq += 1;
+        }
+        if leaves.is_empty() {
+            return Ok(0);
+        }
+        let mut roots = self.tree.roots().to_vec();
+        let mut nodes = Vec::with_capacity(leaves.len() * 2);
+        for leaf in leaves {
+            rebuild::push(&mut roots, leaf, &mut |n| nodes.push(n)).ok_or_else(|| {
+                corrupted(
+                    &self.files.tree,
+                    format!("sizes of blocks 0..{seq} overflow"),
+                )
+            })?;
+        }
+        let fork = self.tree.fork();
+        let signature = signer.sign(&roots, seq, fork);
+        self.tree.add_nodes(nodes);
+        self.tree.set_signed(seq, offset, fork, roots, signature);
+        self.bitfield.set_range(start, seq - start, true);
+        self.advance_contiguous();
+        self.header_changed = true;
+        tracing::warn!(
+            file = %self.files.oplog.path().display(),
+            from = start,
+            to = seq,
+            "oplog rebuilt: blocks a checkpoint wrote to the tree file, with intact data, signed again"
+        );
+        Ok(seq - start)
+    }
+
+    /// Full local check and rebuild (see [`rebuild`](super::rebuild)): every block is
+    /// re-hashed from the data file, the tree recomputed and, if its roots carry the
+    /// stored signature, every node that differs is rewritten; then lost bitfield bits
+    /// are restored. Call after a checkpoint (no nodes pending). Returns the nodes
+    /// rewritten and the bits restored.
+    pub(crate) fn repair(&mut self) -> Result<(u64, u64), StorageError> {
+        let length = self.tree.length();
+        let mut rewritten = 0;
+        if length > 0 {
+            let signature = self.tree.signature().to_vec();
+            let target = Target {
+                length,
+                fork: self.tree.fork(),
+                signature: &signature,
+            };
+            rewritten = match rebuild::rebuild_tree(
+                &self.files.tree,
+                &self.files.data,
+                &|_| None,
+                target,
+                &self.verifier,
+            ) {
+                Ok(n) => n,
+                Err(RebuildError::Io(e)) => return Err(io("rebuild", &self.files.tree)(e)),
+                Err(RebuildError::Unrecoverable(why)) => {
+                    return Err(corrupted(&self.files.tree, why));
+                }
+            };
+            if rewritten > 0 {
+                // The tree's chunk cache holds the old bytes: read the roots afresh.
+                self.tree = MerkleTree::open(&self.files.tree, target.fork, length, signature)
+                    .map_err(|e| corrupted(&self.files.tree, format!("{e} after a rebuild")))?;
+                tracing::warn!(
+                    file = %self.files.tree.path().display(),
+                    rewritten,
+                    "tree repaired from the data file"
+                );
+            }
+        }
+        let expected = if self.signer.is_some() {
+            length
+        } else {
+            self.header.hints.contiguous_length.min(length)
+        };
+        let restored = self.restore_bits(expected)?;
+        if rewritten > 0 || restored > 0 {
+            self.header_changed = true;
+        }
+        Ok((rewritten, restored))
     }
 
     /// Step 1 of an append: hashes and signs the batch and writes its blocks to the data
@@ -998,6 +1229,109 @@ impl Storage {
     /// The data file and its read-ahead window.
     pub(crate) fn blocks(&self) -> &BlockStore {
         &self.blocks
+    }
+}
+
+/// The signed tree the header and the oplog's entries describe: the header's roots from
+/// the tree file, then each entry's nodes and upgrade, then the final roots' signature.
+fn load_tree(
+    files: &Files,
+    header: &TreeHeader,
+    entries: &[Entry],
+    verifier: &Verifier,
+) -> Result<MerkleTree, StorageError> {
+    let length = header.length;
+    let mut tree = MerkleTree::open(&files.tree, header.fork, length, header.signature.clone())
+        .map_err(|e| {
+            corrupted(
+                &files.tree,
+                format!("{e}; blocks 0..{length} are unreachable"),
+            )
+        })?;
+    for (i, entry) in entries.iter().enumerate() {
+        if let Some(nodes) = &entry.tree_nodes {
+            tree.add_nodes(nodes.iter().copied());
+        }
+        if let Some(upgrade) = &entry.tree_upgrade {
+            tree.upgrade_to(
+                &files.tree,
+                upgrade.length,
+                upgrade.fork,
+                upgrade.signature.clone(),
+            )
+            .map_err(|e| {
+                corrupted(
+                    &files.oplog,
+                    format!(
+                        "entry {i}: {e}; blocks from {} on are unreachable",
+                        tree.length()
+                    ),
+                )
+            })?;
+        }
+    }
+    let length = tree.length();
+    if length > 0 && !verifier.verify(tree.roots(), length, tree.fork(), tree.signature()) {
+        return Err(corrupted(
+            &files.tree,
+            format!("the stored roots of blocks 0..{length} do not carry a valid signature"),
+        ));
+    }
+    Ok(tree)
+}
+
+/// The tree could not be loaded (`damage`): rebuilds it from the data file (see
+/// [`rebuild`](super::rebuild)), or returns `damage` with why that failed too.
+fn rebuild_tree_or(
+    damage: StorageError,
+    files: &Files,
+    header: &TreeHeader,
+    entries: &[Entry],
+    verifier: &Verifier,
+) -> Result<(), StorageError> {
+    let (length, fork, signature) = entries
+        .iter()
+        .rev()
+        .find_map(|e| e.tree_upgrade.as_ref())
+        .map_or(
+            (header.length, header.fork, header.signature.as_slice()),
+            |u| (u.length, u.fork, u.signature.as_slice()),
+        );
+    if length == 0 {
+        return Err(damage);
+    }
+    let pending: std::collections::HashMap<u64, Node> = entries
+        .iter()
+        .filter_map(|e| e.tree_nodes.as_ref())
+        .flatten()
+        .filter(|n| n.index % 2 == 0)
+        .map(|n| (n.index, *n))
+        .collect();
+    let target = Target {
+        length,
+        fork,
+        signature,
+    };
+    let lookup = |index: u64| pending.get(&index).copied();
+    match rebuild::rebuild_tree(&files.tree, &files.data, &lookup, target, verifier) {
+        Ok(rewritten) => {
+            tracing::warn!(
+                file = %files.tree.path().display(),
+                length,
+                rewritten,
+                damage = %damage,
+                "tree rebuilt from the data file: its roots carry the stored signature"
+            );
+            Ok(())
+        }
+        Err(RebuildError::Io(e)) => Err(io("rebuild", &files.tree)(e)),
+        Err(RebuildError::Unrecoverable(why)) => Err(match damage {
+            StorageError::Corrupted { file, reason } => StorageError::Corrupted {
+                file,
+                reason: format!("{reason}; a local rebuild from the data file failed: {why}"),
+            },
+            other => other,
+        }),
     }
 }
 
