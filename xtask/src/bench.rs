@@ -83,7 +83,17 @@ const ROWS: &[Row] = &[
     row("atlas_query_time", "manager", "flush", None),
     row("atlas_query_agent", "manager", "flush", None),
     row("atlas_rebuild", "manager", "flush", None),
+    // Scale (issue 14, no JS anchor: informational): 1,000 open, idle, replication-enabled
+    // logs in one store; ops/s = logs opened per second. Memory and descriptors per log
+    // are printed below the table (fields rss_per_idle_log_bytes, fds_per_idle_log, ...
+    // in target/bench/results.jsonl).
+    row("idle_logs", "manager", "flush", None),
 ];
+
+/// Workloads the JS harness has no counterpart for.
+fn has_js_anchor(workload: &str) -> bool {
+    !workload.starts_with("atlas_") && workload != "idle_logs"
+}
 
 fn anchor_dir() -> PathBuf {
     root()
@@ -125,7 +135,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
     let js = if args.no_js { None } else { prepare_js() };
     let js_workloads: Vec<&str> = {
         let mut v: Vec<&str> = rows.iter().map(|r| r.workload).collect();
-        v.retain(|w| !w.starts_with("atlas_")); // the JS harness has no ATLAS workloads
+        v.retain(|w| has_js_anchor(w));
         v.sort();
         v.dedup();
         v
@@ -251,6 +261,21 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
             None => report
                 .push_str("Syscalls per replicated block: not measured (strace not installed).\n"),
         }
+    }
+    if let Some(r) = rows.iter().find(|r| r.workload == "idle_logs") {
+        let runs = ours
+            .get(&(r.workload, r.layer, r.durability))
+            .cloned()
+            .unwrap_or_default();
+        report.push_str(&format!(
+            "\nIdle logs ({} replication-enabled logs in one store, no peer): {:.1} KiB RSS and {:.2} open files per log; \
+             with a peer's replica of each synced over one TCP connection (both stores in one process): {:.1} KiB RSS and {:.2} open files per log.\n",
+            median(&runs, "logs"),
+            median(&runs, "rss_per_idle_log_bytes") / 1024.0,
+            median(&runs, "fds_per_idle_log"),
+            median(&runs, "rss_per_synced_log_bytes") / 1024.0,
+            median(&runs, "fds_per_synced_log"),
+        ));
     }
     report.push_str(
         "\nDurability: `flush` = written to the OS before an append returns, not fsynced \

@@ -98,6 +98,19 @@ pub(crate) fn full() -> bool {
     FULL.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Read by tests with a long variant (`crates/manager/tests/scale.rs`, `soak.rs`): `1`
+/// runs it. Set for the workspace tests by `--full`.
+pub(crate) const FULL_ENV: &str = "NOVA_FULL";
+
+/// `cmd` with [`FULL_ENV`]`=1` under `--full` (as it was otherwise: a caller's own
+/// `NOVA_FULL=1` still applies).
+fn full_env(cmd: &mut Command) -> &mut Command {
+    if full() {
+        cmd.env(FULL_ENV, "1");
+    }
+    cmd
+}
+
 pub(crate) type Result<T = (), E = String> = std::result::Result<T, E>;
 
 /// The workspace root (the parent of this crate's directory).
@@ -206,9 +219,11 @@ fn test_steps(t: &mut Tally) -> Result {
         t.step("cargo nextest run --workspace", || {
             passes(
                 "cargo nextest run --workspace (unit, integration and property tests; tauri-plugin-nova-hypercore included)",
-                cargo()
-                    .args(["nextest", "run", "--workspace", "--no-fail-fast"])
-                    .env(props::REPORT_ENV, &report),
+                full_env(
+                    cargo()
+                        .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+                        .env(props::REPORT_ENV, &report),
+                ),
             )
         })?;
         t.step("cargo test --workspace --doc", || {
@@ -222,9 +237,11 @@ fn test_steps(t: &mut Tally) -> Result {
         t.step("cargo test --workspace", || {
             passes(
                 "cargo test --workspace (tauri-plugin-nova-hypercore included)",
-                cargo()
-                    .args(["test", "--workspace", "--no-fail-fast"])
-                    .env(props::REPORT_ENV, &report),
+                full_env(
+                    cargo()
+                        .args(["test", "--workspace", "--no-fail-fast"])
+                        .env(props::REPORT_ENV, &report),
+                ),
             )
         })?;
     }

@@ -9,6 +9,7 @@
 //! network other than loopback.
 
 mod atlas;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,6 +39,7 @@ const WORKLOADS: &[&str] = &[
     "atlas_query_time",
     "atlas_query_agent",
     "atlas_rebuild",
+    "idle_logs",
 ];
 
 /// Blocks for swarm_replicate (as the JS anchor).
@@ -217,6 +219,7 @@ fn run(args: &Args) -> Result<Value, BoxError> {
         "atlas_query_time" => rt.block_on(atlas::query(dir.path(), durability, false))?,
         "atlas_query_agent" => rt.block_on(atlas::query(dir.path(), durability, true))?,
         "atlas_rebuild" => rt.block_on(atlas::rebuild(dir.path(), durability))?,
+        "idle_logs" => rt.block_on(scale::idle_logs(dir.path(), durability))?,
         other => return Err(format!("unknown workload {other:?}; see --list").into()),
     };
     if let Value::Object(map) = &mut result {

@@ -733,8 +733,11 @@ impl HypercoreManager {
         Connector { task }
     }
 
-    /// `localLength`, `remoteLengths` per peer, `activePeers` and `bytesTransferred` of
-    /// log `log_name`.
+    /// `localLength`, `remoteLengths` per connected peer, `activePeers` and
+    /// `bytesTransferred` of log `log_name`. A peer id is the hex handshake key of one
+    /// connection (new for each connection); a peer's entry goes when its channel closes.
+    /// [`confirmed_length`](Self::confirmed_length) keeps the last
+    /// [`MAX_PEERS_PER_LOG`](crate::replication_state::MAX_PEERS_PER_LOG) per log.
     pub async fn replication_status(&self, log_name: &str) -> Result<ReplicationStatus> {
         let log = self.get_log(log_name).await?;
         Ok(self.hub.status(&log))

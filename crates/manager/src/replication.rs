@@ -130,6 +130,20 @@ impl Hub {
         let mut state = lock(&self.state);
         let entry = state.logs.entry(log.to_string()).or_default();
         let old = entry.insert(peer.to_owned(), length);
+        // A peer id is the connection's handshake key, new for every connection: without
+        // a bound, every reconnect would add an entry for good (the file would grow
+        // until it no longer loads). The least informative entries go first.
+        while entry.len() > replication_state::MAX_PEERS_PER_LOG {
+            let smallest = entry
+                .iter()
+                .filter(|(p, _)| p.as_str() != peer)
+                .min_by_key(|(_, len)| **len)
+                .map(|(p, _)| p.clone());
+            match smallest {
+                Some(p) => entry.remove(&p),
+                None => break,
+            };
+        }
         old != Some(length)
     }
 
@@ -235,6 +249,11 @@ impl Hub {
                 }
                 shared.obs.peer_connected(false);
                 self.confirm_with(dk, &name, &hex(peer), contiguous);
+                // Live status lists connected peers only (ids are per connection, so a
+                // gone peer's entry would never be updated again).
+                if let Some(s) = lock(&self.status).get_mut(dk) {
+                    s.remote_lengths.remove(&hex(peer));
+                }
                 self.request_persist();
                 shared.emit(ManagerEvent::PeerDisconnect {
                     log_name: name,

@@ -35,6 +35,12 @@ impl Default for ReplicationState {
     }
 }
 
+/// Peers remembered per log. A peer id is the handshake key of one connection (a new
+/// one per connection), so entries accumulate with reconnects; beyond this many, the
+/// entry with the smallest confirmed length is dropped (the newest one is always kept).
+/// 1,000 logs x 16 peers is about 1.5 MB of file.
+pub const MAX_PEERS_PER_LOG: usize = 16;
+
 /// Largest `replication-state.json` accepted (about 100 bytes per log and peer: room
 /// for hundreds of thousands of entries). A larger file is `STORAGE_CORRUPTED` and is not
 /// read into memory.

@@ -246,15 +246,24 @@ async fn replication_state_is_written_at_a_bounded_rate_and_bytes_add_up() {
         "{during} writes of replication-state.json for {N} blocks in {elapsed:?} (bound {bound:.1})"
     );
 
-    // Replicated bytes count in the reader's total byte size (status and metrics).
+    // Replicated bytes count in the reader's total byte size (status and metrics). The
+    // replica's progress moves when a block is stored, the counters a moment later when
+    // the manager sees the session's `Received` event: wait for them (bounded), then check.
+    let _ = tokio::time::timeout(HANG, async {
+        while b.status().await.total_byte_size - bytes_before != payload_bytes
+            || b.metrics().total_byte_size != b.status().await.total_byte_size
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
     let status = b.status().await;
     assert_eq!(status.total_byte_size - bytes_before, payload_bytes);
     assert_eq!(b.metrics().total_byte_size, status.total_byte_size);
     assert_eq!(replica.byte_length(), payload_bytes);
 
-    // The end of the connection writes what was confirmed last.
-    ta.abort();
-    let _ = tb.await;
+    // The end of the connection writes what was confirmed last (the peer is listed in
+    // the live status while connected only).
     let peer = b
         .replication_status("feed-of-a")
         .await
@@ -263,6 +272,8 @@ async fn replication_state_is_written_at_a_bounded_rate_and_bytes_add_up() {
         .into_keys()
         .next()
         .unwrap();
+    ta.abort();
+    let _ = tb.await;
     let state =
         nova_hypercore_manager::replication_state::load(&db.path().join("replication-state.json"))
             .unwrap();
