@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use nova_hypercore_atlas_adapter::AtlasMemoryAdapter;
 use nova_hypercore_managed_core::Durability;
-use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
+use nova_hypercore_manager::HypercoreManager;
 use nova_hypercore_serialization::MemoryNodeEntry;
 use serde_json::{Value, json};
 
@@ -45,13 +45,7 @@ fn node(i: u64) -> MemoryNodeEntry {
 }
 
 async fn manager(dir: &Path, durability: Durability) -> Result<HypercoreManager, BoxError> {
-    let config = ManagerConfig::builder()
-        .storage_path(dir)
-        .durability(durability)
-        .build()?;
-    let manager = HypercoreManager::new(config)?;
-    manager.initialize().await?;
-    Ok(manager)
+    crate::open_manager(dir, durability, false).await
 }
 
 /// Stores all nodes in batches of 1,000 (set-up of the query and rebuild workloads).

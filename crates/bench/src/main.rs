@@ -75,6 +75,22 @@ struct Args {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// An initialized manager on `dir` (the set-up every manager-level workload shares).
+async fn open_manager(
+    dir: &Path,
+    durability: Durability,
+    replication: bool,
+) -> Result<HypercoreManager, BoxError> {
+    let config = ManagerConfig::builder()
+        .storage_path(dir)
+        .durability(durability)
+        .replication_enabled(replication)
+        .build()?;
+    let manager = HypercoreManager::new(config)?;
+    manager.initialize().await?;
+    Ok(manager)
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.list {
@@ -289,12 +305,7 @@ async fn open(dir: &Path, durability: Durability, layer: Layer) -> Result<Target
             Target::Core(ManagedCore::open(dir, name, options).await?)
         }
         Layer::Manager => {
-            let config = ManagerConfig::builder()
-                .storage_path(dir)
-                .durability(durability)
-                .build()?;
-            let manager = HypercoreManager::new(config)?;
-            manager.initialize().await?;
+            let manager = open_manager(dir, durability, false).await?;
             manager.get_log(LOG).await?;
             Target::Manager(manager)
         }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use nova_hypercore_managed_core::Durability;
-use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
+use nova_hypercore_manager::HypercoreManager;
 use serde_json::{Value, json};
 
 use crate::{BoxError, result};
@@ -39,14 +39,7 @@ fn rss_bytes() -> Result<u64, BoxError> {
 }
 
 async fn manager(dir: &Path, durability: Durability) -> Result<HypercoreManager, BoxError> {
-    let config = ManagerConfig::builder()
-        .storage_path(dir)
-        .durability(durability)
-        .replication_enabled(true)
-        .build()?;
-    let manager = HypercoreManager::new(config)?;
-    manager.initialize().await?;
-    Ok(manager)
+    crate::open_manager(dir, durability, true).await
 }
 
 fn name(i: usize) -> String {
