@@ -602,7 +602,10 @@ async fn lost_oplog_of_a_v1_writer_is_recovered_as_v1() {
         .await
         .unwrap();
     let key = writer.public_key();
-    assert_eq!(key, default_core_key(&seed_key().verifying_key().to_bytes()));
+    assert_eq!(
+        key,
+        default_core_key(&seed_key().verifying_key().to_bytes())
+    );
     for i in 0..40u32 {
         writer
             .append(format!("entry {i}").as_bytes())
