@@ -784,7 +784,7 @@ fn manifest_of(_core: &ManagedCore) -> Option<Vec<u8>> {
     None
 }
 
-/// Blocks `fill` checks (held blocks it skips) per call.
+/// Wanted blocks and held runs `fill` checks per call.
 const MAX_CHECKS_PER_FILL: usize = 4096;
 
 /// A peer-sent `start + length` that does not fit a u64: a bad peer.
@@ -1215,8 +1215,9 @@ impl ChannelState {
         // Blocks beyond our length cannot be asked for (rule 2); a later upgrade adds
         // them again.
         self.wanted.truncate(info.length);
-        // Blocks we already hold are skipped, at most this many per call, so one call's
-        // work is bounded whatever the log's length; the next message or tick goes on.
+        // Runs of blocks we already hold are skipped (one bitfield scan each), at most
+        // this many per call, so one call's work is bounded whatever the log's length;
+        // the next message or tick goes on.
         let mut checks = MAX_CHECKS_PER_FILL;
         while self.pending.len() < ctx.config.window && checks > 0 {
             let Some(seq) = self.wanted.first() else {
@@ -1225,9 +1226,15 @@ impl ChannelState {
             if seq >= self.remote_has.min(self.remote_length) {
                 break; // the peer does not hold it (yet); wait for its Range
             }
-            self.wanted.pop_first();
             checks -= 1;
-            if core.has_block(seq).await? || self.asked(seq) {
+            let held_to = core.first_missing(seq).await?;
+            if held_to > seq {
+                // Blocks `seq..held_to` are held: skipped as one run.
+                self.wanted.skip_first_below(held_to);
+                continue;
+            }
+            self.wanted.pop_first();
+            if self.asked(seq) {
                 continue;
             }
             let nodes = core.missing_nodes(seq).await?;

@@ -226,7 +226,12 @@ async fn a_damaged_replica_gets_its_blocks_back_from_the_writer() {
 
     let bytes: u64 = damaged.iter().map(|s| entry(*s).len() as u64).sum();
     let served = pair.stats[0].get(&writer.discovery_key());
-    let got = pair.stats[1].get(&replica.discovery_key());
+    // The counters are updated just after the block is stored: wait for them.
+    let got = pair.stats[1]
+        .wait_until(&replica.discovery_key(), Duration::from_secs(30), |t| {
+            t.blocks_received >= damaged.len() as u64
+        })
+        .await;
     assert_eq!(pair.sent(0), damaged, "only the damaged blocks travel");
     assert_eq!(
         (served.blocks_sent, served.bytes_sent),
@@ -272,7 +277,11 @@ async fn a_damaged_writer_gets_its_blocks_back_from_a_replica() {
 
     let bytes: u64 = damaged.iter().map(|s| entry(*s).len() as u64).sum();
     let served = pair.stats[0].get(&replica.discovery_key());
-    let got = pair.stats[1].get(&writer.discovery_key());
+    let got = pair.stats[1]
+        .wait_until(&writer.discovery_key(), Duration::from_secs(30), |t| {
+            t.blocks_received >= damaged.len() as u64
+        })
+        .await;
     assert_eq!(pair.sent(0), damaged, "only the damaged blocks travel");
     assert_eq!(
         (served.blocks_sent, served.bytes_sent),

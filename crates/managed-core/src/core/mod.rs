@@ -739,6 +739,14 @@ impl ManagedCore {
         self.inner.missing_tx.subscribe()
     }
 
+    /// The first block at or after `from` that is not stored locally, or the length
+    /// when every block from `from` on is (a replication session skips held runs with
+    /// it).
+    pub async fn first_missing(&self, from: u64) -> Result<u64> {
+        let guard = self.inner.storage.read().await;
+        Ok(self.usable(&guard)?.first_missing(from))
+    }
+
     /// Whether block `seq` is stored locally.
     pub async fn has_block(&self, seq: u64) -> Result<bool> {
         let guard = self.inner.storage.read().await;

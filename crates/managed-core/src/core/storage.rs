@@ -710,6 +710,15 @@ impl Storage {
         seq < self.tree.length() && self.bitfield.get(seq)
     }
 
+    /// The first block at or after `from` not stored here, or the length.
+    pub(crate) fn first_missing(&self, from: u64) -> u64 {
+        let length = self.tree.length();
+        if from >= length {
+            return length;
+        }
+        self.bitfield.first_unset(from).min(length)
+    }
+
     /// Bitfield rebuild: every block below `end` whose bit is unset but whose bytes in
     /// the data file verify against the signed tree is marked stored again (the pages
     /// are written at the next checkpoint). Returns how many were restored.
