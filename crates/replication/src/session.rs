@@ -784,7 +784,7 @@ fn manifest_of(_core: &ManagedCore) -> Option<Vec<u8>> {
     None
 }
 
-/// Wanted blocks and held runs `fill` checks per call.
+/// Blocks `fill` checks (held blocks it skips) per call.
 const MAX_CHECKS_PER_FILL: usize = 4096;
 
 /// A peer-sent `start + length` that does not fit a u64: a bad peer.
