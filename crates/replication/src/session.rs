@@ -753,6 +753,9 @@ async fn drive_channel(
     st.wanted.insert(info.contiguous_length, info.length);
     st.announce(channel, core).await?;
     let mut progress = core.watch_progress();
+    // Blocks we held that a read found damaged (marked missing): asked for again on
+    // this connection, without waiting for a reconnect.
+    let mut missing = core.watch_missing();
     let mut tick = tokio::time::interval(ctx.config.tick);
     let mut stop = ctx.stop.clone();
     loop {
@@ -774,6 +777,15 @@ async fn drive_channel(
                     return Ok(Ended::Closed);
                 }
                 st.announce(channel, core).await?;
+            }
+            changed = missing.changed() => {
+                if changed.is_err() {
+                    return Ok(Ended::Closed);
+                }
+                // The damaged blocks lie at or past the contiguous length (their bits
+                // are cleared); `fill` skips what we hold and what is in flight.
+                let info = core.info().await?;
+                st.wanted.insert(info.contiguous_length, info.length);
             }
             _ = tick.tick() => {
                 if ctx.logs.lookup(&ctx.discovery_key).is_none() {
@@ -1266,7 +1278,18 @@ impl ChannelState {
             .map_err(send_failed)
     }
 
+    /// Whether block `seq` is in flight, or declined and waiting to be asked again
+    /// (the wanted ranges can name it again when the missing set changes).
+    fn asked(&self, seq: u64) -> bool {
+        let want = Want::Block(seq);
+        self.pending.values().any(|p| p.want == want)
+            || self.declined.iter().any(|(_, w)| *w == want)
+    }
+
     /// Rule 2: requests for blocks below our length that the peer holds, windowed.
+    /// This holds for a writer too: its own log's blocks that its bitfield lacks (bytes
+    /// found damaged) are asked for like a reader's, and verified against its own signed
+    /// tree; it never asks for an upgrade (rule 1) and its core refuses one.
     async fn fill(&mut self, channel: &Channel, ctx: &ChannelCtx) -> Result<(), HypercoreError> {
         let core = &ctx.core;
         let mut batch = Vec::new();
@@ -1274,8 +1297,9 @@ impl ChannelState {
         // Blocks beyond our length cannot be asked for (rule 2); a later upgrade adds
         // them again.
         self.wanted.truncate(info.length);
-        // Blocks we already hold are skipped, at most this many per call, so one call's
-        // work is bounded whatever the log's length; the next message or tick goes on.
+        // Runs of blocks we already hold are skipped (one bitfield scan each), at most
+        // this many per call, so one call's work is bounded whatever the log's length;
+        // the next message or tick goes on.
         let mut checks = MAX_CHECKS_PER_FILL;
         while self.pending.len() < ctx.config.window && checks > 0 {
             let Some(seq) = self.wanted.first() else {
@@ -1284,9 +1308,15 @@ impl ChannelState {
             if seq >= self.remote_has.min(self.remote_length) {
                 break; // the peer does not hold it (yet); wait for its Range
             }
-            self.wanted.pop_first();
             checks -= 1;
-            if core.has_block(seq).await? {
+            let held_to = core.first_missing(seq).await?;
+            if held_to > seq {
+                // Blocks `seq..held_to` are held: skipped as one run.
+                self.wanted.skip_first_below(held_to);
+                continue;
+            }
+            self.wanted.pop_first();
+            if self.asked(seq) {
                 continue;
             }
             let nodes = core.missing_nodes(seq).await?;

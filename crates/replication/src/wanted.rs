@@ -53,6 +53,16 @@ impl Wanted {
         Some(start)
     }
 
+    /// Removes the blocks of the lowest range that lie below `to` (a run of blocks
+    /// found held all at once).
+    pub(crate) fn skip_first_below(&mut self, to: u64) {
+        if let Some((start, end)) = self.ranges.pop_first()
+            && to < end
+        {
+            self.ranges.insert(start.max(to), end);
+        }
+    }
+
     /// Forgets every block at or beyond `length`.
     pub(crate) fn truncate(&mut self, length: u64) {
         let beyond: Vec<u64> = self.ranges.range(length..).map(|(&s, _)| s).collect();
@@ -98,7 +108,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(200))]
         /// Same blocks, in the same order, as a plain set of block numbers.
         #[test]
-        fn behaves_as_a_set_of_blocks(ops in prop::collection::vec((0u8..4, 0u64..64, 0u64..16), 0..40)) {
+        fn behaves_as_a_set_of_blocks(ops in prop::collection::vec((0u8..5, 0u64..64, 0u64..16), 0..40)) {
             let mut w = Wanted::default();
             let mut set = BTreeSet::new();
             for (op, a, n) in ops {
@@ -106,7 +116,17 @@ mod tests {
                     0 => { w.insert(a, a + n); set.extend(a..a + n); }
                     1 => { w.insert_one(a); set.insert(a); }
                     2 => { prop_assert_eq!(w.pop_first(), set.pop_first()); }
-                    _ => { w.truncate(a); set.retain(|s| *s < a); }
+                    3 => { w.truncate(a); set.retain(|s| *s < a); }
+                    _ => {
+                        w.skip_first_below(a);
+                        // The lowest range is the first run of consecutive blocks.
+                        if let Some(mut b) = set.first().copied() {
+                            while set.contains(&b) && b < a {
+                                set.remove(&b);
+                                b += 1;
+                            }
+                        }
+                    }
                 }
                 prop_assert_eq!(w.first(), set.first().copied());
                 prop_assert!(w.ranges() <= set.len());

@@ -236,6 +236,9 @@ struct Inner {
     /// Length and contiguous length, for tasks that wait for the log to grow (live
     /// replication, download progress).
     progress_tx: tokio::sync::watch::Sender<Progress>,
+    /// Counts blocks found damaged and marked missing since open (see
+    /// [`ManagedCore::watch_missing`]).
+    missing_tx: tokio::sync::watch::Sender<u64>,
     closed: AtomicBool,
     /// Set when a write failed part-way: the reason every later call reports.
     broken: std::sync::Mutex<Option<String>>,
@@ -306,6 +309,7 @@ impl ManagedCore {
                 length: AtomicU64::new(length),
                 byte_length: AtomicU64::new(storage.tree().byte_length()),
                 progress_tx: tokio::sync::watch::Sender::new(progress),
+                missing_tx: tokio::sync::watch::Sender::new(0),
                 storage: RwLock::new(Some(storage)),
                 closed: AtomicBool::new(false),
                 broken: std::sync::Mutex::new(None),
@@ -541,48 +545,123 @@ impl ManagedCore {
     ///
     /// Errors: `OUT_OF_RANGE` (with the current length) for `seq >= length`,
     /// `SIGNATURE_INVALID` (log and seq) if the stored block does not verify; such bytes
-    /// are never returned.
+    /// are never returned. When the block's leaf is good but its bytes in the `data`
+    /// file are not, the block is also marked missing, durably (one oplog entry
+    /// clearing its bitfield bit; the reason names the data file): it then counts as not
+    /// stored, [`watch_missing`](Self::watch_missing) changes, and replication fetches
+    /// it again from a peer that holds it, verified, into the same place.
     pub async fn get(&self, seq: u64) -> Result<Vec<u8>> {
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
-        self.verified_block(storage, seq)
+        match self.verified_block(storage, seq) {
+            Ok(value) => Ok(value),
+            Err(BlockError::Fatal(e)) => Err(e),
+            Err(BlockError::Damaged(reason)) => {
+                drop(guard);
+                self.drop_damaged(seq, reason).await
+            }
+        }
     }
 
-    fn verified_block(&self, storage: &Storage, seq: u64) -> Result<Vec<u8>> {
+    fn verified_block(&self, storage: &Storage, seq: u64) -> Result<Vec<u8>, BlockError> {
         let length = storage.tree().length();
         if seq >= length {
-            return Err(HypercoreError::OutOfRange {
+            return Err(BlockError::Fatal(HypercoreError::OutOfRange {
                 log: self.inner.name.to_string(),
                 seq,
                 length,
-            });
+            }));
         }
         read::verified_block(storage, &self.inner.verified, seq).map_err(|e| match e {
-            ReadError::Invalid(reason) => self.invalid(seq, reason),
-            ReadError::Storage(e) => self.error(e),
+            ReadError::Invalid(reason) => BlockError::Fatal(self.invalid(seq, reason)),
+            ReadError::DataDamaged(reason) => BlockError::Damaged(reason),
+            ReadError::Storage(e) => BlockError::Fatal(self.error(e)),
         })
     }
 
-    /// Reads blocks `[start, end)`, each verified like [`get`](Self::get), in order.
+    /// Block `seq` failed verification in the data file while its leaf is good: checks
+    /// again under the write lock (another reader may have dropped it, or it verifies
+    /// now), then clears its bitfield bit durably and tells the watchers. Returns the
+    /// block if it verifies now, else the `SIGNATURE_INVALID` error for the read.
+    async fn drop_damaged(&self, seq: u64, reason: String) -> Result<Vec<u8>> {
+        let mut guard = self.inner.storage.write().await;
+        let storage = self.usable_mut(&mut guard)?;
+        let data = self.inner.files.data.path().display().to_string();
+        if !storage.has(seq) {
+            // Another read dropped it meanwhile.
+            return Err(self.invalid(seq, format!("{reason} (data file {data})")));
+        }
+        let reason = match read::verify_stored(storage, &self.inner.verified, seq) {
+            Ok(value) => return Ok(value),
+            Err(ReadError::DataDamaged(reason)) => reason,
+            Err(ReadError::Invalid(reason)) => return Err(self.invalid(seq, reason)),
+            Err(ReadError::Storage(e)) => return Err(self.error(e)),
+        };
+        if !storage.drop_block(seq).map_err(|e| self.error(e))? {
+            return Err(self.invalid(seq, reason));
+        }
+        let fsync = self.inner.durability == Durability::FsyncPerBatch;
+        self.sync(std::slice::from_ref(&self.inner.files.oplog), fsync)
+            .await?;
+        self.checkpoint_if_due(&mut guard, false).await?;
+        let storage = self.usable_mut(&mut guard)?;
+        self.publish(storage);
+        drop(guard);
+        self.inner
+            .missing_tx
+            .send_modify(|n| *n = n.wrapping_add(1));
+        warn!(
+            log = %self.inner.name,
+            seq,
+            file = %data,
+            "block damaged in the data file: marked missing, to be fetched again from a peer"
+        );
+        Err(self.invalid(
+            seq,
+            format!(
+                "{reason} (data file {data}); the block is now marked missing and is fetched again from a peer that holds it"
+            ),
+        ))
+    }
+
+    /// Reads blocks `[start, end)`, each verified like [`get`](Self::get), in order
+    /// (a damaged block is marked missing as there).
     /// A reversed range or one reaching past the length is `OUT_OF_RANGE`.
     pub async fn get_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
-        let guard = self.inner.storage.read().await;
-        let storage = self.usable(&guard)?;
-        let length = storage.tree().length();
-        if start > end || end > length {
-            return Err(HypercoreError::RangeOutOfBounds {
-                log: self.inner.name.to_string(),
-                start,
-                end,
-                length,
-            });
-        }
-        let capacity = usize::try_from(end - start).unwrap_or(0).min(1 << 16);
+        let capacity = usize::try_from(end.saturating_sub(start))
+            .unwrap_or(0)
+            .min(1 << 16);
         let mut out = Vec::with_capacity(capacity);
-        for seq in start..end {
-            out.push(self.verified_block(storage, seq)?);
+        let mut seq = start;
+        loop {
+            let guard = self.inner.storage.read().await;
+            let storage = self.usable(&guard)?;
+            let length = storage.tree().length();
+            if start > end || end > length {
+                return Err(HypercoreError::RangeOutOfBounds {
+                    log: self.inner.name.to_string(),
+                    start,
+                    end,
+                    length,
+                });
+            }
+            while seq < end {
+                match self.verified_block(storage, seq) {
+                    Ok(value) => out.push(value),
+                    Err(BlockError::Fatal(e)) => return Err(e),
+                    Err(BlockError::Damaged(reason)) => {
+                        drop(guard);
+                        out.push(self.drop_damaged(seq, reason).await?);
+                        seq += 1;
+                        break;
+                    }
+                }
+                seq += 1;
+            }
+            if seq >= end {
+                return Ok(out);
+            }
         }
-        Ok(out)
     }
 
     /// Checks block `seq` against the merkle tree signed by the log's public key.
@@ -651,6 +730,23 @@ impl ManagedCore {
         self.inner.progress_tx.subscribe()
     }
 
+    /// A receiver that changes whenever blocks this log claimed to hold were found
+    /// damaged (their `data` bytes failed verification on a read) and marked missing;
+    /// the value counts them since open. A replication session watches it to request
+    /// those blocks again from its peers without reconnecting. Blocks missing for other
+    /// reasons (not downloaded yet) do not change it.
+    pub fn watch_missing(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.missing_tx.subscribe()
+    }
+
+    /// The first block at or after `from` that is not stored locally, or the length
+    /// when every block from `from` on is (a replication session skips held runs with
+    /// it).
+    pub async fn first_missing(&self, from: u64) -> Result<u64> {
+        let guard = self.inner.storage.read().await;
+        Ok(self.usable(&guard)?.first_missing(from))
+    }
+
     /// Whether block `seq` is stored locally.
     pub async fn has_block(&self, seq: u64) -> Result<bool> {
         let guard = self.inner.storage.read().await;
@@ -700,7 +796,16 @@ impl ManagedCore {
     /// stale or not applicable now (e.g. an upgrade that no longer fits); nothing
     /// changed. `SIGNATURE_INVALID`: the proof does not verify (forged, tampered or
     /// not signed by this log's key); nothing changed.
+    ///
+    /// A writable log (this process signs it) takes blocks only, verified against its
+    /// own signed tree (that is how it gets back blocks whose bytes were damaged): a
+    /// proof carrying an upgrade is `Ok(false)`, so its length and signature never
+    /// change but by its own appends.
     pub async fn apply_proof(&self, proof: Proof) -> Result<bool> {
+        if self.inner.writable && proof.upgrade.is_some() {
+            debug!(log = %self.inner.name, "a writer takes no upgrade from a peer");
+            return Ok(false);
+        }
         let seq = proof
             .block
             .as_ref()
@@ -882,6 +987,15 @@ fn identity_point() -> VerifyingKey {
         Ok(key) => key,
         Err(_) => unreachable!("the identity point is a valid encoding"),
     }
+}
+
+/// Why [`ManagedCore::verified_block`] gave no block.
+enum BlockError {
+    /// Reported as is.
+    Fatal(HypercoreError),
+    /// The data file's bytes for a block with a good leaf failed (reason): mark it
+    /// missing.
+    Damaged(String),
 }
 
 fn storage_error(name: &LogName, dir: &Path, e: StorageError) -> HypercoreError {

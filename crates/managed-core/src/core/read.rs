@@ -71,6 +71,10 @@ impl Verified {
 pub(crate) enum ReadError {
     /// Stored bytes or tree do not verify, or the block is not stored (reason).
     Invalid(String),
+    /// The block's leaf is known good (verified, or its stored leaf leads to a signed
+    /// root) but the data file's bytes for it do not hash to it (or end early): the data
+    /// file is damaged there, and a peer's copy can replace the bytes (reason).
+    DataDamaged(String),
     /// I/O failed.
     Storage(StorageError),
 }
@@ -108,12 +112,16 @@ pub(crate) fn verify_stored(
     let fork = storage.tree().fork();
     // Fast path: the leaf and its offset are known: one read, one hash.
     if let Some((leaf, Some(offset))) = verified.get(fork, 2 * seq) {
-        let value = read_block(storage, offset, leaf.size)?;
+        let value = match read_block(storage, offset, leaf.size) {
+            Ok(value) => value,
+            Err(ReadError::Invalid(reason)) => return Err(ReadError::DataDamaged(reason)),
+            Err(e) => return Err(e),
+        };
         if Node::leaf(seq, &value) == leaf {
             return Ok(value);
         }
-        return Err(invalid(
-            "the data file's bytes for the block do not match its verified leaf hash",
+        return Err(ReadError::DataDamaged(
+            "the data file's bytes for the block do not match its verified leaf hash".into(),
         ));
     }
     // Slow path: walk up from the stored leaf to a known node or a signed root.
@@ -123,20 +131,60 @@ pub(crate) fn verify_stored(
     let offset = storage
         .byte_offset(seq)?
         .ok_or_else(|| invalid("the tree file cannot locate the block"))?;
-    let value = read_block(storage, offset, stored_leaf.size)?;
+    let value = match read_block(storage, offset, stored_leaf.size) {
+        Ok(value) => value,
+        Err(ReadError::Invalid(reason)) => {
+            return Err(data_or_tree(storage, verified, stored_leaf, reason));
+        }
+        Err(e) => return Err(e),
+    };
     let leaf = Node::leaf(seq, &value);
-    let mut node = leaf;
+    match walk(storage, verified, leaf)? {
+        Ok(path) => Ok(finish(storage, verified, seq, leaf, offset, path, value)),
+        Err(reason) if leaf != stored_leaf => {
+            Err(data_or_tree(storage, verified, stored_leaf, reason))
+        }
+        Err(reason) => Err(invalid(reason)),
+    }
+}
+
+/// The data file's bytes for a block failed: they are what is damaged when the stored
+/// leaf itself leads to a known-good node or a signed root (then a peer's copy of the
+/// block verifies against our tree); otherwise the tree is damaged too (a local rebuild,
+/// [`ManagedCore::repair`](super::ManagedCore::repair), is the way back).
+fn data_or_tree(
+    storage: &Storage,
+    verified: &Verified,
+    stored_leaf: Node,
+    reason: String,
+) -> ReadError {
+    match walk(storage, verified, stored_leaf) {
+        Ok(Ok(_)) => ReadError::DataDamaged(reason),
+        Ok(Err(_)) => invalid(reason),
+        Err(e) => e,
+    }
+}
+
+/// Walks up from `node` through the stored siblings to a known-good node or a signed
+/// root. `Ok(Ok(path))`: it got there (the nodes on the way); `Ok(Err(reason))`: it
+/// did not.
+fn walk(
+    storage: &Storage,
+    verified: &Verified,
+    mut node: Node,
+) -> Result<Result<Vec<Node>, String>, ReadError> {
+    let fork = storage.tree().fork();
     let mut path = Vec::new();
     // A tree of 2^53 blocks is 54 levels high; a longer walk means a damaged tree.
     for _ in 0..64 {
         if let Some((known, _)) = verified.get(fork, node.index) {
             if known != node {
-                return Err(invalid(format!(
+                return Ok(Err(format!(
                     "node {} does not match the verified tree",
                     node.index
                 )));
             }
-            return Ok(finish(storage, verified, seq, leaf, offset, path, value));
+            return Ok(Ok(path));
         }
         if let Some(root) = storage
             .tree()
@@ -145,26 +193,27 @@ pub(crate) fn verify_stored(
             .find(|r| r.index == node.index)
         {
             if *root != node {
-                return Err(invalid(format!(
+                return Ok(Err(format!(
                     "the block's bytes in the data file (or the tree nodes above it) do not hash to signed root {}",
                     root.index
                 )));
             }
-            return Ok(finish(storage, verified, seq, leaf, offset, path, value));
+            return Ok(Ok(path));
         }
-        let sibling = storage
-            .node(flat_tree::sibling(node.index))?
-            .ok_or_else(|| {
-                invalid(format!(
-                    "tree node {} is missing",
-                    flat_tree::sibling(node.index)
-                ))
-            })?;
+        let Some(sibling) = storage.node(flat_tree::sibling(node.index))? else {
+            return Ok(Err(format!(
+                "tree node {} is missing",
+                flat_tree::sibling(node.index)
+            )));
+        };
         path.push(node);
         path.push(sibling);
-        node = Node::parent(&node, &sibling).ok_or_else(|| invalid("node sizes overflow"))?;
+        let Some(parent) = Node::parent(&node, &sibling) else {
+            return Ok(Err("node sizes overflow".into()));
+        };
+        node = parent;
     }
-    Err(invalid("the tree path does not reach a root"))
+    Ok(Err("the tree path does not reach a root".into()))
 }
 
 fn finish(

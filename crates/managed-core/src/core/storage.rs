@@ -710,6 +710,15 @@ impl Storage {
         seq < self.tree.length() && self.bitfield.get(seq)
     }
 
+    /// The first block at or after `from` not stored here, or the length.
+    pub(crate) fn first_missing(&self, from: u64) -> u64 {
+        let length = self.tree.length();
+        if from >= length {
+            return length;
+        }
+        self.bitfield.first_unset(from).min(length)
+    }
+
     /// Bitfield rebuild: every block below `end` whose bit is unset but whose bytes in
     /// the data file verify against the signed tree is marked stored again (the pages
     /// are written at the next checkpoint). Returns how many were restored.
@@ -727,7 +736,7 @@ impl Storage {
                     Some((start, len)) if *start + *len == seq => *len += 1,
                     _ => runs.push((seq, 1)),
                 },
-                Err(ReadError::Invalid(_)) => {}
+                Err(ReadError::Invalid(_) | ReadError::DataDamaged(_)) => {}
                 Err(ReadError::Storage(e)) => return Err(e),
             }
             seq += 1;
@@ -746,6 +755,31 @@ impl Storage {
             self.advance_contiguous();
         }
         Ok(restored)
+    }
+
+    /// Marks block `seq` as not stored, durably (one oplog entry `{bitfield: drop seq}`,
+    /// the same entry JS hypercore writes for a cleared block): its bytes in the data
+    /// file failed verification, so it counts as missing and replication fetches it
+    /// again. Returns whether the bit was set. Memory changes only after the entry was
+    /// written.
+    pub(crate) fn drop_block(&mut self, seq: u64) -> Result<bool, StorageError> {
+        if !self.has(seq) {
+            return Ok(false);
+        }
+        let entry = Entry {
+            user_data: None,
+            tree_nodes: None,
+            tree_upgrade: None,
+            bitfield: Some(BitfieldUpdate {
+                drop: true,
+                start: seq,
+                length: 1,
+            }),
+        };
+        self.write_entry(&entry)?;
+        self.bitfield.set_range(seq, 1, false);
+        self.contiguous = self.contiguous.min(seq);
+        Ok(true)
     }
 
     /// Oplog rebuild for a writer's own log (fork 0, never truncated): blocks past the
