@@ -310,12 +310,12 @@ impl Indexer {
         let blocks = match self.log.get_range(from, to).await {
             Ok(blocks) => blocks.into_iter().map(Ok).collect(),
             // One bad block fails the range: read one by one to keep the good ones.
-            Err(e) if e.code() == ErrorCode::SignatureInvalid => {
+            Err(e) if unreadable_block(&e) => {
                 let mut blocks = Vec::new();
                 for seq in from..to {
                     blocks.push(match self.log.get(seq).await {
                         Ok(b) => Ok(b),
-                        Err(e) if e.code() == ErrorCode::SignatureInvalid => Err(e),
+                        Err(e) if unreadable_block(&e) => Err(e),
                         Err(e) => return Err(e),
                     });
                 }
@@ -429,4 +429,14 @@ fn apply(state: &mut State, entries: Vec<(u64, Result<MemoryNodeEntry, ErrorPayl
             }
         }
     }
+}
+
+/// A block that fails verification (`SIGNATURE_INVALID`) or whose stored bytes are
+/// damaged (`STORAGE_CORRUPTED`, the block then marked missing for repair): reported for
+/// that block, the others still read.
+fn unreadable_block(e: &HypercoreError) -> bool {
+    matches!(
+        e.code(),
+        ErrorCode::SignatureInvalid | ErrorCode::StorageCorrupted
+    )
 }

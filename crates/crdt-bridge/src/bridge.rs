@@ -594,12 +594,12 @@ async fn available(log: &ManagedLog) -> Result<u64> {
 async fn read_blocks(log: &ManagedLog, from: u64, to: u64) -> Result<Vec<Result<Vec<u8>>>> {
     match log.get_range(from, to).await {
         Ok(blocks) => Ok(blocks.into_iter().map(Ok).collect()),
-        Err(e) if e.code() == ErrorCode::SignatureInvalid => {
+        Err(e) if unreadable_block(&e) => {
             let mut blocks = Vec::new();
             for seq in from..to {
                 blocks.push(match log.get(seq).await {
                     Ok(b) => Ok(b),
-                    Err(e) if e.code() == ErrorCode::SignatureInvalid => Err(e),
+                    Err(e) if unreadable_block(&e) => Err(e),
                     Err(e) => return Err(e),
                 });
             }
@@ -631,4 +631,14 @@ fn corrupt_key(own: &ManagedLog, key: &str) -> HypercoreError {
         path: own.path().to_owned(),
         reason: format!("{key:?} is not a 64-hex public key"),
     }
+}
+
+/// A block that fails verification (`SIGNATURE_INVALID`) or whose stored bytes are
+/// damaged (`STORAGE_CORRUPTED`, the block then marked missing for repair): reported for
+/// that block, the others still read.
+fn unreadable_block(e: &HypercoreError) -> bool {
+    matches!(
+        e.code(),
+        ErrorCode::SignatureInvalid | ErrorCode::StorageCorrupted
+    )
 }

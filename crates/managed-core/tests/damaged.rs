@@ -1,5 +1,5 @@
 //! Damaged blocks on real files: a read of a block whose bytes in `data` fail
-//! verification (while its tree leaf is good) reports `SIGNATURE_INVALID` naming the
+//! verification (while its tree leaf is good) reports `STORAGE_CORRUPTED` naming the
 //! log, the seq and the data file, and marks the block missing durably (one oplog
 //! entry clearing its bit), so it counts as not stored after a reopen and
 //! [`ManagedCore::watch_missing`] changes. A healthy peer's proof then restores it in
@@ -75,18 +75,18 @@ fn damage(dir: &Path, seqs: &[u64]) {
 }
 
 fn assert_damaged_error(e: &HypercoreError, seq: u64) {
-    assert_eq!(e.code(), ErrorCode::SignatureInvalid, "{e}");
+    assert_eq!(e.code(), ErrorCode::StorageCorrupted, "{e}");
     match e {
-        HypercoreError::SignatureInvalid {
-            log,
-            seq: s,
-            reason,
-        } => {
+        HypercoreError::StorageCorrupted { log, path, reason } => {
             assert_eq!(log, "damaged-log");
-            assert_eq!(*s, seq);
             assert!(
-                reason.contains("data"),
-                "reason names the data file: {reason}"
+                path.ends_with("data"),
+                "names the data file: {}",
+                path.display()
+            );
+            assert!(
+                reason.contains(&format!("blocks {seq}..{}", seq + 1)),
+                "reason names the seq range: {reason}"
             );
             assert!(reason.contains("marked missing"), "{reason}");
         }

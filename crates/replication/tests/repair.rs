@@ -193,7 +193,7 @@ async fn read_all(core: &ManagedCore) -> Vec<u64> {
         match core.get(seq).await {
             Ok(value) => assert_eq!(value, entry(seq), "seq {seq}"),
             Err(e) => {
-                assert_eq!(e.code(), ErrorCode::SignatureInvalid, "{e}");
+                assert_eq!(e.code(), ErrorCode::StorageCorrupted, "{e}");
                 assert!(e.to_string().contains("marked missing"), "{e}");
                 failed.push(seq);
             }

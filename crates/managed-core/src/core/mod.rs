@@ -544,12 +544,14 @@ impl ManagedCore {
     /// Reads block `seq`, verified against the signed tree.
     ///
     /// Errors: `OUT_OF_RANGE` (with the current length) for `seq >= length`,
-    /// `SIGNATURE_INVALID` (log and seq) if the stored block does not verify; such bytes
-    /// are never returned. When the block's leaf is good but its bytes in the `data`
-    /// file are not, the block is also marked missing, durably (one oplog entry
-    /// clearing its bitfield bit; the reason names the data file): it then counts as not
-    /// stored, [`watch_missing`](Self::watch_missing) changes, and replication fetches
-    /// it again from a peer that holds it, verified, into the same place.
+    /// `SIGNATURE_INVALID` (log and seq) if the block is not stored or its tree path does
+    /// not verify; such bytes are never returned. When the block's leaf is good but its
+    /// bytes in the `data` file are not (tampered or damaged data), the error is
+    /// `STORAGE_CORRUPTED` naming the log, the data file and the seq range, and the block
+    /// is also marked missing, durably (one oplog entry clearing its bitfield bit): it
+    /// then counts as not stored, [`watch_missing`](Self::watch_missing) changes, and
+    /// replication fetches it again from a peer that holds it, verified, into the same
+    /// place.
     pub async fn get(&self, seq: u64) -> Result<Vec<u8>> {
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
@@ -582,14 +584,14 @@ impl ManagedCore {
     /// Block `seq` failed verification in the data file while its leaf is good: checks
     /// again under the write lock (another reader may have dropped it, or it verifies
     /// now), then clears its bitfield bit durably and tells the watchers. Returns the
-    /// block if it verifies now, else the `SIGNATURE_INVALID` error for the read.
+    /// block if it verifies now, else the `STORAGE_CORRUPTED` error for the read.
     async fn drop_damaged(&self, seq: u64, reason: String) -> Result<Vec<u8>> {
         let mut guard = self.inner.storage.write().await;
         let storage = self.usable_mut(&mut guard)?;
         let data = self.inner.files.data.path().display().to_string();
         if !storage.has(seq) {
             // Another read dropped it meanwhile.
-            return Err(self.invalid(seq, format!("{reason} (data file {data})")));
+            return Err(self.damaged(seq, format!("{reason} (data file {data})")));
         }
         let reason = match read::verify_stored(storage, &self.inner.verified, seq) {
             Ok(value) => return Ok(value),
@@ -598,7 +600,7 @@ impl ManagedCore {
             Err(ReadError::Storage(e)) => return Err(self.error(e)),
         };
         if !storage.drop_block(seq).map_err(|e| self.error(e))? {
-            return Err(self.invalid(seq, reason));
+            return Err(self.damaged(seq, reason));
         }
         let fsync = self.inner.durability == Durability::FsyncPerBatch;
         self.sync(std::slice::from_ref(&self.inner.files.oplog), fsync)
@@ -616,7 +618,7 @@ impl ManagedCore {
             file = %data,
             "block damaged in the data file: marked missing, to be fetched again from a peer"
         );
-        Err(self.invalid(
+        Err(self.damaged(
             seq,
             format!(
                 "{reason} (data file {data}); the block is now marked missing and is fetched again from a peer that holds it"
@@ -669,7 +671,10 @@ impl ManagedCore {
     pub async fn verify_signature(&self, seq: u64) -> Result<bool> {
         match self.get(seq).await {
             Ok(_) => Ok(true),
-            Err(HypercoreError::SignatureInvalid { .. }) => Ok(false),
+            // Not stored or not verifying, or its data bytes damaged (marked missing).
+            Err(
+                HypercoreError::SignatureInvalid { .. } | HypercoreError::StorageCorrupted { .. },
+            ) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -869,6 +874,16 @@ impl ManagedCore {
             *p = now;
             changed
         });
+    }
+
+    /// Block `seq`'s bytes in the data file fail under a good leaf: tampered or
+    /// damaged data, `STORAGE_CORRUPTED` naming the log, the data file and the seq range.
+    fn damaged(&self, seq: u64, reason: String) -> HypercoreError {
+        HypercoreError::StorageCorrupted {
+            log: self.inner.name.to_string(),
+            path: self.inner.files.data.path().to_owned(),
+            reason: format!("blocks {seq}..{}: {reason}", seq.saturating_add(1)),
+        }
     }
 
     fn invalid(&self, seq: u64, reason: String) -> HypercoreError {
