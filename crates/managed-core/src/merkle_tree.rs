@@ -311,24 +311,9 @@ impl MerkleTree {
     /// Writes the pending nodes to `file`, one write per run of consecutive indexes.
     /// On error the nodes stay pending (the next flush writes them again).
     pub(crate) fn flush(&mut self, file: &DiskFile) -> std::io::Result<()> {
-        let mut run: Vec<u8> = Vec::new();
-        let mut run_start = 0;
-        let mut next = None;
-        for node in self.unflushed.values() {
-            if next != Some(node.index) && !run.is_empty() {
-                file.write_at(run_start * NODE_BYTES, &run)?;
-                run.clear();
-            }
-            if run.is_empty() {
-                run_start = node.index;
-            }
-            run.extend_from_slice(&node.size.to_le_bytes());
-            run.extend_from_slice(&node.hash);
-            next = node.index.checked_add(1);
-        }
-        if !run.is_empty() {
-            file.write_at(run_start * NODE_BYTES, &run)?;
-        }
+        write_runs(self.unflushed.values(), |first, run| {
+            file.write_at(first * NODE_BYTES, run)
+        })?;
         // Cached chunks now differ from the file where nodes were written: patch them.
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         for node in std::mem::take(&mut self.unflushed).into_values() {
@@ -344,6 +329,34 @@ impl MerkleTree {
         }
         Ok(())
     }
+}
+
+/// Calls `write` once per run of consecutive node indexes (in the order given, which must
+/// be ascending) with the run's first index and its nodes laid out as in the tree file
+/// (`u64le size ‖ hash`, [`NODE_BYTES`] each). The one place that lays nodes out for writing.
+pub(crate) fn write_runs<'a>(
+    nodes: impl IntoIterator<Item = &'a Node>,
+    mut write: impl FnMut(u64, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut run: Vec<u8> = Vec::new();
+    let mut run_start = 0;
+    let mut next = None;
+    for node in nodes {
+        if next != Some(node.index) && !run.is_empty() {
+            write(run_start, &run)?;
+            run.clear();
+        }
+        if run.is_empty() {
+            run_start = node.index;
+        }
+        run.extend_from_slice(&node.size.to_le_bytes());
+        run.extend_from_slice(&node.hash);
+        next = node.index.checked_add(1);
+    }
+    if !run.is_empty() {
+        write(run_start, &run)?;
+    }
+    Ok(())
 }
 
 /// Node `index` from its 40 bytes in the tree file; `None` for an empty slot.

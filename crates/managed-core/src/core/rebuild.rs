@@ -28,7 +28,7 @@ use crate::crypto::Node;
 use crate::disk::DiskFile;
 use std::collections::BTreeMap;
 
-use crate::merkle_tree::{NODE_BYTES, decode_node};
+use crate::merkle_tree::{self, NODE_BYTES, decode_node};
 use crate::verifier::Verifier;
 
 /// Leaves read from the tree file at once.
@@ -143,25 +143,8 @@ struct NodeWriter<'a> {
 
 impl NodeWriter<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
-        let mut run: Vec<u8> = Vec::new();
-        let mut start = 0;
-        let mut next = None;
-        for node in std::mem::take(&mut self.buffer).into_values() {
-            if next != Some(node.index) && !run.is_empty() {
-                self.write_run(start, &run)?;
-                run.clear();
-            }
-            if run.is_empty() {
-                start = node.index;
-            }
-            run.extend_from_slice(&node.size.to_le_bytes());
-            run.extend_from_slice(&node.hash);
-            next = node.index.checked_add(1);
-        }
-        if !run.is_empty() {
-            self.write_run(start, &run)?;
-        }
-        Ok(())
+        let nodes = std::mem::take(&mut self.buffer);
+        merkle_tree::write_runs(nodes.values(), |first, run| self.write_run(first, run))
     }
 
     fn write_run(&mut self, first: u64, run: &[u8]) -> std::io::Result<()> {

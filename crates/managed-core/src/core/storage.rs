@@ -216,6 +216,23 @@ fn new_header(
     }
 }
 
+/// The verifier a new `header` implies, and a signer when `secret` is given and the
+/// header names a manifest.
+fn verifier_and_signer(
+    header: &Header,
+    secret: Option<ed25519_dalek::SigningKey>,
+) -> Result<(Verifier, Option<Signer>), StorageError> {
+    let key = header.key;
+    let manifest = header.manifest.as_ref().map(HeaderManifest::general);
+    let verifier = Verifier::new(key, manifest.as_ref())
+        .map_err(|e| StorageError::KeyMismatch(format!("core key {}: {e}", hex(&key))))?;
+    let signer = match (secret, &manifest) {
+        (Some(secret), Some(manifest)) => Signer::new(key, manifest, secret),
+        _ => None,
+    };
+    Ok((verifier, signer))
+}
+
 impl Storage {
     /// Opens the log in `files` (creating it if the oplog holds no header).
     pub(crate) fn open(files: Files, keys: Keys, format: Format) -> Result<Self, StorageError> {
@@ -319,14 +336,7 @@ impl Storage {
                 ..Header::new_compat(core_key.unwrap_or_default(), None)
             },
         };
-        let key = header.key;
-        let manifest = header.manifest.as_ref().map(HeaderManifest::general);
-        let verifier = Verifier::new(key, manifest.as_ref())
-            .map_err(|e| StorageError::KeyMismatch(format!("core key {}: {e}", hex(&key))))?;
-        let signer = match (secret, &manifest) {
-            (Some(secret), Some(manifest)) => Signer::new(key, manifest, secret),
-            _ => None,
-        };
+        let (verifier, signer) = verifier_and_signer(&header, secret)?;
         // No header means no log: whatever the other files hold is not part of one.
         for file in [&files.data, &files.tree, &files.bitfield] {
             if file.len() > 0 {
@@ -339,10 +349,26 @@ impl Storage {
                 .truncate(0)
                 .map_err(io("truncate", &files.oplog))?;
         }
+        let mut storage = Storage::fresh(files, header, slots, verifier, signer)?;
+        storage.checkpoint_pages()?;
+        storage.checkpoint_header()?;
+        Ok(storage)
+    }
+
+    /// A log of length 0 under `header` on `files` (its tree file read as empty); the
+    /// header is still to be written (`header_changed`).
+    fn fresh(
+        files: Files,
+        header: Header,
+        slots: Slots,
+        verifier: Verifier,
+        signer: Option<Signer>,
+    ) -> Result<Self, StorageError> {
         let tree = MerkleTree::open(&files.tree, 0, 0, Vec::new())
             .map_err(|e| corrupted(&files.tree, e.to_string()))?;
-        let mut storage = Storage {
+        Ok(Storage {
             blocks: BlockStore::new(files.data.clone()),
+            key: header.key,
             files,
             header,
             slots,
@@ -352,12 +378,8 @@ impl Storage {
             contiguous: 0,
             verifier,
             signer,
-            key,
             header_changed: true,
-        };
-        storage.checkpoint_pages()?;
-        storage.checkpoint_header()?;
-        Ok(storage)
+        })
     }
 
     /// Oplog rebuild when no header survives, for a writer whose key is held outside
@@ -373,29 +395,8 @@ impl Storage {
         // The lost header named the log's format; the caller's (`OpenOptions::format`)
         // stands in for it: a v1 log recovered as legacy would change its core key.
         let header = new_header(secret.verifying_key(), format, None);
-        let key = header.key;
-        let manifest = header.manifest.as_ref().map(HeaderManifest::general);
-        let verifier = Verifier::new(key, manifest.as_ref())
-            .map_err(|e| StorageError::KeyMismatch(format!("core key {}: {e}", hex(&key))))?;
-        let signer = manifest
-            .as_ref()
-            .and_then(|m| Signer::new(key, m, secret.clone()));
-        let tree = MerkleTree::open(&files.tree, 0, 0, Vec::new())
-            .map_err(|e| corrupted(&files.tree, e.to_string()))?;
-        let mut storage = Storage {
-            blocks: BlockStore::new(files.data.clone()),
-            files,
-            header,
-            slots: Slots::fresh(),
-            oplog_bytes: 0,
-            tree,
-            bitfield: Bitfield::default(),
-            contiguous: 0,
-            verifier,
-            signer,
-            key,
-            header_changed: true,
-        };
+        let (verifier, signer) = verifier_and_signer(&header, Some(secret))?;
+        let mut storage = Storage::fresh(files, header, Slots::fresh(), verifier, signer)?;
         if storage.extend_from_files()? == 0 {
             return Err(lost);
         }
