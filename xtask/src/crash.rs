@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::integration::{Peer, check, example, field, number};
 use crate::{Result, cargo, run_step};
+use nova_hypercore_testkit::replay::{Rng, seed_from_env};
 
 /// How many trials of each kind.
 #[derive(Debug, Clone, Copy)]
@@ -70,34 +71,6 @@ const LOG: &str = "crash-replica";
 /// How long a trial waits for one line before it gives up.
 const LINE_WAIT: Duration = Duration::from_secs(120);
 
-/// xorshift64*: kill moments and shapes, reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn seed() -> u64 {
-    std::env::var("NOVA_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
-        | 1
-}
-
 /// The suite: builds the two child programs, runs every kind of trial, prints a tally.
 pub(crate) fn run(tmp: &Path) -> Result {
     run_step(
@@ -116,9 +89,8 @@ pub(crate) fn run(tmp: &Path) -> Result {
     } else {
         Counts::default_run()
     };
-    let seed = seed();
-    eprintln!("  crash trials: {counts:?}, seed {seed} (NOVA_CRASH_SEED={seed} repeats it)");
-    let mut rng = Rng(seed);
+    eprintln!("  crash trials: {counts:?}");
+    let mut rng = Rng::new(seed_from_env("NOVA_CRASH_SEED", "  crash trials:"));
     let started = Instant::now();
     let appended = appends(tmp, counts.appends, &mut rng)?;
     let (inside, after) = closes(tmp, counts.closes, &mut rng)?;

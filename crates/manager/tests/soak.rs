@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use nova_hypercore_manager::replication_state::{self, MAX_PEERS_PER_LOG};
 use nova_hypercore_manager::{HypercoreManager, ManagedLog, ManagerConfig};
+use nova_hypercore_testkit::replay::{Rng, seed_from_env};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -37,27 +38,6 @@ fn soak_duration() -> Duration {
         Duration::from_secs(120)
     } else {
         Duration::from_secs(20)
-    }
-}
-
-/// xorshift64*: reproducible random choices from a printed seed.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn fork(&mut self) -> Rng {
-        Rng(self.next() | 1)
     }
 }
 
@@ -180,17 +160,7 @@ fn bytes(payloads: &[Vec<u8>]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_append_and_replicate_through_random_cuts() {
-    let seed = std::env::var("NOVA_SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("SOAK seed {seed} (NOVA_SOAK_SEED={seed} replays the random choices)");
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed_from_env("NOVA_SOAK_SEED", "SOAK"));
     let duration = soak_duration();
 
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

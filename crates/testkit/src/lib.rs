@@ -2,9 +2,11 @@
 //!
 //! Owns: the property-test conventions that `cargo xtask test-props` relies on
 //! ([`property_config`], [`CaseCounter`]) and a tokio runtime for running async code
-//! inside proptest cases.
+//! inside proptest cases; seeds and a generator for randomized suites ([`replay`]).
 //!
 //! Does not: mock or fake any component. Tests use real storage and real sockets.
+
+pub mod replay;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
