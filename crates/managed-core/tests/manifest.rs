@@ -18,6 +18,19 @@ fn name() -> LogName {
     LogName::parse("manifest-core").unwrap()
 }
 
+/// A v1 writer log under `dir`, signed by `key`.
+async fn open_v1_writer(dir: &std::path::Path, key: &SigningKey) -> ManagedCore {
+    ManagedCore::open(
+        dir,
+        name(),
+        OpenOptions::new()
+            .signing_key(key.clone())
+            .format(CoreFormat::V1),
+    )
+    .await
+    .unwrap()
+}
+
 fn golden() -> Value {
     serde_json::from_str(include_str!("golden/manifest/vectors.json")).unwrap()
 }
@@ -96,15 +109,7 @@ async fn our_v1_writer_reproduces_the_js_golden_core() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let log = ManagedCore::open(
-        dir.path(),
-        name(),
-        OpenOptions::new()
-            .signing_key(key.clone())
-            .format(CoreFormat::V1),
-    )
-    .await
-    .unwrap();
+    let log = open_v1_writer(dir.path(), &key).await;
     assert_eq!(hex(&log.public_key()), g["key"]);
     assert_eq!(hex(&log.discovery_key()), g["discoveryKey"]);
     assert_eq!(hex(&discovery_key(&log.public_key())), g["discoveryKey"]);
@@ -191,15 +196,7 @@ fn js_manifest_shapes_round_trip_and_hash_alike() {
 async fn a_v1_log_reopens_as_v1_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::from_bytes(&[3; 32]);
-    let log = ManagedCore::open(
-        dir.path(),
-        name(),
-        OpenOptions::new()
-            .signing_key(key.clone())
-            .format(CoreFormat::V1),
-    )
-    .await
-    .unwrap();
+    let log = open_v1_writer(dir.path(), &key).await;
     let core_key = log.public_key();
     assert_ne!(core_key, key.verifying_key().to_bytes());
     for i in 0..40u32 {
@@ -260,15 +257,7 @@ async fn a_v1_log_reopens_as_v1_and_verifies() {
 #[tokio::test]
 async fn a_replica_by_core_key_takes_the_manifest_then_verifies() {
     let writer_dir = tempfile::tempdir().unwrap();
-    let writer = ManagedCore::open(
-        writer_dir.path(),
-        name(),
-        OpenOptions::new()
-            .signing_key(SigningKey::from_bytes(&[5; 32]))
-            .format(CoreFormat::V1),
-    )
-    .await
-    .unwrap();
+    let writer = open_v1_writer(writer_dir.path(), &SigningKey::from_bytes(&[5; 32])).await;
     for i in 0..25u32 {
         writer
             .append(format!("block {i}").as_bytes())
@@ -541,15 +530,7 @@ proptest! {
 async fn a_tampered_stored_manifest_is_storage_corrupted() {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::from_bytes(&[10; 32]);
-    let log = ManagedCore::open(
-        dir.path(),
-        name(),
-        OpenOptions::new()
-            .signing_key(key.clone())
-            .format(CoreFormat::V1),
-    )
-    .await
-    .unwrap();
+    let log = open_v1_writer(dir.path(), &key).await;
     log.append(b"x").await.unwrap();
     let manifest = log.manifest().unwrap();
     log.close().await.unwrap();

@@ -75,6 +75,21 @@ async fn same_entries(r: &ManagedCore, w: &ManagedCore, n: u64) {
     }
 }
 
+/// A log named `name` under `dir` that follows `writer` knowing only its core key.
+async fn replica_by_core_key(
+    dir: &std::path::Path,
+    name: &str,
+    writer: &ManagedCore,
+) -> ManagedCore {
+    ManagedCore::open(
+        dir,
+        LogName::parse(name).unwrap(),
+        OpenOptions::new().core_key(writer.public_key()),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v1_core_reaches_a_replica_opened_by_its_core_key_full_then_live() {
     let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -82,13 +97,7 @@ async fn a_v1_core_reaches_a_replica_opened_by_its_core_key_full_then_live() {
     assert_eq!(w.format(), Some(CoreFormat::V1));
     // The core key is the manifest's hash, not the signer's ed25519 key.
     assert_ne!(w.public_key(), w.signer_key().unwrap().to_bytes());
-    let r = ManagedCore::open(
-        dr.path(),
-        LogName::parse("r").unwrap(),
-        OpenOptions::new().core_key(w.public_key()),
-    )
-    .await
-    .unwrap();
+    let r = replica_by_core_key(dr.path(), "r", &w).await;
     assert!(r.needs_manifest());
     connect(&w, &r).await;
     wait_contiguous(&r, 500).await;
@@ -103,13 +112,7 @@ async fn a_v1_core_reaches_a_replica_opened_by_its_core_key_full_then_live() {
     same_entries(&r, &w, 750).await;
     // The replica serves the manifest on in turn: a third peer, by key, from it alone.
     let d3 = tempfile::tempdir().unwrap();
-    let third = ManagedCore::open(
-        d3.path(),
-        LogName::parse("t").unwrap(),
-        OpenOptions::new().core_key(w.public_key()),
-    )
-    .await
-    .unwrap();
+    let third = replica_by_core_key(d3.path(), "t", &w).await;
     connect(&r, &third).await;
     wait_contiguous(&third, 750).await;
     assert_eq!(third.manifest(), w.manifest());
@@ -120,13 +123,7 @@ async fn a_v1_core_reaches_a_replica_opened_by_its_core_key_full_then_live() {
 async fn an_empty_v1_core_still_hands_over_its_manifest() {
     let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let w = writer(dw.path(), CoreFormat::V1, 0).await;
-    let r = ManagedCore::open(
-        dr.path(),
-        LogName::parse("r").unwrap(),
-        OpenOptions::new().core_key(w.public_key()),
-    )
-    .await
-    .unwrap();
+    let r = replica_by_core_key(dr.path(), "r", &w).await;
     connect(&w, &r).await;
     // Nothing to upgrade to: the manifest is asked for on its own.
     tokio::time::timeout(Duration::from_secs(30), async {
@@ -146,13 +143,7 @@ async fn an_empty_v1_core_still_hands_over_its_manifest() {
 async fn a_legacy_core_opened_by_core_key_settles_as_legacy() {
     let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let w = writer(dw.path(), CoreFormat::Legacy, 300).await;
-    let r = ManagedCore::open(
-        dr.path(),
-        LogName::parse("r").unwrap(),
-        OpenOptions::new().core_key(w.public_key()),
-    )
-    .await
-    .unwrap();
+    let r = replica_by_core_key(dr.path(), "r", &w).await;
     connect(&w, &r).await;
     wait_contiguous(&r, 300).await;
     assert_eq!(r.format(), Some(CoreFormat::Legacy));
