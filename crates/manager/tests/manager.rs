@@ -48,6 +48,16 @@ fn key_derivation_matches_js_corestore() {
     }
 }
 
+/// The error `initialize()` gives for a store at `path` (it must fail).
+async fn initialize_err(path: &Path) -> HypercoreError {
+    let config = ManagerConfig::builder().storage_path(path).build().unwrap();
+    HypercoreManager::new(config)
+        .unwrap()
+        .initialize()
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn a_store_with_a_known_primary_key_gives_the_js_public_keys() {
     let golden: serde_json::Value =
@@ -275,15 +285,7 @@ async fn a_malformed_old_layout_primary_key_is_not_migrated() {
     old_layout_store(dir.path()).await;
     let old = dir.path().join("corestore/primary-key");
     std::fs::write(&old, [1u8; 31]).unwrap();
-    let config = ManagerConfig::builder()
-        .storage_path(dir.path())
-        .build()
-        .unwrap();
-    let err = HypercoreManager::new(config)
-        .unwrap()
-        .initialize()
-        .await
-        .unwrap_err();
+    let err = initialize_err(dir.path()).await;
     assert_eq!(err.code(), ErrorCode::StorageCorrupted);
     assert!(
         err.to_string().contains(&old.display().to_string()),
@@ -413,15 +415,7 @@ async fn malformed_primary_key_and_replication_state_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         manager_at(dir.path()).await.close().await.unwrap();
         std::fs::write(dir.path().join(file), garbage).unwrap();
-        let config = ManagerConfig::builder()
-            .storage_path(dir.path())
-            .build()
-            .unwrap();
-        let err = HypercoreManager::new(config)
-            .unwrap()
-            .initialize()
-            .await
-            .unwrap_err();
+        let err = initialize_err(dir.path()).await;
         assert_eq!(err.code(), ErrorCode::StorageCorrupted, "{file}");
         let path = dir.path().join(file);
         assert!(
