@@ -313,6 +313,15 @@ impl Hub {
                 };
                 shared.report_error(name.as_str(), &error);
             }
+            // As a local read of the damaged block reports it (marked missing there too).
+            SessionEvent::DamagedNotSent { path, reason, .. } => {
+                let error = nova_hypercore_serialization::HypercoreError::StorageCorrupted {
+                    log: name.to_string(),
+                    path: path.clone(),
+                    reason: reason.clone(),
+                };
+                shared.report_error(name.as_str(), &error);
+            }
         }
     }
 }
@@ -326,7 +335,8 @@ fn event_key(event: &SessionEvent) -> Option<&[u8; 32]> {
         | SessionEvent::Sent { discovery_key, .. }
         | SessionEvent::Rejected { discovery_key, .. }
         | SessionEvent::Refused { discovery_key, .. }
-        | SessionEvent::TooLargeToSend { discovery_key, .. } => discovery_key,
+        | SessionEvent::TooLargeToSend { discovery_key, .. }
+        | SessionEvent::DamagedNotSent { discovery_key, .. } => discovery_key,
     })
 }
 

@@ -5,7 +5,10 @@
 //! too, so these are conservative, not required):
 //! 1. one upgrade in flight, on its own: `{start: local length, length: remote - start}`;
 //! 2. blocks only below the local length, with `nodes = missing_nodes(i)` at send time;
-//! 3. serve only blocks we hold and upgrades within our length (`serve_proof`);
+//! 3. serve only blocks we hold and upgrades within our length (`serve_proof`), each
+//!    block's bytes as a verified read returns them (one hash against its leaf): a
+//!    block whose stored bytes are damaged is answered with `NoData` and marked missing,
+//!    the channel stays;
 //! 4. a proof that does not verify means a bad peer: the channel is closed, the log is
 //!    untouched; a stale one is dropped and asked again.
 //!
@@ -179,6 +182,24 @@ pub enum SessionEvent {
         /// Block size.
         bytes: u64,
     },
+    /// A block the peer asked for failed its check before sending: its bytes in the
+    /// `data` file do not hash to its (good) leaf. It was not sent: the peer got
+    /// `NoData` ([`NoData::NOT_AVAILABLE`](crate::wire::NoData::NOT_AVAILABLE), as for
+    /// a block we do not hold) and the channel stays up. The block is now marked missing
+    /// (durably, as a local read of it does), so sessions fetch it again from peers
+    /// that hold it. `path` and `reason` are those of the read's `STORAGE_CORRUPTED`.
+    DamagedNotSent {
+        /// The log.
+        discovery_key: [u8; 32],
+        /// The peer that asked.
+        peer: [u8; 32],
+        /// Block index.
+        seq: u64,
+        /// The log's data file.
+        path: std::path::PathBuf,
+        /// What failed (names the blocks and the data file).
+        reason: String,
+    },
 }
 
 /// The largest block replication carries: 16 MiB minus 64 KiB. A block travels in one
@@ -200,6 +221,9 @@ pub struct Transfer {
     pub bytes_received: u64,
     /// Proofs refused (bad signature, unrequested, unsafe shape).
     pub rejected: u64,
+    /// Blocks asked for that were not sent because their stored bytes failed the check
+    /// against their leaf (see [`SessionEvent::DamagedNotSent`]).
+    pub damaged_not_sent: u64,
     /// Requests sent (blocks and upgrades).
     pub requests_sent: u64,
     /// When the first verified block was stored.
@@ -827,6 +851,51 @@ const MAX_DRAIN: usize = 64;
 /// 16 MiB uint24 framing limit whatever the block size).
 const MAX_REPLY_BYTES: usize = 256 * 1024;
 
+/// `proof` with its block checked before it goes on the wire: the block's bytes are
+/// replaced by what [`ManagedCore::get`] returns for it, the verified read (one hash
+/// against a known-good leaf, or a walk to a signed root), so no bytes that fail their
+/// leaf are ever sent. `None` when the block fails: bytes damaged under a good leaf
+/// (the read marks the block missing, durably, and wakes the sessions to fetch it again
+/// from peers; reported as [`SessionEvent::DamagedNotSent`] and counted), or not stored
+/// (any more) or its tree path does not verify (the core logs that). Other errors
+/// (I/O, a closed log) are the session's, as for `serve_proof`.
+async fn checked(ctx: &ChannelCtx, mut proof: Proof) -> Result<Option<Proof>, HypercoreError> {
+    let Some(block) = proof.block.as_mut() else {
+        return Ok(Some(proof));
+    };
+    let seq = block.index;
+    match ctx.core.get(seq).await {
+        Ok(value) => {
+            block.value = value;
+            Ok(Some(proof))
+        }
+        Err(HypercoreError::StorageCorrupted { path, reason, .. }) => {
+            warn!(
+                log = %ctx.core.name(),
+                seq,
+                file = %path.display(),
+                %reason,
+                "block asked for by a peer is damaged in the data file: not sent, marked missing"
+            );
+            ctx.stats
+                .update(&ctx.discovery_key, |t| t.damaged_not_sent += 1);
+            ctx.emit(SessionEvent::DamagedNotSent {
+                discovery_key: ctx.discovery_key,
+                peer: ctx.peer,
+                seq,
+                path,
+                reason,
+            });
+            Ok(None)
+        }
+        Err(HypercoreError::SignatureInvalid { .. } | HypercoreError::OutOfRange { .. }) => {
+            debug!(log = %ctx.core.name(), seq, "block not servable (not stored or not verifying): not sent");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn send_failed(e: std::io::Error) -> HypercoreError {
     failed(format!("send failed: {e}"))
 }
@@ -1018,6 +1087,12 @@ impl ChannelState {
             }
             _ => true,
         });
+        // A block goes on the wire only as a verified read returns it; one that fails
+        // is answered as a block we do not hold.
+        let proof = match proof {
+            Some(proof) => checked(ctx, proof).await?,
+            None => None,
+        };
         // The manifest goes along when the peer asks for it (a manifest core only).
         let manifest = if request.manifest {
             ctx.core.manifest()
@@ -1034,9 +1109,11 @@ impl ChannelState {
                     manifest: Some(manifest),
                     ..Data::default()
                 }),
+                // As hypercore 11 answers what it cannot prove (a block it does not
+                // hold, an upgrade past its length).
                 None => Message::NoData(NoData {
                     request: request.id,
-                    reason: 0,
+                    reason: NoData::NOT_AVAILABLE,
                 }),
             };
             return self.reply(channel, reply).await;

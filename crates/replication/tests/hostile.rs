@@ -4,31 +4,26 @@
 //! local log keeps no bad data, and memory stays bounded (VmRSS from /proc).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::VecDeque;
+mod raw_peer;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use blake2::{Blake2b, Digest, digest::consts::U32};
 use ed25519_dalek::Signer;
-use futures::{SinkExt, StreamExt};
 use hypercore_schema::{DataUpgrade, Node, RequestBlock, RequestUpgrade};
 use nova_hypercore_managed_core::{CoreFormat, ManagedCore, OpenOptions, SigningKey};
-use nova_hypercore_replication::protomux::{self, Cursor, Item};
-use nova_hypercore_replication::transport::{self, SecretCipher};
+use nova_hypercore_replication::protomux;
 use nova_hypercore_replication::wire::{
-    Data, Handshake, Message, NoData, Range, Request, Synchronize, Unwant, Want,
+    Data, Message, NoData, Range, Request, Synchronize, Unwant, Want,
 };
-use nova_hypercore_replication::{
-    CipherEvent, CipherTrait, LogSet, Replicator, SessionConfig, SessionEvent,
-};
+use nova_hypercore_replication::{LogSet, Replicator, SessionConfig, SessionEvent};
 use nova_hypercore_serialization::{HypercoreError, LogName};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-const WAIT: Duration = Duration::from_secs(20);
-/// The channel id the raw peer opens.
-const OURS: u64 = 1;
+use raw_peer::{OURS, Raw, WAIT, sync};
 
 fn vm_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -37,74 +32,6 @@ fn vm_rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
-}
-
-/// The peer that misbehaves: raw frames over an encrypted TCP connection.
-struct Raw {
-    cipher: SecretCipher,
-    messages: VecDeque<Message>,
-    closed: bool,
-}
-
-impl Raw {
-    async fn send(&mut self, frame: Vec<u8>) {
-        self.cipher.send(frame).await.unwrap();
-    }
-
-    async fn send_message(&mut self, message: Message) {
-        self.send(protomux::message_frame(OURS, &message)).await;
-    }
-
-    fn open_frame(&self, key: &[u8; 32]) -> Vec<u8> {
-        let hash = self.cipher.handshake_hash().unwrap();
-        let dk = nova_hypercore_managed_core::discovery_key(key);
-        let capability = protomux::capability(true, key, &hash).unwrap();
-        protomux::open_frame(
-            OURS,
-            protomux::HYPERCORE_PROTOCOL,
-            &dk,
-            &Handshake {
-                seeks: false,
-                capability,
-            },
-        )
-    }
-
-    /// The next hypercore message the victim sends (opens and others are noted).
-    async fn next(&mut self) -> Option<Message> {
-        loop {
-            if let Some(m) = self.messages.pop_front() {
-                return Some(m);
-            }
-            let frame = match tokio::time::timeout(WAIT, self.cipher.next()).await {
-                Ok(Some(CipherEvent::Message(frame))) => frame,
-                _ => return None,
-            };
-            let mut cursor = Cursor::default();
-            while let Some(item) = cursor.next(&frame) {
-                match item.unwrap() {
-                    Item::Message { typ, body, .. } => {
-                        self.messages.push_back(Message::decode(typ, body).unwrap());
-                    }
-                    Item::Close { .. } => self.closed = true,
-                    _ => {}
-                }
-            }
-            if self.closed && self.messages.is_empty() {
-                return None;
-            }
-        }
-    }
-
-    /// The next request the victim sends.
-    async fn request(&mut self) -> Option<Request> {
-        loop {
-            match self.next().await? {
-                Message::Request(r) => return Some(r),
-                _ => continue,
-            }
-        }
-    }
 }
 
 struct Victim {
@@ -159,14 +86,8 @@ async fn connect_with(options: OpenOptions, key: [u8; 32], config: SessionConfig
         replicator.run(stream, false).await
     });
     let stream = TcpStream::connect(addr).await.unwrap();
-    let (cipher, _ended) = transport::encrypt(stream, true).await.unwrap();
-    let mut raw = Raw {
-        cipher,
-        messages: VecDeque::new(),
-        closed: false,
-    };
-    let open = raw.open_frame(&key);
-    raw.send(open).await;
+    let mut raw = Raw::connect(stream).await;
+    raw.open(&key).await;
     let victim = Victim {
         replica,
         events,
@@ -189,16 +110,6 @@ async fn writer(n: usize, key: Option<SigningKey>) -> (ManagedCore, tempfile::Te
         w.append(format!("entry {i}").as_bytes()).await.unwrap();
     }
     (w, dir)
-}
-
-fn sync(length: u64) -> Message {
-    Message::Synchronize(Synchronize {
-        length,
-        can_upgrade: true,
-        uploading: true,
-        downloading: true,
-        ..Synchronize::default()
-    })
 }
 
 /// Announces `length`, then answers the victim's upgrade request with `tamper(proof)`.

@@ -1,19 +1,25 @@
 //! Spec properties 12, 17 and 23: real sessions over an encrypted in-process pipe between
-//! disk-backed logs in temp dirs. Completion is awaited on the logs' progress watches
-//! (with a deadline), never by sleeping.
+//! disk-backed logs in temp dirs (property 23's tampering peer is a raw wire peer from
+//! `raw_peer`). Completion is awaited on the logs' progress watches (with a deadline),
+//! never by sleeping.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod raw_peer;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nova_hypercore_managed_core::{ManagedCore, OpenOptions};
+use nova_hypercore_replication::wire::{Data, Message, Range};
 use nova_hypercore_replication::{LogSet, Replicator, SessionEvent, Stats};
 use nova_hypercore_serialization::{ErrorCode, LogName};
 use nova_hypercore_testkit::{CaseCounter, property_config, runtime};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use tokio::task::JoinHandle;
+
+use raw_peer::{Raw, sync};
 
 fn name() -> LogName {
     LogName::parse("shared-log").unwrap()
@@ -179,17 +185,42 @@ fn property_17_incremental_sync_transfers_only_new_entries() {
     });
 }
 
-fn flip(path: &Path, at: usize) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes[at] ^= 0x01;
-    std::fs::write(path, bytes).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+/// A peer serving a tampered copy of `w`: a raw wire peer (our codec, real Noise
+/// handshake) on `stream` that announces `w`'s length, answers the upgrade and every
+/// block request with `w`'s honest proofs, except that block `k`'s bytes have one bit
+/// flipped at `at`. Returns when the other side closed the channel (or went quiet).
+async fn tampering_peer(stream: tokio::io::DuplexStream, w: ManagedCore, k: u64, at: usize) -> Raw {
+    let mut raw = Raw::connect(stream).await;
+    raw.open(&w.verifying_key().to_bytes()).await;
+    raw.send_message(sync(w.length())).await;
+    raw.send_message(Message::Range(Range {
+        drop: false,
+        start: 0,
+        length: w.length(),
+    }))
+    .await;
+    while let Some(req) = raw.request().await {
+        let Some(proof) = w
+            .serve_proof(req.block.clone(), req.upgrade.clone())
+            .await
+            .unwrap()
+        else {
+            continue;
+        };
+        let mut block = proof.block;
+        if let Some(b) = block.as_mut().filter(|b| b.index == k) {
+            b.value[at] ^= 0x01;
+        }
+        raw.send_message(Message::Data(Data {
+            request: req.id,
+            fork: proof.fork,
+            block,
+            upgrade: proof.upgrade,
+            ..Data::default()
+        }))
+        .await;
     }
+    raw
 }
 
 /// Feature: p2p-hypercore-protocol, Property 23: Default access mode
@@ -200,7 +231,7 @@ fn property_23_default_access_mode() {
     proptest!(property_config(), |(blocks in vec(vec(any::<u8>(), 1..200), 1..40), victim in any::<prop::sample::Index>(), offset in any::<prop::sample::Index>())| {
         cases.hit();
         rt.block_on(async {
-            let (dw, dr, dm) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
             let w = writer(dw.path(), &blocks).await;
             // The creator may append; a replica may not.
             prop_assert!(w.is_writable());
@@ -209,16 +240,22 @@ fn property_23_default_access_mode() {
             let err = r.append(b"not mine").await.unwrap_err();
             prop_assert_eq!(err.code(), ErrorCode::Unauthorized);
 
-            // A peer serving a tampered copy: one byte of one block changed on its disk.
-            w.close().await.unwrap();
-            copy_dir(dw.path(), dm.path());
+            // A peer serving a tampered copy: one bit of one block changed on the wire
+            // (a raw peer: our own sessions check blocks before sending them).
             let k = victim.index(blocks.len());
-            let start: usize = blocks[..k].iter().map(Vec::len).sum();
-            flip(&dm.path().join("data"), start + offset.index(blocks[k].len()));
-            let w = writer(dw.path(), &[]).await;
-            let mallory = ManagedCore::open(dm.path(), name(), OpenOptions::new()).await.unwrap();
+            let at = offset.index(blocks[k].len());
+            let (x, y) = tokio::io::duplex(256 * 1024);
+            let mallory = tokio::spawn(tampering_peer(x, w.clone(), k as u64, at));
+            let set = LogSet::new();
+            set.insert(r.clone());
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let link = connect(&mallory, &r, Some(tx));
+            let replicator = Replicator::new(Arc::new(set)).with_observer(Arc::new(move |e: &SessionEvent| {
+                let _ = tx.send(e.clone());
+            }));
+            let stats = replicator.stats();
+            let session = tokio::spawn(async move {
+                let _ = replicator.run(y, false).await;
+            });
             let rejected = tokio::time::timeout(Duration::from_secs(20), async {
                 while let Some(e) = rx.recv().await {
                     if let SessionEvent::Rejected { reason, .. } = e {
@@ -230,8 +267,13 @@ fn property_23_default_access_mode() {
             .await;
             let reason = rejected.ok().flatten();
             prop_assert!(reason.is_some(), "tampered block was not refused");
-            prop_assert!(link.b_stats.get(&r.discovery_key()).rejected >= 1);
-            drop(link);
+            let reason = reason.unwrap();
+            prop_assert!(reason.starts_with("SIGNATURE_INVALID"), "{}", reason);
+            prop_assert!(stats.get(&r.discovery_key()).rejected >= 1);
+            // The receiver closed the channel to the tampering peer.
+            let raw = tokio::time::timeout(Duration::from_secs(20), mallory).await.unwrap().unwrap();
+            prop_assert!(raw.closed, "the channel to the tampering peer stayed open");
+            session.abort();
             // Nothing wrong was stored: every block the replica holds is the writer's.
             prop_assert!(!r.has_block(k as u64).await.unwrap());
             for i in 0..r.length() {

@@ -3,17 +3,27 @@
 //! reopened) finds them on reads while connected and gets exactly those blocks back
 //! from the writer, verified, without reconnecting. (b) A writer whose own `data`
 //! file was damaged for a range gets exactly those blocks back from a replica that
-//! holds them; its length and signature stay what they were.
+//! holds them; its length and signature stay what they were. (c) A writer, and (d) a
+//! replica, whose damaged blocks nobody read serve a new reader every other block, answer
+//! `NoData` for the damaged ones (never their bytes; the reader's channel stays up),
+//! mark them missing, get them back from a third peer and then serve them too. (e) On
+//! the wire (a raw peer asking): `NoData` with hypercore 11's `NOT_AVAILABLE`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod raw_peer;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nova_hypercore_managed_core::RequestBlock;
 use nova_hypercore_managed_core::{ManagedCore, OpenOptions, RequestUpgrade, SigningKey};
-use nova_hypercore_replication::{LogSet, Replicator, SessionEvent, Stats};
+use nova_hypercore_replication::wire::{Message, NoData, Request};
+use nova_hypercore_replication::{LogSet, Replicator, SessionConfig, SessionEvent, Stats};
 use nova_hypercore_serialization::{ErrorCode, LogName};
 use tokio::task::JoinHandle;
+
+use raw_peer::Raw;
 
 const BLOCKS: u64 = 400;
 
@@ -72,6 +82,11 @@ struct Pair {
 impl Pair {
     /// `a` listens, `b` dials.
     async fn connect(a: &ManagedCore, b: &ManagedCore) -> Pair {
+        Pair::connect_with(a, b, SessionConfig::default()).await
+    }
+
+    /// [`Pair::connect`] with both sessions tuned by `config`.
+    async fn connect_with(a: &ManagedCore, b: &ManagedCore, config: SessionConfig) -> Pair {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut tasks = Vec::new();
@@ -83,8 +98,9 @@ impl Pair {
             set.insert(core.clone());
             let seen = Arc::new(Mutex::new(Vec::new()));
             let log = seen.clone();
-            let replicator =
-                Replicator::new(Arc::new(set)).with_observer(Arc::new(move |e: &SessionEvent| {
+            let replicator = Replicator::new(Arc::new(set))
+                .with_config(config)
+                .with_observer(Arc::new(move |e: &SessionEvent| {
                     log.lock().unwrap().push(e.clone())
                 }));
             stats.push(replicator.stats());
@@ -137,6 +153,16 @@ impl Pair {
                 SessionEvent::Sent { seq, .. } => Some(*seq),
                 _ => None,
             })
+            .collect()
+    }
+
+    /// Events of side `i` that match `pick`.
+    fn events_of<T>(&self, i: usize, pick: impl Fn(&SessionEvent) -> Option<T>) -> Vec<T> {
+        self.events[i]
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(pick)
             .collect()
     }
 
@@ -311,4 +337,217 @@ async fn a_damaged_writer_gets_its_blocks_back_from_a_replica() {
     assert_eq!(writer.append(b"after repair").await.unwrap(), BLOCKS);
     assert_eq!(writer.get(BLOCKS).await.unwrap(), b"after repair");
     assert_eq!(read_all(&writer).await, Vec::<u64>::new());
+}
+
+/// Blocks damaged in (c) and (d): the first, a run, one alone and the last.
+fn unread_damage() -> Vec<u64> {
+    let mut seqs = vec![0];
+    seqs.extend(150..160);
+    seqs.extend([271, BLOCKS - 1]);
+    seqs
+}
+
+/// (c) and (d): the server (the writer, or a full replica) has damaged blocks nobody
+/// read; a fresh reader connects to it alone over loopback TCP. The server checks each
+/// block before sending: the reader gets every other block and, for the damaged ones,
+/// `NoData` (no bad bytes, nothing refused, its channel stays up); the server marks them
+/// missing (as a read would), reports each once (event and counter). Once the server is
+/// connected to a third peer holding a healthy copy, it gets those blocks back and the
+/// reader, still on the same connection, gets them from it.
+async fn damaged_blocks_nobody_read_are_not_served(server_is_writer: bool) {
+    let (dw, dr, dn) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    writer_and_full_replica(dw.path(), dr.path()).await;
+    let damaged = unread_damage();
+    let (server_dir, _) = if server_is_writer {
+        (dw.path(), dr.path())
+    } else {
+        (dr.path(), dw.path())
+    };
+    damage(server_dir, damaged.iter().copied());
+    let (server, healthy) = if server_is_writer {
+        (open_writer(dw.path()).await, open_replica(dr.path()).await)
+    } else {
+        (open_replica(dr.path()).await, open_writer(dw.path()).await)
+    };
+    assert_eq!(server.info().await.unwrap().contiguous_length, BLOCKS);
+    let reader = open_replica(dn.path()).await;
+    // A declined block is asked again after the request timeout: short, so the reader
+    // asks again soon after the server got the blocks back.
+    let config = SessionConfig {
+        request_timeout: Duration::from_millis(300),
+        tick: Duration::from_millis(50),
+        ..SessionConfig::default()
+    };
+    let served = Pair::connect_with(&server, &reader, config).await;
+    let dk = server.discovery_key();
+    let others = BLOCKS - damaged.len() as u64;
+    let got = served.stats[1]
+        .wait_until(&dk, Duration::from_secs(60), |t| {
+            t.blocks_received >= others
+        })
+        .await;
+    assert_eq!(got.blocks_received, others, "every other block arrives");
+    let checked = served.stats[0]
+        .wait_until(&dk, Duration::from_secs(30), |t| {
+            t.damaged_not_sent >= damaged.len() as u64
+        })
+        .await;
+    assert_eq!(checked.damaged_not_sent, damaged.len() as u64);
+    let mut reported = served.events_of(0, |e| match e {
+        SessionEvent::DamagedNotSent {
+            seq, path, reason, ..
+        } => Some((*seq, path.clone(), reason.clone())),
+        _ => None,
+    });
+    reported.sort_by_key(|(seq, ..)| *seq);
+    assert_eq!(
+        reported.iter().map(|(seq, ..)| *seq).collect::<Vec<_>>(),
+        damaged,
+        "each damaged block reported once"
+    );
+    for (seq, path, reason) in &reported {
+        assert_eq!(path, &server_dir.join("data"));
+        assert!(
+            reason.starts_with(&format!("blocks {seq}..{}", seq + 1))
+                && reason.contains("marked missing"),
+            "{reason}"
+        );
+    }
+    // Marked missing on the server, durably counted, as a local read would.
+    for seq in 0..BLOCKS {
+        assert_eq!(
+            server.has_block(seq).await.unwrap(),
+            !damaged.contains(&seq),
+            "seq {seq}"
+        );
+    }
+    assert_eq!(*server.watch_missing().borrow(), damaged.len() as u64);
+    assert_eq!(server.info().await.unwrap().length, BLOCKS);
+    // The reader got no bad bytes: nothing refused, the damaged blocks not held, every
+    // block it holds is the writer's; none of them was sent.
+    let sent = served.sent(0);
+    assert!(sent.iter().all(|s| !damaged.contains(s)), "{sent:?}");
+    assert_eq!(got.rejected, 0);
+    for seq in 0..BLOCKS {
+        if damaged.contains(&seq) {
+            assert!(!reader.has_block(seq).await.unwrap(), "seq {seq}");
+        } else {
+            assert_eq!(reader.get(seq).await.unwrap(), entry(seq), "seq {seq}");
+        }
+    }
+
+    // A third peer with a healthy copy: the server gets the damaged blocks back...
+    let repair = Pair::connect(&healthy, &server).await;
+    wait_contiguous(&server, BLOCKS).await;
+    assert_eq!(read_all(&server).await, Vec::<u64>::new());
+    let mut fetched = repair.sent(0);
+    fetched.sort_unstable();
+    assert_eq!(fetched, damaged, "only the damaged blocks travel");
+    // ... and the reader, on the connection it always had, gets them from the server.
+    wait_contiguous(&reader, BLOCKS).await;
+    assert_eq!(read_all(&reader).await, Vec::<u64>::new());
+    for i in 0..2 {
+        let ended = served.events_of(i, |e| match e {
+            SessionEvent::PeerDisconnected { .. } | SessionEvent::Rejected { .. } => {
+                Some(e.clone())
+            }
+            _ => None,
+        });
+        assert!(ended.is_empty(), "side {i}: {ended:?}");
+    }
+    let got = served.stats[1].get(&dk);
+    assert_eq!(got.rejected, 0);
+    let mut sent = served.sent(0);
+    sent.sort_unstable();
+    sent.dedup();
+    assert_eq!(sent, (0..BLOCKS).collect::<Vec<_>>(), "every block served");
+    assert_eq!(
+        served.stats[0].get(&dk).damaged_not_sent,
+        damaged.len() as u64
+    );
+    served.stop();
+    repair.stop();
+    // The server reopens whole.
+    server.close().await.unwrap();
+    let server = if server_is_writer {
+        open_writer(server_dir).await
+    } else {
+        open_replica(server_dir).await
+    };
+    assert_eq!(server.info().await.unwrap().contiguous_length, BLOCKS);
+    assert_eq!(read_all(&server).await, Vec::<u64>::new());
+}
+
+/// (c) A writer whose damaged blocks nobody read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_does_not_serve_damaged_blocks_nobody_read() {
+    damaged_blocks_nobody_read_are_not_served(true).await;
+}
+
+/// (d) A replica whose damaged blocks nobody read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_does_not_serve_damaged_blocks_nobody_read() {
+    damaged_blocks_nobody_read_are_not_served(false).await;
+}
+
+/// (e) What the asking peer sees on the wire, from a raw peer (our codec, real Noise
+/// handshake, TCP on loopback) asking a writer's session for blocks: a damaged block
+/// nobody read is answered `NoData { reason: NOT_AVAILABLE }` (hypercore 11's answer for
+/// a block it does not hold), again when asked again, and the blocks around it come with
+/// their bytes on the same channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_block_is_answered_not_available_on_the_wire() {
+    let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    writer_and_full_replica(dw.path(), dr.path()).await;
+    let seq = 42;
+    damage(dw.path(), [seq]);
+    let writer = open_writer(dw.path()).await;
+    let set = LogSet::new();
+    set.insert(writer.clone());
+    let replicator = Replicator::new(Arc::new(set));
+    let stats = replicator.stats();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let session = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        replicator.run(socket, false).await
+    });
+    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut raw = Raw::connect(socket).await;
+    raw.open(&key().verifying_key().to_bytes()).await;
+    let mut id = 0;
+    let mut ask = async |raw: &mut Raw, index: u64| {
+        id += 1;
+        raw.send_message(Message::Request(Request {
+            id,
+            block: Some(RequestBlock { index, nodes: 0 }),
+            ..Request::default()
+        }))
+        .await;
+        loop {
+            match raw.next().await.expect("an answer") {
+                Message::Data(d) if d.request == id => return Ok(d.block.unwrap().value),
+                Message::NoData(n) if n.request == id => return Err(n),
+                _ => continue,
+            }
+        }
+    };
+    let not_available = |request| NoData {
+        request,
+        reason: NoData::NOT_AVAILABLE,
+    };
+    assert_eq!(ask(&mut raw, seq).await, Err(not_available(1)));
+    assert!(!writer.has_block(seq).await.unwrap(), "marked missing");
+    assert_eq!(ask(&mut raw, seq + 1).await, Ok(entry(seq + 1)));
+    assert_eq!(ask(&mut raw, seq).await, Err(not_available(3)));
+    assert_eq!(ask(&mut raw, seq - 1).await, Ok(entry(seq - 1)));
+    assert!(!raw.closed, "the channel stays up");
+    let counted = stats.get(&writer.discovery_key());
+    assert_eq!((counted.blocks_sent, counted.damaged_not_sent), (2, 1));
+    assert_eq!(*writer.watch_missing().borrow(), 1);
+    session.abort();
 }

@@ -126,8 +126,18 @@ pub struct Data {
 pub struct NoData {
     /// The request.
     pub request: u64,
-    /// Why (hypercore 11; 0 = not given).
+    /// Why (hypercore 11; 0 = not given, else [`NoData::NOT_AVAILABLE`] or
+    /// [`NoData::INVALID_REQUEST`]).
     pub reason: u64,
+}
+
+impl NoData {
+    /// Reason: the sender does not have what was asked (hypercore 11 sends it for a
+    /// block it does not hold).
+    pub const NOT_AVAILABLE: u64 = 1;
+    /// Reason: the request cannot be answered as asked (hypercore 11: another fork, or
+    /// a proof it cannot build).
+    pub const INVALID_REQUEST: u64 = 2;
 }
 
 /// `want` (type 5): the sender wants blocks in a range.
