@@ -112,8 +112,9 @@ pub(crate) struct LogEntry {
 /// One named log of a [`crate::HypercoreManager`]. A cheap `Clone` handle; every
 /// `get_log` for the same name returns a handle to the same log (`same_log` is true).
 ///
-/// Files are opened on first use and may be closed again when more than
-/// `max_open_logs` logs are in use (they reopen transparently). Appends, reads and
+/// The log is opened on first use and may be closed again when more than
+/// `max_open_logs` logs are in use (it reopens transparently); its files are opened
+/// and closed on demand under the store's `max_open_files`. Appends, reads and
 /// errors through a handle are recorded in the manager's metrics and events exactly like
 /// the manager's own `append`/`read` (which use this handle).
 #[derive(Debug, Clone)]
@@ -211,7 +212,9 @@ impl ManagedLog {
         if let Some(core) = slot.as_ref() {
             return Ok(core.clone());
         }
-        let options = OpenOptions::new().durability(e.shared.config.durability);
+        let options = OpenOptions::new()
+            .durability(e.shared.config.durability)
+            .file_budget(e.shared.files.clone());
         let options = match &e.key {
             LogKey::Secret(k, format) => options.signing_key(k.clone()).format(*format),
             LogKey::Core(k) => options.core_key(*k),
