@@ -64,7 +64,8 @@ enum Backing {
 #[derive(Debug)]
 pub(crate) struct DiskFile {
     backing: Backing,
-    path: PathBuf,
+    /// Shared with the budget's record of the file (one copy per file).
+    path: Arc<Path>,
     len: AtomicU64,
     /// Written since the last sync (shared with the budget, which syncs a durable
     /// log's dirty file before closing it).
@@ -110,11 +111,12 @@ impl DiskFile {
         budget: Option<&FileBudget>,
     ) -> std::io::Result<Self> {
         let dirty = Arc::new(AtomicBool::new(false));
+        let path: Arc<Path> = Arc::from(path);
         if let Some(budget) = budget {
-            let (slot, len) = budget.open(path, durability, dirty.clone())?;
+            let (slot, len) = budget.open(path.clone(), durability, dirty.clone())?;
             return Ok(DiskFile {
                 backing: Backing::Budgeted(budget.clone(), slot),
-                path: path.to_owned(),
+                path,
                 len: AtomicU64::new(len),
                 dirty,
                 sync_each_write: durability == Durability::FsyncPerWrite,
@@ -125,11 +127,11 @@ impl DiskFile {
             .write(true)
             .create(true)
             .truncate(false)
-            .open(path)?;
+            .open(&path)?;
         let len = file.metadata()?.len();
         Ok(DiskFile {
             backing: Backing::File(file),
-            path: path.to_owned(),
+            path,
             len: AtomicU64::new(len),
             dirty,
             sync_each_write: durability == Durability::FsyncPerWrite,
@@ -140,7 +142,7 @@ impl DiskFile {
     pub(crate) fn memory(name: &str) -> Self {
         DiskFile {
             backing: Backing::Memory(Mutex::new(Vec::new())),
-            path: PathBuf::from(format!(":memory:/{name}")),
+            path: Arc::from(PathBuf::from(format!(":memory:/{name}"))),
             len: AtomicU64::new(0),
             dirty: Arc::new(AtomicBool::new(false)),
             sync_each_write: false,

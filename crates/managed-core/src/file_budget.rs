@@ -4,7 +4,7 @@
 //! does their I/O.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -93,7 +93,7 @@ struct Budget {
 /// One file under a budget: where it is and its descriptor while open.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    path: PathBuf,
+    path: Arc<Path>,
     file: Mutex<Option<Arc<File>>>,
     last_used: AtomicU64,
     /// The owning [`DiskFile`](crate::disk::DiskFile)'s "written since the last sync".
@@ -141,12 +141,12 @@ impl FileBudget {
     /// Opens `path` (creating it if missing) as a file of this budget.
     pub(crate) fn open(
         &self,
-        path: &Path,
+        path: Arc<Path>,
         durability: Durability,
         dirty: Arc<AtomicBool>,
     ) -> std::io::Result<(Arc<Slot>, u64)> {
         let slot = Arc::new(Slot {
-            path: path.to_owned(),
+            path,
             file: Mutex::new(None),
             last_used: AtomicU64::new(0),
             dirty,
