@@ -174,8 +174,15 @@ impl FileBudget {
         let file = match open_file(&slot.path, create) {
             Err(e) if out_of_descriptors(&e) => {
                 // Make room in the process, not only in the budget, and try once more.
+                // This thread holds its own slot's lock here, so it must not wait for
+                // another's: a victim busy right now is left open.
                 if let Some(victim) = self.inner.pick(Some(slot), 1).pop() {
-                    victim.close();
+                    if victim.try_close() {
+                        self.inner.evictions.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        // Still open: keep counting it.
+                        self.inner.lock().push(Arc::downgrade(&victim));
+                    }
                 }
                 open_file(&slot.path, create)?
             }
@@ -249,6 +256,22 @@ impl Slot {
     /// first syncing it if it holds unsynced writes of a durable log.
     fn close(&self) {
         let taken = self.file.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.closed(taken);
+    }
+
+    /// [`close`](Self::close) unless another thread holds the slot right now (it is
+    /// being opened or handed to an I/O: not a file to close anyway); false then.
+    fn try_close(&self) -> bool {
+        let taken = match self.file.try_lock() {
+            Ok(mut guard) => guard.take(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().take(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        self.closed(taken);
+        true
+    }
+
+    fn closed(&self, taken: Option<Arc<File>>) {
         if let Some(file) = taken
             && self.sync_before_close
             && self.dirty.swap(false, Ordering::AcqRel)

@@ -1,8 +1,9 @@
 //! Logs under a [`FileBudget`] on real files: more logs than the budget has descriptors
 //! append, read and sync in an interleaved order while the process's open descriptors
 //! (`/proc/self/fd`, one process per test under nextest) stay within the budget; every
-//! entry reads back after close and reopen; and eviction while two tasks use their logs
-//! at once fails no I/O.
+//! entry reads back after close and reopen; eviction while two tasks use their logs
+//! at once fails no I/O; and a process with no descriptor left (a child under
+//! `ulimit -n 64`, the rest taken) keeps working on the budget's own descriptors.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::Path;
@@ -152,4 +153,74 @@ async fn eviction_while_two_tasks_use_their_logs_fails_no_io() {
         log.close().await.unwrap();
     }
     assert_eq!(budget.open_files(), 0);
+}
+
+/// Run by [`a_process_out_of_descriptors_reuses_the_budgets_own`] in a child with a low
+/// `ulimit -n`; does nothing in a normal run.
+#[tokio::test(flavor = "current_thread")]
+async fn out_of_descriptors_child() {
+    if std::env::var_os("NOVA_EMFILE_CHILD").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let budget = FileBudget::new(BUDGET);
+    let mut logs = Vec::new();
+    for i in 0..8 {
+        let log = open(dir.path(), i, Some(&budget)).await;
+        log.append(&entry(i, 0)).await.unwrap();
+        logs.push(log);
+    }
+    assert_eq!(budget.open_files(), BUDGET);
+    // Take every descriptor the process has left.
+    let mut hog = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => hog.push(f),
+            Err(e) if e.raw_os_error() == Some(24) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        std::fs::File::open("/dev/null").is_err(),
+        "no descriptor left"
+    );
+    // Every reopen now meets EMFILE, gives up one of the budget's files and retries.
+    let evictions = budget.evictions();
+    for round in 1..4u64 {
+        for (i, log) in logs.iter().enumerate() {
+            assert_eq!(log.append(&entry(i, round)).await.unwrap(), round);
+            assert_eq!(log.get(round - 1).await.unwrap(), entry(i, round - 1));
+        }
+    }
+    // The budget stays full: each reopen took the descriptor of the file it closed.
+    assert!(budget.evictions() > evictions, "closed for room");
+    assert!(budget.open_files() <= BUDGET);
+    assert!(std::fs::File::open("/dev/null").is_err(), "none leaked");
+    drop(hog);
+    for (i, log) in logs.iter().enumerate() {
+        let want: Vec<Vec<u8>> = (0..4).map(|s| entry(i, s)).collect();
+        assert_eq!(log.get_range(0, 4).await.unwrap(), want);
+        log.close().await.unwrap();
+    }
+    println!("EMFILE-CHILD-OK");
+}
+
+#[test]
+fn a_process_out_of_descriptors_reuses_the_budgets_own() {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
+        .arg(exe)
+        .args(["--exact", "out_of_descriptors_child", "--nocapture"])
+        .env("NOVA_EMFILE_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("EMFILE-CHILD-OK"),
+        "the child test did not run:\n{stdout}\n{stderr}"
+    );
 }
