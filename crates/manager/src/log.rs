@@ -1,4 +1,5 @@
-//! [`ManagedLog`]: the handle `get_log` returns, and the pool that caps open files.
+//! [`ManagedLog`]: the handle `get_log` returns, and the pool that caps open logs (their
+//! files obey the store's `FileBudget` on top).
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use crate::manager::Shared;
 
 type Result<T, E = HypercoreError> = std::result::Result<T, E>;
 
-/// Logs currently holding open files, to close the least recently used beyond the cap.
+/// Logs currently open, to close the least recently used beyond the cap.
 #[derive(Debug)]
 pub(crate) struct Pool {
     cap: usize,
@@ -427,7 +428,7 @@ impl ManagedLog {
         self.core().await
     }
 
-    /// Lets the open-file cap close this log again.
+    /// Lets the open-log cap close this log again.
     pub(crate) fn unpin(&self) {
         self.entry.pinned.store(false, Ordering::Release);
     }
