@@ -7,8 +7,9 @@
 //! log-name validation at the API boundary, the registry that makes `get_log`
 //! idempotent, the caps on open logs (`max_open_logs`) and on the file descriptors of
 //! all its logs together (`max_open_files`: one managed-core `FileBudget` per store,
-//! which also binds the logs replication sessions hold), payload limits, [`ManagerEvent`]s and the
-//! wiring of every operation into [`nova_hypercore_observability`].
+//! which also binds the logs replication sessions hold), payload limits,
+//! [`ManagerEvent`]s and the wiring of every operation into
+//! [`nova_hypercore_observability`].
 //!
 //! Also owns the replication control the spec puts on the manager: which logs are
 //! shared, sessions over any stream ([`HypercoreManager::replicate`]), direct TCP mode
