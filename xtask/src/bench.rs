@@ -85,8 +85,9 @@ const ROWS: &[Row] = &[
     row("atlas_rebuild", "manager", "flush", None),
     // Scale (issue 14, no JS anchor: informational): 1,000 open, idle, replication-enabled
     // logs in one store; ops/s = logs opened per second. Memory and descriptors per log
-    // are printed below the table (fields rss_per_idle_log_bytes, fds_per_idle_log, ...
-    // in target/bench/results.jsonl).
+    // (bounded in all by the store's max_open_files) are printed below the table (fields
+    // rss_per_idle_log_bytes, fds_per_idle_log, fds_idle, max_open_files, ... in
+    // target/bench/results.jsonl).
     row("idle_logs", "manager", "flush", None),
 ];
 
@@ -268,13 +269,18 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
             .cloned()
             .unwrap_or_default();
         report.push_str(&format!(
-            "\nIdle logs ({} replication-enabled logs in one store, no peer): {:.1} KiB RSS and {:.2} open files per log; \
-             with a peer's replica of each synced over one TCP connection (both stores in one process): {:.1} KiB RSS and {:.2} open files per log.\n",
+            "\nIdle logs ({} replication-enabled logs in one store, no peer): {:.1} KiB RSS and {:.2} open files per log \
+             ({} descriptors in all, budget max_open_files = {}); \
+             with a peer's replica of each synced over one TCP connection (both stores in one process): {:.1} KiB RSS and {:.2} open files per log \
+             ({} descriptors in all: both budgets and the sockets).\n",
             median(&runs, "logs"),
             median(&runs, "rss_per_idle_log_bytes") / 1024.0,
             median(&runs, "fds_per_idle_log"),
+            median(&runs, "fds_idle"),
+            median(&runs, "max_open_files"),
             median(&runs, "rss_per_synced_log_bytes") / 1024.0,
             median(&runs, "fds_per_synced_log"),
+            median(&runs, "fds_synced"),
         ));
     }
     report.push_str(

@@ -5,13 +5,19 @@
 //! less than a thread hop, so it runs inline on the calling task. Syncing is not done here
 //! per write (except in [`Durability::FsyncPerWrite`]); the core syncs the files it
 //! dirtied when the durability mode asks for it ([`DiskFile::sync_if_dirty`]).
+//!
+//! A file opened under a [`FileBudget`] holds its descriptor only while the budget lets
+//! it: each I/O takes the open file from the budget (reopening it if it was closed);
+//! see [`FileBudget`] for why that loses neither data nor sync errors.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Error, ErrorKind};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::file_budget::{FileBudget, Slot};
 
 /// What an acknowledged append survives. Chosen per log when it is opened.
 ///
@@ -49,6 +55,8 @@ impl Durability {
 #[derive(Debug)]
 enum Backing {
     File(File),
+    /// Opened on demand under a budget shared with other files.
+    Budgeted(FileBudget, Arc<Slot>),
     Memory(Mutex<Vec<u8>>),
 }
 
@@ -56,27 +64,76 @@ enum Backing {
 #[derive(Debug)]
 pub(crate) struct DiskFile {
     backing: Backing,
-    path: PathBuf,
+    /// Shared with the budget's record of the file (one copy per file).
+    path: Arc<Path>,
     len: AtomicU64,
-    dirty: AtomicBool,
+    /// Written since the last sync (shared with the budget, which syncs a durable
+    /// log's dirty file before closing it).
+    dirty: Arc<AtomicBool>,
     sync_each_write: bool,
 }
 
+/// What one I/O works on: a file or memory.
+enum Io<'a> {
+    File(Fd<'a>),
+    Memory(&'a Mutex<Vec<u8>>),
+}
+
+/// A file held open by its `DiskFile`, or lent by the budget: a lent file stays open
+/// until the I/O drops it, even if the budget closes it meanwhile.
+enum Fd<'a> {
+    Held(&'a File),
+    Lent(Arc<File>),
+}
+
+impl std::ops::Deref for Fd<'_> {
+    type Target = File;
+    fn deref(&self) -> &File {
+        match self {
+            Fd::Held(file) => file,
+            Fd::Lent(file) => file,
+        }
+    }
+}
+
 impl DiskFile {
-    /// Opens (creating if missing) the file at `path`.
+    /// Opens (creating if missing) the file at `path`, held open until dropped.
+    #[cfg(test)]
     pub(crate) fn open(path: &Path, durability: Durability) -> std::io::Result<Self> {
+        Self::open_in(path, durability, None)
+    }
+
+    /// Opens (creating if missing) the file at `path`; under `budget`, its descriptor is
+    /// opened and closed on demand (see [`FileBudget`]).
+    pub(crate) fn open_in(
+        path: &Path,
+        durability: Durability,
+        budget: Option<&FileBudget>,
+    ) -> std::io::Result<Self> {
+        let dirty = Arc::new(AtomicBool::new(false));
+        let path: Arc<Path> = Arc::from(path);
+        if let Some(budget) = budget {
+            let (slot, len) = budget.open(path.clone(), durability, dirty.clone())?;
+            return Ok(DiskFile {
+                backing: Backing::Budgeted(budget.clone(), slot),
+                path,
+                len: AtomicU64::new(len),
+                dirty,
+                sync_each_write: durability == Durability::FsyncPerWrite,
+            });
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(path)?;
+            .open(&path)?;
         let len = file.metadata()?.len();
         Ok(DiskFile {
             backing: Backing::File(file),
-            path: path.to_owned(),
+            path,
             len: AtomicU64::new(len),
-            dirty: AtomicBool::new(false),
+            dirty,
             sync_each_write: durability == Durability::FsyncPerWrite,
         })
     }
@@ -85,16 +142,39 @@ impl DiskFile {
     pub(crate) fn memory(name: &str) -> Self {
         DiskFile {
             backing: Backing::Memory(Mutex::new(Vec::new())),
-            path: PathBuf::from(format!(":memory:/{name}")),
+            path: Arc::from(PathBuf::from(format!(":memory:/{name}"))),
             len: AtomicU64::new(0),
-            dirty: AtomicBool::new(false),
+            dirty: Arc::new(AtomicBool::new(false)),
             sync_each_write: false,
+        }
+    }
+
+    /// What one I/O works on, opening a budgeted file if the budget closed it.
+    fn io(&self) -> std::io::Result<Io<'_>> {
+        match &self.backing {
+            Backing::File(file) => Ok(Io::File(Fd::Held(file))),
+            Backing::Budgeted(budget, slot) => Ok(Io::File(Fd::Lent(budget.file(slot)?))),
+            Backing::Memory(mem) => Ok(Io::Memory(mem)),
+        }
+    }
+
+    /// Closes the descriptor of a budgeted file now (its log closed), leaving room for
+    /// other logs; a later I/O would reopen it. Other files: nothing to do.
+    pub(crate) fn release(&self) {
+        if let Backing::Budgeted(budget, slot) = &self.backing {
+            budget.release(slot);
         }
     }
 
     /// Where the file is (`:memory:/<name>` for memory files).
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether anything was written since the last sync.
+    #[cfg(test)]
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
     }
 
     /// The file's length in bytes.
@@ -118,9 +198,9 @@ impl DiskFile {
         let size = usize::try_from(length)
             .map_err(|_| Error::new(ErrorKind::InvalidInput, "read length"))?;
         let mut buf = vec![0u8; size];
-        match &self.backing {
-            Backing::File(file) => file.read_exact_at(&mut buf, offset)?,
-            Backing::Memory(mem) => {
+        match self.io()? {
+            Io::File(file) => file.read_exact_at(&mut buf, offset)?,
+            Io::Memory(mem) => {
                 let mem = mem.lock().unwrap_or_else(|p| p.into_inner());
                 let start = usize::try_from(offset)
                     .map_err(|_| Error::new(ErrorKind::InvalidInput, "offset"))?;
@@ -143,9 +223,9 @@ impl DiskFile {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "write past u64"))?;
-        match &self.backing {
-            Backing::File(file) => file.write_all_at(data, offset)?,
-            Backing::Memory(mem) => {
+        match self.io()? {
+            Io::File(file) => file.write_all_at(data, offset)?,
+            Io::Memory(mem) => {
                 let mut mem = mem.lock().unwrap_or_else(|p| p.into_inner());
                 let (start, end) = (to_usize(offset)?, to_usize(end)?);
                 if mem.len() < end {
@@ -160,9 +240,9 @@ impl DiskFile {
 
     /// Cuts (or extends with zeros) the file to `length` bytes.
     pub(crate) fn truncate(&self, length: u64) -> std::io::Result<()> {
-        match &self.backing {
-            Backing::File(file) => file.set_len(length)?,
-            Backing::Memory(mem) => mem
+        match self.io()? {
+            Io::File(file) => file.set_len(length)?,
+            Io::Memory(mem) => mem
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .resize(to_usize(length)?, 0),
@@ -173,9 +253,12 @@ impl DiskFile {
 
     /// `fdatasync` if anything was written since the last sync.
     pub(crate) fn sync_if_dirty(&self) -> std::io::Result<()> {
-        if let Backing::File(file) = &self.backing
+        if !matches!(self.backing, Backing::Memory(_))
             && self.dirty.swap(false, Ordering::AcqRel)
-            && let Err(e) = file.sync_data()
+            && let Err(e) = self.io().and_then(|io| match io {
+                Io::File(file) => file.sync_data(),
+                Io::Memory(_) => Ok(()),
+            })
         {
             self.dirty.store(true, Ordering::Release);
             return Err(e);
@@ -186,6 +269,9 @@ impl DiskFile {
     fn after_write(&self) -> std::io::Result<()> {
         match &self.backing {
             Backing::File(file) if self.sync_each_write => file.sync_data(),
+            Backing::Budgeted(budget, slot) if self.sync_each_write => {
+                budget.file(slot)?.sync_data()
+            }
             _ => {
                 self.dirty.store(true, Ordering::Release);
                 Ok(())

@@ -35,6 +35,7 @@ mod core;
 mod crypto;
 mod disk;
 mod encoding;
+mod file_budget;
 pub mod manifest;
 mod merkle_tree;
 mod multisig;
@@ -46,6 +47,7 @@ pub use crate::core::{
     CoreFormat, CoreInfo, ManagedCore, OpenOptions, Progress, Repaired, discovery_key,
 };
 pub use crate::disk::Durability;
+pub use crate::file_budget::FileBudget;
 /// ed25519 keys as the log's signer uses them (`ed25519-dalek`).
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 /// Proof and request shapes of the replication wire protocol (`hypercore_schema`).

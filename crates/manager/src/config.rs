@@ -13,6 +13,14 @@ use nova_hypercore_serialization::{DecodeError, HypercoreError};
 /// payload could be stored but never reach a peer.
 pub const MAX_PAYLOAD_LIMIT: u64 = nova_hypercore_replication::MAX_WIRE_BLOCK;
 
+/// Default [`ManagerConfig::max_open_files`]: half of the smallest common desktop soft
+/// limit (macOS, 256 descriptors), leaving the other half for sockets (one per peer
+/// connection), the store's own short-lived files and the app.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 128;
+
+/// Smallest accepted [`ManagerConfig::max_open_files`]: the four files of one log.
+pub const MIN_OPEN_FILES: usize = 4;
+
 /// How a [`crate::HypercoreManager`] is set up. Build with [`ManagerConfig::builder`] (or
 /// take [`ManagerConfig::default`]); every value is checked before a manager uses it.
 #[derive(Debug, Clone, PartialEq, Validate)]
@@ -36,10 +44,20 @@ pub struct ManagerConfig {
     /// What an acknowledged append survives. Default [`Durability::Flush`].
     #[garde(skip)]
     pub durability: Durability,
-    /// Logs kept open at once (4 file handles each); others are closed and reopened on
-    /// use. Default 128.
+    /// Logs kept open at once (their state in memory); others are closed and reopened
+    /// on use. Replication-enabled logs are held open by their sessions beyond this
+    /// cap; their files still obey [`max_open_files`](Self::max_open_files). Default 128.
     #[garde(range(min = 1))]
     pub max_open_logs: usize,
+    /// File descriptors all logs of the store hold open at once, whatever holds the
+    /// logs (the pool, replication sessions, handles): each log file is opened when an
+    /// I/O needs it and the least recently used file of any log is closed beyond this
+    /// ([`FileBudget`](nova_hypercore_managed_core::FileBudget)). At least
+    /// [`MIN_OPEN_FILES`] (one log's files). Default [`DEFAULT_MAX_OPEN_FILES`] (128):
+    /// half of macOS's default soft limit of 256 descriptors, leaving the rest for
+    /// sockets and the app.
+    #[garde(range(min = MIN_OPEN_FILES))]
+    pub max_open_files: usize,
     /// Events buffered per subscriber before a slow one starts lagging. Default 1024.
     #[garde(range(min = 1))]
     pub event_capacity: usize,
@@ -82,6 +100,7 @@ impl Default for ManagerConfig {
             health_warning_window: Duration::from_secs(60),
             durability: Durability::Flush,
             max_open_logs: 128,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
             event_capacity: 1024,
             recent_events_capacity: 1024,
             core_format: CoreFormat::Legacy,
@@ -150,6 +169,11 @@ impl ManagerConfigBuilder {
     /// Logs kept open at once.
     pub fn max_open_logs(mut self, n: usize) -> Self {
         self.0.max_open_logs = n;
+        self
+    }
+    /// Log file descriptors open at once, across all logs.
+    pub fn max_open_files(mut self, n: usize) -> Self {
+        self.0.max_open_files = n;
         self
     }
     /// Per-subscriber event buffer.

@@ -5,8 +5,11 @@
 //! migration from the earlier one, the store's primary key and each log's
 //! Corestore-compatible derived key pair ([`keys`]),
 //! log-name validation at the API boundary, the registry that makes `get_log`
-//! idempotent, the cap on open log files, payload limits, [`ManagerEvent`]s and the
-//! wiring of every operation into [`nova_hypercore_observability`].
+//! idempotent, the caps on open logs (`max_open_logs`) and on the file descriptors of
+//! all its logs together (`max_open_files`: one managed-core `FileBudget` per store,
+//! which also binds the logs replication sessions hold), payload limits,
+//! [`ManagerEvent`]s and the wiring of every operation into
+//! [`nova_hypercore_observability`].
 //!
 //! Also owns the replication control the spec puts on the manager: which logs are
 //! shared, sessions over any stream ([`HypercoreManager::replicate`]), direct TCP mode
@@ -34,7 +37,9 @@ mod replication;
 pub mod replication_state;
 mod swarm;
 
-pub use config::{MAX_PAYLOAD_LIMIT, ManagerConfig, ManagerConfigBuilder};
+pub use config::{
+    DEFAULT_MAX_OPEN_FILES, MAX_PAYLOAD_LIMIT, MIN_OPEN_FILES, ManagerConfig, ManagerConfigBuilder,
+};
 pub use events::ManagerEvent;
 pub use log::ManagedLog;
 pub use manager::{Connector, DownloadProgress, HypercoreManager, Listener};

@@ -1,4 +1,5 @@
-//! [`ManagedLog`]: the handle `get_log` returns, and the pool that caps open files.
+//! [`ManagedLog`]: the handle `get_log` returns, and the pool that caps open logs (their
+//! files obey the store's `FileBudget` on top).
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use crate::manager::Shared;
 
 type Result<T, E = HypercoreError> = std::result::Result<T, E>;
 
-/// Logs currently holding open files, to close the least recently used beyond the cap.
+/// Logs currently open, to close the least recently used beyond the cap.
 #[derive(Debug)]
 pub(crate) struct Pool {
     cap: usize,
@@ -112,8 +113,9 @@ pub(crate) struct LogEntry {
 /// One named log of a [`crate::HypercoreManager`]. A cheap `Clone` handle; every
 /// `get_log` for the same name returns a handle to the same log (`same_log` is true).
 ///
-/// Files are opened on first use and may be closed again when more than
-/// `max_open_logs` logs are in use (they reopen transparently). Appends, reads and
+/// The log is opened on first use and may be closed again when more than
+/// `max_open_logs` logs are in use (it reopens transparently); its files are opened
+/// and closed on demand under the store's `max_open_files`. Appends, reads and
 /// errors through a handle are recorded in the manager's metrics and events exactly like
 /// the manager's own `append`/`read` (which use this handle).
 #[derive(Debug, Clone)]
@@ -211,7 +213,9 @@ impl ManagedLog {
         if let Some(core) = slot.as_ref() {
             return Ok(core.clone());
         }
-        let options = OpenOptions::new().durability(e.shared.config.durability);
+        let options = OpenOptions::new()
+            .durability(e.shared.config.durability)
+            .file_budget(e.shared.files.clone());
         let options = match &e.key {
             LogKey::Secret(k, format) => options.signing_key(k.clone()).format(*format),
             LogKey::Core(k) => options.core_key(*k),
@@ -424,7 +428,7 @@ impl ManagedLog {
         self.core().await
     }
 
-    /// Lets the open-file cap close this log again.
+    /// Lets the open-log cap close this log again.
     pub(crate) fn unpin(&self) {
         self.entry.pinned.store(false, Ordering::Release);
     }

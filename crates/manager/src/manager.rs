@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nova_hypercore_managed_core::{CoreFormat, SigningKey};
+use nova_hypercore_managed_core::{CoreFormat, FileBudget, SigningKey};
 use nova_hypercore_observability::{Observability, ObservabilityConfig, now_ms};
 use nova_hypercore_serialization::{
     AggregateMetrics, HypercoreError, HypercoreLogEvent, LogName, MAX_LOG_NAME_BYTES,
@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     pub(crate) obs: Observability,
     pub(crate) events: broadcast::Sender<ManagerEvent>,
     pub(crate) pool: Pool,
+    /// The cap on log file descriptors every log of the store opens under.
+    pub(crate) files: FileBudget,
 }
 
 impl Shared {
@@ -181,6 +183,7 @@ impl HypercoreManager {
             swarm: Default::default(),
             shared: Arc::new(Shared {
                 pool: Pool::new(config.max_open_logs),
+                files: FileBudget::new(config.max_open_files),
                 config,
                 obs,
                 events,
@@ -831,9 +834,16 @@ impl HypercoreManager {
         self.shared.obs.recent_events(limit)
     }
 
-    /// Logs whose files are open right now (at most `max_open_logs`).
+    /// Logs open right now in the pool (at most `max_open_logs`; replication-enabled
+    /// logs held by sessions come on top).
     pub fn open_log_files(&self) -> usize {
         self.shared.pool.open_count()
+    }
+
+    /// Log file descriptors open right now, across all logs (at most `max_open_files`,
+    /// plus, for a moment, one per I/O still running on a file just closed).
+    pub fn open_files(&self) -> usize {
+        self.shared.files.open_files()
     }
 
     /// Flushes and closes every log, then the store. Afterwards `status().initialized`

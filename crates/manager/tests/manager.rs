@@ -475,7 +475,17 @@ fn config_is_validated_with_field_names() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("storage_path"), "{err}");
+    // Fewer descriptors than one log's four files: refused.
+    let err = ManagerConfig::builder()
+        .max_open_files(nova_hypercore_manager::MIN_OPEN_FILES - 1)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("max_open_files"), "{err}");
     let d = ManagerConfig::default();
+    assert_eq!(
+        d.max_open_files,
+        nova_hypercore_manager::DEFAULT_MAX_OPEN_FILES
+    );
     assert_eq!(d.storage_path, Path::new(".nova/hypercore"));
     assert!(!d.replication_enabled);
     assert_eq!(d.max_payload_bytes, 1_048_576);

@@ -11,12 +11,16 @@
 //! `cargo xtask test --full`): creating 1,000 logs and closing them syncs 8,000 files,
 //! which took 10-30 s alone on the 2-core CI machine and over 70 s next to the soak.
 //!
-//! The bound on descriptors checked here: a replication-enabled log is pinned (its
-//! `ManagedCore` is shared with every session, which must not see its files closed
-//! underneath it), so it keeps its 4 files (`oplog`, `tree`, `bitfield`, `data`) open;
-//! `max_open_logs` bounds only the logs that are not enabled. A store therefore holds `4 * (enabled + min(others, max_open_logs))`
-//! log descriptors plus one socket per connection and a few for the runtime, whatever the
-//! number of entries, peers or sessions; and everything is released at close.
+//! The bound on descriptors checked here: every log of a store opens its 4 files
+//! (`oplog`, `tree`, `bitfield`, `data`) under the store's one file budget
+//! (`max_open_files`, default 128), whatever holds the log: replication-enabled logs
+//! are pinned (their `ManagedCore` is shared with every session) and sit above
+//! `max_open_logs`, but their files are opened on demand and the least recently used
+//! file of any log is closed beyond the budget. The process therefore holds at most
+//! `max_open_files` log descriptors per store (two stores here) plus one socket per
+//! connection and a few for the runtime, whatever the number of logs, entries, peers or
+//! sessions: checked at each step and, while the replicas sync, by a sampler counting
+//! `/proc/self/fd` every 2 ms. Everything is released at close.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::Duration;
@@ -37,8 +41,10 @@ fn logs_per_store() -> usize {
 const ENTRIES: u64 = 3;
 /// Open files a log holds while its files are open.
 const FILES_PER_LOG: usize = 4;
-/// Descriptors beyond the logs' own that the test tolerates: the listener, the
-/// connection's two sockets, tokio's blocking-pool threads touching files, and so on.
+/// Descriptors beyond the logs' budgets that the test tolerates: the listener, the
+/// connection's two sockets, the directory handle of the count itself, key and state
+/// files being written, files a budget just closed while an I/O on another thread
+/// still uses them, and so on.
 const SLACK: usize = 32;
 /// A hang detector for the whole sync, not a speed check.
 const HANG: Duration = Duration::from_secs(300);
@@ -97,8 +103,16 @@ async fn replicated_logs_at_scale_sync_with_bounded_open_files() {
     let cap = a.config().max_open_logs;
     assert!(
         cap < n,
-        "the test must enable more logs than the open-file cap"
+        "the test must enable more logs than the open-log cap"
     );
+    let budget = a.config().max_open_files;
+    assert_eq!(budget, b.config().max_open_files);
+    assert!(
+        FILES_PER_LOG * n > 2 * budget + SLACK,
+        "the test must open more log files than both budgets hold"
+    );
+    // Both stores' logs together, in this one process.
+    let bound = 2 * budget + SLACK;
     let fds_base = open_fds();
     let rss_base = rss();
     let started = std::time::Instant::now();
@@ -128,19 +142,34 @@ async fn replicated_logs_at_scale_sync_with_bounded_open_files() {
     assert_eq!(b_status.log_count, n as u64);
     assert!(b_status.replication_enabled);
 
-    // Bound: 4 files per enabled log (pinned, above the cap), nothing else per log.
+    // Bound: the stores' budgets, nothing per log (4 files each would be 4 x n).
     assert!(
-        fds_writer - fds_base <= FILES_PER_LOG * n + SLACK,
-        "{n} idle enabled logs hold {} descriptors (bound {FILES_PER_LOG} per log + {SLACK})",
+        fds_writer - fds_base <= budget + SLACK,
+        "{n} idle enabled logs hold {} descriptors (budget {budget} + {SLACK})",
         fds_writer - fds_base
     );
+    assert!(a.open_files() <= budget);
     assert!(
-        fds_idle - fds_base <= 2 * FILES_PER_LOG * n + SLACK,
-        "{} descriptors for 2 x {n} idle enabled logs",
+        fds_idle - fds_base <= bound,
+        "{} descriptors for 2 x {n} idle enabled logs (bound {bound})",
         fds_idle - fds_base
     );
+    assert!(b.open_files() <= budget);
 
-    // One direct TCP connection carries all `n` channels.
+    // One direct TCP connection carries all `n` channels; a sampler keeps the peak
+    // descriptor count while they sync.
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Acquire) {
+                peak = peak.max(open_fds());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
     let listener = a.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let connector = b.connect(listener.local_addr());
     wait_complete(&replicas).await;
@@ -172,11 +201,19 @@ async fn replicated_logs_at_scale_sync_with_bounded_open_files() {
         let want: Vec<Vec<u8>> = (0..ENTRIES).map(|e| payload(i, e)).collect();
         assert_eq!(got, want, "log {}", name(i));
     }
+    sampling.store(false, std::sync::atomic::Ordering::Release);
+    let fds_peak = sampler.await.unwrap().max(fds_synced);
     assert!(
-        fds_synced - fds_base <= 2 * FILES_PER_LOG * n + SLACK,
-        "{} descriptors after syncing 2 x {n} logs over one connection",
+        fds_synced - fds_base <= bound,
+        "{} descriptors after syncing 2 x {n} logs over one connection (bound {bound})",
         fds_synced - fds_base
     );
+    assert!(
+        fds_peak - fds_base <= bound,
+        "{} descriptors at the peak of syncing and reading 2 x {n} logs (bound {bound})",
+        fds_peak - fds_base
+    );
+    assert!(a.open_files() <= budget && b.open_files() <= budget);
 
     let t_checked = started.elapsed();
     drop(connector);
@@ -200,8 +237,9 @@ async fn replicated_logs_at_scale_sync_with_bounded_open_files() {
 
     println!(
         "SCALE logs_per_store={n} entries_per_log={ENTRIES} max_open_logs={cap} \
-         fds_base={fds_base} fds_writer_idle={fds_writer} fds_both_idle={fds_idle} \
-         fds_synced={fds_synced} fds_closed={fds_closed} fds_per_enabled_log={per_log_writer:.2} \
+         max_open_files={budget} fds_base={fds_base} fds_writer_idle={fds_writer} \
+         fds_both_idle={fds_idle} fds_synced={fds_synced} fds_peak={fds_peak} \
+         fds_closed={fds_closed} fds_per_enabled_log={per_log_writer:.2} \
          rss_base_kib={} rss_writer_idle_kib={} rss_synced_kib={} \
          idle_rss_per_log_bytes={idle_bytes_per_log} \
          synced_rss_per_log_bytes={} elapsed_writer={t_writer:?} elapsed_reader={t_reader:?} \

@@ -23,6 +23,7 @@ use tokio::sync::RwLock;
 use tracing::{debug, warn};
 
 use crate::disk::{DiskFile, Durability};
+use crate::file_budget::FileBudget;
 use crate::proof::ProofError;
 use read::{ReadError, Verified};
 use storage::{Files, Format, Keys, Storage, StorageError};
@@ -138,6 +139,7 @@ pub struct OpenOptions {
     durability: Durability,
     keys: Keys,
     format: CoreFormat,
+    budget: Option<FileBudget>,
 }
 
 impl Default for OpenOptions {
@@ -146,6 +148,7 @@ impl Default for OpenOptions {
             durability: Durability::default(),
             keys: Keys::Generate,
             format: CoreFormat::default(),
+            budget: None,
         }
     }
 }
@@ -188,6 +191,16 @@ impl OpenOptions {
     /// opening fails with `STORAGE_CORRUPTED`.
     pub fn core_key(mut self, key: [u8; 32]) -> Self {
         self.keys = Keys::Core(key);
+        self
+    }
+
+    /// Open the log's files under `budget`, a cap on open descriptors shared with other
+    /// logs: each file is opened when an I/O needs it and may be closed again when
+    /// another file of the budget needs room (see [`FileBudget`]). Without one (the
+    /// default) the four files stay open until the log's last handle drops. Disk logs
+    /// only.
+    pub fn file_budget(mut self, budget: FileBudget) -> Self {
+        self.budget = Some(budget);
         self
     }
 
@@ -272,7 +285,7 @@ impl ManagedCore {
             path: dir.to_owned(),
             source,
         })?;
-        let files = Files::open(dir, options.durability)
+        let files = Files::open(dir, options.durability, options.budget.as_ref())
             .map_err(|(path, source)| HypercoreError::StorageInaccessible { path, source })?;
         Self::build(files, name, Some(dir.to_owned()), options).await
     }
@@ -695,6 +708,12 @@ impl ManagedCore {
         self.inner.closed.store(true, Ordering::Release);
         guard.take();
         let synced = self.sync(&self.inner.files.all(), true).await;
+        // Under a budget the descriptors go back now, not when the last handle drops.
+        if synced.is_ok() {
+            for file in self.inner.files.all() {
+                file.release();
+            }
+        }
         debug!(log = %self.inner.name, length = self.length(), "log closed");
         checkpoint.and(synced)
     }

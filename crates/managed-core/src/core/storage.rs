@@ -17,6 +17,7 @@ use crate::bitfield::{BYTES_PER_PAGE, Bitfield};
 use crate::block_store::{BlockStore, MAX_BLOCK_BYTES};
 use crate::crypto::Node;
 use crate::disk::{DiskFile, Durability};
+use crate::file_budget::FileBudget;
 use crate::manifest::Manifest;
 use crate::merkle_tree::{AppendBatch, MerkleTree, NODE_BYTES};
 use crate::oplog::{
@@ -104,14 +105,15 @@ pub(crate) struct Files {
 }
 
 impl Files {
-    /// Opens (creating) the four files in `dir`.
+    /// Opens (creating) the four files in `dir`, under `budget` if given.
     pub(crate) fn open(
         dir: &Path,
         durability: Durability,
+        budget: Option<&FileBudget>,
     ) -> Result<Self, (PathBuf, std::io::Error)> {
         let open = |name: &str| {
             let path = dir.join(name);
-            DiskFile::open(&path, durability)
+            DiskFile::open_in(&path, durability, budget)
                 .map(Arc::new)
                 .map_err(|e| (path, e))
         };

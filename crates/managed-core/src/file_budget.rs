@@ -1,0 +1,446 @@
+//! [`FileBudget`]: a cap on the file descriptors that the logs sharing it hold open.
+//!
+//! Owns the open/close policy of budgeted files; [`DiskFile`](crate::disk::DiskFile)
+//! does their I/O.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::disk::Durability;
+
+/// A cap on the file descriptors held open by the logs that share it: a cheap `Clone`
+/// handle; clones share one budget.
+///
+/// A log has four files (`oplog`, `tree`, `bitfield`, `data`). Without a budget each
+/// stays open from [`ManagedCore::open`](crate::ManagedCore::open) until the last handle
+/// of the log drops, so a store of N logs holds 4N descriptors. With a budget (given
+/// with [`OpenOptions::file_budget`](crate::OpenOptions::file_budget)) a file is opened
+/// on demand when an I/O needs it and the least recently used open file of any log
+/// sharing the budget is closed when more than its capacity would be open.
+///
+/// How it stays correct:
+/// - An I/O in progress keeps its descriptor: a file is handed out as an `Arc<File>`, and
+///   closing it (eviction) only drops the budget's reference; the descriptor closes when
+///   the last I/O using it returns. The process may therefore hold, for a moment, the
+///   capacity plus one descriptor per I/O running on another thread.
+/// - Closing a descriptor loses no written data: `pwrite` put it in the page cache, which
+///   belongs to the file, not the descriptor. The log's "written since the last sync"
+///   flag stays set across a close, and the next `fdatasync` (on a new descriptor of the
+///   same file) writes back every dirty page of the file (Linux and macOS `fsync`
+///   semantics).
+/// - Writeback errors: Linux reports a writeback error that nobody has seen yet to the
+///   next `fsync` on any descriptor of the file, as long as the file's inode stays in
+///   memory; nothing promises that across an inode eviction. So a file of a log that
+///   promises durability ([`Durability::FsyncPerBatch`],
+///   [`Durability::FsyncPerWrite`]) and was written since its last sync is synced
+///   before its descriptor closes, on the evicting thread, and a failure keeps its
+///   dirty flag set (the log's own next sync retries and reports). A
+///   [`Durability::Flush`] log promises no sync, so its files close without one (a
+///   sync per eviction would make a round-robin over many logs cost an `fdatasync` per
+///   open).
+/// - A file is created only when its log is opened; a later reopen does not create it,
+///   so a file removed underneath an open log fails the next I/O with `NotFound`
+///   instead of silently starting an empty file.
+/// - A log's [`close`](crate::ManagedCore::close) syncs its files and gives their
+///   descriptors back at once, though handles to it may live on.
+/// - Running out of descriptors (`EMFILE`/`ENFILE`) while reopening closes the least
+///   recently used file of the budget and tries once more.
+///
+/// Cost on the hot path (the file is open): a tick of the budget's clock (one relaxed
+/// atomic add), one uncontended mutex and one `Arc` clone around the `pread`/`pwrite`.
+/// A miss adds an `open` syscall and a scan of the open files (at most the capacity).
+///
+/// ```
+/// use nova_hypercore_managed_core::{FileBudget, ManagedCore, OpenOptions};
+/// use nova_hypercore_serialization::LogName;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let budget = FileBudget::new(4);
+/// let mut logs = Vec::new();
+/// for i in 0..3 {
+///     let name = LogName::parse(&format!("log-{i}"))?;
+///     let options = OpenOptions::new().file_budget(budget.clone());
+///     let log = ManagedCore::open(dir.path().join(format!("{i}")), name, options).await?;
+///     log.append(b"hello").await?;
+///     logs.push(log);
+/// }
+/// // Three logs, twelve files, at most four descriptors open.
+/// assert!(budget.open_files() <= 4);
+/// for log in &logs {
+///     assert_eq!(log.get(0).await?, b"hello");
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileBudget {
+    inner: Arc<Budget>,
+}
+
+#[derive(Debug)]
+struct Budget {
+    capacity: usize,
+    clock: AtomicU64,
+    /// Files whose descriptor is open (at most one entry per file).
+    open: Mutex<Vec<Weak<Slot>>>,
+    opens: AtomicU64,
+    evictions: AtomicU64,
+}
+
+/// One file under a budget: where it is and its descriptor while open.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    path: Arc<Path>,
+    file: Mutex<Option<Arc<File>>>,
+    last_used: AtomicU64,
+    /// The owning [`DiskFile`](crate::disk::DiskFile)'s "written since the last sync".
+    dirty: Arc<AtomicBool>,
+    /// Sync a dirty file before closing its descriptor (durable modes).
+    sync_before_close: bool,
+}
+
+impl FileBudget {
+    /// A budget of at most `capacity` open files (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        FileBudget {
+            inner: Arc::new(Budget {
+                capacity: capacity.max(1),
+                clock: AtomicU64::new(0),
+                open: Mutex::new(Vec::new()),
+                opens: AtomicU64::new(0),
+                evictions: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The most files open at once (I/O running on an evicted file aside).
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Files open under this budget right now.
+    pub fn open_files(&self) -> usize {
+        let mut open = self.inner.lock();
+        open.retain(|w| w.strong_count() > 0);
+        open.len()
+    }
+
+    /// Files opened under this budget so far (first opens and reopens).
+    pub fn opens(&self) -> u64 {
+        self.inner.opens.load(Ordering::Relaxed)
+    }
+
+    /// Files closed to stay within the capacity so far.
+    pub fn evictions(&self) -> u64 {
+        self.inner.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Opens `path` (creating it if missing) as a file of this budget.
+    pub(crate) fn open(
+        &self,
+        path: Arc<Path>,
+        durability: Durability,
+        dirty: Arc<AtomicBool>,
+    ) -> std::io::Result<(Arc<Slot>, u64)> {
+        let slot = Arc::new(Slot {
+            path,
+            file: Mutex::new(None),
+            last_used: AtomicU64::new(0),
+            dirty,
+            sync_before_close: durability != Durability::Flush,
+        });
+        let file = self.file_with(&slot, true)?;
+        let len = file.metadata()?.len();
+        Ok((slot, len))
+    }
+
+    /// The slot's open file, opening it (and closing others beyond the capacity) if it
+    /// is closed.
+    pub(crate) fn file(&self, slot: &Arc<Slot>) -> std::io::Result<Arc<File>> {
+        self.file_with(slot, false)
+    }
+
+    fn file_with(&self, slot: &Arc<Slot>, create: bool) -> std::io::Result<Arc<File>> {
+        let now = self.inner.clock.fetch_add(1, Ordering::Relaxed);
+        slot.last_used.store(now, Ordering::Relaxed);
+        let mut guard = slot.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(file) = guard.as_ref() {
+            return Ok(file.clone());
+        }
+        // Opened under the slot's lock: two I/Os on one closed file open it once.
+        let file = match open_file(&slot.path, create) {
+            Err(e) if out_of_descriptors(&e) => {
+                // Make room in the process, not only in the budget, and try once more.
+                // This thread holds its own slot's lock here, so it must not wait for
+                // another's: a victim busy right now is left open.
+                if let Some(victim) = self.inner.pick(Some(slot), 1).pop() {
+                    if victim.try_close() {
+                        self.inner.evictions.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        // Still open: keep counting it.
+                        self.inner.lock().push(Arc::downgrade(&victim));
+                    }
+                }
+                open_file(&slot.path, create)?
+            }
+            other => other?,
+        };
+        let file = Arc::new(file);
+        *guard = Some(file.clone());
+        drop(guard);
+        self.inner.opens.fetch_add(1, Ordering::Relaxed);
+        // Victims are closed outside every lock but their own slot's.
+        for victim in self.inner.admit(slot) {
+            victim.close();
+            self.inner.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(file)
+    }
+
+    /// Closes the slot's descriptor now (its log closed); a later I/O reopens it.
+    pub(crate) fn release(&self, slot: &Arc<Slot>) {
+        self.inner
+            .lock()
+            .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(slot)));
+        slot.close();
+    }
+}
+
+impl Budget {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Slot>>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `slot` has just opened its file: records it and takes out of the open list the
+    /// least recently used others beyond the capacity, for the caller to close.
+    fn admit(&self, slot: &Arc<Slot>) -> Vec<Arc<Slot>> {
+        let mut open = self.lock();
+        open.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(slot)));
+        open.push(Arc::downgrade(slot));
+        let excess = open.len().saturating_sub(self.capacity);
+        drop(open);
+        if excess == 0 {
+            return Vec::new();
+        }
+        self.pick(Some(slot), excess)
+    }
+
+    /// Takes out of the open list up to `count` least recently used files, `keep` aside.
+    fn pick(&self, keep: Option<&Arc<Slot>>, count: usize) -> Vec<Arc<Slot>> {
+        let mut open = self.lock();
+        let mut victims = Vec::with_capacity(count);
+        while victims.len() < count {
+            let oldest = open
+                .iter()
+                .enumerate()
+                .filter_map(|(i, w)| w.upgrade().map(|s| (i, s)))
+                .filter(|(_, s)| keep.is_none_or(|k| !Arc::ptr_eq(k, s)))
+                .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed));
+            match oldest {
+                Some((i, s)) => {
+                    open.swap_remove(i);
+                    victims.push(s);
+                }
+                None => break,
+            }
+        }
+        victims
+    }
+}
+
+impl Slot {
+    /// Drops the budget's descriptor (I/O still running on it keeps it until done),
+    /// first syncing it if it holds unsynced writes of a durable log.
+    fn close(&self) {
+        let taken = self.file.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.closed(taken);
+    }
+
+    /// [`close`](Self::close) unless another thread holds the slot right now (it is
+    /// being opened or handed to an I/O: not a file to close anyway); false then.
+    fn try_close(&self) -> bool {
+        let taken = match self.file.try_lock() {
+            Ok(mut guard) => guard.take(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().take(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        self.closed(taken);
+        true
+    }
+
+    fn closed(&self, taken: Option<Arc<File>>) {
+        if let Some(file) = taken
+            && self.sync_before_close
+            && self.dirty.swap(false, Ordering::AcqRel)
+            && let Err(e) = file.sync_data()
+        {
+            // The log's next sync (on a new descriptor) retries and reports.
+            self.dirty.store(true, Ordering::Release);
+            tracing::warn!(
+                path = %self.path.display(),
+                error = %e,
+                "fdatasync before closing an idle file failed; the log's next sync retries"
+            );
+        }
+    }
+}
+
+fn open_file(path: &Path, create: bool) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+}
+
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    // EMFILE (per process) and ENFILE (system-wide) on Linux and macOS.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::DiskFile;
+
+    fn open(budget: &FileBudget, path: &Path, durability: Durability) -> DiskFile {
+        DiskFile::open_in(path, durability, Some(budget)).unwrap()
+    }
+
+    #[test]
+    fn interleaved_io_on_more_files_than_the_budget_keeps_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = FileBudget::new(2);
+        let files: Vec<DiskFile> = (0..5)
+            .map(|i| {
+                open(
+                    &budget,
+                    &dir.path().join(format!("f{i}")),
+                    Durability::Flush,
+                )
+            })
+            .collect();
+        for round in 0..20u64 {
+            for (i, f) in files.iter().enumerate() {
+                f.write_at(round * 8, &(i as u64 * 1000 + round).to_le_bytes())
+                    .unwrap();
+                assert!(budget.open_files() <= 2);
+            }
+            for (i, f) in files.iter().enumerate().rev() {
+                let got = f.read_exact_at(round * 8, 8).unwrap();
+                assert_eq!(got, (i as u64 * 1000 + round).to_le_bytes());
+            }
+        }
+        assert!(budget.evictions() > 0, "the files must have been evicted");
+        assert!(budget.opens() > 5);
+        for f in &files {
+            f.truncate(16).unwrap();
+            f.sync_if_dirty().unwrap();
+            assert_eq!(f.len(), 16);
+        }
+        assert!(budget.open_files() <= 2);
+        for (i, f) in files.iter().enumerate() {
+            let on_disk = std::fs::read(dir.path().join(format!("f{i}"))).unwrap();
+            assert_eq!(on_disk[8..16], (i as u64 * 1000 + 1).to_le_bytes());
+            f.release();
+        }
+        assert_eq!(budget.open_files(), 0);
+    }
+
+    #[test]
+    fn eviction_keeps_unsynced_writes_to_sync_later_and_syncs_durable_files_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = FileBudget::new(1);
+        let flush = open(&budget, &dir.path().join("flush"), Durability::Flush);
+        let durable = open(
+            &budget,
+            &dir.path().join("durable"),
+            Durability::FsyncPerBatch,
+        );
+        flush.write_at(0, b"page cache").unwrap();
+        assert!(flush.is_dirty());
+        // Writing the durable file evicts the flush file: closed without a sync, so
+        // it is still dirty and its next sync (on a new descriptor) does the work.
+        durable.write_at(0, b"durable").unwrap();
+        assert!(flush.is_dirty());
+        assert!(durable.is_dirty());
+        // Reading the flush file evicts the durable one: synced before its close.
+        assert_eq!(flush.read_all().unwrap(), b"page cache");
+        assert!(!durable.is_dirty());
+        flush.sync_if_dirty().unwrap();
+        assert!(!flush.is_dirty());
+        assert_eq!(durable.read_all().unwrap(), b"durable");
+        assert_eq!(budget.open_files(), 1);
+    }
+
+    #[test]
+    fn a_reopen_never_creates_a_removed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = FileBudget::new(1);
+        let a = open(&budget, &dir.path().join("a"), Durability::Flush);
+        a.write_at(0, b"a").unwrap();
+        let b = open(&budget, &dir.path().join("b"), Durability::Flush);
+        std::fs::remove_file(dir.path().join("a")).unwrap();
+        let err = a.read_exact_at(0, 1).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(!dir.path().join("a").exists());
+        b.write_at(0, b"b").unwrap();
+    }
+
+    #[test]
+    fn eviction_under_concurrent_io_fails_no_io() {
+        let dir = tempfile::tempdir().unwrap();
+        // One descriptor for four files on two threads: nearly every I/O reopens its
+        // file and closes the one the other thread is using.
+        let budget = FileBudget::new(1);
+        let files: Vec<Arc<DiskFile>> = (0..4)
+            .map(|i| {
+                Arc::new(open(
+                    &budget,
+                    &dir.path().join(format!("f{i}")),
+                    if i % 2 == 0 {
+                        Durability::Flush
+                    } else {
+                        Durability::FsyncPerBatch
+                    },
+                ))
+            })
+            .collect();
+        let threads: Vec<_> = (0..2)
+            .map(|t| {
+                let mine = [files[t].clone(), files[t + 2].clone()];
+                std::thread::spawn(move || {
+                    for round in 0..500u64 {
+                        for f in &mine {
+                            let value = (t as u64) << 32 | round;
+                            f.write_at(round * 8, &value.to_le_bytes())?;
+                            let back = f.read_exact_at(round * 8, 8)?;
+                            assert_eq!(back, value.to_le_bytes());
+                            if round % 50 == 0 {
+                                f.sync_if_dirty()?;
+                            }
+                        }
+                    }
+                    Ok::<(), std::io::Error>(())
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        assert!(budget.evictions() > 0);
+        assert!(budget.open_files() <= 1);
+        for (i, f) in files.iter().enumerate() {
+            let t = (i % 2) as u64;
+            let bytes = f.read_all().unwrap();
+            assert_eq!(bytes.len(), 500 * 8);
+            for (round, chunk) in bytes.chunks(8).enumerate() {
+                assert_eq!(chunk, (t << 32 | round as u64).to_le_bytes());
+            }
+        }
+    }
+}
