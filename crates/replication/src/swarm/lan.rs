@@ -1,0 +1,416 @@
+//! The LAN path of a DHT connect, decided as JS hyperdht's client decides it.
+//!
+//! After the `PEER_HANDSHAKE` through a DHT node (the relay), JS's client dials the
+//! server directly when the handshake was relayed and the relay saw both peers at the
+//! same host (`connect.js`: `c.lan && relayed && clientAddress.host ===
+//! serverAddress.host`, where `clientAddress` is our address in the relay's reply). A JS
+//! server that sees the same thing takes its own LAN path: it starts no holepuncher and
+//! waits to be dialled. peeroxide-dht 1.7.3's client decides "same host" only from its
+//! own NAT-sampled address, which nobody gets on a DHT of one node, so it holepunches a
+//! server that never answers (`docs/discovery.md`, "One-node DHT").
+//!
+//! [`connect`] does the handshake itself, on peeroxide-dht's public API, and decides
+//! with the relay-observed hosts. It connects only where peeroxide-dht's client would
+//! holepunch although JS's would dial (relayed, the server not open, holepunchable, same
+//! host as the relay saw us); in every other case it says [`Lan::NotLan`] and the caller
+//! uses peeroxide-dht's own connect. It does not holepunch, relay or retry.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use libudx::{UdxRuntime, UdxSocket};
+use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair, PeerConnection, alloc_stream_id};
+use peeroxide_dht::hyperdht_messages::{
+    FIREWALL_OPEN, FIREWALL_UNKNOWN, NoisePayload, PEER_HANDSHAKE, SecretStreamInfo, UdxInfo,
+};
+use peeroxide_dht::messages::Ipv4Peer;
+use peeroxide_dht::noise::Keypair as NoiseKeypair;
+use peeroxide_dht::noise_wrap::{NoiseWrap, NoiseWrapResult};
+use peeroxide_dht::rpc::UserRequestParams;
+use peeroxide_dht::secret_stream::SecretStream;
+use peeroxide_dht::{HandshakeResult, Router};
+use tracing::debug;
+
+/// Bound on one `PEER_HANDSHAKE` through a relay (peeroxide-dht's own bound).
+const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+/// Bound on one ping (our address as the relay saw it; a dial target's liveness).
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Relays (DHT nodes holding the server's record) tried, at most.
+const MAX_RELAYS: usize = 3;
+
+/// What [`connect`] did.
+pub(crate) enum Lan {
+    /// The LAN path applied and the server answered at this address.
+    Connected(Box<PeerConnection>),
+    /// The LAN path does not apply (or nobody relayed a handshake): use
+    /// peeroxide-dht's connect. The reason is for the logs.
+    NotLan(String),
+}
+
+/// A completed `PEER_HANDSHAKE` through `relay`.
+struct Handshake {
+    relay: Ipv4Peer,
+    reply: HandshakeResult,
+    remote: NoisePayload,
+    noise: NoiseWrapResult,
+    local_stream_id: u32,
+}
+
+/// Connects to `peer` by JS hyperdht's LAN path when it applies (see the module docs).
+/// `local_connection` as in `SwarmOptions::local_connection`: when `false` only the
+/// address the relay saw the server at is dialled, never the private ones it advertises.
+/// Errors are reasons for the logs: the caller falls back to peeroxide-dht's connect.
+pub(crate) async fn connect(
+    dht: &HyperDhtHandle,
+    key_pair: &KeyPair,
+    peer: [u8; 32],
+    runtime: &UdxRuntime,
+    local_connection: bool,
+) -> Result<Lan, String> {
+    if let Ok(Some(ours)) = dht.remote_address().await {
+        // peeroxide-dht knows our address: its own same-host shortcut decides as JS.
+        return Ok(Lan::NotLan(format!(
+            "our address is known ({}): peeroxide-dht decides",
+            ours.host
+        )));
+    }
+    let target = peeroxide_dht::crypto::hash(&peer);
+    let replies = dht
+        .query_find_peer(target)
+        .await
+        .map_err(|e| format!("FIND_PEER: {e}"))?;
+    let mut relays: Vec<Ipv4Peer> = Vec::new();
+    for reply in replies.into_iter().filter(|r| r.value.is_some()) {
+        if !relays.contains(&reply.from) {
+            relays.push(reply.from);
+        }
+    }
+    if relays.is_empty() {
+        return Ok(Lan::NotLan("no DHT node holds the peer's record".into()));
+    }
+    let mut last = String::new();
+    for relay in relays.into_iter().take(MAX_RELAYS) {
+        match handshake(dht, key_pair, peer, target, relay).await {
+            Ok(hs) => return finish(dht, runtime, hs, local_connection).await,
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Decides on a completed handshake, and dials when the LAN path applies.
+async fn finish(
+    dht: &HyperDhtHandle,
+    runtime: &UdxRuntime,
+    hs: Handshake,
+    local_connection: bool,
+) -> Result<Lan, String> {
+    let holepunchable = hs
+        .remote
+        .holepunch
+        .as_ref()
+        .is_some_and(|h| !h.relays.is_empty());
+    if !hs.reply.relayed || hs.remote.firewall == FIREWALL_OPEN || !holepunchable {
+        return Ok(Lan::NotLan(
+            "peeroxide-dht dials this server directly itself".into(),
+        ));
+    }
+    if hs.remote.relay_through.is_some() {
+        return Ok(Lan::NotLan("the server asks for a blind relay".into()));
+    }
+    // Our address as the relay sees it: JS reads it from the handshake reply's `to`,
+    // which peeroxide-dht's request does not return; a ping to the relay does.
+    let ours = ping(dht, &hs.relay)
+        .await
+        .ok_or("the relay did not tell us our address")?;
+    if ours.host != hs.reply.server_address.host {
+        return Ok(Lan::NotLan(format!(
+            "not the same host as the relay saw us ({} vs {})",
+            ours.host, hs.reply.server_address.host
+        )));
+    }
+    let candidates = dial_targets(&hs, local_connection, dht).await;
+    debug!(
+        server = %format!("{}:{}", hs.reply.server_address.host, hs.reply.server_address.port),
+        candidates = ?candidates,
+        "same host as the relay saw it: dialling the server directly (LAN path)"
+    );
+    for addr in candidates {
+        if ping(
+            dht,
+            &Ipv4Peer {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            },
+        )
+        .await
+        .is_none()
+        {
+            debug!(%addr, "LAN path: no answer to a ping");
+            continue;
+        }
+        return dial(dht, runtime, &hs, addr)
+            .await
+            .map(|c| Lan::Connected(Box::new(c)));
+    }
+    Err("LAN path: none of the server's addresses answered".into())
+}
+
+/// Sends our Noise handshake to the server through `relay` and checks the reply.
+async fn handshake(
+    dht: &HyperDhtHandle,
+    key_pair: &KeyPair,
+    peer: [u8; 32],
+    target: [u8; 32],
+    relay: Ipv4Peer,
+) -> Result<Handshake, String> {
+    let keys = NoiseKeypair {
+        public_key: key_pair.public_key,
+        secret_key: key_pair.secret_key,
+    };
+    let mut noise = NoiseWrap::new_initiator(keys, peer);
+    let local_stream_id = alloc_stream_id();
+    let addresses4 = match dht.local_port().await {
+        Ok(port) => dht.noise_addresses4(port).await,
+        Err(_) => Vec::new(),
+    };
+    let payload = NoisePayload {
+        version: 1,
+        error: 0,
+        firewall: FIREWALL_UNKNOWN,
+        holepunch: None,
+        addresses4,
+        addresses6: Vec::new(),
+        udx: Some(UdxInfo {
+            version: 1,
+            reusable_socket: true,
+            id: u64::from(local_stream_id),
+            seq: 0,
+        }),
+        secret_stream: Some(SecretStreamInfo { version: 1 }),
+        relay_through: None,
+        relay_addresses: None,
+    };
+    let sent = noise.send(&payload).map_err(|e| format!("noise: {e}"))?;
+    let value = Router::encode_client_handshake(sent, None, None)
+        .map_err(|e| format!("handshake encoding: {e}"))?;
+    let mut request = UserRequestParams::default();
+    request.command = PEER_HANDSHAKE;
+    request.target = Some(target);
+    request.value = Some(value);
+    request.timeout_ms = Some(HANDSHAKE_TIMEOUT_MS);
+    request.retries = Some(0);
+    let response = dht
+        .dht()
+        .request(request, &relay.host, relay.port)
+        .await
+        .map_err(|e| format!("PEER_HANDSHAKE through {}:{}: {e}", relay.host, relay.port))?;
+    if response.error != 0 {
+        return Err(format!("PEER_HANDSHAKE error {}", response.error));
+    }
+    let value = response.value.ok_or("empty PEER_HANDSHAKE reply")?;
+    let reply = dht
+        .router()
+        .lock()
+        .map_err(|_| "router lock poisoned".to_string())?
+        .validate_handshake_reply(&value, &relay, &response.from)
+        .map_err(|e| format!("handshake reply: {e}"))?;
+    let remote = noise
+        .recv(&reply.noise)
+        .map_err(|e| format!("noise reply: {e}"))?;
+    let noise = noise.finalize().map_err(|e| format!("noise: {e}"))?;
+    if remote.version != 1 || remote.error != 0 {
+        return Err(format!(
+            "server refused (version {}, error {})",
+            remote.version, remote.error
+        ));
+    }
+    if remote.udx.is_none() {
+        return Err("server sent no UDX stream id".into());
+    }
+    Ok(Handshake {
+        relay,
+        reply,
+        remote,
+        noise,
+        local_stream_id,
+    })
+}
+
+/// Where to dial, best first: with `local_connection`, the server's advertised
+/// addresses that are not reserved (JS's `onlyNonReserved`), those sharing most leading
+/// octets with one of ours first (JS's `matchAddress`); then the address the relay saw
+/// the server at.
+async fn dial_targets(
+    hs: &Handshake,
+    local_connection: bool,
+    dht: &HyperDhtHandle,
+) -> Vec<SocketAddr> {
+    let mut targets: Vec<(usize, SocketAddr)> = Vec::new();
+    if local_connection {
+        let ours: Vec<Ipv4Addr> = match dht.local_port().await {
+            Ok(port) => dht.noise_addresses4(port).await,
+            Err(_) => Vec::new(),
+        }
+        .iter()
+        .filter_map(|a| a.host.parse().ok())
+        .collect();
+        for advertised in &hs.remote.addresses4 {
+            let Ok(ip) = advertised.host.parse::<Ipv4Addr>() else {
+                continue;
+            };
+            if reserved(ip) || advertised.port == 0 {
+                continue;
+            }
+            let shared = ours
+                .iter()
+                .map(|o| leading_octets(*o, ip))
+                .max()
+                .unwrap_or(0);
+            targets.push((shared, SocketAddr::from((ip, advertised.port))));
+        }
+        targets.sort_by_key(|t| std::cmp::Reverse(t.0));
+    }
+    let mut out: Vec<SocketAddr> = Vec::new();
+    let seen = hs
+        .reply
+        .server_address
+        .host
+        .parse::<Ipv4Addr>()
+        .ok()
+        .map(|ip| SocketAddr::from((ip, hs.reply.server_address.port)));
+    for addr in targets.into_iter().map(|(_, a)| a).chain(seen) {
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
+}
+
+/// How many leading octets two addresses share.
+fn leading_octets(a: Ipv4Addr, b: Ipv4Addr) -> usize {
+    a.octets()
+        .iter()
+        .zip(b.octets())
+        .take_while(|(x, y)| **x == *y)
+        .count()
+}
+
+/// JS `bogon`'s `isReserved` for IPv4: never a peer's address.
+fn reserved(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    o[0] == 0
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+        || ip.is_documentation()
+        || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
+        || o[0] >= 224
+}
+
+/// Pings `to` from the DHT socket: our address as `to` saw it, or `None` when it did
+/// not answer.
+async fn ping(dht: &HyperDhtHandle, to: &Ipv4Peer) -> Option<Ipv4Peer> {
+    match tokio::time::timeout(PING_TIMEOUT, dht.dht().ping(&to.host, to.port)).await {
+        Ok(Ok(pong)) => pong.to,
+        _ => None,
+    }
+}
+
+/// Opens our UDX stream to the server's at `addr` (on the DHT's socket, as peeroxide-dht
+/// does) and starts the secret stream with the handshake's keys.
+async fn dial(
+    dht: &HyperDhtHandle,
+    runtime: &UdxRuntime,
+    hs: &Handshake,
+    addr: SocketAddr,
+) -> Result<PeerConnection, String> {
+    let remote_id = hs
+        .remote
+        .udx
+        .as_ref()
+        .map(|u| u.id)
+        .ok_or("server sent no UDX stream id")?;
+    let remote_id =
+        u32::try_from(remote_id).map_err(|_| format!("server's UDX id {remote_id} too large"))?;
+    let socket = match dht.server_socket().await {
+        Ok(Some(socket)) => socket,
+        _ => fresh_socket(runtime).await?,
+    };
+    let stream = runtime
+        .create_stream(hs.local_stream_id)
+        .await
+        .map_err(|e| format!("UDX stream: {e}"))?;
+    stream
+        .connect(&socket, remote_id, addr)
+        .await
+        .map_err(|e| format!("UDX connect to {addr}: {e}"))?;
+    let secret = SecretStream::from_session(
+        true,
+        stream.into_async_stream(),
+        hs.noise.tx,
+        hs.noise.rx,
+        hs.noise.handshake_hash,
+        hs.noise.remote_public_key,
+    )
+    .await
+    .map_err(|e| format!("secret stream with {addr}: {e}"))?;
+    debug!(%addr, "LAN path: connected");
+    Ok(PeerConnection::with_remote_addr(
+        secret,
+        hs.noise.remote_public_key,
+        addr,
+        socket,
+        None,
+    ))
+}
+
+/// A UDP socket of our own, when the DHT has none to share.
+async fn fresh_socket(runtime: &UdxRuntime) -> Result<UdxSocket, String> {
+    let socket = runtime
+        .create_socket()
+        .await
+        .map_err(|e| format!("UDX socket: {e}"))?;
+    socket
+        .bind(SocketAddr::from(([0, 0, 0, 0], 0)))
+        .await
+        .map_err(|e| format!("UDX bind: {e}"))?;
+    Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_matches_js_bogon_is_reserved() {
+        for r in [
+            "0.0.0.0",
+            "192.0.0.5",
+            "192.0.2.1",
+            "198.18.0.1",
+            "203.0.113.9",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(reserved(r.parse().unwrap()), "{r}");
+        }
+        for ok in [
+            "127.0.0.1",
+            "10.0.0.2",
+            "192.168.1.4",
+            "172.16.0.1",
+            "88.99.3.86",
+        ] {
+            assert!(!reserved(ok.parse().unwrap()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn leading_octets_counts_the_shared_prefix() {
+        let a: Ipv4Addr = "192.168.122.238".parse().unwrap();
+        assert_eq!(leading_octets(a, "192.168.122.1".parse().unwrap()), 3);
+        assert_eq!(leading_octets(a, "192.168.0.23".parse().unwrap()), 2);
+        assert_eq!(leading_octets(a, "10.0.0.1".parse().unwrap()), 0);
+    }
+}
