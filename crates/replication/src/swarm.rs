@@ -47,6 +47,12 @@ const DIRECT_RECORD: &str = "nova-hypercore/direct-tcp/1 ";
 /// it finds nobody (100 ms doubling to 2 s between lookups).
 const LAN_LOOKUP_BOUND: Duration = Duration::from_secs(30);
 
+/// How long a join lets the swarm's own connect reach a peer it found before dialling
+/// that peer by the LAN path. The swarm connects in milliseconds wherever it can (a Rust
+/// server, or any server once our address is known); two handshakes racing to one
+/// peeroxide server leave one of them unanswered (it counts us as connected).
+const LAN_GRACE: Duration = Duration::from_secs(2);
+
 fn failed(reason: String) -> HypercoreError {
     HypercoreError::ReplicationFailed {
         log: "swarm".into(),
@@ -147,6 +153,9 @@ struct Connected {
     lan: HashMap<[u8; 32], usize>,
     /// Peers a LAN-path dial is under way to.
     dialling: HashSet<[u8; 32]>,
+    /// Peers that had a connection since the swarm started (a join's LAN-path dial is
+    /// for a first connection; reconnecting is [`Swarm::connect`]'s).
+    seen: HashSet<[u8; 32]>,
 }
 
 type Tracked = Arc<Mutex<Connected>>;
@@ -160,6 +169,7 @@ fn track(tracked: &Tracked, peer: &SwarmPeer, by_lan: bool) {
     let pk = peer.remote_public_key;
     {
         let mut c = lock_connected(tracked);
+        c.seen.insert(pk);
         *c.all.entry(pk).or_default() += 1;
         if by_lan {
             *c.lan.entry(pk).or_default() += 1;
@@ -236,24 +246,29 @@ impl LanDialer {
         Some(peer)
     }
 
-    /// Looks `topic` up and dials, by the LAN path, the peers found that no connection
-    /// reaches yet; looks again (100 ms doubling to 2 s) while nobody is found, for up
-    /// to [`LAN_LOOKUP_BOUND`]. Peers the LAN path does not apply to are left to the
-    /// swarm.
-    async fn connect_found(self, topic: [u8; 32], lookup_timeout: Duration) {
+    /// Looks `topic` up and, after [`LAN_GRACE`], dials by the LAN path the peers found
+    /// that never had a connection; looks again (100 ms doubling to 2 s) while nobody is
+    /// found, for up to [`LAN_LOOKUP_BOUND`]. Peers the LAN path does not apply to are
+    /// left to the swarm. `bound`: on one lookup, and on one dial.
+    async fn connect_found(self, topic: [u8; 32], bound: Duration) {
         let deadline = tokio::time::Instant::now() + LAN_LOOKUP_BOUND;
         let mut delay = Duration::from_millis(100);
         loop {
-            let found =
-                lookup_peers(&self.dht, topic, self.key_pair.public_key, lookup_timeout).await;
+            let found = lookup_peers(&self.dht, topic, self.key_pair.public_key, bound).await;
+            if !found.is_empty() {
+                tokio::time::sleep(LAN_GRACE).await;
+            }
             for &pk in &found {
                 {
                     let mut c = lock_connected(&self.tracked);
-                    if c.all.contains_key(&pk) || !c.dialling.insert(pk) {
+                    if c.seen.contains(&pk) || !c.dialling.insert(pk) {
                         continue;
                     }
                 }
-                let peer = self.connect(pk).await;
+                let peer = tokio::time::timeout(bound, self.connect(pk))
+                    .await
+                    .ok()
+                    .flatten();
                 lock_connected(&self.tracked).dialling.remove(&pk);
                 if let Some(peer) = peer {
                     debug!("swarm connection by the LAN path");

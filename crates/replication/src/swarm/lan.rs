@@ -10,12 +10,19 @@
 //! server that never answers (`docs/discovery.md`, "One-node DHT").
 //!
 //! [`connect`] does the handshake itself, on peeroxide-dht's public API, and decides
-//! with the relay-observed hosts. It connects only where peeroxide-dht's client would
-//! holepunch although JS's would dial (relayed, the server not open, holepunchable, same
-//! host as the relay saw us); in every other case it says [`Lan::NotLan`] and the caller
-//! uses peeroxide-dht's own connect. It does not holepunch, relay or retry.
+//! with the relay-observed hosts: where peeroxide-dht's client would holepunch although
+//! JS's would dial (relayed, the server not open, holepunchable, same host as the relay
+//! saw us), it dials. Where peeroxide-dht would dial the server directly anyway (not
+//! relayed, the server open, or not holepunchable) it dials that same address, as
+//! peeroxide-dht does: a server that answered a handshake has reserved its side (a
+//! peeroxide server then refuses our next handshake as "already connected"), so an
+//! answered handshake is never left unused there. In the remaining cases (holepunching,
+//! a blind relay) it says [`Lan::NotLan`] and the caller uses peeroxide-dht's connect:
+//! a holepunching server drops a handshake that is not followed up. It does not
+//! holepunch, relay or retry, and does nothing when our own address is known (then
+//! peeroxide-dht's same-host rule works).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use libudx::{UdxRuntime, UdxSocket};
@@ -37,15 +44,19 @@ const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Bound on one ping (our address as the relay saw it; a dial target's liveness).
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Bound on opening the secret stream once dialled (a server that does not take our
+/// stream, e.g. one that refused the handshake as a duplicate, never answers).
+const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Relays (DHT nodes holding the server's record) tried, at most.
 const MAX_RELAYS: usize = 3;
 
 /// What [`connect`] did.
 pub(crate) enum Lan {
-    /// The LAN path applied and the server answered at this address.
+    /// Connected (by the LAN path, or where peeroxide-dht dials directly too).
     Connected(Box<PeerConnection>),
-    /// The LAN path does not apply (or nobody relayed a handshake): use
-    /// peeroxide-dht's connect. The reason is for the logs.
+    /// Holepunching or a relay is needed (or our address is known, or nobody relayed
+    /// a handshake): use peeroxide-dht's connect. The reason is for the logs.
     NotLan(String),
 }
 
@@ -112,13 +123,25 @@ async fn finish(
         .holepunch
         .as_ref()
         .is_some_and(|h| !h.relays.is_empty());
-    if !hs.reply.relayed || hs.remote.firewall == FIREWALL_OPEN || !holepunchable {
-        return Ok(Lan::NotLan(
-            "peeroxide-dht dials this server directly itself".into(),
-        ));
-    }
     if hs.remote.relay_through.is_some() {
         return Ok(Lan::NotLan("the server asks for a blind relay".into()));
+    }
+    if !hs.reply.relayed || hs.remote.firewall == FIREWALL_OPEN || !holepunchable {
+        // peeroxide-dht's direct path (its same-host check is false here: our address
+        // is unknown): the first public address advertised, else where the relay saw
+        // the server.
+        let addr = hs
+            .remote
+            .addresses4
+            .iter()
+            .filter_map(socket_addr)
+            .find(|a| a.port() != 0 && !bogon(*a))
+            .or_else(|| socket_addr(&hs.reply.server_address))
+            .ok_or("the relay reported no usable server address")?;
+        debug!(%addr, "server reachable without holepunching: dialling it");
+        return dial(dht, runtime, &hs, addr)
+            .await
+            .map(|c| Lan::Connected(Box::new(c)));
     }
     // Our address as the relay sees it: JS reads it from the handshake reply's `to`,
     // which peeroxide-dht's request does not return; a ping to the relay does.
@@ -274,19 +297,35 @@ async fn dial_targets(
         targets.sort_by_key(|t| std::cmp::Reverse(t.0));
     }
     let mut out: Vec<SocketAddr> = Vec::new();
-    let seen = hs
-        .reply
-        .server_address
-        .host
-        .parse::<Ipv4Addr>()
-        .ok()
-        .map(|ip| SocketAddr::from((ip, hs.reply.server_address.port)));
+    let seen = socket_addr(&hs.reply.server_address);
     for addr in targets.into_iter().map(|(_, a)| a).chain(seen) {
         if !out.contains(&addr) {
             out.push(addr);
         }
     }
     out
+}
+
+/// An IPv4 peer address as a socket address.
+fn socket_addr(peer: &Ipv4Peer) -> Option<SocketAddr> {
+    Some(SocketAddr::from((
+        peer.host.parse::<Ipv4Addr>().ok()?,
+        peer.port,
+    )))
+}
+
+/// JS `bogon`'s `isBogon` for IPv4 (private or reserved), as peeroxide-dht's direct
+/// path filters the advertised addresses.
+fn bogon(addr: SocketAddr) -> bool {
+    let IpAddr::V4(ip) = addr.ip() else {
+        return true;
+    };
+    let o = ip.octets();
+    reserved(ip)
+        || ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || (o[0] == 100 && (64..=127).contains(&o[1]))
 }
 
 /// How many leading octets two addresses share.
@@ -345,15 +384,19 @@ async fn dial(
         .connect(&socket, remote_id, addr)
         .await
         .map_err(|e| format!("UDX connect to {addr}: {e}"))?;
-    let secret = SecretStream::from_session(
-        true,
-        stream.into_async_stream(),
-        hs.noise.tx,
-        hs.noise.rx,
-        hs.noise.handshake_hash,
-        hs.noise.remote_public_key,
+    let secret = tokio::time::timeout(
+        STREAM_TIMEOUT,
+        SecretStream::from_session(
+            true,
+            stream.into_async_stream(),
+            hs.noise.tx,
+            hs.noise.rx,
+            hs.noise.handshake_hash,
+            hs.noise.remote_public_key,
+        ),
     )
     .await
+    .map_err(|_| format!("no secret stream from {addr} within {STREAM_TIMEOUT:?}"))?
     .map_err(|e| format!("secret stream with {addr}: {e}"))?;
     debug!(%addr, "LAN path: connected");
     Ok(PeerConnection::with_remote_addr(
@@ -403,6 +446,23 @@ mod tests {
             "88.99.3.86",
         ] {
             assert!(!reserved(ok.parse().unwrap()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn bogon_is_private_or_reserved() {
+        for b in [
+            "127.0.0.1:1",
+            "10.1.2.3:1",
+            "192.168.0.1:1",
+            "100.64.0.1:1",
+            "169.254.1.1:1",
+            "0.0.0.0:1",
+        ] {
+            assert!(bogon(b.parse().unwrap()), "{b}");
+        }
+        for ok in ["88.99.3.86:49737", "100.128.0.1:1"] {
+            assert!(!bogon(ok.parse().unwrap()), "{ok}");
         }
     }
 
