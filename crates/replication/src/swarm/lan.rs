@@ -271,33 +271,48 @@ async fn dial_targets(
     local_connection: bool,
     dht: &HyperDhtHandle,
 ) -> Vec<SocketAddr> {
-    let mut targets: Vec<(usize, SocketAddr)> = Vec::new();
-    if local_connection {
-        let ours: Vec<Ipv4Addr> = match dht.local_port().await {
+    let ours: Vec<Ipv4Peer> = if local_connection {
+        match dht.local_port().await {
             Ok(port) => dht.noise_addresses4(port).await,
             Err(_) => Vec::new(),
         }
+    } else {
+        Vec::new()
+    };
+    let advertised: &[Ipv4Peer] = if local_connection {
+        &hs.remote.addresses4
+    } else {
+        &[]
+    };
+    order_targets(&ours, advertised, socket_addr(&hs.reply.server_address))
+}
+
+/// [`dial_targets`]' order: `advertised` minus reserved addresses, most leading octets
+/// shared with one of `ours` first (stable otherwise), then `seen`; no duplicates.
+fn order_targets(
+    ours: &[Ipv4Peer],
+    advertised: &[Ipv4Peer],
+    seen: Option<SocketAddr>,
+) -> Vec<SocketAddr> {
+    let ours: Vec<Ipv4Addr> = ours.iter().filter_map(|a| a.host.parse().ok()).collect();
+    let mut targets: Vec<(usize, SocketAddr)> = advertised
         .iter()
-        .filter_map(|a| a.host.parse().ok())
-        .collect();
-        for advertised in &hs.remote.addresses4 {
-            let Ok(ip) = advertised.host.parse::<Ipv4Addr>() else {
-                continue;
-            };
-            if reserved(ip) || advertised.port == 0 {
-                continue;
+        .filter_map(socket_addr)
+        .filter(|a| a.port() != 0)
+        .filter_map(|a| match a.ip() {
+            IpAddr::V4(ip) if !reserved(ip) => {
+                let shared = ours
+                    .iter()
+                    .map(|o| leading_octets(*o, ip))
+                    .max()
+                    .unwrap_or(0);
+                Some((shared, a))
             }
-            let shared = ours
-                .iter()
-                .map(|o| leading_octets(*o, ip))
-                .max()
-                .unwrap_or(0);
-            targets.push((shared, SocketAddr::from((ip, advertised.port))));
-        }
-        targets.sort_by_key(|t| std::cmp::Reverse(t.0));
-    }
+            _ => None,
+        })
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.0));
     let mut out: Vec<SocketAddr> = Vec::new();
-    let seen = socket_addr(&hs.reply.server_address);
     for addr in targets.into_iter().map(|(_, a)| a).chain(seen) {
         if !out.contains(&addr) {
             out.push(addr);
@@ -447,6 +462,47 @@ mod tests {
         ] {
             assert!(!reserved(ok.parse().unwrap()), "{ok}");
         }
+    }
+
+    fn peer(host: &str, port: u16) -> Ipv4Peer {
+        Ipv4Peer {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn targets_best_match_first_then_where_the_relay_saw_the_server() {
+        let ours = [peer("192.168.122.238", 1), peer("10.0.0.5", 1)];
+        let advertised = [
+            peer("172.17.0.1", 7),
+            peer("192.168.0.23", 7),
+            peer("192.168.122.1", 7),
+            peer("0.0.0.0", 7),
+            peer("not an address", 7),
+            peer("10.9.9.9", 0),
+        ];
+        let seen = "127.0.0.1:9".parse().ok();
+        let got = order_targets(&ours, &advertised, seen);
+        let want: Vec<SocketAddr> = [
+            "192.168.122.1:7",
+            "192.168.0.23:7",
+            "172.17.0.1:7",
+            "127.0.0.1:9",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn targets_without_local_connection_are_where_the_relay_saw_the_server() {
+        let seen = "127.0.0.1:9".parse().ok();
+        assert_eq!(order_targets(&[], &[], seen), vec![seen.unwrap()]);
+        // The relay's view is tried once, even when the server advertised it too.
+        let got = order_targets(&[], &[peer("127.0.0.1", 9)], seen);
+        assert_eq!(got, vec![seen.unwrap()]);
     }
 
     #[test]
