@@ -14,8 +14,18 @@
 //!
 //! Servers announce unfirewalled, clients keep the default (measured: the other
 //! combinations fail against JS peers; see `docs/discovery.md`).
+//!
+//! A client also dials peers by JS hyperdht's LAN path (module `lan`): on a DHT where
+//! nobody learns its own address (one node, as `BootstrapNode` hosts for the demo)
+//! peeroxide-dht's client holepunches a JS server that waits to be dialled; we dial it
+//! (`docs/discovery.md`, "One-node DHT"). Each join looks the topic up for that, and
+//! [`Swarm::connect`] tries it first.
 
+mod lan;
+
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nova_hypercore_serialization::HypercoreError;
@@ -32,6 +42,16 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// Prefix of the mutable record that advertises a direct TCP endpoint.
 const DIRECT_RECORD: &str = "nova-hypercore/direct-tcp/1 ";
+
+/// How long a join keeps looking its topic up for peers to dial by the LAN path while
+/// it finds nobody (100 ms doubling to 2 s between lookups).
+const LAN_LOOKUP_BOUND: Duration = Duration::from_secs(30);
+
+/// How long a join lets the swarm's own connect reach a peer it found before dialling
+/// that peer by the LAN path. The swarm connects in milliseconds wherever it can (a Rust
+/// server, or any server once our address is known); two handshakes racing to one
+/// peeroxide server leave one of them unanswered (it counts us as connected).
+const LAN_GRACE: Duration = Duration::from_secs(2);
 
 fn failed(reason: String) -> HypercoreError {
     HypercoreError::ReplicationFailed {
@@ -118,6 +138,173 @@ pub struct Swarm {
     join: JoinOpts,
     join_timeout: Duration,
     local_connection: bool,
+    /// Who we are connected to, and our LAN-path dialler.
+    lan: LanDialer,
+    /// Joins' LAN-path lookups (aborted when the swarm goes).
+    lan_tasks: Mutex<tokio::task::JoinSet<()>>,
+}
+
+/// The connections up, by peer, counted while they last.
+#[derive(Default)]
+struct Connected {
+    /// Every connection handed out (the swarm's, ours).
+    all: HashMap<[u8; 32], usize>,
+    /// Those made by the LAN path.
+    lan: HashMap<[u8; 32], usize>,
+    /// Peers a LAN-path dial is under way to.
+    dialling: HashSet<[u8; 32]>,
+    /// Peers that had a connection since the swarm started (a join's LAN-path dial is
+    /// for a first connection; reconnecting is [`Swarm::connect`]'s).
+    seen: HashSet<[u8; 32]>,
+}
+
+type Tracked = Arc<Mutex<Connected>>;
+
+fn lock_connected(tracked: &Tracked) -> std::sync::MutexGuard<'_, Connected> {
+    tracked.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts `peer`'s connection until it ends.
+fn track(tracked: &Tracked, peer: &SwarmPeer, by_lan: bool) {
+    let pk = peer.remote_public_key;
+    {
+        let mut c = lock_connected(tracked);
+        c.seen.insert(pk);
+        *c.all.entry(pk).or_default() += 1;
+        if by_lan {
+            *c.lan.entry(pk).or_default() += 1;
+        }
+    }
+    let (tracked, mut ended) = (tracked.clone(), peer.ended.clone());
+    tokio::spawn(async move {
+        let _ = ended.wait_for(Option::is_some).await;
+        let mut c = lock_connected(&tracked);
+        let c = &mut *c;
+        uncount(&mut c.all, &pk);
+        if by_lan {
+            uncount(&mut c.lan, &pk);
+        }
+    });
+}
+
+fn uncount(map: &mut HashMap<[u8; 32], usize>, pk: &[u8; 32]) {
+    if let Some(n) = map.get_mut(pk) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(pk);
+        }
+    }
+}
+
+/// Dials peers by JS hyperdht's LAN path (module `lan`) and hands the connections out
+/// as the swarm's own.
+#[derive(Clone)]
+struct LanDialer {
+    dht: peeroxide::HyperDhtHandle,
+    key_pair: KeyPair,
+    local_connection: bool,
+    tracked: Tracked,
+    /// Where the swarm's connections go.
+    peers: mpsc::Sender<SwarmPeer>,
+}
+
+impl LanDialer {
+    /// A connection to `peer` by the LAN path, when that path applies and works.
+    async fn connect(&self, peer: [u8; 32]) -> Option<SwarmPeer> {
+        let runtime = match libudx::UdxRuntime::new() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                debug!(error = %e, "LAN path: no UDX runtime");
+                return None;
+            }
+        };
+        let connection = match lan::connect(
+            &self.dht,
+            &self.key_pair,
+            peer,
+            &runtime,
+            self.local_connection,
+        )
+        .await
+        {
+            Ok(lan::Lan::Connected(connection)) => connection,
+            Ok(lan::Lan::NotLan(reason)) => {
+                debug!(%reason, "LAN path does not apply");
+                return None;
+            }
+            Err(reason) => {
+                debug!(%reason, "LAN path failed");
+                return None;
+            }
+        };
+        let peer = SwarmPeer::new(
+            Held::Dialled(*connection, runtime),
+            true,
+            self.key_pair.public_key,
+        );
+        track(&self.tracked, &peer, true);
+        Some(peer)
+    }
+
+    /// Looks `topic` up and, after [`LAN_GRACE`], dials by the LAN path the peers found
+    /// that never had a connection; looks again (100 ms doubling to 2 s) while nobody is
+    /// found, for up to [`LAN_LOOKUP_BOUND`]. Peers the LAN path does not apply to are
+    /// left to the swarm. `bound`: on one lookup, and on one dial.
+    async fn connect_found(self, topic: [u8; 32], bound: Duration) {
+        let deadline = tokio::time::Instant::now() + LAN_LOOKUP_BOUND;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let found = lookup_peers(&self.dht, topic, self.key_pair.public_key, bound).await;
+            if !found.is_empty() {
+                tokio::time::sleep(LAN_GRACE).await;
+            }
+            for &pk in &found {
+                {
+                    let mut c = lock_connected(&self.tracked);
+                    if c.seen.contains(&pk) || !c.dialling.insert(pk) {
+                        continue;
+                    }
+                }
+                let peer = tokio::time::timeout(bound, self.connect(pk))
+                    .await
+                    .ok()
+                    .flatten();
+                lock_connected(&self.tracked).dialling.remove(&pk);
+                if let Some(peer) = peer {
+                    debug!("swarm connection by the LAN path");
+                    if self.peers.send(peer).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if !found.is_empty() || tokio::time::Instant::now() + delay > deadline {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// The public keys of the peers announcing `topic` (not `me`; empty when the lookup
+/// fails or times out).
+async fn lookup_peers(
+    dht: &peeroxide::HyperDhtHandle,
+    topic: [u8; 32],
+    me: [u8; 32],
+    timeout: Duration,
+) -> Vec<[u8; 32]> {
+    let Ok(Ok(results)) = tokio::time::timeout(timeout, dht.lookup(topic)).await else {
+        return Vec::new();
+    };
+    let mut peers: Vec<[u8; 32]> = results
+        .iter()
+        .flat_map(|r| r.peers.iter().map(|p| p.public_key))
+        .filter(|pk| *pk != me)
+        .collect();
+    peers.sort_unstable();
+    peers.dedup();
+    peers
 }
 
 impl std::fmt::Debug for Swarm {
@@ -178,11 +365,27 @@ impl Swarm {
         let (task, handle, mut incoming) = spawned;
         let local = handle.key_pair().public_key;
         let (tx, rx) = mpsc::channel(64);
+        let tracked = Tracked::default();
+        let lan = LanDialer {
+            dht: handle.dht().clone(),
+            key_pair: handle.key_pair().clone(),
+            local_connection,
+            tracked: tracked.clone(),
+            peers: tx.clone(),
+        };
         tokio::spawn(async move {
             while let Some(conn) = incoming.recv().await {
                 debug!(initiator = conn.is_initiator, "swarm connection");
                 let is_initiator = conn.is_initiator;
+                let pk = conn.peer.remote_public_key;
+                if is_initiator && lock_connected(&tracked).lan.contains_key(&pk) {
+                    // The swarm got through too (its holepunch) while our LAN-path
+                    // connection stands: one connection per peer is enough.
+                    debug!("swarm dialled a peer connected by the LAN path: dropped");
+                    continue;
+                }
                 let peer = SwarmPeer::new(Held::Swarm(conn), is_initiator, local);
+                track(&tracked, &peer, false);
                 if tx.send(peer).await.is_err() {
                     break;
                 }
@@ -199,6 +402,8 @@ impl Swarm {
             },
             join_timeout: options.join_timeout,
             local_connection,
+            lan,
+            lan_tasks: Mutex::new(tokio::task::JoinSet::new()),
         };
         Ok((swarm, rx))
     }
@@ -214,6 +419,9 @@ impl Swarm {
     /// find us. Past the timeout the join stands and completes in the background (a
     /// warning says so). The DHT refreshes a topic only every 10 minutes, so a client
     /// that looked up before a server announced finds it then, or when it joins again.
+    ///
+    /// A client then also looks `topic` up for peers to dial by the LAN path (in the
+    /// background, see the module docs); their connections arrive with the swarm's.
     pub async fn join(&self, topic: [u8; 32]) -> Result<(), HypercoreError> {
         let mut opts = JoinOpts::default();
         opts.server = self.join.server;
@@ -231,6 +439,12 @@ impl Swarm {
                 timeout = ?self.join_timeout,
                 "first announce/lookup of a joined topic not done within the join timeout; it continues in the background"
             ),
+        }
+        if self.join.client {
+            let lan = self.lan.clone();
+            let mut tasks = self.lan_tasks.lock().unwrap_or_else(|p| p.into_inner());
+            while tasks.try_join_next().is_some() {}
+            tasks.spawn(lan.connect_found(topic, self.join_timeout));
         }
         Ok(())
     }
@@ -278,20 +492,13 @@ impl Swarm {
     /// The public keys of the peers announcing `topic` right now (not ours; empty when
     /// the lookup fails or times out).
     pub async fn lookup(&self, topic: [u8; 32]) -> Vec<[u8; 32]> {
-        let Ok(Ok(results)) =
-            tokio::time::timeout(self.join_timeout, self.handle.dht().lookup(topic)).await
-        else {
-            return Vec::new();
-        };
-        let me = self.public_key();
-        let mut peers: Vec<[u8; 32]> = results
-            .iter()
-            .flat_map(|r| r.peers.iter().map(|p| p.public_key))
-            .filter(|pk| *pk != me)
-            .collect();
-        peers.sort_unstable();
-        peers.dedup();
-        peers
+        lookup_peers(
+            self.handle.dht(),
+            topic,
+            self.public_key(),
+            self.join_timeout,
+        )
+        .await
     }
 
     /// Connects to `peer` through the DHT ourselves, bounded by the join timeout.
@@ -300,7 +507,15 @@ impl Swarm {
     /// that a connection ended, so it ignores that peer from then on (and refuses its
     /// incoming connections). A client that lost a connection reconnects with this
     /// (as JS hyperswarm's retry does); see `docs/discovery.md`.
+    ///
+    /// JS hyperdht's LAN path is tried first (bounded by the join timeout too); where it
+    /// does not apply, peeroxide-dht's connect runs as before.
     pub async fn connect(&self, peer: [u8; 32]) -> Result<SwarmPeer, HypercoreError> {
+        if let Ok(Some(connected)) =
+            tokio::time::timeout(self.join_timeout, self.lan.connect(peer)).await
+        {
+            return Ok(connected);
+        }
         let runtime =
             libudx::UdxRuntime::new().map_err(|e| failed(format!("connect runtime: {e}")))?;
         let mut opts = peeroxide_dht::hyperdht::ConnectOpts::default();
@@ -318,11 +533,9 @@ impl Swarm {
         .await
         .map_err(|_| failed(format!("connect timed out after {:?}", self.join_timeout)))?
         .map_err(|e| failed(format!("connect: {e}")))?;
-        Ok(SwarmPeer::new(
-            Held::Dialled(connection, runtime),
-            true,
-            self.public_key(),
-        ))
+        let peer = SwarmPeer::new(Held::Dialled(connection, runtime), true, self.public_key());
+        track(&self.lan.tracked, &peer, false);
+        Ok(peer)
     }
 
     /// Peers announcing `topic` right now that advertise a direct TCP endpoint.
@@ -346,12 +559,23 @@ impl Swarm {
 
     /// Leaves every topic and closes the sockets (bounded by the join timeout).
     pub async fn destroy(&self) {
+        self.stop_lan_tasks();
         let _ = tokio::time::timeout(self.join_timeout, self.handle.destroy()).await;
+    }
+}
+
+impl Swarm {
+    fn stop_lan_tasks(&self) {
+        self.lan_tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .abort_all();
     }
 }
 
 impl Drop for Swarm {
     fn drop(&mut self) {
+        self.stop_lan_tasks();
         if !self.task.is_finished() {
             let handle = self.handle.clone();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {

@@ -1,0 +1,532 @@
+//! The LAN path of a DHT connect, decided as JS hyperdht's client decides it.
+//!
+//! After the `PEER_HANDSHAKE` through a DHT node (the relay), JS's client dials the
+//! server directly when the handshake was relayed and the relay saw both peers at the
+//! same host (`connect.js`: `c.lan && relayed && clientAddress.host ===
+//! serverAddress.host`, where `clientAddress` is our address in the relay's reply). A JS
+//! server that sees the same thing takes its own LAN path: it starts no holepuncher and
+//! waits to be dialled. peeroxide-dht 1.7.3's client decides "same host" only from its
+//! own NAT-sampled address, which nobody gets on a DHT of one node, so it holepunches a
+//! server that never answers (`docs/discovery.md`, "One-node DHT").
+//!
+//! [`connect`] does the handshake itself, on peeroxide-dht's public API, and decides
+//! with the relay-observed hosts: where peeroxide-dht's client would holepunch although
+//! JS's would dial (relayed, the server not open, holepunchable, same host as the relay
+//! saw us), it dials. Where peeroxide-dht would dial the server directly anyway (not
+//! relayed, the server open, or not holepunchable) it dials that same address, as
+//! peeroxide-dht does: a server that answered a handshake has reserved its side (a
+//! peeroxide server then refuses our next handshake as "already connected"), so an
+//! answered handshake is never left unused there. In the remaining cases (holepunching,
+//! a blind relay) it says [`Lan::NotLan`] and the caller uses peeroxide-dht's connect:
+//! a holepunching server drops a handshake that is not followed up. It does not
+//! holepunch, relay or retry, and does nothing when our own address is known (then
+//! peeroxide-dht's same-host rule works).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use libudx::{UdxRuntime, UdxSocket};
+use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair, PeerConnection, alloc_stream_id};
+use peeroxide_dht::hyperdht_messages::{
+    FIREWALL_OPEN, FIREWALL_UNKNOWN, NoisePayload, PEER_HANDSHAKE, SecretStreamInfo, UdxInfo,
+};
+use peeroxide_dht::messages::Ipv4Peer;
+use peeroxide_dht::noise::Keypair as NoiseKeypair;
+use peeroxide_dht::noise_wrap::{NoiseWrap, NoiseWrapResult};
+use peeroxide_dht::rpc::UserRequestParams;
+use peeroxide_dht::secret_stream::SecretStream;
+use peeroxide_dht::{HandshakeResult, Router};
+use tracing::debug;
+
+/// Bound on one `PEER_HANDSHAKE` through a relay (peeroxide-dht's own bound).
+const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+/// Bound on one ping (our address as the relay saw it; a dial target's liveness).
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Bound on opening the secret stream once dialled (a server that does not take our
+/// stream, e.g. one that refused the handshake as a duplicate, never answers).
+const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Relays (DHT nodes holding the server's record) tried, at most.
+const MAX_RELAYS: usize = 3;
+
+/// What [`connect`] did.
+pub(crate) enum Lan {
+    /// Connected (by the LAN path, or where peeroxide-dht dials directly too).
+    Connected(Box<PeerConnection>),
+    /// Holepunching or a relay is needed (or our address is known, or nobody relayed
+    /// a handshake): use peeroxide-dht's connect. The reason is for the logs.
+    NotLan(String),
+}
+
+/// A completed `PEER_HANDSHAKE` through `relay`.
+struct Handshake {
+    relay: Ipv4Peer,
+    reply: HandshakeResult,
+    remote: NoisePayload,
+    noise: NoiseWrapResult,
+    local_stream_id: u32,
+}
+
+/// Connects to `peer` by JS hyperdht's LAN path when it applies (see the module docs).
+/// `local_connection` as in `SwarmOptions::local_connection`: when `false` only the
+/// address the relay saw the server at is dialled, never the private ones it advertises.
+/// Errors are reasons for the logs: the caller falls back to peeroxide-dht's connect.
+pub(crate) async fn connect(
+    dht: &HyperDhtHandle,
+    key_pair: &KeyPair,
+    peer: [u8; 32],
+    runtime: &UdxRuntime,
+    local_connection: bool,
+) -> Result<Lan, String> {
+    if let Ok(Some(ours)) = dht.remote_address().await {
+        // peeroxide-dht knows our address: its own same-host shortcut decides as JS.
+        return Ok(Lan::NotLan(format!(
+            "our address is known ({}): peeroxide-dht decides",
+            ours.host
+        )));
+    }
+    let target = peeroxide_dht::crypto::hash(&peer);
+    let replies = dht
+        .query_find_peer(target)
+        .await
+        .map_err(|e| format!("FIND_PEER: {e}"))?;
+    let mut relays: Vec<Ipv4Peer> = Vec::new();
+    for reply in replies.into_iter().filter(|r| r.value.is_some()) {
+        if !relays.contains(&reply.from) {
+            relays.push(reply.from);
+        }
+    }
+    if relays.is_empty() {
+        return Ok(Lan::NotLan("no DHT node holds the peer's record".into()));
+    }
+    let mut last = String::new();
+    for relay in relays.into_iter().take(MAX_RELAYS) {
+        match handshake(dht, key_pair, peer, target, relay).await {
+            Ok(hs) => return finish(dht, runtime, hs, local_connection).await,
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Decides on a completed handshake, and dials when the LAN path applies.
+async fn finish(
+    dht: &HyperDhtHandle,
+    runtime: &UdxRuntime,
+    hs: Handshake,
+    local_connection: bool,
+) -> Result<Lan, String> {
+    let holepunchable = hs
+        .remote
+        .holepunch
+        .as_ref()
+        .is_some_and(|h| !h.relays.is_empty());
+    if hs.remote.relay_through.is_some() {
+        return Ok(Lan::NotLan("the server asks for a blind relay".into()));
+    }
+    if !hs.reply.relayed || hs.remote.firewall == FIREWALL_OPEN || !holepunchable {
+        // peeroxide-dht's direct path (its same-host check is false here: our address
+        // is unknown): the first public address advertised, else where the relay saw
+        // the server.
+        let addr = hs
+            .remote
+            .addresses4
+            .iter()
+            .filter_map(socket_addr)
+            .find(|a| a.port() != 0 && !bogon(*a))
+            .or_else(|| socket_addr(&hs.reply.server_address))
+            .ok_or("the relay reported no usable server address")?;
+        debug!(%addr, "server reachable without holepunching: dialling it");
+        return dial(dht, runtime, &hs, addr)
+            .await
+            .map(|c| Lan::Connected(Box::new(c)));
+    }
+    // Our address as the relay sees it: JS reads it from the handshake reply's `to`,
+    // which peeroxide-dht's request does not return; a ping to the relay does.
+    let ours = ping(dht, &hs.relay)
+        .await
+        .ok_or("the relay did not tell us our address")?;
+    if ours.host != hs.reply.server_address.host {
+        return Ok(Lan::NotLan(format!(
+            "not the same host as the relay saw us ({} vs {})",
+            ours.host, hs.reply.server_address.host
+        )));
+    }
+    let candidates = dial_targets(&hs, local_connection, dht).await;
+    debug!(
+        server = %format!("{}:{}", hs.reply.server_address.host, hs.reply.server_address.port),
+        candidates = ?candidates,
+        "same host as the relay saw it: dialling the server directly (LAN path)"
+    );
+    for addr in candidates {
+        if ping(
+            dht,
+            &Ipv4Peer {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            },
+        )
+        .await
+        .is_none()
+        {
+            debug!(%addr, "LAN path: no answer to a ping");
+            continue;
+        }
+        return dial(dht, runtime, &hs, addr)
+            .await
+            .map(|c| Lan::Connected(Box::new(c)));
+    }
+    Err("LAN path: none of the server's addresses answered".into())
+}
+
+/// Sends our Noise handshake to the server through `relay` and checks the reply.
+async fn handshake(
+    dht: &HyperDhtHandle,
+    key_pair: &KeyPair,
+    peer: [u8; 32],
+    target: [u8; 32],
+    relay: Ipv4Peer,
+) -> Result<Handshake, String> {
+    let keys = NoiseKeypair {
+        public_key: key_pair.public_key,
+        secret_key: key_pair.secret_key,
+    };
+    let mut noise = NoiseWrap::new_initiator(keys, peer);
+    let local_stream_id = alloc_stream_id();
+    let addresses4 = match dht.local_port().await {
+        Ok(port) => dht.noise_addresses4(port).await,
+        Err(_) => Vec::new(),
+    };
+    let payload = NoisePayload {
+        version: 1,
+        error: 0,
+        firewall: FIREWALL_UNKNOWN,
+        holepunch: None,
+        addresses4,
+        addresses6: Vec::new(),
+        udx: Some(UdxInfo {
+            version: 1,
+            reusable_socket: true,
+            id: u64::from(local_stream_id),
+            seq: 0,
+        }),
+        secret_stream: Some(SecretStreamInfo { version: 1 }),
+        relay_through: None,
+        relay_addresses: None,
+    };
+    let sent = noise.send(&payload).map_err(|e| format!("noise: {e}"))?;
+    let value = Router::encode_client_handshake(sent, None, None)
+        .map_err(|e| format!("handshake encoding: {e}"))?;
+    let mut request = UserRequestParams::default();
+    request.command = PEER_HANDSHAKE;
+    request.target = Some(target);
+    request.value = Some(value);
+    request.timeout_ms = Some(HANDSHAKE_TIMEOUT_MS);
+    request.retries = Some(0);
+    let response = dht
+        .dht()
+        .request(request, &relay.host, relay.port)
+        .await
+        .map_err(|e| format!("PEER_HANDSHAKE through {}:{}: {e}", relay.host, relay.port))?;
+    if response.error != 0 {
+        return Err(format!("PEER_HANDSHAKE error {}", response.error));
+    }
+    let value = response.value.ok_or("empty PEER_HANDSHAKE reply")?;
+    let reply = dht
+        .router()
+        .lock()
+        .map_err(|_| "router lock poisoned".to_string())?
+        .validate_handshake_reply(&value, &relay, &response.from)
+        .map_err(|e| format!("handshake reply: {e}"))?;
+    let remote = noise
+        .recv(&reply.noise)
+        .map_err(|e| format!("noise reply: {e}"))?;
+    let noise = noise.finalize().map_err(|e| format!("noise: {e}"))?;
+    if remote.version != 1 || remote.error != 0 {
+        return Err(format!(
+            "server refused (version {}, error {})",
+            remote.version, remote.error
+        ));
+    }
+    if remote.udx.is_none() {
+        return Err("server sent no UDX stream id".into());
+    }
+    Ok(Handshake {
+        relay,
+        reply,
+        remote,
+        noise,
+        local_stream_id,
+    })
+}
+
+/// Where to dial, best first: with `local_connection`, the server's advertised
+/// addresses that are not reserved (JS's `onlyNonReserved`), those sharing most leading
+/// octets with one of ours first (JS's `matchAddress`); then the address the relay saw
+/// the server at.
+async fn dial_targets(
+    hs: &Handshake,
+    local_connection: bool,
+    dht: &HyperDhtHandle,
+) -> Vec<SocketAddr> {
+    let ours: Vec<Ipv4Peer> = if local_connection {
+        match dht.local_port().await {
+            Ok(port) => dht.noise_addresses4(port).await,
+            Err(_) => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    let advertised: &[Ipv4Peer] = if local_connection {
+        &hs.remote.addresses4
+    } else {
+        &[]
+    };
+    order_targets(&ours, advertised, socket_addr(&hs.reply.server_address))
+}
+
+/// [`dial_targets`]' order: `advertised` minus reserved addresses, most leading octets
+/// shared with one of `ours` first (stable otherwise), then `seen`; no duplicates.
+fn order_targets(
+    ours: &[Ipv4Peer],
+    advertised: &[Ipv4Peer],
+    seen: Option<SocketAddr>,
+) -> Vec<SocketAddr> {
+    let ours: Vec<Ipv4Addr> = ours.iter().filter_map(|a| a.host.parse().ok()).collect();
+    let mut targets: Vec<(usize, SocketAddr)> = advertised
+        .iter()
+        .filter_map(socket_addr)
+        .filter(|a| a.port() != 0)
+        .filter_map(|a| match a.ip() {
+            IpAddr::V4(ip) if !reserved(ip) => {
+                let shared = ours
+                    .iter()
+                    .map(|o| leading_octets(*o, ip))
+                    .max()
+                    .unwrap_or(0);
+                Some((shared, a))
+            }
+            _ => None,
+        })
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.0));
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for addr in targets.into_iter().map(|(_, a)| a).chain(seen) {
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
+}
+
+/// An IPv4 peer address as a socket address.
+fn socket_addr(peer: &Ipv4Peer) -> Option<SocketAddr> {
+    Some(SocketAddr::from((
+        peer.host.parse::<Ipv4Addr>().ok()?,
+        peer.port,
+    )))
+}
+
+/// JS `bogon`'s `isBogon` for IPv4 (private or reserved), as peeroxide-dht's direct
+/// path filters the advertised addresses.
+fn bogon(addr: SocketAddr) -> bool {
+    let IpAddr::V4(ip) = addr.ip() else {
+        return true;
+    };
+    let o = ip.octets();
+    reserved(ip)
+        || ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || (o[0] == 100 && (64..=127).contains(&o[1]))
+}
+
+/// How many leading octets two addresses share.
+fn leading_octets(a: Ipv4Addr, b: Ipv4Addr) -> usize {
+    a.octets()
+        .iter()
+        .zip(b.octets())
+        .take_while(|(x, y)| **x == *y)
+        .count()
+}
+
+/// JS `bogon`'s `isReserved` for IPv4: never a peer's address.
+fn reserved(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    o[0] == 0
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+        || ip.is_documentation()
+        || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
+        || o[0] >= 224
+}
+
+/// Pings `to` from the DHT socket: our address as `to` saw it, or `None` when it did
+/// not answer.
+async fn ping(dht: &HyperDhtHandle, to: &Ipv4Peer) -> Option<Ipv4Peer> {
+    match tokio::time::timeout(PING_TIMEOUT, dht.dht().ping(&to.host, to.port)).await {
+        Ok(Ok(pong)) => pong.to,
+        _ => None,
+    }
+}
+
+/// Opens our UDX stream to the server's at `addr` (on the DHT's socket, as peeroxide-dht
+/// does) and starts the secret stream with the handshake's keys.
+async fn dial(
+    dht: &HyperDhtHandle,
+    runtime: &UdxRuntime,
+    hs: &Handshake,
+    addr: SocketAddr,
+) -> Result<PeerConnection, String> {
+    let remote_id = hs
+        .remote
+        .udx
+        .as_ref()
+        .map(|u| u.id)
+        .ok_or("server sent no UDX stream id")?;
+    let remote_id =
+        u32::try_from(remote_id).map_err(|_| format!("server's UDX id {remote_id} too large"))?;
+    let socket = match dht.server_socket().await {
+        Ok(Some(socket)) => socket,
+        _ => fresh_socket(runtime).await?,
+    };
+    let stream = runtime
+        .create_stream(hs.local_stream_id)
+        .await
+        .map_err(|e| format!("UDX stream: {e}"))?;
+    stream
+        .connect(&socket, remote_id, addr)
+        .await
+        .map_err(|e| format!("UDX connect to {addr}: {e}"))?;
+    let secret = tokio::time::timeout(
+        STREAM_TIMEOUT,
+        SecretStream::from_session(
+            true,
+            stream.into_async_stream(),
+            hs.noise.tx,
+            hs.noise.rx,
+            hs.noise.handshake_hash,
+            hs.noise.remote_public_key,
+        ),
+    )
+    .await
+    .map_err(|_| format!("no secret stream from {addr} within {STREAM_TIMEOUT:?}"))?
+    .map_err(|e| format!("secret stream with {addr}: {e}"))?;
+    debug!(%addr, "LAN path: connected");
+    Ok(PeerConnection::with_remote_addr(
+        secret,
+        hs.noise.remote_public_key,
+        addr,
+        socket,
+        None,
+    ))
+}
+
+/// A UDP socket of our own, when the DHT has none to share.
+async fn fresh_socket(runtime: &UdxRuntime) -> Result<UdxSocket, String> {
+    let socket = runtime
+        .create_socket()
+        .await
+        .map_err(|e| format!("UDX socket: {e}"))?;
+    socket
+        .bind(SocketAddr::from(([0, 0, 0, 0], 0)))
+        .await
+        .map_err(|e| format!("UDX bind: {e}"))?;
+    Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_matches_js_bogon_is_reserved() {
+        for r in [
+            "0.0.0.0",
+            "192.0.0.5",
+            "192.0.2.1",
+            "198.18.0.1",
+            "203.0.113.9",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(reserved(r.parse().unwrap()), "{r}");
+        }
+        for ok in [
+            "127.0.0.1",
+            "10.0.0.2",
+            "192.168.1.4",
+            "172.16.0.1",
+            "88.99.3.86",
+        ] {
+            assert!(!reserved(ok.parse().unwrap()), "{ok}");
+        }
+    }
+
+    fn peer(host: &str, port: u16) -> Ipv4Peer {
+        Ipv4Peer {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn targets_best_match_first_then_where_the_relay_saw_the_server() {
+        let ours = [peer("192.168.122.238", 1), peer("10.0.0.5", 1)];
+        let advertised = [
+            peer("172.17.0.1", 7),
+            peer("192.168.0.23", 7),
+            peer("192.168.122.1", 7),
+            peer("0.0.0.0", 7),
+            peer("not an address", 7),
+            peer("10.9.9.9", 0),
+        ];
+        let seen = "127.0.0.1:9".parse().ok();
+        let got = order_targets(&ours, &advertised, seen);
+        let want: Vec<SocketAddr> = [
+            "192.168.122.1:7",
+            "192.168.0.23:7",
+            "172.17.0.1:7",
+            "127.0.0.1:9",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn targets_without_local_connection_are_where_the_relay_saw_the_server() {
+        let seen = "127.0.0.1:9".parse().ok();
+        assert_eq!(order_targets(&[], &[], seen), vec![seen.unwrap()]);
+        // The relay's view is tried once, even when the server advertised it too.
+        let got = order_targets(&[], &[peer("127.0.0.1", 9)], seen);
+        assert_eq!(got, vec![seen.unwrap()]);
+    }
+
+    #[test]
+    fn bogon_is_private_or_reserved() {
+        for b in [
+            "127.0.0.1:1",
+            "10.1.2.3:1",
+            "192.168.0.1:1",
+            "100.64.0.1:1",
+            "169.254.1.1:1",
+            "0.0.0.0:1",
+        ] {
+            assert!(bogon(b.parse().unwrap()), "{b}");
+        }
+        for ok in ["88.99.3.86:49737", "100.128.0.1:1"] {
+            assert!(!bogon(ok.parse().unwrap()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn leading_octets_counts_the_shared_prefix() {
+        let a: Ipv4Addr = "192.168.122.238".parse().unwrap();
+        assert_eq!(leading_octets(a, "192.168.122.1".parse().unwrap()), 3);
+        assert_eq!(leading_octets(a, "192.168.0.23".parse().unwrap()), 2);
+        assert_eq!(leading_octets(a, "10.0.0.1".parse().unwrap()), 0);
+    }
+}
