@@ -60,6 +60,9 @@ pub(crate) struct DiskFile {
     len: AtomicU64,
     dirty: AtomicBool,
     sync_each_write: bool,
+    /// Records this file's writes, truncates and syncs (power-cut tests only).
+    #[cfg(feature = "power-cut")]
+    recorder: crate::power_cut::Recorder,
 }
 
 impl DiskFile {
@@ -78,6 +81,8 @@ impl DiskFile {
             len: AtomicU64::new(len),
             dirty: AtomicBool::new(false),
             sync_each_write: durability == Durability::FsyncPerWrite,
+            #[cfg(feature = "power-cut")]
+            recorder: crate::power_cut::Recorder::for_path(path),
         })
     }
 
@@ -89,6 +94,8 @@ impl DiskFile {
             len: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             sync_each_write: false,
+            #[cfg(feature = "power-cut")]
+            recorder: crate::power_cut::Recorder::default(),
         }
     }
 
@@ -155,6 +162,8 @@ impl DiskFile {
             }
         }
         self.len.fetch_max(end, Ordering::AcqRel);
+        #[cfg(feature = "power-cut")]
+        self.recorder.write(offset, data);
         self.after_write()
     }
 
@@ -168,6 +177,8 @@ impl DiskFile {
                 .resize(to_usize(length)?, 0),
         }
         self.len.store(length, Ordering::Release);
+        #[cfg(feature = "power-cut")]
+        self.recorder.truncate(length);
         self.after_write()
     }
 
@@ -175,22 +186,35 @@ impl DiskFile {
     pub(crate) fn sync_if_dirty(&self) -> std::io::Result<()> {
         if let Backing::File(file) = &self.backing
             && self.dirty.swap(false, Ordering::AcqRel)
-            && let Err(e) = file.sync_data()
         {
-            self.dirty.store(true, Ordering::Release);
-            return Err(e);
+            if let Err(e) = file.sync_data() {
+                self.dirty.store(true, Ordering::Release);
+                return Err(e);
+            }
+            self.synced();
         }
         Ok(())
     }
 
     fn after_write(&self) -> std::io::Result<()> {
         match &self.backing {
-            Backing::File(file) if self.sync_each_write => file.sync_data(),
+            Backing::File(file) if self.sync_each_write => {
+                file.sync_data()?;
+                self.synced();
+                Ok(())
+            }
             _ => {
                 self.dirty.store(true, Ordering::Release);
                 Ok(())
             }
         }
+    }
+
+    /// An `fdatasync` of this file returned: recorded for power-cut tests (feature
+    /// `power-cut`), nothing otherwise.
+    fn synced(&self) {
+        #[cfg(feature = "power-cut")]
+        self.recorder.sync();
     }
 }
 
