@@ -528,8 +528,8 @@ enum Reopened {
     Opened {
         /// Acknowledged blocks (of `0..held`) not read back (`Flush` only).
         lost: u64,
-        /// `Flush` only: blocks within the length whose bytes did not reach the disk
-        /// (read as `STORAGE_CORRUPTED`, marked missing).
+        /// Blocks reported but refused on read (never acknowledged ones outside
+        /// `Flush`): their bytes or tree nodes did not reach the disk.
         unreadable: u64,
     },
     /// `Flush` only: `STORAGE_CORRUPTED` at open.
@@ -595,10 +595,16 @@ async fn check(rec: &Recorded, cut: usize, dir: &Path, what: &str) -> Reopened {
         }
         let got = match log.get(seq).await {
             Ok(got) => got,
-            // Flush promises nothing across power loss: a block whose oplog entry reached
-            // the disk while its bytes did not is refused (and marked missing), never
-            // returned wrong.
-            Err(e) if !required && e.code() == ErrorCode::StorageCorrupted => {
+            // Nothing is promised for it: a block whose oplog entry reached the disk while
+            // its bytes (STORAGE_CORRUPTED, then marked missing) or its tree nodes
+            // (SIGNATURE_INVALID) did not is refused, never returned wrong.
+            Err(e)
+                if !required
+                    && matches!(
+                        e.code(),
+                        ErrorCode::StorageCorrupted | ErrorCode::SignatureInvalid
+                    ) =>
+            {
                 unreadable += 1;
                 prefix.get_or_insert(seq);
                 continue;
