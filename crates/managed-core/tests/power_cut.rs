@@ -498,22 +498,31 @@ fn random_fate(rng: &mut Rng, _: usize, op: &Op) -> Fate {
     }
 }
 
-/// The positions of the `fdatasync`s, and of those that close two or more operations
-/// on their file (checkpoints, `close()`, `Flush` mode's rare syncs): where the order of
-/// unsynced operations matters most.
+/// Whether `op` is a checkpoint's: tree nodes, bitfield pages, a header slot, the cut.
+fn checkpointing(op: &Op) -> bool {
+    match op {
+        Op::Write { file, offset, .. } => file != "data" && (file != "oplog" || *offset < 8192),
+        Op::Truncate { .. } => true,
+        Op::Sync { .. } => false,
+    }
+}
+
+/// The positions of the `fdatasync`s, and of the wide ones: where two or more
+/// operations (on any files) wait unsynced, a checkpoint's among them (checkpoints,
+/// `close()`, the open's header rewrite), so their order matters most.
 fn sync_points(ops: &[Op]) -> (Vec<usize>, Vec<usize>) {
-    let mut pending: HashMap<&str, usize> = HashMap::new();
+    let mut pending: HashMap<&str, Vec<&Op>> = HashMap::new();
     let (mut syncs, mut wide) = (Vec::new(), Vec::new());
     for (i, op) in ops.iter().enumerate() {
-        let n = pending.entry(op.file()).or_default();
-        if let Op::Sync { .. } = op {
+        if let Op::Sync { file } = op {
             syncs.push(i);
-            if *n >= 2 {
+            let waiting = pending.values().flatten();
+            if waiting.clone().count() >= 2 && waiting.copied().any(checkpointing) {
                 wide.push(i);
             }
-            *n = 0;
+            pending.remove(file.as_str());
         } else {
-            *n += 1;
+            pending.entry(op.file()).or_default().push(op);
         }
     }
     (syncs, wide)
@@ -783,7 +792,7 @@ fn every_subset_at_wide_syncs(role: Role) {
                 states += 1;
             }
         }
-        assert!(cuts >= 2, "no checkpoint and close in the workload");
+        assert!(cuts >= 1, "no checkpoint in the workload");
         eprintln!(
             "power cut {} {role:?}: {states} states at {cuts} wide syncs passed",
             mode.as_str()
