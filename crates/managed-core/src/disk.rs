@@ -71,6 +71,9 @@ pub(crate) struct DiskFile {
     /// log's dirty file before closing it).
     dirty: Arc<AtomicBool>,
     sync_each_write: bool,
+    /// Records this file's writes, truncates and syncs (power-cut tests only).
+    #[cfg(feature = "power-cut")]
+    recorder: crate::power_cut::Recorder,
 }
 
 /// What one I/O works on: a file or memory.
@@ -116,6 +119,8 @@ impl DiskFile {
             let (slot, len) = budget.open(path.clone(), durability, dirty.clone())?;
             return Ok(DiskFile {
                 backing: Backing::Budgeted(budget.clone(), slot),
+                #[cfg(feature = "power-cut")]
+                recorder: crate::power_cut::Recorder::for_path(&path),
                 path,
                 len: AtomicU64::new(len),
                 dirty,
@@ -131,6 +136,8 @@ impl DiskFile {
         let len = file.metadata()?.len();
         Ok(DiskFile {
             backing: Backing::File(file),
+            #[cfg(feature = "power-cut")]
+            recorder: crate::power_cut::Recorder::for_path(&path),
             path,
             len: AtomicU64::new(len),
             dirty,
@@ -146,6 +153,8 @@ impl DiskFile {
             len: AtomicU64::new(0),
             dirty: Arc::new(AtomicBool::new(false)),
             sync_each_write: false,
+            #[cfg(feature = "power-cut")]
+            recorder: crate::power_cut::Recorder::default(),
         }
     }
 
@@ -235,6 +244,8 @@ impl DiskFile {
             }
         }
         self.len.fetch_max(end, Ordering::AcqRel);
+        #[cfg(feature = "power-cut")]
+        self.recorder.write(offset, data);
         self.after_write()
     }
 
@@ -248,35 +259,51 @@ impl DiskFile {
                 .resize(to_usize(length)?, 0),
         }
         self.len.store(length, Ordering::Release);
+        #[cfg(feature = "power-cut")]
+        self.recorder.truncate(length);
         self.after_write()
     }
 
     /// `fdatasync` if anything was written since the last sync.
     pub(crate) fn sync_if_dirty(&self) -> std::io::Result<()> {
-        if !matches!(self.backing, Backing::Memory(_))
-            && self.dirty.swap(false, Ordering::AcqRel)
-            && let Err(e) = self.io().and_then(|io| match io {
+        if !matches!(self.backing, Backing::Memory(_)) && self.dirty.swap(false, Ordering::AcqRel) {
+            let synced = self.io().and_then(|io| match io {
                 Io::File(file) => file.sync_data(),
                 Io::Memory(_) => Ok(()),
-            })
-        {
-            self.dirty.store(true, Ordering::Release);
-            return Err(e);
+            });
+            if let Err(e) = synced {
+                self.dirty.store(true, Ordering::Release);
+                return Err(e);
+            }
+            self.synced();
         }
         Ok(())
     }
 
     fn after_write(&self) -> std::io::Result<()> {
         match &self.backing {
-            Backing::File(file) if self.sync_each_write => file.sync_data(),
+            Backing::File(file) if self.sync_each_write => {
+                file.sync_data()?;
+                self.synced();
+                Ok(())
+            }
             Backing::Budgeted(budget, slot) if self.sync_each_write => {
-                budget.file(slot)?.sync_data()
+                budget.file(slot)?.sync_data()?;
+                self.synced();
+                Ok(())
             }
             _ => {
                 self.dirty.store(true, Ordering::Release);
                 Ok(())
             }
         }
+    }
+
+    /// An `fdatasync` of this file returned: recorded for power-cut tests (feature
+    /// `power-cut`), nothing otherwise.
+    fn synced(&self) {
+        #[cfg(feature = "power-cut")]
+        self.recorder.sync();
     }
 }
 

@@ -40,6 +40,8 @@ pub mod manifest;
 mod merkle_tree;
 mod multisig;
 mod oplog;
+#[cfg(feature = "power-cut")]
+pub mod power_cut;
 mod proof;
 mod verifier;
 

@@ -526,8 +526,15 @@ impl ManagedCore {
         Ok(start..end)
     }
 
-    /// Writes the buffered tree and bitfield and a new header when due (or `always`),
-    /// syncing in between in the fsync modes.
+    /// Writes the buffered tree and bitfield and a new header when due (or `always`).
+    /// `tree` and `bitfield` are synced before the header in every mode: a header that
+    /// reached the disk before the tree pages it points at left a `Flush` log unopenable
+    /// after a power cut (every block unreachable) in up to half the simulated states
+    /// (tests/power_cut.rs); the header itself is synced by
+    /// `Storage::checkpoint_header`. `data` before the header and the oplog after it
+    /// only in the fsync modes: in `Flush` a block whose bytes did not reach the disk is
+    /// refused on read, never wrong. `Flush` pays three `fdatasync`s of small writes per
+    /// checkpoint (every 256 KiB of oplog).
     async fn checkpoint_if_due(&self, guard: &mut Option<Storage>, always: bool) -> Result<()> {
         let storage = self.usable_mut(guard)?;
         if !(storage.checkpoint_due() || always && storage.checkpoint_pending()) {
@@ -538,15 +545,9 @@ impl ManagedCore {
             return Err(self.error(e));
         }
         let files = &self.inner.files;
-        self.sync(
-            &[
-                files.data.clone(),
-                files.tree.clone(),
-                files.bitfield.clone(),
-            ],
-            fsync,
-        )
-        .await?;
+        self.sync(std::slice::from_ref(&files.data), fsync).await?;
+        self.sync(&[files.tree.clone(), files.bitfield.clone()], true)
+            .await?;
         let storage = self.usable_mut(guard)?;
         if let Err(e) = storage.checkpoint_header() {
             return Err(self.broken(e));
