@@ -67,8 +67,8 @@ pub(crate) struct DiskFile {
     /// Shared with the budget's record of the file (one copy per file).
     path: Arc<Path>,
     len: AtomicU64,
-    /// Written since the last sync (shared with the budget, which syncs a durable
-    /// log's dirty file before closing it).
+    /// Written since the last sync; only this file's own sync clears it (shared with
+    /// the budget, which does not evict a durable log's dirty file).
     dirty: Arc<AtomicBool>,
     sync_each_write: bool,
     /// Records this file's writes, truncates and syncs (power-cut tests only).

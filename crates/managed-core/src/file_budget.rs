@@ -30,16 +30,18 @@ use crate::disk::Durability;
 ///   flag stays set across a close, and the next `fdatasync` (on a new descriptor of the
 ///   same file) writes back every dirty page of the file (Linux and macOS `fsync`
 ///   semantics).
-/// - Writeback errors: Linux reports a writeback error that nobody has seen yet to the
-///   next `fsync` on any descriptor of the file, as long as the file's inode stays in
-///   memory; nothing promises that across an inode eviction. So a file of a log that
-///   promises durability ([`Durability::FsyncPerBatch`],
-///   [`Durability::FsyncPerWrite`]) and was written since its last sync is synced
-///   before its descriptor closes, on the evicting thread, and a failure keeps its
-///   dirty flag set (the log's own next sync retries and reports). A
-///   [`Durability::Flush`] log promises no sync, so its files close without one (a
-///   sync per eviction would make a round-robin over many logs cost an `fdatasync` per
-///   open).
+/// - Eviction never syncs and never touches the "written since the last sync" flag:
+///   only the log's own sync clears it, so an append of a durable log is acknowledged
+///   only after its own `fdatasync` returned, and a writeback error is reported to that
+///   sync (Linux reports an error nobody has seen yet to the next `fsync` on any
+///   descriptor of the file; eviction consumes none). A file of a log that promises
+///   durability ([`Durability::FsyncPerBatch`], [`Durability::FsyncPerWrite`]) is not
+///   chosen for eviction while it holds unsynced writes (between an append's writes and
+///   its sync), so its descriptor stays open until the log has synced it; the budget may
+///   then hold more than its capacity for as long as such appends run. A
+///   [`Durability::Flush`] log promises no sync, so its files close dirty (its page
+///   cache is written back by the kernel; an error there is not reported to anyone, as
+///   without a budget).
 /// - A file is created only when its log is opened; a later reopen does not create it,
 ///   so a file removed underneath an open log fails the next I/O with `NotFound`
 ///   instead of silently starting an empty file.
@@ -98,8 +100,8 @@ pub(crate) struct Slot {
     last_used: AtomicU64,
     /// The owning [`DiskFile`](crate::disk::DiskFile)'s "written since the last sync".
     dirty: Arc<AtomicBool>,
-    /// Sync a dirty file before closing its descriptor (durable modes).
-    sync_before_close: bool,
+    /// The log promises durability: a dirty file is not evicted (see [`FileBudget`]).
+    durable: bool,
 }
 
 impl FileBudget {
@@ -150,7 +152,7 @@ impl FileBudget {
             file: Mutex::new(None),
             last_used: AtomicU64::new(0),
             dirty,
-            sync_before_close: durability != Durability::Flush,
+            durable: durability != Durability::Flush,
         });
         let file = self.file_with(&slot, true)?;
         let len = file.metadata()?.len();
@@ -238,6 +240,7 @@ impl Budget {
                 .enumerate()
                 .filter_map(|(i, w)| w.upgrade().map(|s| (i, s)))
                 .filter(|(_, s)| keep.is_none_or(|k| !Arc::ptr_eq(k, s)))
+                .filter(|(_, s)| !s.holds_unsynced_durable_writes())
                 .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed));
             match oldest {
                 Some((i, s)) => {
@@ -252,39 +255,26 @@ impl Budget {
 }
 
 impl Slot {
-    /// Drops the budget's descriptor (I/O still running on it keeps it until done),
-    /// first syncing it if it holds unsynced writes of a durable log.
+    /// Drops the budget's descriptor (I/O still running on it keeps it until done).
+    /// Never syncs: the log's own sync does (see [`FileBudget`]).
     fn close(&self) {
-        let taken = self.file.lock().unwrap_or_else(|p| p.into_inner()).take();
-        self.closed(taken);
+        drop(self.file.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 
     /// [`close`](Self::close) unless another thread holds the slot right now (it is
     /// being opened or handed to an I/O: not a file to close anyway); false then.
     fn try_close(&self) -> bool {
-        let taken = match self.file.try_lock() {
-            Ok(mut guard) => guard.take(),
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().take(),
+        match self.file.try_lock() {
+            Ok(mut guard) => drop(guard.take()),
+            Err(std::sync::TryLockError::Poisoned(p)) => drop(p.into_inner().take()),
             Err(std::sync::TryLockError::WouldBlock) => return false,
-        };
-        self.closed(taken);
+        }
         true
     }
 
-    fn closed(&self, taken: Option<Arc<File>>) {
-        if let Some(file) = taken
-            && self.sync_before_close
-            && self.dirty.swap(false, Ordering::AcqRel)
-            && let Err(e) = file.sync_data()
-        {
-            // The log's next sync (on a new descriptor) retries and reports.
-            self.dirty.store(true, Ordering::Release);
-            tracing::warn!(
-                path = %self.path.display(),
-                error = %e,
-                "fdatasync before closing an idle file failed; the log's next sync retries"
-            );
-        }
+    /// A durable log's file written since its last sync: kept open until that sync.
+    fn holds_unsynced_durable_writes(&self) -> bool {
+        self.durable && self.dirty.load(Ordering::Acquire)
     }
 }
 
@@ -297,9 +287,14 @@ fn open_file(path: &Path, create: bool) -> std::io::Result<File> {
         .open(path)
 }
 
+/// `ENFILE` (system-wide table full): the same number on Linux and macOS.
+const ENFILE: i32 = 23;
+/// `EMFILE` (per-process limit reached): the same number on Linux and macOS.
+const EMFILE: i32 = 24;
+
 fn out_of_descriptors(e: &std::io::Error) -> bool {
     // EMFILE (per process) and ENFILE (system-wide) on Linux and macOS.
-    matches!(e.raw_os_error(), Some(23 | 24))
+    matches!(e.raw_os_error(), Some(ENFILE | EMFILE))
 }
 
 #[cfg(test)]
@@ -352,7 +347,7 @@ mod tests {
     }
 
     #[test]
-    fn eviction_keeps_unsynced_writes_to_sync_later_and_syncs_durable_files_first() {
+    fn eviction_never_syncs_and_keeps_durable_unsynced_files_open() {
         let dir = tempfile::tempdir().unwrap();
         let budget = FileBudget::new(1);
         let flush = open(&budget, &dir.path().join("flush"), Durability::Flush);
@@ -368,13 +363,22 @@ mod tests {
         durable.write_at(0, b"durable").unwrap();
         assert!(flush.is_dirty());
         assert!(durable.is_dirty());
-        // Reading the flush file evicts the durable one: synced before its close.
+        assert_eq!(budget.open_files(), 1);
+        // Reading the flush file would evict the durable one, but it holds writes its
+        // log has not synced: it stays open (and dirty: only its own sync clears that),
+        // over the capacity for now.
         assert_eq!(flush.read_all().unwrap(), b"page cache");
+        assert!(durable.is_dirty());
+        assert_eq!(budget.open_files(), 2);
+        // Its own sync clears it; the next open evicts it again.
+        durable.sync_if_dirty().unwrap();
         assert!(!durable.is_dirty());
+        let other = open(&budget, &dir.path().join("other"), Durability::Flush);
+        other.write_at(0, b"x").unwrap();
+        assert_eq!(budget.open_files(), 1);
         flush.sync_if_dirty().unwrap();
         assert!(!flush.is_dirty());
         assert_eq!(durable.read_all().unwrap(), b"durable");
-        assert_eq!(budget.open_files(), 1);
     }
 
     #[test]
@@ -433,7 +437,14 @@ mod tests {
             t.join().unwrap().unwrap();
         }
         assert!(budget.evictions() > 0);
-        assert!(budget.open_files() <= 1);
+        // Durable files with unsynced writes stay open beyond the capacity; once every
+        // file is synced, the next open brings the budget back to its capacity.
+        for f in &files {
+            f.sync_if_dirty().unwrap();
+        }
+        let g = open(&budget, &dir.path().join("g"), Durability::Flush);
+        g.write_at(0, b"g").unwrap();
+        assert_eq!(budget.open_files(), 1);
         for (i, f) in files.iter().enumerate() {
             let t = (i % 2) as u64;
             let bytes = f.read_all().unwrap();

@@ -207,20 +207,10 @@ async fn out_of_descriptors_child() {
 
 #[test]
 fn a_process_out_of_descriptors_reuses_the_budgets_own() {
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
-        .arg(exe)
-        .args(["--exact", "out_of_descriptors_child", "--nocapture"])
-        .env("NOVA_EMFILE_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("EMFILE-CHILD-OK"),
-        "the child test did not run:\n{stdout}\n{stderr}"
+    nova_hypercore_testkit::run_under_ulimit(
+        64,
+        "out_of_descriptors_child",
+        "NOVA_EMFILE_CHILD",
+        "EMFILE-CHILD-OK",
     );
 }

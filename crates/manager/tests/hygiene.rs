@@ -180,21 +180,11 @@ async fn accept_errors_back_off_child() {
 
 #[test]
 fn accept_errors_back_off() {
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -n 128 && exec \"$0\" \"$@\"")
-        .arg(exe)
-        .args(["--exact", "accept_errors_back_off_child", "--nocapture"])
-        .env("NOVA_ACCEPT_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("ACCEPT-BACKOFF-CHILD-OK"),
-        "the child test did not run:\n{stdout}\n{stderr}"
+    nova_hypercore_testkit::run_under_ulimit(
+        128,
+        "accept_errors_back_off_child",
+        "NOVA_ACCEPT_CHILD",
+        "ACCEPT-BACKOFF-CHILD-OK",
     );
 }
 

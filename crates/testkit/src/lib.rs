@@ -113,3 +113,31 @@ pub fn proc_status_bytes(field: &str) -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     kib.checked_mul(1024)
 }
+
+/// Runs the test `test` of this test binary again in a child process whose open-file
+/// limit is `limit` (`ulimit -n`), with `env_var=1` set so the child knows it is the
+/// child, and panics unless it succeeds and prints `marker` (so a child that did not
+/// run the test, e.g. filtered out, cannot pass). For tests that must run out of file
+/// descriptors without starving the rest of the test process.
+#[allow(
+    clippy::expect_used,
+    reason = "a test helper: not starting the child fails the test"
+)]
+pub fn run_under_ulimit(limit: u32, test: &str, env_var: &str, marker: &str) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(exe)
+        .args(["--exact", test, "--nocapture"])
+        .env(env_var, "1")
+        .output()
+        .expect("run the child test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(marker),
+        "the child test did not run:\n{stdout}\n{stderr}"
+    );
+}

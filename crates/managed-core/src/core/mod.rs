@@ -709,11 +709,10 @@ impl ManagedCore {
         self.inner.closed.store(true, Ordering::Release);
         guard.take();
         let synced = self.sync(&self.inner.files.all(), true).await;
-        // Under a budget the descriptors go back now, not when the last handle drops.
-        if synced.is_ok() {
-            for file in self.inner.files.all() {
-                file.release();
-            }
+        // Under a budget the descriptors go back now, not when the last handle drops
+        // (a failed sync was reported just above, by this close).
+        for file in self.inner.files.all() {
+            file.release();
         }
         debug!(log = %self.inner.name, length = self.length(), "log closed");
         checkpoint.and(synced)
