@@ -19,7 +19,9 @@ use std::time::Duration;
 use nova_hypercore_managed_core::RequestBlock;
 use nova_hypercore_managed_core::{ManagedCore, OpenOptions, RequestUpgrade, SigningKey};
 use nova_hypercore_replication::wire::{Message, NoData, Request};
-use nova_hypercore_replication::{LogSet, Replicator, SessionConfig, SessionEvent, Stats};
+use nova_hypercore_replication::{
+    LogSet, Replicator, SessionConfig, SessionEvent, Stats, Transfer,
+};
 use nova_hypercore_serialization::{ErrorCode, LogName};
 use tokio::task::JoinHandle;
 
@@ -228,6 +230,29 @@ async fn read_all(core: &ManagedCore) -> Vec<u64> {
     failed
 }
 
+/// Checks that exactly the `damaged` blocks of the log `key` went from side 0 to side 1 of `pair` (block
+/// and byte counters on both sides, the record of what was sent) and returns side 1's
+/// counters. The counters are updated just after a block is stored: waits for them.
+async fn only_damaged_travelled(pair: &Pair, key: &[u8; 32], damaged: &[u64]) -> Transfer {
+    let bytes: u64 = damaged.iter().map(|s| entry(*s).len() as u64).sum();
+    let served = pair.stats[0].get(key);
+    let got = pair.stats[1]
+        .wait_until(key, Duration::from_secs(30), |t| {
+            t.blocks_received >= damaged.len() as u64
+        })
+        .await;
+    assert_eq!(pair.sent(0), damaged, "only the damaged blocks travel");
+    assert_eq!(
+        (served.blocks_sent, served.bytes_sent),
+        (damaged.len() as u64, bytes)
+    );
+    assert_eq!(
+        (got.blocks_received, got.bytes_received),
+        (damaged.len() as u64, bytes)
+    );
+    got
+}
+
 /// (a) The replica is connected before its reads find the damage: the session is woken
 /// by the blocks marked missing and fetches exactly those from the writer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,23 +275,7 @@ async fn a_damaged_replica_gets_its_blocks_back_from_the_writer() {
         "every entry reads back"
     );
 
-    let bytes: u64 = damaged.iter().map(|s| entry(*s).len() as u64).sum();
-    let served = pair.stats[0].get(&writer.discovery_key());
-    // The counters are updated just after the block is stored: wait for them.
-    let got = pair.stats[1]
-        .wait_until(&replica.discovery_key(), Duration::from_secs(30), |t| {
-            t.blocks_received >= damaged.len() as u64
-        })
-        .await;
-    assert_eq!(pair.sent(0), damaged, "only the damaged blocks travel");
-    assert_eq!(
-        (served.blocks_sent, served.bytes_sent),
-        (damaged.len() as u64, bytes)
-    );
-    assert_eq!(
-        (got.blocks_received, got.bytes_received),
-        (damaged.len() as u64, bytes)
-    );
+    let got = only_damaged_travelled(&pair, &writer.discovery_key(), &damaged).await;
     assert_eq!(got.requests_sent, damaged.len() as u64);
     assert_eq!(got.rejected, 0);
     pair.stop();
@@ -301,22 +310,7 @@ async fn a_damaged_writer_gets_its_blocks_back_from_a_replica() {
         "every entry reads back"
     );
 
-    let bytes: u64 = damaged.iter().map(|s| entry(*s).len() as u64).sum();
-    let served = pair.stats[0].get(&replica.discovery_key());
-    let got = pair.stats[1]
-        .wait_until(&writer.discovery_key(), Duration::from_secs(30), |t| {
-            t.blocks_received >= damaged.len() as u64
-        })
-        .await;
-    assert_eq!(pair.sent(0), damaged, "only the damaged blocks travel");
-    assert_eq!(
-        (served.blocks_sent, served.bytes_sent),
-        (damaged.len() as u64, bytes)
-    );
-    assert_eq!(
-        (got.blocks_received, got.bytes_received),
-        (damaged.len() as u64, bytes)
-    );
+    let got = only_damaged_travelled(&pair, &writer.discovery_key(), &damaged).await;
     assert_eq!(got.requests_sent, damaged.len() as u64, "no upgrade asked");
     assert_eq!(
         pair.sent(1),
