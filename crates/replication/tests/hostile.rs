@@ -403,6 +403,16 @@ async fn v1_writer(n: usize) -> (ManagedCore, tempfile::TempDir) {
     (w, dir)
 }
 
+/// A replica that knows only the core `key`, and a raw peer connected to its session.
+async fn connect_by_core_key(key: [u8; 32]) -> (Victim, Raw) {
+    connect_with(
+        OpenOptions::new().core_key(key),
+        key,
+        SessionConfig::default(),
+    )
+    .await
+}
+
 fn sync_with_manifest(length: u64) -> Message {
     Message::Synchronize(Synchronize {
         length,
@@ -418,12 +428,7 @@ fn sync_with_manifest(length: u64) -> Message {
 async fn a_wrong_manifest_is_refused_and_the_replica_is_unchanged() {
     let (w, _wd) = v1_writer(20).await;
     let key = w.public_key();
-    let (mut victim, mut raw) = connect_with(
-        OpenOptions::new().core_key(key),
-        key,
-        SessionConfig::default(),
-    )
-    .await;
+    let (mut victim, mut raw) = connect_by_core_key(key).await;
     raw.send_message(sync_with_manifest(20)).await;
     let req = raw.request().await.expect("an upgrade request");
     // The replica asks for the manifest with its first upgrade.
@@ -459,12 +464,7 @@ async fn a_wrong_manifest_is_refused_and_the_replica_is_unchanged() {
 async fn a_v1_upgrade_without_its_manifest_is_asked_again_with_it_and_twice_is_refused() {
     let (w, _wd) = v1_writer(5).await;
     let key = w.public_key();
-    let (mut victim, mut raw) = connect_with(
-        OpenOptions::new().core_key(key),
-        key,
-        SessionConfig::default(),
-    )
-    .await;
+    let (mut victim, mut raw) = connect_by_core_key(key).await;
     // A peer that does not announce a manifest: the first upgrade asks for none.
     raw.send_message(sync(5)).await;
     let req = raw.request().await.expect("an upgrade request");
