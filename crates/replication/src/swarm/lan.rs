@@ -31,8 +31,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use libudx::{UdxRuntime, UdxSocket};
 use peeroxide_dht::hyperdht::{
     HyperDhtError, HyperDhtHandle, KeyPair, PeerConnection, alloc_stream_id,
@@ -46,6 +44,7 @@ use peeroxide_dht::noise_wrap::{NoiseWrap, NoiseWrapError, NoiseWrapResult};
 use peeroxide_dht::rpc::{DhtError, UserRequestParams};
 use peeroxide_dht::secret_stream::{SecretStream, SecretStreamError};
 use peeroxide_dht::{HandshakeResult, Router, RouterError};
+use tokio::time::Instant;
 use tracing::debug;
 
 /// Bound on one `PEER_HANDSHAKE` through a relay (peeroxide-dht's own bound).
