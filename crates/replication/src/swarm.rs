@@ -23,15 +23,16 @@
 
 mod lan;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nova_hypercore_serialization::HypercoreError;
 use peeroxide::{JoinOpts, KeyPair, SwarmConfig, SwarmConnection, SwarmHandle};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::transport::{Ending, SecretCipher};
@@ -52,6 +53,11 @@ const LAN_LOOKUP_BOUND: Duration = Duration::from_secs(30);
 /// server, or any server once our address is known); two handshakes racing to one
 /// peeroxide server leave one of them unanswered (it counts us as connected).
 const LAN_GRACE: Duration = Duration::from_secs(2);
+
+/// Most peers remembered as "had a connection" (oldest forgotten first): remote peers
+/// choose their keys, so the memory is bounded. Forgetting one only lets a join dial it
+/// by the LAN path again, under the same one-dial-per-peer claim.
+const SEEN_CAP: usize = 1024;
 
 fn failed(reason: String) -> HypercoreError {
     HypercoreError::ReplicationFailed {
@@ -151,40 +157,149 @@ struct Connected {
     all: HashMap<[u8; 32], usize>,
     /// Those made by the LAN path.
     lan: HashMap<[u8; 32], usize>,
-    /// Peers a LAN-path dial is under way to.
+    /// Peers one of our dials (a join's LAN-path dial, [`Swarm::connect`]) is under
+    /// way to: one claim per peer.
     dialling: HashSet<[u8; 32]>,
-    /// Peers that had a connection since the swarm started (a join's LAN-path dial is
-    /// for a first connection; reconnecting is [`Swarm::connect`]'s).
-    seen: HashSet<[u8; 32]>,
+    /// Peers that had a connection (a join's LAN-path dial is for a first connection;
+    /// reconnecting is [`Swarm::connect`]'s), the latest [`SEEN_CAP`] of them.
+    seen: Seen,
 }
 
-type Tracked = Arc<Mutex<Connected>>;
-
-fn lock_connected(tracked: &Tracked) -> std::sync::MutexGuard<'_, Connected> {
-    tracked.lock().unwrap_or_else(|p| p.into_inner())
+/// Where a new connection comes from, for [`Connected::admit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// One of our dials (`by_lan`: by the LAN path); its claim is held.
+    Ours { by_lan: bool },
+    /// The swarm dialled it.
+    SwarmDialled,
+    /// The peer dialled us.
+    Accepted,
 }
 
-/// Counts `peer`'s connection until it ends.
-fn track(tracked: &Tracked, peer: &SwarmPeer, by_lan: bool) {
-    let pk = peer.remote_public_key;
-    {
-        let mut c = lock_connected(tracked);
-        c.seen.insert(pk);
-        *c.all.entry(pk).or_default() += 1;
-        if by_lan {
-            *c.lan.entry(pk).or_default() += 1;
+impl Connected {
+    /// Claims `pk` for one of our dials: `false` when a connection to it is up or a
+    /// dial to it is under way (and, for a join's dial (`first_only`), when it had a
+    /// connection before).
+    fn claim(&mut self, pk: [u8; 32], first_only: bool) -> bool {
+        if self.all.contains_key(&pk) || (first_only && self.seen.contains(&pk)) {
+            return false;
+        }
+        self.dialling.insert(pk)
+    }
+
+    /// Ends the claim [`Self::claim`] made.
+    fn release(&mut self, pk: &[u8; 32]) {
+        self.dialling.remove(pk);
+    }
+
+    /// Counts a new connection to `pk`, or says (`false`) to drop it: one of ours when
+    /// a connection to the peer is already up, one the swarm dialled while ours stands
+    /// or is being dialled. Connections the peer dialled are always taken.
+    fn admit(&mut self, pk: [u8; 32], source: Source) -> bool {
+        let keep = match source {
+            Source::Ours { .. } => !self.all.contains_key(&pk),
+            Source::SwarmDialled => !self.lan.contains_key(&pk) && !self.dialling.contains(&pk),
+            Source::Accepted => true,
+        };
+        if keep {
+            self.seen.insert(pk);
+            *self.all.entry(pk).or_default() += 1;
+            if source == (Source::Ours { by_lan: true }) {
+                *self.lan.entry(pk).or_default() += 1;
+            }
+        }
+        keep
+    }
+
+    /// Uncounts a connection [`Self::admit`] counted, once it ended.
+    fn ended(&mut self, pk: &[u8; 32], source: Source) {
+        uncount(&mut self.all, pk);
+        if source == (Source::Ours { by_lan: true }) {
+            uncount(&mut self.lan, pk);
         }
     }
+}
+
+/// A set of at most [`SEEN_CAP`] keys, the oldest evicted first.
+#[derive(Default)]
+struct Seen {
+    keys: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl Seen {
+    fn insert(&mut self, pk: [u8; 32]) {
+        if !self.keys.insert(pk) {
+            return;
+        }
+        self.order.push_back(pk);
+        while self.order.len() > SEEN_CAP {
+            if let Some(old) = self.order.pop_front() {
+                self.keys.remove(&old);
+            }
+        }
+    }
+
+    fn contains(&self, pk: &[u8; 32]) -> bool {
+        self.keys.contains(pk)
+    }
+}
+
+/// The connection counts, and a signal for each connection counted.
+#[derive(Default)]
+struct Tracking {
+    state: Mutex<Connected>,
+    /// Fired whenever a connection is counted.
+    counted: Notify,
+}
+
+type Tracked = Arc<Tracking>;
+
+fn lock_connected(tracked: &Tracked) -> std::sync::MutexGuard<'_, Connected> {
+    tracked.state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts a new connection to `pk` (see [`Connected::admit`]); `false`: drop it.
+fn admit(tracked: &Tracked, pk: [u8; 32], source: Source) -> bool {
+    let keep = lock_connected(tracked).admit(pk, source);
+    if keep {
+        tracked.counted.notify_waiters();
+    }
+    keep
+}
+
+/// Uncounts `peer`'s connection (admitted as `source`) when it ends.
+fn watch_end(tracked: &Tracked, peer: &SwarmPeer, source: Source) {
+    let pk = peer.remote_public_key;
     let (tracked, mut ended) = (tracked.clone(), peer.ended.clone());
     tokio::spawn(async move {
         let _ = ended.wait_for(Option::is_some).await;
-        let mut c = lock_connected(&tracked);
-        let c = &mut *c;
-        uncount(&mut c.all, &pk);
-        if by_lan {
-            uncount(&mut c.lan, &pk);
-        }
+        lock_connected(&tracked).ended(&pk, source);
     });
+}
+
+/// A claim on dialling one peer (see [`Connected::claim`]), released when dropped
+/// (also when the dial is cancelled).
+struct Claim {
+    tracked: Tracked,
+    pk: [u8; 32],
+}
+
+impl Claim {
+    fn new(tracked: &Tracked, pk: [u8; 32], first_only: bool) -> Option<Claim> {
+        lock_connected(tracked)
+            .claim(pk, first_only)
+            .then(|| Claim {
+                tracked: tracked.clone(),
+                pk,
+            })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        lock_connected(&self.tracked).release(&self.pk);
+    }
 }
 
 fn uncount(map: &mut HashMap<[u8; 32], usize>, pk: &[u8; 32]) {
@@ -194,6 +309,20 @@ fn uncount(map: &mut HashMap<[u8; 32], usize>, pk: &[u8; 32]) {
             map.remove(pk);
         }
     }
+}
+
+/// What a LAN-path dial came to.
+enum Dialled {
+    /// Connected (counted).
+    Peer(SwarmPeer),
+    /// Connected, but a connection to the peer came up meanwhile: ours was dropped.
+    Duplicate,
+    /// The LAN path does not apply or failed before a server answered: peeroxide-dht's
+    /// connect may try.
+    NotLan,
+    /// The server answered our handshake and the dial failed: another handshake to it
+    /// now would be refused.
+    Answered(lan::LanError),
 }
 
 /// Dials peers by JS hyperdht's LAN path (module `lan`) and hands the connections out
@@ -209,13 +338,15 @@ struct LanDialer {
 }
 
 impl LanDialer {
-    /// A connection to `peer` by the LAN path, when that path applies and works.
-    async fn connect(&self, peer: [u8; 32]) -> Option<SwarmPeer> {
+    /// A connection to `peer` by the LAN path, when that path applies and works
+    /// (steps up to a server's answer bounded by `deadline`, see module `lan`). The
+    /// caller holds the peer's [`Claim`].
+    async fn connect(&self, peer: [u8; 32], deadline: Instant) -> Dialled {
         let runtime = match libudx::UdxRuntime::new() {
             Ok(runtime) => runtime,
             Err(e) => {
                 debug!(error = %e, "LAN path: no UDX runtime");
-                return None;
+                return Dialled::NotLan;
             }
         };
         let connection = match lan::connect(
@@ -224,64 +355,87 @@ impl LanDialer {
             peer,
             &runtime,
             self.local_connection,
+            deadline,
         )
         .await
         {
             Ok(lan::Lan::Connected(connection)) => connection,
             Ok(lan::Lan::NotLan(reason)) => {
                 debug!(%reason, "LAN path does not apply");
-                return None;
+                return Dialled::NotLan;
             }
-            Err(reason) => {
-                debug!(%reason, "LAN path failed");
-                return None;
+            Err(e @ lan::LanError::Answered(_)) => {
+                debug!(error = %e, "LAN path failed after the server answered");
+                return Dialled::Answered(e);
+            }
+            Err(e) => {
+                debug!(error = %e, "LAN path failed");
+                return Dialled::NotLan;
             }
         };
+        let source = Source::Ours { by_lan: true };
+        if !admit(&self.tracked, peer, source) {
+            debug!("LAN path connected a peer that is connected already: dropped");
+            return Dialled::Duplicate;
+        }
         let peer = SwarmPeer::new(
             Held::Dialled(*connection, runtime),
             true,
             self.key_pair.public_key,
         );
-        track(&self.tracked, &peer, true);
-        Some(peer)
+        watch_end(&self.tracked, &peer, source);
+        Dialled::Peer(peer)
     }
 
-    /// Looks `topic` up and, after [`LAN_GRACE`], dials by the LAN path the peers found
-    /// that never had a connection; looks again (100 ms doubling to 2 s) while nobody is
-    /// found, for up to [`LAN_LOOKUP_BOUND`]. Peers the LAN path does not apply to are
-    /// left to the swarm. `bound`: on one lookup, and on one dial.
+    /// Looks `topic` up and dials by the LAN path the peers found that never had a
+    /// connection, once they had [`LAN_GRACE`] to get one from the swarm; looks again
+    /// (100 ms doubling to 2 s) while nobody is found, for up to [`LAN_LOOKUP_BOUND`].
+    /// Peers the LAN path does not apply to are left to the swarm. `bound`: on one
+    /// lookup, and on one dial up to the server's answer.
     async fn connect_found(self, topic: [u8; 32], bound: Duration) {
-        let deadline = tokio::time::Instant::now() + LAN_LOOKUP_BOUND;
+        let deadline = Instant::now() + LAN_LOOKUP_BOUND;
         let mut delay = Duration::from_millis(100);
         loop {
             let found = lookup_peers(&self.dht, topic, self.key_pair.public_key, bound).await;
             if !found.is_empty() {
-                tokio::time::sleep(LAN_GRACE).await;
+                self.grace(&found).await;
             }
             for &pk in &found {
-                {
-                    let mut c = lock_connected(&self.tracked);
-                    if c.seen.contains(&pk) || !c.dialling.insert(pk) {
-                        continue;
-                    }
-                }
-                let peer = tokio::time::timeout(bound, self.connect(pk))
-                    .await
-                    .ok()
-                    .flatten();
-                lock_connected(&self.tracked).dialling.remove(&pk);
-                if let Some(peer) = peer {
+                let Some(_claim) = Claim::new(&self.tracked, pk, true) else {
+                    continue;
+                };
+                if let Dialled::Peer(peer) = self.connect(pk, Instant::now() + bound).await {
                     debug!("swarm connection by the LAN path");
                     if self.peers.send(peer).await.is_err() {
                         return;
                     }
                 }
             }
-            if !found.is_empty() || tokio::time::Instant::now() + delay > deadline {
+            if !found.is_empty() || Instant::now() + delay > deadline {
                 return;
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Waits until every peer in `found` had a connection, or [`LAN_GRACE`] passed.
+    async fn grace(&self, found: &[[u8; 32]]) {
+        let until = Instant::now() + LAN_GRACE;
+        loop {
+            let counted = self.tracked.counted.notified();
+            tokio::pin!(counted);
+            // Registered before checking, so a connection counted in between wakes us.
+            counted.as_mut().enable();
+            if found
+                .iter()
+                .all(|pk| lock_connected(&self.tracked).seen.contains(pk))
+            {
+                return;
+            }
+            if tokio::time::timeout_at(until, counted).await.is_err() {
+                return;
+            }
         }
     }
 }
@@ -378,14 +532,19 @@ impl Swarm {
                 debug!(initiator = conn.is_initiator, "swarm connection");
                 let is_initiator = conn.is_initiator;
                 let pk = conn.peer.remote_public_key;
-                if is_initiator && lock_connected(&tracked).lan.contains_key(&pk) {
-                    // The swarm got through too (its holepunch) while our LAN-path
-                    // connection stands: one connection per peer is enough.
-                    debug!("swarm dialled a peer connected by the LAN path: dropped");
+                let source = if is_initiator {
+                    Source::SwarmDialled
+                } else {
+                    Source::Accepted
+                };
+                if !admit(&tracked, pk, source) {
+                    // The swarm got through too (its holepunch) while our connection
+                    // stands or is being dialled: one connection per peer is enough.
+                    debug!("swarm dialled a peer we connect ourselves: dropped");
                     continue;
                 }
                 let peer = SwarmPeer::new(Held::Swarm(conn), is_initiator, local);
-                track(&tracked, &peer, false);
+                watch_end(&tracked, &peer, source);
                 if tx.send(peer).await.is_err() {
                     break;
                 }
@@ -501,27 +660,40 @@ impl Swarm {
         .await
     }
 
-    /// Connects to `peer` through the DHT ourselves, bounded by the join timeout.
+    /// Connects to `peer` through the DHT ourselves, bounded by the join timeout
+    /// (except that a LAN-path handshake the server answered is finished, within 20 s
+    /// more, rather than thrown away).
     ///
     /// The swarm connects to a peer only once in its life: peeroxide 1.7 never learns
     /// that a connection ended, so it ignores that peer from then on (and refuses its
     /// incoming connections). A client that lost a connection reconnects with this
     /// (as JS hyperswarm's retry does); see `docs/discovery.md`.
     ///
-    /// JS hyperdht's LAN path is tried first (bounded by the join timeout too); where it
-    /// does not apply, peeroxide-dht's connect runs as before.
+    /// JS hyperdht's LAN path is tried first; where it does not apply, peeroxide-dht's
+    /// connect runs in the time left. Fails at once when a connection to `peer` is up or
+    /// one of our dials to it is under way (a join's LAN-path dial, another `connect`):
+    /// one connection per peer.
     pub async fn connect(&self, peer: [u8; 32]) -> Result<SwarmPeer, HypercoreError> {
-        if let Ok(Some(connected)) =
-            tokio::time::timeout(self.join_timeout, self.lan.connect(peer)).await
-        {
-            return Ok(connected);
+        let deadline = Instant::now() + self.join_timeout;
+        let Some(_claim) = Claim::new(&self.lan.tracked, peer, false) else {
+            return Err(failed(
+                "connect: the peer is connected, or being dialled, already".into(),
+            ));
+        };
+        match self.lan.connect(peer, deadline).await {
+            Dialled::Peer(connected) => return Ok(connected),
+            Dialled::Duplicate => {
+                return Err(failed("connect: the peer connected meanwhile".into()));
+            }
+            Dialled::Answered(e) => return Err(failed(format!("connect (LAN path): {e}"))),
+            Dialled::NotLan => {}
         }
         let runtime =
             libudx::UdxRuntime::new().map_err(|e| failed(format!("connect runtime: {e}")))?;
         let mut opts = peeroxide_dht::hyperdht::ConnectOpts::default();
         opts.local_connection = self.local_connection;
-        let connection = tokio::time::timeout(
-            self.join_timeout,
+        let connection = tokio::time::timeout_at(
+            deadline,
             self.handle.dht().connect_with_options(
                 self.handle.key_pair(),
                 peer,
@@ -533,8 +705,12 @@ impl Swarm {
         .await
         .map_err(|_| failed(format!("connect timed out after {:?}", self.join_timeout)))?
         .map_err(|e| failed(format!("connect: {e}")))?;
+        let source = Source::Ours { by_lan: false };
+        if !admit(&self.lan.tracked, peer, source) {
+            return Err(failed("connect: the peer connected meanwhile".into()));
+        }
         let peer = SwarmPeer::new(Held::Dialled(connection, runtime), true, self.public_key());
-        track(&self.lan.tracked, &peer, false);
+        watch_end(&self.lan.tracked, &peer, source);
         Ok(peer)
     }
 
@@ -727,5 +903,106 @@ impl BootstrapNode {
     pub async fn stop(self) {
         let _ = self.handle.destroy().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&n.to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn one_claim_per_peer_for_both_dial_paths() {
+        let mut c = Connected::default();
+        let pk = key(1);
+        // A join's dial claims the peer; a reconnect (or another join) cannot.
+        assert!(c.claim(pk, true));
+        assert!(!c.claim(pk, false));
+        assert!(!c.claim(pk, true));
+        c.release(&pk);
+        // Released: the reconnect may claim it, and then the join cannot.
+        assert!(c.claim(pk, false));
+        assert!(!c.claim(pk, true));
+        c.release(&pk);
+        assert!(c.dialling.is_empty());
+    }
+
+    #[test]
+    fn no_claim_on_a_connected_peer_and_a_joins_dial_is_for_a_first_connection() {
+        let mut c = Connected::default();
+        let pk = key(2);
+        assert!(c.admit(pk, Source::Accepted));
+        assert!(!c.claim(pk, false));
+        assert!(!c.claim(pk, true));
+        c.ended(&pk, Source::Accepted);
+        // Gone: a reconnect may dial it, a join's LAN-path dial may not.
+        assert!(!c.claim(pk, true));
+        assert!(c.claim(pk, false));
+    }
+
+    #[test]
+    fn our_connection_to_a_connected_peer_is_dropped() {
+        let mut c = Connected::default();
+        let pk = key(3);
+        let ours = Source::Ours { by_lan: true };
+        assert!(c.claim(pk, false));
+        assert!(c.admit(pk, ours));
+        // A second dial that got through anyway (claimed before the first counted).
+        assert!(!c.admit(pk, ours));
+        assert!(!c.admit(pk, Source::Ours { by_lan: false }));
+        assert_eq!(c.all.get(&pk), Some(&1));
+        assert_eq!(c.lan.get(&pk), Some(&1));
+        c.release(&pk);
+        c.ended(&pk, ours);
+        assert!(c.all.is_empty() && c.lan.is_empty());
+    }
+
+    #[test]
+    fn the_swarms_dial_is_dropped_while_ours_stands_or_is_under_way() {
+        let mut c = Connected::default();
+        let pk = key(4);
+        // Under way.
+        assert!(c.claim(pk, false));
+        assert!(!c.admit(pk, Source::SwarmDialled));
+        // The peer dialling us is always taken.
+        assert!(c.admit(pk, Source::Accepted));
+        c.ended(&pk, Source::Accepted);
+        // Ours (LAN path) stands, the claim released.
+        assert!(c.admit(pk, Source::Ours { by_lan: true }));
+        c.release(&pk);
+        assert!(!c.admit(pk, Source::SwarmDialled));
+        c.ended(&pk, Source::Ours { by_lan: true });
+        // Neither: the swarm's connection is taken.
+        assert!(c.admit(pk, Source::SwarmDialled));
+        assert_eq!(c.all.get(&pk), Some(&1));
+        assert!(c.lan.is_empty());
+    }
+
+    #[test]
+    fn seen_is_bounded_and_forgets_the_oldest_first() {
+        let mut c = Connected::default();
+        let extra = 10u32;
+        let total = u32::try_from(SEEN_CAP).unwrap() + extra;
+        for n in 0..total {
+            assert!(c.admit(key(n), Source::Accepted));
+            c.ended(&key(n), Source::Accepted);
+        }
+        assert_eq!(c.seen.keys.len(), SEEN_CAP);
+        assert_eq!(c.seen.order.len(), SEEN_CAP);
+        assert!(c.all.is_empty());
+        for n in 0..extra {
+            assert!(!c.seen.contains(&key(n)), "{n} kept");
+        }
+        for n in extra..total {
+            assert!(c.seen.contains(&key(n)), "{n} forgotten");
+        }
+        // Seen again: not counted twice.
+        c.seen.insert(key(total - 1));
+        assert_eq!(c.seen.order.len(), SEEN_CAP);
     }
 }

@@ -21,21 +21,30 @@
 //! a holepunching server drops a handshake that is not followed up. It does not
 //! holepunch, relay or retry, and does nothing when our own address is known (then
 //! peeroxide-dht's same-host rule works).
+//!
+//! Time: [`connect`] takes a deadline that bounds every step up to the handshake's
+//! answer. Once a server answered, the dial is finished even past the deadline (within
+//! [`ANSWERED_BOUND`]), because cancelling it would leave the server's side reserved;
+//! if it fails, the error is [`LanError::Answered`]: the caller must not follow up
+//! with another handshake to that server now (it would be refused).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use libudx::{UdxRuntime, UdxSocket};
-use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair, PeerConnection, alloc_stream_id};
+use peeroxide_dht::hyperdht::{
+    HyperDhtError, HyperDhtHandle, KeyPair, PeerConnection, alloc_stream_id,
+};
 use peeroxide_dht::hyperdht_messages::{
     FIREWALL_OPEN, FIREWALL_UNKNOWN, NoisePayload, PEER_HANDSHAKE, SecretStreamInfo, UdxInfo,
 };
 use peeroxide_dht::messages::Ipv4Peer;
 use peeroxide_dht::noise::Keypair as NoiseKeypair;
-use peeroxide_dht::noise_wrap::{NoiseWrap, NoiseWrapResult};
-use peeroxide_dht::rpc::UserRequestParams;
-use peeroxide_dht::secret_stream::SecretStream;
-use peeroxide_dht::{HandshakeResult, Router};
+use peeroxide_dht::noise_wrap::{NoiseWrap, NoiseWrapError, NoiseWrapResult};
+use peeroxide_dht::rpc::{DhtError, UserRequestParams};
+use peeroxide_dht::secret_stream::{SecretStream, SecretStreamError};
+use peeroxide_dht::{HandshakeResult, Router, RouterError};
+use tokio::time::Instant;
 use tracing::debug;
 
 /// Bound on one `PEER_HANDSHAKE` through a relay (peeroxide-dht's own bound).
@@ -50,6 +59,107 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Relays (DHT nodes holding the server's record) tried, at most.
 const MAX_RELAYS: usize = 3;
+
+/// Bound on finishing a handshake the server answered (our address from the relay,
+/// pinging the candidates, opening the stream), whatever the caller's deadline.
+pub(crate) const ANSWERED_BOUND: Duration = Duration::from_secs(20);
+
+/// Why the LAN path did not connect (for the logs; see [`LanError::Answered`]).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LanError {
+    /// The deadline passed before any server answered a handshake.
+    #[error("deadline passed during {0}")]
+    Deadline(&'static str),
+    /// Asking the DHT (our address, FIND_PEER) failed.
+    #[error("{what}: {source}")]
+    Dht {
+        what: &'static str,
+        #[source]
+        source: HyperDhtError,
+    },
+    /// The `PEER_HANDSHAKE` request through a relay failed (or timed out).
+    #[error("PEER_HANDSHAKE through {relay}: {source}")]
+    Request {
+        relay: String,
+        #[source]
+        source: DhtError,
+    },
+    /// The relay answered with an error code.
+    #[error("PEER_HANDSHAKE error {0}")]
+    HandshakeCode(u64),
+    /// The relay's reply had no value.
+    #[error("empty PEER_HANDSHAKE reply")]
+    EmptyReply,
+    /// Encoding our handshake or checking the reply failed.
+    #[error("handshake message: {0}")]
+    Router(#[source] RouterError),
+    /// peeroxide-dht's router lock was poisoned.
+    #[error("router lock poisoned")]
+    RouterPoisoned,
+    /// The Noise handshake failed.
+    #[error("noise: {0}")]
+    Noise(#[source] NoiseWrapError),
+    /// The server refused our handshake.
+    #[error("server refused (version {version}, error {error})")]
+    Refused { version: u64, error: u64 },
+    /// The server's payload has no usable UDX stream id.
+    #[error("server sent no usable UDX stream id")]
+    NoStreamId,
+    /// The relay reported no address to dial.
+    #[error("the relay reported no usable server address")]
+    NoServerAddress,
+    /// A ping to the relay did not tell us our address.
+    #[error("the relay did not tell us our address")]
+    NoOwnAddress,
+    /// No candidate address answered a ping.
+    #[error("none of the server's addresses answered")]
+    NoCandidate,
+    /// A UDX socket or stream could not be made or connected.
+    #[error("UDX {what}: {source}")]
+    Udx {
+        what: String,
+        #[source]
+        source: libudx::UdxError,
+    },
+    /// The server did not take our secret stream in time.
+    #[error("no secret stream from {addr} within {STREAM_TIMEOUT:?}")]
+    StreamTimeout { addr: SocketAddr },
+    /// The secret stream failed.
+    #[error("secret stream with {addr}: {source}")]
+    SecretStream {
+        addr: SocketAddr,
+        #[source]
+        source: SecretStreamError,
+    },
+    /// Finishing an answered handshake took longer than [`ANSWERED_BOUND`].
+    #[error("finishing took longer than {ANSWERED_BOUND:?}")]
+    Finishing,
+    /// A server answered our handshake (it reserved its side for us) and the dial then
+    /// failed: another handshake to it now would be refused as "already connected".
+    #[error("the server answered our handshake, then: {0}")]
+    Answered(#[source] Box<LanError>),
+}
+
+/// What is left until `deadline`, or the error naming `step` when nothing is.
+fn remaining(deadline: Instant, step: &'static str) -> Result<Duration, LanError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(LanError::Deadline(step))
+    } else {
+        Ok(left)
+    }
+}
+
+/// Bounds `fut` by `deadline`.
+async fn until<T>(
+    deadline: Instant,
+    step: &'static str,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, LanError> {
+    tokio::time::timeout_at(deadline, fut)
+        .await
+        .map_err(|_| LanError::Deadline(step))
+}
 
 /// What [`connect`] did.
 pub(crate) enum Lan {
@@ -72,15 +182,19 @@ struct Handshake {
 /// Connects to `peer` by JS hyperdht's LAN path when it applies (see the module docs).
 /// `local_connection` as in `SwarmOptions::local_connection`: when `false` only the
 /// address the relay saw the server at is dialled, never the private ones it advertises.
-/// Errors are reasons for the logs: the caller falls back to peeroxide-dht's connect.
+/// Every step up to a server's answer is bounded by `deadline`; an answered handshake
+/// is finished within [`ANSWERED_BOUND`] instead. Errors other than
+/// [`LanError::Answered`] leave the server free: the caller may fall back to
+/// peeroxide-dht's connect.
 pub(crate) async fn connect(
     dht: &HyperDhtHandle,
     key_pair: &KeyPair,
     peer: [u8; 32],
     runtime: &UdxRuntime,
     local_connection: bool,
-) -> Result<Lan, String> {
-    if let Ok(Some(ours)) = dht.remote_address().await {
+    deadline: Instant,
+) -> Result<Lan, LanError> {
+    if let Ok(Some(ours)) = until(deadline, "our address", dht.remote_address()).await? {
         // peeroxide-dht knows our address: its own same-host shortcut decides as JS.
         return Ok(Lan::NotLan(format!(
             "our address is known ({}): peeroxide-dht decides",
@@ -88,10 +202,12 @@ pub(crate) async fn connect(
         )));
     }
     let target = peeroxide_dht::crypto::hash(&peer);
-    let replies = dht
-        .query_find_peer(target)
-        .await
-        .map_err(|e| format!("FIND_PEER: {e}"))?;
+    let replies = until(deadline, "FIND_PEER", dht.query_find_peer(target))
+        .await?
+        .map_err(|source| LanError::Dht {
+            what: "FIND_PEER",
+            source,
+        })?;
     let mut relays: Vec<Ipv4Peer> = Vec::new();
     for reply in replies.into_iter().filter(|r| r.value.is_some()) {
         if !relays.contains(&reply.from) {
@@ -101,10 +217,23 @@ pub(crate) async fn connect(
     if relays.is_empty() {
         return Ok(Lan::NotLan("no DHT node holds the peer's record".into()));
     }
-    let mut last = String::new();
+    let mut last = LanError::Deadline("PEER_HANDSHAKE");
     for relay in relays.into_iter().take(MAX_RELAYS) {
-        match handshake(dht, key_pair, peer, target, relay).await {
-            Ok(hs) => return finish(dht, runtime, hs, local_connection).await,
+        match handshake(dht, key_pair, peer, target, relay, deadline).await {
+            Ok(hs) => {
+                // Answered: finish whatever the deadline says (see the module docs).
+                return match tokio::time::timeout(
+                    ANSWERED_BOUND,
+                    finish(dht, runtime, hs, local_connection),
+                )
+                .await
+                {
+                    Ok(Ok(lan)) => Ok(lan),
+                    Ok(Err(e)) => Err(LanError::Answered(Box::new(e))),
+                    Err(_) => Err(LanError::Answered(Box::new(LanError::Finishing))),
+                };
+            }
+            Err(e @ LanError::Deadline(_)) => return Err(e),
             Err(e) => last = e,
         }
     }
@@ -117,7 +246,7 @@ async fn finish(
     runtime: &UdxRuntime,
     hs: Handshake,
     local_connection: bool,
-) -> Result<Lan, String> {
+) -> Result<Lan, LanError> {
     let holepunchable = hs
         .remote
         .holepunch
@@ -137,7 +266,7 @@ async fn finish(
             .filter_map(socket_addr)
             .find(|a| a.port() != 0 && !bogon(*a))
             .or_else(|| socket_addr(&hs.reply.server_address))
-            .ok_or("the relay reported no usable server address")?;
+            .ok_or(LanError::NoServerAddress)?;
         debug!(%addr, "server reachable without holepunching: dialling it");
         return dial(dht, runtime, &hs, addr)
             .await
@@ -145,9 +274,7 @@ async fn finish(
     }
     // Our address as the relay sees it: JS reads it from the handshake reply's `to`,
     // which peeroxide-dht's request does not return; a ping to the relay does.
-    let ours = ping(dht, &hs.relay)
-        .await
-        .ok_or("the relay did not tell us our address")?;
+    let ours = ping(dht, &hs.relay).await.ok_or(LanError::NoOwnAddress)?;
     if ours.host != hs.reply.server_address.host {
         return Ok(Lan::NotLan(format!(
             "not the same host as the relay saw us ({} vs {})",
@@ -178,25 +305,27 @@ async fn finish(
             .await
             .map(|c| Lan::Connected(Box::new(c)));
     }
-    Err("LAN path: none of the server's addresses answered".into())
+    Err(LanError::NoCandidate)
 }
 
-/// Sends our Noise handshake to the server through `relay` and checks the reply.
+/// Sends our Noise handshake to the server through `relay` and checks the reply; the
+/// request is bounded by `deadline` (and [`HANDSHAKE_TIMEOUT_MS`]).
 async fn handshake(
     dht: &HyperDhtHandle,
     key_pair: &KeyPair,
     peer: [u8; 32],
     target: [u8; 32],
     relay: Ipv4Peer,
-) -> Result<Handshake, String> {
+    deadline: Instant,
+) -> Result<Handshake, LanError> {
     let keys = NoiseKeypair {
         public_key: key_pair.public_key,
         secret_key: key_pair.secret_key,
     };
     let mut noise = NoiseWrap::new_initiator(keys, peer);
     let local_stream_id = alloc_stream_id();
-    let addresses4 = match dht.local_port().await {
-        Ok(port) => dht.noise_addresses4(port).await,
+    let addresses4 = match until(deadline, "our addresses", dht.local_port()).await? {
+        Ok(port) => until(deadline, "our addresses", dht.noise_addresses4(port)).await?,
         Err(_) => Vec::new(),
     };
     let payload = NoisePayload {
@@ -216,42 +345,47 @@ async fn handshake(
         relay_through: None,
         relay_addresses: None,
     };
-    let sent = noise.send(&payload).map_err(|e| format!("noise: {e}"))?;
-    let value = Router::encode_client_handshake(sent, None, None)
-        .map_err(|e| format!("handshake encoding: {e}"))?;
+    let sent = noise.send(&payload).map_err(LanError::Noise)?;
+    let value = Router::encode_client_handshake(sent, None, None).map_err(LanError::Router)?;
+    // The request's own timeout, not a cancellation: a reply that arrives is used.
+    let left = remaining(deadline, "PEER_HANDSHAKE")?;
+    let timeout_ms = u64::try_from(left.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, HANDSHAKE_TIMEOUT_MS);
     let mut request = UserRequestParams::default();
     request.command = PEER_HANDSHAKE;
     request.target = Some(target);
     request.value = Some(value);
-    request.timeout_ms = Some(HANDSHAKE_TIMEOUT_MS);
+    request.timeout_ms = Some(timeout_ms);
     request.retries = Some(0);
     let response = dht
         .dht()
         .request(request, &relay.host, relay.port)
         .await
-        .map_err(|e| format!("PEER_HANDSHAKE through {}:{}: {e}", relay.host, relay.port))?;
+        .map_err(|source| LanError::Request {
+            relay: format!("{}:{}", relay.host, relay.port),
+            source,
+        })?;
     if response.error != 0 {
-        return Err(format!("PEER_HANDSHAKE error {}", response.error));
+        return Err(LanError::HandshakeCode(response.error));
     }
-    let value = response.value.ok_or("empty PEER_HANDSHAKE reply")?;
+    let value = response.value.ok_or(LanError::EmptyReply)?;
     let reply = dht
         .router()
         .lock()
-        .map_err(|_| "router lock poisoned".to_string())?
+        .map_err(|_| LanError::RouterPoisoned)?
         .validate_handshake_reply(&value, &relay, &response.from)
-        .map_err(|e| format!("handshake reply: {e}"))?;
-    let remote = noise
-        .recv(&reply.noise)
-        .map_err(|e| format!("noise reply: {e}"))?;
-    let noise = noise.finalize().map_err(|e| format!("noise: {e}"))?;
+        .map_err(LanError::Router)?;
+    let remote = noise.recv(&reply.noise).map_err(LanError::Noise)?;
+    let noise = noise.finalize().map_err(LanError::Noise)?;
     if remote.version != 1 || remote.error != 0 {
-        return Err(format!(
-            "server refused (version {}, error {})",
-            remote.version, remote.error
-        ));
+        return Err(LanError::Refused {
+            version: remote.version,
+            error: remote.error,
+        });
     }
     if remote.udx.is_none() {
-        return Err("server sent no UDX stream id".into());
+        return Err(LanError::NoStreamId);
     }
     Ok(Handshake {
         relay,
@@ -378,15 +512,14 @@ async fn dial(
     runtime: &UdxRuntime,
     hs: &Handshake,
     addr: SocketAddr,
-) -> Result<PeerConnection, String> {
+) -> Result<PeerConnection, LanError> {
     let remote_id = hs
         .remote
         .udx
         .as_ref()
         .map(|u| u.id)
-        .ok_or("server sent no UDX stream id")?;
-    let remote_id =
-        u32::try_from(remote_id).map_err(|_| format!("server's UDX id {remote_id} too large"))?;
+        .ok_or(LanError::NoStreamId)?;
+    let remote_id = u32::try_from(remote_id).map_err(|_| LanError::NoStreamId)?;
     let socket = match dht.server_socket().await {
         Ok(Some(socket)) => socket,
         _ => fresh_socket(runtime).await?,
@@ -394,11 +527,17 @@ async fn dial(
     let stream = runtime
         .create_stream(hs.local_stream_id)
         .await
-        .map_err(|e| format!("UDX stream: {e}"))?;
+        .map_err(|source| LanError::Udx {
+            what: "stream".into(),
+            source,
+        })?;
     stream
         .connect(&socket, remote_id, addr)
         .await
-        .map_err(|e| format!("UDX connect to {addr}: {e}"))?;
+        .map_err(|source| LanError::Udx {
+            what: format!("connect to {addr}"),
+            source,
+        })?;
     let secret = tokio::time::timeout(
         STREAM_TIMEOUT,
         SecretStream::from_session(
@@ -411,8 +550,8 @@ async fn dial(
         ),
     )
     .await
-    .map_err(|_| format!("no secret stream from {addr} within {STREAM_TIMEOUT:?}"))?
-    .map_err(|e| format!("secret stream with {addr}: {e}"))?;
+    .map_err(|_| LanError::StreamTimeout { addr })?
+    .map_err(|source| LanError::SecretStream { addr, source })?;
     debug!(%addr, "LAN path: connected");
     Ok(PeerConnection::with_remote_addr(
         secret,
@@ -424,15 +563,21 @@ async fn dial(
 }
 
 /// A UDP socket of our own, when the DHT has none to share.
-async fn fresh_socket(runtime: &UdxRuntime) -> Result<UdxSocket, String> {
+async fn fresh_socket(runtime: &UdxRuntime) -> Result<UdxSocket, LanError> {
     let socket = runtime
         .create_socket()
         .await
-        .map_err(|e| format!("UDX socket: {e}"))?;
+        .map_err(|source| LanError::Udx {
+            what: "socket".into(),
+            source,
+        })?;
     socket
         .bind(SocketAddr::from(([0, 0, 0, 0], 0)))
         .await
-        .map_err(|e| format!("UDX bind: {e}"))?;
+        .map_err(|source| LanError::Udx {
+            what: "bind".into(),
+            source,
+        })?;
     Ok(socket)
 }
 
@@ -520,6 +665,36 @@ mod tests {
         for ok in ["88.99.3.86:49737", "100.128.0.1:1"] {
             assert!(!bogon(ok.parse().unwrap()), "{ok}");
         }
+    }
+
+    #[tokio::test]
+    async fn nothing_is_started_past_the_deadline() {
+        let past = Instant::now();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(matches!(
+            remaining(past, "PEER_HANDSHAKE"),
+            Err(LanError::Deadline("PEER_HANDSHAKE"))
+        ));
+        let never = std::future::pending::<()>();
+        assert!(matches!(
+            until(past, "FIND_PEER", never).await,
+            Err(LanError::Deadline("FIND_PEER"))
+        ));
+        let later = Instant::now() + Duration::from_secs(3600);
+        assert!(remaining(later, "x").is_ok());
+        assert_eq!(until(later, "x", async { 7 }).await.ok(), Some(7));
+    }
+
+    #[test]
+    fn an_answered_failure_keeps_its_cause() {
+        use std::error::Error as _;
+        let e = LanError::Answered(Box::new(LanError::NoCandidate));
+        let cause = e.source().map(ToString::to_string);
+        assert_eq!(
+            cause.as_deref(),
+            Some("none of the server's addresses answered")
+        );
+        assert!(e.to_string().contains("answered our handshake"));
     }
 
     #[test]
