@@ -7,6 +7,7 @@
 
 mod read;
 mod rebuild;
+mod sizes;
 mod storage;
 
 use std::ops::Range;
@@ -546,8 +547,15 @@ impl ManagedCore {
         }
         let files = &self.inner.files;
         self.sync(std::slice::from_ref(&files.data), fsync).await?;
-        self.sync(&[files.tree.clone(), files.bitfield.clone()], true)
-            .await?;
+        self.sync(
+            &[
+                files.tree.clone(),
+                files.bitfield.clone(),
+                files.sizes.clone(),
+            ],
+            true,
+        )
+        .await?;
         let storage = self.usable_mut(guard)?;
         if let Err(e) = storage.checkpoint_header() {
             return Err(self.broken(e));
