@@ -11,10 +11,13 @@
 //!
 //! Layout: block `seq`'s size as `u32` little-endian at offset `4 * seq` (blocks are at
 //! most [`MAX_BLOCK_BYTES`](crate::block_store::MAX_BLOCK_BYTES), 64 MiB). A block whose
-//! leaf was not known when the file was written (a sparse replica) reads as 0. Written
-//! at each checkpoint for the leaves the checkpoint flushes to the tree file, and synced
-//! with `tree` and `bitfield` before the header; a writer's log without the file (made
-//! before it existed) or with a short one is backfilled from its tree leaves at open.
+//! leaf was not in the tree file when it was backfilled reads as 0. Written at each
+//! checkpoint for the leaves the checkpoint flushes to the tree file, and synced with
+//! `tree` and `bitfield` before the header; a writer's log without the file (made before
+//! it existed) or with a short one is backfilled from its tree leaves at open. Only a
+//! writer's own log keeps it: a replica's leaves can come from a peer's signed upgrade
+//! far past any data it holds, and its blocks can be fetched again from peers anyway
+//! (its file stays empty).
 
 use crate::crypto::Node;
 use crate::disk::DiskFile;

@@ -1024,9 +1024,9 @@ impl Storage {
             || self.header_changed
     }
 
-    /// Checkpoint step 1: writes the buffered tree nodes and bitfield pages, and the
-    /// sizes of the leaves among those nodes to the `sizes` file. The caller syncs tree,
-    /// bitfield and sizes before step 2.
+    /// Checkpoint step 1: writes the buffered tree nodes and bitfield pages, and (a
+    /// writer's log) the sizes of the leaves among those nodes to the `sizes` file. The
+    /// caller syncs tree, bitfield and sizes before step 2.
     pub(crate) fn checkpoint_pages(&mut self) -> Result<(), StorageError> {
         let pages = self.bitfield.take_dirty();
         for (i, (offset, bytes)) in pages.iter().enumerate() {
@@ -1036,9 +1036,13 @@ impl Storage {
             }
         }
         // Before the flush empties the pending set (on error it stays pending, and the
-        // next checkpoint writes these sizes again).
-        sizes::write_leaves(&self.files.sizes, self.tree.unflushed())
-            .map_err(io("write", &self.files.sizes))?;
+        // next checkpoint writes these sizes again). A writer's own log only: its leaves
+        // are blocks it holds, while a replica's can come from a peer's signed upgrade
+        // far past any data (a leaf at seq 2^40 would land 4 TiB into the file).
+        if self.signer.is_some() {
+            sizes::write_leaves(&self.files.sizes, self.tree.unflushed())
+                .map_err(io("write", &self.files.sizes))?;
+        }
         self.tree
             .flush(&self.files.tree)
             .map_err(io("write", &self.files.tree))
