@@ -17,7 +17,8 @@
 //! it existed) or with a short one is backfilled from its tree leaves at open. Only a
 //! writer's own log keeps it: a replica's leaves can come from a peer's signed upgrade
 //! far past any data it holds, and its blocks can be fetched again from peers anyway
-//! (its file stays empty).
+//! (its checkpoints do not write the file; only a rebuild of a replica that holds every
+//! block writes the verified sizes, bounded by its data file).
 
 use crate::crypto::Node;
 use crate::disk::DiskFile;
