@@ -1,4 +1,4 @@
-//! The four files of a log (`oplog`, `tree`, `bitfield`, `data`): positioned reads and
+//! The five files of a log (`oplog`, `tree`, `bitfield`, `data`, `sizes`): positioned reads and
 //! writes on plain files, or on memory for scratch logs.
 //!
 //! Calls `pread`/`pwrite` directly: on page-cached data a call takes a few microseconds,

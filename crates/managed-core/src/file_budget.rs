@@ -13,9 +13,9 @@ use crate::disk::Durability;
 /// A cap on the file descriptors held open by the logs that share it: a cheap `Clone`
 /// handle; clones share one budget.
 ///
-/// A log has four files (`oplog`, `tree`, `bitfield`, `data`). Without a budget each
-/// stays open from [`ManagedCore::open`](crate::ManagedCore::open) until the last handle
-/// of the log drops, so a store of N logs holds 4N descriptors. With a budget (given
+/// A log has five files (`oplog`, `tree`, `bitfield`, `data`, `sizes`). Without a
+/// budget each stays open from [`ManagedCore::open`](crate::ManagedCore::open) until the
+/// last handle of the log drops, so a store of N logs holds 5N descriptors. With a budget (given
 /// with [`OpenOptions::file_budget`](crate::OpenOptions::file_budget)) a file is opened
 /// on demand when an I/O needs it and the least recently used open file of any log
 /// sharing the budget is closed when more than its capacity would be open.

@@ -1,7 +1,9 @@
 //! Append-only signed logs, one per name, on our own hypercore core.
 //!
 //! Owns: one log's block storage on disk (hypercore 10 file layout: `tree`, `data`,
-//! `bitfield`, `oplog`, readable by JS hypercore 10.31 for legacy logs) or in memory,
+//! `bitfield`, `oplog`, readable by JS hypercore 10.31 for legacy logs, plus a fifth
+//! file of our own, `sizes`, the block sizes kept so that a writer's log whose tree
+//! lost its leaves is rebuilt locally: [`ManagedCore::repair`]) or in memory,
 //! its durability policy ([`Durability`]), its keys and manifest (hypercore 10 "legacy"
 //! logs and hypercore 11 manifest-v1 logs, [`CoreFormat`], [`manifest`]), and
 //! verification on read: [`ManagedCore::get`] returns a block only after checking it

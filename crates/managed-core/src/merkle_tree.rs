@@ -303,6 +303,11 @@ impl MerkleTree {
         !self.unflushed.is_empty()
     }
 
+    /// The nodes waiting to be written, by index.
+    pub(crate) fn unflushed(&self) -> impl Iterator<Item = &Node> {
+        self.unflushed.values()
+    }
+
     /// How many nodes wait to be written.
     pub(crate) fn unflushed_len(&self) -> usize {
         self.unflushed.len()

@@ -15,7 +15,7 @@ use nova_hypercore_managed_core::{
 use nova_hypercore_serialization::{ErrorCode, HypercoreError, LogName};
 
 const BLOCKS: u64 = 300;
-const FILES: [&str; 4] = ["oplog", "tree", "bitfield", "data"];
+const FILES: [&str; 5] = ["oplog", "tree", "bitfield", "sizes", "data"];
 
 fn name() -> LogName {
     LogName::parse("damaged-log").unwrap()

@@ -119,7 +119,7 @@ async fn more_logs_than_the_budget_append_read_sync_and_reopen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eviction_while_two_tasks_use_their_logs_fails_no_io() {
     let dir = tempfile::tempdir().unwrap();
-    // Six logs (24 files) on 4 descriptors: nearly every I/O reopens a file and closes
+    // Six logs (30 files) on 4 descriptors: nearly every I/O reopens a file and closes
     // one the other task may be using right then.
     let budget = FileBudget::new(4);
     let mut logs = Vec::new();

@@ -110,7 +110,7 @@ fn a_log_the_crate_wrote_opens_verifies_and_loses_its_secret() {
         assert!(got.iter().zip(&entries).all(|(a, b)| a == b));
         assert_eq!(ours.append(b"new").await.unwrap(), 40_000);
         ours.close().await.unwrap();
-        for file in ["oplog", "tree", "bitfield", "data"] {
+        for file in ["oplog", "tree", "bitfield", "sizes", "data"] {
             let bytes = std::fs::read(dir.path().join(file)).unwrap();
             assert!(
                 !bytes.windows(32).any(|w| w == seed),

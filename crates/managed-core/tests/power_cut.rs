@@ -48,7 +48,7 @@ const PAGE: u64 = 4096;
 /// Trials that share one recorded workload.
 const TRIALS_PER_WORKLOAD: usize = 10;
 /// The log's files, all in the base image.
-const FILES: [&str; 4] = ["data", "tree", "bitfield", "oplog"];
+const FILES: [&str; 5] = ["data", "tree", "bitfield", "sizes", "oplog"];
 const SEED_ENV: &str = "NOVA_POWERCUT_SEED";
 /// Up to this many unsynced operations at a wide sync every subset is tried (8 with
 /// `NOVA_FULL=1`); past it, [`sampled_subsets`] random ones.
@@ -168,7 +168,7 @@ struct Ack {
 struct Recorded {
     mode: Durability,
     role: Role,
-    /// The durable starting point: the four files after a close and a sync.
+    /// The durable starting point: the five files after a close and a sync.
     base: tempfile::TempDir,
     /// Length of the starting point (every block below it is stored).
     base_length: u64,

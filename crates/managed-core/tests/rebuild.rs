@@ -1,9 +1,11 @@
 //! Local rebuild on real files: a writer's own log whose `bitfield` or `tree` is damaged
 //! while its `data` file is intact opens whole again, every block read back verified,
-//! nothing lost; the rebuilt files are byte-identical to the undamaged ones. What cannot
-//! be rebuilt (leaves lost with the tree: no block boundaries; a damaged data file under
-//! a damaged tree) is refused with `STORAGE_CORRUPTED` naming the log, the file and the
-//! blocks, and nothing is rewritten.
+//! nothing lost; the rebuilt files are byte-identical to the undamaged ones. Leaves lost
+//! with the tree (truncated, zeroed) take the block sizes from the `sizes` file. What
+//! cannot be rebuilt (leaves lost with the tree and the `sizes` file damaged too: no
+//! block boundaries; a damaged data file under a damaged tree) is refused with
+//! `STORAGE_CORRUPTED` naming the log, the file and the blocks, and nothing is
+//! rewritten.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::Path;
@@ -16,7 +18,7 @@ use nova_hypercore_testkit::{property_config, runtime};
 use proptest::prelude::*;
 
 const LOG: &str = "rebuild-log";
-const FILES: [&str; 4] = ["oplog", "tree", "bitfield", "data"];
+const FILES: [&str; 5] = ["oplog", "tree", "bitfield", "sizes", "data"];
 const BLOCKS: u64 = 5_000;
 /// Bytes per tree node; leaf `seq` is node `2 * seq`.
 const NODE: u64 = 40;
@@ -207,40 +209,51 @@ fn unclosed_log_tree_rebuilt_with_leaves_from_the_oplog() {
 }
 
 /// What cannot be rebuilt, refused with the log, the file and the blocks, and nothing
-/// rewritten: leaves lost with a truncated tree (no boundaries for the blocks after
-/// the cut); roots lost and a data byte altered (the signature proves the data wrong
-/// and the leaf hashes name the block).
+/// rewritten: leaves lost with a truncated tree while the `sizes` file is cut short,
+/// deleted, zeroed or altered there too (no boundaries for the blocks after the cut);
+/// roots lost and a data byte altered (the signature proves the data wrong and the
+/// leaf hashes name the block).
 #[test]
 fn unrecoverable_tree_damage_is_refused_naming_the_blocks() {
     let base = tempfile::tempdir().unwrap();
     build(base.path(), true);
-    // Truncated after leaf 1,000: blocks 1,001.. have no boundaries.
-    let dir = copy(base.path());
-    edit(&dir.path().join("tree"), |b| {
-        b.truncate((2 * 1_000 + 1) as usize * NODE as usize);
-    });
-    let before: Vec<Vec<u8>> = FILES
-        .iter()
-        .map(|f| std::fs::read(dir.path().join(f)).unwrap())
-        .collect();
-    let err = refused(dir.path());
-    assert_eq!(err.code(), ErrorCode::StorageCorrupted, "{err}");
-    assert_eq!(err.log_name(), Some(LOG));
-    let HypercoreError::StorageCorrupted { path, reason, .. } = &err else {
-        unreachable!()
-    };
-    assert_eq!(*path, dir.path().join("tree"), "{err}");
-    assert!(
-        reason.contains("boundaries of blocks 1001..5000")
-            && reason.contains("blocks 0..1001 are intact"),
-        "{err}"
-    );
-    for (file, bytes) in FILES.iter().zip(before) {
-        assert_eq!(
-            std::fs::read(dir.path().join(file)).unwrap(),
-            bytes,
-            "{file} rewritten by a refused open"
+    type Damage = fn(&mut Vec<u8>);
+    let sizes_damages: [(&str, Damage); 4] = [
+        ("sizes cut at the same block", |b| b.truncate(4 * 1_001)),
+        ("sizes emptied (a log made before the file)", Vec::clear),
+        ("sizes zeroed from the cut on", |b| b[4 * 1_001..].fill(0)),
+        ("one size altered after the cut", |b| b[4 * 3_000] ^= 1),
+    ];
+    for (what, damage) in sizes_damages {
+        // Tree truncated after leaf 1,000: blocks 1,001.. have no boundaries.
+        let dir = copy(base.path());
+        edit(&dir.path().join("tree"), |b| {
+            b.truncate((2 * 1_000 + 1) as usize * NODE as usize);
+        });
+        edit(&dir.path().join("sizes"), damage);
+        let before: Vec<Vec<u8>> = FILES
+            .iter()
+            .map(|f| std::fs::read(dir.path().join(f)).unwrap())
+            .collect();
+        let err = refused(dir.path());
+        assert_eq!(err.code(), ErrorCode::StorageCorrupted, "{what}: {err}");
+        assert_eq!(err.log_name(), Some(LOG));
+        let HypercoreError::StorageCorrupted { path, reason, .. } = &err else {
+            unreachable!()
+        };
+        assert_eq!(*path, dir.path().join("tree"), "{what}: {err}");
+        assert!(
+            reason.contains("boundaries of blocks 1001..5000")
+                && reason.contains("blocks 0..1001 are intact"),
+            "{what}: {err}"
         );
+        for (file, bytes) in FILES.iter().zip(before) {
+            assert_eq!(
+                std::fs::read(dir.path().join(file)).unwrap(),
+                bytes,
+                "{what}: {file} rewritten by a refused open"
+            );
+        }
     }
     // Roots zeroed and one byte of block 2,345 altered.
     let dir = copy(base.path());
@@ -389,6 +402,9 @@ fn replica_bitfield_rebuilt_up_to_its_recorded_contiguous_length() {
         }
         replica.close().await.unwrap();
     });
+    // Only a writer's own log keeps block sizes (a replica's leaves may come from a
+    // peer's upgrade far past its data).
+    assert!(std::fs::read(replica_dir.join("sizes")).unwrap().is_empty());
     edit(&replica_dir.join("bitfield"), |b| b.fill(0));
     runtime().block_on(async {
         let public = SigningKey::from_bytes(&[31; 32]).verifying_key();
@@ -409,4 +425,177 @@ fn replica_bitfield_rebuilt_up_to_its_recorded_contiguous_length() {
             ErrorCode::SignatureInvalid
         );
     });
+}
+
+/// Entries of [`lost_leaves_are_rebuilt_from_the_sizes_file`]: sizes from 0 bytes to
+/// 2 MiB, a few large ones.
+const VARIED: u64 = 300;
+
+fn varied(seq: u64) -> Vec<u8> {
+    let size = match seq % 97 {
+        13 => (1 << 21) - (seq as usize % 7),
+        50 => 300_000 + seq as usize,
+        _ => (seq as usize * 37) % 1_500,
+    };
+    let mut v = format!("varied {seq}:").into_bytes();
+    v.resize(size.max(v.len()), (seq % 251) as u8);
+    v
+}
+
+/// A closed writer log of [`VARIED`] entries of varied sizes, appended singly and in
+/// batches.
+fn build_varied(dir: &Path) {
+    runtime().block_on(async {
+        let log = ManagedCore::open(dir, name(), options()).await.unwrap();
+        let mut seq = 0;
+        while seq < VARIED {
+            let end = (seq + 1 + seq % 5).min(VARIED);
+            let values: Vec<Vec<u8>> = (seq..end).map(varied).collect();
+            log.append_batch(&values).await.unwrap();
+            seq = end;
+        }
+        log.close().await.unwrap();
+    });
+}
+
+/// Opens the varied log: `length` entries, each read back exactly and verifying; then
+/// one more append, which reads back after a reopen.
+fn open_varied_then_append(dir: &Path, length: u64) -> Result<(), HypercoreError> {
+    runtime().block_on(async {
+        let log = ManagedCore::open(dir, name(), options()).await?;
+        assert_eq!(log.length(), length);
+        assert_eq!(log.info().await?.contiguous_length, length);
+        for seq in 0..length {
+            assert_eq!(log.get(seq).await?, varied(seq), "seq {seq}");
+            assert!(log.verify_signature(seq).await?, "seq {seq}");
+        }
+        assert_eq!(log.append(&varied(length)).await?, length);
+        log.close().await?;
+        let log = ManagedCore::open(dir, name(), options()).await?;
+        assert_eq!(log.length(), length + 1);
+        assert_eq!(log.get(length).await?, varied(length));
+        assert_eq!(log.get(length / 2).await?, varied(length / 2));
+        log.close().await
+    })
+}
+
+/// Leaves lost with the tree (truncated to nothing, to half, zeroed) of a writer's closed
+/// log: the block sizes come from the `sizes` file, the rebuilt roots carry the stored
+/// signature, the tree is written back byte-identical, every entry reads back, and the
+/// log takes another append and reopens.
+#[test]
+fn lost_leaves_are_rebuilt_from_the_sizes_file() {
+    let base = tempfile::tempdir().unwrap();
+    build_varied(base.path());
+    let original = std::fs::read(base.path().join("tree")).unwrap();
+    let sizes = std::fs::read(base.path().join("sizes")).unwrap();
+    assert_eq!(sizes.len() as u64, 4 * VARIED, "a size per block");
+    for seq in [0u64, 13, 50, 299] {
+        let at = 4 * seq as usize;
+        let size = u32::from_le_bytes(sizes[at..at + 4].try_into().unwrap());
+        assert_eq!(size as usize, varied(seq).len(), "seq {seq}");
+    }
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 3] = [
+        ("tree truncated to 0", Vec::clear),
+        ("tree truncated to half", |b| b.truncate(b.len() / 2)),
+        ("tree zeroed", |b| b.fill(0)),
+    ];
+    for (what, damage) in damages {
+        let dir = copy(base.path());
+        edit(&dir.path().join("tree"), damage);
+        // The damaged tree alone does not open as it was.
+        assert_ne!(std::fs::read(dir.path().join("tree")).unwrap(), original);
+        runtime()
+            .block_on(async {
+                let log = ManagedCore::open(dir.path(), name(), options()).await?;
+                log.close().await
+            })
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        same_bytes(&dir.path().join("tree"), &original, what);
+        open_varied_then_append(dir.path(), VARIED).unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+}
+
+/// A log made before the `sizes` file existed (deleted here) gets it backfilled from its
+/// intact tree at open, once; then it survives a truncated tree.
+#[test]
+fn a_log_without_sizes_is_backfilled_then_survives_a_truncated_tree() {
+    let base = tempfile::tempdir().unwrap();
+    build_varied(base.path());
+    let sizes = std::fs::read(base.path().join("sizes")).unwrap();
+    let dir = copy(base.path());
+    std::fs::remove_file(dir.path().join("sizes")).unwrap();
+    runtime().block_on(async {
+        let log = ManagedCore::open(dir.path(), name(), options())
+            .await
+            .unwrap();
+        log.close().await.unwrap();
+    });
+    same_bytes(&dir.path().join("sizes"), &sizes, "backfilled");
+    edit(&dir.path().join("tree"), |b| b.truncate(b.len() / 3));
+    open_varied_then_append(dir.path(), VARIED).unwrap();
+}
+
+/// A tampered `sizes` file under an intact tree changes nothing: the log opens and reads
+/// as before with its tree untouched, and `repair()` writes the sizes back from the
+/// verified leaves (after which a truncated tree is rebuilt again). Tampered sizes can
+/// never make a rebuild accept data: with the tree lost too, the open is refused.
+#[test]
+fn tampered_sizes_under_an_intact_tree_change_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    build_varied(base.path());
+    let tree = std::fs::read(base.path().join("tree")).unwrap();
+    let sizes = std::fs::read(base.path().join("sizes")).unwrap();
+    let tamper = |b: &mut Vec<u8>| {
+        for seq in [1usize, 13, 200] {
+            b[4 * seq] ^= 0x21;
+        }
+        b.truncate(4 * 250);
+    };
+    let dir = copy(base.path());
+    edit(&dir.path().join("sizes"), tamper);
+    runtime().block_on(async {
+        let log = ManagedCore::open(dir.path(), name(), options())
+            .await
+            .unwrap();
+        for seq in 0..VARIED {
+            assert_eq!(log.get(seq).await.unwrap(), varied(seq), "seq {seq}");
+        }
+        log.close().await.unwrap();
+    });
+    same_bytes(&dir.path().join("tree"), &tree, "tree under tampered sizes");
+    // The open backfilled only the cut tail; the altered sizes stay until a repair.
+    assert_ne!(std::fs::read(dir.path().join("sizes")).unwrap(), sizes);
+    runtime().block_on(async {
+        let log = ManagedCore::open(dir.path(), name(), options())
+            .await
+            .unwrap();
+        assert_eq!(log.repair().await.unwrap(), Default::default());
+        log.close().await.unwrap();
+    });
+    same_bytes(&dir.path().join("sizes"), &sizes, "sizes after repair");
+    same_bytes(&dir.path().join("tree"), &tree, "tree after repair");
+    edit(&dir.path().join("tree"), Vec::clear);
+    open_varied_then_append(dir.path(), VARIED).unwrap();
+
+    // Tampered sizes and a lost tree: refused, nothing rewritten. Every leaf was lost,
+    // so no block can be told good from the sizes alone.
+    let dir = copy(base.path());
+    edit(&dir.path().join("sizes"), |b| b[4 * 13] ^= 0x21);
+    edit(&dir.path().join("tree"), Vec::clear);
+    let err = refused(dir.path());
+    assert_eq!(err.code(), ErrorCode::StorageCorrupted, "{err}");
+    assert!(
+        err.to_string().contains("boundaries of blocks 0..300"),
+        "{err}"
+    );
+    assert!(std::fs::read(dir.path().join("tree")).unwrap().is_empty());
+    let mut tampered = sizes.clone();
+    tampered[4 * 13] ^= 0x21;
+    same_bytes(
+        &dir.path().join("sizes"),
+        &tampered,
+        "sizes after a refused open",
+    );
 }

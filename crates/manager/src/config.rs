@@ -18,8 +18,10 @@ pub const MAX_PAYLOAD_LIMIT: u64 = nova_hypercore_replication::MAX_WIRE_BLOCK;
 /// connection), the store's own short-lived files and the app.
 pub const DEFAULT_MAX_OPEN_FILES: usize = 128;
 
-/// Smallest accepted [`ManagerConfig::max_open_files`]: the four files of one log.
-pub const MIN_OPEN_FILES: usize = 4;
+/// Smallest accepted [`ManagerConfig::max_open_files`]: the five files of one log
+/// (`oplog`, `tree`, `bitfield`, `data`, and `sizes`, the block sizes kept for a local
+/// rebuild).
+pub const MIN_OPEN_FILES: usize = 5;
 
 /// How a [`crate::HypercoreManager`] is set up. Build with [`ManagerConfig::builder`] (or
 /// take [`ManagerConfig::default`]); every value is checked before a manager uses it.

@@ -196,7 +196,7 @@ fn each_file_cut_to_half_is_refused_by_name() {
     }
 }
 
-/// The directory holding the log's four files (under `corestore/`).
+/// The directory holding the log's five files (under `corestore/`).
 fn core_dir(store: &Path) -> PathBuf {
     fn find(dir: &Path) -> Option<PathBuf> {
         for item in std::fs::read_dir(dir).ok()? {

@@ -475,7 +475,7 @@ fn config_is_validated_with_field_names() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("storage_path"), "{err}");
-    // Fewer descriptors than one log's four files: refused.
+    // Fewer descriptors than one log's five files: refused.
     let err = ManagerConfig::builder()
         .max_open_files(nova_hypercore_manager::MIN_OPEN_FILES - 1)
         .build()

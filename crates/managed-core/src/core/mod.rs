@@ -7,6 +7,7 @@
 
 mod read;
 mod rebuild;
+mod sizes;
 mod storage;
 
 use std::ops::Range;
@@ -197,7 +198,7 @@ impl OpenOptions {
     /// Open the log's files under `budget`, a cap on open descriptors shared with other
     /// logs: each file is opened when an I/O needs it and may be closed again when
     /// another file of the budget needs room (see [`FileBudget`]). Without one (the
-    /// default) the four files stay open until the log's last handle drops. Disk logs
+    /// default) the five files stay open until the log's last handle drops. Disk logs
     /// only.
     pub fn file_budget(mut self, budget: FileBudget) -> Self {
         self.budget = Some(budget);
@@ -546,8 +547,15 @@ impl ManagedCore {
         }
         let files = &self.inner.files;
         self.sync(std::slice::from_ref(&files.data), fsync).await?;
-        self.sync(&[files.tree.clone(), files.bitfield.clone()], true)
-            .await?;
+        self.sync(
+            &[
+                files.tree.clone(),
+                files.bitfield.clone(),
+                files.sizes.clone(),
+            ],
+            true,
+        )
+        .await?;
         let storage = self.usable_mut(guard)?;
         if let Err(e) = storage.checkpoint_header() {
             return Err(self.broken(e));
@@ -722,10 +730,14 @@ impl ManagedCore {
     /// (no peer needed): every block is re-hashed, the tree recomputed and, when its
     /// roots carry the log's stored signature (which proves every block and boundary is
     /// what was signed), every tree node that differs is rewritten; blocks the bitfield
-    /// lost are verified and marked stored again. Opening a log does the same when its
-    /// roots are damaged or its bitfield lost blocks; this finds damage that reads may
-    /// not hit yet (an interior tree node). Cost: one read of the data file and of the
-    /// tree file.
+    /// lost are verified and marked stored again. Leaves lost with the tree take their
+    /// block sizes from the log's `sizes` file (a record of each block's size written at
+    /// each checkpoint; the signature check covers it, so a wrong one cannot make bad
+    /// data good), and the verified sizes are written back to that file where it
+    /// differs. Opening a log does the same when its roots are damaged or its bitfield
+    /// lost blocks; this finds damage that reads may not hit yet (an interior tree node,
+    /// an altered `sizes` file). Cost: one read of the data file, the tree file and the
+    /// `sizes` file.
     ///
     /// Errors: `STORAGE_CORRUPTED` naming the tree file and the blocks when the data file
     /// does not reproduce the signed tree (nothing is rewritten then), `IO_ERROR`.

@@ -6,9 +6,11 @@
 //!   checkpoint), and the tree is recomputed. It is written back only if the recomputed
 //!   roots carry the log's stored signature: that proves every block and boundary is
 //!   exactly what was signed, so nothing needs re-signing and no altered byte can come
-//!   back as good. A block whose leaf is lost has no boundary anywhere else (the data
-//!   file is the blocks back to back): such a log cannot be rebuilt here and the error
-//!   names the blocks from the first lost leaf on.
+//!   back as good. A block whose leaf is lost takes its size from the `sizes` file
+//!   ([`super::sizes`]), the one other record of the boundaries (the data file is the
+//!   blocks back to back); the signature check above covers those sizes too. When that
+//!   file lacks the block as well, the log cannot be rebuilt here and the error names
+//!   the blocks from the first lost leaf on.
 //! - `bitfield`: see `Storage::restore_bits` (blocks whose bit was lost are verified
 //!   against the signed tree and marked stored again).
 //! - `oplog`: see `Storage::extend_from_files`. When the oplog lost state (a damaged
@@ -30,6 +32,8 @@ use std::collections::BTreeMap;
 
 use crate::merkle_tree::{self, NODE_BYTES, decode_node};
 use crate::verifier::Verifier;
+
+use super::sizes::{SizeReader, SizeWriter};
 
 /// Leaves read from the tree file at once.
 const LEAVES_PER_READ: u64 = 4096;
@@ -64,26 +68,30 @@ impl From<std::io::Error> for RebuildError {
 /// Recomputes the tree of `target.length` blocks from `data` and writes it to `tree`,
 /// if and only if its roots carry `target.signature`; returns how many nodes differed
 /// from the file and were rewritten. `pending` answers leaves the tree file may lack
-/// (nodes replayed from the oplog).
+/// (nodes replayed from the oplog); `sizes` the sizes of leaves lost from both.
 pub(crate) fn rebuild_tree(
     tree: &DiskFile,
     data: &DiskFile,
+    sizes: &DiskFile,
     pending: &dyn Fn(u64) -> Option<Node>,
     target: Target<'_>,
     verifier: &Verifier,
 ) -> Result<u64, RebuildError> {
-    let mut leaves = Leaves::new(tree, pending);
+    let mut leaves = Leaves::new(tree, sizes, pending);
     // Pass 1: recompute the roots; nothing is written.
     let mut roots = Vec::new();
     let mut differing = (0u64, None::<u64>);
     walk(data, &mut leaves, target.length, |stored, leaf| {
-        if stored.hash != leaf.hash {
+        if stored.is_some_and(|hash| hash != leaf.hash) {
             differing.0 += 1;
             differing.1.get_or_insert(leaf.index / 2);
         }
         push(&mut roots, leaf, &mut |_| {})
     })?;
     if !verifier.verify(&roots, target.length, target.fork, target.signature) {
+        if let (0, Some(seq)) = (differing.0, leaves.first_from_sizes) {
+            return Err(sizes_damaged(seq, target.length));
+        }
         let detail = match differing {
             (0, _) => "every block hashes to its stored leaf, so the stored sizes or hashes above them are damaged too".to_owned(),
             (n, first) => format!(
@@ -106,24 +114,41 @@ pub(crate) fn rebuild_tree(
         rewritten: 0,
     };
     let mut roots = Vec::new();
-    let mut leaves = Leaves::new(tree, pending);
+    let mut leaves = Leaves::new(tree, sizes, pending);
+    // The verified leaves' sizes also go back to the sizes file where it differs.
+    let mut size_writer = SizeWriter::new(sizes);
     let mut failed = None;
-    walk(data, &mut leaves, target.length, |_, leaf| {
+    let walked = walk(data, &mut leaves, target.length, |_, leaf| {
         push(&mut roots, leaf, &mut |node| {
             if !final_roots.iter().any(|r| r.index == node.index) {
                 writer.buffer.insert(node.index, node);
             }
         })?;
-        if writer.buffer.len() >= FLUSH_NODES
-            && let Err(e) = writer.flush()
-        {
+        let flushed = size_writer.push(leaf.size).and_then(|()| {
+            if writer.buffer.len() >= FLUSH_NODES {
+                writer.flush()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = flushed {
             failed = Some(e);
             return None;
         }
         Some(())
-    })?;
+    });
+    // A failed write stops the walk: report it, not the stop.
     if let Some(e) = failed {
         return Err(RebuildError::Io(e));
+    }
+    walked?;
+    size_writer.flush()?;
+    if size_writer.rewritten > 0 {
+        tracing::warn!(
+            file = %sizes.path().display(),
+            rewritten = size_writer.rewritten,
+            "block sizes rewritten from the verified leaves"
+        );
     }
     writer.flush()?;
     writer
@@ -188,22 +213,30 @@ pub(crate) fn push(roots: &mut Vec<Node>, leaf: Node, out: &mut dyn FnMut(Node))
     Some(())
 }
 
-/// Walks blocks `0..length`: for each, its stored leaf and the leaf recomputed from
-/// the data file at the offset the stored sizes give. `each` returning `None` stops
-/// with an overflow error.
+/// Walks blocks `0..length`: for each, its stored leaf hash (`None` when only its
+/// size was recorded) and the leaf recomputed from the data file at the offset the
+/// stored sizes give. `each` returning `None` stops with an overflow error.
 fn walk(
     data: &DiskFile,
     leaves: &mut Leaves<'_>,
     length: u64,
-    mut each: impl FnMut(Node, Node) -> Option<()>,
+    mut each: impl FnMut(Option<[u8; 32]>, Node) -> Option<()>,
 ) -> Result<(), RebuildError> {
     let mut offset: u64 = 0;
     for seq in 0..length {
         let Some(stored) = leaves.get(seq)? else {
             return Err(RebuildError::Unrecoverable(format!(
-                "the leaf of block {seq} is lost with the tree (and not in the oplog), so the boundaries of blocks {seq}..{length} in the data file are unknown; blocks 0..{seq} are intact"
+                "the leaf of block {seq} is lost with the tree (and not in the oplog) and the sizes file does not record its size, so the boundaries of blocks {seq}..{length} in the data file are unknown; blocks 0..{seq} are intact"
             )));
         };
+        let past_data = offset
+            .checked_add(stored.size)
+            .is_none_or(|e| e > data.len());
+        if let (None, Some(first)) = (stored.hash, leaves.first_from_sizes)
+            && (stored.size > MAX_BLOCK_BYTES || past_data)
+        {
+            return Err(sizes_damaged(first, length));
+        }
         if stored.size > MAX_BLOCK_BYTES {
             return Err(RebuildError::Unrecoverable(format!(
                 "the leaf of block {seq} claims {} bytes, past the {MAX_BLOCK_BYTES}-byte block limit: the boundaries of blocks {seq}..{length} are unknown",
@@ -222,12 +255,20 @@ fn walk(
             size: stored.size,
             hash: leaf_hash_at(data, offset, stored.size)?,
         };
-        each(stored, leaf).ok_or_else(|| {
+        each(stored.hash, leaf).ok_or_else(|| {
             RebuildError::Unrecoverable(format!("sizes of blocks 0..{seq} overflow"))
         })?;
         offset = end;
     }
     Ok(())
+}
+
+/// The refusal when the leaves from block `seq` on are lost and the sizes the `sizes`
+/// file records for them do not cut the data file into the signed blocks.
+fn sizes_damaged(seq: u64, length: u64) -> RebuildError {
+    RebuildError::Unrecoverable(format!(
+        "the leaf of block {seq} is lost with the tree (and not in the oplog), and the block sizes the sizes file records from there on do not reproduce the signed tree (that file, or the data file there, is damaged too), so the boundaries of blocks {seq}..{length} in the data file are unknown; blocks 0..{seq} are intact"
+    ))
 }
 
 /// The leaf hash of the `size` bytes at `offset`, read in chunks.
@@ -244,27 +285,63 @@ pub(crate) fn leaf_hash_at(data: &DiskFile, offset: u64, size: u64) -> std::io::
     Ok(h.finalize().into())
 }
 
+/// What is stored of one leaf: its size, and its hash unless only the size survived.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    size: u64,
+    hash: Option<[u8; 32]>,
+}
+
+impl From<Node> for Stored {
+    fn from(node: Node) -> Self {
+        Stored {
+            size: node.size,
+            hash: Some(node.hash),
+        }
+    }
+}
+
 /// Stored leaves in order: pending (oplog) nodes first, else the tree file, read a
-/// chunk at a time.
+/// chunk at a time, else the size the `sizes` file recorded.
 struct Leaves<'a> {
     tree: &'a DiskFile,
+    sizes: SizeReader<'a>,
     pending: &'a dyn Fn(u64) -> Option<Node>,
     /// First seq of `chunk`, and the tree file's bytes from its leaf on.
     first: u64,
     chunk: Vec<u8>,
+    /// The first block whose size came from the sizes file.
+    first_from_sizes: Option<u64>,
 }
 
 impl<'a> Leaves<'a> {
-    fn new(tree: &'a DiskFile, pending: &'a dyn Fn(u64) -> Option<Node>) -> Self {
+    fn new(
+        tree: &'a DiskFile,
+        sizes: &'a DiskFile,
+        pending: &'a dyn Fn(u64) -> Option<Node>,
+    ) -> Self {
         Leaves {
             tree,
+            sizes: SizeReader::new(sizes),
             pending,
             first: 0,
             chunk: Vec::new(),
+            first_from_sizes: None,
         }
     }
 
-    fn get(&mut self, seq: u64) -> std::io::Result<Option<Node>> {
+    fn get(&mut self, seq: u64) -> std::io::Result<Option<Stored>> {
+        if let Some(node) = self.leaf(seq)? {
+            return Ok(Some(node.into()));
+        }
+        let Some(size) = self.sizes.get(seq)? else {
+            return Ok(None);
+        };
+        self.first_from_sizes.get_or_insert(seq);
+        Ok(Some(Stored { size, hash: None }))
+    }
+
+    fn leaf(&mut self, seq: u64) -> std::io::Result<Option<Node>> {
         let index = 2 * seq;
         if let Some(node) = (self.pending)(index) {
             return Ok(Some(node));

@@ -1,4 +1,4 @@
-//! [`Storage`]: one log's four files and its state in memory (JS hypercore's `core.js`).
+//! [`Storage`]: one log's five files and its state in memory (JS hypercore's `core.js`).
 //!
 //! Open replays the oplog over the last checkpoint; appends and verified proofs write the
 //! data file, then one oplog entry (the commit point); a checkpoint writes the buffered
@@ -28,6 +28,7 @@ use crate::verifier::{Signer, Verifier};
 
 use super::read::{self, ReadError, Verified};
 use super::rebuild::{self, RebuildError, Target};
+use super::sizes;
 
 /// Oplog entry bytes after which the next append or apply checkpoints.
 const CHECKPOINT_OPLOG_BYTES: u64 = 256 * 1024;
@@ -95,17 +96,20 @@ pub(crate) enum StorageError {
     },
 }
 
-/// The four files, in the order they are synced: data, tree, bitfield, then oplog.
+/// The five files, in the order they are synced: data, tree, bitfield, sizes, then
+/// oplog. `data`, `tree`, `bitfield` and `oplog` are JS hypercore's; `sizes` is ours
+/// ([`super::sizes`]: block sizes kept for a local rebuild when tree leaves are lost).
 #[derive(Debug, Clone)]
 pub(crate) struct Files {
     pub(crate) data: Arc<DiskFile>,
     pub(crate) tree: Arc<DiskFile>,
     pub(crate) bitfield: Arc<DiskFile>,
+    pub(crate) sizes: Arc<DiskFile>,
     pub(crate) oplog: Arc<DiskFile>,
 }
 
 impl Files {
-    /// Opens (creating) the four files in `dir`, under `budget` if given.
+    /// Opens (creating) the five files in `dir`, under `budget` if given.
     pub(crate) fn open(
         dir: &Path,
         durability: Durability,
@@ -121,26 +125,29 @@ impl Files {
             data: open("data")?,
             tree: open("tree")?,
             bitfield: open("bitfield")?,
+            sizes: open("sizes")?,
             oplog: open("oplog")?,
         })
     }
 
-    /// Four memory files.
+    /// Five memory files.
     pub(crate) fn memory() -> Self {
         Files {
             data: Arc::new(DiskFile::memory("data")),
             tree: Arc::new(DiskFile::memory("tree")),
             bitfield: Arc::new(DiskFile::memory("bitfield")),
+            sizes: Arc::new(DiskFile::memory("sizes")),
             oplog: Arc::new(DiskFile::memory("oplog")),
         }
     }
 
-    /// All four, in sync order.
-    pub(crate) fn all(&self) -> [Arc<DiskFile>; 4] {
+    /// All five, in sync order.
+    pub(crate) fn all(&self) -> [Arc<DiskFile>; 5] {
         [
             self.data.clone(),
             self.tree.clone(),
             self.bitfield.clone(),
+            self.sizes.clone(),
             self.oplog.clone(),
         ]
     }
@@ -340,7 +347,7 @@ impl Storage {
         };
         let (verifier, signer) = verifier_and_signer(&header, secret)?;
         // No header means no log: whatever the other files hold is not part of one.
-        for file in [&files.data, &files.tree, &files.bitfield] {
+        for file in [&files.data, &files.tree, &files.bitfield, &files.sizes] {
             if file.len() > 0 {
                 file.truncate(0).map_err(io("truncate", file))?;
             }
@@ -594,6 +601,19 @@ impl Storage {
         };
         storage.extend_from_files()?;
         let length = storage.tree.length();
+        if storage.signer.is_some() {
+            // A log made before the sizes file existed, or one whose file was cut: once.
+            let files = &storage.files;
+            let written = sizes::backfill(&files.sizes, &files.tree, length)
+                .map_err(io("backfill", &files.sizes))?;
+            if written > 0 {
+                tracing::info!(
+                    file = %files.sizes.path().display(),
+                    written,
+                    "block sizes backfilled from the tree's leaves"
+                );
+            }
+        }
         if length > 0 {
             // A pending replica whose tree verified as legacy (a crash came between the
             // upgrade's oplog entry and the header naming its manifest).
@@ -872,6 +892,7 @@ impl Storage {
             rewritten = match rebuild::rebuild_tree(
                 &self.files.tree,
                 &self.files.data,
+                &self.files.sizes,
                 &|_| None,
                 target,
                 &self.verifier,
@@ -1003,8 +1024,9 @@ impl Storage {
             || self.header_changed
     }
 
-    /// Checkpoint step 1: writes the buffered tree nodes and bitfield pages. The caller
-    /// syncs tree and bitfield before step 2 when its durability mode asks for it.
+    /// Checkpoint step 1: writes the buffered tree nodes and bitfield pages, and (a
+    /// writer's log) the sizes of the leaves among those nodes to the `sizes` file. The
+    /// caller syncs tree, bitfield and sizes before step 2.
     pub(crate) fn checkpoint_pages(&mut self) -> Result<(), StorageError> {
         let pages = self.bitfield.take_dirty();
         for (i, (offset, bytes)) in pages.iter().enumerate() {
@@ -1012,6 +1034,14 @@ impl Storage {
                 self.bitfield.mark_dirty(pages[i..].iter().map(|(o, _)| *o));
                 return Err(io("write", &self.files.bitfield)(e));
             }
+        }
+        // Before the flush empties the pending set (on error it stays pending, and the
+        // next checkpoint writes these sizes again). A writer's own log only: its leaves
+        // are blocks it holds, while a replica's can come from a peer's signed upgrade
+        // far past any data (a leaf at seq 2^40 would land 4 TiB into the file).
+        if self.signer.is_some() {
+            sizes::write_leaves(&self.files.sizes, self.tree.unflushed())
+                .map_err(io("write", &self.files.sizes))?;
         }
         self.tree
             .flush(&self.files.tree)
@@ -1361,7 +1391,14 @@ fn rebuild_tree_or(
         signature,
     };
     let lookup = |index: u64| pending.get(&index).copied();
-    match rebuild::rebuild_tree(&files.tree, &files.data, &lookup, target, verifier) {
+    match rebuild::rebuild_tree(
+        &files.tree,
+        &files.data,
+        &files.sizes,
+        &lookup,
+        target,
+        verifier,
+    ) {
         Ok(rewritten) => {
             tracing::warn!(
                 file = %files.tree.path().display(),
