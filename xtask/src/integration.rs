@@ -398,9 +398,9 @@ const SWARM_ENTRIES: &str = "200";
 /// the other's advertised interface addresses (docs/discovery.md). Checks:
 /// - bound to every interface (the default), every connect succeeds;
 /// - bound to 127.0.0.1 (`local_connection` then off), every connect succeeds;
-/// - control: bound to 127.0.0.1 with `local_connection` forced on, the reader never
-///   connects, which shows that this namespace reproduces the failure (if it connects,
-///   the check fails and says what to update).
+/// - bound to 127.0.0.1 with `local_connection` forced on, every connect succeeds too
+///   (it never did under peeroxide's server, which offered every interface's address
+///   whatever it was bound to; our server offers the address it is bound to).
 fn swarm_processes(tmp: &Path) -> Result {
     let ip = |args: &[&str]| -> Result {
         run_step(
@@ -446,6 +446,10 @@ fn swarm_processes(tmp: &Path) -> Result {
             "bound to 127.0.0.1 (local_connection off by default)",
             &["--host", "127.0.0.1"][..],
         ),
+        (
+            "bound to 127.0.0.1 with local_connection forced on (failed under peeroxide's server, which offered every interface's address; ours offers the address it is bound to)",
+            &["--host", "127.0.0.1", "--local-connection", "true"][..],
+        ),
     ] {
         let outcomes = (0..SWARM_ROUNDS)
             .map(|_| connect(options))
@@ -462,14 +466,6 @@ fn swarm_processes(tmp: &Path) -> Result {
             format!("{connected} connected: {outcomes:?}"),
         )?;
     }
-    let control = connect(&["--host", "127.0.0.1", "--local-connection", "true"])?;
-    check(
-        "control: bound to 127.0.0.1 with local_connection on, the reader dials another interface's address and never connects (this namespace reproduces the failure)",
-        control.starts_with("STALL") && control.contains(" peers 0 "),
-        format!(
-            "got {control:?}: the failure no longer reproduces; either the namespace lost its veth pair or peeroxide now dials reachable addresses (then update docs/discovery.md and SwarmOptions::local_connection)"
-        ),
-    )?;
     dht.wait()
 }
 

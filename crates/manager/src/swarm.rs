@@ -279,9 +279,8 @@ impl HypercoreManager {
         }
     }
 
-    /// A swarm connection we dialled ended while the swarm runs. The swarm itself never
-    /// connects to that peer again (peeroxide 1.7 does not learn that connections end),
-    /// and looks topics up only every 10 minutes; so, as JS hyperswarm retries: connect
+    /// A swarm connection we dialled ended while the swarm runs. The swarm looks topics
+    /// up only every 10 minutes; so, as JS hyperswarm retries: connect
     /// to the lost peer, and to whoever announces an enabled log now (a restarted peer
     /// may have a new identity), with backoff (1 s doubling to 10 s) until one
     /// connection is made, the swarm stops, or [`REDIAL_BOUND`] passes.

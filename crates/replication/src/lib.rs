@@ -14,8 +14,9 @@
 //! announces), timeouts and retries, live updates pushed from the log's progress watch
 //! (no polling), verification of every received proof before it is stored, and wire
 //! counters ([`Stats`]). Also the discovery mechanics on a Hyperswarm DHT ([`swarm`]:
-//! peeroxide, explicit bootstrap, bounded joins, swarm connections as cipher channels,
-//! keepalives, self-made reconnects, direct-endpoint records).
+//! our own swarm layer on peeroxide-dht's DHT: a firewalled server that answers
+//! forwarded handshakes with holepunching, explicit bootstrap, bounded joins, swarm
+//! connections as cipher channels, keepalives, direct-endpoint records).
 //!
 //! Does not: decide which logs are shared or when to reconnect (the manager does),
 //! persist replication state or emit manager events (the manager integration does, from

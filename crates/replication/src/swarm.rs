@@ -1,41 +1,54 @@
-//! Discovery on a Hyperswarm DHT (`peeroxide` 1.7), as JS peers do it: a log's
-//! discovery key is the topic; connections the swarm makes carry replication sessions.
+//! Discovery on a Hyperswarm DHT, as JS peers do it: a log's discovery key is the
+//! topic; connections the swarm makes or accepts carry replication sessions.
 //!
-//! - [`Swarm::start`] spawns a swarm on an explicit bootstrap list (required: there is no
-//!   fallback to public nodes; an empty list is refused with a clear error, and the
-//!   manager treats it as "no DHT"). Spawning is bounded by a timeout, because
-//!   `peeroxide::spawn` waits for a bootstrap node forever.
+//! The DHT itself (routing, announce, lookup, records, relaying) is `peeroxide-dht`
+//! 1.7.3; everything between "the DHT found the peer" and "an encrypted stream is up"
+//! is ours, one module per JS hyperdht/hyperswarm file:
+//! - `discovery` (hyperswarm `peer-discovery.js`): a joined topic announced and looked
+//!   up now and every 10 minutes;
+//! - `server` (hyperdht `server.js`): answers forwarded handshakes and holepunch
+//!   rounds, so a peer behind a NAT is reachable (firewalled by default, as JS);
+//! - `lan` (the LAN rule of hyperdht `connect.js`): the client path where
+//!   peeroxide-dht's own connect decides "same host" wrongly; elsewhere the client side
+//!   is peeroxide-dht's connect (it holepunches);
+//! - `connected`: one connection per peer, our dials claimed per peer.
+//!
+//! - [`Swarm::start`] starts a DHT node on an explicit bootstrap list (required: there
+//!   is no fallback to public nodes; an empty list is refused with a clear error, and
+//!   the manager treats it as "no DHT"). Bounded by a timeout.
 //! - [`Swarm::join`] / [`Swarm::leave`] announce and look up one topic (bounded too).
-//! - Every connection arrives as a [`SecretCipher`] (with its ending watch), ready for
-//!   [`Replicator::run_encrypted`](crate::Replicator::run_encrypted): the swarm's
-//!   Noise-encrypted `SecretStream` already is the framed, encrypted channel
+//! - Every connection arrives as a [`SwarmPeer`] (a [`SecretCipher`] and its ending
+//!   watch), ready for [`Replicator::run_encrypted`](crate::Replicator::run_encrypted):
+//!   the DHT's Noise-encrypted `SecretStream` already is the framed, encrypted channel
 //!   a session wants, so there is no second handshake.
 //! - [`BootstrapNode`] hosts a DHT bootstrap node in-process (tests, the demo, a LAN).
 //!
-//! Servers announce unfirewalled, clients keep the default (measured: the other
-//! combinations fail against JS peers; see `docs/discovery.md`).
-//!
-//! A client also dials peers by JS hyperdht's LAN path (module `lan`): on a DHT where
-//! nobody learns its own address (one node, as `BootstrapNode` hosts for the demo)
-//! peeroxide-dht's client holepunches a JS server that waits to be dialled; we dial it
-//! (`docs/discovery.md`, "One-node DHT"). Each join looks the topic up for that, and
-//! [`Swarm::connect`] tries it first.
+//! `docs/discovery.md` has the connection path (who dials, when it holepunches) and
+//! what each NAT type gets.
 
+mod connected;
+mod discovery;
 mod lan;
+mod server;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
+use libudx::UdxRuntime;
 use nova_hypercore_serialization::HypercoreError;
-use peeroxide::{JoinOpts, KeyPair, SwarmConfig, SwarmConnection, SwarmHandle};
-use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinHandle;
+use peeroxide_dht::crypto::hash;
+use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair, PeerConnection};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::transport::{Ending, SecretCipher};
+use connected::{Claim, Source, Tracked, admit, lock_connected, watch_end};
+use discovery::{Discovery, lookup_peers};
+use server::{RelaysSeen, Server, ServerOptions};
 
 /// Idle time after which a swarm connection sends an empty message (JS hyperdht's
 /// `connectionKeepAlive` default).
@@ -44,20 +57,9 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 /// Prefix of the mutable record that advertises a direct TCP endpoint.
 const DIRECT_RECORD: &str = "nova-hypercore/direct-tcp/1 ";
 
-/// How long a join keeps looking its topic up for peers to dial by the LAN path while
-/// it finds nobody (100 ms doubling to 2 s between lookups).
-const LAN_LOOKUP_BOUND: Duration = Duration::from_secs(30);
-
-/// How long a join lets the swarm's own connect reach a peer it found before dialling
-/// that peer by the LAN path. The swarm connects in milliseconds wherever it can (a Rust
-/// server, or any server once our address is known); two handshakes racing to one
-/// peeroxide server leave one of them unanswered (it counts us as connected).
-const LAN_GRACE: Duration = Duration::from_secs(2);
-
-/// Most peers remembered as "had a connection" (oldest forgotten first): remote peers
-/// choose their keys, so the memory is bounded. Forgetting one only lets a join dial it
-/// by the LAN path again, under the same one-dial-per-peer claim.
-const SEEN_CAP: usize = 1024;
+/// Delays before the second and third dial of a peer a lookup found (JS hyperswarm
+/// retries a failed peer too, backing off).
+const FOUND_RETRIES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(5)];
 
 fn failed(reason: String) -> HypercoreError {
     HypercoreError::ReplicationFailed {
@@ -99,6 +101,13 @@ pub struct SwarmOptions {
     /// swarm can only reach loopback, and peers advertise their other interfaces'
     /// addresses whatever they are bound to (`docs/discovery.md`).
     pub local_connection: Option<bool>,
+    /// Whether this node may be unreachable from the internet (behind a NAT or a
+    /// firewall). `None` (default): yes, as JS hyperdht assumes of every node that has
+    /// not been told otherwise: peers then reach us by holepunching through the DHT
+    /// nodes we announce to, which also works where we are reachable. `Some(false)`:
+    /// we are reachable at our DHT socket's address (a public host, a forwarded port);
+    /// peers dial it directly.
+    pub firewalled: Option<bool>,
     /// Most peers replicated with at once over this swarm (its connections plus the
     /// direct TCP ones it led to); default 64, as JS hyperswarm's `maxPeers`. Enforced
     /// by the manager on live connections (see [`Swarm::start`]).
@@ -120,6 +129,7 @@ impl SwarmOptions {
             advertise: None,
             prefer_direct: true,
             local_connection: None,
+            firewalled: None,
             max_peers: 64,
         }
     }
@@ -139,216 +149,62 @@ impl SwarmOptions {
 
 /// A running swarm. Dropping it leaves every topic and closes its sockets.
 pub struct Swarm {
-    handle: SwarmHandle,
-    task: JoinHandle<()>,
-    join: JoinOpts,
+    dht: HyperDhtHandle,
+    key_pair: KeyPair,
+    server: bool,
+    client: bool,
     join_timeout: Duration,
-    local_connection: bool,
-    /// Who we are connected to, and our LAN-path dialler.
-    lan: LanDialer,
-    /// Joins' LAN-path lookups (aborted when the swarm goes).
-    lan_tasks: Mutex<tokio::task::JoinSet<()>>,
+    dialer: Dialer,
+    relays: RelaysSeen,
+    found: mpsc::UnboundedSender<[u8; 32]>,
+    topics: Mutex<Topics>,
+    /// The DHT, server and dial tasks (aborted when the swarm goes).
+    tasks: Mutex<JoinSet<()>>,
 }
 
-/// The connections up, by peer, counted while they last.
+/// The joined topics.
 #[derive(Default)]
-struct Connected {
-    /// Every connection handed out (the swarm's, ours).
-    all: HashMap<[u8; 32], usize>,
-    /// Those made by the LAN path.
-    lan: HashMap<[u8; 32], usize>,
-    /// Peers one of our dials (a join's LAN-path dial, [`Swarm::connect`]) is under
-    /// way to: one claim per peer.
-    dialling: HashSet<[u8; 32]>,
-    /// Peers that had a connection (a join's LAN-path dial is for a first connection;
-    /// reconnecting is [`Swarm::connect`]'s), the latest [`SEEN_CAP`] of them.
-    seen: Seen,
+struct Topics {
+    joined: HashMap<[u8; 32], Joined>,
+    /// Whether our key's target is registered with the DHT's router (a server topic
+    /// is joined).
+    registered: bool,
 }
 
-/// Where a new connection comes from, for [`Connected::admit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// One of our dials (`by_lan`: by the LAN path); its claim is held.
-    Ours { by_lan: bool },
-    /// The swarm dialled it.
-    SwarmDialled,
-    /// The peer dialled us.
-    Accepted,
+struct Joined {
+    task: JoinHandle<()>,
+    refreshed: watch::Receiver<bool>,
 }
 
-impl Connected {
-    /// Claims `pk` for one of our dials: `false` when a connection to it is up or a
-    /// dial to it is under way (and, for a join's dial (`first_only`), when it had a
-    /// connection before).
-    fn claim(&mut self, pk: [u8; 32], first_only: bool) -> bool {
-        if self.all.contains_key(&pk) || (first_only && self.seen.contains(&pk)) {
-            return false;
-        }
-        self.dialling.insert(pk)
-    }
-
-    /// Ends the claim [`Self::claim`] made.
-    fn release(&mut self, pk: &[u8; 32]) {
-        self.dialling.remove(pk);
-    }
-
-    /// Counts a new connection to `pk`, or says (`false`) to drop it: one of ours when
-    /// a connection to the peer is already up, one the swarm dialled while ours stands
-    /// or is being dialled. Connections the peer dialled are always taken.
-    fn admit(&mut self, pk: [u8; 32], source: Source) -> bool {
-        let keep = match source {
-            Source::Ours { .. } => !self.all.contains_key(&pk),
-            Source::SwarmDialled => !self.lan.contains_key(&pk) && !self.dialling.contains(&pk),
-            Source::Accepted => true,
-        };
-        if keep {
-            self.seen.insert(pk);
-            *self.all.entry(pk).or_default() += 1;
-            if source == (Source::Ours { by_lan: true }) {
-                *self.lan.entry(pk).or_default() += 1;
-            }
-        }
-        keep
-    }
-
-    /// Uncounts a connection [`Self::admit`] counted, once it ended.
-    fn ended(&mut self, pk: &[u8; 32], source: Source) {
-        uncount(&mut self.all, pk);
-        if source == (Source::Ours { by_lan: true }) {
-            uncount(&mut self.lan, pk);
-        }
-    }
-}
-
-/// A set of at most [`SEEN_CAP`] keys, the oldest evicted first.
-#[derive(Default)]
-struct Seen {
-    keys: HashSet<[u8; 32]>,
-    order: VecDeque<[u8; 32]>,
-}
-
-impl Seen {
-    fn insert(&mut self, pk: [u8; 32]) {
-        if !self.keys.insert(pk) {
-            return;
-        }
-        self.order.push_back(pk);
-        while self.order.len() > SEEN_CAP {
-            if let Some(old) = self.order.pop_front() {
-                self.keys.remove(&old);
-            }
-        }
-    }
-
-    fn contains(&self, pk: &[u8; 32]) -> bool {
-        self.keys.contains(pk)
-    }
-}
-
-/// The connection counts, and a signal for each connection counted.
-#[derive(Default)]
-struct Tracking {
-    state: Mutex<Connected>,
-    /// Fired whenever a connection is counted.
-    counted: Notify,
-}
-
-type Tracked = Arc<Tracking>;
-
-fn lock_connected(tracked: &Tracked) -> std::sync::MutexGuard<'_, Connected> {
-    tracked.state.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Counts a new connection to `pk` (see [`Connected::admit`]); `false`: drop it.
-fn admit(tracked: &Tracked, pk: [u8; 32], source: Source) -> bool {
-    let keep = lock_connected(tracked).admit(pk, source);
-    if keep {
-        tracked.counted.notify_waiters();
-    }
-    keep
-}
-
-/// Uncounts `peer`'s connection (admitted as `source`) when it ends.
-fn watch_end(tracked: &Tracked, peer: &SwarmPeer, source: Source) {
-    let pk = peer.remote_public_key;
-    let (tracked, mut ended) = (tracked.clone(), peer.ended.clone());
-    tokio::spawn(async move {
-        let _ = ended.wait_for(Option::is_some).await;
-        lock_connected(&tracked).ended(&pk, source);
-    });
-}
-
-/// A claim on dialling one peer (see [`Connected::claim`]), released when dropped
-/// (also when the dial is cancelled).
-struct Claim {
-    tracked: Tracked,
-    pk: [u8; 32],
-}
-
-impl Claim {
-    fn new(tracked: &Tracked, pk: [u8; 32], first_only: bool) -> Option<Claim> {
-        lock_connected(tracked)
-            .claim(pk, first_only)
-            .then(|| Claim {
-                tracked: tracked.clone(),
-                pk,
-            })
-    }
-}
-
-impl Drop for Claim {
+impl Drop for Joined {
     fn drop(&mut self) {
-        lock_connected(&self.tracked).release(&self.pk);
+        self.task.abort();
     }
 }
 
-fn uncount(map: &mut HashMap<[u8; 32], usize>, pk: &[u8; 32]) {
-    if let Some(n) = map.get_mut(pk) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            map.remove(pk);
-        }
-    }
-}
-
-/// What a LAN-path dial came to.
-enum Dialled {
-    /// Connected (counted).
-    Peer(SwarmPeer),
-    /// Connected, but a connection to the peer came up meanwhile: ours was dropped.
-    Duplicate,
-    /// The LAN path does not apply or failed before a server answered: peeroxide-dht's
-    /// connect may try.
-    NotLan,
-    /// The server answered our handshake and the dial failed: another handshake to it
-    /// now would be refused.
-    Answered(lan::LanError),
-}
-
-/// Dials peers by JS hyperdht's LAN path (module `lan`) and hands the connections out
-/// as the swarm's own.
+/// Dials peers (ours: the LAN path, then peeroxide-dht's connect) and hands the
+/// connections out as the swarm's own.
 #[derive(Clone)]
-struct LanDialer {
-    dht: peeroxide::HyperDhtHandle,
+struct Dialer {
+    dht: HyperDhtHandle,
     key_pair: KeyPair,
     local_connection: bool,
+    join_timeout: Duration,
     tracked: Tracked,
     /// Where the swarm's connections go.
     peers: mpsc::Sender<SwarmPeer>,
 }
 
-impl LanDialer {
-    /// A connection to `peer` by the LAN path, when that path applies and works
-    /// (steps up to a server's answer bounded by `deadline`, see module `lan`). The
-    /// caller holds the peer's [`Claim`].
-    async fn connect(&self, peer: [u8; 32], deadline: Instant) -> Dialled {
-        let runtime = match libudx::UdxRuntime::new() {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                debug!(error = %e, "LAN path: no UDX runtime");
-                return Dialled::NotLan;
-            }
+impl Dialer {
+    /// Connects to `peer` (see [`Swarm::connect`]).
+    async fn connect(&self, peer: [u8; 32]) -> Result<SwarmPeer, HypercoreError> {
+        let deadline = Instant::now() + self.join_timeout;
+        let Some(_claim) = Claim::new(&self.tracked, peer) else {
+            return Err(failed(
+                "connect: the peer is connected, or being dialled, already".into(),
+            ));
         };
+        let runtime = UdxRuntime::new().map_err(|e| failed(format!("connect runtime: {e}")))?;
         let connection = match lan::connect(
             &self.dht,
             &self.key_pair,
@@ -359,106 +215,64 @@ impl LanDialer {
         )
         .await
         {
-            Ok(lan::Lan::Connected(connection)) => connection,
+            Ok(lan::Lan::Connected(connection)) => *connection,
             Ok(lan::Lan::NotLan(reason)) => {
                 debug!(%reason, "LAN path does not apply");
-                return Dialled::NotLan;
+                self.dht_connect(peer, &runtime, deadline).await?
             }
             Err(e @ lan::LanError::Answered(_)) => {
-                debug!(error = %e, "LAN path failed after the server answered");
-                return Dialled::Answered(e);
+                return Err(failed(format!("connect (LAN path): {e}")));
             }
             Err(e) => {
                 debug!(error = %e, "LAN path failed");
-                return Dialled::NotLan;
+                self.dht_connect(peer, &runtime, deadline).await?
             }
         };
-        let source = Source::Ours { by_lan: true };
-        if !admit(&self.tracked, peer, source) {
-            debug!("LAN path connected a peer that is connected already: dropped");
-            return Dialled::Duplicate;
+        if !admit(&self.tracked, peer, Source::Ours) {
+            return Err(failed("connect: the peer connected meanwhile".into()));
         }
-        let peer = SwarmPeer::new(
-            Held::Dialled(*connection, runtime),
-            true,
-            self.key_pair.public_key,
-        );
-        watch_end(&self.tracked, &peer, source);
-        Dialled::Peer(peer)
+        let peer = SwarmPeer::new(Held(connection), true, self.key_pair.public_key);
+        watch_end(&self.tracked, &peer);
+        Ok(peer)
     }
 
-    /// Looks `topic` up and dials by the LAN path the peers found that never had a
-    /// connection, once they had [`LAN_GRACE`] to get one from the swarm; looks again
-    /// (100 ms doubling to 2 s) while nobody is found, for up to [`LAN_LOOKUP_BOUND`].
-    /// Peers the LAN path does not apply to are left to the swarm. `bound`: on one
-    /// lookup, and on one dial up to the server's answer.
-    async fn connect_found(self, topic: [u8; 32], bound: Duration) {
-        let deadline = Instant::now() + LAN_LOOKUP_BOUND;
-        let mut delay = Duration::from_millis(100);
-        loop {
-            let found = lookup_peers(&self.dht, topic, self.key_pair.public_key, bound).await;
-            if !found.is_empty() {
-                self.grace(&found).await;
+    /// peeroxide-dht's connect (it holepunches where needed), until `deadline`.
+    async fn dht_connect(
+        &self,
+        peer: [u8; 32],
+        runtime: &UdxRuntime,
+        deadline: Instant,
+    ) -> Result<PeerConnection, HypercoreError> {
+        let mut opts = peeroxide_dht::hyperdht::ConnectOpts::default();
+        opts.local_connection = self.local_connection;
+        tokio::time::timeout_at(
+            deadline,
+            self.dht
+                .connect_with_options(&self.key_pair, peer, &[], runtime, opts),
+        )
+        .await
+        .map_err(|_| failed(format!("connect timed out after {:?}", self.join_timeout)))?
+        .map_err(|e| failed(format!("connect: {e}")))
+    }
+
+    /// Dials a peer a lookup found, unless connected or being dialled; tries again
+    /// after [`FOUND_RETRIES`] when it fails.
+    async fn dial_found(self, peer: [u8; 32]) {
+        for wait in std::iter::once(Duration::ZERO).chain(FOUND_RETRIES) {
+            tokio::time::sleep(wait).await;
+            if lock_connected(&self.tracked).has(&peer) {
+                return;
             }
-            for &pk in &found {
-                let Some(_claim) = Claim::new(&self.tracked, pk, true) else {
-                    continue;
-                };
-                if let Dialled::Peer(peer) = self.connect(pk, Instant::now() + bound).await {
-                    debug!("swarm connection by the LAN path");
-                    if self.peers.send(peer).await.is_err() {
-                        return;
-                    }
+            match self.connect(peer).await {
+                Ok(connected) => {
+                    debug!("swarm connection (dialled)");
+                    let _ = self.peers.send(connected).await;
+                    return;
                 }
-            }
-            if !found.is_empty() || Instant::now() + delay > deadline {
-                return;
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-    }
-
-    /// Waits until every peer in `found` had a connection, or [`LAN_GRACE`] passed.
-    async fn grace(&self, found: &[[u8; 32]]) {
-        let until = Instant::now() + LAN_GRACE;
-        loop {
-            let counted = self.tracked.counted.notified();
-            tokio::pin!(counted);
-            // Registered before checking, so a connection counted in between wakes us.
-            counted.as_mut().enable();
-            if found
-                .iter()
-                .all(|pk| lock_connected(&self.tracked).seen.contains(pk))
-            {
-                return;
-            }
-            if tokio::time::timeout_at(until, counted).await.is_err() {
-                return;
+                Err(e) => debug!(error = %e, "dialling a peer found failed"),
             }
         }
     }
-}
-
-/// The public keys of the peers announcing `topic` (not `me`; empty when the lookup
-/// fails or times out).
-async fn lookup_peers(
-    dht: &peeroxide::HyperDhtHandle,
-    topic: [u8; 32],
-    me: [u8; 32],
-    timeout: Duration,
-) -> Vec<[u8; 32]> {
-    let Ok(Ok(results)) = tokio::time::timeout(timeout, dht.lookup(topic)).await else {
-        return Vec::new();
-    };
-    let mut peers: Vec<[u8; 32]> = results
-        .iter()
-        .flat_map(|r| r.peers.iter().map(|p| p.public_key))
-        .filter(|pk| *pk != me)
-        .collect();
-    peers.sort_unstable();
-    peers.dedup();
-    peers
 }
 
 impl std::fmt::Debug for Swarm {
@@ -480,10 +294,10 @@ impl Swarm {
                 "no bootstrap nodes given (an empty list means no DHT; public nodes are never used implicitly)".into(),
             ));
         }
-        // Measured: the holepuncher advertises every interface's address whatever the
-        // bind address, and a peer on the same host dials a private one among them,
-        // which a socket bound to another address never receives (docs/discovery.md).
-        // Bound to loopback we dial where the DHT saw the peer instead (loopback).
+        // Measured: peers advertise every interface's address whatever the bind
+        // address, and a peer on the same host dials a private one among them, which a
+        // socket bound to another address never receives (docs/discovery.md). Bound
+        // to loopback we dial where the DHT saw the peer instead (loopback).
         let local_connection = options
             .local_connection
             .unwrap_or(!options.host.is_loopback());
@@ -493,21 +307,19 @@ impl Swarm {
                 "swarm bound to one address: peers on this host may dial another interface's address and fail; bind 0.0.0.0 unless this is the only interface"
             );
         }
-        let mut config = SwarmConfig::default();
-        config.dht.dht.bootstrap = options.bootstrap.iter().map(|a| a.to_string()).collect();
-        config.dht.dht.host = options.host.to_string();
-        config.local_connection = local_connection;
-        // peeroxide counts every peer it ever connected to (it never learns that a
-        // connection ended), so its own cap would refuse everyone once 64 peers had
-        // come and gone. The manager enforces `max_peers` on live connections instead.
-        config.max_peers = usize::MAX;
-        // A server must be reachable without holepunching; a client keeps the default
-        // (a client with `firewalled = false` breaks against JS servers).
-        config.dht.dht.firewalled = !options.server;
-        if let Some(seed) = options.seed {
-            config.key_pair = Some(KeyPair::from_seed(seed));
-        }
-        let spawned = tokio::time::timeout(options.start_timeout, peeroxide::spawn(config))
+        let firewalled = options.firewalled.unwrap_or(true);
+        let runtime = UdxRuntime::new().map_err(|e| failed(format!("swarm runtime: {e}")))?;
+        let mut config = peeroxide_dht::hyperdht::HyperDhtConfig::default();
+        config.dht.bootstrap = options.bootstrap.iter().map(|a| a.to_string()).collect();
+        config.dht.host = options.host.to_string();
+        config.dht.firewalled = firewalled;
+        let spawned = async {
+            let (dht_task, dht, server_events) =
+                peeroxide_dht::hyperdht::spawn(&runtime, config).await?;
+            dht.bootstrapped().await?;
+            Ok::<_, peeroxide_dht::hyperdht::HyperDhtError>((dht_task, dht, server_events))
+        };
+        let (dht_task, dht, server_events) = tokio::time::timeout(options.start_timeout, spawned)
             .await
             .map_err(|_| {
                 failed(format!(
@@ -516,104 +328,167 @@ impl Swarm {
                 ))
             })?
             .map_err(|e| failed(format!("swarm start: {e}")))?;
-        let (task, handle, mut incoming) = spawned;
-        let local = handle.key_pair().public_key;
+        let key_pair = options
+            .seed
+            .map_or_else(KeyPair::generate, KeyPair::from_seed);
+        let local = key_pair.public_key;
         let (tx, rx) = mpsc::channel(64);
         let tracked = Tracked::default();
-        let lan = LanDialer {
-            dht: handle.dht().clone(),
-            key_pair: handle.key_pair().clone(),
-            local_connection,
-            tracked: tracked.clone(),
-            peers: tx.clone(),
-        };
-        tokio::spawn(async move {
-            while let Some(conn) = incoming.recv().await {
-                debug!(initiator = conn.is_initiator, "swarm connection");
-                let is_initiator = conn.is_initiator;
-                let pk = conn.peer.remote_public_key;
-                let source = if is_initiator {
-                    Source::SwarmDialled
-                } else {
-                    Source::Accepted
-                };
-                if !admit(&tracked, pk, source) {
-                    // The swarm got through too (its holepunch) while our connection
-                    // stands or is being dialled: one connection per peer is enough.
-                    debug!("swarm dialled a peer we connect ourselves: dropped");
-                    continue;
-                }
-                let peer = SwarmPeer::new(Held::Swarm(conn), is_initiator, local);
-                watch_end(&tracked, &peer, source);
-                if tx.send(peer).await.is_err() {
+        let relays = RelaysSeen::default();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let _ = dht_task.await;
+        });
+
+        // Connections peers make to us.
+        let (accepted_tx, mut accepted) = mpsc::channel::<PeerConnection>(16);
+        let server = Server::spawn(
+            dht.clone(),
+            key_pair.clone(),
+            runtime.handle(),
+            ServerOptions {
+                firewalled,
+                host: options.host,
+            },
+            relays.clone(),
+            accepted_tx,
+            server_events,
+        );
+        tasks.spawn(async move {
+            let _ = server.await;
+        });
+        let (accepted_tracked, accepted_peers) = (tracked.clone(), tx.clone());
+        tasks.spawn(async move {
+            while let Some(connection) = accepted.recv().await {
+                let pk = connection.remote_public_key;
+                admit(&accepted_tracked, pk, Source::Accepted);
+                let peer = SwarmPeer::new(Held(connection), false, local);
+                watch_end(&accepted_tracked, &peer);
+                debug!("swarm connection (accepted)");
+                if accepted_peers.send(peer).await.is_err() {
                     break;
                 }
             }
         });
-        let swarm = Swarm {
-            handle,
-            task,
-            join: {
-                let mut j = JoinOpts::default();
-                j.server = options.server;
-                j.client = options.client;
-                j
-            },
-            join_timeout: options.join_timeout,
+
+        // Peers our lookups find.
+        let dialer = Dialer {
+            dht: dht.clone(),
+            key_pair: key_pair.clone(),
             local_connection,
-            lan,
-            lan_tasks: Mutex::new(tokio::task::JoinSet::new()),
+            join_timeout: options.join_timeout,
+            tracked,
+            peers: tx,
         };
+        let (found, mut found_rx) = mpsc::unbounded_channel::<[u8; 32]>();
+        let found_dialer = dialer.clone();
+        tasks.spawn(async move {
+            let mut dials = JoinSet::new();
+            while let Some(pk) = found_rx.recv().await {
+                while dials.try_join_next().is_some() {}
+                dials.spawn(found_dialer.clone().dial_found(pk));
+            }
+        });
+        let swarm = Swarm {
+            dht,
+            key_pair,
+            server: options.server,
+            client: options.client,
+            join_timeout: options.join_timeout,
+            dialer,
+            relays,
+            found,
+            topics: Mutex::new(Topics::default()),
+            tasks: Mutex::new(tasks),
+        };
+        drop(runtime);
         Ok((swarm, rx))
     }
 
     /// This swarm's Noise public key (what peers see as our id).
     pub fn public_key(&self) -> [u8; 32] {
-        self.handle.key_pair().public_key
+        self.key_pair.public_key
+    }
+
+    fn topics(&self) -> std::sync::MutexGuard<'_, Topics> {
+        self.topics.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Announces and/or looks up `topic` (a log's discovery key), and waits (within the
     /// join timeout) until the first announce and lookup are done, as JS's
     /// `await swarm.join(topic).flushed()`: when it returns, peers looking the topic up
     /// find us. Past the timeout the join stands and completes in the background (a
-    /// warning says so). The DHT refreshes a topic only every 10 minutes, so a client
-    /// that looked up before a server announced finds it then, or when it joins again.
-    ///
-    /// A client then also looks `topic` up for peers to dial by the LAN path (in the
-    /// background, see the module docs); their connections arrive with the swarm's.
+    /// warning says so). The topic is refreshed every 10 minutes, as JS does; a
+    /// client that finds nobody looks again within seconds for 30 s.
     pub async fn join(&self, topic: [u8; 32]) -> Result<(), HypercoreError> {
-        let mut opts = JoinOpts::default();
-        opts.server = self.join.server;
-        opts.client = self.join.client;
-        let started = tokio::time::Instant::now();
-        tokio::time::timeout(self.join_timeout, self.handle.join(topic, opts))
-            .await
-            .map_err(|_| failed(format!("join timed out after {:?}", self.join_timeout)))?
-            .map_err(|e| failed(format!("join: {e}")))?;
-        let left = self.join_timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, self.handle.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(failed(format!("join: {e}"))),
-            Err(_) => warn!(
+        let mut refreshed = {
+            let mut topics = self.topics();
+            if let Some(joined) = topics.joined.get(&topic) {
+                joined.refreshed.clone()
+            } else {
+                if self.server && !topics.registered {
+                    self.dht.register_server(&hash(&self.key_pair.public_key));
+                    topics.registered = true;
+                }
+                let (done, refreshed) = watch::channel(false);
+                let discovery = Discovery {
+                    dht: self.dht.clone(),
+                    key_pair: self.key_pair.clone(),
+                    server: self.server,
+                    client: self.client,
+                    relays: self.relays.clone(),
+                    found: self.found.clone(),
+                    timeout: self.join_timeout,
+                };
+                let task = tokio::spawn(discovery.run(topic, done));
+                topics.joined.insert(
+                    topic,
+                    Joined {
+                        task,
+                        refreshed: refreshed.clone(),
+                    },
+                );
+                refreshed
+            }
+        };
+        let waited =
+            tokio::time::timeout(self.join_timeout, refreshed.wait_for(|done| *done)).await;
+        if waited.is_err() {
+            warn!(
                 timeout = ?self.join_timeout,
                 "first announce/lookup of a joined topic not done within the join timeout; it continues in the background"
-            ),
-        }
-        if self.join.client {
-            let lan = self.lan.clone();
-            let mut tasks = self.lan_tasks.lock().unwrap_or_else(|p| p.into_inner());
-            while tasks.try_join_next().is_some() {}
-            tasks.spawn(lan.connect_found(topic, self.join_timeout));
+            );
         }
         Ok(())
     }
 
-    /// Stops announcing and looking up `topic`. Open connections stay.
+    /// Stops announcing and looking up `topic` (and withdraws our announcement of
+    /// it). Open connections stay.
     pub async fn leave(&self, topic: [u8; 32]) -> Result<(), HypercoreError> {
-        tokio::time::timeout(self.join_timeout, self.handle.leave(topic))
+        let unregister = {
+            let mut topics = self.topics();
+            if topics.joined.remove(&topic).is_none() {
+                return Ok(());
+            }
+            let last = topics.joined.is_empty() && topics.registered;
+            if last {
+                topics.registered = false;
+            }
+            last
+        };
+        if unregister {
+            self.dht.unregister_server(&hash(&self.key_pair.public_key));
+        }
+        if self.server {
+            tokio::time::timeout(
+                self.join_timeout,
+                self.dht.unannounce(topic, &self.key_pair),
+            )
             .await
             .map_err(|_| failed(format!("leave timed out after {:?}", self.join_timeout)))?
-            .map_err(|e| failed(format!("leave: {e}")))
+            .map_err(|e| failed(format!("leave: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Publishes `addr` as this peer's direct TCP endpoint: a mutable DHT record signed
@@ -627,9 +502,7 @@ impl Swarm {
             .map_or(0, |d| d.as_millis() as u64);
         tokio::time::timeout(
             self.join_timeout,
-            self.handle
-                .dht()
-                .mutable_put(self.handle.key_pair(), value.as_bytes(), seq),
+            self.dht.mutable_put(&self.key_pair, value.as_bytes(), seq),
         )
         .await
         .map_err(|_| failed(format!("advertising {addr} timed out")))?
@@ -640,7 +513,7 @@ impl Swarm {
     /// The direct TCP endpoint `peer` advertised, if any (the record's signature is
     /// checked against `peer`). JS peers advertise none.
     pub async fn direct_endpoint(&self, peer: &[u8; 32]) -> Option<SocketAddr> {
-        let got = tokio::time::timeout(self.join_timeout, self.handle.dht().mutable_get(peer, 0))
+        let got = tokio::time::timeout(self.join_timeout, self.dht.mutable_get(peer, 0))
             .await
             .ok()?
             .ok()??;
@@ -651,67 +524,19 @@ impl Swarm {
     /// The public keys of the peers announcing `topic` right now (not ours; empty when
     /// the lookup fails or times out).
     pub async fn lookup(&self, topic: [u8; 32]) -> Vec<[u8; 32]> {
-        lookup_peers(
-            self.handle.dht(),
-            topic,
-            self.public_key(),
-            self.join_timeout,
-        )
-        .await
+        lookup_peers(&self.dht, topic, self.public_key(), self.join_timeout).await
     }
 
     /// Connects to `peer` through the DHT ourselves, bounded by the join timeout
     /// (except that a LAN-path handshake the server answered is finished, within 20 s
-    /// more, rather than thrown away).
-    ///
-    /// The swarm connects to a peer only once in its life: peeroxide 1.7 never learns
-    /// that a connection ended, so it ignores that peer from then on (and refuses its
-    /// incoming connections). A client that lost a connection reconnects with this
-    /// (as JS hyperswarm's retry does); see `docs/discovery.md`.
+    /// more, rather than thrown away). The manager reconnects lost peers with it.
     ///
     /// JS hyperdht's LAN path is tried first; where it does not apply, peeroxide-dht's
-    /// connect runs in the time left. Fails at once when a connection to `peer` is up or
-    /// one of our dials to it is under way (a join's LAN-path dial, another `connect`):
-    /// one connection per peer.
+    /// connect (which holepunches) runs in the time left. Fails at once when a
+    /// connection to `peer` is up or one of our dials to it is under way: one
+    /// connection per peer.
     pub async fn connect(&self, peer: [u8; 32]) -> Result<SwarmPeer, HypercoreError> {
-        let deadline = Instant::now() + self.join_timeout;
-        let Some(_claim) = Claim::new(&self.lan.tracked, peer, false) else {
-            return Err(failed(
-                "connect: the peer is connected, or being dialled, already".into(),
-            ));
-        };
-        match self.lan.connect(peer, deadline).await {
-            Dialled::Peer(connected) => return Ok(connected),
-            Dialled::Duplicate => {
-                return Err(failed("connect: the peer connected meanwhile".into()));
-            }
-            Dialled::Answered(e) => return Err(failed(format!("connect (LAN path): {e}"))),
-            Dialled::NotLan => {}
-        }
-        let runtime =
-            libudx::UdxRuntime::new().map_err(|e| failed(format!("connect runtime: {e}")))?;
-        let mut opts = peeroxide_dht::hyperdht::ConnectOpts::default();
-        opts.local_connection = self.local_connection;
-        let connection = tokio::time::timeout_at(
-            deadline,
-            self.handle.dht().connect_with_options(
-                self.handle.key_pair(),
-                peer,
-                &[],
-                &runtime,
-                opts,
-            ),
-        )
-        .await
-        .map_err(|_| failed(format!("connect timed out after {:?}", self.join_timeout)))?
-        .map_err(|e| failed(format!("connect: {e}")))?;
-        let source = Source::Ours { by_lan: false };
-        if !admit(&self.lan.tracked, peer, source) {
-            return Err(failed("connect: the peer connected meanwhile".into()));
-        }
-        let peer = SwarmPeer::new(Held::Dialled(connection, runtime), true, self.public_key());
-        watch_end(&self.lan.tracked, &peer, source);
-        Ok(peer)
+        self.dialer.connect(peer).await
     }
 
     /// Peers announcing `topic` right now that advertise a direct TCP endpoint.
@@ -725,24 +550,36 @@ impl Swarm {
         found
     }
 
-    /// Waits until every joined topic has finished its first lookup.
+    /// Waits until every joined topic has finished its first announce and lookup.
     pub async fn flush(&self) -> Result<(), HypercoreError> {
-        tokio::time::timeout(self.join_timeout, self.handle.flush())
+        let waits: Vec<watch::Receiver<bool>> = self
+            .topics()
+            .joined
+            .values()
+            .map(|j| j.refreshed.clone())
+            .collect();
+        let all = async {
+            for mut w in waits {
+                let _ = w.wait_for(|done| *done).await;
+            }
+        };
+        tokio::time::timeout(self.join_timeout, all)
             .await
-            .map_err(|_| failed(format!("flush timed out after {:?}", self.join_timeout)))?
-            .map_err(|e| failed(format!("flush: {e}")))
+            .map_err(|_| failed(format!("flush timed out after {:?}", self.join_timeout)))
     }
 
     /// Leaves every topic and closes the sockets (bounded by the join timeout).
     pub async fn destroy(&self) {
-        self.stop_lan_tasks();
-        let _ = tokio::time::timeout(self.join_timeout, self.handle.destroy()).await;
-    }
-}
-
-impl Swarm {
-    fn stop_lan_tasks(&self) {
-        self.lan_tasks
+        let registered = {
+            let mut topics = self.topics();
+            topics.joined.clear();
+            std::mem::take(&mut topics.registered)
+        };
+        if registered {
+            self.dht.unregister_server(&hash(&self.key_pair.public_key));
+        }
+        let _ = tokio::time::timeout(self.join_timeout, self.dht.destroy()).await;
+        self.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .abort_all();
@@ -751,14 +588,16 @@ impl Swarm {
 
 impl Drop for Swarm {
     fn drop(&mut self) {
-        self.stop_lan_tasks();
-        if !self.task.is_finished() {
-            let handle = self.handle.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    let _ = handle.destroy().await;
-                });
-            }
+        self.topics().joined.clear();
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .abort_all();
+        let dht = self.dht.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = dht.destroy().await;
+            });
         }
     }
 }
@@ -783,44 +622,22 @@ impl std::fmt::Debug for SwarmPeer {
     }
 }
 
-/// A DHT connection and what must stay alive with it (its UDX runtime).
-enum Held {
-    /// Made by the swarm.
-    Swarm(SwarmConnection),
-    /// Made by [`Swarm::connect`].
-    Dialled(peeroxide_dht::hyperdht::PeerConnection, libudx::UdxRuntime),
-}
+/// A DHT connection (dialled or accepted), pumped until it ends.
+struct Held(PeerConnection);
 
 impl Held {
-    fn peer(&self) -> &peeroxide_dht::hyperdht::PeerConnection {
-        match self {
-            Held::Swarm(conn) => &conn.peer,
-            Held::Dialled(peer, _) => peer,
-        }
-    }
-
     /// Pumps the connection's frames until it ends, then drops everything it held.
     async fn pump(self, ends: crate::transport::PumpEnds) {
-        match self {
-            Held::Swarm(conn) => {
-                // The rest of `conn` (its runtime) is dropped when this arm ends.
-                let SwarmConnection { peer, .. } = conn;
-                crate::transport::pump(peer.stream, ends, None, Some(KEEPALIVE)).await;
-                drop(peer.socket);
-            }
-            Held::Dialled(peer, runtime) => {
-                crate::transport::pump(peer.stream, ends, None, Some(KEEPALIVE)).await;
-                drop(peer.socket);
-                drop(runtime);
-            }
-        }
+        let Held(peer) = self;
+        crate::transport::pump(peer.stream, ends, None, Some(KEEPALIVE)).await;
+        drop(peer.socket);
     }
 }
 
 impl SwarmPeer {
     fn new(held: Held, is_initiator: bool, local_public_key: [u8; 32]) -> Self {
-        let remote_public_key = held.peer().remote_public_key;
-        let handshake_hash = held.peer().stream.handshake_hash().to_vec();
+        let remote_public_key = held.0.remote_public_key;
+        let handshake_hash = held.0.stream.handshake_hash().to_vec();
         // One task owns the connection (its UDX runtime and socket stay alive with it).
         let (cipher, ended) = SecretCipher::start(
             remote_public_key,
@@ -841,7 +658,7 @@ impl SwarmPeer {
 /// A DHT bootstrap node hosted in this process (not ephemeral, not firewalled).
 pub struct BootstrapNode {
     addr: SocketAddr,
-    handle: peeroxide::HyperDhtHandle,
+    handle: HyperDhtHandle,
     task: JoinHandle<()>,
 }
 
@@ -903,106 +720,5 @@ impl BootstrapNode {
     pub async fn stop(self) {
         let _ = self.handle.destroy().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(n: u32) -> [u8; 32] {
-        let mut k = [0u8; 32];
-        k[..4].copy_from_slice(&n.to_le_bytes());
-        k
-    }
-
-    #[test]
-    fn one_claim_per_peer_for_both_dial_paths() {
-        let mut c = Connected::default();
-        let pk = key(1);
-        // A join's dial claims the peer; a reconnect (or another join) cannot.
-        assert!(c.claim(pk, true));
-        assert!(!c.claim(pk, false));
-        assert!(!c.claim(pk, true));
-        c.release(&pk);
-        // Released: the reconnect may claim it, and then the join cannot.
-        assert!(c.claim(pk, false));
-        assert!(!c.claim(pk, true));
-        c.release(&pk);
-        assert!(c.dialling.is_empty());
-    }
-
-    #[test]
-    fn no_claim_on_a_connected_peer_and_a_joins_dial_is_for_a_first_connection() {
-        let mut c = Connected::default();
-        let pk = key(2);
-        assert!(c.admit(pk, Source::Accepted));
-        assert!(!c.claim(pk, false));
-        assert!(!c.claim(pk, true));
-        c.ended(&pk, Source::Accepted);
-        // Gone: a reconnect may dial it, a join's LAN-path dial may not.
-        assert!(!c.claim(pk, true));
-        assert!(c.claim(pk, false));
-    }
-
-    #[test]
-    fn our_connection_to_a_connected_peer_is_dropped() {
-        let mut c = Connected::default();
-        let pk = key(3);
-        let ours = Source::Ours { by_lan: true };
-        assert!(c.claim(pk, false));
-        assert!(c.admit(pk, ours));
-        // A second dial that got through anyway (claimed before the first counted).
-        assert!(!c.admit(pk, ours));
-        assert!(!c.admit(pk, Source::Ours { by_lan: false }));
-        assert_eq!(c.all.get(&pk), Some(&1));
-        assert_eq!(c.lan.get(&pk), Some(&1));
-        c.release(&pk);
-        c.ended(&pk, ours);
-        assert!(c.all.is_empty() && c.lan.is_empty());
-    }
-
-    #[test]
-    fn the_swarms_dial_is_dropped_while_ours_stands_or_is_under_way() {
-        let mut c = Connected::default();
-        let pk = key(4);
-        // Under way.
-        assert!(c.claim(pk, false));
-        assert!(!c.admit(pk, Source::SwarmDialled));
-        // The peer dialling us is always taken.
-        assert!(c.admit(pk, Source::Accepted));
-        c.ended(&pk, Source::Accepted);
-        // Ours (LAN path) stands, the claim released.
-        assert!(c.admit(pk, Source::Ours { by_lan: true }));
-        c.release(&pk);
-        assert!(!c.admit(pk, Source::SwarmDialled));
-        c.ended(&pk, Source::Ours { by_lan: true });
-        // Neither: the swarm's connection is taken.
-        assert!(c.admit(pk, Source::SwarmDialled));
-        assert_eq!(c.all.get(&pk), Some(&1));
-        assert!(c.lan.is_empty());
-    }
-
-    #[test]
-    fn seen_is_bounded_and_forgets_the_oldest_first() {
-        let mut c = Connected::default();
-        let extra = 10u32;
-        let total = u32::try_from(SEEN_CAP).unwrap() + extra;
-        for n in 0..total {
-            assert!(c.admit(key(n), Source::Accepted));
-            c.ended(&key(n), Source::Accepted);
-        }
-        assert_eq!(c.seen.keys.len(), SEEN_CAP);
-        assert_eq!(c.seen.order.len(), SEEN_CAP);
-        assert!(c.all.is_empty());
-        for n in 0..extra {
-            assert!(!c.seen.contains(&key(n)), "{n} kept");
-        }
-        for n in extra..total {
-            assert!(c.seen.contains(&key(n)), "{n} forgotten");
-        }
-        // Seen again: not counted twice.
-        c.seen.insert(key(total - 1));
-        assert_eq!(c.seen.order.len(), SEEN_CAP);
     }
 }

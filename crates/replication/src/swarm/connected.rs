@@ -1,0 +1,180 @@
+//! Who we are connected to, counted per peer while connections last, and the one
+//! claim per peer that our own dials take (JS hyperswarm keeps one connection per peer
+//! the same way).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use super::SwarmPeer;
+
+/// The connections up, by peer, counted while they last.
+#[derive(Default)]
+pub(crate) struct Connected {
+    /// Every connection handed out (dialled or accepted).
+    all: HashMap<[u8; 32], usize>,
+    /// Peers one of our dials is under way to: one claim per peer.
+    dialling: HashSet<[u8; 32]>,
+}
+
+/// Where a new connection comes from, for [`Connected::admit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// One of our dials; its claim is held.
+    Ours,
+    /// The peer dialled us.
+    Accepted,
+}
+
+impl Connected {
+    /// Claims `pk` for one of our dials: `false` when a connection to it is up or a
+    /// dial to it is under way.
+    pub(crate) fn claim(&mut self, pk: [u8; 32]) -> bool {
+        if self.all.contains_key(&pk) {
+            return false;
+        }
+        self.dialling.insert(pk)
+    }
+
+    /// Ends the claim [`Self::claim`] made.
+    pub(crate) fn release(&mut self, pk: &[u8; 32]) {
+        self.dialling.remove(pk);
+    }
+
+    /// Counts a new connection to `pk`, or says (`false`) to drop it: one of ours when
+    /// a connection to the peer is already up. Connections the peer dialled are always
+    /// taken (two peers dialling each other at once each keep the other's: dropping
+    /// "the duplicate" on both sides could drop both).
+    pub(crate) fn admit(&mut self, pk: [u8; 32], source: Source) -> bool {
+        let keep = match source {
+            Source::Ours => !self.all.contains_key(&pk),
+            Source::Accepted => true,
+        };
+        if keep {
+            *self.all.entry(pk).or_default() += 1;
+        }
+        keep
+    }
+
+    /// Uncounts a connection [`Self::admit`] counted, once it ended.
+    pub(crate) fn ended(&mut self, pk: &[u8; 32]) {
+        if let Some(n) = self.all.get_mut(pk) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.all.remove(pk);
+            }
+        }
+    }
+
+    /// Whether a connection to `pk` is up.
+    pub(crate) fn has(&self, pk: &[u8; 32]) -> bool {
+        self.all.contains_key(pk)
+    }
+}
+
+/// The connection counts, and a signal for each connection counted.
+#[derive(Default)]
+pub(crate) struct Tracking {
+    state: Mutex<Connected>,
+    /// Fired whenever a connection is counted.
+    pub(crate) counted: Notify,
+}
+
+pub(crate) type Tracked = Arc<Tracking>;
+
+pub(crate) fn lock_connected(tracked: &Tracked) -> std::sync::MutexGuard<'_, Connected> {
+    tracked.state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts a new connection to `pk` (see [`Connected::admit`]); `false`: drop it.
+pub(crate) fn admit(tracked: &Tracked, pk: [u8; 32], source: Source) -> bool {
+    let keep = lock_connected(tracked).admit(pk, source);
+    if keep {
+        tracked.counted.notify_waiters();
+    }
+    keep
+}
+
+/// Uncounts `peer`'s connection when it ends.
+pub(crate) fn watch_end(tracked: &Tracked, peer: &SwarmPeer) {
+    let pk = peer.remote_public_key;
+    let (tracked, mut ended) = (tracked.clone(), peer.ended.clone());
+    tokio::spawn(async move {
+        let _ = ended.wait_for(Option::is_some).await;
+        lock_connected(&tracked).ended(&pk);
+    });
+}
+
+/// A claim on dialling one peer (see [`Connected::claim`]), released when dropped
+/// (also when the dial is cancelled).
+pub(crate) struct Claim {
+    tracked: Tracked,
+    pk: [u8; 32],
+}
+
+impl Claim {
+    pub(crate) fn new(tracked: &Tracked, pk: [u8; 32]) -> Option<Claim> {
+        lock_connected(tracked).claim(pk).then(|| Claim {
+            tracked: tracked.clone(),
+            pk,
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        lock_connected(&self.tracked).release(&self.pk);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&n.to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn one_claim_per_peer() {
+        let mut c = Connected::default();
+        let pk = key(1);
+        assert!(c.claim(pk));
+        assert!(!c.claim(pk));
+        c.release(&pk);
+        assert!(c.claim(pk));
+        c.release(&pk);
+        assert!(c.dialling.is_empty());
+    }
+
+    #[test]
+    fn no_claim_on_a_connected_peer_and_a_new_one_once_it_ended() {
+        let mut c = Connected::default();
+        let pk = key(2);
+        assert!(c.admit(pk, Source::Accepted));
+        assert!(!c.claim(pk));
+        c.ended(&pk);
+        assert!(!c.has(&pk));
+        assert!(c.claim(pk));
+    }
+
+    #[test]
+    fn our_connection_to_a_connected_peer_is_dropped_theirs_is_taken() {
+        let mut c = Connected::default();
+        let pk = key(3);
+        assert!(c.claim(pk));
+        assert!(c.admit(pk, Source::Ours));
+        // A second dial that got through anyway (claimed before the first counted).
+        assert!(!c.admit(pk, Source::Ours));
+        // The peer dialling us at the same time is kept.
+        assert!(c.admit(pk, Source::Accepted));
+        assert_eq!(c.all.get(&pk), Some(&2));
+        c.release(&pk);
+        c.ended(&pk);
+        c.ended(&pk);
+        assert!(c.all.is_empty());
+    }
+}
