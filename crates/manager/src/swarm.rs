@@ -431,6 +431,41 @@ impl HypercoreManager {
         }
     }
 
+    /// Refuses `peer` (its swarm public key) from now on, or lifts that (`banned:
+    /// false`): the swarm neither dials it nor answers it, and lost connections to it
+    /// are not re-established (JS hyperswarm's `peerInfo.ban()`). Connections up stay
+    /// until they end. Without a running swarm this does nothing.
+    pub async fn ban_peer(&self, peer: [u8; 32], banned: bool) {
+        if let Some(running) = self.swarm_slot().lock().await.as_ref() {
+            running.swarm.ban(peer, banned);
+        }
+    }
+
+    /// Suspends the swarm (a laptop going to sleep; JS hyperswarm's `suspend()`): no
+    /// announcing, looking up, dialling or answering until
+    /// [`resume_swarm`](Self::resume_swarm). Connections up stay until they end.
+    pub async fn suspend_swarm(&self) {
+        if let Some(running) = self.swarm_slot().lock().await.as_ref() {
+            running.swarm.suspend();
+        }
+    }
+
+    /// Resumes a suspended swarm (woke up, maybe on another network): every enabled
+    /// log's topic is announced and looked up again at once and the peers found are
+    /// dialled, so peers reconnect within seconds. Returns once those rounds are done
+    /// (within the swarm's join timeout).
+    pub async fn resume_swarm(&self) {
+        let swarm = self
+            .swarm_slot()
+            .lock()
+            .await
+            .as_ref()
+            .map(|r| r.swarm.clone());
+        if let Some(swarm) = swarm {
+            swarm.resume().await;
+        }
+    }
+
     /// The swarm's public key, while one runs.
     pub async fn swarm_public_key(&self) -> Option<[u8; 32]> {
         self.swarm_slot()

@@ -321,3 +321,87 @@ async fn an_unreachable_bootstrap_node_is_a_clear_error_within_the_bound() {
     );
     assert!(err.to_string().contains("bootstrap"), "{err}");
 }
+
+/// How long a refused peer is watched for entries that must not come.
+const REFUSED_WINDOW: Duration = Duration::from_secs(4);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
+async fn a_firewall_admits_only_known_peers_and_a_banned_one_gets_nothing() {
+    let p = Pair::new(40).await;
+    // Two more readers of the same log: `c` will be banned, `d` is not on the list.
+    let (dc, dd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (c, d) = (manager(dc.path()).await, manager(dd.path()).await);
+    let key = p.a.get_log("notes").await.unwrap().public_key();
+    let c_log = c.open_replica("notes", key).await.unwrap();
+    let d_log = d.open_replica("notes", key).await.unwrap();
+    let mut keys = Vec::new();
+    for m in [&p.b, &c, &d] {
+        keys.push(m.start_swarm(p.client()).await.unwrap().unwrap());
+        m.enable_replication("notes").await.unwrap();
+    }
+    let mut writer = options(p.node.addr());
+    writer.firewall = Some(nova_hypercore_manager::Firewall::allow_only([
+        keys[0], keys[1],
+    ]));
+    p.a.start_swarm(writer).await.unwrap().unwrap();
+    p.a.ban_peer(keys[1], true).await;
+    p.a.enable_replication("notes").await.unwrap();
+    // The admitted reader gets everything (it found the writer by its repeated lookups).
+    wait_for(&p.replica, 40).await;
+    assert_eq!(
+        p.b.read_range("notes", 0, 40).await.unwrap(),
+        entries(0..40)
+    );
+    // The banned one and the one not on the list get nothing: neither is answered.
+    tokio::time::sleep(REFUSED_WINDOW).await;
+    assert_eq!(
+        c_log.current_length().await.unwrap(),
+        0,
+        "banned peer served"
+    );
+    assert_eq!(
+        d_log.current_length().await.unwrap(),
+        0,
+        "refused peer served"
+    );
+    c.close().await.unwrap();
+    d.close().await.unwrap();
+    p.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
+async fn a_suspended_swarm_neither_dials_nor_answers_and_reconnects_on_resume() {
+    let p = Pair::new(30).await;
+    p.b.start_swarm(options(p.node.addr()))
+        .await
+        .unwrap()
+        .unwrap();
+    p.b.enable_replication("notes").await.unwrap();
+    p.b.suspend_swarm().await;
+    // The writer comes while the reader sleeps: it finds the reader (still announced)
+    // and dials it, and the reader would find it by its lookups; neither may connect.
+    p.a.start_swarm(options(p.node.addr()))
+        .await
+        .unwrap()
+        .unwrap();
+    p.a.enable_replication("notes").await.unwrap();
+    tokio::time::sleep(REFUSED_WINDOW).await;
+    assert_eq!(p.replica.current_length().await.unwrap(), 0);
+    // Woken up: it looks again at once and dials (its lookups would otherwise wait
+    // for the 10-minute refresh).
+    let woke = std::time::Instant::now();
+    p.b.resume_swarm().await;
+    wait_for(&p.replica, 30).await;
+    assert!(
+        woke.elapsed() < Duration::from_secs(10),
+        "reconnected only after {:?}",
+        woke.elapsed()
+    );
+    assert_eq!(
+        p.b.read_range("notes", 0, 30).await.unwrap(),
+        entries(0..30)
+    );
+    p.close().await;
+}

@@ -33,7 +33,7 @@ mod server;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libudx::UdxRuntime;
@@ -46,7 +46,8 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::transport::{Ending, SecretCipher};
-use connected::{Claim, Source, Tracked, admit, lock_connected, watch_end};
+pub use connected::Firewall;
+use connected::{Claim, Gate, Source, Tracked, admit, lock_connected, watch_end};
 use discovery::{Discovery, lookup_peers};
 use server::{RelaysSeen, Server, ServerOptions};
 
@@ -108,6 +109,8 @@ pub struct SwarmOptions {
     /// we are reachable at our DHT socket's address (a public host, a forwarded port);
     /// peers dial it directly.
     pub firewalled: Option<bool>,
+    /// Which peers may connect (JS hyperswarm's `firewall`); everyone when `None`.
+    pub firewall: Option<Firewall>,
     /// Most peers replicated with at once over this swarm (its connections plus the
     /// direct TCP ones it led to); default 64, as JS hyperswarm's `maxPeers`. Enforced
     /// by the manager on live connections (see [`Swarm::start`]).
@@ -130,6 +133,7 @@ impl SwarmOptions {
             prefer_direct: true,
             local_connection: None,
             firewalled: None,
+            firewall: None,
             max_peers: 64,
         }
     }
@@ -157,6 +161,7 @@ pub struct Swarm {
     dialer: Dialer,
     relays: RelaysSeen,
     found: mpsc::UnboundedSender<[u8; 32]>,
+    gate: Arc<Gate>,
     topics: Mutex<Topics>,
     /// The DHT, server and dial tasks (aborted when the swarm goes).
     tasks: Mutex<JoinSet<()>>,
@@ -191,6 +196,7 @@ struct Dialer {
     local_connection: bool,
     join_timeout: Duration,
     tracked: Tracked,
+    gate: Arc<Gate>,
     /// Where the swarm's connections go.
     peers: mpsc::Sender<SwarmPeer>,
 }
@@ -199,6 +205,11 @@ impl Dialer {
     /// Connects to `peer` (see [`Swarm::connect`]).
     async fn connect(&self, peer: [u8; 32]) -> Result<SwarmPeer, HypercoreError> {
         let deadline = Instant::now() + self.join_timeout;
+        if self.gate.refuses(&peer) {
+            return Err(failed(
+                "connect: the peer is refused (firewall or ban), or the swarm is suspended".into(),
+            ));
+        }
         let Some(_claim) = Claim::new(&self.tracked, peer) else {
             return Err(failed(
                 "connect: the peer is connected, or being dialled, already".into(),
@@ -308,6 +319,7 @@ impl Swarm {
             );
         }
         let firewalled = options.firewalled.unwrap_or(true);
+        let gate = Arc::new(Gate::new(options.firewall.clone()));
         let runtime = UdxRuntime::new().map_err(|e| failed(format!("swarm runtime: {e}")))?;
         let mut config = peeroxide_dht::hyperdht::HyperDhtConfig::default();
         config.dht.bootstrap = options.bootstrap.iter().map(|a| a.to_string()).collect();
@@ -349,6 +361,7 @@ impl Swarm {
             ServerOptions {
                 firewalled,
                 host: options.host,
+                gate: gate.clone(),
             },
             relays.clone(),
             accepted_tx,
@@ -378,6 +391,7 @@ impl Swarm {
             local_connection,
             join_timeout: options.join_timeout,
             tracked,
+            gate: gate.clone(),
             peers: tx,
         };
         let (found, mut found_rx) = mpsc::unbounded_channel::<[u8; 32]>();
@@ -398,6 +412,7 @@ impl Swarm {
             dialer,
             relays,
             found,
+            gate,
             topics: Mutex::new(Topics::default()),
             tasks: Mutex::new(tasks),
         };
@@ -430,24 +445,9 @@ impl Swarm {
                     self.dht.register_server(&hash(&self.key_pair.public_key));
                     topics.registered = true;
                 }
-                let (done, refreshed) = watch::channel(false);
-                let discovery = Discovery {
-                    dht: self.dht.clone(),
-                    key_pair: self.key_pair.clone(),
-                    server: self.server,
-                    client: self.client,
-                    relays: self.relays.clone(),
-                    found: self.found.clone(),
-                    timeout: self.join_timeout,
-                };
-                let task = tokio::spawn(discovery.run(topic, done));
-                topics.joined.insert(
-                    topic,
-                    Joined {
-                        task,
-                        refreshed: refreshed.clone(),
-                    },
-                );
+                let joined = self.discover(topic);
+                let refreshed = joined.refreshed.clone();
+                topics.joined.insert(topic, joined);
                 refreshed
             }
         };
@@ -460,6 +460,69 @@ impl Swarm {
             );
         }
         Ok(())
+    }
+
+    /// Starts announcing and looking up `topic` now and every 10 minutes.
+    fn discover(&self, topic: [u8; 32]) -> Joined {
+        let (done, refreshed) = watch::channel(false);
+        let discovery = Discovery {
+            dht: self.dht.clone(),
+            key_pair: self.key_pair.clone(),
+            server: self.server,
+            client: self.client,
+            relays: self.relays.clone(),
+            found: self.found.clone(),
+            timeout: self.join_timeout,
+        };
+        let task = tokio::spawn(discovery.run(topic, done));
+        Joined { task, refreshed }
+    }
+
+    /// Refuses `peer` from now on (`banned: false` lifts it): we neither dial it nor
+    /// answer it (JS hyperswarm's `peerInfo.ban()`). Connections up stay until they
+    /// end; the manager's `ban_peer` closes them.
+    pub fn ban(&self, peer: [u8; 32], banned: bool) {
+        self.gate.ban(peer, banned);
+    }
+
+    /// Stops announcing, looking up, dialling and answering (JS hyperswarm's
+    /// `suspend()`: a laptop going to sleep). Joined topics are kept; connections up
+    /// stay until they end.
+    pub fn suspend(&self) {
+        self.gate.suspend(true);
+        for joined in self.topics().joined.values_mut() {
+            joined.task.abort();
+        }
+    }
+
+    /// Undoes [`Self::suspend`] (JS `resume()`: the laptop woke up, maybe on another
+    /// network): every joined topic is announced and looked up again at once, and the
+    /// peers found are dialled. Waits, within the join timeout, for those rounds.
+    pub async fn resume(&self) {
+        self.gate.suspend(false);
+        let waits: Vec<watch::Receiver<bool>> = {
+            let mut topics = self.topics();
+            let keys: Vec<[u8; 32]> = topics.joined.keys().copied().collect();
+            keys.into_iter()
+                .map(|topic| {
+                    let joined = self.discover(topic);
+                    let wait = joined.refreshed.clone();
+                    topics.joined.insert(topic, joined);
+                    wait
+                })
+                .collect()
+        };
+        let all = async {
+            for mut w in waits {
+                let _ = w.wait_for(|done| *done).await;
+            }
+        };
+        let _ = tokio::time::timeout(self.join_timeout, all).await;
+    }
+
+    /// Whether [`Self::suspend`] is in force.
+    pub fn is_suspended(&self) -> bool {
+        self.gate.suspended()
     }
 
     /// Stops announcing and looking up `topic` (and withdraws our announcement of

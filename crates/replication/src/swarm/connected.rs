@@ -3,11 +3,93 @@
 //! the same way).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use super::SwarmPeer;
+
+/// Decides which peers may connect (JS hyperswarm's `firewall` option): called with a
+/// peer's public key before we dial it and when it dials us (after its handshake
+/// decrypted, before we answer); `true` refuses the peer: we neither dial it nor answer
+/// it.
+#[derive(Clone)]
+pub struct Firewall(Arc<RefusesFn>);
+
+/// The function behind a [`Firewall`].
+type RefusesFn = dyn Fn(&[u8; 32]) -> bool + Send + Sync;
+
+impl Firewall {
+    /// A firewall from a function (`true`: refuse that peer).
+    pub fn new(refuses: impl Fn(&[u8; 32]) -> bool + Send + Sync + 'static) -> Self {
+        Firewall(Arc::new(refuses))
+    }
+
+    /// Admits only these keys (a person's own devices, known collaborators).
+    pub fn allow_only(keys: impl IntoIterator<Item = [u8; 32]>) -> Self {
+        let keys: HashSet<[u8; 32]> = keys.into_iter().collect();
+        Firewall::new(move |pk| !keys.contains(pk))
+    }
+
+    /// Whether `pk` is refused.
+    pub fn refuses(&self, pk: &[u8; 32]) -> bool {
+        (self.0)(pk)
+    }
+}
+
+impl std::fmt::Debug for Firewall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Firewall(..)")
+    }
+}
+
+/// Who may connect now: the firewall, the banned keys, and whether the swarm is
+/// suspended (then nobody is dialled or answered).
+#[derive(Default)]
+pub(crate) struct Gate {
+    firewall: Option<Firewall>,
+    banned: Mutex<HashSet<[u8; 32]>>,
+    suspended: AtomicBool,
+}
+
+impl Gate {
+    /// A gate with `firewall`, nobody banned, not suspended.
+    pub(crate) fn new(firewall: Option<Firewall>) -> Self {
+        Gate {
+            firewall,
+            ..Gate::default()
+        }
+    }
+
+    /// Whether a connection to or from `pk` is refused.
+    pub(crate) fn refuses(&self, pk: &[u8; 32]) -> bool {
+        self.suspended()
+            || self
+                .banned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(pk)
+            || self.firewall.as_ref().is_some_and(|f| f.refuses(pk))
+    }
+
+    pub(crate) fn ban(&self, pk: [u8; 32], banned: bool) {
+        let mut set = self.banned.lock().unwrap_or_else(|p| p.into_inner());
+        if banned {
+            set.insert(pk);
+        } else {
+            set.remove(&pk);
+        }
+    }
+
+    pub(crate) fn suspend(&self, suspended: bool) {
+        self.suspended.store(suspended, Ordering::SeqCst);
+    }
+
+    pub(crate) fn suspended(&self) -> bool {
+        self.suspended.load(Ordering::SeqCst)
+    }
+}
 
 /// The connections up, by peer, counted while they last.
 #[derive(Default)]
@@ -136,6 +218,22 @@ mod tests {
         let mut k = [0u8; 32];
         k[..4].copy_from_slice(&n.to_le_bytes());
         k
+    }
+
+    #[test]
+    fn the_gate_refuses_banned_firewalled_and_everyone_while_suspended() {
+        let (a, b, c) = (key(10), key(11), key(12));
+        let gate = Gate::new(Some(Firewall::allow_only([a, b])));
+        assert!(!gate.refuses(&a) && !gate.refuses(&b));
+        assert!(gate.refuses(&c), "not on the allow list");
+        gate.ban(b, true);
+        assert!(gate.refuses(&b));
+        gate.ban(b, false);
+        assert!(!gate.refuses(&b));
+        gate.suspend(true);
+        assert!(gate.refuses(&a));
+        gate.suspend(false);
+        assert!(!gate.refuses(&a));
     }
 
     #[test]

@@ -43,37 +43,50 @@ pub(crate) struct Discovery {
 
 impl Discovery {
     /// Refreshes `topic` until aborted; `refreshed` turns `true` after the first round
-    /// (JS `flushed()`).
+    /// (JS `flushed()`); a client that found nobody then looks again soon.
     pub(crate) async fn run(self, topic: [u8; 32], refreshed: watch::Sender<bool>) {
         let mut first = true;
         loop {
-            self.refresh(topic, first).await;
+            let found_any = self.refresh(topic).await;
             refreshed.send_replace(true);
+            if first && self.client && !found_any {
+                self.look_again(topic).await;
+            }
             first = false;
             tokio::time::sleep(REFRESH + jitter()).await;
         }
     }
 
-    async fn refresh(&self, topic: [u8; 32], first: bool) {
+    /// One round: announce (server), look up (client); whether anyone was found.
+    async fn refresh(&self, topic: [u8; 32]) -> bool {
         if self.server {
             self.announce(topic).await;
         }
-        if self.client {
-            let deadline = Instant::now() + EMPTY_LOOKUP_BOUND;
-            let mut delay = Duration::from_millis(100);
-            loop {
-                let found = self.lookup(topic).await;
-                let any = !found.is_empty();
-                for pk in found {
-                    let _ = self.found.send(pk);
-                }
-                if any || !first || Instant::now() + delay > deadline {
-                    break;
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+        self.client && self.look_up(topic).await
+    }
+
+    /// Looks `topic` up again (100 ms doubling to 2 s) until somebody is found or
+    /// [`EMPTY_LOOKUP_BOUND`] passed.
+    async fn look_again(&self, topic: [u8; 32]) {
+        let deadline = Instant::now() + EMPTY_LOOKUP_BOUND;
+        let mut delay = Duration::from_millis(100);
+        while Instant::now() + delay <= deadline {
+            tokio::time::sleep(delay).await;
+            if self.look_up(topic).await {
+                return;
             }
+            delay = (delay * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// Looks `topic` up and hands the peers found to the dialler; whether any was.
+    async fn look_up(&self, topic: [u8; 32]) -> bool {
+        let found = self.lookup(topic).await;
+        let any = !found.is_empty();
+        for pk in found {
+            let _ = self.found.send(pk);
+        }
+        any
     }
 
     /// Announces the topic and ourselves (JS `Announcer`), then asks our relays how

@@ -51,6 +51,8 @@ use peeroxide_dht::socket_pool::SocketPool;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::debug;
 
+use super::connected::Gate;
+
 /// How long a handshake waits for the client's first packet (JS
 /// `HANDSHAKE_INITIAL_TIMEOUT`).
 const FIRST_PACKET_WAIT: Duration = Duration::from_secs(10);
@@ -78,6 +80,8 @@ pub(crate) struct ServerOptions {
     pub(crate) firewalled: bool,
     /// Host the puncher sockets bind to.
     pub(crate) host: IpAddr,
+    /// Who may connect.
+    pub(crate) gate: Arc<Gate>,
 }
 
 /// The server: one task that answers what the DHT forwards to us.
@@ -353,6 +357,13 @@ impl Server {
             .finalize()
             .map_err(|e| debug!(error = %e, "server: noise finalize"))
             .ok()?;
+        // JS asks its firewall before answering; the client's key is known once the
+        // handshake is complete (peeroxide-dht's NoiseWrap shows it only then), and a
+        // refused client gets no answer at all, as from JS.
+        if self.options.gate.refuses(&keys.remote_public_key) {
+            debug!("server: a refused peer (firewall, ban or suspended): not answered");
+            return None;
+        }
         let (mode, reply_peer) = match msg.mode {
             MODE_FROM_RELAY | MODE_FROM_SECOND_RELAY => (MODE_FROM_SERVER, Some(client.clone())),
             _ => (MODE_REPLY, None),
