@@ -28,7 +28,10 @@
 
 mod connected;
 mod discovery;
+mod holepunch;
 mod lan;
+mod nat;
+mod puncher;
 mod server;
 
 use std::collections::HashMap;
@@ -194,6 +197,10 @@ struct Dialer {
     dht: HyperDhtHandle,
     key_pair: KeyPair,
     local_connection: bool,
+    /// Where our sockets bind.
+    host: IpAddr,
+    /// The bootstrap nodes (our puncher samples its NAT from them, among others).
+    bootstrap: Vec<peeroxide_dht::messages::Ipv4Peer>,
     join_timeout: Duration,
     tracked: Tracked,
     gate: Arc<Gate>,
@@ -216,29 +223,26 @@ impl Dialer {
             ));
         };
         let runtime = UdxRuntime::new().map_err(|e| failed(format!("connect runtime: {e}")))?;
-        let connection = match lan::connect(
-            &self.dht,
-            &self.key_pair,
-            peer,
-            &runtime,
-            self.local_connection,
-            deadline,
-        )
-        .await
-        {
-            Ok(lan::Lan::Connected(connection)) => *connection,
-            Ok(lan::Lan::NotLan(reason)) => {
-                debug!(%reason, "LAN path does not apply");
-                self.dht_connect(peer, &runtime, deadline).await?
-            }
-            Err(e @ lan::LanError::Answered(_)) => {
-                return Err(failed(format!("connect (LAN path): {e}")));
-            }
-            Err(e) => {
-                debug!(error = %e, "LAN path failed");
-                self.dht_connect(peer, &runtime, deadline).await?
-            }
+        let how = lan::Dial {
+            host: self.host,
+            local_connection: self.local_connection,
+            bootstrap: &self.bootstrap,
         };
+        let connection =
+            match lan::connect(&self.dht, &self.key_pair, peer, &runtime, &how, deadline).await {
+                Ok(lan::Lan::Connected(connection)) => *connection,
+                Ok(lan::Lan::NotLan(reason)) => {
+                    debug!(%reason, "LAN path does not apply");
+                    self.dht_connect(peer, &runtime, deadline).await?
+                }
+                Err(e @ lan::LanError::Answered(_)) => {
+                    return Err(failed(format!("connect (LAN path): {e}")));
+                }
+                Err(e) => {
+                    debug!(error = %e, "LAN path failed");
+                    self.dht_connect(peer, &runtime, deadline).await?
+                }
+            };
         if !admit(&self.tracked, peer, Source::Ours) {
             return Err(failed("connect: the peer connected meanwhile".into()));
         }
@@ -389,6 +393,15 @@ impl Swarm {
             dht: dht.clone(),
             key_pair: key_pair.clone(),
             local_connection,
+            host: options.host,
+            bootstrap: options
+                .bootstrap
+                .iter()
+                .map(|a| peeroxide_dht::messages::Ipv4Peer {
+                    host: a.ip().to_string(),
+                    port: a.port(),
+                })
+                .collect(),
             join_timeout: options.join_timeout,
             tracked,
             gate: gate.clone(),

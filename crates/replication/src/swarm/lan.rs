@@ -134,6 +134,9 @@ pub(crate) enum LanError {
     /// Finishing an answered handshake took longer than [`ANSWERED_BOUND`].
     #[error("finishing took longer than {ANSWERED_BOUND:?}")]
     Finishing,
+    /// The holepunch after the handshake failed.
+    #[error("holepunch: {0}")]
+    Holepunch(#[source] super::holepunch::HolepunchError),
     /// A server answered our handshake (it reserved its side for us) and the dial then
     /// failed: another handshake to it now would be refused as "already connected".
     #[error("the server answered our handshake, then: {0}")]
@@ -161,6 +164,14 @@ async fn until<T>(
         .map_err(|_| LanError::Deadline(step))
 }
 
+/// How we dial: where our sockets bind, whether to try a same-host peer's private
+/// addresses, and DHT nodes to sample our NAT from.
+pub(crate) struct Dial<'a> {
+    pub(crate) host: std::net::IpAddr,
+    pub(crate) local_connection: bool,
+    pub(crate) bootstrap: &'a [Ipv4Peer],
+}
+
 /// What [`connect`] did.
 pub(crate) enum Lan {
     /// Connected (by the LAN path, or where peeroxide-dht dials directly too).
@@ -171,12 +182,17 @@ pub(crate) enum Lan {
 }
 
 /// A completed `PEER_HANDSHAKE` through `relay`.
-struct Handshake {
-    relay: Ipv4Peer,
-    reply: HandshakeResult,
-    remote: NoisePayload,
-    noise: NoiseWrapResult,
-    local_stream_id: u32,
+pub(crate) struct Handshake {
+    /// The relay it went through.
+    pub(crate) relay: Ipv4Peer,
+    /// Where the relay saw both of us.
+    pub(crate) reply: HandshakeResult,
+    /// The server's payload.
+    pub(crate) remote: NoisePayload,
+    /// The keys.
+    pub(crate) noise: NoiseWrapResult,
+    /// Our stream's id, as we offered it.
+    pub(crate) local_stream_id: u32,
 }
 
 /// Connects to `peer` by JS hyperdht's LAN path when it applies (see the module docs).
@@ -191,16 +207,9 @@ pub(crate) async fn connect(
     key_pair: &KeyPair,
     peer: [u8; 32],
     runtime: &UdxRuntime,
-    local_connection: bool,
+    how: &Dial<'_>,
     deadline: Instant,
 ) -> Result<Lan, LanError> {
-    if let Ok(Some(ours)) = until(deadline, "our address", dht.remote_address()).await? {
-        // peeroxide-dht knows our address: its own same-host shortcut decides as JS.
-        return Ok(Lan::NotLan(format!(
-            "our address is known ({}): peeroxide-dht decides",
-            ours.host
-        )));
-    }
     let target = peeroxide_dht::crypto::hash(&peer);
     let replies = until(deadline, "FIND_PEER", dht.query_find_peer(target))
         .await?
@@ -209,9 +218,20 @@ pub(crate) async fn connect(
             source,
         })?;
     let mut relays: Vec<Ipv4Peer> = Vec::new();
-    for reply in replies.into_iter().filter(|r| r.value.is_some()) {
-        if !relays.contains(&reply.from) {
+    // DHT nodes our puncher may sample its NAT from: the ones that answered, then the
+    // bootstrap nodes.
+    let mut nodes: Vec<Ipv4Peer> = Vec::new();
+    for reply in replies {
+        if !nodes.contains(&reply.from) {
+            nodes.push(reply.from.clone());
+        }
+        if reply.value.is_some() && !relays.contains(&reply.from) {
             relays.push(reply.from);
+        }
+    }
+    for node in how.bootstrap {
+        if !nodes.contains(node) {
+            nodes.push(node.clone());
         }
     }
     if relays.is_empty() {
@@ -224,7 +244,7 @@ pub(crate) async fn connect(
                 // Answered: finish whatever the deadline says (see the module docs).
                 return match tokio::time::timeout(
                     ANSWERED_BOUND,
-                    finish(dht, runtime, hs, local_connection),
+                    finish(dht, runtime, hs, how, &nodes),
                 )
                 .await
                 {
@@ -245,8 +265,10 @@ async fn finish(
     dht: &HyperDhtHandle,
     runtime: &UdxRuntime,
     hs: Handshake,
-    local_connection: bool,
+    dial_opts: &Dial<'_>,
+    nodes: &[Ipv4Peer],
 ) -> Result<Lan, LanError> {
+    let local_connection = dial_opts.local_connection;
     let holepunchable = hs
         .remote
         .holepunch
@@ -276,10 +298,15 @@ async fn finish(
     // which peeroxide-dht's request does not return; a ping to the relay does.
     let ours = ping(dht, &hs.relay).await.ok_or(LanError::NoOwnAddress)?;
     if ours.host != hs.reply.server_address.host {
-        return Ok(Lan::NotLan(format!(
-            "not the same host as the relay saw us ({} vs {})",
-            ours.host, hs.reply.server_address.host
-        )));
+        debug!(
+            ours = %ours.host,
+            server = %hs.reply.server_address.host,
+            "another host: holepunching"
+        );
+        return super::holepunch::connect(dht, runtime, &hs, dial_opts.host, nodes)
+            .await
+            .map(|c| Lan::Connected(Box::new(c)))
+            .map_err(LanError::Holepunch);
     }
     let candidates = dial_targets(&hs, local_connection, dht).await;
     debug!(

@@ -1,0 +1,493 @@
+//! A holepuncher, as JS hyperdht's `lib/holepuncher.js`: UDP sockets of ours whose NAT
+//! mappings we sample (`nat.rs`) and from which we send one-byte probes toward the
+//! other peer until one of its probes reaches us (the initiator) or its UDX stream
+//! arrives (the server).
+//!
+//! Strategies (JS `_punch`, chosen from both sides' NAT types, open counted as
+//! consistent):
+//! - both consistent: probe every address the other side offered, once a second for
+//!   10 s (unverified ones every fourth round);
+//! - we consistent, they random: probe random ports of their verified host, one every
+//!   20 ms for 35 s, from our one socket;
+//! - we random, they consistent: open up to [`BIRTHDAY_SOCKETS`] sockets, each sending
+//!   a probe to their verified address (the birthday paradox finds a pair), then keep
+//!   them alive for 35 s;
+//! - both random: nothing (a blind relay is needed).
+//!
+//! Unlike peeroxide-dht's puncher, the socket that heard the other side is known
+//! ([`Puncher::connected`] says which), so the stream is made on that socket.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use libudx::{UdxRuntime, UdxSocket};
+use peeroxide_dht::hyperdht_messages::{FIREWALL_CONSISTENT, FIREWALL_OPEN, FIREWALL_RANDOM};
+use peeroxide_dht::messages::{
+    Command, Ipv4Peer, Message, Request, Response, decode_message, encode_request_to_bytes,
+};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+use tracing::debug;
+
+use super::nat::{MIN_SAMPLES, Samples};
+
+/// Most sockets a random-NAT side opens (JS `BIRTHDAY_SOCKETS`).
+pub(crate) const BIRTHDAY_SOCKETS: usize = 256;
+
+/// TTL of a probe meant to open our own NAT's mapping without reaching theirs.
+const LOW_TTL: u32 = 5;
+const DEFAULT_TTL: u32 = 64;
+
+/// Bound on one ping to a DHT node (JS: no retry, about 2 s).
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the other peer told us about itself.
+#[derive(Debug, Default, Clone)]
+struct Remote {
+    firewall: u64,
+    addresses: Vec<(Ipv4Peer, bool)>,
+    punching: bool,
+}
+
+struct Inner {
+    initiator: bool,
+    host: IpAddr,
+    runtime: UdxRuntime,
+    sockets: Mutex<Vec<UdxSocket>>,
+    nat: Mutex<Samples>,
+    pings: Mutex<HashMap<u16, oneshot::Sender<Response>>>,
+    next_tid: AtomicU16,
+    punching: AtomicBool,
+    remote: Mutex<Remote>,
+    /// The first of the other side's probes to reach an initiator: which of our
+    /// sockets, and from where.
+    connected: watch::Sender<Option<(usize, SocketAddr)>>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+/// A holepuncher; dropping it stops every probe and closes the sockets no stream
+/// holds.
+pub(crate) struct Puncher {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Puncher {
+    fn drop(&mut self) {
+        self.inner.punching.store(false, Ordering::SeqCst);
+        lock(&self.inner.tasks).abort_all();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn socket_addr(peer: &Ipv4Peer) -> Option<SocketAddr> {
+    Some(SocketAddr::new(peer.host.parse().ok()?, peer.port))
+}
+
+impl Puncher {
+    /// A puncher with one socket bound to `host` (port chosen by the system).
+    pub(crate) async fn open(
+        initiator: bool,
+        host: IpAddr,
+        runtime: UdxRuntime,
+    ) -> Result<Puncher, libudx::UdxError> {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.subsec_nanos());
+        let inner = Arc::new(Inner {
+            initiator,
+            host,
+            runtime,
+            sockets: Mutex::new(Vec::new()),
+            nat: Mutex::new(Samples::default()),
+            pings: Mutex::new(HashMap::new()),
+            next_tid: AtomicU16::new(seed as u16),
+            punching: AtomicBool::new(false),
+            remote: Mutex::new(Remote::default()),
+            connected: watch::channel(None).0,
+            tasks: Mutex::new(JoinSet::new()),
+        });
+        let puncher = Puncher { inner };
+        puncher.add_socket().await?;
+        Ok(puncher)
+    }
+
+    /// Opens one more socket and listens on it; its index.
+    async fn add_socket(&self) -> Result<usize, libudx::UdxError> {
+        Inner::add_socket(&self.inner).await
+    }
+
+    /// Our socket number `i` (0: the first).
+    pub(crate) fn socket(&self, i: usize) -> Option<UdxSocket> {
+        lock(&self.inner.sockets).get(i).cloned()
+    }
+
+    /// Asks up to [`MIN_SAMPLES`] of `nodes` (DHT nodes) where they see our first
+    /// socket, once more with the others if too few answered (JS `autoSample`).
+    pub(crate) async fn sample(&self, nodes: &[Ipv4Peer]) {
+        let mut next = 0;
+        for _round in 0..2 {
+            let want = MIN_SAMPLES.saturating_sub(lock(&self.inner.nat).sampled()) as usize;
+            let batch: Vec<Ipv4Peer> = nodes.iter().skip(next).take(want).cloned().collect();
+            next += batch.len();
+            if batch.is_empty() {
+                return;
+            }
+            let mut pings = JoinSet::new();
+            for node in batch {
+                let inner = self.inner.clone();
+                pings.spawn(async move {
+                    let reply = Inner::ping_node(&inner, &node).await;
+                    (node, reply)
+                });
+            }
+            while let Some(done) = pings.join_next().await {
+                if let Ok((node, Some(reply))) = done {
+                    lock(&self.inner.nat).add(&reply.to, &node);
+                }
+                if lock(&self.inner.nat).settled() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Our NAT type as sampled (`FIREWALL_UNKNOWN` until three nodes answered).
+    pub(crate) fn firewall(&self) -> u64 {
+        lock(&self.inner.nat).firewall()
+    }
+
+    /// Where the other side can reach our first socket.
+    pub(crate) fn addresses(&self) -> Option<Vec<Ipv4Peer>> {
+        lock(&self.inner.nat).addresses()
+    }
+
+    /// Keeps what we said our NAT is (JS `nat.freeze()`).
+    pub(crate) fn freeze(&self) {
+        lock(&self.inner.nat).freeze();
+    }
+
+    /// What the other side said (JS `updateRemote`); `verified`: a host we know is
+    /// theirs (it echoed our token, or the relay saw them there).
+    pub(crate) fn update_remote(
+        &self,
+        punching: bool,
+        firewall: u64,
+        addresses: &[Ipv4Peer],
+        verified: Option<&str>,
+    ) {
+        let mut remote = lock(&self.inner.remote);
+        let was: Vec<String> = remote
+            .addresses
+            .iter()
+            .filter(|(_, v)| *v)
+            .map(|(a, _)| a.host.clone())
+            .collect();
+        remote.addresses = addresses
+            .iter()
+            .map(|a| {
+                let v = verified == Some(a.host.as_str()) || was.contains(&a.host);
+                (a.clone(), v)
+            })
+            .collect();
+        remote.firewall = firewall;
+        remote.punching = punching;
+    }
+
+    /// Whether the other side said it punches.
+    pub(crate) fn remote_punching(&self) -> bool {
+        lock(&self.inner.remote).punching
+    }
+
+    /// A probe from our first socket that opens our mapping toward `addr` without
+    /// reaching it (JS `openSession`).
+    pub(crate) fn open_session(&self, addr: &Ipv4Peer) {
+        if let (Some(socket), Some(addr)) = (self.socket(0), socket_addr(addr)) {
+            probe(&socket, addr, true);
+        }
+    }
+
+    /// Which socket heard the other side first, and from where (initiator only).
+    pub(crate) fn connected(&self) -> watch::Receiver<Option<(usize, SocketAddr)>> {
+        self.inner.connected.subscribe()
+    }
+
+    /// Starts punching (JS `punch()`): `false` when no strategy fits.
+    pub(crate) fn punch(&self) -> bool {
+        let local = coerce(self.firewall());
+        let remote = lock(&self.inner.remote).clone();
+        let theirs = coerce(remote.firewall);
+        if remote.addresses.is_empty() {
+            return false;
+        }
+        let verified = remote
+            .addresses
+            .iter()
+            .find(|(_, v)| *v)
+            .and_then(|(a, _)| a.host.parse::<IpAddr>().ok().map(|ip| (ip, a.port)));
+        let inner = self.inner.clone();
+        inner.punching.store(true, Ordering::SeqCst);
+        let mut tasks = lock(&self.inner.tasks);
+        match (local, theirs, verified) {
+            (FIREWALL_CONSISTENT, FIREWALL_CONSISTENT, _) => {
+                let targets: Vec<(SocketAddr, bool)> = remote
+                    .addresses
+                    .iter()
+                    .filter_map(|(a, v)| socket_addr(a).map(|s| (s, *v)))
+                    .collect();
+                tasks.spawn(async move { inner.consistent_probe(targets).await });
+                true
+            }
+            (FIREWALL_CONSISTENT, FIREWALL_RANDOM, Some((host, _))) => {
+                tasks.spawn(async move { inner.random_probes(host).await });
+                true
+            }
+            (FIREWALL_RANDOM, FIREWALL_CONSISTENT, Some((host, port))) => {
+                let target = SocketAddr::new(host, port);
+                tasks.spawn(async move { inner.birthday(target).await });
+                true
+            }
+            _ => {
+                inner.punching.store(false, Ordering::SeqCst);
+                false
+            }
+        }
+    }
+}
+
+impl Inner {
+    async fn add_socket(inner: &Arc<Inner>) -> Result<usize, libudx::UdxError> {
+        let socket = inner.runtime.create_socket().await?;
+        socket.bind(SocketAddr::new(inner.host, 0)).await?;
+        let mut datagrams = socket.recv_start()?;
+        let index = {
+            let mut sockets = lock(&inner.sockets);
+            sockets.push(socket.clone());
+            sockets.len() - 1
+        };
+        let me = Arc::downgrade(inner);
+        lock(&inner.tasks).spawn(async move {
+            while let Some(datagram) = datagrams.recv().await {
+                let Some(inner) = me.upgrade() else { return };
+                inner.on_datagram(index, &socket, &datagram.data, datagram.addr);
+            }
+        });
+        Ok(index)
+    }
+
+    /// A datagram that is not a UDX packet: a probe (one byte) or a DHT reply.
+    fn on_datagram(&self, index: usize, socket: &UdxSocket, data: &[u8], from: SocketAddr) {
+        if data.len() <= 1 {
+            if !self.initiator {
+                // JS: the server answers each probe, so the client learns which of
+                // our mappings reached it.
+                probe(socket, from, false);
+                return;
+            }
+            self.connected.send_if_modified(|c| {
+                if c.is_none() {
+                    debug!(index, %from, "holepunch: the other side's probe reached us");
+                    *c = Some((index, from));
+                    true
+                } else {
+                    false
+                }
+            });
+            self.punching.store(false, Ordering::SeqCst);
+            return;
+        }
+        if let Ok(Message::Response(response)) = decode_message(data)
+            && let Some(waiting) = lock(&self.pings).remove(&response.tid)
+        {
+            let _ = waiting.send(response);
+        }
+    }
+
+    /// A DHT `PING` to `node` from our first socket; its reply (`to`: where it saw us).
+    async fn ping_node(inner: &Arc<Inner>, node: &Ipv4Peer) -> Option<Response> {
+        let socket = lock(&inner.sockets).first().cloned()?;
+        let to = socket_addr(node)?;
+        let tid = inner.next_tid.fetch_add(1, Ordering::Relaxed);
+        let request = Request {
+            tid,
+            to: node.clone(),
+            id: None,
+            token: None,
+            internal: true,
+            command: Command::Ping as u64,
+            target: None,
+            value: None,
+        };
+        let bytes = encode_request_to_bytes(&request).ok()?;
+        let (tx, rx) = oneshot::channel();
+        lock(&inner.pings).insert(tid, tx);
+        let _ = socket.send_to(&bytes, to);
+        let reply = tokio::time::timeout(PING_TIMEOUT, rx).await;
+        lock(&inner.pings).remove(&tid);
+        reply.ok()?.ok()
+    }
+
+    fn punching(&self) -> bool {
+        self.punching.load(Ordering::SeqCst)
+    }
+
+    /// JS `_consistentProbe`.
+    async fn consistent_probe(self: Arc<Self>, targets: Vec<(SocketAddr, bool)>) {
+        if !self.initiator {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        for tries in 1..=10u32 {
+            if !self.punching() {
+                return;
+            }
+            let socket = lock(&self.sockets).first().cloned();
+            if let Some(socket) = socket {
+                for (addr, verified) in &targets {
+                    if *verified || tries & 3 == 0 {
+                        probe(&socket, *addr, false);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// JS `_randomProbes`: random ports of their host, from our one socket.
+    async fn random_probes(self: Arc<Self>, host: IpAddr) {
+        let mut rng = Rng::seeded();
+        for _ in 0..1750 {
+            if !self.punching() {
+                return;
+            }
+            let port = 1000 + (rng.next() % 64536) as u16;
+            let socket = lock(&self.sockets).first().cloned();
+            if let Some(socket) = socket {
+                probe(&socket, SocketAddr::new(host, port), false);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// JS `_openBirthdaySockets` then `_keepAliveRandomNat`.
+    async fn birthday(self: Arc<Self>, target: SocketAddr) {
+        while self.punching() && lock(&self.sockets).len() < BIRTHDAY_SOCKETS {
+            match Inner::add_socket(&self).await {
+                Ok(i) => {
+                    if let Some(socket) = lock(&self.sockets).get(i).cloned() {
+                        probe(&socket, target, true);
+                    }
+                }
+                Err(e) => {
+                    debug!(error = %e, "holepunch: no more birthday sockets");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut i = 0;
+        for _ in 0..1750 {
+            if !self.punching() {
+                return;
+            }
+            let socket = {
+                let sockets = lock(&self.sockets);
+                if sockets.is_empty() {
+                    return;
+                }
+                i %= sockets.len();
+                sockets[i].clone()
+            };
+            probe(&socket, target, false);
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Sends one probe (`[0]`, JS's `HOLEPUNCH`); `low_ttl`: only far enough to open our
+/// own NAT's mapping.
+fn probe(socket: &UdxSocket, to: SocketAddr, low_ttl: bool) {
+    if low_ttl {
+        let _ = socket.set_ttl(LOW_TTL);
+    }
+    let _ = socket.send_to(&[0], to);
+    if low_ttl {
+        // `send_to` sends from a task; put the TTL back once it ran.
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = socket.set_ttl(DEFAULT_TTL);
+        });
+    }
+}
+
+/// JS `coerceFirewall`: an open NAT punches like a consistent one.
+fn coerce(firewall: u64) -> u64 {
+    if firewall == FIREWALL_OPEN {
+        FIREWALL_CONSISTENT
+    } else {
+        firewall
+    }
+}
+
+/// xorshift32 for probe ports (their spread matters, not their secrecy).
+struct Rng(u32);
+
+impl Rng {
+    fn seeded() -> Rng {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.subsec_nanos());
+        Rng(nanos | 1)
+    }
+
+    fn next(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_ports_are_spread_over_the_range() {
+        let mut rng = Rng::seeded();
+        let ports: Vec<u16> = (0..1000)
+            .map(|_| 1000 + (rng.next() % 64536) as u16)
+            .collect();
+        assert!(ports.iter().all(|p| *p >= 1000));
+        assert!(ports.iter().any(|p| *p < 20_000) && ports.iter().any(|p| *p > 50_000));
+    }
+
+    #[tokio::test]
+    async fn an_initiator_learns_which_socket_the_other_side_reached() {
+        let lo = IpAddr::from([127, 0, 0, 1]);
+        let ours = Puncher::open(true, lo, UdxRuntime::new().unwrap())
+            .await
+            .unwrap();
+        let theirs = Puncher::open(false, lo, UdxRuntime::new().unwrap())
+            .await
+            .unwrap();
+        let their_addr = theirs.socket(0).unwrap().local_addr().await.unwrap();
+        let mut connected = ours.connected();
+        // Our probe reaches the server side, which answers it: we learn its address.
+        probe(&ours.socket(0).unwrap(), their_addr, false);
+        let got = tokio::time::timeout(Duration::from_secs(5), connected.wait_for(Option::is_some))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, (0, their_addr));
+    }
+}
