@@ -324,6 +324,14 @@ impl Swarm {
         }
         let firewalled = options.firewalled.unwrap_or(true);
         let gate = Arc::new(Gate::new(options.firewall.clone()));
+        let bootstrap: Vec<peeroxide_dht::messages::Ipv4Peer> = options
+            .bootstrap
+            .iter()
+            .map(|a| peeroxide_dht::messages::Ipv4Peer {
+                host: a.ip().to_string(),
+                port: a.port(),
+            })
+            .collect();
         let runtime = UdxRuntime::new().map_err(|e| failed(format!("swarm runtime: {e}")))?;
         let mut config = peeroxide_dht::hyperdht::HyperDhtConfig::default();
         config.dht.bootstrap = options.bootstrap.iter().map(|a| a.to_string()).collect();
@@ -365,6 +373,7 @@ impl Swarm {
             ServerOptions {
                 firewalled,
                 host: options.host,
+                bootstrap: bootstrap.clone(),
                 gate: gate.clone(),
             },
             relays.clone(),
@@ -394,14 +403,7 @@ impl Swarm {
             key_pair: key_pair.clone(),
             local_connection,
             host: options.host,
-            bootstrap: options
-                .bootstrap
-                .iter()
-                .map(|a| peeroxide_dht::messages::Ipv4Peer {
-                    host: a.ip().to_string(),
-                    port: a.port(),
-                })
-                .collect(),
+            bootstrap,
             join_timeout: options.join_timeout,
             tracked,
             gate: gate.clone(),

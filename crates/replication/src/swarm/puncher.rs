@@ -65,8 +65,13 @@ struct Inner {
     /// The first of the other side's probes to reach an initiator: which of our
     /// sockets, and from where.
     connected: watch::Sender<Option<(usize, SocketAddr)>>,
+    /// Told of every socket we open (a server puts a stream on each).
+    on_socket: Mutex<Option<SocketHook>>,
     tasks: Mutex<JoinSet<()>>,
 }
+
+/// Called with each socket's index and the socket.
+type SocketHook = Box<dyn Fn(usize, &UdxSocket) + Send + Sync>;
 
 /// A holepuncher; dropping it stops every probe and closes the sockets no stream
 /// holds.
@@ -110,6 +115,7 @@ impl Puncher {
             punching: AtomicBool::new(false),
             remote: Mutex::new(Remote::default()),
             connected: watch::channel(None).0,
+            on_socket: Mutex::new(None),
             tasks: Mutex::new(JoinSet::new()),
         });
         let puncher = Puncher { inner };
@@ -120,6 +126,16 @@ impl Puncher {
     /// Opens one more socket and listens on it; its index.
     async fn add_socket(&self) -> Result<usize, libudx::UdxError> {
         Inner::add_socket(&self.inner).await
+    }
+
+    /// Calls `hook` for each of our sockets, those open now and those we open later
+    /// (birthday sockets).
+    pub(crate) fn on_socket(&self, hook: impl Fn(usize, &UdxSocket) + Send + Sync + 'static) {
+        let sockets = lock(&self.inner.sockets).clone();
+        for (i, socket) in sockets.iter().enumerate() {
+            hook(i, socket);
+        }
+        *lock(&self.inner.on_socket) = Some(Box::new(hook));
     }
 
     /// Our socket number `i` (0: the first).
@@ -270,6 +286,9 @@ impl Inner {
             sockets.push(socket.clone());
             sockets.len() - 1
         };
+        if let Some(hook) = lock(&inner.on_socket).as_ref() {
+            hook(index, &socket);
+        }
         let me = Arc::downgrade(inner);
         lock(&inner.tasks).spawn(async move {
             while let Some(datagram) = datagrams.recv().await {

@@ -31,27 +31,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libudx::{RuntimeHandle, UdxRuntime, UdxSocket, UdxStream};
-use peeroxide_dht::holepuncher::{HolepunchEvent, Holepuncher};
+use peeroxide_dht::holepuncher::Holepuncher;
 use peeroxide_dht::hyperdht::{
     HyperDhtHandle, KeyPair, PeerConnection, ServerEvent, alloc_stream_id,
 };
 use peeroxide_dht::hyperdht_messages::{
-    ERROR_ABORTED, ERROR_NONE, ERROR_VERSION_MISMATCH, FIREWALL_CONSISTENT, FIREWALL_OPEN,
-    FIREWALL_RANDOM, FIREWALL_UNKNOWN, HandshakeMessage, HolepunchInfo, HolepunchMessage,
-    HolepunchPayload, MODE_FROM_RELAY, MODE_FROM_SECOND_RELAY, MODE_FROM_SERVER, MODE_REPLY,
-    NoisePayload, RelayInfo, SecretStreamInfo, UdxInfo, encode_handshake_to_bytes,
-    encode_holepunch_msg_to_bytes,
+    ERROR_ABORTED, ERROR_NONE, ERROR_VERSION_MISMATCH, FIREWALL_OPEN, FIREWALL_UNKNOWN,
+    HandshakeMessage, HolepunchInfo, HolepunchMessage, HolepunchPayload, MODE_FROM_RELAY,
+    MODE_FROM_SECOND_RELAY, MODE_FROM_SERVER, MODE_REPLY, NoisePayload, RelayInfo,
+    SecretStreamInfo, UdxInfo, encode_handshake_to_bytes, encode_holepunch_msg_to_bytes,
 };
 use peeroxide_dht::messages::Ipv4Peer;
 use peeroxide_dht::noise::Keypair as NoiseKeypair;
 use peeroxide_dht::noise_wrap::{NoiseWrap, NoiseWrapResult};
 use peeroxide_dht::secret_stream::SecretStream;
 use peeroxide_dht::secure_payload::SecurePayload;
-use peeroxide_dht::socket_pool::SocketPool;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::debug;
 
 use super::connected::Gate;
+use super::puncher::Puncher;
 
 /// How long a handshake waits for the client's first packet (JS
 /// `HANDSHAKE_INITIAL_TIMEOUT`).
@@ -61,6 +60,10 @@ const FIRST_PACKET_WAIT: Duration = Duration::from_secs(10);
 /// (JS `HANDSHAKE_CLEAR_WAIT`): copies arriving late through other relays get the same
 /// answer instead of a second session.
 const CLEAR_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a handshake waits for the client's first packet once both punch (the
+/// random strategies run 35 s).
+const PUNCH_WAIT: Duration = Duration::from_secs(40);
 
 /// Bound on opening the secret stream once the first packet came.
 const STREAM_WAIT: Duration = Duration::from_secs(10);
@@ -80,6 +83,8 @@ pub(crate) struct ServerOptions {
     pub(crate) firewalled: bool,
     /// Host the puncher sockets bind to.
     pub(crate) host: IpAddr,
+    /// DHT nodes our punchers sample their NAT from (with our relays).
+    pub(crate) bootstrap: Vec<Ipv4Peer>,
     /// Who may connect.
     pub(crate) gate: Arc<Gate>,
 }
@@ -108,15 +113,14 @@ struct State {
     next_id: u64,
 }
 
-/// A holepunch session: the client punches toward us while we wait on the puncher
-/// socket for its first packet.
+/// A holepunch session: the client punches toward us while streams wait on our
+/// sockets for its first packet.
 struct Punch {
     payload: Arc<SecurePayload>,
-    /// Until the client says it punches (then the punch task owns it).
-    puncher: Option<Holepuncher>,
-    /// What we say our punch addresses are.
-    addresses: Vec<Ipv4Peer>,
+    puncher: Arc<Puncher>,
     round: u64,
+    /// Whether we punch (told to the handshake's waiter).
+    punching: watch::Sender<bool>,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -169,12 +173,7 @@ impl Server {
                 reply_tx,
                 ..
             } => {
-                let server = self.clone();
-                tokio::spawn(async move {
-                    let dht_firewall = server.dht_firewall().await;
-                    let reply = server.on_peer_holepunch(&msg, &peer_address, dht_firewall);
-                    let _ = reply_tx.send(reply);
-                });
+                let _ = reply_tx.send(self.on_peer_holepunch(&msg, &peer_address));
             }
             _ => {}
         }
@@ -291,14 +290,21 @@ impl Server {
         }
         let mut puncher = None;
         if self.options.firewalled && !dial_client && error == ERROR_NONE {
-            let (events, _unused) = mpsc::unbounded_channel::<HolepunchEvent>();
-            let pool = SocketPool::new(self.options.host.to_string());
-            let mut p = Holepuncher::new(&pool, &runtime, true, false, remote.firewall, events)
-                .await
-                .map_err(|e| debug!(error = %e, "server: no puncher socket"))
-                .ok()?;
-            p.auto_sample(self.dht.dht()).await;
-            sockets.push(p.primary_socket()?.socket.clone());
+            let p = Puncher::open(
+                false,
+                self.options.host,
+                UdxRuntime::shared(self.runtime.clone()),
+            )
+            .await
+            .map_err(|e| debug!(error = %e, "server: no puncher socket"))
+            .ok()?;
+            let mut nodes = self.dht.current_relay_addresses();
+            for node in &self.options.bootstrap {
+                if !nodes.contains(node) {
+                    nodes.push(node.clone());
+                }
+            }
+            p.sample(&nodes).await;
             puncher = Some(p);
         }
         let mut ports = Vec::with_capacity(sockets.len());
@@ -392,46 +398,48 @@ impl Server {
         } else {
             // One stream per socket, all with our id: the client's first packet may
             // come to any of them (JS's raw stream takes it on any socket; a libudx
-            // stream listens on one). The first to hear from the client wins.
+            // stream listens on one). The first to hear from the client wins. The
+            // puncher's sockets (birthday sockets too, as they open) get theirs as
+            // they come.
             let (first_tx, first_rx) = oneshot::channel();
-            let first_tx = Arc::new(Mutex::new(Some(first_tx)));
-            let mut streams = Vec::with_capacity(sockets.len());
+            let waiting = Waiting {
+                first: Arc::new(Mutex::new(Some(first_tx))),
+                streams: Arc::new(Mutex::new(Vec::new())),
+                local_id,
+                remote_id,
+            };
             for (i, socket) in sockets.iter().enumerate() {
                 if ports[..i].contains(&ports[i]) {
                     continue;
                 }
-                let stream = runtime.create_stream(local_id).await.ok()?;
-                let first_tx = first_tx.clone();
-                let hooked = stream.set_firewall_hook(socket, remote_id, move |_, port, ip| {
-                    let won = first_tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    match won {
-                        Some(tx) => tx.send((i, SocketAddr::new(ip, port))).is_ok(),
-                        None => false,
-                    }
-                });
-                if let Err(e) = hooked {
-                    debug!(error = %e, "server: a stream cannot listen on one of our sockets");
-                    continue;
-                }
-                streams.push((i, stream));
+                waiting.listen(&runtime, i, socket.clone()).await;
             }
+            let (punching_tx, punching) = watch::channel(false);
             if let Some(p) = puncher {
+                let first_puncher_index = sockets.len();
+                let (rt, w) = (self.runtime.clone(), waiting.clone());
+                p.on_socket(move |i, socket| {
+                    let (rt, w, socket) = (rt.clone(), w.clone(), socket.clone());
+                    tokio::spawn(async move {
+                        w.listen(&UdxRuntime::shared(rt), first_puncher_index + i, socket)
+                            .await;
+                    });
+                });
                 let payload = Arc::new(SecurePayload::new(keys.holepunch_secret));
-                let addresses = p.punch_addresses(port);
                 lock(&self.state).punches.insert(
                     holepunch_id,
                     Punch {
                         payload,
-                        puncher: Some(p),
-                        addresses,
+                        puncher: Arc::new(p),
                         round: 0,
+                        punching: punching_tx,
                     },
                 );
             }
             Session::Wait {
-                streams,
-                sockets,
+                waiting,
                 first: first_rx,
+                punching,
                 keys,
                 runtime,
                 punch: holepunch_id,
@@ -484,33 +492,29 @@ impl Server {
                 (stream, socket, keys, runtime, client)
             }
             Session::Wait {
-                streams,
-                mut sockets,
-                first,
+                waiting,
+                mut first,
+                mut punching,
                 keys,
                 runtime,
                 punch,
             } => {
-                let got = tokio::time::timeout(FIRST_PACKET_WAIT, first).await;
-                if let Some(puncher) = lock(&self.state)
-                    .punches
-                    .remove(&punch)
-                    .and_then(|p| p.puncher)
-                    .as_mut()
-                {
-                    puncher.destroy();
+                // JS: 10 s for the client to dial or start punching; once both punch,
+                // as long as the punch runs.
+                let mut got = tokio::time::timeout(FIRST_PACKET_WAIT, &mut first).await;
+                if got.is_err() && *punching.borrow_and_update() {
+                    got = tokio::time::timeout(PUNCH_WAIT, &mut first).await;
                 }
+                // The puncher (and its sockets but the one a stream took) goes.
+                lock(&self.state).punches.remove(&punch);
                 let Ok(Ok((won, addr))) = got else {
                     debug!("server: no packet from the client in time (holepunch failed)");
                     return;
                 };
-                let Some((_, stream)) = streams.into_iter().find(|(i, _)| *i == won) else {
+                let Some((stream, socket)) = waiting.take(won) else {
                     return;
                 };
-                if won >= sockets.len() {
-                    return;
-                }
-                (stream, sockets.swap_remove(won), keys, runtime, addr)
+                (stream, socket, keys, runtime, addr)
             }
         };
         let remote_pk = keys.remote_public_key;
@@ -544,7 +548,6 @@ impl Server {
         &self,
         msg: &HolepunchMessage,
         peer_address: &Ipv4Peer,
-        dht_firewall: u64,
     ) -> Option<Vec<u8>> {
         let mut state = lock(&self.state);
         let Some(punch) = state.punches.get_mut(&msg.id) else {
@@ -558,54 +561,51 @@ impl Server {
                 return None;
             }
         };
+        let puncher = punch.puncher.clone();
         if remote.error != ERROR_NONE {
             debug!(
                 error = remote.error,
                 "server: the client gave up holepunching"
             );
-            if let Some(mut p) = punch.puncher.take() {
-                p.destroy();
-            }
+            state.punches.remove(&msg.id);
             return None;
         }
+        // The client's host is verified when it echoed the token we gave it for the
+        // address the relay saw it at (JS `echoed`).
+        let token = punch.payload.token(&peer_address.host);
+        let echoed = remote.remote_token == Some(token);
         if remote.round >= punch.round {
             punch.round = remote.round;
-            if let Some(p) = punch.puncher.as_mut() {
-                let addresses = remote.addresses.clone().unwrap_or_default();
-                p.update_remote(
-                    remote.punching,
-                    remote.firewall,
-                    &addresses,
-                    Some(peer_address.host.as_str()),
-                );
-            }
+            puncher.update_remote(
+                remote.punching,
+                remote.firewall,
+                remote.addresses.as_deref().unwrap_or_default(),
+                echoed.then_some(peer_address.host.as_str()),
+            );
         }
-        if remote.punching
-            && let Some(mut p) = punch.puncher.take()
-        {
-            // peeroxide-dht's punch runs its whole probe loop (at most 35 s) and then
-            // destroys itself; the stream's socket is ours and outlives it.
-            let host = self.options.host.to_string();
-            let runtime = UdxRuntime::shared(self.runtime.clone());
-            tokio::spawn(async move {
-                let pool = SocketPool::new(host);
-                p.punch(&pool, &runtime).await;
-            });
+        let mut punching = *punch.punching.borrow();
+        if remote.punching && !punching {
+            punching = puncher.punch();
+            punch.punching.send_replace(punching);
+            debug!(
+                punching,
+                ours = puncher.firewall(),
+                theirs = remote.firewall,
+                "server: punching"
+            );
         }
-        let firewall =
-            match sampled_firewall(&punch.addresses, &local_addresses(self.options.host, 0)) {
-                FIREWALL_UNKNOWN => dht_firewall,
-                known => known,
-            };
+        if puncher.firewall() != FIREWALL_UNKNOWN {
+            puncher.freeze();
+        }
         let payload = HolepunchPayload {
             error: ERROR_NONE,
-            firewall,
+            firewall: puncher.firewall(),
             round: punch.round,
             connected: false,
-            punching: remote.punching,
-            addresses: Some(punch.addresses.clone()),
-            remote_address: Some(peer_address.clone()),
-            token: Some(punch.payload.token(&peer_address.host)),
+            punching,
+            addresses: puncher.addresses(),
+            remote_address: None,
+            token: Some(token),
             remote_token: remote.token,
         };
         let encrypted = punch.payload.encrypt(&payload).ok()?;
@@ -620,15 +620,6 @@ impl Server {
             peer_address: Some(peer_address.clone()),
         })
         .ok()
-    }
-
-    /// What the DHT found our NAT to be (sampled from its nodes' answers).
-    async fn dht_firewall(&self) -> u64 {
-        tokio::time::timeout(Duration::from_secs(1), self.dht.firewalled())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(FIREWALL_UNKNOWN)
     }
 }
 
@@ -648,27 +639,59 @@ enum Session {
     /// The client dials or punches to us: a stream per socket waits for its first
     /// packet (`first` says which socket, by index, and from where).
     Wait {
-        streams: Vec<(usize, UdxStream)>,
-        sockets: Vec<UdxSocket>,
+        waiting: Waiting,
         first: oneshot::Receiver<(usize, SocketAddr)>,
+        /// Turns `true` when both sides punch.
+        punching: watch::Receiver<bool>,
         keys: NoiseWrapResult,
         runtime: UdxRuntime,
         punch: u64,
     },
 }
 
-/// What our puncher's NAT is, from the addresses it offers (`punch_addresses`: its
-/// NAT samples, then our interface addresses; peeroxide-dht keeps its classification
-/// private): no sample, unknown; port 0, random; else consistent (or open).
-fn sampled_firewall(offered: &[Ipv4Peer], local: &[Ipv4Peer]) -> u64 {
-    let sampled: Vec<&Ipv4Peer> = offered
-        .iter()
-        .filter(|a| !local.iter().any(|l| l.host == a.host))
-        .collect();
-    match sampled.first() {
-        None => FIREWALL_UNKNOWN,
-        Some(a) if a.port == 0 => FIREWALL_RANDOM,
-        Some(_) => FIREWALL_CONSISTENT,
+/// Says which socket (by index) heard the client first, and from where.
+type FirstPacket = oneshot::Sender<(usize, SocketAddr)>;
+
+/// The streams (one per socket, all with our id) waiting for the client's first
+/// packet.
+#[derive(Clone)]
+struct Waiting {
+    first: Arc<Mutex<Option<FirstPacket>>>,
+    streams: Arc<Mutex<Vec<(usize, UdxStream, UdxSocket)>>>,
+    local_id: u32,
+    remote_id: u32,
+}
+
+impl Waiting {
+    /// A stream with our id listening on `socket` (number `index`).
+    async fn listen(&self, runtime: &UdxRuntime, index: usize, socket: UdxSocket) {
+        let Ok(stream) = runtime.create_stream(self.local_id).await else {
+            return;
+        };
+        let first = self.first.clone();
+        let hooked = stream.set_firewall_hook(&socket, self.remote_id, move |_, port, ip| {
+            let won = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match won {
+                Some(tx) => tx.send((index, SocketAddr::new(ip, port))).is_ok(),
+                None => false,
+            }
+        });
+        if let Err(e) = hooked {
+            debug!(error = %e, "server: a stream cannot listen on one of our sockets");
+            return;
+        }
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((index, stream, socket));
+    }
+
+    /// The stream on socket `index` (the others are dropped with `self`).
+    fn take(self, index: usize) -> Option<(UdxStream, UdxSocket)> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let at = streams.iter().position(|(i, _, _)| *i == index)?;
+        let (_, stream, socket) = streams.swap_remove(at);
+        Some((stream, socket))
     }
 }
 
