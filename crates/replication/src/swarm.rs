@@ -61,9 +61,16 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 /// Prefix of the mutable record that advertises a direct TCP endpoint.
 const DIRECT_RECORD: &str = "nova-hypercore/direct-tcp/1 ";
 
-/// Delays before the second and third dial of a peer a lookup found (JS hyperswarm
-/// retries a failed peer too, backing off).
-const FOUND_RETRIES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(5)];
+/// Delays before the next dials of a peer a lookup found when one fails (JS hyperswarm
+/// retries a failed peer too, backing off 1 s, 5 s, 15 s). The last one outlasts a JS
+/// server's pause between two random-NAT punches (20 s, it answers TRY_LATER
+/// meanwhile).
+const FOUND_RETRIES: [Duration; 4] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+];
 
 fn failed(reason: String) -> HypercoreError {
     HypercoreError::ReplicationFailed {
