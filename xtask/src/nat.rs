@@ -21,7 +21,8 @@
 //! table). Pairs across two consistent NATs that pass also get the reconnect checks:
 //! the writer's router drops all its state (`conntrack -F`), then the writer restarts;
 //! the reader resumes within [`RESUME_BOUND`] each time. Connect times of pairs with a
-//! Rust peer must be within 2x of JS -> JS on the same topology.
+//! Rust peer must be within 2x of JS -> JS on the same topology (printed, not compared,
+//! across a random NAT).
 
 mod net;
 
@@ -37,8 +38,10 @@ use Expect::{KnownBoundary, Pass};
 use Runtime::{Js, Rust};
 use net::{Internet, Site, Sites, with_sites};
 
-/// How long a pair expected to pass has for each sync.
-const PASS_BOUND: Duration = Duration::from_secs(60);
+/// How long a pair expected to pass has for each sync. Across a random NAT a JS writer
+/// punches for a second reader only 20 s after its last random punch (hyperdht's
+/// `randomPunchInterval`), and a birthday search may take up to 35 s.
+const PASS_BOUND: Duration = Duration::from_secs(90);
 /// How long a known-boundary pair has for its full sync.
 const BOUNDARY_BOUND: Duration = Duration::from_secs(20);
 /// How long a reader has to resume after the writer's router lost its state or the
@@ -86,6 +89,13 @@ struct Topology {
     name: &'static str,
     writer: Place,
     reader: Place,
+}
+
+impl Topology {
+    /// Whether a side is behind a random NAT.
+    fn random(&self) -> bool {
+        [self.writer, self.reader].contains(&Place::Behind(Nat::Random))
+    }
 }
 
 const TWO_NATS: Topology = Topology {
@@ -319,6 +329,9 @@ fn judge(
 }
 
 /// Pairs with a Rust peer connect within [`SPEED_RATIO`] of JS -> JS on the same topology.
+/// Across a random NAT the connect time is itself random (a birthday search for a
+/// mapped port: JS -> JS measured 1.4 to 10.6 s), so one sample of each is printed there,
+/// not compared.
 fn speed(rows: &[Row], failures: &mut Vec<String>) {
     let anchor = |topology| {
         rows.iter().find_map(|r| match r.result {
@@ -334,15 +347,21 @@ fn speed(rows: &[Row], failures: &mut Vec<String>) {
             continue;
         };
         let ratio = t.connect.as_secs_f64() / js.connect.as_secs_f64();
+        let random = row.pair.topology.random();
         let line = format!(
-            "SPEED {} | {} | connect {} vs JS -> JS {} ({ratio:.2}x, limit {SPEED_RATIO}x)",
+            "SPEED {} | {} | connect {} vs JS -> JS {} ({ratio:.2}x, {})",
             row.pair.name(),
             row.pair.topology.name,
             secs(t.connect),
-            secs(js.connect)
+            secs(js.connect),
+            if random {
+                "not compared: random-NAT punching takes a random time".to_string()
+            } else {
+                format!("limit {SPEED_RATIO}x")
+            }
         );
         eprintln!("  {line}");
-        if ratio > SPEED_RATIO {
+        if ratio > SPEED_RATIO && !random {
             failures.push(line);
         }
     }
@@ -379,6 +398,14 @@ fn summary(rows: &[Row]) {
             row.result.err().unwrap_or("passed"),
         );
         eprintln!("{}", line.trim_end());
+    }
+    if rows
+        .iter()
+        .any(|r| r.result.is_ok() && r.pair.topology.random())
+    {
+        eprintln!(
+            "  (across a random NAT the +1,000 reader waits out the JS writer's 20 s between random punches: hyperdht's randomPunchInterval)"
+        );
     }
 }
 
