@@ -113,8 +113,8 @@ impl Peer {
     pub(crate) fn expect_any_within(&self, prefixes: &[&str], within: Duration) -> Result<String> {
         let end = Instant::now() + within;
         let wanted = match prefixes {
-            [one] => format!("a `{one}` line"),
-            _ => format!("any of {prefixes:?}"),
+            [one] => format!("`{one}` line"),
+            _ => format!("line starting with any of {prefixes:?}"),
         };
         loop {
             let left = end.saturating_duration_since(Instant::now());
@@ -126,11 +126,11 @@ impl Peer {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!("{}: no {wanted} within {within:?}", self.name));
+                    return Err(format!("{}: no {wanted} within {within:.1?}", self.name));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(format!(
-                        "{}: its output ended (exited?) before {wanted}",
+                        "{}: its output ended (exited?) before a {wanted}",
                         self.name
                     ));
                 }
