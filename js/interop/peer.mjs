@@ -19,7 +19,13 @@
 // manifest-less cores whose key is the ed25519 public key, as hypercore 10 makes).
 //
 // Entries are `entry <i>` (the Rust peer writes the same). Lines printed: READY <key>,
-// LENGTH <n>, START <held>, VERIFIED <n>, FETCHED <n>.
+// LENGTH <n>, START <held>, PROGRESS <contiguous> <length> (as the Rust peer prints it:
+// every 500 entries and when caught up, here only when entries arrive, so the first one
+// of a full sync marks the first data), VERIFIED <n>, FETCHED <n>.
+//
+// NOVA_SWARM_SEED (64 hex digits, `write`): the swarm key pair comes from this seed, so
+// a restarted writer keeps its identity (the NAT suite's writer restart); otherwise each
+// start has a new identity.
 import readline from 'readline'
 import net from 'net'
 import Hyperswarm from 'hyperswarm'
@@ -59,7 +65,15 @@ async function read (key, until, connect) {
   for (let i = 0; i < core.length; i++) if (await core.has(i)) held++
   say(`START ${held}`)
   let fetched = 0
-  core.on('download', () => { fetched++ })
+  let reported = 0
+  core.on('download', () => {
+    fetched++
+    const have = core.contiguousLength
+    if (have >= reported + 500 || (have === core.length && have > reported)) {
+      reported = have
+      say(`PROGRESS ${have} ${core.length}`)
+    }
+  })
   const disconnect = connect(core)
   if (until.startsWith('probe:')) {
     // Whether this version can read the core at all (a boundary check): no throw.
@@ -106,7 +120,11 @@ if (role === 'write') {
   const batch = []
   for (let i = core.length; i < Number(count); i++) batch.push(entry(i))
   if (batch.length) await core.append(batch)
-  const swarm = new Hyperswarm({ bootstrap: bootstrapOf(bootstrap) })
+  const seed = process.env.NOVA_SWARM_SEED
+  const swarm = new Hyperswarm({
+    bootstrap: bootstrapOf(bootstrap),
+    ...(seed ? { seed: b4a.from(seed, 'hex') } : {})
+  })
   swarm.on('connection', (conn) => core.replicate(conn))
   await swarm.join(core.discoveryKey, { server: true, client: false }).flushed()
   say(`READY ${b4a.toString(core.key, 'hex')}`)

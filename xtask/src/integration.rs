@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use crate::tally::{Outcome, Tally};
@@ -18,7 +18,15 @@ pub(crate) const INSIDE: &str = "NOVA_XTASK_NETNS";
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The suites, in the order `cargo xtask test` runs them.
-pub(crate) const SUITES: &[&str] = &["two-peer", "reconnect", "crash", "swarm", "js", "tauri"];
+pub(crate) const SUITES: &[&str] = &[
+    "two-peer",
+    "reconnect",
+    "crash",
+    "swarm",
+    "js",
+    "nat",
+    "tauri",
+];
 
 pub(crate) struct Peer {
     pub(crate) child: Child,
@@ -87,29 +95,27 @@ impl Peer {
 
     /// The first line starting with `prefix` (earlier lines are echoed), within the deadline.
     pub(crate) fn expect(&self, prefix: &str) -> Result<String> {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    eprintln!("  [{}] {line}", self.name);
-                    if line.starts_with(prefix) {
-                        return Ok(line);
-                    }
-                }
-                Err(_) => {
-                    return Err(format!(
-                        "{}: no `{prefix}` line within {DEADLINE:?}",
-                        self.name
-                    ));
-                }
-            }
-        }
+        self.expect_any_within(&[prefix], DEADLINE)
     }
 
     /// The first line starting with any of `prefixes`, within the deadline.
     pub(crate) fn expect_any(&self, prefixes: &[&str]) -> Result<String> {
-        let end = Instant::now() + DEADLINE;
+        self.expect_any_within(prefixes, DEADLINE)
+    }
+
+    /// The first line starting with `prefix` (earlier lines are echoed), within `within`.
+    pub(crate) fn expect_within(&self, prefix: &str, within: Duration) -> Result<String> {
+        self.expect_any_within(&[prefix], within)
+    }
+
+    /// The first line starting with any of `prefixes` (earlier lines are echoed), within
+    /// `within`; an error once it passes or the child's stdout closes.
+    pub(crate) fn expect_any_within(&self, prefixes: &[&str], within: Duration) -> Result<String> {
+        let end = Instant::now() + within;
+        let wanted = match prefixes {
+            [one] => format!("`{one}` line"),
+            _ => format!("line starting with any of {prefixes:?}"),
+        };
         loop {
             let left = end.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
@@ -119,9 +125,12 @@ impl Peer {
                         return Ok(line);
                     }
                 }
-                Err(_) => {
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!("{}: no {wanted} within {within:.1?}", self.name));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
                     return Err(format!(
-                        "{}: none of {prefixes:?} within {DEADLINE:?}",
+                        "{}: its output ended (exited?) before a {wanted}",
                         self.name
                     ));
                 }
@@ -526,6 +535,7 @@ pub(crate) fn run_into(tally: &mut Tally, suite: &str) -> Result {
                 "swarm" => swarm(),
                 "js" if inside_netns => passed(crate::interop::run_inside(&tmp)),
                 "js" => crate::interop::prepare_and_enter(),
+                "nat" => crate::nat::run(&tmp),
                 "tauri" => crate::tauri::e2e(&tmp),
                 "crash" => passed(crate::crash::run(&tmp)),
                 _ => passed(reconnect(&tmp)),

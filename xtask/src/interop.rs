@@ -36,11 +36,12 @@ use crate::system::npm_ci;
 use crate::tally::Outcome;
 use crate::{Result, have, root, run_step};
 
-const LOG: &str = "notes";
-const FIRST: u64 = 2_000;
-const MORE: u64 = 1_000;
+pub(crate) const LOG: &str = "notes";
+/// Entries of a full sync; then [`MORE`] are appended for the incremental one.
+pub(crate) const FIRST: u64 = 2_000;
+pub(crate) const MORE: u64 = 1_000;
 
-fn js_dir() -> std::path::PathBuf {
+pub(crate) fn js_dir() -> std::path::PathBuf {
     root().join("js").join("interop")
 }
 
@@ -60,20 +61,26 @@ fn rust_peer(name: &'static str, args: &[&str]) -> Result<Peer> {
     Peer::start(name, cmd)
 }
 
-/// Outside the namespace: install the JS packages, then re-run inside one.
-pub(crate) fn prepare_and_enter() -> Result<Outcome> {
+/// Node.js, npm and iproute2 (installed when missing), and js/interop's packages
+/// (`npm ci`), for `suite`.
+pub(crate) fn prepare_js(suite: &str) -> Result {
     let missing: Vec<&str> = [("node", "nodejs"), ("npm", "npm"), ("ip", "iproute2")]
         .iter()
         .filter(|(program, _)| !have(program, "--version") && !have(program, "-V"))
         .map(|(_, package)| *package)
         .collect();
     if !missing.is_empty() {
-        crate::system::ensure_packages("the js suite", &missing)?;
+        crate::system::ensure_packages(suite, &missing)?;
     }
     npm_ci(
         &js_dir(),
         "js/interop: pinned hyperswarm, hyperdht, hypercore 10 and 11",
-    )?;
+    )
+}
+
+/// Outside the namespace: install the JS packages, then re-run inside one.
+pub(crate) fn prepare_and_enter() -> Result<Outcome> {
+    prepare_js("the js suite")?;
     npm_ci(&golden_dir(), "js/golden: pinned corestore 6.18.4")?;
     if !crate::netns_available() {
         return Ok(Outcome::Skipped(
@@ -147,7 +154,7 @@ fn read_run(reader: Peer, until: u64) -> Result<(u64, u64)> {
 
 /// Full sync of `FIRST` entries, then `MORE` appended by `writer`: checks that the first
 /// run fetches everything and the second exactly the new entries.
-fn full_then_incremental(
+pub(crate) fn full_then_incremental(
     writer: &mut Peer,
     what: &str,
     read: impl Fn(u64) -> Result<(u64, u64)>,

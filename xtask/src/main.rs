@@ -11,6 +11,7 @@ mod bench;
 mod crash;
 mod integration;
 mod interop;
+mod nat;
 mod props;
 mod system;
 mod tally;
@@ -43,7 +44,8 @@ enum Cmd {
         numbers: Vec<u32>,
     },
     /// Multi-process suites: two-peer, reconnect (kill -9), crash (kill -9 trials),
-    /// swarm (DHT), js (JS peers), tauri (a real window under Xvfb), or all.
+    /// swarm (DHT), js (JS peers), nat (peers behind simulated NATs), tauri (a real
+    /// window under Xvfb), or all.
     TestIntegration {
         /// Suite name.
         #[arg(default_value = "all")]
