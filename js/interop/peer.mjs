@@ -19,7 +19,7 @@
 // manifest-less cores whose key is the ed25519 public key, as hypercore 10 makes).
 //
 // Entries are `entry <i>` (the Rust peer writes the same). Lines printed: READY <key>,
-// LENGTH <n>, START <held>, PROGRESS <contiguous> <length> (as the Rust peer prints it:
+// LENGTH <n>, START <held>, CONNECTED (a swarm reader's first connection), PROGRESS <contiguous> <length> (as the Rust peer prints it:
 // every 500 entries and when caught up, here only when entries arrive, so the first one
 // of a full sync marks the first data), VERIFIED <n>, FETCHED <n>.
 //
@@ -135,7 +135,12 @@ if (role === 'write') {
   const [key, until, bootstrap] = rest
   await read(key, until, (core) => {
     const swarm = new Hyperswarm({ bootstrap: bootstrapOf(bootstrap) })
-    swarm.on('connection', (conn) => core.replicate(conn))
+    let connected = false
+    swarm.on('connection', (conn) => {
+      if (!connected) say('CONNECTED')
+      connected = true
+      core.replicate(conn)
+    })
     swarm.join(core.discoveryKey, { server: false, client: true })
     return () => swarm.destroy()
   })

@@ -22,6 +22,8 @@
 //! `--format legacy|v1` (write): the format of a new log (default legacy, the manager's
 //! default; `v1` is hypercore 11's default manifest core). `read` takes any core key.
 //! Entry i is the bytes of `entry <i>`, so a reader can check every byte it got.
+//! A swarm reader prints `CONNECTED` when its first connection is up. `NOVA_SWARM_SEED`
+//! (64 hex digits) fixes the swarm identity (a restarted writer is the same peer).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -148,6 +150,10 @@ impl Peer {
             .map(str::parse)
             .collect::<Result<Vec<std::net::SocketAddr>, _>>()?;
         let mut options = SwarmOptions::new(nodes);
+        // A fixed swarm identity (a writer that restarts is the same peer to readers).
+        if let Ok(hex) = std::env::var("NOVA_SWARM_SEED") {
+            options.seed = Some(parse_key(&hex)?);
+        }
         if let Some(host) = self.host {
             options = options.host(host);
         }
@@ -250,6 +256,14 @@ impl Peer {
             let mut options = self.swarm_options(bootstrap)?;
             options.server = false;
             m.start_swarm(options).await?;
+            // `CONNECTED` once the swarm has a connection (connect time for the suites).
+            if let Some(mut stats) = m.watch_swarm_stats().await {
+                tokio::spawn(async move {
+                    if stats.wait_for(|s| s.connections > 0).await.is_ok() {
+                        say("CONNECTED".into());
+                    }
+                });
+            }
             None
         } else {
             Some(m.connect(addr.parse()?))

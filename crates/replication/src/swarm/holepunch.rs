@@ -19,7 +19,6 @@ use peeroxide_dht::hyperdht_messages::{
     RelayInfo,
 };
 use peeroxide_dht::messages::Ipv4Peer;
-use peeroxide_dht::rpc::UserRequestParams;
 use peeroxide_dht::secret_stream::SecretStream;
 use peeroxide_dht::secure_payload::SecurePayload;
 use peeroxide_dht::{Router, RouterError};
@@ -28,8 +27,9 @@ use tracing::debug;
 use super::lan::Handshake;
 use super::puncher::Puncher;
 
-/// Bound on one `PEER_HOLEPUNCH` round trip through the relay.
-const ROUND_TIMEOUT_MS: u64 = 10_000;
+/// Bound on one try of a `PEER_HOLEPUNCH` round trip through the relay, and tries.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(2);
+const ROUND_TRIES: u32 = 3;
 
 /// How long we wait for a probe of the server's once both punch (JS: the probes run
 /// 10 s consistent, 35 s random).
@@ -239,7 +239,7 @@ impl Session<'_> {
             token,
             remote_token,
         };
-        let theirs = self.send(&ours).await?;
+        let theirs = self.send(puncher, &ours).await?;
         if theirs.error != ERROR_NONE {
             return Err(HolepunchError::Aborted(theirs.error));
         }
@@ -269,11 +269,14 @@ impl Session<'_> {
             token: None,
             remote_token: None,
         };
-        let _ = puncher;
-        let _ = self.send(&ours).await;
+        let _ = self.send(puncher, &ours).await;
     }
 
-    async fn send(&self, ours: &HolepunchPayload) -> Result<HolepunchPayload, HolepunchError> {
+    async fn send(
+        &self,
+        puncher: &Puncher,
+        ours: &HolepunchPayload,
+    ) -> Result<HolepunchPayload, HolepunchError> {
         let relay = &self.relay.relay_address;
         let failed = |reason: String| HolepunchError::Round {
             relay: format!("{}:{}", relay.host, relay.port),
@@ -286,18 +289,19 @@ impl Session<'_> {
         let value =
             Router::encode_client_holepunch(self.id, sealed, Some(self.relay.peer_address.clone()))
                 .map_err(|e| failed(router(e)))?;
-        let mut request = UserRequestParams::default();
-        request.command = PEER_HOLEPUNCH;
-        request.target = Some(self.target);
-        request.value = Some(value);
-        request.timeout_ms = Some(ROUND_TIMEOUT_MS);
-        request.retries = Some(1);
-        let response = self
-            .dht
-            .dht()
-            .request(request, &relay.host, relay.port)
+        // From the puncher's socket, as JS: the relay tells the server where that
+        // socket is, and a server whose NAT is consistent probes it at once.
+        let response = puncher
+            .request(
+                relay,
+                PEER_HOLEPUNCH,
+                self.target,
+                value,
+                ROUND_TIMEOUT,
+                ROUND_TRIES,
+            )
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .ok_or_else(|| failed("no reply".into()))?;
         if response.error != 0 {
             return Err(failed(format!("error {}", response.error)));
         }
@@ -307,7 +311,7 @@ impl Session<'_> {
             .router()
             .lock()
             .map_err(|_| failed("router lock poisoned".into()))?
-            .validate_holepunch_reply(&value, relay, &response.from, relay)
+            .validate_holepunch_reply(&value, relay, relay, &response.to)
             .map_err(|e| failed(router(e)))?;
         self.payload
             .decrypt(&reply.payload)

@@ -173,6 +173,39 @@ impl Puncher {
         }
     }
 
+    /// A DHT request (a user command such as `PEER_HOLEPUNCH`) to `node`, sent from our
+    /// first socket so that the node sees that socket's mapping (JS sends its holepunch
+    /// rounds from the puncher's socket: the server then knows where to answer a probe
+    /// at once). Tried `tries` times, `timeout` each. The reply's `to` is also a sample
+    /// of our NAT.
+    pub(crate) async fn request(
+        &self,
+        node: &Ipv4Peer,
+        command: u64,
+        target: [u8; 32],
+        value: Vec<u8>,
+        timeout: Duration,
+        tries: u32,
+    ) -> Option<Response> {
+        for _ in 0..tries {
+            let request = Request {
+                tid: 0,
+                to: node.clone(),
+                id: None,
+                token: None,
+                internal: false,
+                command,
+                target: Some(target),
+                value: Some(value.clone()),
+            };
+            if let Some(reply) = Inner::send_request(&self.inner, request, timeout).await {
+                lock(&self.inner.nat).add(&reply.to, node);
+                return Some(reply);
+            }
+        }
+        None
+    }
+
     /// Our NAT type as sampled (`FIREWALL_UNKNOWN` until three nodes answered).
     pub(crate) fn firewall(&self) -> u64 {
         lock(&self.inner.nat).firewall()
@@ -329,11 +362,8 @@ impl Inner {
 
     /// A DHT `PING` to `node` from our first socket; its reply (`to`: where it saw us).
     async fn ping_node(inner: &Arc<Inner>, node: &Ipv4Peer) -> Option<Response> {
-        let socket = lock(&inner.sockets).first().cloned()?;
-        let to = socket_addr(node)?;
-        let tid = inner.next_tid.fetch_add(1, Ordering::Relaxed);
         let request = Request {
-            tid,
+            tid: 0,
             to: node.clone(),
             id: None,
             token: None,
@@ -342,11 +372,25 @@ impl Inner {
             target: None,
             value: None,
         };
+        Inner::send_request(inner, request, PING_TIMEOUT).await
+    }
+
+    /// Sends `request` (its tid set here) from our first socket and waits `timeout` for
+    /// the reply with that tid.
+    async fn send_request(
+        inner: &Arc<Inner>,
+        mut request: Request,
+        timeout: Duration,
+    ) -> Option<Response> {
+        let socket = lock(&inner.sockets).first().cloned()?;
+        let to = socket_addr(&request.to)?;
+        let tid = inner.next_tid.fetch_add(1, Ordering::Relaxed);
+        request.tid = tid;
         let bytes = encode_request_to_bytes(&request).ok()?;
         let (tx, rx) = oneshot::channel();
         lock(&inner.pings).insert(tid, tx);
         let _ = socket.send_to(&bytes, to);
-        let reply = tokio::time::timeout(PING_TIMEOUT, rx).await;
+        let reply = tokio::time::timeout(timeout, rx).await;
         lock(&inner.pings).remove(&tid);
         reply.ok()?.ok()
     }

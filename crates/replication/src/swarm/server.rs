@@ -36,9 +36,9 @@ use peeroxide_dht::hyperdht::{
     HyperDhtHandle, KeyPair, PeerConnection, ServerEvent, alloc_stream_id,
 };
 use peeroxide_dht::hyperdht_messages::{
-    ERROR_ABORTED, ERROR_NONE, ERROR_VERSION_MISMATCH, FIREWALL_OPEN, FIREWALL_UNKNOWN,
-    HandshakeMessage, HolepunchInfo, HolepunchMessage, HolepunchPayload, MODE_FROM_RELAY,
-    MODE_FROM_SECOND_RELAY, MODE_FROM_SERVER, MODE_REPLY, NoisePayload, RelayInfo,
+    ERROR_ABORTED, ERROR_NONE, ERROR_VERSION_MISMATCH, FIREWALL_CONSISTENT, FIREWALL_OPEN,
+    FIREWALL_UNKNOWN, HandshakeMessage, HolepunchInfo, HolepunchMessage, HolepunchPayload,
+    MODE_FROM_RELAY, MODE_FROM_SECOND_RELAY, MODE_FROM_SERVER, MODE_REPLY, NoisePayload, RelayInfo,
     SecretStreamInfo, UdxInfo, encode_handshake_to_bytes, encode_holepunch_msg_to_bytes,
 };
 use peeroxide_dht::messages::Ipv4Peer;
@@ -121,6 +121,11 @@ struct Punch {
     round: u64,
     /// Whether we punch (told to the handshake's waiter).
     punching: watch::Sender<bool>,
+    /// The DHT socket our handshake answer left from (the client opened its NAT
+    /// toward it), for the fast probe.
+    primary: UdxSocket,
+    /// Whether the fast probe went out.
+    probed: bool,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -433,6 +438,8 @@ impl Server {
                         puncher: Arc::new(p),
                         round: 0,
                         punching: punching_tx,
+                        primary: sockets[0].clone(),
+                        probed: false,
                     },
                 );
             }
@@ -582,6 +589,19 @@ impl Server {
                 remote.addresses.as_deref().unwrap_or_default(),
                 echoed.then_some(peer_address.host.as_str()),
             );
+        }
+        // JS's "fast mode": a client that opened its NAT toward where our answer came
+        // from (it says so with `remoteAddress`) gets a probe from there at once, to the
+        // socket its round came from; our stream on that socket takes its first packet.
+        if !punch.probed
+            && remote.remote_address.is_some()
+            && puncher.firewall() == FIREWALL_CONSISTENT
+            && let Ok(ip) = peer_address.host.parse::<IpAddr>()
+        {
+            punch.probed = true;
+            let _ = punch
+                .primary
+                .send_to(&[0], SocketAddr::new(ip, peer_address.port));
         }
         let mut punching = *punch.punching.borrow();
         if remote.punching && !punching {
