@@ -8,9 +8,11 @@
 //!   up now and every 10 minutes;
 //! - `server` (hyperdht `server.js`): answers forwarded handshakes and holepunch
 //!   rounds, so a peer behind a NAT is reachable (firewalled by default, as JS);
-//! - `lan` (the LAN rule of hyperdht `connect.js`): the client path where
-//!   peeroxide-dht's own connect decides "same host" wrongly; elsewhere the client side
-//!   is peeroxide-dht's connect (it holepunches);
+//! - `lan` (hyperdht `connect.js`): the client's handshake through a relay and its
+//!   choice: dial an open server, dial a same-host server by JS's LAN rule, or
+//!   `holepunch` (the probe and punch rounds), with `puncher` (hyperdht
+//!   `holepuncher.js`: our sockets and the punch strategies) and `nat` (hyperdht
+//!   `nat.js`: what our NAT does, sampled from DHT nodes);
 //! - `connected`: one connection per peer, our dials claimed per peer.
 //!
 //! - [`Swarm::start`] starts a DHT node on an explicit bootstrap list (required: there

@@ -10,17 +10,12 @@
 //! server that never answers (`docs/discovery.md`, "One-node DHT").
 //!
 //! [`connect`] does the handshake itself, on peeroxide-dht's public API, and decides
-//! with the relay-observed hosts: where peeroxide-dht's client would holepunch although
-//! JS's would dial (relayed, the server not open, holepunchable, same host as the relay
-//! saw us), it dials. Where peeroxide-dht would dial the server directly anyway (not
-//! relayed, the server open, or not holepunchable) it dials that same address, as
-//! peeroxide-dht does: a server that answered a handshake has reserved its side (a
-//! peeroxide server then refuses our next handshake as "already connected"), so an
-//! answered handshake is never left unused there. In the remaining cases (holepunching,
-//! a blind relay) it says [`Lan::NotLan`] and the caller uses peeroxide-dht's connect:
-//! a holepunching server drops a handshake that is not followed up. It does not
-//! holepunch, relay or retry, and does nothing when our own address is known (then
-//! peeroxide-dht's same-host rule works).
+//! with the relay-observed hosts, as JS's client does: not relayed, the server open, or
+//! not holepunchable: dial the address the server offers (or where the relay saw it);
+//! relayed and the same host as the relay saw us: dial the server's interface
+//! addresses (the LAN rule); otherwise holepunch (`holepunch.rs`). Only a server that
+//! asks for a blind relay, or a peer no DHT node holds a record of, gives
+//! [`Lan::NotLan`] (the caller then tries peeroxide-dht's connect).
 //!
 //! Time: [`connect`] takes a deadline that bounds every step up to the handshake's
 //! answer. Once a server answered, the dial is finished even past the deadline (within
