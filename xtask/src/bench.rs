@@ -283,6 +283,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
             median(&runs, "fds_synced"),
         ));
     }
+    if (args.only.is_empty() || args.only.iter().any(|o| o == NAT_ROW)) && !args.no_js {
+        nat_rows(args.runs, &mut report, &mut misses)?;
+    }
     report.push_str(
         "\nDurability: `flush` = written to the OS before an append returns, not fsynced \
          (same as JS hypercore 11 defaults: RocksDB WAL write, sync=false). \
@@ -293,6 +296,61 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
     eprintln!("raw runs: target/bench/results.jsonl; report: target/bench/REPORT.md");
     if args.strict && !misses.is_empty() {
         return Err(format!("targets missed: {}", misses.join(", ")));
+    }
+    Ok(())
+}
+
+/// The row across simulated NATs (run by the nat suite's machinery, not the bench
+/// binary): `--only nat_connect_sync` selects it.
+const NAT_ROW: &str = "nat_connect_sync";
+
+/// Connect and connect + full sync across two consistent NATs, each two-NAT pair with a
+/// Rust peer against JS -> JS in the same run (medians); target: within 2x of JS.
+fn nat_rows(runs: usize, report: &mut String, misses: &mut Vec<String>) -> Result {
+    if !crate::netns_available() {
+        eprintln!("skipping {NAT_ROW}: it needs root with `ip` to make network namespaces");
+        return Ok(());
+    }
+    let tmp = std::env::temp_dir().join(format!("nova-bench-nat-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    let results = crate::nat::bench(&tmp, runs);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let results = results?;
+    let med = |v: &[crate::nat::ConnectSync], full: bool| -> f64 {
+        let mut xs: Vec<f64> = v
+            .iter()
+            .map(|(c, f)| {
+                if full {
+                    f.as_secs_f64()
+                } else {
+                    c.as_secs_f64()
+                }
+            })
+            .collect();
+        xs.sort_by(f64::total_cmp);
+        xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let Some((_, js)) = results.iter().find(|(name, _)| name == "JS -> JS") else {
+        return Err("the nat bench row ran no JS -> JS anchor".into());
+    };
+    let (js_connect, js_full) = (med(js, false), med(js, true));
+    report.push_str(&format!(
+        "\n{NAT_ROW}: across two consistent NATs (the nat suite's topology, {runs} runs, medians; \
+         connect = reader start to its first connection, full = reader start to all 2,000 entries verified; \
+         ours/JS = JS time / our time, target >= 0.5x = within 2x of JS -> JS)\n\n\
+         | pair | connect s | JS -> JS connect s | ours/JS | connect + full sync s | JS -> JS s | ours/JS | verdict |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|\n"
+    ));
+    for (name, times) in results.iter().filter(|(name, _)| name != "JS -> JS") {
+        let (connect, full) = (med(times, false), med(times, true));
+        let (rc, rf) = (js_connect / connect, js_full / full);
+        let verdict = if rc >= 0.5 { "meets" } else { "MISSES" };
+        if rc < 0.5 {
+            misses.push(format!("{NAT_ROW} ({name}) connect {rc:.2}x < 0.5x"));
+        }
+        report.push_str(&format!(
+            "| {name} | {connect:.2} | {js_connect:.2} | {rc:.2}x | {full:.2} | {js_full:.2} | {rf:.2}x | {verdict} (connect) |\n"
+        ));
     }
     Ok(())
 }

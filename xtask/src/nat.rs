@@ -207,6 +207,38 @@ pub(crate) fn run(tmp: &Path) -> Result<Outcome> {
     result
 }
 
+/// One run's connect and full-sync times.
+pub(crate) type ConnectSync = (Duration, Duration);
+
+/// For `cargo xtask bench` (row `nat_connect_sync`): each two-NAT pair with a Rust peer
+/// and the JS -> JS anchor, `runs` times interleaved, on the suite's topology: the
+/// pair's name and its connect and full-sync (2,000 entries, reader start to every
+/// entry verified) times per run.
+pub(crate) fn bench(tmp: &Path, runs: usize) -> Result<Vec<(String, Vec<ConnectSync>)>> {
+    prepare_js("the nat bench row")?;
+    crate::system::ensure_packages("the nat bench row's routers", &["iptables", "conntrack"])?;
+    let pairs: Vec<&Pair> = PAIRS.iter().filter(|p| p.topology == &TWO_NATS).collect();
+    let internet = Internet::start()?;
+    let mut results: Vec<(String, Vec<ConnectSync>)> =
+        pairs.iter().map(|p| (p.name(), Vec::new())).collect();
+    let mut n = 0;
+    for run in 1..=runs {
+        for (i, pair) in pairs.iter().enumerate() {
+            n += 1;
+            eprintln!("run {run}/{runs}: nat {} (two NATs)", pair.name());
+            let dir = tmp.join(format!("{n}"));
+            let ran = with_sites(n, pair.topology, |sites| {
+                run_pair(&internet, sites, pair, &dir)
+            })?;
+            match ran {
+                Ran::Synced(t) => results[i].1.push((t.connect, t.full)),
+                Ran::NoSync(e) => return Err(format!("{}: {e}", pair.name())),
+            }
+        }
+    }
+    Ok(results)
+}
+
 /// What a pair that synced took.
 #[derive(Clone, Copy)]
 struct Timings {
@@ -418,7 +450,7 @@ fn summary(rows: &[Row]) {
         .any(|r| r.result.is_ok() && r.pair.topology.random())
     {
         eprintln!(
-            "  (across a random NAT the +1,000 reader waits out the JS writer's 20 s between random punches: hyperdht's randomPunchInterval)"
+            "  (across a random NAT the +1,000 reader waits out the writer's 20 s between random punches: hyperdht's randomPunchInterval, which our swarm keeps too)"
         );
     }
 }

@@ -210,6 +210,8 @@ struct Dialer {
     host: IpAddr,
     /// The bootstrap nodes (our puncher samples its NAT from them, among others).
     bootstrap: Vec<peeroxide_dht::messages::Ipv4Peer>,
+    /// The swarm's random-NAT punches, shared with its server.
+    random: puncher::RandomPunches,
     join_timeout: Duration,
     tracked: Tracked,
     gate: Arc<Gate>,
@@ -236,6 +238,7 @@ impl Dialer {
             host: self.host,
             local_connection: self.local_connection,
             bootstrap: &self.bootstrap,
+            random: self.random.clone(),
         };
         let connection =
             match lan::connect(&self.dht, &self.key_pair, peer, &runtime, &how, deadline).await {
@@ -333,6 +336,7 @@ impl Swarm {
         }
         let firewalled = options.firewalled.unwrap_or(true);
         let gate = Arc::new(Gate::new(options.firewall.clone()));
+        let random = puncher::RandomPunches::default();
         let bootstrap: Vec<peeroxide_dht::messages::Ipv4Peer> = options
             .bootstrap
             .iter()
@@ -384,6 +388,7 @@ impl Swarm {
                 host: options.host,
                 bootstrap: bootstrap.clone(),
                 gate: gate.clone(),
+                random: random.clone(),
             },
             relays.clone(),
             accepted_tx,
@@ -413,6 +418,7 @@ impl Swarm {
             local_connection,
             host: options.host,
             bootstrap,
+            random,
             join_timeout: options.join_timeout,
             tracked,
             gate: gate.clone(),

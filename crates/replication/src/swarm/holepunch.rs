@@ -25,7 +25,7 @@ use peeroxide_dht::{Router, RouterError};
 use tracing::debug;
 
 use super::lan::Handshake;
-use super::puncher::Puncher;
+use super::puncher::{Puncher, RandomPunches};
 
 /// Bound on one try of a `PEER_HOLEPUNCH` round trip through the relay, and tries.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -62,6 +62,10 @@ pub(crate) enum HolepunchError {
     /// No strategy fits what the server told us.
     #[error("no holepunch strategy fits (ours {ours}, theirs {theirs})")]
     NoStrategy { ours: u64, theirs: u64 },
+    /// This swarm punched a random NAT less than 20 s ago (one birthday search at a
+    /// time, as JS); the dial is tried again later.
+    #[error("a random-NAT punch ran less than 20 s ago: later")]
+    TryLater,
     /// No probe of the server's reached us in time.
     #[error("no probe from the server within {PUNCH_WAIT:?}")]
     Timeout,
@@ -82,6 +86,7 @@ pub(crate) async fn connect(
     hs: &Handshake,
     host: IpAddr,
     nodes: &[Ipv4Peer],
+    random: &RandomPunches,
 ) -> Result<PeerConnection, HolepunchError> {
     let info = hs
         .remote
@@ -142,6 +147,10 @@ pub(crate) async fn connect(
         .await?;
     if !puncher.remote_punching() {
         return Err(HolepunchError::RemoteNotPunching);
+    }
+    if puncher.random() && !random.try_start() {
+        session.abort(&puncher).await;
+        return Err(HolepunchError::TryLater);
     }
     let mut connected = puncher.connected();
     if !puncher.punch() {

@@ -165,6 +165,8 @@ pub(crate) struct Dial<'a> {
     pub(crate) host: std::net::IpAddr,
     pub(crate) local_connection: bool,
     pub(crate) bootstrap: &'a [Ipv4Peer],
+    /// The swarm's random-NAT punches (one per interval).
+    pub(crate) random: super::puncher::RandomPunches,
 }
 
 /// What [`connect`] did.
@@ -298,10 +300,17 @@ async fn finish(
             server = %hs.reply.server_address.host,
             "another host: holepunching"
         );
-        return super::holepunch::connect(dht, runtime, &hs, dial_opts.host, nodes)
-            .await
-            .map(|c| Lan::Connected(Box::new(c)))
-            .map_err(LanError::Holepunch);
+        return super::holepunch::connect(
+            dht,
+            runtime,
+            &hs,
+            dial_opts.host,
+            nodes,
+            &dial_opts.random,
+        )
+        .await
+        .map(|c| Lan::Connected(Box::new(c)))
+        .map_err(LanError::Holepunch);
     }
     let candidates = dial_targets(&hs, local_connection, dht).await;
     debug!(

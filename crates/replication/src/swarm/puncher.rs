@@ -44,6 +44,26 @@ const DEFAULT_TTL: u32 = 64;
 /// Bound on one ping to a DHT node (JS: no retry, about 2 s).
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Least time between two random-NAT punches of one swarm, client or server side
+/// (JS hyperdht's `randomPunchInterval`): a birthday search opens up to 256 sockets.
+pub(crate) const RANDOM_PUNCH_INTERVAL: Duration = Duration::from_secs(20);
+
+/// When this swarm last started a random-NAT punch (shared by its server and client).
+#[derive(Clone, Default)]
+pub(crate) struct RandomPunches(Arc<Mutex<Option<std::time::Instant>>>);
+
+impl RandomPunches {
+    /// Starts one if the last started [`RANDOM_PUNCH_INTERVAL`] ago or more.
+    pub(crate) fn try_start(&self) -> bool {
+        let mut last = lock(&self.0);
+        if last.is_some_and(|t| t.elapsed() < RANDOM_PUNCH_INTERVAL) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
+    }
+}
+
 /// What the other peer told us about itself.
 #[derive(Debug, Default, Clone)]
 struct Remote {
@@ -264,6 +284,11 @@ impl Puncher {
     /// Which socket heard the other side first, and from where (initiator only).
     pub(crate) fn connected(&self) -> watch::Receiver<Option<(usize, SocketAddr)>> {
         self.inner.connected.subscribe()
+    }
+
+    /// Whether punching now would be a random-NAT strategy (either side random).
+    pub(crate) fn random(&self) -> bool {
+        self.firewall() == FIREWALL_RANDOM || lock(&self.inner.remote).firewall == FIREWALL_RANDOM
     }
 
     /// Starts punching (JS `punch()`): `false` when no strategy fits.
@@ -522,6 +547,16 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_random_punch_per_interval() {
+        let random = RandomPunches::default();
+        assert!(random.try_start());
+        assert!(!random.try_start(), "a second birthday search at once");
+        // The interval runs from the start of the last one.
+        *lock(&random.0) = Some(std::time::Instant::now() - RANDOM_PUNCH_INTERVAL);
+        assert!(random.try_start());
+    }
 
     #[test]
     fn random_ports_are_spread_over_the_range() {

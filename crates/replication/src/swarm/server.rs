@@ -36,10 +36,11 @@ use peeroxide_dht::hyperdht::{
     HyperDhtHandle, KeyPair, PeerConnection, ServerEvent, alloc_stream_id,
 };
 use peeroxide_dht::hyperdht_messages::{
-    ERROR_ABORTED, ERROR_NONE, ERROR_VERSION_MISMATCH, FIREWALL_CONSISTENT, FIREWALL_OPEN,
-    FIREWALL_UNKNOWN, HandshakeMessage, HolepunchInfo, HolepunchMessage, HolepunchPayload,
-    MODE_FROM_RELAY, MODE_FROM_SECOND_RELAY, MODE_FROM_SERVER, MODE_REPLY, NoisePayload, RelayInfo,
-    SecretStreamInfo, UdxInfo, encode_handshake_to_bytes, encode_holepunch_msg_to_bytes,
+    ERROR_ABORTED, ERROR_NONE, ERROR_TRY_LATER, ERROR_VERSION_MISMATCH, FIREWALL_CONSISTENT,
+    FIREWALL_OPEN, FIREWALL_UNKNOWN, HandshakeMessage, HolepunchInfo, HolepunchMessage,
+    HolepunchPayload, MODE_FROM_RELAY, MODE_FROM_SECOND_RELAY, MODE_FROM_SERVER, MODE_REPLY,
+    NoisePayload, RelayInfo, SecretStreamInfo, UdxInfo, encode_handshake_to_bytes,
+    encode_holepunch_msg_to_bytes,
 };
 use peeroxide_dht::messages::Ipv4Peer;
 use peeroxide_dht::noise::Keypair as NoiseKeypair;
@@ -87,6 +88,8 @@ pub(crate) struct ServerOptions {
     pub(crate) bootstrap: Vec<Ipv4Peer>,
     /// Who may connect.
     pub(crate) gate: Arc<Gate>,
+    /// The swarm's random-NAT punches (one per interval).
+    pub(crate) random: super::puncher::RandomPunches,
 }
 
 /// The server: one task that answers what the DHT forwards to us.
@@ -604,7 +607,13 @@ impl Server {
                 .send_to(&[0], SocketAddr::new(ip, peer_address.port));
         }
         let mut punching = *punch.punching.borrow();
-        if remote.punching && !punching {
+        let mut error = ERROR_NONE;
+        // One random-NAT punch (up to 256 sockets) per interval, as JS: a client asking
+        // sooner is told TRY_LATER.
+        if remote.punching && !punching && puncher.random() && !self.options.random.try_start() {
+            debug!("server: a random-NAT punch too soon after the last: TRY_LATER");
+            error = ERROR_TRY_LATER;
+        } else if remote.punching && !punching {
             punching = puncher.punch();
             punch.punching.send_replace(punching);
             debug!(
@@ -618,7 +627,7 @@ impl Server {
             puncher.freeze();
         }
         let payload = HolepunchPayload {
-            error: ERROR_NONE,
+            error,
             firewall: puncher.firewall(),
             round: punch.round,
             connected: false,
