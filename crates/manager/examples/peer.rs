@@ -22,7 +22,8 @@
 //! `--format legacy|v1` (write): the format of a new log (default legacy, the manager's
 //! default; `v1` is hypercore 11's default manifest core). `read` takes any core key.
 //! Entry i is the bytes of `entry <i>`, so a reader can check every byte it got.
-//! A swarm reader prints `CONNECTED` when its first connection is up. `NOVA_SWARM_SEED`
+//! A swarm reader prints `CONNECTED` when its first connection is up, and
+//! `DIAL-FAILED <attempts> <error>` when a dial to a peer it found fails. `NOVA_SWARM_SEED`
 //! (64 hex digits) fixes the swarm identity (a restarted writer is the same peer).
 
 use std::io::Write;
@@ -264,6 +265,19 @@ impl Peer {
                     }
                 });
             }
+            // `DIAL-FAILED <attempts> <error>` for each failed dial to a peer found.
+            let watched = m.clone();
+            tokio::spawn(async move {
+                let mut said = std::collections::HashMap::new();
+                loop {
+                    for f in watched.dial_failures().await {
+                        if said.insert(f.public_key, f.attempts) != Some(f.attempts) {
+                            say(format!("DIAL-FAILED {} {}", f.attempts, f.error));
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            });
             None
         } else {
             Some(m.connect(addr.parse()?))

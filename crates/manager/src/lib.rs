@@ -44,7 +44,7 @@ pub use events::ManagerEvent;
 pub use log::ManagedLog;
 pub use manager::{Connector, DownloadProgress, HypercoreManager, Listener};
 pub use nova_hypercore_managed_core::{CoreFormat, Durability};
-pub use nova_hypercore_replication::swarm::{BootstrapNode, Firewall, SwarmOptions};
+pub use nova_hypercore_replication::swarm::{BootstrapNode, DialFailure, Firewall, SwarmOptions};
 pub use swarm::SwarmStats;
 
 /// The README's code blocks, compiled as doc tests so they cannot rot.

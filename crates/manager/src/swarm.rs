@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nova_hypercore_replication::swarm::{Swarm, SwarmOptions, SwarmPeer};
+use nova_hypercore_replication::swarm::{DialFailure, Swarm, SwarmOptions, SwarmPeer};
 use nova_hypercore_serialization::HypercoreError;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -473,6 +473,16 @@ impl HypercoreManager {
             .await
             .as_ref()
             .map(|r| r.swarm.public_key())
+    }
+
+    /// Peers the swarm found but could not reach, each with its last dial error (for a
+    /// "why is this device not syncing" view): kept until a connection to the peer is
+    /// up. Empty without a swarm.
+    pub async fn dial_failures(&self) -> Vec<DialFailure> {
+        match self.swarm_slot().lock().await.as_ref() {
+            Some(r) => r.swarm.dial_failures(),
+            None => Vec::new(),
+        }
     }
 
     /// Joins `discovery_key` if a swarm runs (called when a log is enabled).

@@ -344,7 +344,7 @@ async fn a_firewall_admits_only_known_peers_and_a_banned_one_gets_nothing() {
     writer.firewall = Some(nova_hypercore_manager::Firewall::allow_only([
         keys[0], keys[1],
     ]));
-    p.a.start_swarm(writer).await.unwrap().unwrap();
+    let writer_key = p.a.start_swarm(writer).await.unwrap().unwrap();
     p.a.ban_peer(keys[1], true).await;
     p.a.enable_replication("notes").await.unwrap();
     // The admitted reader gets everything (it found the writer by its repeated lookups).
@@ -364,6 +364,29 @@ async fn a_firewall_admits_only_known_peers_and_a_banned_one_gets_nothing() {
         d_log.current_length().await.unwrap(),
         0,
         "refused peer served"
+    );
+    // Each refused reader can see why it gets nothing: the writer it found stays
+    // unreachable, with the dial's error.
+    for refused in [&c, &d] {
+        let failure = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let failures = refused.dial_failures().await;
+                if let Some(f) = failures.into_iter().find(|f| f.public_key == writer_key) {
+                    return f;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .expect("no dial failure recorded for the writer that refuses us");
+        assert!(
+            failure.attempts >= 1 && !failure.error.is_empty(),
+            "{failure:?}"
+        );
+    }
+    assert!(
+        p.b.dial_failures().await.is_empty(),
+        "the admitted reader connected: nothing to report"
     );
     c.close().await.unwrap();
     d.close().await.unwrap();

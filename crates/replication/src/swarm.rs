@@ -53,8 +53,8 @@ use tracing::{debug, warn};
 
 use crate::transport::{Ending, SecretCipher};
 pub use bootstrap::BootstrapNode;
-pub use connected::Firewall;
 use connected::{Claim, Gate, Source, Tracked, admit, lock_connected, watch_end};
+pub use connected::{DialFailure, Firewall};
 use discovery::{Discovery, lookup_peers};
 use server::{RelaysSeen, Server, ServerOptions};
 
@@ -75,6 +75,11 @@ const FOUND_RETRIES: [Duration; 4] = [
     Duration::from_secs(15),
     Duration::from_secs(30),
 ];
+
+/// A peer key's first 8 bytes in hex, for the logs.
+fn short(pk: &[u8; 32]) -> String {
+    pk[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
 
 fn failed(reason: String) -> HypercoreError {
     HypercoreError::ReplicationFailed {
@@ -298,7 +303,19 @@ impl Dialer {
                     let _ = self.peers.send(connected).await;
                     return;
                 }
-                Err(e) => debug!(error = %e, "dialling a peer found failed"),
+                Err(e) => {
+                    let attempts = lock_connected(&self.tracked).failed(peer, e.to_string());
+                    if attempts > FOUND_RETRIES.len() as u32 {
+                        warn!(
+                            peer = %short(&peer),
+                            attempts,
+                            error = %e,
+                            "a peer a lookup found stays unreachable (it is dialled again when a lookup finds it again)"
+                        );
+                    } else {
+                        debug!(error = %e, attempts, "dialling a peer found failed");
+                    }
+                }
             }
         }
     }
@@ -508,6 +525,13 @@ impl Swarm {
         };
         let task = tokio::spawn(discovery.run(topic, done));
         Joined { task, refreshed }
+    }
+
+    /// Peers a lookup found that our dials could not reach, with the last error (e.g.
+    /// "both NATs are random: a blind relay is needed"), until a connection to each is
+    /// up. At most 256 are kept.
+    pub fn dial_failures(&self) -> Vec<DialFailure> {
+        lock_connected(&self.dialer.tracked).failures()
     }
 
     /// Refuses `peer` from now on (`banned: false` lifts it): we neither dial it nor

@@ -91,6 +91,25 @@ impl Gate {
     }
 }
 
+/// Why the swarm cannot reach a peer a lookup found ([`Swarm::dial_failures`]): kept
+/// from its first failed dial until a connection to it is up, so a person can see why
+/// a device or collaborator stays unreachable (e.g. both behind random NATs).
+///
+/// [`Swarm::dial_failures`]: super::Swarm::dial_failures
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialFailure {
+    /// The peer's Noise public key.
+    pub public_key: [u8; 32],
+    /// Dials to it that failed since it was found (or last connected).
+    pub attempts: u32,
+    /// What the last one said.
+    pub error: String,
+}
+
+/// At most this many peers' dial failures are kept (a lookup answer is a peer's word:
+/// a hostile DHT node could name any number of unreachable keys).
+pub(crate) const MAX_DIAL_FAILURES: usize = 256;
+
 /// The connections up, by peer, counted while they last.
 #[derive(Default)]
 pub(crate) struct Connected {
@@ -98,6 +117,8 @@ pub(crate) struct Connected {
     all: HashMap<[u8; 32], usize>,
     /// Peers one of our dials is under way to: one claim per peer.
     dialling: HashSet<[u8; 32]>,
+    /// Peers our dials failed to reach, until they connect.
+    failures: HashMap<[u8; 32], DialFailure>,
 }
 
 /// Where a new connection comes from, for [`Connected::admit`].
@@ -135,8 +156,39 @@ impl Connected {
         };
         if keep {
             *self.all.entry(pk).or_default() += 1;
+            self.failures.remove(&pk);
         }
         keep
+    }
+
+    /// Records a failed dial to `pk` (the oldest record goes first when
+    /// [`MAX_DIAL_FAILURES`] are kept); the number of failures in a row.
+    pub(crate) fn failed(&mut self, pk: [u8; 32], error: String) -> u32 {
+        if !self.failures.contains_key(&pk) && self.failures.len() >= MAX_DIAL_FAILURES {
+            let fewest = self
+                .failures
+                .values()
+                .min_by_key(|f| f.attempts)
+                .map(|f| f.public_key);
+            if let Some(gone) = fewest {
+                self.failures.remove(&gone);
+            }
+        }
+        let entry = self.failures.entry(pk).or_insert_with(|| DialFailure {
+            public_key: pk,
+            attempts: 0,
+            error: String::new(),
+        });
+        entry.attempts = entry.attempts.saturating_add(1);
+        entry.error = error;
+        entry.attempts
+    }
+
+    /// The peers our dials could not reach (see [`DialFailure`]).
+    pub(crate) fn failures(&self) -> Vec<DialFailure> {
+        let mut all: Vec<DialFailure> = self.failures.values().cloned().collect();
+        all.sort_by_key(|f| f.public_key);
+        all
     }
 
     /// Uncounts a connection [`Self::admit`] counted, once it ended.
@@ -257,6 +309,28 @@ mod tests {
         c.ended(&pk);
         assert!(!c.has(&pk));
         assert!(c.claim(pk));
+    }
+
+    #[test]
+    fn dial_failures_are_counted_until_the_peer_connects_and_bounded() {
+        let mut c = Connected::default();
+        let pk = key(4);
+        assert_eq!(c.failed(pk, "first".into()), 1);
+        assert_eq!(c.failed(pk, "both NATs are random".into()), 2);
+        assert_eq!(
+            c.failures(),
+            vec![DialFailure {
+                public_key: pk,
+                attempts: 2,
+                error: "both NATs are random".into()
+            }]
+        );
+        assert!(c.admit(pk, Source::Accepted));
+        assert!(c.failures().is_empty(), "a connection clears the record");
+        for n in 0..(MAX_DIAL_FAILURES as u32 + 10) {
+            c.failed(key(100 + n), "unreachable".into());
+        }
+        assert_eq!(c.failures().len(), MAX_DIAL_FAILURES);
     }
 
     #[test]
