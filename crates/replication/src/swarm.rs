@@ -36,6 +36,7 @@ mod lan;
 mod nat;
 mod puncher;
 mod server;
+mod stream;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -45,7 +46,7 @@ use std::time::Duration;
 use libudx::UdxRuntime;
 use nova_hypercore_serialization::HypercoreError;
 use peeroxide_dht::crypto::hash;
-use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair, PeerConnection};
+use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -57,6 +58,7 @@ use connected::{Claim, Gate, Source, Tracked, admit, lock_connected, watch_end};
 pub use connected::{DialFailure, Firewall};
 use discovery::{Discovery, lookup_peers};
 use server::{RelaysSeen, Server, ServerOptions};
+use stream::Connection;
 
 /// Idle time after which a swarm connection sends an empty message (JS hyperdht's
 /// `connectionKeepAlive` default).
@@ -265,7 +267,7 @@ impl Dialer {
         if !admit(&self.tracked, peer, Source::Ours) {
             return Err(failed("connect: the peer connected meanwhile".into()));
         }
-        let peer = SwarmPeer::new(Held(connection), true, self.key_pair.public_key);
+        let peer = SwarmPeer::new(connection, true, self.key_pair.public_key);
         watch_end(&self.tracked, &peer);
         Ok(peer)
     }
@@ -276,7 +278,7 @@ impl Dialer {
         peer: [u8; 32],
         runtime: &UdxRuntime,
         deadline: Instant,
-    ) -> Result<PeerConnection, HypercoreError> {
+    ) -> Result<Connection, HypercoreError> {
         let mut opts = peeroxide_dht::hyperdht::ConnectOpts::default();
         opts.local_connection = self.local_connection;
         tokio::time::timeout_at(
@@ -286,6 +288,7 @@ impl Dialer {
         )
         .await
         .map_err(|_| failed(format!("connect timed out after {:?}", self.join_timeout)))?
+        .map(Connection::from_peeroxide)
         .map_err(|e| failed(format!("connect: {e}")))
     }
 
@@ -397,7 +400,7 @@ impl Swarm {
         });
 
         // Connections peers make to us.
-        let (accepted_tx, mut accepted) = mpsc::channel::<PeerConnection>(16);
+        let (accepted_tx, mut accepted) = mpsc::channel::<Connection>(16);
         let server = Server::spawn(
             dht.clone(),
             key_pair.clone(),
@@ -421,7 +424,7 @@ impl Swarm {
             while let Some(connection) = accepted.recv().await {
                 let pk = connection.remote_public_key;
                 admit(&accepted_tracked, pk, Source::Accepted);
-                let peer = SwarmPeer::new(Held(connection), false, local);
+                let peer = SwarmPeer::new(connection, false, local);
                 watch_end(&accepted_tracked, &peer);
                 debug!("swarm connection (accepted)");
                 if accepted_peers.send(peer).await.is_err() {
@@ -727,6 +730,8 @@ pub struct SwarmPeer {
     pub remote_public_key: [u8; 32],
     /// Whether we dialled (client side).
     pub is_initiator: bool,
+    /// The peer's address as our stream reaches it (after any NAT), when known.
+    pub remote_addr: Option<SocketAddr>,
     /// The channel, for [`Replicator::run_encrypted`](crate::Replicator::run_encrypted).
     pub cipher: SecretCipher,
     /// Says when the connection ended (and how).
@@ -741,33 +746,23 @@ impl std::fmt::Debug for SwarmPeer {
     }
 }
 
-/// A DHT connection (dialled or accepted), pumped until it ends.
-struct Held(PeerConnection);
-
-impl Held {
-    /// Pumps the connection's frames until it ends, then drops everything it held.
-    async fn pump(self, ends: crate::transport::PumpEnds) {
-        let Held(peer) = self;
-        crate::transport::pump(peer.stream, ends, None, Some(KEEPALIVE)).await;
-        drop(peer.socket);
-    }
-}
-
 impl SwarmPeer {
-    fn new(held: Held, is_initiator: bool, local_public_key: [u8; 32]) -> Self {
-        let remote_public_key = held.0.remote_public_key;
-        let handshake_hash = held.0.stream.handshake_hash().to_vec();
-        // One task owns the connection (its UDX runtime and socket stay alive with it).
+    fn new(connection: Connection, is_initiator: bool, local_public_key: [u8; 32]) -> Self {
+        let remote_public_key = connection.remote_public_key;
+        let handshake_hash = connection.handshake_hash.clone();
+        let remote_addr = connection.remote_addr;
+        // One task owns the connection (its stream and socket stay alive with it).
         let (cipher, ended) = SecretCipher::start(
             remote_public_key,
             local_public_key,
             handshake_hash,
             is_initiator,
-            |ends| held.pump(ends),
+            |ends| connection.pump(ends),
         );
         SwarmPeer {
             remote_public_key,
             is_initiator,
+            remote_addr,
             cipher,
             ended,
         }

@@ -13,19 +13,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use libudx::UdxRuntime;
-use peeroxide_dht::hyperdht::{HyperDhtHandle, PeerConnection};
+use peeroxide_dht::hyperdht::HyperDhtHandle;
 use peeroxide_dht::hyperdht_messages::{
-    ERROR_ABORTED, ERROR_NONE, FIREWALL_RANDOM, FIREWALL_UNKNOWN, HolepunchPayload, PEER_HOLEPUNCH,
-    RelayInfo,
+    ERROR_ABORTED, ERROR_NONE, ERROR_TRY_LATER, FIREWALL_RANDOM, FIREWALL_UNKNOWN,
+    HolepunchPayload, PEER_HOLEPUNCH, RelayInfo,
 };
 use peeroxide_dht::messages::Ipv4Peer;
-use peeroxide_dht::secret_stream::SecretStream;
 use peeroxide_dht::secure_payload::SecurePayload;
 use peeroxide_dht::{Router, RouterError};
 use tracing::debug;
 
 use super::lan::Handshake;
 use super::puncher::{Puncher, RandomPunches};
+use super::stream::{self, Connection};
 
 /// Bound on one try of a `PEER_HOLEPUNCH` round trip through the relay, and tries.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -66,6 +66,10 @@ pub(crate) enum HolepunchError {
     /// time, as JS); the dial is tried again later.
     #[error("a random-NAT punch ran less than 20 s ago: later")]
     TryLater,
+    /// The server punched a random NAT less than 20 s ago (JS's `randomPunchInterval`,
+    /// ours too) and said TRY_LATER; the dial is tried again later.
+    #[error("the server punched for another random NAT less than 20 s ago (TRY_LATER): later")]
+    ServerTryLater,
     /// No probe of the server's reached us in time.
     #[error("no probe from the server within {PUNCH_WAIT:?}")]
     Timeout,
@@ -87,7 +91,7 @@ pub(crate) async fn connect(
     host: IpAddr,
     nodes: &[Ipv4Peer],
     random: &RandomPunches,
-) -> Result<PeerConnection, HolepunchError> {
+) -> Result<Connection, HolepunchError> {
     let info = hs
         .remote
         .holepunch
@@ -169,51 +173,23 @@ pub(crate) async fn connect(
     open_stream(runtime, hs, socket, addr).await
 }
 
-/// Our UDX stream to the server's from `socket`, and the secret stream on it.
+/// Our stream to the server's from `socket`, and the secret stream on it.
 async fn open_stream(
     runtime: &UdxRuntime,
     hs: &Handshake,
     socket: libudx::UdxSocket,
     addr: SocketAddr,
-) -> Result<PeerConnection, HolepunchError> {
-    let stream_err = |what: &str, e: &dyn std::fmt::Display| {
-        HolepunchError::Stream(format!("{what} to {addr}: {e}"))
-    };
+) -> Result<Connection, HolepunchError> {
     let remote_id = hs
         .remote
         .udx
         .as_ref()
         .and_then(|u| u32::try_from(u.id).ok())
         .ok_or_else(|| HolepunchError::Stream("the server sent no stream id".into()))?;
-    let stream = runtime
-        .create_stream(hs.local_stream_id)
+    let ids = (hs.local_stream_id, remote_id);
+    stream::dial(runtime, socket, ids, addr, &hs.noise, STREAM_WAIT)
         .await
-        .map_err(|e| stream_err("stream", &e))?;
-    stream
-        .connect(&socket, remote_id, addr)
-        .await
-        .map_err(|e| stream_err("connect", &e))?;
-    let secret = tokio::time::timeout(
-        STREAM_WAIT,
-        SecretStream::from_session(
-            true,
-            stream.into_async_stream(),
-            hs.noise.tx,
-            hs.noise.rx,
-            hs.noise.handshake_hash,
-            hs.noise.remote_public_key,
-        ),
-    )
-    .await
-    .map_err(|_| HolepunchError::Stream(format!("no secret stream from {addr}")))?
-    .map_err(|e| stream_err("secret stream", &e))?;
-    Ok(PeerConnection::with_remote_addr(
-        secret,
-        hs.noise.remote_public_key,
-        addr,
-        socket,
-        None,
-    ))
+        .map_err(|e| HolepunchError::Stream(e.to_string()))
 }
 
 /// One holepunch session: where its rounds go and how they are sealed.
@@ -249,6 +225,9 @@ impl Session<'_> {
             remote_token,
         };
         let theirs = self.send(puncher, &ours).await?;
+        if theirs.error == ERROR_TRY_LATER {
+            return Err(HolepunchError::ServerTryLater);
+        }
         if theirs.error != ERROR_NONE {
             return Err(HolepunchError::Aborted(theirs.error));
         }

@@ -27,9 +27,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use libudx::{UdxRuntime, UdxSocket};
-use peeroxide_dht::hyperdht::{
-    HyperDhtError, HyperDhtHandle, KeyPair, PeerConnection, alloc_stream_id,
-};
+use peeroxide_dht::hyperdht::{HyperDhtError, HyperDhtHandle, KeyPair, alloc_stream_id};
 use peeroxide_dht::hyperdht_messages::{
     FIREWALL_OPEN, FIREWALL_UNKNOWN, NoisePayload, PEER_HANDSHAKE, SecretStreamInfo, UdxInfo,
 };
@@ -37,10 +35,11 @@ use peeroxide_dht::messages::Ipv4Peer;
 use peeroxide_dht::noise::Keypair as NoiseKeypair;
 use peeroxide_dht::noise_wrap::{NoiseWrap, NoiseWrapError, NoiseWrapResult};
 use peeroxide_dht::rpc::{DhtError, UserRequestParams};
-use peeroxide_dht::secret_stream::{SecretStream, SecretStreamError};
 use peeroxide_dht::{HandshakeResult, Router, RouterError};
 use tokio::time::Instant;
 use tracing::debug;
+
+use super::stream::{self, Connection, StreamError};
 
 /// Bound on one `PEER_HANDSHAKE` through a relay (peeroxide-dht's own bound).
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -116,16 +115,9 @@ pub(crate) enum LanError {
         #[source]
         source: libudx::UdxError,
     },
-    /// The server did not take our secret stream in time.
-    #[error("no secret stream from {addr} within {STREAM_TIMEOUT:?}")]
-    StreamTimeout { addr: SocketAddr },
-    /// The secret stream failed.
-    #[error("secret stream with {addr}: {source}")]
-    SecretStream {
-        addr: SocketAddr,
-        #[source]
-        source: SecretStreamError,
-    },
+    /// The stream to the server (or the secret stream on it) failed.
+    #[error("{0}")]
+    Stream(#[from] StreamError),
     /// Finishing an answered handshake took longer than [`ANSWERED_BOUND`].
     #[error("finishing took longer than {ANSWERED_BOUND:?}")]
     Finishing,
@@ -172,7 +164,7 @@ pub(crate) struct Dial<'a> {
 /// What [`connect`] did.
 pub(crate) enum Lan {
     /// Connected (by the LAN path, or where peeroxide-dht dials directly too).
-    Connected(Box<PeerConnection>),
+    Connected(Box<Connection>),
     /// Holepunching or a relay is needed (or our address is known, or nobody relayed
     /// a handshake): use peeroxide-dht's connect. The reason is for the logs.
     NotLan(String),
@@ -536,14 +528,14 @@ async fn ping(dht: &HyperDhtHandle, to: &Ipv4Peer) -> Option<Ipv4Peer> {
     }
 }
 
-/// Opens our UDX stream to the server's at `addr` (on the DHT's socket, as peeroxide-dht
+/// Opens our stream to the server's at `addr` (on the DHT's socket, as peeroxide-dht
 /// does) and starts the secret stream with the handshake's keys.
 async fn dial(
     dht: &HyperDhtHandle,
     runtime: &UdxRuntime,
     hs: &Handshake,
     addr: SocketAddr,
-) -> Result<PeerConnection, LanError> {
+) -> Result<Connection, LanError> {
     let remote_id = hs
         .remote
         .udx
@@ -555,42 +547,10 @@ async fn dial(
         Ok(Some(socket)) => socket,
         _ => fresh_socket(runtime).await?,
     };
-    let stream = runtime
-        .create_stream(hs.local_stream_id)
-        .await
-        .map_err(|source| LanError::Udx {
-            what: "stream".into(),
-            source,
-        })?;
-    stream
-        .connect(&socket, remote_id, addr)
-        .await
-        .map_err(|source| LanError::Udx {
-            what: format!("connect to {addr}"),
-            source,
-        })?;
-    let secret = tokio::time::timeout(
-        STREAM_TIMEOUT,
-        SecretStream::from_session(
-            true,
-            stream.into_async_stream(),
-            hs.noise.tx,
-            hs.noise.rx,
-            hs.noise.handshake_hash,
-            hs.noise.remote_public_key,
-        ),
-    )
-    .await
-    .map_err(|_| LanError::StreamTimeout { addr })?
-    .map_err(|source| LanError::SecretStream { addr, source })?;
+    let ids = (hs.local_stream_id, remote_id);
+    let connection = stream::dial(runtime, socket, ids, addr, &hs.noise, STREAM_TIMEOUT).await?;
     debug!(%addr, "LAN path: connected");
-    Ok(PeerConnection::with_remote_addr(
-        secret,
-        hs.noise.remote_public_key,
-        addr,
-        socket,
-        None,
-    ))
+    Ok(connection)
 }
 
 /// A UDP socket of our own, when the DHT has none to share.

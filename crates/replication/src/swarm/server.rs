@@ -30,11 +30,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libudx::{RuntimeHandle, UdxRuntime, UdxSocket, UdxStream};
+use libudx::{RuntimeHandle, UdxRuntime, UdxSocket};
 use peeroxide_dht::holepuncher::Holepuncher;
-use peeroxide_dht::hyperdht::{
-    HyperDhtHandle, KeyPair, PeerConnection, ServerEvent, alloc_stream_id,
-};
+use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair, ServerEvent, alloc_stream_id};
 use peeroxide_dht::hyperdht_messages::{
     ERROR_ABORTED, ERROR_NONE, ERROR_TRY_LATER, ERROR_VERSION_MISMATCH, FIREWALL_CONSISTENT,
     FIREWALL_OPEN, FIREWALL_UNKNOWN, HandshakeMessage, HolepunchInfo, HolepunchMessage,
@@ -45,13 +43,13 @@ use peeroxide_dht::hyperdht_messages::{
 use peeroxide_dht::messages::Ipv4Peer;
 use peeroxide_dht::noise::Keypair as NoiseKeypair;
 use peeroxide_dht::noise_wrap::{NoiseWrap, NoiseWrapResult};
-use peeroxide_dht::secret_stream::SecretStream;
 use peeroxide_dht::secure_payload::SecurePayload;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::debug;
 
 use super::connected::Gate;
 use super::puncher::Puncher;
+use super::stream::{Connection, RawStream};
 
 /// How long a handshake waits for the client's first packet (JS
 /// `HANDSHAKE_INITIAL_TIMEOUT`).
@@ -99,7 +97,7 @@ pub(crate) struct Server {
     runtime: Arc<RuntimeHandle>,
     options: ServerOptions,
     relays: RelaysSeen,
-    accepted: mpsc::Sender<PeerConnection>,
+    accepted: mpsc::Sender<Connection>,
     state: Mutex<State>,
 }
 
@@ -147,7 +145,7 @@ impl Server {
         runtime: Arc<RuntimeHandle>,
         options: ServerOptions,
         relays: RelaysSeen,
-        accepted: mpsc::Sender<PeerConnection>,
+        accepted: mpsc::Sender<Connection>,
         mut events: mpsc::UnboundedReceiver<ServerEvent>,
     ) -> tokio::task::JoinHandle<()> {
         let server = Arc::new(Server {
@@ -394,7 +392,7 @@ impl Server {
         }
         let remote_id = u32::try_from(remote_udx?.id).ok()?;
         let session = if dial_client {
-            let stream = runtime.create_stream(local_id).await.ok()?;
+            let stream = RawStream::create(&runtime, local_id).await.ok()?;
             Session::Dial {
                 stream,
                 socket: sockets.swap_remove(0),
@@ -527,28 +525,14 @@ impl Server {
                 (stream, socket, keys, runtime, addr)
             }
         };
-        let remote_pk = keys.remote_public_key;
-        let secret = SecretStream::from_session(
-            false,
-            stream.into_async_stream(),
-            keys.tx,
-            keys.rx,
-            keys.handshake_hash,
-            keys.remote_public_key,
-        );
-        let secret = match tokio::time::timeout(STREAM_WAIT, secret).await {
-            Ok(Ok(secret)) => secret,
-            Ok(Err(e)) => {
+        let peer = match stream.secure(&keys, socket, addr, STREAM_WAIT).await {
+            Ok(peer) => peer,
+            Err(e) => {
                 debug!(error = %e, "server: secret stream failed");
-                return;
-            }
-            Err(_) => {
-                debug!("server: secret stream timed out");
                 return;
             }
         };
         debug!(%addr, "server: connection accepted");
-        let peer = PeerConnection::with_remote_addr(secret, remote_pk, addr, socket, None);
         drop(runtime);
         let _ = self.accepted.send(peer).await;
     }
@@ -658,7 +642,7 @@ enum Session {
     None,
     /// The client is open: we dial it.
     Dial {
-        stream: UdxStream,
+        stream: RawStream,
         socket: UdxSocket,
         remote_id: u32,
         client: SocketAddr,
@@ -686,7 +670,7 @@ type FirstPacket = oneshot::Sender<(usize, SocketAddr)>;
 #[derive(Clone)]
 struct Waiting {
     first: Arc<Mutex<Option<FirstPacket>>>,
-    streams: Arc<Mutex<Vec<(usize, UdxStream, UdxSocket)>>>,
+    streams: Arc<Mutex<Vec<(usize, RawStream, UdxSocket)>>>,
     local_id: u32,
     remote_id: u32,
 }
@@ -694,14 +678,14 @@ struct Waiting {
 impl Waiting {
     /// A stream with our id listening on `socket` (number `index`).
     async fn listen(&self, runtime: &UdxRuntime, index: usize, socket: UdxSocket) {
-        let Ok(stream) = runtime.create_stream(self.local_id).await else {
+        let Ok(stream) = RawStream::create(runtime, self.local_id).await else {
             return;
         };
         let first = self.first.clone();
-        let hooked = stream.set_firewall_hook(&socket, self.remote_id, move |_, port, ip| {
+        let hooked = stream.on_first_packet(&socket, self.remote_id, move |from| {
             let won = first.lock().unwrap_or_else(|p| p.into_inner()).take();
             match won {
-                Some(tx) => tx.send((index, SocketAddr::new(ip, port))).is_ok(),
+                Some(tx) => tx.send((index, from)).is_ok(),
                 None => false,
             }
         });
@@ -716,7 +700,7 @@ impl Waiting {
     }
 
     /// The stream on socket `index` (the others are dropped with `self`).
-    fn take(self, index: usize) -> Option<(UdxStream, UdxSocket)> {
+    fn take(self, index: usize) -> Option<(RawStream, UdxSocket)> {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         let at = streams.iter().position(|(i, _, _)| *i == index)?;
         let (_, stream, socket) = streams.swap_remove(at);

@@ -1,0 +1,202 @@
+//! The stream under a swarm connection: the one seam between "the connection set-up
+//! found a path" (a socket and an address that reach the peer, the handshake's stream
+//! ids and Noise keys: `lan.rs`, `holepunch.rs`, `server.rs`) and "an encrypted
+//! stream is up" ([`Connection`], which `SwarmPeer` pumps).
+//!
+//! Today the stream is libudx's (peeroxide-dht's UDX); issue 22 swaps in our own UDX
+//! stream here: [`RawStream`] is the only type in the swarm that touches a libudx
+//! stream, and [`Connection::new`] takes a secret stream over any byte stream (the
+//! pump is generic), so the set-up code does not change. The sockets stay libudx's
+//! (the DHT and the puncher share them).
+//!
+//! Must not: decide who dials or how (that is the set-up's), or know about sessions.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use libudx::{UdxError, UdxRuntime, UdxSocket, UdxStream};
+use peeroxide_dht::hyperdht::PeerConnection;
+use peeroxide_dht::noise_wrap::NoiseWrapResult;
+use peeroxide_dht::secret_stream::{SecretStream, SecretStreamError};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::transport::PumpEnds;
+
+/// Why a stream to a peer could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StreamError {
+    /// The UDX stream could not be made, connected or hooked to a socket.
+    #[error("UDX {what} ({addr}): {source}")]
+    Udx {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: UdxError,
+    },
+    /// The peer did not take our secret stream in time.
+    #[error("no secret stream from {addr} within {wait:?}")]
+    Timeout { addr: SocketAddr, wait: Duration },
+    /// The secret stream's header exchange failed.
+    #[error("secret stream with {addr}: {source}")]
+    Secret {
+        addr: SocketAddr,
+        #[source]
+        source: SecretStreamError,
+    },
+}
+
+/// Our end of a stream to a peer, made with our stream id (libudx's today).
+pub(crate) struct RawStream(UdxStream);
+
+impl RawStream {
+    /// A stream with our id `local_id` (the one the handshake offered).
+    pub(crate) async fn create(runtime: &UdxRuntime, local_id: u32) -> Result<Self, UdxError> {
+        runtime.create_stream(local_id).await.map(RawStream)
+    }
+
+    /// Connects it, over `socket`, to the peer's stream `remote_id` at `addr`.
+    pub(crate) async fn connect(
+        &self,
+        socket: &UdxSocket,
+        remote_id: u32,
+        addr: SocketAddr,
+    ) -> Result<(), StreamError> {
+        self.0
+            .connect(socket, remote_id, addr)
+            .await
+            .map_err(|source| StreamError::Udx {
+                what: "connect",
+                addr,
+                source,
+            })
+    }
+
+    /// Listens on `socket` for the first packet of the peer's stream `remote_id` (from
+    /// an address not known yet: a holepunch); `first(from)` decides whether this
+    /// stream takes it (and connects to `from`).
+    pub(crate) fn on_first_packet(
+        &self,
+        socket: &UdxSocket,
+        remote_id: u32,
+        first: impl Fn(SocketAddr) -> bool + Send + Sync + 'static,
+    ) -> Result<(), UdxError> {
+        self.0
+            .set_firewall_hook(socket, remote_id, move |_, port, ip| {
+                first(SocketAddr::new(ip, port))
+            })
+    }
+
+    /// The encrypted stream on this one, with the handshake's keys (the ID header
+    /// exchange must finish within `wait`). `socket` is kept with it.
+    pub(crate) async fn secure(
+        self,
+        keys: &NoiseWrapResult,
+        socket: UdxSocket,
+        addr: SocketAddr,
+        wait: Duration,
+    ) -> Result<Connection, StreamError> {
+        let secret = SecretStream::from_session(
+            keys.is_initiator,
+            self.0.into_async_stream(),
+            keys.tx,
+            keys.rx,
+            keys.handshake_hash,
+            keys.remote_public_key,
+        );
+        let secret = tokio::time::timeout(wait, secret)
+            .await
+            .map_err(|_| StreamError::Timeout { addr, wait })?
+            .map_err(|source| StreamError::Secret { addr, source })?;
+        Ok(Connection::new(secret, socket, addr))
+    }
+}
+
+/// Connects a fresh stream (our id `local_id`) over `socket` to the peer's `remote_id`
+/// at `addr` and secures it: the client side of every path we dial.
+pub(crate) async fn dial(
+    runtime: &UdxRuntime,
+    socket: UdxSocket,
+    (local_id, remote_id): (u32, u32),
+    addr: SocketAddr,
+    keys: &NoiseWrapResult,
+    wait: Duration,
+) -> Result<Connection, StreamError> {
+    let stream = RawStream::create(runtime, local_id)
+        .await
+        .map_err(|source| StreamError::Udx {
+            what: "stream",
+            addr,
+            source,
+        })?;
+    stream.connect(&socket, remote_id, addr).await?;
+    stream.secure(keys, socket, addr, wait).await
+}
+
+/// The task that moves a connection's frames (see `transport::pump`).
+type Pump = Box<dyn FnOnce(PumpEnds) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// An encrypted stream to a peer, whatever carries it, ready to be pumped.
+pub(crate) struct Connection {
+    pub(crate) remote_public_key: [u8; 32],
+    pub(crate) handshake_hash: Vec<u8>,
+    pub(crate) remote_addr: Option<SocketAddr>,
+    pump: Pump,
+}
+
+impl Connection {
+    /// A connection on `secret` over any byte stream; `keep` (e.g. the socket under
+    /// it) lives as long as the connection.
+    pub(crate) fn new<T>(
+        secret: SecretStream<T>,
+        keep: impl Send + 'static,
+        remote_addr: SocketAddr,
+    ) -> Self
+    where
+        T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        Connection {
+            remote_public_key: *secret.remote_public_key(),
+            handshake_hash: secret.handshake_hash().to_vec(),
+            remote_addr: Some(remote_addr),
+            pump: pump_with(secret, keep),
+        }
+    }
+
+    /// peeroxide-dht's own connection (its connect, our fallback for a peer no DHT
+    /// node holds a record of, or a server asking for a blind relay).
+    pub(crate) fn from_peeroxide(peer: PeerConnection) -> Self {
+        let PeerConnection {
+            stream,
+            remote_public_key,
+            remote_addr,
+            socket,
+            ..
+        } = peer;
+        Connection {
+            remote_public_key,
+            handshake_hash: stream.handshake_hash().to_vec(),
+            remote_addr,
+            pump: pump_with(stream, socket),
+        }
+    }
+
+    /// Pumps the connection's frames until it ends (an empty message after
+    /// `swarm::KEEPALIVE` without traffic), then drops what it held.
+    pub(crate) fn pump(self, ends: PumpEnds) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        (self.pump)(ends)
+    }
+}
+
+fn pump_with<T>(secret: SecretStream<T>, keep: impl Send + 'static) -> Pump
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    Box::new(move |ends| {
+        Box::pin(async move {
+            crate::transport::pump(secret, ends, None, Some(super::KEEPALIVE)).await;
+            drop(keep);
+        })
+    })
+}
