@@ -56,6 +56,9 @@ struct SwarmCtx {
     peers: PeerSet,
     /// Peers we replicate with over a swarm (UDX) connection.
     live: LivePeers,
+    /// Advertised direct endpoints that failed (no TCP, or no handshake): not tried
+    /// again on a swarm connection (bounded: cleared past [`MAX_FAILED_ENDPOINTS`]).
+    failed_endpoints: Arc<Mutex<HashSet<SocketAddr>>>,
     /// Whether this swarm looks topics up (and so reconnects lost peers).
     client: bool,
     /// `SwarmOptions::max_peers`: live swarm plus direct connections.
@@ -87,6 +90,47 @@ impl SwarmCtx {
         }
         *live.entry(pk).or_default() += 1;
         true
+    }
+
+    /// Records that `addr` did not give a direct connection.
+    fn endpoint_failed(&self, addr: SocketAddr) {
+        let mut failed = self
+            .failed_endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if failed.len() >= MAX_FAILED_ENDPOINTS {
+            failed.clear();
+        }
+        failed.insert(addr);
+    }
+
+    /// [`dial_direct`], remembering an endpoint that failed.
+    async fn open_direct(&self, addr: SocketAddr, redial: bool) -> Option<Direct> {
+        let opened = dial_direct(addr, redial).await;
+        if opened.is_none() {
+            self.endpoint_failed(addr);
+        } else {
+            self.failed_endpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&addr);
+        }
+        opened
+    }
+
+    fn endpoint_has_failed(&self, addr: &SocketAddr) -> bool {
+        self.failed_endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(addr)
+    }
+
+    /// Makes `pk` a direct peer, unless a swarm connection to it is up or it is one
+    /// already.
+    fn take_direct(&self, pk: [u8; 32]) -> bool {
+        let mut direct = lock(&self.peers);
+        let live = lock_live(&self.live);
+        !live.contains_key(&pk) && direct.insert(pk)
     }
 
     /// A swarm connection to `pk` is gone (ended, or replaced by direct TCP).
@@ -193,6 +237,7 @@ impl HypercoreManager {
             swarm: swarm.clone(),
             peers: Arc::default(),
             live: Arc::default(),
+            failed_endpoints: Arc::default(),
             client,
             max_peers,
             reconnected,
@@ -254,20 +299,19 @@ impl HypercoreManager {
         if prefer_direct
             && peer.is_initiator
             && let Some(addr) = direct.swarm.direct_endpoint(&pk).await
-            && lock(&direct.peers).insert(pk)
         {
-            match dial(addr).await {
-                Ok(stream) => {
-                    direct.count(|s| s.direct_connections += 1);
-                    drop(peer);
-                    direct.release(pk);
-                    self.direct_session(stream, pk, &direct).await;
-                    return;
-                }
-                Err(e) => {
-                    lock(&direct.peers).remove(&pk);
-                    debug!(%addr, error = %e, "direct endpoint unreachable: staying on the swarm connection");
-                }
+            if !worth_dialling(addr, peer.remote_addr) {
+                debug!(%addr, reached = ?peer.remote_addr, "direct endpoint private to a network we reached through a NAT: staying on the swarm connection");
+            } else if direct.endpoint_has_failed(&addr) {
+                debug!(%addr, "direct endpoint failed before: staying on the swarm connection");
+            } else if let Some(tcp) = direct.open_direct(addr, false).await
+                && lock(&direct.peers).insert(pk)
+            {
+                direct.count(|s| s.direct_connections += 1);
+                drop(peer);
+                direct.release(pk);
+                self.direct_session(tcp, pk, &direct).await;
+                return;
             }
         }
         let initiator = peer.is_initiator;
@@ -326,49 +370,59 @@ impl HypercoreManager {
     /// within [`STABLE`], so a peer that accepts and hangs up is not hammered; after
     /// [`REDIAL_BOUND`] without a stable connection the peer stops being a direct peer
     /// (a new swarm connection from it is then accepted again).
-    async fn direct_session(&self, stream: tokio::net::TcpStream, pk: [u8; 32], direct: &SwarmCtx) {
+    async fn direct_session(&self, first: Direct, pk: [u8; 32], direct: &SwarmCtx) {
         let peer = crate::replication::hex(&pk);
         let mut backoff = Redial::new();
-        let mut stream = Some(stream);
-        while let Some(connection) = stream.take() {
+        let mut next = Some(first);
+        while let Some((cipher, ended)) = next.take() {
             debug!(%peer, "replicating over direct TCP");
             let started = tokio::time::Instant::now();
-            let _ = self.replicate(connection, true).await;
+            let _ = self.replicate_encrypted(cipher, ended).await;
+            // Not a direct peer while we redial: a swarm connection may take it.
+            lock(&direct.peers).remove(&pk);
             if started.elapsed() >= STABLE {
                 backoff = Redial::new();
             }
-            stream = self.redial(pk, direct, &mut backoff).await;
+            next = self.redial(pk, direct, &mut backoff).await;
         }
         debug!(%peer, "direct peer given up");
-        lock(&direct.peers).remove(&pk);
+        if direct.client && !direct.stopped() && !direct.connected(&pk) {
+            let (m, direct) = (self.clone(), direct.clone());
+            tokio::spawn(async move { m.rediscover(pk, direct).await });
+        }
     }
 
-    /// Dials `pk`'s advertised endpoint until it answers, the swarm stops, or the
-    /// backoff's deadline passes.
+    /// Dials `pk`'s advertised endpoint (handshake included) until it answers and no
+    /// swarm connection to `pk` came meanwhile, the swarm stops, or the backoff's
+    /// deadline passes.
     async fn redial(
         &self,
         pk: [u8; 32],
         direct: &SwarmCtx,
         backoff: &mut Redial,
-    ) -> Option<tokio::net::TcpStream> {
+    ) -> Option<Direct> {
         while !direct.stopped() && tokio::time::Instant::now() < backoff.deadline {
             if backoff.tried && !direct.pause(backoff.pace.next_delay()).await {
                 break;
             }
             backoff.tried = true;
+            if direct.connected(&pk) {
+                debug!("a swarm connection took the peer: direct redial ends");
+                return None;
+            }
             let Some(addr) = direct.swarm.direct_endpoint(&pk).await else {
                 continue;
             };
-            match dial_once(addr).await {
-                Ok(stream) => {
-                    direct.count(|s| {
-                        s.direct_connections += 1;
-                        s.redials += 1;
-                    });
-                    debug!(peer = %crate::replication::hex(&pk), %addr, "direct connection redialled");
-                    return Some(stream);
+            if let Some(tcp) = direct.open_direct(addr, true).await {
+                if !direct.take_direct(pk) {
+                    return None;
                 }
-                Err(e) => debug!(%addr, error = %e, "redial failed"),
+                direct.count(|s| {
+                    s.direct_connections += 1;
+                    s.redials += 1;
+                });
+                debug!(peer = %crate::replication::hex(&pk), %addr, "direct connection redialled");
+                return Some(tcp);
             }
         }
         None
@@ -390,22 +444,21 @@ impl HypercoreManager {
                 let found = direct.swarm.find_direct(dk).await;
                 let any = !found.is_empty();
                 for (pk, addr) in found {
-                    if !lock(&direct.peers).insert(pk) {
+                    // Until its handshake is done a direct dial holds nothing: a swarm
+                    // connection to the peer meanwhile is taken (and then kept).
+                    if direct.connected(&pk) {
                         continue;
                     }
-                    match dial(addr).await {
-                        Ok(stream) => {
-                            direct.count(|s| s.direct_connections += 1);
-                            let (m, direct) = (m.clone(), direct.clone());
-                            tokio::spawn(
-                                async move { m.direct_session(stream, pk, &direct).await },
-                            );
-                        }
-                        Err(e) => {
-                            lock(&direct.peers).remove(&pk);
-                            debug!(%addr, error = %e, "direct endpoint unreachable");
-                        }
+                    let Some(tcp) = direct.open_direct(addr, false).await else {
+                        continue;
+                    };
+                    if !direct.take_direct(pk) {
+                        debug!(%addr, "a swarm connection came first: staying on it");
+                        continue;
                     }
+                    direct.count(|s| s.direct_connections += 1);
+                    let (m, direct) = (m.clone(), direct.clone());
+                    tokio::spawn(async move { m.direct_session(tcp, pk, &direct).await });
                 }
                 let delay = pace.next_delay();
                 if any
@@ -541,6 +594,9 @@ impl HypercoreManager {
     }
 }
 
+/// At most this many failed direct endpoints are remembered.
+const MAX_FAILED_ENDPOINTS: usize = 256;
+
 /// How long a client keeps looking for direct endpoints of a topic it joined.
 const DIRECT_LOOKUP_BOUND: Duration = Duration::from_secs(30);
 
@@ -576,15 +632,113 @@ async fn dial_once(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
     Ok(stream)
 }
 
-/// Dials a peer's direct endpoint: up to three attempts (50 ms, then 100 ms apart),
-/// each bounded by 5 s.
-async fn dial(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+/// A direct connection, its handshake done.
+type Direct = (
+    nova_hypercore_replication::transport::SecretCipher,
+    watch::Receiver<nova_hypercore_replication::transport::Ending>,
+);
+
+/// Bound on a direct connection's Noise handshake (a port that accepts but is not a
+/// peer of ours holds the dial no longer).
+const DIRECT_HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// Dials a peer's direct endpoint and does the handshake: one attempt (`redial`) or
+/// up to three (50 ms, then 100 ms apart), each bounded by 5 s, the handshake by
+/// [`DIRECT_HANDSHAKE`]. `None` when it cannot be had (logged).
+async fn dial_direct(addr: SocketAddr, redial: bool) -> Option<Direct> {
     let mut pace = Backoff::new(Duration::from_millis(50), Duration::from_millis(100));
-    loop {
+    let stream = loop {
         match dial_once(addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) if pace.attempts >= 2 => return Err(e),
+            Ok(stream) => break stream,
+            Err(e) if redial || pace.attempts >= 2 => {
+                debug!(%addr, error = %e, "direct endpoint unreachable");
+                return None;
+            }
             Err(_) => tokio::time::sleep(pace.next_delay()).await,
         }
+    };
+    let handshake = nova_hypercore_replication::transport::encrypt(stream, true);
+    match tokio::time::timeout(DIRECT_HANDSHAKE, handshake).await {
+        Ok(Ok(direct)) => Some(direct),
+        Ok(Err(e)) => {
+            debug!(%addr, error = %e, "direct endpoint: handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(%addr, "direct endpoint: no handshake within {DIRECT_HANDSHAKE:?}");
+            None
+        }
+    }
+}
+
+/// Whether a peer's advertised direct endpoint can work from here, judged by where
+/// its swarm connection `reached` it: loopback, the address we reached (its LAN
+/// address, a port forward on its NAT's public address), or any public address. A
+/// private endpoint of a peer we reached elsewhere (through its NAT) cannot: dialling
+/// it would only hold the swarm connection up.
+fn worth_dialling(endpoint: SocketAddr, reached: Option<SocketAddr>) -> bool {
+    let Some(reached) = reached else {
+        return true;
+    };
+    let ip = endpoint.ip();
+    ip.is_loopback() || ip == reached.ip() || !private(ip)
+}
+
+/// A private, link-local or unique-local address (reachable only inside its network).
+fn private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_link_local()
+                || v4.octets()[0] == 100 && v4.octets()[1] & 0xc0 == 64
+        }
+        std::net::IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_private_endpoint_is_dialled_only_where_the_swarm_reached_that_address() {
+        // Reached through its NAT: its LAN address is out of reach.
+        assert!(!worth_dialling(
+            at("10.1.0.2:4000"),
+            Some(at("203.0.113.10:5000"))
+        ));
+        assert!(!worth_dialling(
+            at("192.168.1.5:4000"),
+            Some(at("192.168.7.5:4000"))
+        ));
+        assert!(!worth_dialling(
+            at("100.64.0.9:4000"),
+            Some(at("203.0.113.10:5000"))
+        ));
+        // Same LAN, loopback, a port forward on its public address, a public endpoint.
+        assert!(worth_dialling(
+            at("192.168.1.5:4000"),
+            Some(at("192.168.1.5:6000"))
+        ));
+        assert!(worth_dialling(at("127.0.0.1:4000"), Some(at("10.0.0.2:1"))));
+        assert!(worth_dialling(
+            at("203.0.113.10:4000"),
+            Some(at("203.0.113.10:5000"))
+        ));
+        assert!(worth_dialling(
+            at("198.51.100.7:4000"),
+            Some(at("203.0.113.10:5000"))
+        ));
+        // Nothing known of the swarm connection's address: try.
+        assert!(worth_dialling(at("10.1.0.2:4000"), None));
+        assert!(private("fd00::1".parse().unwrap()) && private("fe80::1".parse().unwrap()));
+        assert!(!private("2001:db8::1".parse().unwrap()));
     }
 }

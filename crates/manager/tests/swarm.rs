@@ -207,6 +207,45 @@ impl Relay {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
+async fn a_direct_endpoint_that_is_no_peer_of_ours_costs_the_swarm_connection_nothing() {
+    let p = Pair::new(100).await;
+    // The writer advertises an endpoint that accepts TCP and never speaks (a stale
+    // port forward, a port another program took): the reader must replicate over the
+    // swarm connection anyway, and soon.
+    let silent = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut streams = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            streams.push(stream);
+        }
+    });
+    let mut server = p.server();
+    server.advertise = Some(silent_addr);
+    p.a.start_swarm(server).await.unwrap().unwrap();
+    p.a.enable_replication("notes").await.unwrap();
+    let started = std::time::Instant::now();
+    p.b.start_swarm(p.client()).await.unwrap().unwrap();
+    p.b.enable_replication("notes").await.unwrap();
+    wait_for(&p.replica, 100).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the swarm connection waited on the silent endpoint: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        p.b.read_range("notes", 0, 100).await.unwrap(),
+        entries(0..100)
+    );
+    assert!(p.b.direct_peers().await.is_empty());
+    let stats = *p.b.watch_swarm_stats().await.unwrap().borrow();
+    assert_eq!(stats.direct_connections, 0, "{stats:?}");
+    held.abort();
+    p.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
 async fn a_dropped_direct_connection_is_redialled() {
     let p = Pair::new(200).await;
     // The writer advertises a relay in front of its direct listener (as behind port
