@@ -47,6 +47,10 @@ const BOUNDARY_BOUND: Duration = Duration::from_secs(20);
 /// How long a reader has to resume after the writer's router lost its state or the
 /// writer restarted.
 const RESUME_BOUND: Duration = Duration::from_secs(10);
+/// How long our reader has to resume after its writer was killed (`kill -9`: no close
+/// reaches the reader) and restarted: it notices the silence after three missed 5 s
+/// keepalives (`transport::SILENT_KEEPALIVES`), then reconnects through the DHT.
+const KILLED_BOUND: Duration = Duration::from_secs(30);
 /// The largest ratio of a Rust pair's connect time to JS -> JS's on the same topology.
 const SPEED_RATIO: f64 = 2.0;
 /// Set to part of a pair's name (`JS -> Rust (two NATs`), only the pairs whose name
@@ -270,9 +274,10 @@ struct Row {
     /// Its timings when it passed as expected; otherwise what happened (`KNOWN
     /// BOUNDARY`, `FAILED`, `UNEXPECTED PASS`).
     result: std::result::Result<Timings, &'static str>,
-    /// The reconnect checks' times (after `conntrack -F`, after the writer restarted),
+    /// The reconnect checks' times (after `conntrack -F`, after the writer restarted,
+    /// after it was killed and restarted: Rust readers),
     /// when they ran.
-    reconnect: Option<std::result::Result<(Duration, Duration), ()>>,
+    reconnect: Option<std::result::Result<Resumed, ()>>,
 }
 
 fn run_pairs(internet: &Internet, tmp: &Path) -> Result<Outcome> {
@@ -428,7 +433,7 @@ fn speed(rows: &[Row], failures: &mut Vec<String>) {
 
 fn summary(rows: &[Row]) {
     eprintln!(
-        "==> nat suite pairs (connect: reader start to first data; syncs: reader start to every entry verified; reconnect: reader resumed after conntrack -F / after the writer restarted)"
+        "==> nat suite pairs (connect: reader start to first data; syncs: reader start to every entry verified; reconnect: reader resumed after conntrack -F / after the writer restarted / after kill -9 and restart, Rust readers)"
     );
     eprintln!(
         "  {:<13} {:<51} {:<15} {:>8} {:>10} {:>8}  reconnect",
@@ -446,7 +451,15 @@ fn summary(rows: &[Row]) {
             Err(_) => String::new(),
         };
         let reconnect = match row.reconnect {
-            Some(Ok((flush, restart))) => format!("  {} / {}", secs(flush), secs(restart)),
+            Some(Ok(r)) => match r.killed {
+                Some(killed) => format!(
+                    "  {} / {} / {}",
+                    secs(r.flushed),
+                    secs(r.restarted),
+                    secs(killed)
+                ),
+                None => format!("  {} / {}", secs(r.flushed), secs(r.restarted)),
+            },
             Some(Err(())) => "  FAILED".into(),
             None => String::new(),
         };
@@ -533,21 +546,28 @@ fn run_pair(internet: &Internet, sites: &Sites, pair: &Pair, dir: &Path) -> Resu
     }))
 }
 
+/// How long the reader took to resume in the reconnect checks.
+#[derive(Clone, Copy)]
+struct Resumed {
+    flushed: Duration,
+    restarted: Duration,
+    /// After `kill -9` and a restart (our readers only).
+    killed: Option<Duration>,
+}
+
 /// The writer's router drops its state (`conntrack -F`) and the writer appends; then the
-/// writer restarts (same store, same swarm identity: `NOVA_SWARM_SEED`) with more entries. The one
-/// reader, running all along, resumes within [`RESUME_BOUND`] each time and ends with
-/// every entry, each fetched once.
-fn reconnect(
-    internet: &Internet,
-    sites: &Sites,
-    pair: &Pair,
-    dir: &Path,
-) -> Result<(Duration, Duration)> {
+/// writer restarts (same store, same swarm identity: `NOVA_SWARM_SEED`) with more
+/// entries; then (our readers) it is killed (`kill -9`) and restarted with more. The
+/// one reader, running all along, resumes within [`RESUME_BOUND`] (after a kill,
+/// [`KILLED_BOUND`]) each time and ends with every entry, each fetched once.
+fn reconnect(internet: &Internet, sites: &Sites, pair: &Pair, dir: &Path) -> Result<Resumed> {
     let all = FIRST + 2 * MORE;
+    let kill = pair.reader == Runtime::Rust;
+    let last = if kill { all + MORE } else { all };
     let seed = Some(WRITER_SEED);
     let (mut writer, key) = spawn_writer(&sites.writer, pair.writer, dir, FIRST, internet, seed)?;
     let rdir = dir.join("reader");
-    let reader = spawn_reader(&sites.reader, pair.reader, &rdir, &key, internet, all)?;
+    let reader = spawn_reader(&sites.reader, pair.reader, &rdir, &key, internet, last)?;
     progress_to(&reader, FIRST, PASS_BOUND)?;
     let flushed = sites.writer.flush_conntrack()?;
     let t = Instant::now();
@@ -568,10 +588,10 @@ fn reconnect(
     )?;
     let t = Instant::now();
     writer.wait()?;
-    let (writer, _) = spawn_writer(&sites.writer, pair.writer, dir, all, internet, seed)?;
+    let (mut writer, _) = spawn_writer(&sites.writer, pair.writer, dir, all, internet, seed)?;
     let back = t.elapsed();
     let t = Instant::now();
-    reader.expect_within(&format!("VERIFIED {all}"), RESUME_BOUND)?;
+    progress_to(&reader, all, RESUME_BOUND)?;
     let after_restart = t.elapsed();
     eprintln!(
         "  RESUMED {} | {} | after the writer restarted (down {}): every entry to {all} in {}",
@@ -580,18 +600,40 @@ fn reconnect(
         secs(back),
         secs(after_restart)
     );
+    let mut killed = None;
+    if kill {
+        // Idle for a moment first (keepalives flow, as on a quiet connection).
+        std::thread::sleep(Duration::from_secs(6));
+        writer.kill()?;
+        let t = Instant::now();
+        let (restarted, _) = spawn_writer(&sites.writer, pair.writer, dir, last, internet, seed)?;
+        writer = restarted;
+        progress_to(&reader, last, KILLED_BOUND)?;
+        killed = Some(t.elapsed());
+        eprintln!(
+            "  RESUMED {} | {} | after the writer was killed (kill -9) and restarted: every entry to {last} in {}",
+            pair.name(),
+            pair.topology.name,
+            secs(t.elapsed())
+        );
+    }
+    reader.expect_within(&format!("VERIFIED {last}"), RESUME_BOUND)?;
     let fetched = number(&reader.expect("FETCHED")?, 1)?;
     reader.wait()?;
     writer.wait()?;
     check(
         &format!(
-            "{}: the reader resumed after both and fetched each entry once",
+            "{}: the reader resumed after each and fetched each entry once",
             pair.name()
         ),
-        fetched == all,
-        format!("fetched {fetched} of {all}"),
+        fetched == last,
+        format!("fetched {fetched} of {last}"),
     )?;
-    Ok((after_flush, after_restart))
+    Ok(Resumed {
+        flushed: after_flush,
+        restarted: after_restart,
+        killed,
+    })
 }
 
 /// Waits for the reader's PROGRESS line at `at` or beyond.

@@ -15,7 +15,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -86,7 +86,7 @@ where
         local,
         hash,
         initiator,
-        |ends| pump(secret, ends, Some(hold), None),
+        |ends| pump(secret, ends, Some(hold), None, None),
     ))
 }
 
@@ -143,12 +143,17 @@ pub(crate) struct PumpEnds {
 /// `keepalive`, when given: after that long without a frame to send, an empty message
 /// goes out (as JS hyperdht's 5 s `keepAlive`; JS peers drop empty messages on such
 /// connections). On a UDX stream that is what notices a peer that vanished: unacked
-/// data fails the stream after six retransmission timeouts.
+/// data fails the stream after six retransmission timeouts (about a minute).
+/// `heard`, when given with `keepalive` (the bytes under `stream` pass through a
+/// [`Listened`]): once the peer has shown that it sends keepalives (an empty message
+/// came), [`SILENT_KEEPALIVES`] keepalive intervals without a byte from it end the
+/// connection: a peer that was killed or lost its network is noticed in 15 s.
 pub(crate) async fn pump<T>(
     stream: SecretStream<T>,
     ends: PumpEnds,
     hold: Option<Arc<AtomicBool>>,
     keepalive: Option<std::time::Duration>,
+    heard: Option<Heard>,
 ) where
     T: AsyncRead + AsyncWrite + Send + Unpin,
 {
@@ -159,9 +164,23 @@ pub(crate) async fn pump<T>(
         ending,
     } = ends;
     let (mut reader, mut writer) = stream.into_split();
+    let silence = keepalive
+        .zip(heard)
+        .map(|(every, heard)| (every * SILENT_KEEPALIVES, heard));
     let read = async {
         loop {
-            match reader.read().await {
+            let next = match &silence {
+                Some((limit, heard)) => tokio::select! {
+                    next = reader.read() => next,
+                    () = heard.gone(*limit) => {
+                        return Err(format!(
+                            "nothing from the peer for {limit:?} (it sends keepalives): gone"
+                        ));
+                    }
+                },
+                None => reader.read().await,
+            };
+            match next {
                 Ok(Some(frame)) => {
                     if incoming.send(frame).await.is_err() {
                         return Ok(());
@@ -204,6 +223,144 @@ pub(crate) async fn pump<T>(
         warn!(%reason, "connection ended");
     }
     end(&ending, how);
+}
+
+/// Keepalive intervals without a byte from a peer that sends keepalives before its
+/// connection is ended (see [`pump`]).
+pub(crate) const SILENT_KEEPALIVES: u32 = 3;
+
+/// The size of an encrypted empty message (secretstream's tag and MAC): on the wire,
+/// a frame of exactly this length is a keepalive (no session message is empty).
+const KEEPALIVE_FRAME: usize = 17;
+
+/// When bytes last came from the peer: any bytes, not whole frames (a 16 MiB frame
+/// takes seconds to arrive over a slow link), and whether a keepalive came. Shared by
+/// the [`Listened`] stream that reads them and the pump that watches for silence.
+#[derive(Clone)]
+pub(crate) struct Heard {
+    origin: tokio::time::Instant,
+    /// Milliseconds from `origin` to the last read that returned bytes.
+    at_ms: Arc<AtomicU64>,
+    /// Whether a keepalive frame came (the peer sends them).
+    keepalive: Arc<AtomicBool>,
+}
+
+impl Heard {
+    pub(crate) fn new() -> Self {
+        Heard {
+            origin: tokio::time::Instant::now(),
+            at_ms: Arc::new(AtomicU64::new(0)),
+            keepalive: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether the peer has sent a keepalive (then its silence means it is gone).
+    fn keeps_alive(&self) -> bool {
+        self.keepalive.load(Ordering::Relaxed)
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.at_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once the peer has sent a keepalive and nothing was heard from it
+    /// for `limit` since.
+    pub(crate) async fn gone(&self, limit: Duration) {
+        loop {
+            let last = self.origin + Duration::from_millis(self.at_ms.load(Ordering::Relaxed));
+            let quiet_until = last + limit;
+            if !self.keeps_alive() {
+                tokio::time::sleep(limit).await;
+            } else if tokio::time::Instant::now() >= quiet_until {
+                return;
+            } else {
+                tokio::time::sleep_until(quiet_until).await;
+            }
+        }
+    }
+}
+
+/// A byte stream whose reads are recorded in a [`Heard`]; it follows the uint24
+/// frame lengths to spot keepalives.
+pub(crate) struct Listened<T> {
+    inner: T,
+    heard: Heard,
+    /// Bytes of the current frame's length header read so far.
+    header: [u8; 3],
+    header_len: usize,
+    /// Bytes of the current frame's body still to come.
+    body_left: usize,
+}
+
+impl<T> Listened<T> {
+    pub(crate) fn new(inner: T, heard: Heard) -> Self {
+        heard.touch();
+        Listened {
+            inner,
+            heard,
+            header: [0; 3],
+            header_len: 0,
+            body_left: 0,
+        }
+    }
+
+    /// Follows the frames through `bytes` (just read).
+    fn follow(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(bytes.len());
+                self.body_left -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            self.header[self.header_len] = bytes[0];
+            self.header_len += 1;
+            bytes = &bytes[1..];
+            if self.header_len == 3 {
+                let [a, b, c] = self.header;
+                self.body_left = usize::from(a) | usize::from(b) << 8 | usize::from(c) << 16;
+                self.header_len = 0;
+                if self.body_left == KEEPALIVE_FRAME {
+                    self.heard.keepalive.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Listened<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.heard.touch();
+            self.follow(&buf.filled()[before..]);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Listened<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Records how the connection ended, unless that is already known.
@@ -409,5 +566,65 @@ impl CipherTrait for SecretCipher {
 
     fn is_initiator(&self) -> bool {
         self.is_initiator
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our side (pumped, watching for silence) and the peer's raw secret stream, over
+    /// an in-process pipe that stays open: the peer "vanishes" by just going quiet.
+    async fn pumped(
+        keepalive: Duration,
+    ) -> (
+        SecretCipher,
+        watch::Receiver<Ending>,
+        SecretStream<tokio::io::DuplexStream>,
+    ) {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let heard = Heard::new();
+        let ours = Listened::new(ours, heard.clone());
+        let (a, b) = tokio::join!(
+            SecretStream::new(true, ours, peeroxide_dht::noise::generate_keypair()),
+            SecretStream::new(false, theirs, peeroxide_dht::noise::generate_keypair()),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let (remote, hash) = (*a.remote_public_key(), a.handshake_hash().to_vec());
+        let (cipher, ended) = SecretCipher::start(remote, [0; 32], hash, true, move |ends| {
+            pump(a, ends, None, Some(keepalive), Some(heard))
+        });
+        (cipher, ended, b)
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_sent_keepalives_and_went_quiet_is_gone_after_three_intervals() {
+        let every = Duration::from_millis(40);
+        let (_cipher, mut ended, mut peer) = pumped(every).await;
+        // The peer shows it keeps the connection alive (an empty message), then stops.
+        peer.write(&[]).await.unwrap();
+        let started = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), ended.wait_for(Option::is_some))
+            .await
+            .expect("a silent peer was never noticed")
+            .unwrap();
+        let how = ended.borrow().clone();
+        assert!(
+            matches!(&how, Some(Err(reason)) if reason.contains("nothing from the peer")),
+            "{how:?}"
+        );
+        assert!(started.elapsed() >= every * 2, "{:?}", started.elapsed());
+        drop(peer);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_sent_a_keepalive_is_not_timed_out() {
+        let every = Duration::from_millis(20);
+        let (_cipher, ended, mut peer) = pumped(every).await;
+        // Data, but never an empty message: the peer may not send keepalives at all.
+        peer.write(b"frame").await.unwrap();
+        tokio::time::sleep(every * 10).await;
+        assert!(ended.borrow().is_none(), "{:?}", *ended.borrow());
+        drop(peer);
     }
 }

@@ -22,7 +22,7 @@ use peeroxide_dht::noise_wrap::NoiseWrapResult;
 use peeroxide_dht::secret_stream::{SecretStream, SecretStreamError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::transport::PumpEnds;
+use crate::transport::{Heard, Listened, PumpEnds};
 
 /// Why a stream to a peer could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -97,9 +97,10 @@ impl RawStream {
         addr: SocketAddr,
         wait: Duration,
     ) -> Result<Connection, StreamError> {
+        let heard = Heard::new();
         let secret = SecretStream::from_session(
             keys.is_initiator,
-            self.0.into_async_stream(),
+            Listened::new(self.0.into_async_stream(), heard.clone()),
             keys.tx,
             keys.rx,
             keys.handshake_hash,
@@ -109,7 +110,7 @@ impl RawStream {
             .await
             .map_err(|_| StreamError::Timeout { addr, wait })?
             .map_err(|source| StreamError::Secret { addr, source })?;
-        Ok(Connection::new(secret, socket, addr))
+        Ok(Connection::new(secret, socket, addr, Some(heard)))
     }
 }
 
@@ -147,11 +148,14 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// A connection on `secret` over any byte stream; `keep` (e.g. the socket under
-    /// it) lives as long as the connection.
+    /// it) lives as long as the connection. `heard`: the clock of the [`Listened`]
+    /// stream under `secret`, if any (a peer that sends keepalives and then falls
+    /// silent is noticed by it, see `transport::pump`).
     pub(crate) fn new<T>(
         secret: SecretStream<T>,
         keep: impl Send + 'static,
         remote_addr: SocketAddr,
+        heard: Option<Heard>,
     ) -> Self
     where
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -160,7 +164,7 @@ impl Connection {
             remote_public_key: *secret.remote_public_key(),
             handshake_hash: secret.handshake_hash().to_vec(),
             remote_addr: Some(remote_addr),
-            pump: pump_with(secret, keep),
+            pump: pump_with(secret, keep, heard),
         }
     }
 
@@ -178,7 +182,7 @@ impl Connection {
             remote_public_key,
             handshake_hash: stream.handshake_hash().to_vec(),
             remote_addr,
-            pump: pump_with(stream, socket),
+            pump: pump_with(stream, socket, None),
         }
     }
 
@@ -189,13 +193,13 @@ impl Connection {
     }
 }
 
-fn pump_with<T>(secret: SecretStream<T>, keep: impl Send + 'static) -> Pump
+fn pump_with<T>(secret: SecretStream<T>, keep: impl Send + 'static, heard: Option<Heard>) -> Pump
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     Box::new(move |ends| {
         Box::pin(async move {
-            crate::transport::pump(secret, ends, None, Some(super::KEEPALIVE)).await;
+            crate::transport::pump(secret, ends, None, Some(super::KEEPALIVE), heard).await;
             drop(keep);
         })
     })
