@@ -60,6 +60,15 @@ impl MultiSignature {
         }
     }
 
+    /// The longest canonical container for `signers` signers without patches: a
+    /// proof from each (`uint` index, 64 bytes, `uint` 0) and the two array counts.
+    pub(crate) fn max_len(signers: usize) -> usize {
+        const UINT_MAX_LEN: usize = 9;
+        signers
+            .saturating_mul(UINT_MAX_LEN + 64 + 1)
+            .saturating_add(2 * UINT_MAX_LEN)
+    }
+
     /// JS `c.encode(multiSignature, s)`.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
@@ -77,7 +86,8 @@ impl MultiSignature {
     }
 
     /// JS `c.decode(multiSignature, bytes)`. Like JS, bytes after the container are
-    /// ignored (the signature verifies or not on what was read).
+    /// not read here; the verifier takes only a container that re-encodes to exactly
+    /// the bytes received (`crate::verifier`).
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let r = &mut Reader::new(bytes);
         let proofs = r.array(PROOF_MIN_LEN, |r| {

@@ -187,6 +187,15 @@ fn verify_manifest(
     if let Some(prologue) = &manifest.prologue
         && length <= prologue.length
     {
+        // Not checked against a key, but stored and served on: no bigger than a
+        // container with a proof from every signer.
+        let bound = MultiSignature::max_len(signers.len());
+        if signature.len() > bound {
+            return Err(invalid(format!(
+                "a {}-byte signature for the manifest's prologue: at most {bound} bytes",
+                signature.len()
+            )));
+        }
         return if length == prologue.length && hash == prologue.hash {
             Ok(())
         } else {
@@ -204,11 +213,27 @@ fn verify_manifest(
             signature.len()
         ))
     })?;
-    let quorum = usize::try_from(manifest.quorum).unwrap_or(usize::MAX);
-    if container.proofs.len() < quorum {
+    // Only the canonical container is taken (it is stored, written into the oplog
+    // header and served on as received): no bytes after it, minimal numbers, exactly
+    // the quorum's proofs, no patch nodes (patches are not supported). A relaying
+    // peer could otherwise pad a writer's real signature until the header overflows.
+    if container.encode() != signature {
         return Err(invalid(format!(
-            "{} signatures for a quorum of {quorum}",
+            "a {}-byte multisig container that is not in canonical form (bytes after it, or non-minimal numbers)",
+            signature.len()
+        )));
+    }
+    let quorum = usize::try_from(manifest.quorum).unwrap_or(usize::MAX);
+    if container.proofs.len() != quorum {
+        return Err(invalid(format!(
+            "{} signatures for a quorum of {quorum}: exactly the quorum is taken",
             container.proofs.len()
+        )));
+    }
+    if !container.patch.is_empty() {
+        return Err(invalid(format!(
+            "{} patch nodes in a signature (patches are not supported)",
+            container.patch.len()
         )));
     }
     let signable = tree_signable(key, &hash, length, fork);
@@ -537,5 +562,42 @@ mod tests {
         assert!(verifier.verify(&roots, 3, 0, &[]));
         assert!(!verifier.verify(&roots[..1], 1, 0, &[]));
         assert_eq!(verifier.manifest(), Some(&with_prologue));
+        // The prologue's signature is not checked, but it is stored: bounded.
+        let bound = MultiSignature::max_len(1);
+        assert!(verifier.verify(&roots, 3, 0, &vec![0; bound]));
+        let refused = verifier.check(&roots, 3, 0, &vec![0; bound + 1]);
+        assert!(
+            matches!(&refused, Err(VerifyError::Invalid(why)) if why.contains("prologue")),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn only_the_canonical_container_of_exactly_the_quorum_verifies() {
+        let a = SigningKey::from_bytes(&[1; 32]);
+        let manifest = Manifest::default_signer(a.verifying_key().to_bytes());
+        let key = manifest.hash();
+        let verifier = Verifier::new(key, Some(&manifest)).unwrap();
+        let roots = [Node::leaf(0, b"a")];
+        let signature = a.sign(&tree_signable(&key, &tree_hash(&roots), 1, 0));
+        let good = MultiSignature::single(0, signature.to_bytes()).encode();
+        assert!(verifier.verify(&roots, 1, 0, &good));
+        let mut padded = good.clone();
+        padded.push(0);
+        let mut two = MultiSignature::single(0, signature.to_bytes());
+        two.proofs.push(two.proofs[0].clone());
+        let mut noded = MultiSignature::single(0, signature.to_bytes());
+        noded.patch.push(Node::leaf(0, b"x"));
+        let mut long_index = vec![1, 0xfd, 0, 0];
+        long_index.extend_from_slice(&good[2..]);
+        for (what, bytes) in [
+            ("padded", padded),
+            ("two proofs", two.encode()),
+            ("a patch node", noded.encode()),
+            ("a non-minimal index", long_index),
+        ] {
+            let refused = verifier.check(&roots, 1, 0, &bytes);
+            assert!(matches!(refused, Err(VerifyError::Invalid(_))), "{what}: {refused:?}");
+        }
     }
 }

@@ -620,3 +620,82 @@ async fn a_js11_peers_no_data_with_a_reason_and_wants_do_not_break_the_session()
     }
     assert!(!victim.session.is_finished());
 }
+
+/// Changes a signature container's bytes.
+type Tamper = fn(&[u8]) -> Vec<u8>;
+
+/// A relaying peer (no write key) that takes a v1 writer's real upgrade and changes
+/// only its signature container, each way the container's format would let it grow
+/// or change without breaking the writer's signature. Before the fix the padded one
+/// verified, was stored and written into the oplog header (4 KiB), whose next
+/// checkpoint overflowed and marked the log broken; the victim then served the padded
+/// signature on. Each is refused now, and the replica is unchanged and still opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_v1_signature_that_is_not_canonical_is_refused_and_the_replica_stays_whole() {
+    let (w, _wd) = v1_writer(20).await;
+    let key = w.public_key();
+    let manifest = w.manifest().expect("a v1 core has a manifest");
+    // 01 00 | signature | 00 00: one proof (signer 0, patch 0), no patch nodes.
+    let tampers: [(&str, Tamper); 4] = [
+        ("300 KiB after the container", |sig| {
+            let mut padded = sig.to_vec();
+            padded.extend(std::iter::repeat_n(0u8, 300 * 1024));
+            padded
+        }),
+        ("a second proof past the quorum", |sig| {
+            let mut two = vec![2];
+            two.extend_from_slice(&sig[1..66]);
+            two.extend_from_slice(&sig[1..66]);
+            two.push(0);
+            two
+        }),
+        ("a patch node", |sig| {
+            let mut with_node = sig[..67].to_vec();
+            with_node.push(1);
+            with_node.extend_from_slice(&[3, 100]);
+            with_node.extend_from_slice(&[7; 32]);
+            with_node
+        }),
+        ("a non-minimal signer index", |sig| {
+            // 0xfd then a 16-bit 0: the same number in three bytes.
+            let mut long = vec![1, 0xfd, 0, 0];
+            long.extend_from_slice(&sig[2..]);
+            long
+        }),
+    ];
+    for (what, tamper) in tampers {
+        let (mut victim, mut raw) = connect_by_core_key(key).await;
+        raw.send_message(sync_with_manifest(20)).await;
+        let req = raw.request().await.expect("an upgrade request");
+        let proof = w
+            .serve_proof(None, req.upgrade.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut upgrade = proof.upgrade.expect("an upgrade");
+        assert_eq!(upgrade.signature.len(), 68, "the writer's own container");
+        upgrade.signature = tamper(&upgrade.signature);
+        raw.send_message(Message::Data(Data {
+            request: req.id,
+            fork: proof.fork,
+            upgrade: Some(upgrade),
+            manifest: Some(manifest.clone()),
+            ..Data::default()
+        }))
+        .await;
+        let reason = victim.rejected().await;
+        assert!(reason.starts_with("SIGNATURE_INVALID"), "{what}: {reason}");
+        assert_eq!(victim.replica.info().await.unwrap().length, 0, "{what}");
+        // The replica's files are whole: it closes and opens again.
+        let dir = victim.replica.path().unwrap().to_path_buf();
+        victim.replica.close().await.unwrap();
+        let again = ManagedCore::open(
+            &dir,
+            LogName::parse("r").unwrap(),
+            OpenOptions::new().core_key(key),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the replica does not open again: {e}"));
+        assert_eq!(again.info().await.unwrap().length, 0, "{what}");
+    }
+}
