@@ -597,7 +597,10 @@ mod tests {
             ("a non-minimal index", long_index),
         ] {
             let refused = verifier.check(&roots, 1, 0, &bytes);
-            assert!(matches!(refused, Err(VerifyError::Invalid(_))), "{what}: {refused:?}");
+            assert!(
+                matches!(refused, Err(VerifyError::Invalid(_))),
+                "{what}: {refused:?}"
+            );
         }
     }
 }

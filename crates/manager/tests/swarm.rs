@@ -139,6 +139,35 @@ async fn two_managers_find_each_other_on_the_dht_and_replicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
+async fn a_reader_that_dialled_us_comes_back_with_the_same_identity_while_we_run() {
+    let p = Pair::new(50).await;
+    p.a.start_swarm(options(p.node.addr()))
+        .await
+        .unwrap()
+        .unwrap();
+    p.a.enable_replication("notes").await.unwrap();
+    // The reader keeps its swarm identity (an app that stores its key pair).
+    let mut reader = p.client();
+    reader.seed = Some([7; 32]);
+    let reader_key = p.b.start_swarm(reader.clone()).await.unwrap().unwrap();
+    p.b.enable_replication("notes").await.unwrap();
+    wait_for(&p.replica, 50).await;
+    // Its connection ends (the swarm stops: a laptop quitting the app), the writer
+    // runs on and appends; the reader comes back as the same peer and dials again.
+    // (peeroxide's swarm refused a peer it had met for the life of the swarm.)
+    p.b.stop_swarm().await;
+    p.a.append_batch("notes", &entries(50..80)).await.unwrap();
+    assert_eq!(p.b.start_swarm(reader).await.unwrap(), Some(reader_key));
+    wait_for(&p.replica, 80).await;
+    assert_eq!(
+        p.b.read_range("notes", 0, 80).await.unwrap(),
+        entries(0..80)
+    );
+    p.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
 async fn rust_peers_move_to_direct_tcp_once_the_dht_introduced_them() {
     let p = Pair::new(500).await;
     let a_key = p.a.start_swarm(p.server()).await.unwrap().unwrap();
