@@ -27,7 +27,7 @@
 //! (a block batched with an upgrade beyond our length), is refused before it reaches the
 //! engine.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -695,9 +695,12 @@ struct ChannelState {
     announced_ack: Option<u64>,
     next_id: u64,
     pending: HashMap<u64, Pending>,
-    /// Requests the peer answered with `NoData`, and when: asked again after the
-    /// request timeout.
-    declined: Vec<(Instant, Want)>,
+    /// Requests the peer answered with `NoData`, and when, oldest first: asked again
+    /// after the request timeout.
+    declined: VecDeque<(Instant, Want)>,
+    /// The blocks among `declined` (so `asked` is one lookup, not a scan: a peer that
+    /// declines everything made `fill` quadratic).
+    declined_blocks: HashSet<u64>,
     /// An upgrade (or manifest) request is in flight.
     upgrade_pending: bool,
     /// The peer's `Synchronize` said it holds a manifest.
@@ -764,7 +767,8 @@ async fn drive_channel(
         announced_ack: None,
         next_id: 1,
         pending: HashMap::new(),
-        declined: Vec::new(),
+        declined: VecDeque::new(),
+        declined_blocks: HashSet::new(),
         upgrade_pending: false,
         remote_has_manifest: false,
         ask_manifest: false,
@@ -1032,7 +1036,7 @@ impl ChannelState {
                 // (not at once, which would ping-pong as fast as the link allows).
                 if let Some(p) = self.pending.remove(&request) {
                     debug!(request, reason, want = ?p.want, "peer has no data for it; asking again later");
-                    self.declined.push((Instant::now(), p.want));
+                    self.decline(p.want);
                 }
             }
             other => debug!(message = other.name(), "ignored message"),
@@ -1180,7 +1184,7 @@ impl ChannelState {
                 self.upgrade_pending = false;
                 return self.maybe_upgrade(channel, ctx).await;
             }
-            self.declined.push((Instant::now(), pending.want));
+            self.decline(pending.want);
             return Ok(());
         }
         let info = core.info().await?;
@@ -1271,13 +1275,26 @@ impl ChannelState {
         }
     }
 
+    /// Notes that the peer declined `want` (asked again after the request timeout).
+    fn decline(&mut self, want: Want) {
+        if let Want::Block(seq) = want
+            && !self.declined_blocks.insert(seq)
+        {
+            return;
+        }
+        self.declined.push_back((Instant::now(), want));
+    }
+
     fn expire(&mut self, timeout: Duration) {
         let now = Instant::now();
-        let (again, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.declined)
-            .into_iter()
-            .partition(|(at, _)| now.duration_since(*at) > timeout);
-        self.declined = wait;
-        for (_, want) in again {
+        while let Some(&(at, want)) = self.declined.front() {
+            if now.duration_since(at) <= timeout {
+                break;
+            }
+            self.declined.pop_front();
+            if let Want::Block(seq) = want {
+                self.declined_blocks.remove(&seq);
+            }
             self.retry(want);
         }
         let expired: Vec<u64> = self
@@ -1359,8 +1376,8 @@ impl ChannelState {
     /// (the wanted ranges can name it again when the missing set changes).
     fn asked(&self, seq: u64) -> bool {
         let want = Want::Block(seq);
-        self.pending.values().any(|p| p.want == want)
-            || self.declined.iter().any(|(_, w)| *w == want)
+        // `pending` holds at most one window of requests.
+        self.declined_blocks.contains(&seq) || self.pending.values().any(|p| p.want == want)
     }
 
     /// Rule 2: requests for blocks below our length that the peer holds, windowed.
