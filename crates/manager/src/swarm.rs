@@ -59,6 +59,9 @@ struct SwarmCtx {
     /// Advertised direct endpoints that failed (no TCP, or no handshake): not tried
     /// again on a swarm connection (bounded: cleared past [`MAX_FAILED_ENDPOINTS`]).
     failed_endpoints: Arc<Mutex<HashSet<SocketAddr>>>,
+    /// Whether every bootstrap node is loopback or private: only then are direct
+    /// endpoints at such addresses dialled before a swarm connection vouches for them.
+    local_discovery: bool,
     /// Whether this swarm looks topics up (and so reconnects lost peers).
     client: bool,
     /// `SwarmOptions::max_peers`: live swarm plus direct connections.
@@ -90,6 +93,13 @@ impl SwarmCtx {
         }
         *live.entry(pk).or_default() += 1;
         true
+    }
+
+    /// Whether `max_peers` peers are connected (swarm and direct).
+    fn at_max_peers(&self) -> bool {
+        let direct = lock(&self.peers);
+        let live = lock_live(&self.live);
+        direct.len() + live.len() >= self.max_peers
     }
 
     /// Records that `addr` did not give a direct connection.
@@ -130,7 +140,7 @@ impl SwarmCtx {
     fn take_direct(&self, pk: [u8; 32]) -> bool {
         let mut direct = lock(&self.peers);
         let live = lock_live(&self.live);
-        !live.contains_key(&pk) && direct.insert(pk)
+        !live.contains_key(&pk) && direct.len() + live.len() < self.max_peers && direct.insert(pk)
     }
 
     /// A swarm connection to `pk` is gone (ended, or replaced by direct TCP).
@@ -215,6 +225,12 @@ impl HypercoreManager {
             options.advertise,
             options.max_peers,
         );
+        // A DHT of our own network (loopback or private bootstrap nodes: tests, the
+        // demo, a LAN) may introduce peers at such addresses; a public one may not.
+        let local_discovery = options
+            .bootstrap
+            .iter()
+            .all(|node| node.ip().is_loopback() || private(node.ip()));
         let (swarm, mut peers) = Swarm::start(options).await.inspect_err(|e| {
             self.shared().report_error("swarm", e);
         })?;
@@ -238,6 +254,7 @@ impl HypercoreManager {
             peers: Arc::default(),
             live: Arc::default(),
             failed_endpoints: Arc::default(),
+            local_discovery,
             client,
             max_peers,
             reconnected,
@@ -448,6 +465,19 @@ impl HypercoreManager {
                     // connection to the peer meanwhile is taken (and then kept).
                     if direct.connected(&pk) {
                         continue;
+                    }
+                    // A record is the peer's word: it could name our own loopback or
+                    // a host of our network. Such addresses only on a local DHT.
+                    if !may_dial_unvouched(addr, direct.local_discovery) {
+                        debug!(%addr, "direct endpoint on a private address from a public DHT: not dialled before a swarm connection");
+                        continue;
+                    }
+                    if direct.at_max_peers() {
+                        debug!(
+                            max_peers = direct.max_peers,
+                            "at max peers: direct endpoints not dialled"
+                        );
+                        break;
                     }
                     let Some(tcp) = direct.open_direct(addr, false).await else {
                         continue;
@@ -684,6 +714,19 @@ fn worth_dialling(endpoint: SocketAddr, reached: Option<SocketAddr>) -> bool {
     ip.is_loopback() || ip == reached.ip() || !private(ip)
 }
 
+/// Whether a direct endpoint from a DHT record may be dialled before any swarm
+/// connection reached the peer: a public address, or any address when the DHT itself
+/// is local (loopback or private bootstrap nodes). A record from a public DHT naming
+/// loopback or a private address would have us dial our own host or network for a
+/// stranger.
+fn may_dial_unvouched(endpoint: SocketAddr, local_discovery: bool) -> bool {
+    let ip = endpoint.ip();
+    if ip.is_unspecified() || ip.is_multicast() || endpoint.port() == 0 {
+        return false;
+    }
+    local_discovery || !(ip.is_loopback() || private(ip))
+}
+
 /// A private, link-local or unique-local address (reachable only inside its network).
 fn private(ip: std::net::IpAddr) -> bool {
     match ip {
@@ -736,6 +779,13 @@ mod tests {
             at("198.51.100.7:4000"),
             Some(at("203.0.113.10:5000"))
         ));
+        // Records from a public DHT: public endpoints only; a local DHT: any.
+        assert!(!may_dial_unvouched(at("127.0.0.1:4000"), false));
+        assert!(!may_dial_unvouched(at("192.168.1.5:4000"), false));
+        assert!(may_dial_unvouched(at("198.51.100.7:4000"), false));
+        assert!(may_dial_unvouched(at("127.0.0.1:4000"), true));
+        assert!(!may_dial_unvouched(at("0.0.0.0:4000"), true));
+        assert!(!may_dial_unvouched(at("198.51.100.7:0"), false));
         // Nothing known of the swarm connection's address: try.
         assert!(worth_dialling(at("10.1.0.2:4000"), None));
         assert!(private("fd00::1".parse().unwrap()) && private("fe80::1".parse().unwrap()));
