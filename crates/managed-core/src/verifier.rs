@@ -157,6 +157,14 @@ fn verify_legacy(
         .map_err(|_| invalid("the signature does not sign this tree"))
 }
 
+/// The proofs a signature of `manifest` carries (its quorum, at least one, at most
+/// one per signer).
+pub(crate) fn quorum_of(manifest: &Manifest) -> usize {
+    usize::try_from(manifest.quorum)
+        .unwrap_or(usize::MAX)
+        .clamp(1, manifest.signers.len().max(1))
+}
+
 /// JS `Verifier.verify` for a non-compat manifest.
 fn verify_manifest(
     key: &[u8; 32],
@@ -188,8 +196,8 @@ fn verify_manifest(
         && length <= prologue.length
     {
         // Not checked against a key, but stored and served on: no bigger than a
-        // container with a proof from every signer.
-        let bound = MultiSignature::max_len(signers.len());
+        // container with the quorum's proofs.
+        let bound = MultiSignature::max_len(quorum_of(manifest));
         if signature.len() > bound {
             return Err(invalid(format!(
                 "a {}-byte signature for the manifest's prologue: at most {bound} bytes",

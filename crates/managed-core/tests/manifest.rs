@@ -623,3 +623,41 @@ async fn lost_oplog_of_a_v1_writer_is_recovered_as_v1() {
     }
     log.close().await.unwrap();
 }
+
+/// A manifest whose largest signature (its quorum's proofs) would not fit the oplog
+/// header with it: refused when it arrives, with a typed error, not a log that breaks
+/// at its first checkpoint with that signature (JS could not store such a core either).
+#[tokio::test]
+async fn a_manifest_too_large_for_the_header_is_refused_when_it_arrives() {
+    let mut manifest = Manifest::default_signer([1; 32]);
+    let one = manifest.signers[0].clone();
+    manifest.signers = (0..30u8)
+        .map(|i| nova_hypercore_managed_core::manifest::ManifestSigner {
+            public_key: [i; 32],
+            ..one.clone()
+        })
+        .collect();
+    manifest.quorum = 30;
+    let encoded = manifest.encode();
+    let key = manifest_hash(&encoded);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = ManagedCore::open(dir.path(), name(), OpenOptions::new().core_key(key))
+        .await
+        .unwrap();
+    let err = replica.set_manifest(&encoded).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SignatureInvalid, "{err}");
+    assert!(err.to_string().contains("oplog header"), "{err}");
+    assert!(replica.needs_manifest());
+    // A manifest that fits (the same signers, quorum 1) is taken.
+    let mut fits = manifest.clone();
+    fits.quorum = 1;
+    let encoded = fits.encode();
+    let key = manifest_hash(&encoded);
+    let dir = tempfile::tempdir().unwrap();
+    let replica = ManagedCore::open(dir.path(), name(), OpenOptions::new().core_key(key))
+        .await
+        .unwrap();
+    replica.set_manifest(&encoded).await.unwrap();
+    assert!(!replica.needs_manifest());
+    replica.close().await.unwrap();
+}

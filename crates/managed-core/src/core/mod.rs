@@ -424,6 +424,17 @@ impl ManagedCore {
             .map_err(|e| self.invalid(0, format!("manifest from a peer rejected: {e}")))?;
         let mut guard = self.inner.storage.write().await;
         let storage = self.usable_mut(&mut guard)?;
+        if storage.needs_manifest()
+            && let Some(size) = storage.header_overflow_with(&manifest)
+        {
+            return Err(self.invalid(
+                0,
+                format!(
+                    "manifest from a peer rejected: with its largest signature the oplog header would be {size} bytes, over the {} a header slot holds (the core could never be stored)",
+                    crate::oplog::PAGE_SIZE
+                ),
+            ));
+        }
         if !storage.set_manifest(manifest).map_err(|e| self.error(e))? {
             return Ok(());
         }

@@ -687,6 +687,26 @@ impl Storage {
     /// Takes `manifest` (whose hash the caller checked against the key) as the
     /// manifest of a pending core; the header is rewritten at the next checkpoint,
     /// which the caller runs at once. A core that already has one keeps it.
+    /// The size the oplog header would have with `manifest` and the longest signature
+    /// it allows (the quorum's proofs), when that is more than a header slot holds:
+    /// such a core could never checkpoint (JS cannot write it either).
+    pub(crate) fn header_overflow_with(&self, manifest: &Manifest) -> Option<usize> {
+        let mut trial = self.header.clone();
+        trial.manifest = Some(HeaderManifest::Versioned(manifest.clone()));
+        trial.tree.signature =
+            vec![
+                0xff;
+                crate::multisig::MultiSignature::max_len(crate::verifier::quorum_of(manifest))
+            ];
+        trial.tree.root_hash = vec![0xff; 32];
+        trial.tree.length = u64::MAX;
+        trial.tree.fork = u64::MAX;
+        match self.slots.encode_header(&trial) {
+            Err(oplog::OplogError::HeaderOverflow { size }) => Some(size),
+            _ => None,
+        }
+    }
+
     pub(crate) fn set_manifest(&mut self, manifest: Manifest) -> Result<bool, StorageError> {
         if !self.needs_manifest() {
             return Ok(false);
