@@ -73,6 +73,14 @@ pub struct ManagerConfig {
     /// and by us, not by JS 10. See docs/discovery.md, "Who reads what".
     #[garde(skip)]
     pub core_format: CoreFormat,
+    /// Replication connections a [`listen`](crate::HypercoreManager::listen)er serves at
+    /// once; a connection past it is closed as it is accepted. Default 256.
+    #[garde(range(min = 1))]
+    pub max_connections: usize,
+    /// Of those, from one IP address (a peer opening connection after connection).
+    /// Default 16.
+    #[garde(range(min = 1))]
+    pub max_connections_per_address: usize,
 }
 
 #[allow(clippy::ptr_arg)] // garde hands custom validators a reference to the field type
@@ -106,6 +114,8 @@ impl Default for ManagerConfig {
             event_capacity: 1024,
             recent_events_capacity: 1024,
             core_format: CoreFormat::Legacy,
+            max_connections: 256,
+            max_connections_per_address: 16,
         }
     }
 }
@@ -193,6 +203,18 @@ impl ManagerConfigBuilder {
         self.0.core_format = format;
         self
     }
+    /// Connections a listener serves at once.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.0.max_connections = n;
+        self
+    }
+
+    /// Connections a listener serves at once from one IP address.
+    pub fn max_connections_per_address(mut self, n: usize) -> Self {
+        self.0.max_connections_per_address = n;
+        self
+    }
+
     /// The validated config.
     pub fn build(self) -> Result<ManagerConfig, HypercoreError> {
         self.0.check()?;

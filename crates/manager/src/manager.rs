@@ -638,7 +638,11 @@ impl HypercoreManager {
 
     /// Serves replication on a TCP listener (direct mode, no DHT): every accepted
     /// connection replicates the enabled logs. Stops when the returned handle is dropped
-    /// (open connections with it) or the manager closes.
+    /// (open connections with it) or the manager closes. At most
+    /// `ManagerConfig::max_connections` connections are served at once, at most
+    /// `max_connections_per_address` from one IP address: one past either is closed as
+    /// it is accepted. The Noise handshake of each is bounded by
+    /// `transport::HANDSHAKE_TIMEOUT` (10 s).
     pub async fn listen(&self, addr: std::net::SocketAddr) -> Result<Listener> {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             HypercoreError::ReplicationFailed {
@@ -653,18 +657,47 @@ impl HypercoreManager {
                 reason: format!("listener address: {e}"),
             })?;
         let manager = self.clone();
+        let (max_total, max_per_address) = (
+            self.shared.config.max_connections,
+            self.shared.config.max_connections_per_address,
+        );
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
+            // Connections served now, per IP address (a task's output is its address).
+            let mut serving: HashMap<std::net::IpAddr, usize> = HashMap::new();
+            let done = |serving: &mut HashMap<std::net::IpAddr, usize>, ended| {
+                if let Ok(ip) = ended
+                    && let Some(n) = serving.get_mut(&ip)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        serving.remove(&ip);
+                    }
+                }
+            };
             let mut backoff = Backoff::new(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
             loop {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((socket, peer)) => {
                             backoff.reset();
+                            let from = serving.get(&peer.ip()).copied().unwrap_or(0);
+                            if connections.len() >= max_total || from >= max_per_address {
+                                tracing::debug!(
+                                    %peer, serving = connections.len(), from_this_address = from,
+                                    "replication connection refused: at the connection cap"
+                                );
+                                drop(socket);
+                                continue;
+                            }
+                            *serving.entry(peer.ip()).or_default() += 1;
                             let _ = socket.set_nodelay(true);
                             tracing::debug!(%peer, "replication connection accepted");
                             let m = manager.clone();
-                            connections.spawn(async move { m.replicate(socket, false).await });
+                            connections.spawn(async move {
+                                let _ = m.replicate(socket, false).await;
+                                peer.ip()
+                            });
                         }
                         // A persistent error (out of file descriptors: the pending
                         // connection stays queued and every accept fails at once) would
@@ -684,12 +717,16 @@ impl HypercoreManager {
                             loop {
                                 tokio::select! {
                                     () = &mut pause => break,
-                                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                                    Some(ended) = connections.join_next(), if !connections.is_empty() => {
+                                        done(&mut serving, ended);
+                                    }
                                 }
                             }
                         }
                     },
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                    Some(ended) = connections.join_next(), if !connections.is_empty() => {
+                        done(&mut serving, ended);
+                    }
                 }
                 if manager.state.read().await.phase == Phase::Closed {
                     break;

@@ -271,3 +271,67 @@ async fn replication_state_is_written_at_a_bounded_rate_and_bytes_add_up() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// Whether the server closed `stream` (EOF) within `within`; `false` if it stays open.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout(within, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // The other side's handshake bytes: keep reading.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_serves_at_most_its_connection_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = HypercoreManager::new(
+        ManagerConfig::builder()
+            .storage_path(dir.path())
+            .max_connections(3)
+            .max_connections_per_address(2)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.initialize().await.unwrap();
+    let listener = m.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr();
+    // Two from 127.0.0.1 are served (they sit in the Noise handshake), the third is
+    // closed at once.
+    let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_secs(3)).await,
+        "a third connection from one address was served"
+    );
+    assert!(!closed_within(&mut first, Duration::from_millis(300)).await);
+    // Another address (127.0.0.2 is loopback too) gets the last slot of three; a fourth
+    // connection, whatever its address, is closed.
+    let from = |ip: &str| {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+        socket.connect(addr)
+    };
+    let mut other = from("127.0.0.2").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!closed_within(&mut other, Duration::from_millis(300)).await);
+    let mut fourth = from("127.0.0.3").await.unwrap();
+    assert!(
+        closed_within(&mut fourth, Duration::from_secs(3)).await,
+        "a fourth connection was served"
+    );
+    // A slot freed (the first closes) is taken again.
+    drop(first);
+    drop(second);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(!closed_within(&mut again, Duration::from_millis(300)).await);
+    drop(listener);
+}
