@@ -304,7 +304,7 @@ async fn a_listener_serves_at_most_its_connection_caps() {
     // Two from 127.0.0.1 are served (they sit in the Noise handshake), the third is
     // closed at once.
     let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let second = tokio::net::TcpStream::connect(addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
     assert!(
