@@ -798,7 +798,10 @@ impl HypercoreManager {
     }
 
     /// The last length of `log_name` confirmed in sync with `peer_id` (hex public key),
-    /// from `replication-state.json`.
+    /// from `replication-state.json`: the smaller of what we held, verified, and the
+    /// length the peer *claimed* in its `Synchronize`. The claim is the peer's word
+    /// (nothing proves it holds those blocks): read it as "we hold this much, and the
+    /// peer said it had at least as much", never as proof the peer can serve it.
     pub fn confirmed_length(&self, log_name: &str, peer_id: &str) -> Option<u64> {
         self.hub.confirmed(log_name, peer_id)
     }
