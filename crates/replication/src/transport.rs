@@ -34,6 +34,48 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames decrypted ahead of the session before the reader waits (backpressure).
 const INBOUND_FRAMES: usize = 256;
 
+/// Bound on the bytes of decrypted frames one connection holds that its session has
+/// not taken yet. Past it the pump stops reading the socket, so the peer's sends wait
+/// (TCP or UDX flow control); nothing is dropped. One frame larger than what is left
+/// still passes when nothing else waits (frames are at most 16 MiB). Without it the
+/// bound was [`INBOUND_FRAMES`] frames of up to 16 MiB: 4 GiB per connection.
+pub const MAX_INBOUND_BYTES: usize = 32 * 1024 * 1024;
+
+/// The bytes of frames the pump handed over and the session has not taken yet.
+#[derive(Default)]
+struct InboundBytes {
+    held: AtomicUsize,
+    taken: tokio::sync::Notify,
+}
+
+impl InboundBytes {
+    /// Waits until `n` more bytes fit (or nothing is held), then counts them. Only the
+    /// pump calls it.
+    async fn reserve(&self, n: usize) {
+        loop {
+            let taken = self.taken.notified();
+            tokio::pin!(taken);
+            taken.as_mut().enable();
+            let held = self.held.load(Ordering::Acquire);
+            if held == 0 || held.saturating_add(n) <= MAX_INBOUND_BYTES {
+                self.held.fetch_add(n, Ordering::AcqRel);
+                return;
+            }
+            taken.await;
+        }
+    }
+
+    /// The session took a frame of `n` bytes.
+    fn release(&self, n: usize) {
+        let _ = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                Some(h.saturating_sub(n))
+            });
+        self.taken.notify_one();
+    }
+}
+
 /// Bound on the bytes of outgoing frames queued for one connection and not yet written
 /// to the socket (two of the largest frames a session sends, [`crate::MAX_WIRE_BLOCK`]).
 /// A peer that requests but does not read fills it; the connection is then dropped
@@ -131,6 +173,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Deferred<S> {
 /// The pump's side of a [`SecretCipher`].
 pub(crate) struct PumpEnds {
     incoming: mpsc::Sender<Vec<u8>>,
+    /// Bytes in `incoming` (bounded by [`MAX_INBOUND_BYTES`]).
+    inbound: Arc<InboundBytes>,
     outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
     /// Bytes of the frames in `outgoing` plus the one being written.
     queued: Arc<AtomicUsize>,
@@ -159,6 +203,7 @@ pub(crate) async fn pump<T>(
 {
     let PumpEnds {
         incoming,
+        inbound,
         mut outgoing,
         queued,
         ending,
@@ -182,6 +227,13 @@ pub(crate) async fn pump<T>(
             };
             match next {
                 Ok(Some(frame)) => {
+                    // The session holds too much unread: stop reading until it takes
+                    // some (the peer's sends wait meanwhile). Our own wait is not the
+                    // peer's silence.
+                    inbound.reserve(frame.len()).await;
+                    if let Some((_, heard)) = &silence {
+                        heard.touch();
+                    }
                     if incoming.send(frame).await.is_err() {
                         return Ok(());
                     }
@@ -387,6 +439,7 @@ fn end(ending: &watch::Sender<Ending>, how: Result<(), String>) {
 /// the session (every channel on the connection) hostage to it.
 pub struct SecretCipher {
     incoming: mpsc::Receiver<Vec<u8>>,
+    inbound: Arc<InboundBytes>,
     outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,
     queued: Arc<AtomicUsize>,
     queue_limit: usize,
@@ -420,18 +473,21 @@ impl SecretCipher {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let (in_tx, in_rx) = mpsc::channel(INBOUND_FRAMES);
+        let inbound = Arc::new(InboundBytes::default());
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (ending_tx, ending_rx) = watch::channel(None);
         let ending = Arc::new(ending_tx);
         let queued = Arc::new(AtomicUsize::new(0));
         let ends = PumpEnds {
             incoming: in_tx,
+            inbound: inbound.clone(),
             outgoing: out_rx,
             queued: queued.clone(),
             ending: ending.clone(),
         };
         let cipher = SecretCipher {
             incoming: in_rx,
+            inbound,
             outgoing: Some(out_tx),
             queued,
             queue_limit: MAX_QUEUED_BYTES,
@@ -521,9 +577,11 @@ impl Stream for SecretCipher {
     type Item = CipherEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<CipherEvent>> {
-        self.incoming
-            .poll_recv(cx)
-            .map(|frame| frame.map(CipherEvent::Message))
+        let polled = self.incoming.poll_recv(cx);
+        if let Poll::Ready(Some(frame)) = &polled {
+            self.inbound.release(frame.len());
+        }
+        polled.map(|frame| frame.map(CipherEvent::Message))
     }
 }
 
@@ -615,6 +673,30 @@ mod tests {
         );
         assert!(started.elapsed() >= every * 2, "{:?}", started.elapsed());
         drop(peer);
+    }
+
+    #[tokio::test]
+    async fn a_session_that_takes_nothing_holds_at_most_the_inbound_bound() {
+        let (cipher, _ended, mut peer) = pumped(Duration::from_secs(600)).await;
+        let frame = vec![7u8; 1 << 20];
+        let mut sent = 0usize;
+        // The peer writes 1 MiB frames until a write stalls: the pump stopped reading.
+        // (It used to take 256 frames, up to 4 GiB of 16 MiB ones, before it stopped.)
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), peer.write(&frame)).await {
+                Ok(written) => {
+                    written.unwrap();
+                    sent += frame.len();
+                }
+                Err(_) => break,
+            }
+            assert!(sent <= 64 << 20, "the pump read {sent} bytes nobody took");
+        }
+        assert!(
+            sent >= MAX_INBOUND_BYTES - (2 << 20),
+            "stalled at {sent} bytes, before the bound"
+        );
+        drop(cipher);
     }
 
     #[tokio::test]
