@@ -27,6 +27,14 @@ fn vm_peak_kib() -> u64 {
 }
 
 /// Runs `f` and returns by how much it raised the peak virtual memory (KiB).
+/// Every test of this file holds it while it runs: VmPeak is the whole process's, and a
+/// test running on another thread (a new malloc arena, 64 MiB of address space) would
+/// count as growth of the one measuring (seen: a flaky failure with the suite busy).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn peak_growth<T>(f: impl FnOnce() -> T) -> (T, u64) {
     let before = vm_peak_kib();
     let out = f();
@@ -198,12 +206,14 @@ proptest! {
 
     #[test]
     fn every_message_round_trips(m in message()) {
+        let _serial = serial();
         let bytes = m.to_bytes();
         prop_assert_eq!(Message::decode(m.typ(), &bytes).unwrap(), m);
     }
 
     #[test]
     fn trailing_unknown_bytes_are_ignored(m in message(), extra in prop::collection::vec(any::<u8>(), 1..16)) {
+        let _serial = serial();
         prop_assume!(closed_encoding(&m));
         let mut bytes = m.to_bytes();
         bytes.extend(&extra);
@@ -217,6 +227,7 @@ proptest! {
         ms in prop::collection::vec(message(), 2..6),
         extra in prop::collection::vec(any::<u8>(), 1..8),
     ) {
+        let _serial = serial();
         let ms: Vec<Message> = ms.into_iter().filter(closed_encoding).collect();
         prop_assume!(ms.len() >= 2);
         // A batch whose entries carry unknown trailing bytes (a newer peer's fields).
@@ -251,6 +262,7 @@ proptest! {
     /// input carried.
     #[test]
     fn arbitrary_bytes_decode_within_bounds(typ in 0u64..11, bytes in hostile_bytes()) {
+        let _serial = serial();
         let (result, grew) = peak_growth(|| Message::decode(typ, &bytes));
         prop_assert!(grew <= SLACK_KIB, "peak memory grew {} KiB for {} input bytes", grew, bytes.len());
         if let Ok(m) = result {
@@ -261,6 +273,7 @@ proptest! {
     /// Arbitrary frames through the protomux reader: bounded the same way.
     #[test]
     fn arbitrary_frames_read_within_bounds(bytes in hostile_bytes()) {
+        let _serial = serial();
         let (items, grew) = peak_growth(|| {
             let mut cursor = Cursor::default();
             let mut n = 0usize;
@@ -279,6 +292,7 @@ proptest! {
 
 #[test]
 fn huge_length_fields_allocate_nothing() {
+    let _serial = serial();
     // data: block flag, request 0, fork 0, index 0, value length 2^64 - 1.
     let mut bytes = vec![1, 0, 0, 0, 0xff];
     bytes.extend(u64::MAX.to_le_bytes());
