@@ -45,34 +45,47 @@ pub const MAX_INBOUND_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Default)]
 struct InboundBytes {
     held: AtomicUsize,
+    /// Whether the pump waits for the session (only then is it woken: no lock taken
+    /// per frame otherwise).
+    waiting: AtomicBool,
     taken: tokio::sync::Notify,
 }
 
 impl InboundBytes {
+    fn fits(&self, n: usize) -> bool {
+        let held = self.held.load(Ordering::SeqCst);
+        held == 0 || held.saturating_add(n) <= MAX_INBOUND_BYTES
+    }
+
     /// Waits until `n` more bytes fit (or nothing is held), then counts them. Only the
     /// pump calls it.
     async fn reserve(&self, n: usize) {
-        loop {
-            let taken = self.taken.notified();
-            tokio::pin!(taken);
-            taken.as_mut().enable();
-            let held = self.held.load(Ordering::Acquire);
-            if held == 0 || held.saturating_add(n) <= MAX_INBOUND_BYTES {
-                self.held.fetch_add(n, Ordering::AcqRel);
-                return;
+        if !self.fits(n) {
+            loop {
+                let taken = self.taken.notified();
+                tokio::pin!(taken);
+                taken.as_mut().enable();
+                self.waiting.store(true, Ordering::SeqCst);
+                if self.fits(n) {
+                    break;
+                }
+                taken.await;
             }
-            taken.await;
+            self.waiting.store(false, Ordering::SeqCst);
         }
+        self.held.fetch_add(n, Ordering::SeqCst);
     }
 
     /// The session took a frame of `n` bytes.
     fn release(&self, n: usize) {
         let _ = self
             .held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| {
                 Some(h.saturating_sub(n))
             });
-        self.taken.notify_one();
+        if self.waiting.load(Ordering::SeqCst) {
+            self.taken.notify_one();
+        }
     }
 }
 
