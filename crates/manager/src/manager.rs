@@ -493,6 +493,10 @@ impl HypercoreManager {
     /// stored in this store under `name` (no key file: there is no secret). Sync it by
     /// enabling replication and connecting to a peer that has it. A name already used
     /// for another key is `UNAUTHORIZED`.
+    ///
+    /// The store does not remember which names are replicas: after a restart, call
+    /// `open_replica(name, key)` again (it reopens the stored replica with its data);
+    /// `get_log(name)` would create a new writable log of that name instead.
     pub async fn open_replica(&self, name: &str, public_key: [u8; 32]) -> Result<ManagedLog> {
         let result = self.open_replica_inner(name, public_key).await;
         if let Err(e) = &result {
