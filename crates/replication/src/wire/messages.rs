@@ -481,11 +481,24 @@ fn put_nodes(out: &mut Vec<u8>, nodes: &[Node]) {
     }
 }
 
+/// Largest tree node index taken from a peer: up to it every flat-tree step (depth,
+/// offset, parent) stays within u64; past it the parent's shifts overflow (a panic in
+/// debug builds, a wrong parent in release; found by fuzzing, at 2^64 - 1 and at
+/// 2^62 - 1). A tree of 2^59 blocks fits; JS peers cannot name indexes past 2^53.
+pub const MAX_NODE_INDEX: u64 = (1 << 61) - 1;
+
 fn nodes(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<Node>, WireError> {
     let n = r.array_len(NODE_MIN, what)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let index = r.uint(what)?;
+        if index > MAX_NODE_INDEX {
+            return Err(WireError::TooLarge {
+                what,
+                len: index,
+                limit: MAX_NODE_INDEX,
+            });
+        }
         let size = r.uint(what)?;
         let hash = r.fixed32(what)?;
         out.push(Node::new(index, hash.to_vec(), size));

@@ -12,8 +12,8 @@ mod manifest;
 mod messages;
 
 pub use messages::{
-    Bitfield, Cancel, Data, Extension, Handshake, MESSAGE_TYPES, Message, NoData, Range, Request,
-    RequestSeek, Synchronize, Unwant, Want,
+    Bitfield, Cancel, Data, Extension, Handshake, MAX_NODE_INDEX, MESSAGE_TYPES, Message, NoData,
+    Range, Request, RequestSeek, Synchronize, Unwant, Want,
 };
 
 /// Bytes that are not a valid hypercore message.
