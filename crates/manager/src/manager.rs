@@ -1,4 +1,9 @@
 //! [`HypercoreManager`]: the store, its lifecycle, and the per-name log registry.
+//!
+//! Longer than the house ~800 lines: the manager's public API is one type whose
+//! methods are the spec's `HypercoreManager` interface; its parts live in their own
+//! modules already (`swarm`, `replication`, `log`, `keys`, `config`). Next split when it
+//! grows: direct mode (`listen` / `connect`) into its own module.
 
 use std::collections::HashMap;
 use std::ops::Range;

@@ -26,6 +26,11 @@
 //! Data a peer sends that we did not ask for, or in a shape the storage engine mishandles
 //! (a block batched with an upgrade beyond our length), is refused before it reaches the
 //! engine.
+//!
+//! Longer than the house ~800 lines: one channel's state machine (the sync / request /
+//! data / want rules above) reads as a whole and shares its fields; the wire codec,
+//! frames and transport are elsewhere. Next split when it grows: serving requests
+//! (`serve`) from fetching (`fill`, `on_data`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -4,6 +4,10 @@
 //! (files and state, synchronous) under one lock: appends and applied proofs take it
 //! exclusively, reads share it. `fdatasync`s run on tokio's blocking pool between the
 //! write steps, in the order the durability contract needs (see [`Durability`]).
+//!
+//! Longer than the house ~800 lines: it is the one public handle of a log (open, append,
+//! read, proofs, manifest, repair, progress), each method a thin async wrapper taking the
+//! storage lock; the work is in `storage.rs`, `read.rs`, `rebuild.rs`, `sizes.rs`.
 
 mod read;
 mod rebuild;

@@ -7,6 +7,10 @@
 //! and does the `fdatasync`s its durability mode asks for between the steps
 //! ([`Storage::append_prepare`] / [`Storage::append_commit`], [`Storage::checkpoint_pages`]
 //! / [`Storage::checkpoint_header`]).
+//!
+//! Longer than the house ~800 lines: the oplog replay, checkpoint and proof application
+//! share one in-memory state that must change together (crash safety depends on their
+//! order); reading, rebuilding and block sizes are in their own modules already.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
