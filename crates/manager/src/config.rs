@@ -81,6 +81,12 @@ pub struct ManagerConfig {
     /// Default 16.
     #[garde(range(min = 1))]
     pub max_connections_per_address: usize,
+    /// A replication connection (listened, dialled or from the swarm) on which no log's
+    /// channel is open for this long is closed: a peer that completes the handshake and
+    /// then shares nothing holds no connection for ever. Default 60 s
+    /// ([`nova_hypercore_replication::DEFAULT_IDLE_TIMEOUT`]).
+    #[garde(custom(positive_duration))]
+    pub connection_idle_timeout: Duration,
 }
 
 #[allow(clippy::ptr_arg)] // garde hands custom validators a reference to the field type
@@ -116,6 +122,7 @@ impl Default for ManagerConfig {
             core_format: CoreFormat::Legacy,
             max_connections: 256,
             max_connections_per_address: 16,
+            connection_idle_timeout: nova_hypercore_replication::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -212,6 +219,12 @@ impl ManagerConfigBuilder {
     /// Connections a listener serves at once from one IP address.
     pub fn max_connections_per_address(mut self, n: usize) -> Self {
         self.0.max_connections_per_address = n;
+        self
+    }
+
+    /// How long a connection with no open channel is kept.
+    pub fn connection_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.0.connection_idle_timeout = timeout;
         self
     }
 

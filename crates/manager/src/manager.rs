@@ -615,6 +615,10 @@ impl HypercoreManager {
         let (hub, shared) = (self.hub.clone(), self.shared.clone());
         let replicator =
             nova_hypercore_replication::Replicator::new(Arc::new(HubSource(self.hub.clone())))
+                .with_config(nova_hypercore_replication::SessionConfig {
+                    idle_timeout: self.config().connection_idle_timeout,
+                    ..Default::default()
+                })
                 .with_stats(self.hub.stats.clone())
                 .with_observer(Arc::new(move |event| hub.observe(&shared, event)));
         let result = replicator.run_encrypted(cipher, ended).await;

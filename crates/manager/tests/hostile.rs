@@ -156,3 +156,50 @@ async fn a_relayed_padded_signature_is_refused_and_the_managers_log_stays_whole(
     assert_eq!(m.read("notes", 19).await.unwrap(), b"entry 19".to_vec());
     m.close().await.unwrap();
 }
+
+/// Issue 21 (medium): a peer that completes the handshake with the manager's listener
+/// and then shares nothing (its only open is for a log the manager does not have) held
+/// one of the listener's connections for ever. Now the manager closes it once no
+/// channel has been open for `connection_idle_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manager_closes_a_connection_that_shares_nothing() {
+    use futures::{SinkExt, StreamExt};
+    use nova_hypercore_replication::{CipherEvent, CipherTrait};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = ManagerConfig::builder()
+        .storage_path(dir.path())
+        .connection_idle_timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let m = HypercoreManager::new(config).unwrap();
+    m.initialize().await.unwrap();
+    m.get_log("notes").await.unwrap();
+    m.enable_replication("notes").await.unwrap();
+    let listener = m.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(listener.local_addr())
+        .await
+        .unwrap();
+    let mut raw = Raw::connect(stream).await;
+    raw.open(&[3; 32]).await;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            // Keepalives (empty frames) do not count as sharing.
+            if raw.cipher.send(Vec::new()).await.is_err() {
+                return;
+            }
+            match tokio::time::timeout(std::time::Duration::from_millis(100), raw.cipher.next())
+                .await
+            {
+                Ok(None | Some(CipherEvent::ErrStuff(_))) => return,
+                Ok(Some(CipherEvent::Message(_))) | Err(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the manager kept an idle connection for 10 s"
+    );
+    assert!(raw.cipher.handshake_hash().is_some());
+}

@@ -6,11 +6,60 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 
+use crate::budget::ByteBudget;
 use crate::protomux::{batch_frame, message_frame};
 use crate::wire::{Message, WireError};
 
 /// A received message, or why its bytes did not decode.
 pub type Inbound = Result<Message, WireError>;
+
+/// A received message in a channel's queue, with the bytes it came in: what it holds
+/// of the connection's budget for queued messages
+/// ([`crate::protomux::MAX_CHANNEL_QUEUE_BYTES`]) until the channel's task takes it.
+#[derive(Debug)]
+pub struct Queued {
+    /// The message.
+    pub item: Inbound,
+    /// Its size on the wire.
+    pub bytes: usize,
+}
+
+/// The receiving end of a channel's queue: taking a message releases its bytes from
+/// the connection's budget; dropping the inbox releases what it still held.
+#[derive(Debug)]
+pub struct Inbox {
+    rx: mpsc::Receiver<Queued>,
+    budget: Arc<ByteBudget>,
+}
+
+impl Inbox {
+    pub(crate) fn new(rx: mpsc::Receiver<Queued>, budget: Arc<ByteBudget>) -> Self {
+        Inbox { rx, budget }
+    }
+
+    /// The next message, waiting for one; `None` once the channel is gone.
+    pub async fn recv(&mut self) -> Option<Inbound> {
+        let queued = self.rx.recv().await?;
+        self.budget.release(queued.bytes);
+        Some(queued.item)
+    }
+
+    /// The next message if one is queued.
+    pub fn try_recv(&mut self) -> Option<Inbound> {
+        let queued = self.rx.try_recv().ok()?;
+        self.budget.release(queued.bytes);
+        Some(queued.item)
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.rx.close();
+        while let Ok(queued) = self.rx.try_recv() {
+            self.budget.release(queued.bytes);
+        }
+    }
+}
 
 /// What a channel hands the connection to send.
 #[derive(Debug)]
@@ -58,7 +107,7 @@ pub struct Channel {
     key: [u8; 32],
     out: mpsc::Sender<Outgoing>,
     closed: Arc<AtomicBool>,
-    inbound: Option<mpsc::Receiver<Inbound>>,
+    inbound: Option<Inbox>,
 }
 
 impl Channel {
@@ -69,7 +118,7 @@ impl Channel {
         key: [u8; 32],
         out: mpsc::Sender<Outgoing>,
         closed: Arc<AtomicBool>,
-        inbound: mpsc::Receiver<Inbound>,
+        inbound: Inbox,
     ) -> Self {
         Channel {
             local_id,
@@ -98,7 +147,7 @@ impl Channel {
     }
 
     /// The messages the peer sends on this channel (once; `None` after).
-    pub fn take_receiver(&mut self) -> Option<mpsc::Receiver<Inbound>> {
+    pub fn take_receiver(&mut self) -> Option<Inbox> {
         self.inbound.take()
     }
 

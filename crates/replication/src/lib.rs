@@ -29,6 +29,7 @@
 //! Used by: `nova-hypercore-manager` (`replicate`, `listen` / `connect`, the swarm) and
 //! the bench crate.
 
+mod budget;
 mod channel;
 pub mod cipher;
 pub mod protomux;
@@ -41,6 +42,6 @@ pub mod wire;
 /// The encrypted, framed channel a session runs on (see [`Replicator::run_encrypted`]).
 pub use cipher::{CipherEvent, CipherTrait};
 pub use session::{
-    LogSet, LogSource, MAX_WIRE_BLOCK, Observer, Replicator, SessionConfig, SessionEvent, Stats,
-    Transfer,
+    DEFAULT_IDLE_TIMEOUT, LogSet, LogSource, MAX_WIRE_BLOCK, Observer, Replicator, SessionConfig,
+    SessionEvent, Stats, Transfer,
 };

@@ -31,7 +31,8 @@ use blake2::{Blake2b, Blake2bMac, Digest};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::channel::{Channel, Inbound, Outgoing};
+use crate::budget::ByteBudget;
+use crate::channel::{Channel, Inbound, Inbox, Outgoing, Queued};
 use crate::wire::compact::{Reader, put_buffer, put_uint};
 use crate::wire::{Handshake, MESSAGE_TYPES, Message, WireError};
 
@@ -45,6 +46,13 @@ pub const MAX_CHANNEL_ID: u64 = 1 << 16;
 /// Decoded messages queued per channel before the connection stops reading
 /// (backpressure, not loss).
 const CHANNEL_QUEUE: usize = 256;
+/// Bound on the bytes of messages one connection's channels hold in their queues and
+/// their tasks have not taken yet (the session waits past it, so the peer's sends wait:
+/// backpressure, not loss). One message larger than what is left still passes when
+/// nothing else is queued. Without it the bound was [`CHANNEL_QUEUE`] messages of up
+/// to 16 MiB per channel: 4 GiB per channel, after the transport's own bound
+/// ([`crate::transport::MAX_INBOUND_BYTES`]) had been released.
+pub const MAX_CHANNEL_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 
 /// A protocol violation that ends the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -308,13 +316,89 @@ pub enum Event {
     Rejected([u8; 32]),
 }
 
-/// A decoded message (or why it did not decode) for a channel's queue.
+/// Bytes a queued message is counted for beyond its body (the decoded shape's own
+/// size), so that a flood of empty messages is bounded too.
+const QUEUED_OVERHEAD: usize = 64;
+
+/// A decoded message (or why it did not decode) for a channel's queue. It goes in
+/// only when the connection's queued bytes ([`MAX_CHANNEL_QUEUE_BYTES`]) and the
+/// channel's queue have room: [`Delivery::try_deliver`] now, or [`Delivery::room`]
+/// then [`Slot::send`].
 #[derive(Debug)]
 pub struct Delivery {
-    /// The channel's queue.
-    pub to: mpsc::Sender<Inbound>,
-    /// The message.
-    pub item: Inbound,
+    to: mpsc::Sender<Queued>,
+    item: Queued,
+    budget: Arc<ByteBudget>,
+}
+
+/// Room for one delivery: its bytes counted and a place in its channel's queue. Dropped
+/// unused, it gives both back.
+#[derive(Debug)]
+pub struct Slot {
+    permit: mpsc::OwnedPermit<Queued>,
+    bytes: Counted,
+}
+
+/// Bytes counted in a budget; released on drop unless handed to a queued message.
+#[derive(Debug)]
+struct Counted {
+    budget: Arc<ByteBudget>,
+    bytes: usize,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
+}
+
+impl Delivery {
+    /// The message (tests, fuzzing).
+    pub fn item(&self) -> &Inbound {
+        &self.item.item
+    }
+
+    /// Queues the message if there is room now; gives it back if not. A channel that
+    /// is gone drops it.
+    pub fn try_deliver(self) -> Result<(), Box<Delivery>> {
+        let n = self.item.bytes;
+        if !self.budget.try_reserve(n) {
+            return Err(Box::new(self));
+        }
+        match self.to.try_send(self.item) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                self.budget.release(n);
+                Err(Box::new(Delivery { item, ..self }))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.budget.release(n);
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for room for this message (cancel-safe: nothing is held if the future is
+    /// dropped). `None`: the channel is gone (drop the message).
+    pub fn room(&self) -> impl std::future::Future<Output = Option<Slot>> + Send + 'static {
+        let (to, budget, bytes) = (self.to.clone(), self.budget.clone(), self.item.bytes);
+        async move {
+            budget.reserve(bytes).await;
+            let bytes = Counted { budget, bytes };
+            let permit = to.reserve_owned().await.ok()?;
+            Some(Slot { permit, bytes })
+        }
+    }
+}
+
+impl Slot {
+    /// Queues `delivery` (the one this room was made for).
+    pub fn send(self, delivery: Delivery) {
+        let Slot { permit, mut bytes } = self;
+        // The queued message holds the bytes now; its inbox releases them.
+        bytes.bytes = 0;
+        permit.send(delivery.item);
+    }
 }
 
 /// What one [`Mux::step`] did.
@@ -334,7 +418,7 @@ struct Local {
     key: [u8; 32],
     token: u64,
     remote: Option<u64>,
-    inbound: Option<mpsc::Sender<Inbound>>,
+    inbound: Option<mpsc::Sender<Queued>>,
     closed: Arc<AtomicBool>,
 }
 
@@ -359,6 +443,8 @@ pub struct Mux {
     outbox: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
     outgoing: mpsc::Sender<Outgoing>,
+    /// Bytes in the channels' queues ([`MAX_CHANNEL_QUEUE_BYTES`]).
+    queued: Arc<ByteBudget>,
 }
 
 /// `crypto.namespace('hypercore', n)[i]`: blake2b-256(blake2b-256("hypercore") ‖ i).
@@ -401,6 +487,7 @@ impl Mux {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             outgoing,
+            queued: Arc::new(ByteBudget::new(MAX_CHANNEL_QUEUE_BYTES)),
         }
     }
 
@@ -475,7 +562,7 @@ impl Mux {
             local.key,
             self.outgoing.clone(),
             local.closed.clone(),
-            rx,
+            Inbox::new(rx, self.queued.clone()),
         );
         if let Some(local) = self.local.get_mut(&local_id) {
             local.remote = Some(remote_id);
@@ -602,7 +689,11 @@ impl Mux {
                 }
                 return Ok(Step::Deliver(Box::new(Delivery {
                     to,
-                    item: Message::decode(typ, body),
+                    item: Queued {
+                        item: Message::decode(typ, body),
+                        bytes: body.len().saturating_add(QUEUED_OVERHEAD),
+                    },
+                    budget: self.queued.clone(),
                 })));
             }
         }
@@ -707,7 +798,7 @@ mod tests {
             match m.step(frame, &mut cursor)? {
                 Step::Done => return Ok(out),
                 Step::Continue => {}
-                Step::Deliver(d) => out.push(d.item),
+                Step::Deliver(d) => out.push(d.item.item),
             }
         }
     }
@@ -750,7 +841,50 @@ mod tests {
         let got = feed(&mut m, &message_frame(5, &sync)).unwrap();
         assert_eq!(got, vec![Ok(sync)]);
         assert!(m.take_frame().is_none() && m.take_event().is_none());
-        assert!(rx.try_recv().is_err()); // deliveries go through the caller
+        assert!(rx.try_recv().is_none()); // deliveries go through the caller
+    }
+
+    /// The queue bound is in bytes: a peer's 1 MiB messages to a channel whose task does
+    /// not read fill [`MAX_CHANNEL_QUEUE_BYTES`] (32 of them), not [`CHANNEL_QUEUE`]
+    /// slots (256 x up to 16 MiB, as before); taking messages makes room again, and a
+    /// dropped inbox gives back what it held.
+    #[tokio::test]
+    async fn queued_messages_are_bounded_in_bytes_across_a_connection() {
+        let (mut m, mut c, _rx) = paired();
+        let mut inbox = c.take_receiver().unwrap();
+        let big = Message::Extension(crate::wire::Extension {
+            name: "x".into(),
+            message: vec![7; 1 << 20],
+        });
+        let frame = message_frame(5, &big);
+        let mut queued = 0;
+        let refused = loop {
+            let mut cursor = Cursor::default();
+            let Step::Deliver(d) = m.step(&frame, &mut cursor).unwrap() else {
+                panic!("not delivered");
+            };
+            match d.try_deliver() {
+                Ok(()) => queued += 1,
+                Err(d) => break d,
+            }
+            assert!(queued <= 64, "no bound in bytes");
+        };
+        // 32 MiB of 1 MiB bodies, each counted with its name and overhead: 31.
+        assert_eq!(queued, (MAX_CHANNEL_QUEUE_BYTES >> 20) - 1);
+        assert!(m.queued.held() <= MAX_CHANNEL_QUEUE_BYTES);
+        // Room comes back when the channel's task takes a message.
+        let room = refused.room();
+        tokio::pin!(room);
+        assert!(futures::FutureExt::now_or_never(room.as_mut()).is_none());
+        assert!(matches!(
+            inbox.recv().await,
+            Some(Ok(Message::Extension(_)))
+        ));
+        let slot = room.await.expect("the channel is open");
+        slot.send(*refused);
+        // A dropped inbox (the channel's task ended) releases every queued byte.
+        drop(inbox);
+        assert_eq!(m.queued.held(), 0);
     }
 
     #[test]

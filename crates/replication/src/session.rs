@@ -44,7 +44,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use crate::channel::{Channel, Inbound};
+use crate::channel::{Channel, Inbound, Inbox};
 use crate::cipher::{CipherEvent, CipherTrait};
 use crate::protomux::{Cursor, Delivery, Event, Mux, Step};
 use crate::transport::{Ending, encrypt};
@@ -315,6 +315,15 @@ pub struct SessionConfig {
     pub request_timeout: Duration,
     /// How often timeouts are checked.
     pub tick: Duration,
+    /// A connection on which no channel is open (paired by both sides) for this long is
+    /// closed, cleanly: a peer that completes the handshake and then shares nothing
+    /// does not hold a connection slot for ever (its keepalives do not count).
+    pub idle_timeout: Duration,
+    /// Times the peer may open the channel of one log within a minute on one
+    /// connection (each pairing starts a channel task and a sync); past it the
+    /// connection is a protocol violation. Real peers open a log's channel once per
+    /// connection, again only when a log is shared anew.
+    pub max_channel_opens_per_minute: u32,
 }
 
 impl Default for SessionConfig {
@@ -323,9 +332,14 @@ impl Default for SessionConfig {
             window: 64,
             request_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(500),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_channel_opens_per_minute: 32,
         }
     }
 }
+
+/// Default [`SessionConfig::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs replication sessions for a set of logs.
 #[derive(Clone)]
@@ -437,6 +451,11 @@ impl Replicator {
         // (while one waits, nothing more is read: backpressure, not loss).
         let mut reading: Option<(Vec<u8>, Cursor)> = None;
         let mut waiting: Option<Delivery> = None;
+        let mut opens = Opens::default();
+        // Armed while no channel is open; reset when the last one ends.
+        let idle = tokio::time::sleep(self.config.idle_timeout);
+        tokio::pin!(idle);
+        let mut idle_armed = true;
         let mut result = self.announce(&mut opened, &mut mux);
         while result.is_ok() {
             if waiting.is_none()
@@ -445,13 +464,11 @@ impl Replicator {
                 match mux.step(frame, cursor) {
                     Ok(Step::Done) => reading = None,
                     Ok(Step::Continue) => {}
-                    Ok(Step::Deliver(d)) => match d.to.try_send(d.item) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(item)) => {
-                            waiting = Some(Delivery { to: d.to, item });
+                    Ok(Step::Deliver(d)) => {
+                        if let Err(d) = d.try_deliver() {
+                            waiting = Some(*d);
                         }
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
-                    },
+                    }
                     Err(e) => {
                         result = Err(violation(e));
                         break;
@@ -468,6 +485,7 @@ impl Replicator {
                     opened: &mut opened,
                     stops: &mut stops,
                     channels: &mut channels,
+                    opens: &mut opens,
                 };
                 if let Err(e) = self.on_event(event, &mut mux, state) {
                     result = Err(e);
@@ -479,7 +497,14 @@ impl Replicator {
             if reading.is_some() && waiting.is_none() {
                 continue; // the rest of the frame first
             }
-            let room = waiting.as_ref().map(|d| d.to.clone());
+            if !channels.is_empty() {
+                idle_armed = false;
+            } else if !idle_armed {
+                idle.as_mut()
+                    .reset(tokio::time::Instant::now() + self.config.idle_timeout);
+                idle_armed = true;
+            }
+            let room = waiting.as_ref().map(Delivery::room);
             tokio::select! {
                 frame = cipher.next(), if reading.is_none() && waiting.is_none() => match frame {
                     None => break,
@@ -489,14 +514,17 @@ impl Replicator {
                         result = Err(failed(format!("stream error: {e}")));
                     }
                 },
-                permit = async move {
+                slot = async move {
                     match room {
-                        Some(to) => to.reserve_owned().await.ok(),
+                        Some(room) => room.await,
                         None => std::future::pending().await,
                     }
                 }, if waiting.is_some() => {
-                    if let (Some(permit), Some(d)) = (permit, waiting.take()) {
-                        permit.send(d.item);
+                    // No slot: the channel is gone, and so is the message.
+                    if let (Some(slot), Some(d)) = (slot, waiting.take()) {
+                        slot.send(d);
+                    } else {
+                        waiting = None;
                     }
                 }
                 Some(out) = out_rx.recv() => {
@@ -521,6 +549,14 @@ impl Replicator {
                     if let Ok(Err(e)) = done {
                         debug!(error = %e, "channel ended with an error");
                     }
+                }
+                () = &mut idle, if idle_armed && channels.is_empty() => {
+                    debug!(
+                        peer = %hex_key(&peer),
+                        after = ?self.config.idle_timeout,
+                        "no log shared on this connection: closing it"
+                    );
+                    break;
                 }
             }
         }
@@ -572,6 +608,13 @@ impl Replicator {
             Event::DiscoveryKey(_) => {}
             Event::Channel(channel) => {
                 let dk = *channel.discovery_key();
+                let limit = self.config.max_channel_opens_per_minute;
+                if !conn.opens.allow(dk, limit) {
+                    return Err(failed(format!(
+                        "protocol violation: the peer opened the channel of log {} more than {limit} times in a minute",
+                        hex_key(&dk)
+                    )));
+                }
                 match self.logs.lookup(&dk) {
                     Some(core) => {
                         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -624,6 +667,32 @@ struct Connection<'a> {
     opened: &'a mut HashSet<[u8; 32]>,
     stops: &'a mut HashMap<[u8; 32], tokio::sync::watch::Sender<bool>>,
     channels: &'a mut JoinSet<Result<(), HypercoreError>>,
+    opens: &'a mut Opens,
+}
+
+/// Channel pairings per log on one connection, counted per minute (see
+/// [`SessionConfig::max_channel_opens_per_minute`]). Only logs we share get a
+/// channel, so this holds at most one entry per shared log.
+#[derive(Default)]
+struct Opens {
+    by_log: HashMap<[u8; 32], (Instant, u32)>,
+}
+
+impl Opens {
+    /// Counts one more pairing of `dk`; `false` past `limit` within the minute.
+    fn allow(&mut self, dk: [u8; 32], limit: u32) -> bool {
+        let now = Instant::now();
+        let (since, count) = self.by_log.entry(dk).or_insert((now, 0));
+        if now.duration_since(*since) >= Duration::from_secs(60) {
+            (*since, *count) = (now, 0);
+        }
+        *count = count.saturating_add(1);
+        *count <= limit
+    }
+}
+
+fn hex_key(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Frames channels may queue for the connection before they wait.
@@ -758,7 +827,7 @@ enum Ended {
 
 async fn drive_channel(
     channel: &Channel,
-    mut rx: mpsc::Receiver<Inbound>,
+    mut rx: Inbox,
     ctx: &ChannelCtx,
 ) -> Result<Ended, HypercoreError> {
     let core = &ctx.core;
@@ -800,7 +869,7 @@ async fn drive_channel(
                 // Take what else has already arrived, so replies go out as one batch
                 // (one frame, one encryption, one write) instead of one per request.
                 for _ in 1..MAX_DRAIN {
-                    let Ok(message) = rx.try_recv() else { break };
+                    let Some(message) = rx.try_recv() else { break };
                     st.on_inbound(channel, ctx, message).await?;
                 }
                 st.send_replies(channel).await?;

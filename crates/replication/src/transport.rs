@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::budget::ByteBudget;
 use crate::cipher::{CipherEvent, CipherTrait, PUBLIC_KEYLEN};
 use futures::{Sink, Stream};
 use nova_hypercore_serialization::HypercoreError;
@@ -40,54 +41,6 @@ const INBOUND_FRAMES: usize = 256;
 /// still passes when nothing else waits (frames are at most 16 MiB). Without it the
 /// bound was [`INBOUND_FRAMES`] frames of up to 16 MiB: 4 GiB per connection.
 pub const MAX_INBOUND_BYTES: usize = 32 * 1024 * 1024;
-
-/// The bytes of frames the pump handed over and the session has not taken yet.
-#[derive(Default)]
-struct InboundBytes {
-    held: AtomicUsize,
-    /// Whether the pump waits for the session (only then is it woken: no lock taken
-    /// per frame otherwise).
-    waiting: AtomicBool,
-    taken: tokio::sync::Notify,
-}
-
-impl InboundBytes {
-    fn fits(&self, n: usize) -> bool {
-        let held = self.held.load(Ordering::SeqCst);
-        held == 0 || held.saturating_add(n) <= MAX_INBOUND_BYTES
-    }
-
-    /// Waits until `n` more bytes fit (or nothing is held), then counts them. Only the
-    /// pump calls it.
-    async fn reserve(&self, n: usize) {
-        if !self.fits(n) {
-            loop {
-                let taken = self.taken.notified();
-                tokio::pin!(taken);
-                taken.as_mut().enable();
-                self.waiting.store(true, Ordering::SeqCst);
-                if self.fits(n) {
-                    break;
-                }
-                taken.await;
-            }
-            self.waiting.store(false, Ordering::SeqCst);
-        }
-        self.held.fetch_add(n, Ordering::SeqCst);
-    }
-
-    /// The session took a frame of `n` bytes.
-    fn release(&self, n: usize) {
-        let _ = self
-            .held
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| {
-                Some(h.saturating_sub(n))
-            });
-        if self.waiting.load(Ordering::SeqCst) {
-            self.taken.notify_one();
-        }
-    }
-}
 
 /// Bound on the bytes of outgoing frames queued for one connection and not yet written
 /// to the socket (two of the largest frames a session sends, [`crate::MAX_WIRE_BLOCK`]).
@@ -187,7 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Deferred<S> {
 pub(crate) struct PumpEnds {
     incoming: mpsc::Sender<Vec<u8>>,
     /// Bytes in `incoming` (bounded by [`MAX_INBOUND_BYTES`]).
-    inbound: Arc<InboundBytes>,
+    inbound: Arc<ByteBudget>,
     outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
     /// Bytes of the frames in `outgoing` plus the one being written.
     queued: Arc<AtomicUsize>,
@@ -243,8 +196,9 @@ pub(crate) async fn pump<T>(
                     // The session holds too much unread: stop reading until it takes
                     // some (the peer's sends wait meanwhile). Our own wait is not the
                     // peer's silence.
-                    inbound.reserve(frame.len()).await;
-                    if let Some((_, heard)) = &silence {
+                    if inbound.reserve(frame.len()).await
+                        && let Some((_, heard)) = &silence
+                    {
                         heard.touch();
                     }
                     if incoming.send(frame).await.is_err() {
@@ -452,7 +406,7 @@ fn end(ending: &watch::Sender<Ending>, how: Result<(), String>) {
 /// the session (every channel on the connection) hostage to it.
 pub struct SecretCipher {
     incoming: mpsc::Receiver<Vec<u8>>,
-    inbound: Arc<InboundBytes>,
+    inbound: Arc<ByteBudget>,
     outgoing: Option<mpsc::UnboundedSender<Vec<u8>>>,
     queued: Arc<AtomicUsize>,
     queue_limit: usize,
@@ -486,7 +440,7 @@ impl SecretCipher {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let (in_tx, in_rx) = mpsc::channel(INBOUND_FRAMES);
-        let inbound = Arc::new(InboundBytes::default());
+        let inbound = Arc::new(ByteBudget::new(MAX_INBOUND_BYTES));
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (ending_tx, ending_rx) = watch::channel(None);
         let ending = Arc::new(ending_tx);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use blake2::{Blake2b, Digest, digest::consts::U32};
 use ed25519_dalek::Signer;
+use futures::SinkExt;
 use hypercore_schema::{DataUpgrade, Node, RequestBlock, RequestUpgrade};
 use nova_hypercore_managed_core::{CoreFormat, ManagedCore, OpenOptions, SigningKey};
 use nova_hypercore_replication::protomux;
@@ -698,4 +699,64 @@ async fn a_relayed_v1_signature_that_is_not_canonical_is_refused_and_the_replica
         .unwrap_or_else(|e| panic!("{what}: the replica does not open again: {e}"));
         assert_eq!(again.info().await.unwrap().length, 0, "{what}");
     }
+}
+
+/// Issue 21 (medium): a peer that completes the handshake and then shares nothing
+/// (its channel is for a log we do not have; it sends only keepalives) held the
+/// connection for ever. Now the session ends, cleanly, once no channel has been open
+/// for `idle_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_shares_nothing_is_closed_after_the_idle_timeout() {
+    let (w, _wdir) = writer(1, None).await;
+    let config = SessionConfig {
+        idle_timeout: Duration::from_millis(400),
+        ..SessionConfig::default()
+    };
+    let (mut victim, mut raw) = connect_with(
+        OpenOptions::new().public_key(w.verifying_key()),
+        // Not the victim's log: its open is refused, no channel pairs.
+        [3; 32],
+        config,
+    )
+    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            // Keepalives (empty frames) do not count as sharing.
+            let _ = raw.cipher.send(Vec::new()).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if victim.session.is_finished() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the idle connection was kept for 10 s");
+    let result = (&mut victim.session).await.unwrap();
+    assert!(result.is_ok(), "an idle close is a clean end: {result:?}");
+}
+
+/// Issue 21 (low): a peer that closes and opens the same log's channel again and again
+/// made the session pair it and start a channel task each time, without bound. Now the
+/// 33rd open within a minute is a protocol violation and the connection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_churning_one_channel_is_disconnected() {
+    let (w, _wdir) = writer(1, None).await;
+    let (mut victim, mut raw) = connect(w.verifying_key()).await;
+    let open = raw.open_frame(&w.public_key());
+    for _ in 0..200 {
+        if raw.cipher.send(protomux::close_frame(OURS)).await.is_err()
+            || raw.cipher.send(open.clone()).await.is_err()
+        {
+            break;
+        }
+    }
+    let result = tokio::time::timeout(WAIT, &mut victim.session)
+        .await
+        .expect("the churning peer was kept")
+        .unwrap();
+    let err = result.expect_err("churn is a violation");
+    assert!(
+        err.to_string().contains("times in a minute"),
+        "unexpected error: {err}"
+    );
 }
