@@ -2,13 +2,14 @@
 //!
 //! Owns: the README's test command (`cargo xtask test`), the property-test runner
 //! (`cargo xtask test-props [N...]`), benchmarks against the JS anchor (`cargo xtask
-//! bench`), the demo (`cargo xtask demo`), the Tauri guest-js package and e2e window.
+//! bench`), fuzzing (`cargo xtask fuzz`, a smoke run of it in the test command), the demo (`cargo xtask demo`), the Tauri guest-js package and e2e window.
 //!
 //! Does not: contain product code or tests of its own behaviour beyond its helpers; it
 //! only drives cargo, the bench binary, node/npm, apt-get and (for the Tauri e2e) Xvfb.
 
 mod bench;
 mod crash;
+mod fuzz;
 mod integration;
 mod interop;
 mod nat;
@@ -56,6 +57,9 @@ enum Cmd {
     },
     /// Benchmarks, reported as ratios against the JS anchor.
     Bench(bench::BenchArgs),
+    /// Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every decoder that reads a
+    /// peer's or a file's bytes: all targets in turn, or one.
+    Fuzz(fuzz::FuzzArgs),
     /// The main job: a small end-to-end run on a real log on disk.
     Demo {
         /// Keep the data in this directory (default: a temporary one).
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
             integration::run(&suite)
         }
         Cmd::Bench(args) => bench::run(&args),
+        Cmd::Fuzz(args) => fuzz::run(&args),
         Cmd::Demo { dir } => demo(dir.as_deref()),
     };
     match result {
@@ -247,6 +252,14 @@ fn test_steps(t: &mut Tally) -> Result {
             )
         })?;
     }
+    t.step(
+        &format!(
+            "fuzz smoke ({} targets, {} s each)",
+            fuzz::TARGETS.len(),
+            fuzz::SMOKE_SECS
+        ),
+        fuzz::smoke,
+    )?;
     integration::run_into(t, "all")?;
     props::summarize_report(&report);
     Ok(())

@@ -38,6 +38,9 @@ mod crypto;
 mod disk;
 mod encoding;
 mod file_budget;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manifest;
 mod merkle_tree;
 mod multisig;

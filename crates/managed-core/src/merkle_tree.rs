@@ -317,7 +317,13 @@ impl MerkleTree {
     /// On error the nodes stay pending (the next flush writes them again).
     pub(crate) fn flush(&mut self, file: &DiskFile) -> std::io::Result<()> {
         write_runs(self.unflushed.values(), |first, run| {
-            file.write_at(first * NODE_BYTES, run)
+            let offset = first.checked_mul(NODE_BYTES).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("tree node {first} lies past any tree file"),
+                )
+            })?;
+            file.write_at(offset, run)
         })?;
         // Cached chunks now differ from the file where nodes were written: patch them.
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());

@@ -509,7 +509,7 @@ impl Header {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     /// Decodes an `oplog.header` payload (either version). The external form and legacy
     /// headers we cannot represent are [`OplogError::Unsupported`]. Trailing bytes are
     /// ignored, as in JS.
@@ -656,7 +656,7 @@ impl Entry {
         })
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     /// Encodes as JS does.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
@@ -743,6 +743,40 @@ fn push_frame(out: &mut Vec<u8>, header_bit: u8, partial: bool, write: impl FnOn
         lead[4..].copy_from_slice(&word.to_le_bytes());
     }
     *out = buf;
+}
+
+/// One frame around an already encoded `payload` (the fuzz targets' framing:
+/// `crate::fuzzing::oplog_framed`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn push_raw_frame(out: &mut Vec<u8>, header_bit: u8, partial: bool, payload: &[u8]) {
+    push_frame(out, header_bit, partial, |w| w.bytes(payload));
+}
+
+/// The current header's payload and the intact entry payloads after it, as framed in
+/// `file` (seeds for the fuzz targets: `crate::fuzzing::oplog_payloads`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn raw_payloads(file: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    let h1 = read_frame(file, 0);
+    let h2 = read_frame(file, PAGE_SIZE as usize);
+    let header = match (h1, h2) {
+        (Some(a), Some(b)) => {
+            if (a.header_bit + b.header_bit) & 1 == 1 {
+                b
+            } else {
+                a
+            }
+        }
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => return None,
+    };
+    let mut entries = Vec::new();
+    let mut at = ENTRY_OFFSET as usize;
+    while let Some(frame) = read_frame(file, at) {
+        at += FRAME_OVERHEAD + frame.payload.len();
+        entries.push(frame.payload.to_vec());
+    }
+    Some((header.payload.to_vec(), entries))
 }
 
 /// The header bits of the two slots (JS `Oplog._headers`): which slot holds the current

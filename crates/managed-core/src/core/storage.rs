@@ -584,8 +584,13 @@ impl Storage {
                     header.user_data.push((name, value));
                 }
             }
+            // Bits past the final length are never needed either; a range from a
+            // damaged or hostile file may claim any span (it would allocate its pages).
             if let Some(update) = entry.bitfield {
-                bitfield.set_range(update.start, update.length, !update.drop);
+                let end = update.start.saturating_add(update.length).min(length);
+                if update.start < end {
+                    bitfield.set_range(update.start, end - update.start, !update.drop);
+                }
             }
         }
         let contiguous = bitfield.first_unset(0).min(length);
@@ -1350,8 +1355,27 @@ fn load_tree(
                 format!("{e}; blocks 0..{length} are unreachable"),
             )
         })?;
+    // A node an entry logs lies inside the tree some header or entry describes: in
+    // the flat tree of `span` blocks, indexes are below `2 * span`. Anything past that
+    // came from a damaged or hostile file (and would be written at an offset past any
+    // real tree file, or one that overflows).
+    let span = entries
+        .iter()
+        .filter_map(|e| e.tree_upgrade.as_ref().map(|u| u.length))
+        .fold(length, u64::max);
+    let node_bound = span.saturating_mul(2);
     for (i, entry) in entries.iter().enumerate() {
         if let Some(nodes) = &entry.tree_nodes {
+            if let Some(bad) = nodes.iter().find(|n| n.index >= node_bound) {
+                return Err(corrupted(
+                    &files.oplog,
+                    format!(
+                        "entry {i}: tree node {} lies past a tree of {span} blocks; blocks from {} on are unreachable",
+                        bad.index,
+                        tree.length()
+                    ),
+                ));
+            }
             tree.add_nodes(nodes.iter().copied());
         }
         if let Some(upgrade) = &entry.tree_upgrade {
