@@ -9,6 +9,7 @@
 //! network other than loopback.
 
 mod atlas;
+mod large;
 mod scale;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ const WORKLOADS: &[&str] = &[
     "atlas_query_agent",
     "atlas_rebuild",
     "idle_logs",
+    "large_append",
+    "large_read",
 ];
 
 /// Blocks for swarm_replicate (as the JS anchor).
@@ -236,6 +239,9 @@ fn run(args: &Args) -> Result<Value, BoxError> {
         "atlas_query_agent" => rt.block_on(atlas::query(dir.path(), durability, true))?,
         "atlas_rebuild" => rt.block_on(atlas::rebuild(dir.path(), durability))?,
         "idle_logs" => rt.block_on(scale::idle_logs(dir.path(), durability))?,
+        // Their own 2-worker runtime: what blocking I/O costs other tasks there.
+        "large_append" => large::run(dir.path(), durability, false)?,
+        "large_read" => large::run(dir.path(), durability, true)?,
         other => return Err(format!("unknown workload {other:?}; see --list").into()),
     };
     if let Value::Object(map) = &mut result {

@@ -1,10 +1,15 @@
 //! The five files of a log (`oplog`, `tree`, `bitfield`, `data`, `sizes`): positioned reads and
 //! writes on plain files, or on memory for scratch logs.
 //!
-//! Calls `pread`/`pwrite` directly: on page-cached data a call takes a few microseconds,
-//! less than a thread hop, so it runs inline on the calling task. Syncing is not done here
-//! per write (except in [`Durability::FsyncPerWrite`]); the core syncs the files it
-//! dirtied when the durability mode asks for it ([`DiskFile::sync_if_dirty`]).
+//! Calls `pread`/`pwrite` directly: on page-cached data a small call takes a few
+//! microseconds, less than a thread hop, so it runs inline on the calling task. What may
+//! block longer leaves the runtime's worker first ([`offload`]: `block_in_place` on a
+//! multi-thread runtime): reads and writes of [`LARGE_IO`] bytes or more (blocks of up to
+//! 16 MiB), truncates, writes that sync ([`Durability::FsyncPerWrite`]), and any I/O on a
+//! budgeted file whose descriptor is closed (the reopen runs under the budget's lock).
+//! Syncing is not done here per write (except in [`Durability::FsyncPerWrite`]); the core
+//! syncs the files it dirtied on the blocking pool when the durability mode asks for it
+//! ([`DiskFile::sync_if_dirty`]).
 //!
 //! A file opened under a [`FileBudget`] holds its descriptor only while the budget lets
 //! it: each I/O takes the open file from the budget (reopening it if it was closed);
@@ -58,6 +63,25 @@ enum Backing {
     /// Opened on demand under a budget shared with other files.
     Budgeted(FileBudget, Arc<Slot>),
     Memory(Mutex<Vec<u8>>),
+}
+
+/// Reads and writes of at least this many bytes leave the runtime's worker
+/// ([`offload`]): a 64 KiB `pread` from a cold page cache or a `pwrite` that has to wait
+/// for writeback can take milliseconds; below it, page-cached I/O takes microseconds.
+pub(crate) const LARGE_IO: u64 = 64 * 1024;
+
+/// Runs `f`, which may block on the disk, without stalling the tasks of the runtime it
+/// is called from: on a multi-thread tokio runtime the worker hands its other tasks to
+/// another thread first (`block_in_place`; no copy of the data, the borrows stay valid);
+/// elsewhere (a current-thread runtime, which has no other worker to hand them to, or
+/// no runtime) it runs inline.
+pub(crate) fn offload<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// One of the four hypercore files.
@@ -158,6 +182,27 @@ impl DiskFile {
         }
     }
 
+    /// Whether an I/O of `bytes` on this file may block long enough to leave the
+    /// runtime's worker for it (see the module docs).
+    fn may_block(&self, bytes: u64) -> bool {
+        match &self.backing {
+            Backing::Memory(_) => false,
+            Backing::File(_) => bytes >= LARGE_IO || self.sync_each_write,
+            Backing::Budgeted(budget, slot) => {
+                bytes >= LARGE_IO || self.sync_each_write || !budget.is_open(slot)
+            }
+        }
+    }
+
+    /// Runs `f` inline, or off the worker when an I/O of `bytes` [may block](Self::may_block).
+    fn run<R>(&self, bytes: u64, f: impl FnOnce() -> R) -> R {
+        if self.may_block(bytes) {
+            offload(f)
+        } else {
+            f()
+        }
+    }
+
     /// What one I/O works on, opening a budgeted file if the budget closed it.
     fn io(&self) -> std::io::Result<Io<'_>> {
         match &self.backing {
@@ -207,8 +252,8 @@ impl DiskFile {
         let size = usize::try_from(length)
             .map_err(|_| Error::new(ErrorKind::InvalidInput, "read length"))?;
         let mut buf = vec![0u8; size];
-        match self.io()? {
-            Io::File(file) => file.read_exact_at(&mut buf, offset)?,
+        self.run(length, || match self.io()? {
+            Io::File(file) => file.read_exact_at(&mut buf, offset),
             Io::Memory(mem) => {
                 let mem = mem.lock().unwrap_or_else(|p| p.into_inner());
                 let start = usize::try_from(offset)
@@ -217,8 +262,9 @@ impl DiskFile {
                     .get(start..start + size)
                     .ok_or_else(|| Error::new(ErrorKind::UnexpectedEof, "memory file"))?;
                 buf.copy_from_slice(src);
+                Ok(())
             }
-        }
+        })?;
         Ok(buf)
     }
 
@@ -232,36 +278,41 @@ impl DiskFile {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "write past u64"))?;
-        match self.io()? {
-            Io::File(file) => file.write_all_at(data, offset)?,
-            Io::Memory(mem) => {
-                let mut mem = mem.lock().unwrap_or_else(|p| p.into_inner());
-                let (start, end) = (to_usize(offset)?, to_usize(end)?);
-                if mem.len() < end {
-                    mem.resize(end, 0);
+        self.run(data.len() as u64, || {
+            match self.io()? {
+                Io::File(file) => file.write_all_at(data, offset)?,
+                Io::Memory(mem) => {
+                    let mut mem = mem.lock().unwrap_or_else(|p| p.into_inner());
+                    let (start, end) = (to_usize(offset)?, to_usize(end)?);
+                    if mem.len() < end {
+                        mem.resize(end, 0);
+                    }
+                    mem[start..end].copy_from_slice(data);
                 }
-                mem[start..end].copy_from_slice(data);
             }
-        }
-        self.len.fetch_max(end, Ordering::AcqRel);
-        #[cfg(feature = "power-cut")]
-        self.recorder.write(offset, data);
-        self.after_write()
+            self.len.fetch_max(end, Ordering::AcqRel);
+            #[cfg(feature = "power-cut")]
+            self.recorder.write(offset, data);
+            self.after_write()
+        })
     }
 
     /// Cuts (or extends with zeros) the file to `length` bytes.
     pub(crate) fn truncate(&self, length: u64) -> std::io::Result<()> {
-        match self.io()? {
-            Io::File(file) => file.set_len(length)?,
-            Io::Memory(mem) => mem
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .resize(to_usize(length)?, 0),
-        }
-        self.len.store(length, Ordering::Release);
-        #[cfg(feature = "power-cut")]
-        self.recorder.truncate(length);
-        self.after_write()
+        // Truncating frees (or zero-fills) blocks in the filesystem: never inline.
+        self.run(u64::MAX, || {
+            match self.io()? {
+                Io::File(file) => file.set_len(length)?,
+                Io::Memory(mem) => mem
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .resize(to_usize(length)?, 0),
+            }
+            self.len.store(length, Ordering::Release);
+            #[cfg(feature = "power-cut")]
+            self.recorder.truncate(length);
+            self.after_write()
+        })
     }
 
     /// `fdatasync` if anything was written since the last sync.

@@ -165,6 +165,15 @@ impl FileBudget {
         self.file_with(slot, false)
     }
 
+    /// Whether `slot`'s descriptor is open now (an I/O on it opens nothing). A hint:
+    /// the budget may close it right after.
+    pub(crate) fn is_open(&self, slot: &Slot) -> bool {
+        slot.file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     fn file_with(&self, slot: &Arc<Slot>, create: bool) -> std::io::Result<Arc<File>> {
         let now = self.inner.clock.fetch_add(1, Ordering::Relaxed);
         slot.last_used.store(now, Ordering::Relaxed);

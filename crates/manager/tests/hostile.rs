@@ -203,3 +203,51 @@ async fn the_manager_closes_a_connection_that_shares_nothing() {
     );
     assert!(raw.cipher.handshake_hash().is_some());
 }
+
+/// Issue 21 (low): a peer that closes and reopens one log's channel on a manager's
+/// listener again and again made the manager start a channel task and a sync for each
+/// pairing. Now the manager drops the connection at the 33rd pairing within a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manager_drops_a_peer_churning_one_channel() {
+    use futures::{SinkExt, StreamExt};
+    use nova_hypercore_replication::{CipherEvent, protomux};
+
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path()).await;
+    let key = m.get_log("notes").await.unwrap().public_key();
+    m.enable_replication("notes").await.unwrap();
+    let listener = m.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(listener.local_addr())
+        .await
+        .unwrap();
+    let mut raw = Raw::connect(stream).await;
+    let open = raw.open_frame(&key);
+    let mut sent = 0;
+    for _ in 0..200 {
+        if raw.cipher.send(open.clone()).await.is_err()
+            || raw
+                .cipher
+                .send(protomux::close_frame(raw_peer::OURS))
+                .await
+                .is_err()
+        {
+            break;
+        }
+        sent += 1;
+    }
+    // The manager ends the connection: the stream closes (or fails) well before the
+    // raw peer's patience runs out.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match raw.cipher.next().await {
+                None | Some(CipherEvent::ErrStuff(_)) => return,
+                Some(CipherEvent::Message(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the manager kept a peer that paired {sent} times"
+    );
+}
