@@ -844,6 +844,17 @@ mod tests {
         assert!(rx.try_recv().is_none()); // deliveries go through the caller
     }
 
+    fn vm_rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// The queue bound is in bytes: a peer's 1 MiB messages to a channel whose task does
     /// not read fill [`MAX_CHANNEL_QUEUE_BYTES`] (32 of them), not [`CHANNEL_QUEUE`]
     /// slots (256 x up to 16 MiB, as before); taking messages makes room again, and a
@@ -857,6 +868,7 @@ mod tests {
             message: vec![7; 1 << 20],
         });
         let frame = message_frame(5, &big);
+        let rss_before = vm_rss_kib();
         let mut queued = 0;
         let refused = loop {
             let mut cursor = Cursor::default();
@@ -872,6 +884,9 @@ mod tests {
         // 32 MiB of 1 MiB bodies, each counted with its name and overhead: 31.
         assert_eq!(queued, (MAX_CHANNEL_QUEUE_BYTES >> 20) - 1);
         assert!(m.queued.held() <= MAX_CHANNEL_QUEUE_BYTES);
+        // What the queue holds is what the process holds: 31 MiB, not 64.
+        let grown_mib = vm_rss_kib().saturating_sub(rss_before) / 1024;
+        assert!(grown_mib < 48, "RSS grew {grown_mib} MiB");
         // Room comes back when the channel's task takes a message.
         let room = refused.room();
         tokio::pin!(room);
