@@ -31,7 +31,7 @@ use blake2::{Blake2b, Blake2bMac, Digest};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::budget::ByteBudget;
+use crate::budget::{ByteBudget, Pool};
 use crate::channel::{Channel, Inbound, Inbox, Outgoing, Queued};
 use crate::wire::compact::{Reader, put_buffer, put_uint};
 use crate::wire::{Handshake, MESSAGE_TYPES, Message, WireError};
@@ -53,6 +53,15 @@ const CHANNEL_QUEUE: usize = 256;
 /// to 16 MiB per channel: 4 GiB per channel, after the transport's own bound
 /// ([`crate::transport::MAX_INBOUND_BYTES`]) had been released.
 pub const MAX_CHANNEL_QUEUE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Bound on those bytes summed over every connection of the process (each connection's
+/// [`MAX_CHANNEL_QUEUE_BYTES`] also draws from this pool). A separate pool from the
+/// transport's ([`crate::transport::MAX_TOTAL_INBOUND_BYTES`]): a session releases a
+/// frame's transport bytes before it queues the frame's messages, so neither pool waits
+/// on the other.
+pub const MAX_TOTAL_CHANNEL_QUEUE_BYTES: usize = 256 * 1024 * 1024;
+
+static TOTAL_QUEUED: Pool = Pool::new(MAX_TOTAL_CHANNEL_QUEUE_BYTES);
 
 /// A protocol violation that ends the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -487,7 +496,10 @@ impl Mux {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             outgoing,
-            queued: Arc::new(ByteBudget::new(MAX_CHANNEL_QUEUE_BYTES)),
+            queued: Arc::new(ByteBudget::with_pool(
+                MAX_CHANNEL_QUEUE_BYTES,
+                Some(&TOTAL_QUEUED),
+            )),
         }
     }
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::budget::ByteBudget;
+use crate::budget::{ByteBudget, Pool};
 use crate::cipher::{CipherEvent, CipherTrait, PUBLIC_KEYLEN};
 use futures::{Sink, Stream};
 use nova_hypercore_serialization::HypercoreError;
@@ -41,6 +41,15 @@ const INBOUND_FRAMES: usize = 256;
 /// still passes when nothing else waits (frames are at most 16 MiB). Without it the
 /// bound was [`INBOUND_FRAMES`] frames of up to 16 MiB: 4 GiB per connection.
 pub const MAX_INBOUND_BYTES: usize = 32 * 1024 * 1024;
+
+/// Bound on those bytes summed over every connection of the process: each
+/// connection's [`MAX_INBOUND_BYTES`] also draws from this pool, so many connections
+/// whose sessions are slow to take frames hold at most this much in all (the peers'
+/// sends wait). Frames are drained by our own sessions, never held by a peer, so the
+/// pool only slows connections while sessions are busy.
+pub const MAX_TOTAL_INBOUND_BYTES: usize = 256 * 1024 * 1024;
+
+static TOTAL_INBOUND: Pool = Pool::new(MAX_TOTAL_INBOUND_BYTES);
 
 /// Bound on the bytes of outgoing frames queued for one connection and not yet written
 /// to the socket (two of the largest frames a session sends, [`crate::MAX_WIRE_BLOCK`]).
@@ -440,7 +449,10 @@ impl SecretCipher {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let (in_tx, in_rx) = mpsc::channel(INBOUND_FRAMES);
-        let inbound = Arc::new(ByteBudget::new(MAX_INBOUND_BYTES));
+        let inbound = Arc::new(ByteBudget::with_pool(
+            MAX_INBOUND_BYTES,
+            Some(&TOTAL_INBOUND),
+        ));
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (ending_tx, ending_rx) = watch::channel(None);
         let ending = Arc::new(ending_tx);
