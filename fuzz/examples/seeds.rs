@@ -116,6 +116,25 @@ fn wire_and_mux() -> Result {
     Ok(())
 }
 
+/// Datagrams real C libudx sent (`crates/replication/tests/golden/udx-packets.json`).
+fn udx() -> Result {
+    let golden = json("crates/replication/tests/golden/udx-packets.json")?;
+    let mut seeds = Seeds::new("udx_packet")?;
+    for (i, p) in golden["packets"]
+        .as_array()
+        .ok_or("no packets")?
+        .iter()
+        .enumerate()
+    {
+        let scene = p["scene"].as_str().unwrap_or("packet");
+        seeds.add(
+            &format!("{scene}-{i}"),
+            &unhex(hex_field(p, "hex").ok_or("hex")?)?,
+        )?;
+    }
+    Ok(())
+}
+
 fn manifests() -> Result {
     let golden = json("crates/managed-core/tests/golden/manifest/vectors.json")?;
     let mut seeds = Seeds::new("manifest")?;
@@ -324,6 +343,7 @@ fn check() -> Result {
 
 fn main() -> Result {
     wire_and_mux()?;
+    udx()?;
     manifests()?;
     let _ = writers();
     block_on(async { oplogs().await })?;

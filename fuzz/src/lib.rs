@@ -14,6 +14,7 @@ use nova_hypercore_managed_core::{
     manifest::{Manifest, manifest_hash},
 };
 use nova_hypercore_replication::protomux::{self, Cursor, Mux, Step};
+use nova_hypercore_replication::udx::packet::{self as udx_packet, Flags, MAX_SACKS};
 use nova_hypercore_replication::wire::{Data, Handshake, Message};
 use nova_hypercore_serialization::LogName;
 
@@ -386,4 +387,26 @@ pub fn proof_input(which: u8, data: Data) -> Vec<u8> {
     let mut out = vec![which];
     Message::Data(data).encode(&mut out);
     out
+}
+
+/// `udx_packet`: a datagram on a UDX socket, read as our stream will read it. A packet
+/// that decodes holds at most [`MAX_SACKS`] blocks and a payload inside the datagram;
+/// without SACK blocks it encodes to bytes that decode to it again, and in C's SACK form
+/// (`data_offset` 0, whole blocks) to the very bytes read.
+pub fn udx_packet(data: &[u8]) {
+    let Ok(Some(packet)) = udx_packet::decode(data) else {
+        return;
+    };
+    assert!(packet.sacks.len() <= MAX_SACKS);
+    assert!(packet.payload.len() <= data.len());
+    let again = packet.to_bytes();
+    if !packet.header.flags.contains(Flags::SACK) {
+        let decoded = udx_packet::decode(&again);
+        assert_eq!(decoded, Ok(Some(packet.clone())), "{again:02x?}");
+    } else if packet.header.data_offset == 0
+        && (data.len() - udx_packet::HEADER_LEN).is_multiple_of(udx_packet::SACK_LEN)
+        && packet.sacks.len() < MAX_SACKS
+    {
+        assert_eq!(again, data);
+    }
 }

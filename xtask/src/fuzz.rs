@@ -26,6 +26,7 @@ pub(crate) const TARGETS: &[&str] = &[
     "oplog",
     "core_open",
     "proof",
+    "udx_packet",
 ];
 
 /// The cargo-fuzz release installed when it is missing (it builds on stable).

@@ -36,6 +36,7 @@ pub mod protomux;
 mod session;
 pub mod swarm;
 pub mod transport;
+pub mod udx;
 mod wanted;
 pub mod wire;
 
