@@ -3,6 +3,11 @@
 //!
 //! Owns: the byte format of one log's `oplog` file and the choice of header slot.
 //!
+//! Past ~800 lines of non-test code (about 980): it is the whole of one file format,
+//! two header versions (v0 legacy and v1 with the manifest), the entry, the framing and
+//! the slot choice, each read exactly as JS reads it. The next split goes along that
+//! line: the header's versions and their manifest forms into `oplog/header.rs`.
+//!
 //! Format:
 //! - Two header slots, at offset 0 and at [`PAGE_SIZE`] (4096); entries from
 //!   [`ENTRY_OFFSET`] (8192).

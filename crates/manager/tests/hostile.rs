@@ -7,7 +7,7 @@
 mod raw_peer;
 
 use nova_hypercore_managed_core::{CoreFormat, ManagedCore, OpenOptions};
-use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
+use nova_hypercore_manager::{HypercoreManager, Listener, ManagerConfig};
 use nova_hypercore_replication::wire::{Data, Message, Range, Synchronize};
 use nova_hypercore_serialization::LogName;
 
@@ -18,6 +18,14 @@ async fn manager(path: &std::path::Path) -> HypercoreManager {
         .unwrap();
     m.initialize().await.unwrap();
     m
+}
+
+/// A raw wire peer connected to `listener` (Noise handshake done, no channel yet).
+async fn raw_peer_of(listener: &Listener) -> Raw {
+    let stream = tokio::net::TcpStream::connect(listener.local_addr())
+        .await
+        .unwrap();
+    Raw::connect(stream).await
 }
 
 fn sync_with_manifest(length: u64) -> Message {
@@ -54,10 +62,7 @@ async fn a_relayed_padded_signature_is_refused_and_the_managers_log_stays_whole(
     m.open_replica("notes", key).await.unwrap();
     m.enable_replication("notes").await.unwrap();
     let listener = m.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let stream = tokio::net::TcpStream::connect(listener.local_addr())
-        .await
-        .unwrap();
-    let mut raw = Raw::connect(stream).await;
+    let mut raw = raw_peer_of(&listener).await;
     raw.open(&key).await;
     raw.send_message(sync_with_manifest(20)).await;
     let req = raw.request().await.expect("an upgrade request");
@@ -87,10 +92,7 @@ async fn a_relayed_padded_signature_is_refused_and_the_managers_log_stays_whole(
     assert_eq!(m.get_length("notes").await.unwrap(), 0);
     // The log is not broken: the writer's own upgrade, on a new connection, is taken
     // and every entry can be fetched.
-    let stream = tokio::net::TcpStream::connect(listener.local_addr())
-        .await
-        .unwrap();
-    let mut honest = Raw::connect(stream).await;
+    let mut honest = raw_peer_of(&listener).await;
     honest.open(&key).await;
     honest.send_message(sync_with_manifest(20)).await;
     honest
@@ -177,10 +179,7 @@ async fn the_manager_closes_a_connection_that_shares_nothing() {
     m.get_log("notes").await.unwrap();
     m.enable_replication("notes").await.unwrap();
     let listener = m.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let stream = tokio::net::TcpStream::connect(listener.local_addr())
-        .await
-        .unwrap();
-    let mut raw = Raw::connect(stream).await;
+    let mut raw = raw_peer_of(&listener).await;
     raw.open(&[3; 32]).await;
     let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
@@ -217,10 +216,7 @@ async fn the_manager_drops_a_peer_churning_one_channel() {
     let key = m.get_log("notes").await.unwrap().public_key();
     m.enable_replication("notes").await.unwrap();
     let listener = m.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let stream = tokio::net::TcpStream::connect(listener.local_addr())
-        .await
-        .unwrap();
-    let mut raw = Raw::connect(stream).await;
+    let mut raw = raw_peer_of(&listener).await;
     let open = raw.open_frame(&key);
     let mut sent = 0;
     for _ in 0..200 {

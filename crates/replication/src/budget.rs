@@ -99,7 +99,7 @@ impl ByteBudget {
     /// Waits until `n` more bytes fit (or nothing is held), then counts them. Returns
     /// whether it had to wait.
     pub(crate) async fn reserve(&self, n: usize) -> bool {
-        let waited = !self.fits(n);
+        let mut waited = !self.fits(n);
         if waited {
             loop {
                 let taken = self.taken.notified();
@@ -113,7 +113,6 @@ impl ByteBudget {
             }
             self.waiting.store(false, Ordering::SeqCst);
         }
-        let mut waited = waited;
         if let Some(pool) = self.pool {
             let share = pool.share(n);
             match pool.permits.try_acquire_many(share) {

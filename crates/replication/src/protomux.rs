@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::budget::{ByteBudget, Pool};
-use crate::channel::{Channel, Inbound, Inbox, Outgoing, Queued};
+use crate::channel::{Channel, Inbox, Outgoing, Queued};
 use crate::wire::compact::{Reader, put_buffer, put_uint};
 use crate::wire::{Handshake, MESSAGE_TYPES, Message, WireError};
 
@@ -362,11 +362,6 @@ impl Drop for Counted {
 }
 
 impl Delivery {
-    /// The message (tests, fuzzing).
-    pub fn item(&self) -> &Inbound {
-        &self.item.item
-    }
-
     /// Queues the message if there is room now; gives it back if not. A channel that
     /// is gone drops it.
     pub fn try_deliver(self) -> Result<(), Box<Delivery>> {
@@ -763,13 +758,15 @@ impl Mux {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes` (keys in errors and logs).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channel::Inbound;
     use crate::wire::{Range, Synchronize};
 
     const HASH: [u8; 64] = [9; 64];

@@ -552,7 +552,7 @@ impl Replicator {
                 }
                 () = &mut idle, if idle_armed && channels.is_empty() => {
                     debug!(
-                        peer = %hex_key(&peer),
+                        peer = %crate::protomux::hex(&peer),
                         after = ?self.config.idle_timeout,
                         "no log shared on this connection: closing it"
                     );
@@ -612,7 +612,7 @@ impl Replicator {
                 if !conn.opens.allow(dk, limit) {
                     return Err(failed(format!(
                         "protocol violation: the peer opened the channel of log {} more than {limit} times in a minute",
-                        hex_key(&dk)
+                        crate::protomux::hex(&dk)
                     )));
                 }
                 match self.logs.lookup(&dk) {
@@ -689,10 +689,6 @@ impl Opens {
         *count = count.saturating_add(1);
         *count <= limit
     }
-}
-
-fn hex_key(key: &[u8; 32]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Frames channels may queue for the connection before they wait.

@@ -299,6 +299,13 @@ proptest! {
     }
 }
 
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 /// Found by coverage-guided fuzzing (libFuzzer: 55,109 runs, then 673,973 more): a `Data` whose node
 /// index is all ones made the flat-tree parent computation shift past 64 bits (a
 /// panic in debug builds). Node indexes past `MAX_NODE_INDEX` are a typed error.
@@ -306,10 +313,7 @@ proptest! {
 fn a_node_index_past_the_tree_limit_is_an_error_not_a_panic() {
     let _serial = serial();
     let crash = "33363b0f000200000000000000000000000000000000000000000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff000031a301261b2d00000318000000300000000000000000000000000000000000303030";
-    let bytes: Vec<u8> = (0..crash.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&crash[i..i + 2], 16).unwrap())
-        .collect();
+    let bytes = unhex(crash);
     // The fuzz target read the first byte as the message type (mod 12): 0x33 is Data.
     let (typ, body) = bytes.split_first().unwrap();
     let decoded = Message::decode(u64::from(*typ % 12), body);
@@ -320,10 +324,7 @@ fn a_node_index_past_the_tree_limit_is_an_error_not_a_panic() {
     );
     // The fuzzer's second find: index 2^62 - 1 (62 ones), under a first limit of 2^62.
     let second = "ff05000000000400010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000ffffffffffffffffffffffffffffffffffff3f184e4700000000a2ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff0000ffffffffffffffffffffffffffffffffff000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
-    let bytes: Vec<u8> = (0..second.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&second[i..i + 2], 16).unwrap())
-        .collect();
+    let bytes = unhex(second);
     let (typ, body) = bytes.split_first().unwrap();
     assert!(Message::decode(u64::from(*typ % 12), body).is_err());
     // Every node index up to the limit is safe to take: its parent is computed.
