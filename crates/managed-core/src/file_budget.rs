@@ -24,7 +24,9 @@ use crate::disk::Durability;
 /// - An I/O in progress keeps its descriptor: a file is handed out as an `Arc<File>`, and
 ///   closing it (eviction) only drops the budget's reference; the descriptor closes when
 ///   the last I/O using it returns. The process may therefore hold, for a moment, the
-///   capacity plus one descriptor per I/O running on another thread.
+///   capacity plus one descriptor per I/O running on another thread. The longest such
+///   I/O is an `fdatasync` (milliseconds to seconds on a busy disk), during which the
+///   file is clean and may be closed; see the write turns below for the bound.
 /// - Closing a descriptor loses no written data: `pwrite` put it in the page cache, which
 ///   belongs to the file, not the descriptor. The log's "written since the last sync"
 ///   flag stays set across a close, and the next `fdatasync` (on a new descriptor of the
@@ -42,6 +44,18 @@ use crate::disk::Durability;
 ///   [`Durability::Flush`] log promises no sync, so its files close dirty (its page
 ///   cache is written back by the kernel; an error there is not reported to anyone, as
 ///   without a budget).
+/// - Write turns: a store of many logs can have a write in progress in every log at
+///   once (200 replicas syncing over one connection), each holding files that cannot be
+///   closed (dirty, durable) or descriptors already closed that its `fdatasync` still
+///   uses. The logs of a budget therefore write [`WRITE_TURNS`] at a time: a log's
+///   append, applied proof, checkpoint, repair or close waits (asynchronously, holding
+///   only its own log's lock) for a turn before its first write and gives it back after
+///   its last sync. What the budget holds past its capacity is then bounded by
+///   `WRITE_TURNS` × 5 dirty files (kept within the capacity whenever the capacity is
+///   larger, by closing clean files instead) plus one descriptor per I/O in progress.
+///   Without the turns, 64 durable logs appending at once held 79 descriptors under a
+///   budget of 8 (tests/file_budget.rs), and 2 × 200 replicas syncing on a loaded disk
+///   48 past their two budgets (`manager/tests/scale.rs`).
 /// - A file is created only when its log is opened; a later reopen does not create it,
 ///   so a file removed underneath an open log fails the next I/O with `NotFound`
 ///   instead of silently starting an empty file.
@@ -82,9 +96,16 @@ pub struct FileBudget {
     inner: Arc<Budget>,
 }
 
+/// How many logs sharing one budget write at once (see [`FileBudget`], "Write turns").
+/// A turn spans a log's writes and the `fdatasync`s that follow them; more in parallel
+/// buys little on one disk (its journal commits concurrent syncs together anyway).
+pub const WRITE_TURNS: usize = 8;
+
 #[derive(Debug)]
 struct Budget {
     capacity: usize,
+    /// Write turns ([`WRITE_TURNS`]).
+    turns: Arc<tokio::sync::Semaphore>,
     clock: AtomicU64,
     /// Files whose descriptor is open (at most one entry per file).
     open: Mutex<Vec<Weak<Slot>>>,
@@ -110,6 +131,7 @@ impl FileBudget {
         FileBudget {
             inner: Arc::new(Budget {
                 capacity: capacity.max(1),
+                turns: Arc::new(tokio::sync::Semaphore::new(WRITE_TURNS)),
                 clock: AtomicU64::new(0),
                 open: Mutex::new(Vec::new()),
                 opens: AtomicU64::new(0),
@@ -138,6 +160,15 @@ impl FileBudget {
     /// Files closed to stay within the capacity so far.
     pub fn evictions(&self) -> u64 {
         self.inner.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a write turn (at most [`WRITE_TURNS`] logs of this budget write at
+    /// once); the turn ends when the permit drops. The caller must hold no other turn
+    /// and await nothing while holding it but its own log's I/O.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        // The semaphore is never closed: an error cannot happen, and would only mean
+        // writing without a turn.
+        self.inner.turns.clone().acquire_owned().await.ok()
     }
 
     /// Opens `path` (creating it if missing) as a file of this budget.

@@ -54,7 +54,7 @@ pub use crate::core::{
     CoreFormat, CoreInfo, ManagedCore, OpenOptions, Progress, Repaired, discovery_key,
 };
 pub use crate::disk::Durability;
-pub use crate::file_budget::FileBudget;
+pub use crate::file_budget::{FileBudget, WRITE_TURNS};
 /// ed25519 keys as the log's signer uses them (`ed25519-dalek`).
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 /// Proof and request shapes of the replication wire protocol (`hypercore_schema`).

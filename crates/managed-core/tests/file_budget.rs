@@ -2,13 +2,14 @@
 //! append, read and sync in an interleaved order while the process's open descriptors
 //! (`/proc/self/fd`, one process per test under nextest) stay within the budget; every
 //! entry reads back after close and reopen; eviction while two tasks use their logs
-//! at once fails no I/O; and a process with no descriptor left (a child under
+//! at once fails no I/O; 64 durable logs appending at once stay within the budget plus
+//! one descriptor per write turn; and a process with no descriptor left (a child under
 //! `ulimit -n 64`, the rest taken) keeps working on the budget's own descriptors.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::Path;
 
-use nova_hypercore_managed_core::{Durability, FileBudget, ManagedCore, OpenOptions};
+use nova_hypercore_managed_core::{Durability, FileBudget, ManagedCore, OpenOptions, WRITE_TURNS};
 use nova_hypercore_serialization::LogName;
 
 const BUDGET: usize = 8;
@@ -213,4 +214,70 @@ fn a_process_out_of_descriptors_reuses_the_budgets_own() {
         "NOVA_EMFILE_CHILD",
         "EMFILE-CHILD-OK",
     );
+}
+
+/// Many durable logs of one budget appending at once: a file between its write and its
+/// sync cannot be closed, and an `fdatasync` may hold a descriptor the budget already
+/// closed, so the logs of a budget write [`WRITE_TURNS`] at a time. Without the turns
+/// the 64 logs here held 69-80 descriptors under a budget of 8 (and 2 x 200 replicas on
+/// the 2-core CI machine 48 past their two budgets in `manager/tests/scale.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_logs_appending_at_once_hold_the_budget_plus_one_descriptor_per_write_turn() {
+    const MANY: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let budget = FileBudget::new(BUDGET);
+    let mut logs = Vec::new();
+    for i in 0..MANY {
+        let options = OpenOptions::new()
+            .durability(Durability::FsyncPerBatch)
+            .file_budget(budget.clone());
+        let name = LogName::parse(&format!("sync-{i}")).unwrap();
+        let log = ManagedCore::open(dir.path().join(format!("sync-{i}")), name, options)
+            .await
+            .unwrap();
+        logs.push(log);
+    }
+    let base = open_fds().saturating_sub(budget.open_files());
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Acquire) {
+                peak = peak.max(open_fds());
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            peak
+        })
+    };
+    let tasks: Vec<_> = logs
+        .iter()
+        .enumerate()
+        .map(|(i, log)| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for seq in 0..ROUNDS {
+                    assert_eq!(log.append(&entry(i, seq)).await.unwrap(), seq);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    sampling.store(false, std::sync::atomic::Ordering::Release);
+    let peak = sampler.join().unwrap();
+    println!("SYNC_PEAK peak={peak} base={base}");
+    // An append holds one file dirty or syncing at a time (`data`, then `oplog`), so
+    // each turn adds at most one descriptor; the sampler's directory handle counts once.
+    let bound = base + BUDGET + WRITE_TURNS + SLACK;
+    assert!(
+        peak <= bound,
+        "{peak} descriptors while {MANY} logs synced (base {base}, budget {BUDGET}, {WRITE_TURNS} write turns, bound {bound})"
+    );
+    for (i, log) in logs.iter().enumerate() {
+        assert_eq!(log.length(), ROUNDS);
+        assert_eq!(log.get(ROUNDS - 1).await.unwrap(), entry(i, ROUNDS - 1));
+        log.close().await.unwrap();
+    }
 }

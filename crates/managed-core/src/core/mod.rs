@@ -248,6 +248,8 @@ struct Inner {
     writable: bool,
     durability: Durability,
     files: Files,
+    /// The budget the files are under, whose sync turns [`ManagedCore::sync`] takes.
+    budget: Option<FileBudget>,
     storage: RwLock<Option<Storage>>,
     length: AtomicU64,
     byte_length: AtomicU64,
@@ -307,6 +309,11 @@ impl ManagedCore {
         options: OpenOptions,
     ) -> Result<Self> {
         let where_ = path.clone().unwrap_or_else(|| PathBuf::from(":memory:"));
+        // Opening may rewrite damaged parts and syncs every file: a write turn.
+        let _turn = match (&options.budget, &path) {
+            (Some(budget), Some(_)) => budget.write_turn().await,
+            _ => None,
+        };
         let storage = Storage::open(files.clone(), options.keys.clone(), options.format.into())
             .map_err(|e| storage_error(&name, &where_, e))?;
         let length = storage.tree().length();
@@ -324,6 +331,7 @@ impl ManagedCore {
                 writable: storage.writable(),
                 durability: options.durability,
                 files,
+                budget: options.budget,
                 length: AtomicU64::new(length),
                 byte_length: AtomicU64::new(storage.tree().byte_length()),
                 progress_tx: tokio::sync::watch::Sender::new(progress),
@@ -427,6 +435,7 @@ impl ManagedCore {
         let manifest = crate::manifest::Manifest::decode_for_key(&self.inner.key, encoded)
             .map_err(|e| self.invalid(0, format!("manifest from a peer rejected: {e}")))?;
         let mut guard = self.inner.storage.write().await;
+        let _turn = self.write_turn().await;
         let storage = self.usable_mut(&mut guard)?;
         if storage.needs_manifest()
             && let Some(size) = storage.header_overflow_with(&manifest)
@@ -518,6 +527,8 @@ impl ManagedCore {
         if batch.is_empty() {
             return Ok(start..start);
         }
+        let _turn = self.write_turn().await;
+        let storage = self.usable_mut(&mut guard)?;
         let fsync = self.inner.durability == Durability::FsyncPerBatch;
         let prepared = storage.append_prepare(batch).map_err(|e| self.error(e))?;
         self.sync(std::slice::from_ref(&self.inner.files.data), fsync)
@@ -636,6 +647,8 @@ impl ManagedCore {
             Err(ReadError::Invalid(reason)) => return Err(self.invalid(seq, reason)),
             Err(ReadError::Storage(e)) => return Err(self.error(e)),
         };
+        let _turn = self.write_turn().await;
+        let storage = self.usable_mut(&mut guard)?;
         if !storage.drop_block(seq).map_err(|e| self.error(e))? {
             return Err(self.damaged(seq, reason));
         }
@@ -724,6 +737,7 @@ impl ManagedCore {
         if guard.is_none() {
             return Ok(());
         }
+        let _turn = self.write_turn().await;
         let checkpoint = if self.broken_reason().is_none() {
             self.checkpoint_if_due(&mut guard, true).await
         } else {
@@ -758,6 +772,7 @@ impl ManagedCore {
     /// does not reproduce the signed tree (nothing is rewritten then), `IO_ERROR`.
     pub async fn repair(&self) -> Result<Repaired> {
         let mut guard = self.inner.storage.write().await;
+        let _turn = self.write_turn().await;
         // Everything pending goes to the files first, so the rebuild reads one truth.
         self.checkpoint_if_due(&mut guard, true).await?;
         let storage = self.usable_mut(&mut guard)?;
@@ -878,6 +893,8 @@ impl ManagedCore {
                 return Err(self.invalid(seq, format!("proof from a peer rejected: {e}")));
             }
         };
+        let _turn = self.write_turn().await;
+        let storage = self.usable_mut(&mut guard)?;
         let applied = match storage.apply_verified(verified) {
             Ok(applied) => applied,
             Err(e) => return Err(self.broken(e)),
@@ -973,6 +990,16 @@ impl ManagedCore {
         warn!(log = %self.inner.name, %reason, "log is unusable until reopened");
         *self.inner.broken.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
         self.error(e)
+    }
+
+    /// A write turn of the file budget, if the log has one (see [`FileBudget`], "Write
+    /// turns"): taken by every operation that writes or syncs, after its log's lock and
+    /// before its first write, and held until its last sync returned.
+    async fn write_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match (&self.inner.budget, &self.inner.path) {
+            (Some(budget), Some(_)) => budget.write_turn().await,
+            _ => None,
+        }
     }
 
     /// Syncs `files` (in order) on the blocking pool when `wanted`.
