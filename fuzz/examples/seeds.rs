@@ -135,6 +135,35 @@ fn udx() -> Result {
     Ok(())
 }
 
+/// Scripts for the stream target: a connected writer acked in order, with a gap SACKed,
+/// timed out; a receiver of out-of-order data with END; a DESTROY.
+fn udx_stream() -> Result {
+    use nova_hypercore_fuzz::udx_script_packet as packet;
+    const POLL: u8 = 8;
+    const STEP: u8 = 2;
+    let mut seeds = Seeds::new("udx_stream")?;
+    let mut writer = vec![0, 3, 40, POLL];
+    writer.extend(packet(0, 0, 3, &[], 0));
+    writer.extend(packet(0x04, 0, 3, &[(5, 9)], 0));
+    writer.extend([STEP, 40, POLL, STEP, 200, POLL]);
+    writer.extend(packet(0, 0, 17, &[], 0));
+    writer.extend([5, POLL, STEP, 255, POLL]);
+    seeds.add("writer-acks-sack-timeout", &writer)?;
+    let mut reader = vec![0];
+    reader.extend(packet(0x01, 1, 0, &[], 100));
+    reader.extend(packet(0x01, 0, 0, &[], 100));
+    reader.extend(packet(0x03, 3, 0, &[], 10));
+    reader.extend(packet(0x01, 2, 0, &[], 100));
+    reader.extend([POLL, 4, 5, POLL, 7, POLL]);
+    seeds.add("reader-reorder-end", &reader)?;
+    let mut destroy = vec![0, 3, 10, POLL];
+    destroy.extend(packet(0x20, 0, 0, &[], 0));
+    destroy.extend([POLL, 6, POLL]);
+    destroy.extend(packet(0x10, 0, 0, &[], 0));
+    seeds.add("heartbeat-destroy", &destroy)?;
+    Ok(())
+}
+
 fn manifests() -> Result {
     let golden = json("crates/managed-core/tests/golden/manifest/vectors.json")?;
     let mut seeds = Seeds::new("manifest")?;
@@ -303,6 +332,9 @@ fn regressions() -> Result {
 /// delivers its messages. A seed that stopped at the door would fuzz nothing.
 fn check() -> Result {
     let dir = root().join("fuzz/seeds");
+    for entry in std::fs::read_dir(dir.join("udx_stream"))? {
+        nova_hypercore_fuzz::udx_stream(&std::fs::read(entry?.path())?);
+    }
     for entry in std::fs::read_dir(dir.join("proof"))? {
         let path = entry?.path();
         if !nova_hypercore_fuzz::proof(&std::fs::read(&path)?) {
@@ -344,6 +376,7 @@ fn check() -> Result {
 fn main() -> Result {
     wire_and_mux()?;
     udx()?;
+    udx_stream()?;
     manifests()?;
     let _ = writers();
     block_on(async { oplogs().await })?;

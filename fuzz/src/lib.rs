@@ -410,3 +410,142 @@ pub fn udx_packet(data: &[u8]) {
         assert_eq!(again, data);
     }
 }
+
+/// Script bytes for [`udx_stream`] (for seeds): a packet from the peer.
+pub fn udx_script_packet(
+    flags: u8,
+    seq: u16,
+    ack: u16,
+    sacks: &[(u16, u16)],
+    payload_words: u8,
+) -> Vec<u8> {
+    let mut out = vec![1, flags, 6];
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&ack.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&1024u16.to_le_bytes());
+    out.push(sacks.len() as u8);
+    out.push(payload_words);
+    for (start, end) in sacks {
+        out.extend_from_slice(&start.to_le_bytes());
+        out.extend_from_slice(&end.to_le_bytes());
+    }
+    out.extend(std::iter::repeat_n(0x5a, usize::from(payload_words) * 8));
+    out
+}
+
+/// `udx_stream`: our UDX stream state machine driven by a script of operations read
+/// from the input (a hostile peer's packets with seqs and acks near the stream's, clock
+/// steps, application writes, reads, END, DESTROY, messages). Checks beyond "no panic":
+/// what the stream holds stays within its configured buffers, every datagram it sends
+/// decodes, is addressed to the peer and fits a datagram, and one poll round sends a
+/// bounded number of packets.
+pub fn udx_stream(data: &[u8]) {
+    use nova_hypercore_replication::udx::stream::{Config, MAX_MESSAGES, Stream};
+    use std::time::{Duration, Instant};
+
+    const BUFFER: usize = 64 * 1024;
+    let config = Config {
+        send_buffer: BUFFER,
+        recv_window: BUFFER,
+        ..Config::default()
+    };
+    let start = Instant::now();
+    let mut now = start;
+    let mut stream = Stream::new(config);
+    let mut rest = data;
+    let mut out = Vec::new();
+    fn take<'a>(n: usize, rest: &mut &'a [u8]) -> &'a [u8] {
+        let (head, tail) = rest.split_at(n.min(rest.len()));
+        *rest = tail;
+        head
+    }
+    while let Some((&op, tail)) = rest.split_first() {
+        rest = tail;
+        match op % 9 {
+            0 => stream.connect(7),
+            1 => {
+                // A packet: flags, data_offset, seq and ack as u16 (near the stream's
+                // numbers) or u32 when the top flag bit asks, rwnd, SACK count, payload.
+                let h = take(12, &mut rest);
+                if h.len() < 12 {
+                    break;
+                }
+                let wide = h[0] & 0x80 != 0;
+                let word = |i: usize| u32::from(u16::from_le_bytes([h[i], h[i + 1]]));
+                let (seq, ack) = if wide {
+                    (word(2) << 16 | word(4), word(6) << 16)
+                } else {
+                    (word(2), word(4))
+                };
+                let header = udx_packet::Header {
+                    flags: Flags::from_bits(h[0] & 0x3f),
+                    data_offset: 0,
+                    id: 1,
+                    rwnd: word(8) << (h[1] % 16),
+                    seq,
+                    ack,
+                };
+                let sacks: Vec<udx_packet::SackBlock> = (0..usize::from(h[10] % 8))
+                    .filter_map(|_| {
+                        let b = take(4, &mut rest);
+                        (b.len() == 4).then(|| udx_packet::SackBlock {
+                            start: u32::from(u16::from_le_bytes([b[0], b[1]])),
+                            end: u32::from(u16::from_le_bytes([b[2], b[3]])),
+                        })
+                    })
+                    .collect();
+                let payload = take(usize::from(h[11]) * 8, &mut rest);
+                let packet = udx_packet::Packet {
+                    header,
+                    sacks,
+                    payload,
+                };
+                // Through the codec, as the driver hands packets over.
+                let bytes = packet.to_bytes();
+                if let Ok(Some(packet)) = udx_packet::decode(&bytes) {
+                    stream.on_packet(now, &packet);
+                }
+            }
+            2 => {
+                let step = rest.first().copied().unwrap_or(0);
+                rest = rest.get(1..).unwrap_or_default();
+                now += Duration::from_millis(u64::from(step) * u64::from(step));
+                if stream.poll_timeout().is_some_and(|t| t <= now) {
+                    stream.on_timeout(now);
+                }
+            }
+            3 => {
+                let n = usize::from(rest.first().copied().unwrap_or(0)) * 512;
+                rest = rest.get(1..).unwrap_or_default();
+                let _ = stream.write(&vec![0xab; n]);
+            }
+            4 => while stream.read().is_some() {},
+            5 => stream.end(),
+            6 => stream.destroy(),
+            7 => {
+                let _ = stream.send_message(b"message");
+                while stream.read_message().is_some() {}
+            }
+            _ => {
+                // The window, the queued messages, and a few control packets.
+                let bound = stream.congestion_window() + MAX_MESSAGES + 16;
+                let mut sent = 0;
+                while stream.poll_transmit(now, &mut out) {
+                    sent += 1;
+                    assert!(
+                        sent <= bound,
+                        "{sent} packets in one round (window {bound})"
+                    );
+                    assert!(out.len() <= udx_packet::HEADER_LEN + 1152 + MAX_SACKS * 8);
+                    let Ok(Some(p)) = udx_packet::decode(&out) else {
+                        panic!("undecodable datagram {out:02x?}");
+                    };
+                    assert_eq!(p.header.id, 7);
+                }
+            }
+        }
+        assert!(stream.readable() <= BUFFER);
+        assert!(stream.writable() <= BUFFER);
+    }
+}

@@ -27,6 +27,7 @@ pub(crate) const TARGETS: &[&str] = &[
     "core_open",
     "proof",
     "udx_packet",
+    "udx_stream",
 ];
 
 /// The cargo-fuzz release installed when it is missing (it builds on stable).
