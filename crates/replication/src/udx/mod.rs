@@ -19,4 +19,5 @@ pub mod recv;
 pub mod rtt;
 pub mod send;
 pub mod seq;
+pub mod socket;
 pub mod stream;
