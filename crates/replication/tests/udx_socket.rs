@@ -172,3 +172,38 @@ async fn destroy_resets_the_peer_and_a_vanished_peer_is_an_error_not_a_hang() {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_stream_takes_the_first_packet_its_hook_accepts_and_connects_to_it() {
+    let (server, _other) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (wrong, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (right, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut waiting = server.stream();
+    let right_addr = right.local_addr().unwrap();
+    let mut intruder = wrong.stream();
+    let mut dialing = right.stream();
+    // Both know the server's id; only one is the peer the hook waits for.
+    waiting.on_first_packet(dialing.id(), move |from| from == right_addr);
+    intruder.connect(waiting.id(), server.local_addr().unwrap());
+    intruder.write_all(b"refused").await.unwrap();
+    dialing.connect(waiting.id(), server.local_addr().unwrap());
+    dialing.write_all(b"taken").await.unwrap();
+    let mut buf = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(5), waiting.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"taken");
+    assert_eq!(waiting.remote(), (Some(dialing.id()), Some(right_addr)));
+    // Connected by the hook: it answers without a connect call.
+    waiting.write_all(b"back").await.unwrap();
+    let mut buf = [0u8; 4];
+    dialing.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"back");
+}

@@ -112,7 +112,7 @@ pub(crate) async fn connect(
         relay,
         payload: SecurePayload::new(hs.noise.holepunch_secret),
     };
-    let puncher = Puncher::open(true, host, UdxRuntime::shared(runtime.handle()))
+    let puncher = Puncher::open(true, host)
         .await
         .map_err(|e| HolepunchError::Stream(format!("puncher socket: {e}")))?;
     let server = hs.reply.server_address.clone();
@@ -177,7 +177,7 @@ pub(crate) async fn connect(
 async fn open_stream(
     runtime: &UdxRuntime,
     hs: &Handshake,
-    socket: libudx::UdxSocket,
+    socket: crate::udx::socket::Endpoint,
     addr: SocketAddr,
 ) -> Result<Connection, HolepunchError> {
     let remote_id = hs
@@ -187,6 +187,7 @@ async fn open_stream(
         .and_then(|u| u32::try_from(u.id).ok())
         .ok_or_else(|| HolepunchError::Stream("the server sent no stream id".into()))?;
     let ids = (hs.local_stream_id, remote_id);
+    let socket = stream::Socket::Ours(socket);
     stream::dial(runtime, socket, ids, addr, &hs.noise, STREAM_WAIT)
         .await
         .map_err(|e| HolepunchError::Stream(e.to_string()))

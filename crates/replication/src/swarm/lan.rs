@@ -548,6 +548,7 @@ async fn dial(
         _ => fresh_socket(runtime).await?,
     };
     let ids = (hs.local_stream_id, remote_id);
+    let socket = stream::Socket::Dht(socket);
     let connection = stream::dial(runtime, socket, ids, addr, &hs.noise, STREAM_TIMEOUT).await?;
     debug!(%addr, "LAN path: connected");
     Ok(connection)

@@ -15,7 +15,9 @@
 //! - both random: nothing (a blind relay is needed).
 //!
 //! Unlike peeroxide-dht's puncher, the socket that heard the other side is known
-//! ([`Puncher::connected`] says which), so the stream is made on that socket.
+//! ([`Puncher::connected`] says which), so the stream is made on that socket. The
+//! sockets are ours ([`Endpoint`]s): a holepunched connection runs on our own UDX
+//! stream; what is not for one of its streams (probes, DHT replies) comes here.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -23,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libudx::{UdxRuntime, UdxSocket};
+use crate::udx::socket::Endpoint;
 use peeroxide_dht::hyperdht_messages::{FIREWALL_CONSISTENT, FIREWALL_OPEN, FIREWALL_RANDOM};
 use peeroxide_dht::messages::{
     Command, Ipv4Peer, Message, Request, Response, decode_message, encode_request_to_bytes,
@@ -75,8 +77,7 @@ struct Remote {
 struct Inner {
     initiator: bool,
     host: IpAddr,
-    runtime: UdxRuntime,
-    sockets: Mutex<Vec<UdxSocket>>,
+    sockets: Mutex<Vec<Endpoint>>,
     nat: Mutex<Samples>,
     pings: Mutex<HashMap<u16, oneshot::Sender<Response>>>,
     next_tid: AtomicU16,
@@ -91,7 +92,7 @@ struct Inner {
 }
 
 /// Called with each socket's index and the socket.
-type SocketHook = Box<dyn Fn(usize, &UdxSocket) + Send + Sync>;
+type SocketHook = Box<dyn Fn(usize, &Endpoint) + Send + Sync>;
 
 /// A holepuncher; dropping it stops every probe and closes the sockets no stream
 /// holds.
@@ -116,18 +117,13 @@ fn socket_addr(peer: &Ipv4Peer) -> Option<SocketAddr> {
 
 impl Puncher {
     /// A puncher with one socket bound to `host` (port chosen by the system).
-    pub(crate) async fn open(
-        initiator: bool,
-        host: IpAddr,
-        runtime: UdxRuntime,
-    ) -> Result<Puncher, libudx::UdxError> {
+    pub(crate) async fn open(initiator: bool, host: IpAddr) -> std::io::Result<Puncher> {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.subsec_nanos());
         let inner = Arc::new(Inner {
             initiator,
             host,
-            runtime,
             sockets: Mutex::new(Vec::new()),
             nat: Mutex::new(Samples::default()),
             pings: Mutex::new(HashMap::new()),
@@ -144,13 +140,13 @@ impl Puncher {
     }
 
     /// Opens one more socket and listens on it; its index.
-    async fn add_socket(&self) -> Result<usize, libudx::UdxError> {
+    async fn add_socket(&self) -> std::io::Result<usize> {
         Inner::add_socket(&self.inner).await
     }
 
     /// Calls `hook` for each of our sockets, those open now and those we open later
     /// (birthday sockets).
-    pub(crate) fn on_socket(&self, hook: impl Fn(usize, &UdxSocket) + Send + Sync + 'static) {
+    pub(crate) fn on_socket(&self, hook: impl Fn(usize, &Endpoint) + Send + Sync + 'static) {
         let sockets = lock(&self.inner.sockets).clone();
         for (i, socket) in sockets.iter().enumerate() {
             hook(i, socket);
@@ -159,7 +155,7 @@ impl Puncher {
     }
 
     /// Our socket number `i` (0: the first).
-    pub(crate) fn socket(&self, i: usize) -> Option<UdxSocket> {
+    pub(crate) fn socket(&self, i: usize) -> Option<Endpoint> {
         lock(&self.inner.sockets).get(i).cloned()
     }
 
@@ -335,10 +331,8 @@ impl Puncher {
 }
 
 impl Inner {
-    async fn add_socket(inner: &Arc<Inner>) -> Result<usize, libudx::UdxError> {
-        let socket = inner.runtime.create_socket().await?;
-        socket.bind(SocketAddr::new(inner.host, 0)).await?;
-        let mut datagrams = socket.recv_start()?;
+    async fn add_socket(inner: &Arc<Inner>) -> std::io::Result<usize> {
+        let (socket, mut datagrams) = Endpoint::bind(SocketAddr::new(inner.host, 0)).await?;
         let index = {
             let mut sockets = lock(&inner.sockets);
             sockets.push(socket.clone());
@@ -349,16 +343,16 @@ impl Inner {
         }
         let me = Arc::downgrade(inner);
         lock(&inner.tasks).spawn(async move {
-            while let Some(datagram) = datagrams.recv().await {
+            while let Some((data, from)) = datagrams.recv().await {
                 let Some(inner) = me.upgrade() else { return };
-                inner.on_datagram(index, &socket, &datagram.data, datagram.addr);
+                inner.on_datagram(index, &socket, &data, from);
             }
         });
         Ok(index)
     }
 
     /// A datagram that is not a UDX packet: a probe (one byte) or a DHT reply.
-    fn on_datagram(&self, index: usize, socket: &UdxSocket, data: &[u8], from: SocketAddr) {
+    fn on_datagram(&self, index: usize, socket: &Endpoint, data: &[u8], from: SocketAddr) {
         if data.len() <= 1 {
             if !self.initiator {
                 // JS: the server answers each probe, so the client learns which of
@@ -414,7 +408,7 @@ impl Inner {
         let bytes = encode_request_to_bytes(&request).ok()?;
         let (tx, rx) = oneshot::channel();
         lock(&inner.pings).insert(tid, tx);
-        let _ = socket.send_to(&bytes, to);
+        send(&socket, bytes, to, None);
         let reply = tokio::time::timeout(timeout, rx).await;
         lock(&inner.pings).remove(&tid);
         reply.ok()?.ok()
@@ -499,19 +493,23 @@ impl Inner {
 
 /// Sends one probe (`[0]`, JS's `HOLEPUNCH`); `low_ttl`: only far enough to open our
 /// own NAT's mapping.
-fn probe(socket: &UdxSocket, to: SocketAddr, low_ttl: bool) {
-    if low_ttl {
-        let _ = socket.set_ttl(LOW_TTL);
-    }
-    let _ = socket.send_to(&[0], to);
-    if low_ttl {
-        // `send_to` sends from a task; put the TTL back once it ran.
-        let socket = socket.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+fn probe(socket: &Endpoint, to: SocketAddr, low_ttl: bool) {
+    send(socket, vec![0], to, low_ttl.then_some(LOW_TTL));
+}
+
+/// Sends `bytes` from `socket` to `to` from a task (a fresh socket may not be known
+/// writable yet, so a `try_send` could fail), with `ttl` for this datagram if given.
+fn send(socket: &Endpoint, bytes: Vec<u8>, to: SocketAddr, ttl: Option<u32>) {
+    let socket = socket.socket().clone();
+    tokio::spawn(async move {
+        if let Some(ttl) = ttl {
+            let _ = socket.set_ttl(ttl);
+        }
+        let _ = socket.send_to(&bytes, to).await;
+        if ttl.is_some() {
             let _ = socket.set_ttl(DEFAULT_TTL);
-        });
-    }
+        }
+    });
 }
 
 /// JS `coerceFirewall`: an open NAT punches like a consistent one.
@@ -571,13 +569,9 @@ mod tests {
     #[tokio::test]
     async fn an_initiator_learns_which_socket_the_other_side_reached() {
         let lo = IpAddr::from([127, 0, 0, 1]);
-        let ours = Puncher::open(true, lo, UdxRuntime::new().unwrap())
-            .await
-            .unwrap();
-        let theirs = Puncher::open(false, lo, UdxRuntime::new().unwrap())
-            .await
-            .unwrap();
-        let their_addr = theirs.socket(0).unwrap().local_addr().await.unwrap();
+        let ours = Puncher::open(true, lo).await.unwrap();
+        let theirs = Puncher::open(false, lo).await.unwrap();
+        let their_addr = theirs.socket(0).unwrap().local_addr().unwrap();
         let mut connected = ours.connected();
         // Our probe reaches the server side, which answers it: we learn its address.
         probe(&ours.socket(0).unwrap(), their_addr, false);

@@ -49,7 +49,7 @@ use tracing::debug;
 
 use super::connected::Gate;
 use super::puncher::Puncher;
-use super::stream::{Connection, RawStream};
+use super::stream::{Connection, RawStream, Socket};
 
 /// How long a handshake waits for the client's first packet (JS
 /// `HANDSHAKE_INITIAL_TIMEOUT`).
@@ -290,20 +290,16 @@ impl Server {
             Some(listen) => listen.local_addr().await.ok()?.port(),
             None => primary.local_addr().await.ok()?.port(),
         };
-        let mut sockets = vec![primary];
+        let mut sockets = vec![Socket::Dht(primary.clone())];
         if let Some(listen) = listen {
-            sockets.push(listen);
+            sockets.push(Socket::Dht(listen));
         }
         let mut puncher = None;
         if self.options.firewalled && !dial_client && error == ERROR_NONE {
-            let p = Puncher::open(
-                false,
-                self.options.host,
-                UdxRuntime::shared(self.runtime.clone()),
-            )
-            .await
-            .map_err(|e| debug!(error = %e, "server: no puncher socket"))
-            .ok()?;
+            let p = Puncher::open(false, self.options.host)
+                .await
+                .map_err(|e| debug!(error = %e, "server: no puncher socket"))
+                .ok()?;
             let mut nodes = self.dht.current_relay_addresses();
             for node in &self.options.bootstrap {
                 if !nodes.contains(node) {
@@ -315,7 +311,7 @@ impl Server {
         }
         let mut ports = Vec::with_capacity(sockets.len());
         for socket in &sockets {
-            ports.push(socket.local_addr().await.ok()?.port());
+            ports.push(socket.port().await?);
         }
 
         // Open: where the DHT saw our socket first (peeroxide-dht's own list), then our
@@ -392,7 +388,9 @@ impl Server {
         }
         let remote_id = u32::try_from(remote_udx?.id).ok()?;
         let session = if dial_client {
-            let stream = RawStream::create(&runtime, local_id).await.ok()?;
+            let stream = RawStream::create(&runtime, &sockets[0], local_id)
+                .await
+                .ok()?;
             Session::Dial {
                 stream,
                 socket: sockets.swap_remove(0),
@@ -425,7 +423,8 @@ impl Server {
                 let first_puncher_index = sockets.len();
                 let (rt, w) = (self.runtime.clone(), waiting.clone());
                 p.on_socket(move |i, socket| {
-                    let (rt, w, socket) = (rt.clone(), w.clone(), socket.clone());
+                    let (rt, w) = (rt.clone(), w.clone());
+                    let socket = Socket::Ours(socket.clone());
                     tokio::spawn(async move {
                         w.listen(&UdxRuntime::shared(rt), first_puncher_index + i, socket)
                             .await;
@@ -439,7 +438,7 @@ impl Server {
                         puncher: Arc::new(p),
                         round: 0,
                         punching: punching_tx,
-                        primary: sockets[0].clone(),
+                        primary,
                         probed: false,
                     },
                 );
@@ -643,7 +642,7 @@ enum Session {
     /// The client is open: we dial it.
     Dial {
         stream: RawStream,
-        socket: UdxSocket,
+        socket: Socket,
         remote_id: u32,
         client: SocketAddr,
         keys: NoiseWrapResult,
@@ -670,15 +669,15 @@ type FirstPacket = oneshot::Sender<(usize, SocketAddr)>;
 #[derive(Clone)]
 struct Waiting {
     first: Arc<Mutex<Option<FirstPacket>>>,
-    streams: Arc<Mutex<Vec<(usize, RawStream, UdxSocket)>>>,
+    streams: Arc<Mutex<Vec<(usize, RawStream, Socket)>>>,
     local_id: u32,
     remote_id: u32,
 }
 
 impl Waiting {
     /// A stream with our id listening on `socket` (number `index`).
-    async fn listen(&self, runtime: &UdxRuntime, index: usize, socket: UdxSocket) {
-        let Ok(stream) = RawStream::create(runtime, self.local_id).await else {
+    async fn listen(&self, runtime: &UdxRuntime, index: usize, socket: Socket) {
+        let Ok(stream) = RawStream::create(runtime, &socket, self.local_id).await else {
             return;
         };
         let first = self.first.clone();
@@ -700,7 +699,7 @@ impl Waiting {
     }
 
     /// The stream on socket `index` (the others are dropped with `self`).
-    fn take(self, index: usize) -> Option<(RawStream, UdxSocket)> {
+    fn take(self, index: usize) -> Option<(RawStream, Socket)> {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         let at = streams.iter().position(|(i, _, _)| *i == index)?;
         let (_, stream, socket) = streams.swap_remove(at);

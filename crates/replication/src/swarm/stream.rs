@@ -3,11 +3,13 @@
 //! ids and Noise keys: `lan.rs`, `holepunch.rs`, `server.rs`) and "an encrypted
 //! stream is up" ([`Connection`], which `SwarmPeer` pumps).
 //!
-//! Today the stream is libudx's (peeroxide-dht's UDX); issue 22 swaps in our own UDX
-//! stream here: [`RawStream`] is the only type in the swarm that touches a libudx
+//! Two kinds of socket carry streams ([`Socket`]): the DHT's (peeroxide-dht's libudx
+//! sockets: a stream there is libudx's) and ours (the holepuncher's
+//! [`Endpoint`](crate::udx::socket::Endpoint)s: a stream there is our own UDX stream,
+//! `crate::udx`). [`RawStream`] is the only type in the swarm that touches either
 //! stream, and [`Connection::new`] takes a secret stream over any byte stream (the
-//! pump is generic), so the set-up code does not change. The sockets stay libudx's
-//! (the DHT and the puncher share them).
+//! pump is generic), so the set-up code picks a socket and does not care which kind
+//! (issue 22; docs/udx-socket-seam.md for how the DHT's sockets get ours next).
 //!
 //! Must not: decide who dials or how (that is the set-up's), or know about sessions.
 
@@ -17,6 +19,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use libudx::{UdxError, UdxRuntime, UdxSocket, UdxStream};
+
+use crate::udx::socket::{Endpoint, UdxStream as OurStream};
 use peeroxide_dht::hyperdht::PeerConnection;
 use peeroxide_dht::noise_wrap::NoiseWrapResult;
 use peeroxide_dht::secret_stream::{SecretStream, SecretStreamError};
@@ -35,6 +39,12 @@ pub(crate) enum StreamError {
         #[source]
         source: UdxError,
     },
+    /// Our stream could not be made on our socket.
+    #[error("UDX stream ({addr}): {reason}")]
+    Stream { addr: SocketAddr, reason: String },
+    /// A stream of one kind on a socket of the other (a bug of ours).
+    #[error("UDX stream and socket of different kinds ({addr})")]
+    Mismatch { addr: SocketAddr },
     /// The peer did not take our secret stream in time.
     #[error("no secret stream from {addr} within {wait:?}")]
     Timeout { addr: SocketAddr, wait: Duration },
@@ -47,30 +57,76 @@ pub(crate) enum StreamError {
     },
 }
 
-/// Our end of a stream to a peer, made with our stream id (libudx's today).
-pub(crate) struct RawStream(UdxStream);
+/// A UDP socket a stream can be made on.
+#[derive(Clone)]
+pub(crate) enum Socket {
+    /// One of the DHT's (libudx): streams there are libudx's.
+    Dht(UdxSocket),
+    /// One of ours (the holepuncher's): streams there are our own UDX streams.
+    Ours(Endpoint),
+}
+
+impl Socket {
+    /// The port it is bound to.
+    pub(crate) async fn port(&self) -> Option<u16> {
+        match self {
+            Socket::Dht(socket) => socket.local_addr().await.ok().map(|a| a.port()),
+            Socket::Ours(endpoint) => endpoint.local_addr().ok().map(|a| a.port()),
+        }
+    }
+}
+
+/// Our end of a stream to a peer, made with our stream id on one of our sockets.
+pub(crate) enum RawStream {
+    /// libudx's, on a DHT socket.
+    Libudx(UdxStream),
+    /// Ours, on one of our endpoints.
+    Ours(OurStream),
+}
 
 impl RawStream {
-    /// A stream with our id `local_id` (the one the handshake offered).
-    pub(crate) async fn create(runtime: &UdxRuntime, local_id: u32) -> Result<Self, UdxError> {
-        runtime.create_stream(local_id).await.map(RawStream)
+    /// A stream with our id `local_id` (the one the handshake offered), of the kind
+    /// `socket` carries.
+    pub(crate) async fn create(
+        runtime: &UdxRuntime,
+        socket: &Socket,
+        local_id: u32,
+    ) -> Result<Self, String> {
+        match socket {
+            Socket::Dht(_) => runtime
+                .create_stream(local_id)
+                .await
+                .map(RawStream::Libudx)
+                .map_err(|e| e.to_string()),
+            Socket::Ours(endpoint) => endpoint
+                .stream_with_id(local_id)
+                .map(RawStream::Ours)
+                .ok_or_else(|| format!("stream id {local_id} is taken on our socket")),
+        }
     }
 
     /// Connects it, over `socket`, to the peer's stream `remote_id` at `addr`.
     pub(crate) async fn connect(
         &self,
-        socket: &UdxSocket,
+        socket: &Socket,
         remote_id: u32,
         addr: SocketAddr,
     ) -> Result<(), StreamError> {
-        self.0
-            .connect(socket, remote_id, addr)
-            .await
-            .map_err(|source| StreamError::Udx {
-                what: "connect",
-                addr,
-                source,
-            })
+        match (self, socket) {
+            (RawStream::Libudx(stream), Socket::Dht(socket)) => stream
+                .connect(socket, remote_id, addr)
+                .await
+                .map_err(|source| StreamError::Udx {
+                    what: "connect",
+                    addr,
+                    source,
+                }),
+            (RawStream::Ours(stream), Socket::Ours(_)) => {
+                stream.connect(remote_id, addr);
+                Ok(())
+            }
+            _ => Err(StreamError::Mismatch { addr }),
+        }
     }
 
     /// Listens on `socket` for the first packet of the peer's stream `remote_id` (from
@@ -78,14 +134,22 @@ impl RawStream {
     /// stream takes it (and connects to `from`).
     pub(crate) fn on_first_packet(
         &self,
-        socket: &UdxSocket,
+        socket: &Socket,
         remote_id: u32,
         first: impl Fn(SocketAddr) -> bool + Send + Sync + 'static,
-    ) -> Result<(), UdxError> {
-        self.0
-            .set_firewall_hook(socket, remote_id, move |_, port, ip| {
-                first(SocketAddr::new(ip, port))
-            })
+    ) -> Result<(), String> {
+        match (self, socket) {
+            (RawStream::Libudx(stream), Socket::Dht(socket)) => stream
+                .set_firewall_hook(socket, remote_id, move |_, port, ip| {
+                    first(SocketAddr::new(ip, port))
+                })
+                .map_err(|e| e.to_string()),
+            (RawStream::Ours(stream), Socket::Ours(_)) => {
+                stream.on_first_packet(remote_id, first);
+                Ok(())
+            }
+            _ => Err("a stream and a socket of different kinds".into()),
+        }
     }
 
     /// The encrypted stream on this one, with the handshake's keys (the ID header
@@ -93,44 +157,58 @@ impl RawStream {
     pub(crate) async fn secure(
         self,
         keys: &NoiseWrapResult,
-        socket: UdxSocket,
+        socket: Socket,
         addr: SocketAddr,
         wait: Duration,
     ) -> Result<Connection, StreamError> {
-        let heard = Heard::new();
-        let secret = SecretStream::from_session(
-            keys.is_initiator,
-            Listened::new(self.0.into_async_stream(), heard.clone()),
-            keys.tx,
-            keys.rx,
-            keys.handshake_hash,
-            keys.remote_public_key,
-        );
-        let secret = tokio::time::timeout(wait, secret)
-            .await
-            .map_err(|_| StreamError::Timeout { addr, wait })?
-            .map_err(|source| StreamError::Secret { addr, source })?;
-        Ok(Connection::new(secret, socket, addr, Some(heard)))
+        match self {
+            RawStream::Libudx(stream) => {
+                secure_on(stream.into_async_stream(), keys, socket, addr, wait).await
+            }
+            RawStream::Ours(stream) => secure_on(stream, keys, socket, addr, wait).await,
+        }
     }
+}
+
+async fn secure_on<T>(
+    stream: T,
+    keys: &NoiseWrapResult,
+    socket: Socket,
+    addr: SocketAddr,
+    wait: Duration,
+) -> Result<Connection, StreamError>
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let heard = Heard::new();
+    let secret = SecretStream::from_session(
+        keys.is_initiator,
+        Listened::new(stream, heard.clone()),
+        keys.tx,
+        keys.rx,
+        keys.handshake_hash,
+        keys.remote_public_key,
+    );
+    let secret = tokio::time::timeout(wait, secret)
+        .await
+        .map_err(|_| StreamError::Timeout { addr, wait })?
+        .map_err(|source| StreamError::Secret { addr, source })?;
+    Ok(Connection::new(secret, socket, addr, Some(heard)))
 }
 
 /// Connects a fresh stream (our id `local_id`) over `socket` to the peer's `remote_id`
 /// at `addr` and secures it: the client side of every path we dial.
 pub(crate) async fn dial(
     runtime: &UdxRuntime,
-    socket: UdxSocket,
+    socket: Socket,
     (local_id, remote_id): (u32, u32),
     addr: SocketAddr,
     keys: &NoiseWrapResult,
     wait: Duration,
 ) -> Result<Connection, StreamError> {
-    let stream = RawStream::create(runtime, local_id)
+    let stream = RawStream::create(runtime, &socket, local_id)
         .await
-        .map_err(|source| StreamError::Udx {
-            what: "stream",
-            addr,
-            source,
-        })?;
+        .map_err(|reason| StreamError::Stream { addr, reason })?;
     stream.connect(&socket, remote_id, addr).await?;
     stream.secure(keys, socket, addr, wait).await
 }

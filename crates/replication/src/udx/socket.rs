@@ -67,7 +67,6 @@ struct Shared {
     notify: Notify,
 }
 
-#[derive(Debug)]
 struct State {
     stream: Stream,
     remote: Option<SocketAddr>,
@@ -77,6 +76,22 @@ struct State {
     dropped: bool,
     /// A payload read in part: the rest, from the offset.
     partial: Option<(Vec<u8>, usize)>,
+    /// Asked before an unconnected stream takes its first packet: whether to take it
+    /// (and connect to its sender's stream id given with the hook).
+    first_packet: Option<(u32, FirstPacketHook)>,
+}
+
+/// Decides whether a waiting stream takes a first packet from this address.
+type FirstPacketHook = Box<dyn Fn(SocketAddr) -> bool + Send + Sync>;
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("stream", &self.stream)
+            .field("remote", &self.remote)
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
+    }
 }
 
 impl State {
@@ -129,6 +144,16 @@ impl Endpoint {
     /// for its id from anyone and connects to its sender with
     /// [`UdxStream::connect`] (or sends first once connected).
     pub fn stream(&self) -> UdxStream {
+        loop {
+            if let Some(stream) = self.stream_with_id(random_id()) {
+                return stream;
+            }
+        }
+    }
+
+    /// A new stream with id `id` (offered to the peer already), unless a stream of
+    /// this endpoint has it.
+    pub fn stream_with_id(&self, id: u32) -> Option<UdxStream> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 stream: Stream::new(self.inner.config.clone()),
@@ -137,24 +162,20 @@ impl Endpoint {
                 write_waker: None,
                 dropped: false,
                 partial: None,
+                first_packet: None,
             }),
             notify: Notify::new(),
         });
-        let id = {
-            let mut streams = lock(&self.inner.streams);
-            let mut id = random_id();
-            loop {
-                match streams.entry(id) {
-                    Entry::Vacant(slot) => {
-                        slot.insert(shared.clone());
-                        break id;
-                    }
-                    Entry::Occupied(_) => id = random_id(),
-                }
-            }
+        match lock(&self.inner.streams).entry(id) {
+            Entry::Vacant(slot) => slot.insert(shared.clone()),
+            Entry::Occupied(_) => return None,
         };
         tokio::spawn(drive(self.inner.clone(), id, shared.clone()));
-        UdxStream { id, shared }
+        Some(UdxStream {
+            id,
+            shared,
+            endpoint: self.inner.clone(),
+        })
     }
 }
 
@@ -211,7 +232,16 @@ async fn receive(
         match state.remote {
             Some(remote) if remote != from => continue,
             Some(_) => {}
-            None => state.remote = Some(from),
+            None => {
+                if let Some((remote_id, hook)) = state.first_packet.take() {
+                    if !hook(from) {
+                        state.first_packet = Some((remote_id, hook));
+                        continue;
+                    }
+                    state.stream.connect(remote_id);
+                }
+                state.remote = Some(from);
+            }
         }
         state.stream.on_packet(Instant::now(), &p);
         state.wake();
@@ -295,6 +325,7 @@ async fn drive(endpoint: Arc<EndpointInner>, id: u32, shared: Arc<Shared>) {
 pub struct UdxStream {
     id: u32,
     shared: Arc<Shared>,
+    endpoint: Arc<EndpointInner>,
 }
 
 impl UdxStream {
@@ -310,6 +341,17 @@ impl UdxStream {
         state.stream.connect(remote_id);
         drop(state);
         self.shared.notify.notify_one();
+    }
+
+    /// Waits for the first packet of the peer's stream `remote_id` (its address not
+    /// known yet: a holepunch); `take(from)` decides whether this stream takes it (and
+    /// connects to `from`); a refused packet is dropped.
+    pub fn on_first_packet(
+        &self,
+        remote_id: u32,
+        take: impl Fn(SocketAddr) -> bool + Send + Sync + 'static,
+    ) {
+        lock(&self.shared.state).first_packet = Some((remote_id, Box::new(take)));
     }
 
     /// The peer's stream id once known (set by [`connect`](Self::connect)) and the
@@ -421,6 +463,17 @@ impl Drop for UdxStream {
         let mut state = lock(&self.shared.state);
         state.dropped = true;
         state.stream.end();
+        // Send what is due now (the END, when everything written is out) from here:
+        // the handle is often dropped as the process or its runtime stops, and the
+        // stream's task may never run again. Without the END the peer learns of the
+        // end only by timing out (~18 s for a JS peer), and reconnects that late.
+        if let Some(remote) = state.remote {
+            let mut out = Vec::new();
+            let now = Instant::now();
+            while state.stream.poll_transmit(now, &mut out) {
+                let _ = self.endpoint.socket.try_send_to(&out, remote);
+            }
+        }
         drop(state);
         self.shared.notify.notify_one();
     }
