@@ -184,12 +184,14 @@ async fn a_waiting_stream_takes_the_first_packet_its_hook_accepts_and_connects_t
     let (right, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let mut waiting = server.stream();
     let right_addr = right.local_addr().unwrap();
     let mut intruder = wrong.stream();
     let mut dialing = right.stream();
     // Both know the server's id; only one is the peer the hook waits for.
-    waiting.on_first_packet(dialing.id(), move |from| from == right_addr);
+    let mut waiting = server
+        .stream_waiting(0x5eed, dialing.id(), move |from| from == right_addr)
+        .unwrap();
+    assert!(server.stream_with_id(0x5eed).is_none(), "the id is taken");
     intruder.connect(waiting.id(), server.local_addr().unwrap());
     intruder.write_all(b"refused").await.unwrap();
     dialing.connect(waiting.id(), server.local_addr().unwrap());
@@ -206,4 +208,27 @@ async fn a_waiting_stream_takes_the_first_packet_its_hook_accepts_and_connects_t
     let mut buf = [0u8; 4];
     dialing.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_endpoint_closes_its_socket_even_if_nothing_arrives() {
+    // A holepunch opens up to 256 sockets per punch: each must close once unused.
+    let (endpoint, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    drop(endpoint);
+    let rebound = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(socket) = tokio::net::UdpSocket::bind(addr).await {
+                return socket;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        rebound.is_ok(),
+        "the port is still bound after the endpoint went"
+    );
 }

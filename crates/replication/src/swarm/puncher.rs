@@ -499,9 +499,13 @@ fn probe(socket: &Endpoint, to: SocketAddr, low_ttl: bool) {
 
 /// Sends `bytes` from `socket` to `to` from a task (a fresh socket may not be known
 /// writable yet, so a `try_send` could fail), with `ttl` for this datagram if given.
+/// The TTL is the socket's, so the puncher's sends go one at a time (a DHT ping sent
+/// while a low-TTL probe waits would die on the way): they are few and small.
 fn send(socket: &Endpoint, bytes: Vec<u8>, to: SocketAddr, ttl: Option<u32>) {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let socket = socket.socket().clone();
     tokio::spawn(async move {
+        let _turn = ONE_AT_A_TIME.lock().await;
         if let Some(ttl) = ttl {
             let _ = socket.set_ttl(ttl);
         }

@@ -677,21 +677,28 @@ struct Waiting {
 impl Waiting {
     /// A stream with our id listening on `socket` (number `index`).
     async fn listen(&self, runtime: &UdxRuntime, index: usize, socket: Socket) {
-        let Ok(stream) = RawStream::create(runtime, &socket, self.local_id).await else {
-            return;
-        };
         let first = self.first.clone();
-        let hooked = stream.on_first_packet(&socket, self.remote_id, move |from| {
-            let won = first.lock().unwrap_or_else(|p| p.into_inner()).take();
-            match won {
-                Some(tx) => tx.send((index, from)).is_ok(),
-                None => false,
+        let stream = RawStream::waiting(
+            runtime,
+            &socket,
+            self.local_id,
+            self.remote_id,
+            move |from| {
+                let won = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match won {
+                    Some(tx) => tx.send((index, from)).is_ok(),
+                    None => false,
+                }
+            },
+        )
+        .await;
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(e) => {
+                debug!(error = %e, "server: a stream cannot listen on one of our sockets");
+                return;
             }
-        });
-        if let Err(e) = hooked {
-            debug!(error = %e, "server: a stream cannot listen on one of our sockets");
-            return;
-        }
+        };
         self.streams
             .lock()
             .unwrap_or_else(|p| p.into_inner())

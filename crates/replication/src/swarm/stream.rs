@@ -129,26 +129,33 @@ impl RawStream {
         }
     }
 
-    /// Listens on `socket` for the first packet of the peer's stream `remote_id` (from
-    /// an address not known yet: a holepunch); `first(from)` decides whether this
-    /// stream takes it (and connects to `from`).
-    pub(crate) fn on_first_packet(
-        &self,
+    /// A stream with our id `local_id` listening on `socket` for the first packet of
+    /// the peer's stream `remote_id` (from an address not known yet: a holepunch);
+    /// `first(from)` decides whether this stream takes it (and connects to `from`).
+    pub(crate) async fn waiting(
+        runtime: &UdxRuntime,
         socket: &Socket,
+        local_id: u32,
         remote_id: u32,
         first: impl Fn(SocketAddr) -> bool + Send + Sync + 'static,
-    ) -> Result<(), String> {
-        match (self, socket) {
-            (RawStream::Libudx(stream), Socket::Dht(socket)) => stream
-                .set_firewall_hook(socket, remote_id, move |_, port, ip| {
-                    first(SocketAddr::new(ip, port))
-                })
-                .map_err(|e| e.to_string()),
-            (RawStream::Ours(stream), Socket::Ours(_)) => {
-                stream.on_first_packet(remote_id, first);
-                Ok(())
+    ) -> Result<Self, String> {
+        match socket {
+            Socket::Dht(socket) => {
+                let stream = runtime
+                    .create_stream(local_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                stream
+                    .set_firewall_hook(socket, remote_id, move |_, port, ip| {
+                        first(SocketAddr::new(ip, port))
+                    })
+                    .map_err(|e| e.to_string())?;
+                Ok(RawStream::Libudx(stream))
             }
-            _ => Err("a stream and a socket of different kinds".into()),
+            Socket::Ours(endpoint) => endpoint
+                .stream_waiting(local_id, remote_id, first)
+                .map(RawStream::Ours)
+                .ok_or_else(|| format!("stream id {local_id} is taken on our socket")),
         }
     }
 

@@ -2,24 +2,34 @@
 //! out-of-order buffer, the remote's END, SACK blocks for what is buffered, and the
 //! receive window we advertise (docs/udx-protocol.md §3.1, §5).
 //!
-//! Bounded: every byte held (delivered but not read, or buffered out of order) counts
-//! against the window, and so does a fixed overhead per buffered packet (an END-only
-//! packet has no payload but is still an entry). A packet that does not fit is dropped
-//! and neither acked nor SACKed (C forgets SACKed data: we must never SACK what we do
-//! not keep); the sender retransmits it once we have room.
+//! Bounded: every payload byte held (delivered but not read, or buffered out of order)
+//! counts against the window, as the sender counts it (so a sender that keeps within
+//! our window never has a packet refused), and the packets held are at most
+//! `window / 256` (at least 64), against a peer sending tiny packets. An out-of-order
+//! packet that does not fit is dropped and neither acked nor SACKed (C forgets SACKed
+//! data: we must never SACK what we do not keep); the sender retransmits it once we
+//! have room.
+//!
+//! The next packet in order is taken whenever what waits to be read leaves any room,
+//! whatever the out-of-order buffer holds: were it refused because out-of-order data
+//! filled the window, nothing could ever drain (the buffered packets wait for it, it
+//! waits for room: the stream would time out), and a window left smaller than a packet
+//! would never take the one packet a sender may still send. So what a stream holds is
+//! at most twice the window plus one datagram.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use super::packet::{MAX_SACKS, SackBlock};
 
-/// What each buffered packet costs beyond its payload, in window bytes.
-const ENTRY_OVERHEAD: usize = 64;
+/// Window bytes per packet the receiver may hold (so at most `window / 256` packets).
+const BYTES_PER_ENTRY: usize = 256;
+/// ... and at least this many packets whatever the window.
+const MIN_ENTRIES: usize = 64;
 
-/// A packet buffered out of order.
+/// A packet buffered out of order (its END, if any, is `Receiver::remote_end`).
 #[derive(Debug)]
 struct Segment {
     payload: Vec<u8>,
-    end: bool,
 }
 
 /// What became of one DATA/END packet.
@@ -43,8 +53,10 @@ pub struct Receiver {
     out_of_order: BTreeMap<u64, Segment>,
     /// Payloads delivered in order, not read yet.
     ready: VecDeque<Vec<u8>>,
-    /// Window bytes in use: `ready` plus `out_of_order` (with overheads).
+    /// Window bytes in use: the payloads of `ready` and `out_of_order`.
     held: usize,
+    /// The part of `held` that is out of order.
+    ooo_held: usize,
     /// The most we hold.
     window: usize,
     /// The seq of the remote's END once received (delivered or buffered).
@@ -59,6 +71,7 @@ impl Receiver {
             out_of_order: BTreeMap::new(),
             ready: VecDeque::new(),
             held: 0,
+            ooo_held: 0,
             window,
             remote_end: None,
         }
@@ -69,9 +82,15 @@ impl Receiver {
         self.next as u32
     }
 
-    /// `seq` from the wire as the unwrapped count nearest `rcv.nxt`.
-    pub fn unwrap(&self, seq: u32) -> u64 {
+    /// `seq` from the wire as the unwrapped count nearest `rcv.nxt` (`None`: before
+    /// the stream's first packet).
+    pub fn unwrap(&self, seq: u32) -> Option<u64> {
         unwrap_near(self.next, seq)
+    }
+
+    /// `rcv.nxt`, unwrapped.
+    pub fn next(&self) -> u64 {
+        self.next
     }
 
     /// The window we advertise: bytes we can still take.
@@ -81,34 +100,64 @@ impl Receiver {
 
     /// Takes a DATA and/or END packet.
     pub fn on_data(&mut self, seq: u32, payload: &[u8], end: bool) -> Received {
-        let seq = self.unwrap(seq);
+        let Some(seq) = self.unwrap(seq) else {
+            return Received::Duplicate;
+        };
         if seq < self.next || self.out_of_order.contains_key(&seq) {
             return Received::Duplicate;
         }
         if self.remote_end.is_some_and(|e| seq > e) || (end && self.remote_end.is_some()) {
             return Received::Ignored;
         }
-        let cost = payload.len() + if seq == self.next { 0 } else { ENTRY_OVERHEAD };
-        if self.held + cost > self.window {
+        let cost = payload.len();
+        let entries = self.ready.len() + self.out_of_order.len();
+        let room = entries < (self.window / BYTES_PER_ENTRY).max(MIN_ENTRIES)
+            && if seq == self.next {
+                self.ready_held() < self.window
+            } else {
+                self.held + cost <= self.window
+            };
+        if !room {
             return Received::NoRoom;
         }
         if end {
             self.remote_end = Some(seq);
+            // Anything buffered past the END is not part of the stream.
+            let beyond: Vec<u64> = self
+                .out_of_order
+                .range(seq + 1..)
+                .map(|(k, _)| *k)
+                .collect();
+            for key in beyond {
+                if let Some(segment) = self.out_of_order.remove(&key) {
+                    self.held -= segment.payload.len();
+                    self.ooo_held -= segment.payload.len();
+                }
+            }
         }
         if seq == self.next {
             self.deliver(payload.to_vec());
             self.drain();
         } else {
             self.held += cost;
+            self.ooo_held += cost;
             self.out_of_order.insert(
                 seq,
                 Segment {
                     payload: payload.to_vec(),
-                    end,
                 },
             );
         }
         Received::New
+    }
+
+    /// Window bytes held by what waits to be read.
+    fn ready_held(&self) -> usize {
+        self.held - self.out_of_order_held()
+    }
+
+    fn out_of_order_held(&self) -> usize {
+        self.ooo_held
     }
 
     fn deliver(&mut self, payload: Vec<u8>) {
@@ -120,9 +169,13 @@ impl Receiver {
     }
 
     fn drain(&mut self) {
-        while let Some(segment) = self.out_of_order.remove(&self.next) {
-            self.held -= segment.payload.len() + ENTRY_OVERHEAD;
-            let _ = segment.end;
+        while !self.remote_ended() {
+            let Some(segment) = self.out_of_order.remove(&self.next) else {
+                break;
+            };
+            let cost = segment.payload.len();
+            self.held -= cost;
+            self.ooo_held -= cost;
             self.deliver(segment.payload);
         }
     }
@@ -185,13 +238,14 @@ fn block(start: u64, end: u64) -> SackBlock {
     }
 }
 
-/// `seq` as the unwrapped 64-bit count nearest `base` (within 2^31 either side).
-pub fn unwrap_near(base: u64, seq: u32) -> u64 {
+/// `seq` as the unwrapped 64-bit count nearest `base` (within 2^31 either side);
+/// `None` when that would be before 0 (a number the stream never used).
+pub fn unwrap_near(base: u64, seq: u32) -> Option<u64> {
     let delta = seq.wrapping_sub(base as u32) as i32;
     if delta >= 0 {
-        base + delta as u64
+        Some(base + delta as u64)
     } else {
-        base.saturating_sub(u64::from(delta.unsigned_abs()))
+        base.checked_sub(u64::from(delta.unsigned_abs()))
     }
 }
 
@@ -203,7 +257,7 @@ mod tests {
     fn out_of_order_packets_are_delivered_in_order_and_sacked_meanwhile() {
         let mut r = Receiver::new(1 << 20);
         assert_eq!(r.on_data(1, b"b", false), Received::New);
-        assert_eq!(r.on_data(3, b"d", false), Received::New);
+        assert_eq!(r.on_data(3, b"d", true), Received::New);
         assert_eq!(r.ack(), 0);
         assert_eq!(
             r.sacks(),
@@ -214,7 +268,7 @@ mod tests {
         );
         assert_eq!(r.on_data(0, b"a", false), Received::New);
         assert_eq!(r.ack(), 2);
-        assert_eq!(r.on_data(2, b"c", true), Received::New);
+        assert_eq!(r.on_data(2, b"c", false), Received::New);
         assert_eq!(r.ack(), 4);
         assert!(r.sacks().is_empty());
         let mut got = Vec::new();
@@ -229,27 +283,88 @@ mod tests {
 
     #[test]
     fn the_window_bounds_what_is_held_and_nothing_unheld_is_acked() {
-        let mut r = Receiver::new(100);
-        assert_eq!(r.on_data(0, &[0; 60], false), Received::New);
-        assert_eq!(r.rwnd(), 40);
-        assert_eq!(r.on_data(1, &[0; 60], false), Received::NoRoom);
-        assert_eq!(r.ack(), 1);
-        // Far ahead and empty: still an entry with a cost.
-        assert_eq!(r.on_data(9, b"", true), Received::NoRoom);
-        assert!(r.sacks().is_empty());
+        let mut r = Receiver::new(1000);
+        assert_eq!(r.on_data(0, &[0; 600], false), Received::New);
+        assert_eq!(r.rwnd(), 400);
+        // Out of order: only within the window.
+        assert_eq!(r.on_data(2, &[0; 600], false), Received::NoRoom);
+        assert!(r.sacks().is_empty(), "never SACK what was not kept");
+        // In order: taken while anything is left, so a window smaller than a packet
+        // still takes the one packet a sender may send (then it is shut).
+        assert_eq!(r.on_data(1, &[0; 600], false), Received::New);
+        assert_eq!(r.rwnd(), 0);
+        assert_eq!(r.on_data(2, &[0; 600], false), Received::NoRoom);
+        assert_eq!(r.ack(), 2);
+        // Far ahead: no room left.
+        assert_eq!(r.on_data(9, b"x", false), Received::NoRoom);
         r.read();
-        assert_eq!(r.rwnd(), 100);
-        assert_eq!(r.on_data(1, &[0; 60], false), Received::New);
+        r.read();
+        assert_eq!(r.rwnd(), 1000);
+        assert_eq!(r.on_data(2, &[0; 600], false), Received::New);
+    }
+
+    #[test]
+    fn a_full_out_of_order_buffer_still_takes_the_packet_that_drains_it() {
+        let mut r = Receiver::new(1800);
+        for seq in 1..=3 {
+            assert_eq!(r.on_data(seq, &[1; 600], false), Received::New);
+        }
+        assert_eq!(r.on_data(4, &[1; 600], false), Received::NoRoom);
+        assert_eq!(r.rwnd(), 0);
+        assert_eq!(r.on_data(0, &[1; 600], false), Received::New);
+        assert_eq!(r.ack(), 4);
+        assert_eq!(r.readable(), 2400);
+    }
+
+    #[test]
+    fn nothing_past_the_remote_end_is_delivered() {
+        let mut r = Receiver::new(1 << 20);
+        assert_eq!(r.on_data(3, b"after", false), Received::New);
+        assert_eq!(r.on_data(1, b"", true), Received::New);
+        assert_eq!(
+            r.sacks(),
+            vec![SackBlock { start: 1, end: 2 }],
+            "the packet past END was dropped"
+        );
+        assert_eq!(r.on_data(0, b"last", false), Received::New);
+        assert!(r.remote_ended());
+        assert_eq!(r.read(), Some(b"last".to_vec()));
+        assert_eq!(r.read(), None);
+        assert!(r.eof());
+        assert_eq!(r.on_data(2, b"x", false), Received::Ignored);
     }
 
     #[test]
     fn sequence_numbers_unwrap_near_the_base() {
-        assert_eq!(unwrap_near(0, 5), 5);
+        assert_eq!(unwrap_near(0, 5), Some(5));
         assert_eq!(
             unwrap_near(u64::from(u32::MAX) - 1, 2),
-            u64::from(u32::MAX) + 3
+            Some(u64::from(u32::MAX) + 3)
         );
-        assert_eq!(unwrap_near((1 << 32) + 3, u32::MAX), (1 << 32) - 1);
-        assert_eq!(unwrap_near(3, u32::MAX), 0);
+        assert_eq!(unwrap_near((1 << 32) + 3, u32::MAX), Some((1 << 32) - 1));
+        assert_eq!(unwrap_near(3, u32::MAX), None);
+        assert_eq!(
+            unwrap_near(0, 1 << 31),
+            None,
+            "far ahead of a new stream: before 0"
+        );
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn tiny_packets_are_bounded_in_number() {
+        let mut r = Receiver::new(64 * 1024);
+        let mut taken = 0;
+        for seq in 0..10_000u32 {
+            if r.on_data(seq, b"x", false) == Received::New {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, 256);
+        assert_eq!(r.ack(), 256);
     }
 }

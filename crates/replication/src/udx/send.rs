@@ -148,8 +148,8 @@ impl Sender {
         self.flight.iter().any(|p| p.fate == Fate::Sacked)
     }
 
-    /// `seq` from the wire as an unwrapped count near `snd.una`.
-    pub fn unwrap(&self, seq: u32) -> u64 {
+    /// `seq` from the wire as an unwrapped count near `snd.una` (`None`: before 0).
+    pub fn unwrap(&self, seq: u32) -> Option<u64> {
         unwrap_near(self.una(), seq)
     }
 
@@ -237,7 +237,10 @@ impl Sender {
         min_rtt: Duration,
     ) -> Delivered {
         let mut delivered = Delivered::default();
-        let ack = self.unwrap(ack).min(self.next);
+        let Some(ack) = self.unwrap(ack) else {
+            return delivered;
+        };
+        let ack = ack.min(self.next);
         while self.flight.front().is_some_and(|p| p.seq < ack) {
             let Some(p) = self.flight.pop_front() else {
                 break;
@@ -249,8 +252,11 @@ impl Sender {
         }
         let (una, next) = (self.una(), self.next);
         for block in sacks {
-            let start = unwrap_near(una, block.start);
-            let end = unwrap_near(una, block.end);
+            let (Some(start), Some(end)) =
+                (unwrap_near(una, block.start), unwrap_near(una, block.end))
+            else {
+                continue;
+            };
             if !(una <= start && start < end && end <= next) {
                 continue;
             }
@@ -322,15 +328,22 @@ impl Sender {
     /// false when the head packet has already lived through `max_timeouts` (give up).
     pub fn on_timeout(&mut self, max_timeouts: u8) -> bool {
         let mut alive = true;
-        for p in self.flight.iter_mut() {
-            if p.fate == Fate::Sacked {
+        for (i, p) in self.flight.iter_mut().enumerate() {
+            // The head counts even if SACKed: a peer that SACKs everything and never
+            // acks it cumulatively is not answering either.
+            if p.fate == Fate::Sacked && i > 0 {
                 continue;
             }
             p.timeouts = p.timeouts.saturating_add(1);
             if p.timeouts > max_timeouts {
                 alive = false;
             }
-            if p.fate == Fate::InFlight {
+            if p.fate == Fate::Sacked {
+                // The head, held by the peer but never acked (that ack was lost, and
+                // the peer acks only what it receives): send it again for a fresh ack.
+                p.fate = Fate::Lost;
+                self.lost.insert(p.seq);
+            } else if p.fate == Fate::InFlight {
                 p.fate = Fate::Lost;
                 self.lost.insert(p.seq);
                 self.in_flight -= 1;

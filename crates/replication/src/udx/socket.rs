@@ -17,10 +17,14 @@
 //! deadline. Writes made while the task is busy are packed together, so a secret-stream
 //! frame's 3-byte prefix and its body go in one packet.
 //!
-//! Dropping a [`UdxStream`] ends its write side (what was written is still delivered);
-//! its task removes the id once the stream closed (both sides ended), failed, or its
-//! peer stopped answering (retransmission timeouts), after a short linger that answers
-//! the peer's retransmitted END.
+//! Dropping a [`UdxStream`] ends its write side (what was written is still delivered;
+//! the END goes out from the drop itself when nothing is queued before it); its task
+//! removes the id once the stream closed (both sides ended) plus a short linger that
+//! answers the peer's retransmitted END, failed (reset, or the peer stopped answering:
+//! retransmission timeouts), was never connected, or, dropped, saw its peer not end its
+//! side for a minute (then silently: a DESTROY would make a JS peer discard what it
+//! received and has not read). The endpoint's socket closes when the endpoint and its
+//! streams are gone.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -41,6 +45,10 @@ use super::stream::{Config, Stream, StreamError};
 
 /// How long a closed stream keeps answering its peer (a lost last ack).
 const LINGER: Duration = Duration::from_secs(2);
+/// How long a dropped stream whose peer never ends its side lives on (its data still
+/// goes out meanwhile); then it goes silently (no DESTROY: a JS peer would discard
+/// data it received and has not read yet).
+const ABANDON: Duration = Duration::from_secs(60);
 /// Datagrams queued on the fallback channel before more are dropped.
 const FALLBACK_QUEUE: usize = 1024;
 
@@ -58,6 +66,8 @@ struct EndpointInner {
     socket: Arc<UdpSocket>,
     streams: Mutex<HashMap<u32, Arc<Shared>>>,
     config: Config,
+    /// Dropped with the endpoint: its receive task then ends and the socket closes.
+    _closed: tokio::sync::watch::Sender<()>,
 }
 
 #[derive(Debug)]
@@ -121,12 +131,19 @@ impl Endpoint {
     /// stream gets `config`. Needs a tokio runtime.
     pub fn from_socket(socket: UdpSocket, config: Config) -> (Endpoint, mpsc::Receiver<Datagram>) {
         let (tx, rx) = mpsc::channel(FALLBACK_QUEUE);
+        let (closed_tx, closed) = tokio::sync::watch::channel(());
         let inner = Arc::new(EndpointInner {
             socket: Arc::new(socket),
             streams: Mutex::new(HashMap::new()),
             config,
+            _closed: closed_tx,
         });
-        tokio::spawn(receive(Arc::downgrade(&inner), inner.socket.clone(), tx));
+        tokio::spawn(receive(
+            Arc::downgrade(&inner),
+            inner.socket.clone(),
+            tx,
+            closed,
+        ));
         (Endpoint { inner }, rx)
     }
 
@@ -154,6 +171,23 @@ impl Endpoint {
     /// A new stream with id `id` (offered to the peer already), unless a stream of
     /// this endpoint has it.
     pub fn stream_with_id(&self, id: u32) -> Option<UdxStream> {
+        self.register(id, None)
+    }
+
+    /// A new stream with id `id` that waits for the first packet of the peer's stream
+    /// `remote_id` from an address not known yet (a holepunch): `take(from)` decides
+    /// whether it takes it (and connects to `from`); a refused packet is dropped. The
+    /// hook is in place before the id is, so no packet slips past it.
+    pub fn stream_waiting(
+        &self,
+        id: u32,
+        remote_id: u32,
+        take: impl Fn(SocketAddr) -> bool + Send + Sync + 'static,
+    ) -> Option<UdxStream> {
+        self.register(id, Some((remote_id, Box::new(take))))
+    }
+
+    fn register(&self, id: u32, first_packet: Option<(u32, FirstPacketHook)>) -> Option<UdxStream> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 stream: Stream::new(self.inner.config.clone()),
@@ -162,7 +196,7 @@ impl Endpoint {
                 write_waker: None,
                 dropped: false,
                 partial: None,
-                first_packet: None,
+                first_packet,
             }),
             notify: Notify::new(),
         });
@@ -199,10 +233,16 @@ async fn receive(
     inner: std::sync::Weak<EndpointInner>,
     socket: Arc<UdpSocket>,
     fallback: mpsc::Sender<Datagram>,
+    mut closed: tokio::sync::watch::Receiver<()>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     loop {
-        let (len, from) = match socket.recv_from(&mut buf).await {
+        let received = tokio::select! {
+            received = socket.recv_from(&mut buf) => received,
+            // The endpoint and every stream on it are gone: close the socket.
+            _ = closed.changed() => return,
+        };
+        let (len, from) = match received {
             Ok(got) => got,
             Err(e) => {
                 // ICMP errors surface here on some systems: not fatal to the socket.
@@ -255,7 +295,7 @@ async fn drive(endpoint: Arc<EndpointInner>, id: u32, shared: Arc<Shared>) {
     let mut out = Vec::with_capacity(MAX_DATAGRAM);
     let mut batch: Vec<Vec<u8>> = Vec::new();
     let mut closed_at: Option<Instant> = None;
-    let mut abandoned_at: Option<Instant> = None;
+    let mut dropped_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
         let (remote, deadline, done) = {
@@ -272,23 +312,21 @@ async fn drive(endpoint: Arc<EndpointInner>, id: u32, shared: Arc<Shared>) {
                 closed_at = Some(now);
                 state.wake();
             }
-            // Dropped, everything we wrote acked, the peer not ending its side: give it
-            // a linger, then abort (nobody would read what it sends).
-            if state.dropped && !closed && state.stream.flushed() && abandoned_at.is_none() {
-                abandoned_at = Some(now);
+            if state.dropped && dropped_at.is_none() {
+                dropped_at = Some(now);
             }
-            if abandoned_at.is_some_and(|t| now.duration_since(t) >= LINGER) && !closed {
-                state.stream.destroy();
-                while state.stream.poll_transmit(now, &mut out) {
-                    batch.push(out.clone());
-                }
-            }
+            // Dropped and never connected (nothing can go out), or dropped long ago
+            // with a peer that never ended its side: gone, silently.
+            let abandoned = dropped_at.is_some_and(|t| {
+                let waited = now.duration_since(t);
+                (state.stream.remote_id().is_none() && waited >= LINGER) || waited >= ABANDON
+            });
             let lingered = closed_at.is_some_and(|t| now.duration_since(t) >= LINGER);
             let failed = state.stream.error().is_some();
             (
                 state.remote,
                 state.stream.poll_timeout(),
-                failed || (closed && lingered),
+                failed || (closed && lingered) || abandoned,
             )
         };
         if let Some(remote) = remote {
@@ -303,10 +341,15 @@ async fn drive(endpoint: Arc<EndpointInner>, id: u32, shared: Arc<Shared>) {
             lock(&endpoint.streams).remove(&id);
             return;
         }
-        let deadline = [deadline, closed_at.or(abandoned_at).map(|t| t + LINGER)]
-            .into_iter()
-            .flatten()
-            .min();
+        let lingering = [
+            closed_at.map(|t| t + LINGER),
+            dropped_at.map(|t| t + LINGER),
+            dropped_at.map(|t| t + ABANDON),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|t| *t > now);
+        let deadline = deadline.into_iter().chain(lingering).min();
         match deadline {
             Some(at) => {
                 let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(at));
@@ -341,17 +384,6 @@ impl UdxStream {
         state.stream.connect(remote_id);
         drop(state);
         self.shared.notify.notify_one();
-    }
-
-    /// Waits for the first packet of the peer's stream `remote_id` (its address not
-    /// known yet: a holepunch); `take(from)` decides whether this stream takes it (and
-    /// connects to `from`); a refused packet is dropped.
-    pub fn on_first_packet(
-        &self,
-        remote_id: u32,
-        take: impl Fn(SocketAddr) -> bool + Send + Sync + 'static,
-    ) {
-        lock(&self.shared.state).first_packet = Some((remote_id, Box::new(take)));
     }
 
     /// The peer's stream id once known (set by [`connect`](Self::connect)) and the

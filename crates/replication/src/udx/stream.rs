@@ -297,7 +297,7 @@ impl Stream {
         }
         let their_seq = self.recv.unwrap(h.seq);
         if h.flags.contains(Flags::DESTROY) {
-            if their_seq >= self.recv.unwrap(self.recv.ack()) {
+            if their_seq.is_some_and(|s| s >= self.recv.next()) {
                 self.fail(StreamError::Reset);
             }
             return;
@@ -321,13 +321,18 @@ impl Stream {
         self.check_closed();
     }
 
-    fn on_ack(&mut self, now: Instant, h: Header, their_seq: u64, packet: &Packet<'_>) {
-        let ack = self.send.unwrap(h.ack);
+    fn on_ack(&mut self, now: Instant, h: Header, their_seq: Option<u64>, packet: &Packet<'_>) {
+        let Some(ack) = self.send.unwrap(h.ack) else {
+            return;
+        };
         if ack > self.send.next() {
             return;
         }
         let una = self.send.una();
-        if ack >= una && (their_seq > self.wl.0 || (their_seq == self.wl.0 && ack >= self.wl.1)) {
+        if let Some(their_seq) = their_seq
+            && ack >= una
+            && (their_seq > self.wl.0 || (their_seq == self.wl.0 && ack >= self.wl.1))
+        {
             self.remote_window = h.rwnd;
             self.wl = (their_seq, ack);
             if h.rwnd > 0 {
@@ -360,7 +365,7 @@ impl Stream {
             self.cubic
                 .on_ack(delivered.packets, now, srtt, self.cwnd_limited);
         }
-        self.rearm(now, delivered.packets > 0);
+        self.rearm(now, delivered.packets > 0, false);
     }
 
     fn enter_recovery(&mut self) {
@@ -396,24 +401,33 @@ impl Stream {
             self.tlp_at = None;
             self.rack_at = None;
             self.zwp_at = None;
+            self.pacing_at = None;
         }
     }
 
-    /// Re-arms the loss timers after a send or an ack (`progress`: something delivered).
-    fn rearm(&mut self, now: Instant, progress: bool) {
+    /// Re-arms the loss timers after a send or an ack. `progress`: the ack delivered
+    /// something (the RTO restarts); `sent_new`: new data went out. The tail loss probe
+    /// is pushed back only on either, so that acks without progress (the peer's own
+    /// data) do not defer it for ever.
+    fn rearm(&mut self, now: Instant, progress: bool, sent_new: bool) {
         let (packets, _) = self.send.in_flight();
         if packets == 0 && !self.send.has_lost() {
-            self.rto_at = None;
             self.tlp_at = None;
-            if !self.send.all_acked() {
-                // Everything left is SACKed: the head's retransmission is the RTO's job.
+            if self.send.all_acked() {
+                self.rto_at = None;
+            } else if progress || self.rto_at.is_none() {
+                // Everything left is SACKed: the head's retransmission is the RTO's job
+                // (and a peer that never acks it cumulatively runs out the give-up).
                 self.rto_at = Some(now + self.rtt.rto());
             }
         } else if progress || self.rto_at.is_none() {
             self.rto_at = Some(now + self.rtt.rto());
         }
-        self.tlp_at = None;
-        if packets > 0
+        if progress || sent_new || packets == 0 || self.recovery != LossState::Open {
+            self.tlp_at = None;
+        }
+        if self.tlp_at.is_none()
+            && packets > 0
             && self.recovery == LossState::Open
             && self.tlp_seq.is_none()
             && !self.send.any_sacked()
@@ -436,6 +450,9 @@ impl Stream {
 
     /// The next time [`on_timeout`](Self::on_timeout) must run, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
         [
             self.rto_at,
             self.tlp_at,
@@ -499,7 +516,11 @@ impl Stream {
         }
     }
 
-    fn emit(&mut self, header: Header, payload: &[u8], out: &mut Vec<u8>) {
+    /// Writes a packet without SACK blocks. `fresh`: its seq is news to the peer (a new
+    /// data packet, or a control packet carrying `snd.nxt`), so the peer takes its ack
+    /// and window (a retransmission's seq is below the peer's wl1: C ignores its window,
+    /// so a pending ack or window update must still go on its own).
+    fn emit(&mut self, header: Header, payload: &[u8], out: &mut Vec<u8>, fresh: bool) {
         out.clear();
         let packet = Packet {
             header,
@@ -507,8 +528,10 @@ impl Stream {
             payload,
         };
         packet.encode_into(out);
-        self.ack_needed = false;
-        self.advertised = header.rwnd;
+        if fresh {
+            self.ack_needed = false;
+            self.advertised = header.rwnd;
+        }
     }
 
     /// Writes the next datagram to send now into `out` (cleared first); false when there
@@ -517,7 +540,7 @@ impl Stream {
         if self.destroy_due {
             self.destroy_due = false;
             let header = self.header(Flags::DESTROY, self.send.next());
-            self.emit(header, &[], out);
+            self.emit(header, &[], out, true);
             return true;
         }
         if self.remote_id.is_none() || self.error.is_some() {
@@ -552,12 +575,12 @@ impl Stream {
         if self.heartbeat_due {
             self.heartbeat_due = false;
             let header = self.header(Flags::HEARTBEAT, self.send.next());
-            self.emit(header, &[], out);
+            self.emit(header, &[], out, true);
             return true;
         }
         if let Some(message) = self.messages_out.pop_front() {
             let header = self.header(Flags::MESSAGE, self.send.next());
-            self.emit(header, &message, out);
+            self.emit(header, &message, out, true);
             return true;
         }
         false
@@ -610,7 +633,7 @@ impl Stream {
             packet = self.send.next_new(mss, end, now).cloned();
         }
         let Some(p) = packet else {
-            self.rearm(now, false);
+            self.rearm(now, false, false);
             return false;
         };
         if p.end {
@@ -619,7 +642,8 @@ impl Stream {
         self.pacer.sent(HEADER_LEN + p.payload.len());
         self.cwnd_limited = 2 * (packets + 1) >= window;
         self.send_data(&p.payload, p.seq, p.end, out);
-        self.rearm(now, false);
+        let new = p.seq + 1 == self.send.next();
+        self.rearm(now, false, new);
         true
     }
 
@@ -633,6 +657,7 @@ impl Stream {
     }
 
     fn send_data(&mut self, payload: &[u8], seq: u64, end: bool, out: &mut Vec<u8>) {
+        let fresh = seq + 1 == self.send.next();
         let mut flags = Flags::ACK;
         if !payload.is_empty() {
             flags = flags | Flags::DATA;
@@ -641,6 +666,6 @@ impl Stream {
             flags = flags | Flags::END;
         }
         let header = self.header(flags, seq);
-        self.emit(header, payload, out);
+        self.emit(header, payload, out, fresh);
     }
 }
