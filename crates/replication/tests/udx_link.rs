@@ -15,23 +15,18 @@ use std::time::{Duration, Instant};
 
 use nova_hypercore_replication::udx::packet;
 use nova_hypercore_replication::udx::stream::{Config, Stream, StreamError};
+use nova_hypercore_testkit::replay::Rng;
 use proptest::prelude::*;
 
-/// xorshift64*: a deterministic source of randomness for the link.
-struct Rng(u64);
+/// The link's dice: the testkit's seeded xorshift64*, plus a probability draw.
+trait Chance {
+    fn chance(&mut self, p: f64) -> bool;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
+impl Chance for Rng {
     fn chance(&mut self, p: f64) -> bool {
+        // Draws even when `p` is 0, so that one seed gives one run whatever the odds.
         (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
     }
 }
 
@@ -98,7 +93,7 @@ impl Link {
             free_at: [now; 2],
             queue: BinaryHeap::new(),
             order: 0,
-            rng: Rng(seed | 1),
+            rng: Rng::new(seed),
             sent: [0; 2],
             dropped: [0; 2],
         }
@@ -323,7 +318,7 @@ impl Run {
 }
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     (0..len).map(|_| rng.next() as u8).collect()
 }
 
