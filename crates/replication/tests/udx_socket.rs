@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use nova_hypercore_replication::udx::socket::{Endpoint, UdxStream};
+use nova_hypercore_replication::udx::socket::{Datagram, Endpoint, UdxStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
@@ -19,13 +19,16 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// An endpoint on a loopback port, and its channel of other traffic.
+async fn local() -> (Endpoint, tokio::sync::mpsc::Receiver<Datagram>) {
+    Endpoint::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
 async fn pair() -> (Endpoint, Endpoint, UdxStream, UdxStream) {
-    let (a, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let (b, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (a, _) = local().await;
+    let (b, _) = local().await;
     let sa = a.stream();
     let sb = b.stream();
     sa.connect(sb.id(), b.local_addr().unwrap());
@@ -83,12 +86,8 @@ async fn two_endpoints_exchange_both_ways_at_once_every_byte_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_stream_learns_its_peer_from_the_first_packet_and_other_traffic_passes() {
-    let (server, mut server_other) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let (client, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (server, mut server_other) = local().await;
+    let (client, _) = local().await;
     let mut waiting = server.stream();
     let mut dialing = client.stream();
     // The ids were exchanged out of band (hyperdht's handshake); only the client knows
@@ -158,9 +157,7 @@ async fn destroy_resets_the_peer_and_a_vanished_peer_is_an_error_not_a_hang() {
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
 
     // The peer's endpoint disappears: our writes time out (C's give-up, ~13 RTOs).
-    let (a, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (a, _) = local().await;
     let gone = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut lonely = a.stream();
     lonely.connect(7, gone.local_addr().unwrap());
@@ -175,15 +172,9 @@ async fn destroy_resets_the_peer_and_a_vanished_peer_is_an_error_not_a_hang() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_stream_takes_the_first_packet_its_hook_accepts_and_connects_to_it() {
-    let (server, _other) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let (wrong, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let (right, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (server, _other) = local().await;
+    let (wrong, _) = local().await;
+    let (right, _) = local().await;
     let right_addr = right.local_addr().unwrap();
     let mut intruder = wrong.stream();
     let mut dialing = right.stream();
@@ -213,9 +204,7 @@ async fn a_waiting_stream_takes_the_first_packet_its_hook_accepts_and_connects_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_endpoint_closes_its_socket_even_if_nothing_arrives() {
     // A holepunch opens up to 256 sockets per punch: each must close once unused.
-    let (endpoint, _) = Endpoint::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (endpoint, _) = local().await;
     let addr = endpoint.local_addr().unwrap();
     drop(endpoint);
     let rebound = tokio::time::timeout(Duration::from_secs(5), async {
