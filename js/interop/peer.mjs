@@ -35,7 +35,15 @@ const [role, version, dir, ...rest] = process.argv.slice(2)
 const Hypercore = (await import(version.startsWith('11') ? 'hypercore11' : 'hypercore')).default
 const options = version === '11-compat' ? { compat: true } : {}
 const say = (line) => console.log(line)
-const entry = (i) => b4a.from(`entry ${i}`)
+// NOVA_ENTRY_BYTES=N: entry i is `entry <i>;` repeated and cut at N bytes (the large
+// transfers); unset, it is `entry <i>`. The Rust peer writes and checks the same.
+const ENTRY_BYTES = Number(process.env.NOVA_ENTRY_BYTES || 0)
+const entry = (i) => {
+  const base = `entry ${i}`
+  if (!ENTRY_BYTES) return b4a.from(base)
+  const unit = base + ';'
+  return b4a.from(unit.repeat(Math.ceil(ENTRY_BYTES / unit.length)).slice(0, ENTRY_BYTES))
+}
 const bootstrapOf = (s) => s.split(',').map((hp) => {
   const [host, port] = hp.split(':')
   return { host, port: Number(port) }
@@ -117,9 +125,11 @@ if (role === 'write') {
   const [count, bootstrap] = rest
   const core = new Hypercore(dir, options)
   await core.ready()
-  const batch = []
-  for (let i = core.length; i < Number(count); i++) batch.push(entry(i))
-  if (batch.length) await core.append(batch)
+  while (core.length < Number(count)) {
+    const batch = []
+    for (let i = core.length; i < Math.min(Number(count), core.length + 1000); i++) batch.push(entry(i))
+    await core.append(batch)
+  }
   const seed = process.env.NOVA_SWARM_SEED
   const swarm = new Hyperswarm({
     bootstrap: bootstrapOf(bootstrap),

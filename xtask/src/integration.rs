@@ -121,6 +121,7 @@ impl Peer {
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     eprintln!("  [{}] {line}", self.name);
+                    libudx_is_a_failure(self.name, &line)?;
                     if prefixes.iter().any(|p| line.starts_with(p)) {
                         return Ok(line);
                     }
@@ -158,11 +159,24 @@ impl Peer {
                     // Drain output while waiting, so the child never blocks on a full pipe.
                     if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
                         eprintln!("  [{}] {line}", self.name);
+                        libudx_is_a_failure(self.name, &line)?;
                     }
                 }
             }
         }
     }
+}
+
+/// Our peers print `LIBUDX <n>` when a swarm connection runs on libudx's UDX stream
+/// instead of our own (issue 22: every connection the suites make is ours; the paths
+/// left to libudx are in docs/discovery.md, "The stream under a connection").
+fn libudx_is_a_failure(name: &str, line: &str) -> Result {
+    if line.starts_with("LIBUDX ") {
+        return Err(format!(
+            "{name}: a swarm connection ran on libudx's UDX stream, not ours ({line})"
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for Peer {

@@ -21,9 +21,12 @@
 //! `--local-connection true|false` sets `SwarmOptions::local_connection`.
 //! `--format legacy|v1` (write): the format of a new log (default legacy, the manager's
 //! default; `v1` is hypercore 11's default manifest core). `read` takes any core key.
-//! Entry i is the bytes of `entry <i>`, so a reader can check every byte it got.
+//! Entry i is the bytes of `entry <i>` (`NOVA_ENTRY_BYTES=N`: `entry <i>;` repeated to N
+//! bytes), so a reader can check every byte it got.
 //! A swarm reader prints `CONNECTED` when its first connection is up, and
-//! `DIAL-FAILED <attempts> <error>` when a dial to a peer it found fails. `NOVA_SWARM_SEED`
+//! `DIAL-FAILED <attempts> <error>` when a dial to a peer it found fails; a swarm peer
+//! prints `LIBUDX <n>` when its n-th connection carried by libudx's stream (not our
+//! own) comes. `NOVA_SWARM_SEED`
 //! (64 hex digits) fixes the swarm identity (a restarted writer is the same peer).
 
 use std::io::Write;
@@ -38,8 +41,43 @@ use tokio::io::AsyncBufReadExt;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Entry `i`: `entry <i>`, or with `NOVA_ENTRY_BYTES=N` (the large transfers) `entry
+/// <i>;` repeated and cut at N bytes, as the JS peer (`js/interop/peer.mjs`) makes it.
 fn entry(i: u64) -> Vec<u8> {
-    format!("entry {i}").into_bytes()
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let bytes = *BYTES.get_or_init(|| {
+        std::env::var("NOVA_ENTRY_BYTES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    });
+    let base = format!("entry {i}");
+    if bytes == 0 {
+        return base.into_bytes();
+    }
+    format!("{base};")
+        .into_bytes()
+        .into_iter()
+        .cycle()
+        .take(bytes)
+        .collect()
+}
+
+/// Prints `LIBUDX <n>` each time the swarm's count of connections carried by libudx's
+/// stream (not our own) grows: the suites fail on it where our stream is expected.
+async fn say_libudx_connections(m: &HypercoreManager) {
+    if let Some(mut stats) = m.watch_swarm_stats().await {
+        tokio::spawn(async move {
+            let mut said = 0;
+            while stats.changed().await.is_ok() {
+                let n = stats.borrow_and_update().libudx_connections;
+                if n > said {
+                    said = n;
+                    say(format!("LIBUDX {n}"));
+                }
+            }
+        });
+    }
 }
 
 fn say(line: String) {
@@ -176,6 +214,7 @@ impl Peer {
             let mut options = self.swarm_options(bootstrap)?;
             options.client = false;
             m.start_swarm(options).await?;
+            say_libudx_connections(&m).await;
             m.enable_replication(log).await?;
             say(format!("READY {addr} {hex_key}"));
             say(format!("DIR {}", m.get_log(log).await?.path().display()));
@@ -257,6 +296,7 @@ impl Peer {
             let mut options = self.swarm_options(bootstrap)?;
             options.server = false;
             m.start_swarm(options).await?;
+            say_libudx_connections(&m).await;
             // `CONNECTED` once the swarm has a connection (connect time for the suites).
             if let Some(mut stats) = m.watch_swarm_stats().await {
                 tokio::spawn(async move {

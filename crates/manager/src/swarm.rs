@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nova_hypercore_replication::swarm::{DialFailure, Swarm, SwarmOptions, SwarmPeer};
+use nova_hypercore_replication::swarm::{Carrier, DialFailure, Swarm, SwarmOptions, SwarmPeer};
 use nova_hypercore_serialization::HypercoreError;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -46,6 +46,10 @@ pub struct SwarmStats {
     pub redials: u64,
     /// Swarm connections we made ourselves after one we dialled was lost.
     pub reconnects: u64,
+    /// Swarm connections (admitted ones, reconnects included) carried by libudx's UDX
+    /// stream rather than our own ([`Carrier`]): a handshake that reached a server
+    /// directly, a server that is not firewalled, peeroxide-dht's own connect.
+    pub libudx_connections: u64,
 }
 
 /// What the tasks of one running swarm share (connections, direct peers, stats).
@@ -313,6 +317,9 @@ impl HypercoreManager {
     /// runs, reconnect ([`Self::rediscover`]).
     async fn on_swarm_peer(&self, peer: SwarmPeer, direct: SwarmCtx, prefer_direct: bool) {
         let pk = peer.remote_public_key;
+        if peer.carrier == Carrier::Libudx {
+            direct.count(|s| s.libudx_connections += 1);
+        }
         if prefer_direct
             && peer.is_initiator
             && let Some(addr) = direct.swarm.direct_endpoint(&pk).await

@@ -134,6 +134,13 @@ async fn two_managers_find_each_other_on_the_dht_and_replicate() {
     wait_for(&p.replica, 301).await;
     assert_eq!(p.b.read("notes", 300).await.unwrap(), b"after discovery");
     assert!(p.b.direct_peers().await.is_empty());
+    // On our own UDX stream at both ends (the LAN path: our client dials from a
+    // socket of ours, our server offers its puncher's socket), never libudx's.
+    for m in [&p.a, &p.b] {
+        let stats = *m.watch_swarm_stats().await.unwrap().borrow();
+        assert!(stats.connections >= 1, "{stats:?}");
+        assert_eq!(stats.libudx_connections, 0, "{stats:?}");
+    }
     p.close().await;
 }
 

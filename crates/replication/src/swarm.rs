@@ -732,10 +732,25 @@ pub struct SwarmPeer {
     pub is_initiator: bool,
     /// The peer's address as our stream reaches it (after any NAT), when known.
     pub remote_addr: Option<SocketAddr>,
+    /// Whose UDX stream carries the connection.
+    pub carrier: Carrier,
     /// The channel, for [`Replicator::run_encrypted`](crate::Replicator::run_encrypted).
     pub cipher: SecretCipher,
     /// Says when the connection ended (and how).
     pub ended: watch::Receiver<Ending>,
+}
+
+/// Whose UDX stream carries a swarm connection (docs/discovery.md, "The stream under a
+/// connection").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// Our own UDX stream (`crate::udx`), on a socket of ours: every holepunched
+    /// connection, the LAN path and an open client we dial.
+    OurUdx,
+    /// libudx's stream on one of the DHT's sockets (a handshake that reached the
+    /// server directly, a server that is not firewalled) or peeroxide-dht's own
+    /// connect (a peer without a record, a blind relay).
+    Libudx,
 }
 
 impl std::fmt::Debug for SwarmPeer {
@@ -751,6 +766,7 @@ impl SwarmPeer {
         let remote_public_key = connection.remote_public_key;
         let handshake_hash = connection.handshake_hash.clone();
         let remote_addr = connection.remote_addr;
+        let carrier = connection.carrier;
         // One task owns the connection (its stream and socket stay alive with it).
         let (cipher, ended) = SecretCipher::start(
             remote_public_key,
@@ -763,6 +779,7 @@ impl SwarmPeer {
             remote_public_key,
             is_initiator,
             remote_addr,
+            carrier,
             cipher,
             ended,
         }

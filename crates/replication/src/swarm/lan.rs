@@ -40,6 +40,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::stream::{self, Connection, StreamError};
+use crate::udx::socket::Endpoint;
 
 /// Bound on one `PEER_HANDSHAKE` through a relay (peeroxide-dht's own bound).
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -114,6 +115,13 @@ pub(crate) enum LanError {
         what: String,
         #[source]
         source: libudx::UdxError,
+    },
+    /// A UDP socket of ours could not be bound.
+    #[error("binding a UDP socket on {host}: {source}")]
+    Bind {
+        host: IpAddr,
+        #[source]
+        source: std::io::Error,
     },
     /// The stream to the server (or the secret stream on it) failed.
     #[error("{0}")]
@@ -279,7 +287,7 @@ async fn finish(
             .or_else(|| socket_addr(&hs.reply.server_address))
             .ok_or(LanError::NoServerAddress)?;
         debug!(%addr, "server reachable without holepunching: dialling it");
-        return dial(dht, runtime, &hs, addr)
+        return dial(dht, runtime, &hs, dial_opts.host, addr)
             .await
             .map(|c| Lan::Connected(Box::new(c)));
     }
@@ -324,7 +332,7 @@ async fn finish(
             debug!(%addr, "LAN path: no answer to a ping");
             continue;
         }
-        return dial(dht, runtime, &hs, addr)
+        return dial(dht, runtime, &hs, dial_opts.host, addr)
             .await
             .map(|c| Lan::Connected(Box::new(c)));
     }
@@ -421,13 +429,16 @@ async fn handshake(
 
 /// Where to dial, best first: with `local_connection`, the server's advertised
 /// addresses that are not reserved (JS's `onlyNonReserved`), those sharing most leading
-/// octets with one of ours first (JS's `matchAddress`); then the address the relay saw
-/// the server at.
+/// octets with one of ours first (JS's `matchAddress`); without it, only the advertised
+/// ones on the host the relay saw the server at (a firewalled server of ours offers its
+/// puncher's socket there, where our own UDX stream waits; no other interface is
+/// tried); then the address the relay saw the server at.
 async fn dial_targets(
     hs: &Handshake,
     local_connection: bool,
     dht: &HyperDhtHandle,
 ) -> Vec<SocketAddr> {
+    let seen = socket_addr(&hs.reply.server_address);
     let ours: Vec<Ipv4Peer> = if local_connection {
         match dht.local_port().await {
             Ok(port) => dht.noise_addresses4(port).await,
@@ -436,12 +447,17 @@ async fn dial_targets(
     } else {
         Vec::new()
     };
-    let advertised: &[Ipv4Peer] = if local_connection {
-        &hs.remote.addresses4
+    let advertised: Vec<Ipv4Peer> = if local_connection {
+        hs.remote.addresses4.clone()
     } else {
-        &[]
+        hs.remote
+            .addresses4
+            .iter()
+            .filter(|a| seen.is_some_and(|s| socket_addr(a).is_some_and(|a| a.ip() == s.ip())))
+            .cloned()
+            .collect()
     };
-    order_targets(&ours, advertised, socket_addr(&hs.reply.server_address))
+    order_targets(&ours, &advertised, seen)
 }
 
 /// [`dial_targets`]' order: `advertised` minus reserved addresses, most leading octets
@@ -528,12 +544,17 @@ async fn ping(dht: &HyperDhtHandle, to: &Ipv4Peer) -> Option<Ipv4Peer> {
     }
 }
 
-/// Opens our stream to the server's at `addr` (on the DHT's socket, as peeroxide-dht
-/// does) and starts the secret stream with the handshake's keys.
+/// Opens our stream to the server's at `addr` and starts the secret stream with the
+/// handshake's keys. After a relayed handshake the server waits for our first packet
+/// and takes it on any socket (JS `server.js`, ours alike), so the stream is our own
+/// UDX stream on a socket of ours bound to `host`. After a direct one a JS server
+/// sends first, to where our handshake came from (the DHT's socket, `server.js`
+/// `direct`): the stream is on that socket (libudx) as peeroxide-dht does.
 async fn dial(
     dht: &HyperDhtHandle,
     runtime: &UdxRuntime,
     hs: &Handshake,
+    host: IpAddr,
     addr: SocketAddr,
 ) -> Result<Connection, LanError> {
     let remote_id = hs
@@ -543,14 +564,20 @@ async fn dial(
         .map(|u| u.id)
         .ok_or(LanError::NoStreamId)?;
     let remote_id = u32::try_from(remote_id).map_err(|_| LanError::NoStreamId)?;
-    let socket = match dht.server_socket().await {
-        Ok(Some(socket)) => socket,
-        _ => fresh_socket(runtime).await?,
+    let socket = if hs.reply.relayed {
+        let (endpoint, _other_traffic) = Endpoint::bind(SocketAddr::new(host, 0))
+            .await
+            .map_err(|source| LanError::Bind { host, source })?;
+        stream::Socket::Ours(endpoint)
+    } else {
+        match dht.server_socket().await {
+            Ok(Some(socket)) => stream::Socket::Dht(socket),
+            _ => stream::Socket::Dht(fresh_socket(runtime).await?),
+        }
     };
     let ids = (hs.local_stream_id, remote_id);
-    let socket = stream::Socket::Dht(socket);
     let connection = stream::dial(runtime, socket, ids, addr, &hs.noise, STREAM_TIMEOUT).await?;
-    debug!(%addr, "LAN path: connected");
+    debug!(%addr, relayed = hs.reply.relayed, "LAN path: connected");
     Ok(connection)
 }
 

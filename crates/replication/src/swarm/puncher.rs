@@ -29,6 +29,7 @@ use crate::udx::socket::Endpoint;
 use peeroxide_dht::hyperdht_messages::{FIREWALL_CONSISTENT, FIREWALL_OPEN, FIREWALL_RANDOM};
 use peeroxide_dht::messages::{
     Command, Ipv4Peer, Message, Request, Response, decode_message, encode_request_to_bytes,
+    encode_response_to_bytes,
 };
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
@@ -372,10 +373,18 @@ impl Inner {
             self.punching.store(false, Ordering::SeqCst);
             return;
         }
-        if let Ok(Message::Response(response)) = decode_message(data)
-            && let Some(waiting) = lock(&self.pings).remove(&response.tid)
-        {
-            let _ = waiting.send(response);
+        match decode_message(data) {
+            Ok(Message::Response(response)) => {
+                if let Some(waiting) = lock(&self.pings).remove(&response.tid) {
+                    let _ = waiting.send(response);
+                }
+            }
+            Ok(Message::Request(request)) if !self.initiator => {
+                if let Some(reply) = pong(&request, from) {
+                    send(socket, reply, from, None);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -489,6 +498,36 @@ impl Inner {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The reply to a DHT ping (no id, token, value or closer nodes; `to` = where the
+/// request came from), or `None` for any other request. A server's puncher socket is
+/// what it offers a client on its host or LAN (`addresses4`); such a client pings it
+/// before it connects there (JS `connect.js`, the LAN rule: a `PING`; peeroxide-dht's
+/// `ping`, which our client uses: a `FIND_NODE`). Both match the reply by its tid
+/// alone; without an id in it, nobody takes the socket for a DHT node.
+fn pong(request: &Request, from: SocketAddr) -> Option<Vec<u8>> {
+    let SocketAddr::V4(from) = from else {
+        return None;
+    };
+    let ping =
+        request.command == Command::Ping as u64 || request.command == Command::FindNode as u64;
+    if !request.internal || !ping {
+        return None;
+    }
+    let response = Response {
+        tid: request.tid,
+        to: Ipv4Peer {
+            host: from.ip().to_string(),
+            port: from.port(),
+        },
+        id: None,
+        token: None,
+        closer_nodes: Vec::new(),
+        error: 0,
+        value: None,
+    };
+    encode_response_to_bytes(&response).ok()
 }
 
 /// Sends one probe (`[0]`, JS's `HOLEPUNCH`); `low_ttl`: only far enough to open our

@@ -30,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libudx::{RuntimeHandle, UdxRuntime, UdxSocket};
+use libudx::{RuntimeHandle, UdxRuntime};
 use peeroxide_dht::holepuncher::Holepuncher;
 use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair, ServerEvent, alloc_stream_id};
 use peeroxide_dht::hyperdht_messages::{
@@ -50,6 +50,7 @@ use tracing::debug;
 use super::connected::Gate;
 use super::puncher::Puncher;
 use super::stream::{Connection, RawStream, Socket};
+use crate::udx::socket::Endpoint;
 
 /// How long a handshake waits for the client's first packet (JS
 /// `HANDSHAKE_INITIAL_TIMEOUT`).
@@ -122,11 +123,8 @@ struct Punch {
     round: u64,
     /// Whether we punch (told to the handshake's waiter).
     punching: watch::Sender<bool>,
-    /// The DHT socket our handshake answer left from (the client opened its NAT
-    /// toward it), for the fast probe.
-    primary: UdxSocket,
-    /// Whether the fast probe went out.
-    probed: bool,
+    /// Whether our NAT was opened toward the client's puncher (the fast probe).
+    opened: bool,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -316,12 +314,25 @@ impl Server {
 
         // Open: where the DHT saw our socket first (peeroxide-dht's own list), then our
         // interfaces. Firewalled: our interfaces only (JS: `remoteAddress()` is null
-        // when firewalled), for a client on this host or LAN to dial.
+        // when firewalled), for a client on this host or LAN to dial: with the port of
+        // the puncher's first socket (ours: it answers the client's ping and our own
+        // UDX stream waits there), else the DHT's.
         let addresses4 = if self.options.firewalled {
+            let port = match puncher.as_ref().and_then(|p| p.socket(0)) {
+                Some(socket) => socket.local_addr().map_or(port, |a| a.port()),
+                None => port,
+            };
             local_addresses(self.options.host, port)
         } else {
             self.dht.noise_addresses4(port).await
         };
+        debug!(
+            ?addresses4,
+            puncher = puncher.is_some(),
+            firewalled = self.options.firewalled,
+            dial_client,
+            "server: answering a handshake"
+        );
 
         let (holepunch_id, holepunch) = if puncher.is_some() {
             let id = {
@@ -388,12 +399,25 @@ impl Server {
         }
         let remote_id = u32::try_from(remote_udx?.id).ok()?;
         let session = if dial_client {
-            let stream = RawStream::create(&runtime, &sockets[0], local_id)
-                .await
-                .ok()?;
+            // An open client whose handshake came through a relay takes our first
+            // packet on any of its sockets (JS `connect.js`: its raw stream's firewall
+            // hook), so we dial it from a socket of ours, on our own stream. A client
+            // that reached us directly expects us on the DHT socket it sent to.
+            let socket = if relayed {
+                match Endpoint::bind(SocketAddr::new(self.options.host, 0)).await {
+                    Ok((endpoint, _other_traffic)) => Socket::Ours(endpoint),
+                    Err(e) => {
+                        debug!(error = %e, "server: no socket of ours to dial the client from");
+                        sockets.swap_remove(0)
+                    }
+                }
+            } else {
+                sockets.swap_remove(0)
+            };
+            let stream = RawStream::create(&runtime, &socket, local_id).await.ok()?;
             Session::Dial {
                 stream,
-                socket: sockets.swap_remove(0),
+                socket,
                 remote_id,
                 client: socket_addr(&client)?,
                 keys,
@@ -438,8 +462,7 @@ impl Server {
                         puncher: Arc::new(p),
                         round: 0,
                         punching: punching_tx,
-                        primary,
-                        probed: false,
+                        opened: false,
                     },
                 );
             }
@@ -524,6 +547,7 @@ impl Server {
                 (stream, socket, keys, runtime, addr)
             }
         };
+        let ours = matches!(socket, Socket::Ours(_));
         let peer = match stream.secure(&keys, socket, addr, STREAM_WAIT).await {
             Ok(peer) => peer,
             Err(e) => {
@@ -531,7 +555,7 @@ impl Server {
                 return;
             }
         };
-        debug!(%addr, "server: connection accepted");
+        debug!(%addr, ours, "server: connection accepted");
         drop(runtime);
         let _ = self.accepted.send(peer).await;
     }
@@ -576,18 +600,21 @@ impl Server {
                 echoed.then_some(peer_address.host.as_str()),
             );
         }
-        // JS's "fast mode": a client that opened its NAT toward where our answer came
-        // from (it says so with `remoteAddress`) gets a probe from there at once, to the
-        // socket its round came from; our stream on that socket takes its first packet.
-        if !punch.probed
+        // JS's "fast mode", on our socket: JS answers a client that opened its NAT
+        // toward where our handshake answer came from (it says so with
+        // `remoteAddress`) with a probe from there, and the client's stream then goes
+        // to that socket: the DHT's, whose streams are libudx's. We send the probe
+        // from our puncher's socket instead, with a low TTL: it opens our NAT toward
+        // the client's puncher (where its round came from) without reaching theirs,
+        // so the client's first probe to the puncher address we answer with gets
+        // through and is answered at once, and its stream comes to our socket (docs/
+        // discovery.md, "The stream under a connection").
+        if !punch.opened
             && remote.remote_address.is_some()
             && puncher.firewall() == FIREWALL_CONSISTENT
-            && let Ok(ip) = peer_address.host.parse::<IpAddr>()
         {
-            punch.probed = true;
-            let _ = punch
-                .primary
-                .send_to(&[0], SocketAddr::new(ip, peer_address.port));
+            punch.opened = true;
+            puncher.open_session(peer_address);
         }
         let mut punching = *punch.punching.borrow();
         let mut error = ERROR_NONE;

@@ -26,6 +26,7 @@ use peeroxide_dht::noise_wrap::NoiseWrapResult;
 use peeroxide_dht::secret_stream::{SecretStream, SecretStreamError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::Carrier;
 use crate::transport::{Heard, Listened, PumpEnds};
 
 /// Why a stream to a peer could not be made.
@@ -170,9 +171,19 @@ impl RawStream {
     ) -> Result<Connection, StreamError> {
         match self {
             RawStream::Libudx(stream) => {
-                secure_on(stream.into_async_stream(), keys, socket, addr, wait).await
+                secure_on(
+                    stream.into_async_stream(),
+                    keys,
+                    socket,
+                    addr,
+                    wait,
+                    Carrier::Libudx,
+                )
+                .await
             }
-            RawStream::Ours(stream) => secure_on(stream, keys, socket, addr, wait).await,
+            RawStream::Ours(stream) => {
+                secure_on(stream, keys, socket, addr, wait, Carrier::OurUdx).await
+            }
         }
     }
 }
@@ -183,6 +194,7 @@ async fn secure_on<T>(
     socket: Socket,
     addr: SocketAddr,
     wait: Duration,
+    carrier: Carrier,
 ) -> Result<Connection, StreamError>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -200,7 +212,7 @@ where
         .await
         .map_err(|_| StreamError::Timeout { addr, wait })?
         .map_err(|source| StreamError::Secret { addr, source })?;
-    Ok(Connection::new(secret, socket, addr, Some(heard)))
+    Ok(Connection::new(secret, socket, addr, Some(heard), carrier))
 }
 
 /// Connects a fresh stream (our id `local_id`) over `socket` to the peer's `remote_id`
@@ -228,6 +240,7 @@ pub(crate) struct Connection {
     pub(crate) remote_public_key: [u8; 32],
     pub(crate) handshake_hash: Vec<u8>,
     pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) carrier: Carrier,
     pump: Pump,
 }
 
@@ -235,12 +248,14 @@ impl Connection {
     /// A connection on `secret` over any byte stream; `keep` (e.g. the socket under
     /// it) lives as long as the connection. `heard`: the clock of the [`Listened`]
     /// stream under `secret`, if any (a peer that sends keepalives and then falls
-    /// silent is noticed by it, see `transport::pump`).
+    /// silent is noticed by it, see `transport::pump`). `carrier`: whose UDX stream
+    /// is under it.
     pub(crate) fn new<T>(
         secret: SecretStream<T>,
         keep: impl Send + 'static,
         remote_addr: SocketAddr,
         heard: Option<Heard>,
+        carrier: Carrier,
     ) -> Self
     where
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -249,6 +264,7 @@ impl Connection {
             remote_public_key: *secret.remote_public_key(),
             handshake_hash: secret.handshake_hash().to_vec(),
             remote_addr: Some(remote_addr),
+            carrier,
             pump: pump_with(secret, keep, heard),
         }
     }
@@ -267,6 +283,7 @@ impl Connection {
             remote_public_key,
             handshake_hash: stream.handshake_hash().to_vec(),
             remote_addr,
+            carrier: Carrier::Libudx,
             pump: pump_with(stream, socket, None),
         }
     }
