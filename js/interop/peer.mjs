@@ -49,6 +49,13 @@ const bootstrapOf = (s) => s.split(',').map((hp) => {
   return { host, port: Number(port) }
 })
 
+// `USAGE <peak RSS MiB> <CPU seconds>` of this process, as `write` and `read` exit (the
+// bench's UDX rows).
+function sayUsage () {
+  const u = process.resourceUsage()
+  say(`USAGE ${(u.maxRSS / 1024).toFixed(1)} ${((u.userCPUTime + u.systemCPUTime) / 1e6).toFixed(2)}`)
+}
+
 // Appends `append K` requests from stdin until it closes; prints the new length.
 async function appendFromStdin (core) {
   const rl = readline.createInterface({ input: process.stdin })
@@ -138,9 +145,11 @@ if (role === 'write') {
   swarm.on('connection', (conn) => core.replicate(conn))
   await swarm.join(core.discoveryKey, { server: true, client: false }).flushed()
   say(`READY ${b4a.toString(core.key, 'hex')}`)
+  sayUsage()
   await appendFromStdin(core)
   await swarm.destroy()
   await core.close()
+  sayUsage()
 } else if (role === 'read') {
   const [key, until, bootstrap] = rest
   await read(key, until, (core) => {
@@ -154,6 +163,7 @@ if (role === 'write') {
     swarm.join(core.discoveryKey, { server: false, client: true })
     return () => swarm.destroy()
   })
+  sayUsage()
 } else if (role === 'read-tcp') {
   const [key, until, addr] = rest
   const [host, port] = addr.split(':')

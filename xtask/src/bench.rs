@@ -303,6 +303,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
     if (args.only.is_empty() || args.only.iter().any(|o| o == NAT_ROW)) && !args.no_js {
         nat_rows(args.runs, &mut report, &mut misses)?;
     }
+    if (args.only.is_empty() || args.only.iter().any(|o| o == crate::udx_bench::ROW)) && !args.no_js
+    {
+        crate::udx_bench::rows(args.runs, &mut report, &mut misses)?;
+    }
     report.push_str(
         "\nDurability: `flush` = written to the OS before an append returns, not fsynced \
          (same as JS hypercore 11 defaults: RocksDB WAL write, sync=false). \

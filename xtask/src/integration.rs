@@ -144,6 +144,11 @@ impl Peer {
         writeln!(stdin, "{line}").map_err(|e| format!("{}: {e}", self.name))
     }
 
+    /// Closes the child's stdin (a writer peer then exits, printing its last lines).
+    pub(crate) fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
     pub(crate) fn wait(mut self) -> Result {
         self.stdin.take();
         let end = Instant::now() + DEADLINE;

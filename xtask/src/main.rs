@@ -17,6 +17,7 @@ mod props;
 mod system;
 mod tally;
 mod tauri;
+mod udx_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -60,6 +61,14 @@ enum Cmd {
     /// Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every decoder that reads a
     /// peer's or a file's bytes: all targets in turn, or one.
     Fuzz(fuzz::FuzzArgs),
+    /// Inside the `udx_swarm` bench row's network namespace (run by `cargo xtask bench`).
+    #[command(hide = true)]
+    BenchUdxInside {
+        #[arg(long)]
+        runs: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The main job: a small end-to-end run on a real log on disk.
     Demo {
         /// Keep the data in this directory (default: a temporary one).
@@ -82,6 +91,7 @@ fn main() -> ExitCode {
         }
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Fuzz(args) => fuzz::run(&args),
+        Cmd::BenchUdxInside { runs, out } => udx_bench::inside(runs, &out),
         Cmd::Demo { dir } => demo(dir.as_deref()),
     };
     match result {

@@ -28,6 +28,8 @@
 //! prints `LIBUDX <n>` when its n-th connection carried by libudx's stream (not our
 //! own) comes. `NOVA_SWARM_SEED`
 //! (64 hex digits) fixes the swarm identity (a restarted writer is the same peer).
+//! `write` (after `READY` too) and `read` print `USAGE <peak RSS MiB> <CPU seconds>` as
+//! they exit.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -80,6 +82,35 @@ async fn say_libudx_connections(m: &HypercoreManager) {
     }
 }
 
+/// `USAGE <peak RSS MiB> <CPU seconds>` of this process (VmHWM; user + system time
+/// from /proc/self/stat in the kernel's 100 Hz clock ticks), for the bench's UDX rows.
+fn say_usage() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is the 3rd field,
+    // utime and stime the 14th and 15th.
+    let ticks: f64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|t| t.parse::<f64>().ok())
+                .sum()
+        })
+        .unwrap_or(f64::NAN);
+    say(format!(
+        "USAGE {:.1} {:.2}",
+        peak_kib / 1024.0,
+        ticks / 100.0
+    ));
+}
+
 fn say(line: String) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -109,7 +140,10 @@ async fn main() -> Result<(), BoxError> {
     match args.first().map(String::as_str) {
         Some("write") if args.len() == 4 || args.len() == 5 => {
             let addr = args.get(4).map_or("127.0.0.1:0", String::as_str);
-            peer.write(&args[1], &args[2], args[3].parse()?, addr).await
+            peer.write(&args[1], &args[2], args[3].parse()?, addr)
+                .await?;
+            say_usage();
+            Ok(())
         }
         Some("bootstrap") if args.len() == 2 || args.len() == 3 => {
             let nodes = args.get(2).map_or(Ok(1), |n| n.parse())?;
@@ -118,7 +152,9 @@ async fn main() -> Result<(), BoxError> {
         Some("check") if args.len() == 4 => check(&args[1], &args[2], args[3].parse()?).await,
         Some("read") if args.len() == 6 => {
             peer.read(&args[1], &args[2], &args[3], &args[4], args[5].parse()?)
-                .await
+                .await?;
+            say_usage();
+            Ok(())
         }
         _ => Err("usage: peer [--host IP] [--format legacy|v1] write DIR LOG COUNT [ADDR] | peer [--host IP] read DIR LOG KEY ADDR N | peer check CORE_DIR KEY N | peer bootstrap ADDR".into()),
     }
@@ -203,9 +239,10 @@ impl Peer {
     async fn write(&self, dir: &str, log: &str, count: u64, addr: &str) -> Result<(), BoxError> {
         let m = manager(dir, self.format).await?;
         let have = m.get_length(log).await?;
-        let batch: Vec<Vec<u8>> = (have..count).map(entry).collect();
-        for chunk in batch.chunks(1000) {
-            m.append_batch(log, chunk).await?;
+        // A thousand entries at a time (a large log is never all in memory at once).
+        for start in (have..count).step_by(1000) {
+            let chunk: Vec<Vec<u8>> = (start..count.min(start + 1000)).map(entry).collect();
+            m.append_batch(log, &chunk).await?;
         }
         let key = m.get_log(log).await?.public_key();
         let hex_key = key.iter().map(|b| format!("{b:02x}")).collect::<String>();
@@ -217,6 +254,7 @@ impl Peer {
             say_libudx_connections(&m).await;
             m.enable_replication(log).await?;
             say(format!("READY {addr} {hex_key}"));
+            say_usage();
             say(format!("DIR {}", m.get_log(log).await?.path().display()));
             None
         } else {
@@ -224,6 +262,7 @@ impl Peer {
             m.enable_replication(log).await?;
             let listener = m.listen(addr.parse()?).await?;
             say(format!("READY {} {hex_key}", listener.local_addr()));
+            say_usage();
             say(format!("DIR {}", m.get_log(log).await?.path().display()));
             Some(listener)
         };
