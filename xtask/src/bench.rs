@@ -75,6 +75,10 @@ const ROWS: &[Row] = &[
     // the client's join to its first connection, so >= 1x is "no slower than JS".
     row("swarm_connect", "swarm", "flush", Some(1.0)),
     row("swarm_replicate", "swarm", "flush", Some(1.0)),
+    // The same on our own UDX stream only (no direct TCP endpoint advertised), both
+    // peers in one process; issue 22: >= 3x JS <-> JS.
+    row("swarm_connect", "udx", "flush", Some(1.0)),
+    row("swarm_replicate", "udx", "flush", Some(3.0)),
     row("append_single", "core", "fsync-per-batch", None),
     row("append_batch", "core", "fsync-per-batch", None),
     // ATLAS adapter, 100,000 nodes (no JS anchor: informational). Query rows: ops/s =

@@ -195,7 +195,7 @@ fn run(args: &Args) -> Result<Value, BoxError> {
         .as_deref()
         .is_some_and(|w| w.starts_with("replicate") || w.starts_with("swarm"));
     let tcp = match (replicating, args.layer.as_str()) {
-        (true, "pipe" | "core" | "swarm") => false,
+        (true, "pipe" | "core" | "swarm" | "udx") => false,
         (true, "tcp") => true,
         (true, other) => return Err(format!("unknown transport {other:?} (pipe or tcp)").into()),
         (false, _) => false,
@@ -232,8 +232,8 @@ fn run(args: &Args) -> Result<Value, BoxError> {
         "read_cold" => read_cold(dir.path(), durability, layer, args, &rt)?,
         "replicate_pipe" => rt.block_on(replicate(dir.path(), durability, false, tcp))?,
         "replicate_incremental" => rt.block_on(replicate(dir.path(), durability, true, tcp))?,
-        "swarm_connect" => rt.block_on(swarm(dir.path(), false))?,
-        "swarm_replicate" => rt.block_on(swarm(dir.path(), true))?,
+        "swarm_connect" => rt.block_on(swarm(dir.path(), false, args.layer != "udx"))?,
+        "swarm_replicate" => rt.block_on(swarm(dir.path(), true, args.layer != "udx"))?,
         "atlas_store" => rt.block_on(atlas::store(dir.path(), durability))?,
         "atlas_query_time" => rt.block_on(atlas::query(dir.path(), durability, false))?,
         "atlas_query_agent" => rt.block_on(atlas::query(dir.path(), durability, true))?,
@@ -511,7 +511,10 @@ async fn replicate(
 /// (client). connect = the reader's `enable_replication` (its join) to its first
 /// `peer-connect`; swarm_replicate then times from that event until the reader holds
 /// all 10,000 blocks. Must run where only loopback exists (xtask: `unshare --net`).
-async fn swarm(dir: &Path, replicate: bool) -> Result<Value, BoxError> {
+/// `direct`: the writer advertises a direct TCP endpoint and the reader moves there
+/// (layer `swarm`); without it (layer `udx`) they stay on the swarm connection, our
+/// own UDX stream.
+async fn swarm(dir: &Path, replicate: bool, direct: bool) -> Result<Value, BoxError> {
     use nova_hypercore_manager::{BootstrapNode, ManagerEvent, SwarmOptions};
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -535,9 +538,10 @@ async fn swarm(dir: &Path, replicate: bool) -> Result<Value, BoxError> {
     } else {
         a.append(LOG, b"topic").await?;
     }
-    let mut server = SwarmOptions::new(vec![node.addr()])
-        .host(loopback)
-        .direct(SocketAddr::new(loopback, 0));
+    let mut server = SwarmOptions::new(vec![node.addr()]).host(loopback);
+    if direct {
+        server = server.direct(SocketAddr::new(loopback, 0));
+    }
     server.client = false;
     a.start_swarm(server).await?;
     a.enable_replication(LOG).await?;
