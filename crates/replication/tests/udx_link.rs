@@ -41,6 +41,9 @@ struct Path {
     bandwidth: u64,
     /// Bytes queued before the bottleneck drops (drop-tail).
     queue: usize,
+    /// Largest datagram (UDX header and payload) the path carries; larger ones are
+    /// lost, as with don't-fragment set.
+    mtu: usize,
 }
 
 impl Path {
@@ -52,6 +55,7 @@ impl Path {
             duplicate: 0.0,
             bandwidth: 0,
             queue: usize::MAX,
+            mtu: usize::MAX,
         }
     }
 }
@@ -103,6 +107,10 @@ impl Link {
     fn send(&mut self, from: usize, bytes: Vec<u8>, now: Instant) {
         let path = self.paths[from];
         self.sent[from] += 1;
+        if bytes.len() > path.mtu {
+            self.dropped[from] += 1;
+            return;
+        }
         let mut depart = now;
         if path.bandwidth > 0 {
             let start = self.free_at[from].max(now);
@@ -330,6 +338,7 @@ fn lossy(delay_ms: u64, loss: f64, bandwidth: u64) -> Path {
         duplicate: 0.0,
         bandwidth,
         queue: 256 * 1024,
+        mtu: usize::MAX,
     }
 }
 
@@ -367,6 +376,34 @@ fn a_clean_path_delivers_everything_in_order_and_both_sides_close() {
         "{:?}",
         run.elapsed()
     );
+}
+
+/// MTU probing: on a path that carries 1,500-byte packets the payload grows from 1,152
+/// to 1,452 bytes (by jumps first); on one that carries at most 1,300-byte datagrams (20
+/// of them the UDX header) it climbs by 32-byte steps to the last that fits, 1,280,
+/// after a jump and three steps are lost; every byte still arrives (a
+/// lost probe is resent without its padding) and nothing but the probes is too large.
+#[test]
+fn mtu_probing_finds_the_largest_step_the_path_carries() {
+    for (mtu, expected) in [
+        (usize::MAX, 1452),
+        (1500 - 28, 1452),
+        (1300, 1280),
+        (1180, 1152),
+    ] {
+        let path = Path {
+            mtu,
+            ..Path::clean(Duration::from_millis(5))
+        };
+        let bytes = data(2 << 20, 9);
+        let mut run = Run::new([path; 2], 9, bytes.clone(), Config::default());
+        run.run(Duration::from_secs(60));
+        assert!(run.got == bytes, "every byte once, in order (mtu {mtu})");
+        assert!(run.streams.iter().all(Stream::is_closed), "both closed");
+        assert_eq!(run.streams[0].mss(), expected, "path carries {mtu} bytes");
+        // Only the probes (a jump, then three steps) were too large for the path.
+        assert!(run.link.dropped[0] <= 4, "{:?}", run.link.dropped);
+    }
 }
 
 fn lossy_run(loss: f64, seed: u64) -> Run {
@@ -415,6 +452,7 @@ fn reordering_and_duplication_deliver_once_in_order() {
         duplicate: 0.05,
         bandwidth: 0,
         queue: usize::MAX,
+        mtu: usize::MAX,
     };
     let bytes = data(2 << 20, 4);
     let mut run = Run::new([path; 2], 4, bytes.clone(), Config::default());
@@ -566,6 +604,7 @@ proptest! {
         duplicate in 0.0f64..0.05,
         bandwidth in prop_oneof![Just(0u64), 100_000u64..5_000_000],
         writes in proptest::collection::vec(1usize..20_000, 1..8),
+        mtu in prop_oneof![Just(usize::MAX), 1172usize..1600],
     ) {
         let path = Path {
             delay: Duration::from_millis(delay_ms),
@@ -574,6 +613,7 @@ proptest! {
             duplicate,
             bandwidth,
             queue: 128 * 1024,
+            mtu,
         };
         let bytes = data(len, seed);
         let mut run = Run::new([path; 2], seed, bytes.clone(), Config::default());

@@ -6,14 +6,16 @@
 //! Owns: the packet format ([`packet`]: the 20-byte header, SACK blocks, padding,
 //! what is and is not a UDX datagram), sequence arithmetic ([`seq`]) and the stream
 //! ([`stream`]: the state machine, built from [`send`] (bytes and packets in flight,
-//! RACK), [`recv`] (ordering, SACK blocks, the receive window), [`rtt`] and [`cubic`]
-//! (congestion window and pacer)). Must not: touch sockets or clocks itself, or know
-//! about the secret stream above it. Used by: nothing in the product yet (the tokio
-//! driver on our sockets is the next step, then `swarm/stream.rs` swaps libudx out);
-//! tested over a simulated link with a virtual clock (`tests/udx_link.rs`) and fuzzed
-//! (`fuzz` targets `udx_packet`, `udx_stream`).
+//! RACK), [`recv`] (ordering, SACK blocks, the receive window), [`rtt`], [`cubic`]
+//! (congestion window and pacer) and [`mtu`] (path MTU probing)) and its tokio driver
+//! ([`socket`]: an endpoint per UDP socket, a stream per peer). Must not: know about
+//! the secret stream above it. Used by: the swarm (`swarm/stream.rs`: every connection
+//! on a socket of ours); tested over a simulated link with a virtual clock
+//! (`tests/udx_link.rs`) and real loopback (`tests/udx_socket.rs`), and fuzzed (`fuzz`
+//! targets `udx_packet`, `udx_stream`).
 
 pub mod cubic;
+pub mod mtu;
 pub mod packet;
 pub mod recv;
 pub mod rtt;

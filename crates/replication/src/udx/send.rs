@@ -41,6 +41,9 @@ pub struct Sent {
     pub timeouts: u8,
     /// Where it stands.
     pub fate: Fate,
+    /// Zero bytes after the header (`data_offset`): an MTU probe's padding, only on its
+    /// first transmission (a resend goes without it).
+    pub padding: u8,
 }
 
 /// What one ack delivered.
@@ -54,6 +57,8 @@ pub struct Delivered {
     pub advanced: bool,
     /// An RTT sample from a packet sent once.
     pub rtt: Option<Duration>,
+    /// A padded packet (an MTU probe) acked in its first transmission: its seq.
+    pub probe_acked: Option<u64>,
 }
 
 /// The sending half's state.
@@ -79,6 +84,8 @@ pub struct Sender {
     rack_rtt: Duration,
     /// A packet was delivered below one sent after it: the path reorders.
     pub reordering_seen: bool,
+    /// An MTU probe resent without its padding, not yet told (see `take_probe_lost`).
+    probe_lost: Option<u64>,
 }
 
 impl Sender {
@@ -97,6 +104,7 @@ impl Sender {
             rack_tx: 0,
             rack_rtt: Duration::ZERO,
             reordering_seen: false,
+            probe_lost: None,
         }
     }
 
@@ -155,11 +163,23 @@ impl Sender {
 
     /// Builds the next new packet: up to `mss` unsent bytes, with END if `end` is wanted
     /// and it takes the last of them (or alone when nothing is left). `None`: nothing to send.
-    pub fn next_new(&mut self, mss: usize, end: bool, now: Instant) -> Option<&Sent> {
+    /// `pad_to`: a full packet is padded to that many bytes after the header (an MTU
+    /// probe) when the padding fits `data_offset`.
+    pub fn next_new(
+        &mut self,
+        mss: usize,
+        end: bool,
+        now: Instant,
+        pad_to: Option<usize>,
+    ) -> Option<&Sent> {
         if self.unsent.is_empty() && !end {
             return None;
         }
         let take = self.unsent.len().min(mss);
+        let padding = match pad_to {
+            Some(size) if take == mss && size > take => u8::try_from(size - take).unwrap_or(0),
+            _ => 0,
+        };
         let payload: Vec<u8> = self.unsent.drain(..take).collect();
         let end = end && self.unsent.is_empty();
         if payload.is_empty() && !end {
@@ -174,6 +194,7 @@ impl Sender {
             retransmitted: false,
             timeouts: 0,
             fate: Fate::InFlight,
+            padding,
             payload,
         };
         self.next += 1;
@@ -204,9 +225,18 @@ impl Sender {
         p.sent_at = now;
         p.tx = tx;
         p.retransmitted = true;
+        if p.padding > 0 {
+            p.padding = 0;
+            self.probe_lost = Some(p.seq);
+        }
         self.in_flight += 1;
         self.in_flight_bytes += p.payload.len();
         Some(&self.flight[i])
+    }
+
+    /// The MTU probe last resent without its padding (presumed lost), once.
+    pub fn take_probe_lost(&mut self) -> Option<u64> {
+        self.probe_lost.take()
     }
 
     /// Sends the highest packet in flight again (a tail loss probe with nothing new).
@@ -221,6 +251,10 @@ impl Sender {
         p.sent_at = now;
         p.tx = tx;
         p.retransmitted = true;
+        if p.padding > 0 {
+            p.padding = 0;
+            self.probe_lost = Some(p.seq);
+        }
         Some(p)
     }
 
@@ -288,6 +322,9 @@ impl Sender {
         let rtt = now.saturating_duration_since(p.sent_at);
         if !p.retransmitted {
             delivered.rtt = Some(rtt);
+            if p.padding > 0 {
+                delivered.probe_acked = Some(p.seq);
+            }
         }
         if p.tx > self.rack_tx {
             if !p.retransmitted || rtt >= min_rtt {
@@ -384,7 +421,7 @@ mod tests {
         assert_eq!(s.write(&[7; 5000]), 5000);
         for i in 0..5 {
             let p = s
-                .next_new(1000, false, t0 + Duration::from_millis(i))
+                .next_new(1000, false, t0 + Duration::from_millis(i), None)
                 .unwrap();
             assert_eq!(p.seq, i);
         }
@@ -412,7 +449,7 @@ mod tests {
         let mut s = Sender::new(10_000);
         s.write(&[1; 3000]);
         for _ in 0..3 {
-            s.next_new(1000, false, t0);
+            s.next_new(1000, false, t0, None);
         }
         let blocks = [
             SackBlock { start: 2, end: 9 },
@@ -430,12 +467,12 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Sender::new(10_000);
         s.write(&[1; 1500]);
-        assert!(!s.next_new(1000, true, t0).unwrap().end);
-        let p = s.next_new(1000, true, t0).unwrap();
+        assert!(!s.next_new(1000, true, t0, None).unwrap().end);
+        let p = s.next_new(1000, true, t0, None).unwrap();
         assert!(p.end && p.payload.len() == 500);
         let mut s = Sender::new(10_000);
-        let p = s.next_new(1000, true, t0).unwrap();
+        let p = s.next_new(1000, true, t0, None).unwrap();
         assert!(p.end && p.payload.is_empty());
-        assert!(Sender::new(1).next_new(1000, false, t0).is_none());
+        assert!(Sender::new(1).next_new(1000, false, t0, None).is_none());
     }
 }

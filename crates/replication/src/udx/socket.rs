@@ -115,6 +115,29 @@ impl State {
     }
 }
 
+/// Sets don't-fragment on every datagram and ignores the kernel's path MTU cache (C
+/// libudx's `IP_PMTUDISC_PROBE`), so an MTU probe larger than the path is lost, never
+/// fragmented (`udx::mtu`). Where it cannot be set, probing still works on paths that
+/// carry 1,500-byte packets; a smaller path then fragments probes, as it would any
+/// datagram, and the stream keeps what was acked.
+fn dont_fragment(socket: &UdpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::net::sockopt;
+        let set = match socket.local_addr() {
+            Ok(SocketAddr::V6(_)) => {
+                sockopt::set_ipv6_mtu_discover(socket, sockopt::Ipv6PathMtuDiscovery::PROBE)
+            }
+            _ => sockopt::set_ip_mtu_discover(socket, sockopt::Ipv4PathMtuDiscovery::PROBE),
+        };
+        if let Err(e) = set {
+            tracing::debug!(error = %e, "UDX socket: don't-fragment not set");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -130,6 +153,7 @@ impl Endpoint {
     /// Runs on `socket` (its other traffic comes out of the returned channel); every
     /// stream gets `config`. Needs a tokio runtime.
     pub fn from_socket(socket: UdpSocket, config: Config) -> (Endpoint, mpsc::Receiver<Datagram>) {
+        dont_fragment(&socket);
         let (tx, rx) = mpsc::channel(FALLBACK_QUEUE);
         let (closed_tx, closed) = tokio::sync::watch::channel(());
         let inner = Arc::new(EndpointInner {

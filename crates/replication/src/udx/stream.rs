@@ -15,17 +15,19 @@
 //! after 6 for one packet (§3.6), END riding on the last data packet, DESTROY both ways,
 //! MESSAGE both ways. Ours, not C's: CUBIC with a per-packet pacer ([`super::cubic`]);
 //! many packets in flight, bounded by the send buffer, the window and the peer's receive
-//! window. Not done: MTU probing (1,152-byte payloads, as today's JS peers), relaying,
+//! window; MTU probing as C ([`super::mtu`]: from 1,152 payload bytes up to 1,452 by
+//! padded probes, the sockets setting don't-fragment). Not done: relaying,
 //! `change_remote`, keepalive heartbeats (the secret stream above sends its own).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::cubic::{Cubic, Pacer};
+use super::mtu::Mtu;
 use super::packet::{Flags, HEADER_LEN, Header, Packet};
 use super::recv::{Received, Receiver};
 use super::rtt::Rtt;
-use super::send::Sender;
+use super::send::{Sender, Sent};
 
 /// Payload bytes per packet at UDX's base MTU of 1,200 over IPv4 (C: `1200 - 48`).
 pub const MSS: usize = 1152;
@@ -41,8 +43,11 @@ const TLP_ACK_DELAY: Duration = Duration::from_millis(2);
 /// A stream's limits.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Payload bytes per packet.
+    /// Payload bytes per packet to start with (and the largest message).
     pub mss: usize,
+    /// The most payload bytes per packet MTU probing may reach ([`super::mtu`]); no
+    /// probing when not above `mss`.
+    pub max_mss: usize,
     /// Bytes written and not acked that the stream holds.
     pub send_buffer: usize,
     /// Bytes received and not read that the stream holds (the window it advertises).
@@ -53,6 +58,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             mss: MSS,
+            max_mss: super::mtu::MAX_MSS,
             send_buffer: WINDOW,
             recv_window: WINDOW,
         }
@@ -103,6 +109,7 @@ pub struct Stream {
     rtt: Rtt,
     cubic: Cubic,
     pacer: Pacer,
+    mtu: Mtu,
     recovery: LossState,
     /// The peer's receive window and the wl1/wl2 of its last update.
     remote_window: u32,
@@ -138,6 +145,7 @@ impl Stream {
             send: Sender::new(config.send_buffer),
             recv: Receiver::new(config.recv_window),
             advertised: u32::try_from(config.recv_window).unwrap_or(u32::MAX),
+            mtu: Mtu::new(config.mss, config.max_mss),
             config,
             remote_id: None,
             rtt: Rtt::new(),
@@ -343,6 +351,12 @@ impl Stream {
         let delivered = self.send.on_ack(h.ack, &packet.sacks, now, min_rtt);
         if let Some(sample) = delivered.rtt {
             self.rtt.sample(sample, now);
+        }
+        if delivered.packets > 0 {
+            self.mtu.on_ack();
+        }
+        if let Some(probe) = delivered.probe_acked {
+            self.mtu.probe_acked(probe);
         }
         if let Some(probe) = self.tlp_seq
             && self.send.una() > probe
@@ -587,23 +601,26 @@ impl Stream {
     }
 
     fn poll_data(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        let mss = self.config.mss;
+        let mss = self.mtu.mss();
         let end = self.end_wanted && self.end_seq.is_none();
         if self.tlp_due {
             self.tlp_due = false;
             let fits = self.new_data_fits();
             let packet = if fits && (self.send.unsent() > 0 || end) {
-                self.send.next_new(mss, end, now).cloned()
+                self.send.next_new(mss, end, now, None).cloned()
             } else {
                 self.send.probe_last(now).cloned()
             };
+            if let Some(seq) = self.send.take_probe_lost() {
+                self.mtu.probe_lost(seq);
+            }
             if let Some(p) = packet {
                 if p.end {
                     self.end_seq = Some(p.seq);
                 }
                 self.tlp_seq = Some(p.seq);
                 self.rto_at = Some(now + self.rtt.rto());
-                self.send_data(&p.payload, p.seq, p.end, out);
+                self.send_data(&p, out);
                 return true;
             }
         }
@@ -618,7 +635,8 @@ impl Stream {
             return false;
         }
         let rate = Pacer::rate(&self.cubic, mss, self.rtt.srtt());
-        let size = HEADER_LEN + mss.min(self.send.unsent().max(1));
+        let pad_to = self.mtu.probe_size();
+        let size = HEADER_LEN + pad_to.unwrap_or(mss).min(self.send.unsent().max(1));
         let release = self.pacer.release(now, rate, size, mss);
         if release > now {
             self.pacing_at = Some(release);
@@ -629,8 +647,15 @@ impl Stream {
         while packet.is_none() && self.send.has_lost() {
             packet = self.send.next_retransmit(now).cloned();
         }
+        if let Some(seq) = self.send.take_probe_lost() {
+            self.mtu.probe_lost(seq);
+        }
         if packet.is_none() && has_new && self.new_data_fits() {
-            packet = self.send.next_new(mss, end, now).cloned();
+            packet = self.send.next_new(mss, end, now, pad_to).cloned();
+            if let Some(p) = packet.as_ref().filter(|p| p.padding > 0) {
+                self.mtu
+                    .probe_sent(p.seq, p.payload.len() + usize::from(p.padding));
+            }
         }
         let Some(p) = packet else {
             self.rearm(now, false, false);
@@ -639,9 +664,10 @@ impl Stream {
         if p.end {
             self.end_seq = Some(p.seq);
         }
-        self.pacer.sent(HEADER_LEN + p.payload.len());
+        self.pacer
+            .sent(HEADER_LEN + p.payload.len() + usize::from(p.padding));
         self.cwnd_limited = 2 * (packets + 1) >= window;
-        self.send_data(&p.payload, p.seq, p.end, out);
+        self.send_data(&p, out);
         let new = p.seq + 1 == self.send.next();
         self.rearm(now, false, new);
         true
@@ -651,21 +677,27 @@ impl Stream {
     /// packet whenever the window is not 0).
     fn new_data_fits(&self) -> bool {
         let (packets, bytes) = self.send.in_flight();
-        let next = self.config.mss.min(self.send.unsent());
+        let next = self.mtu.mss().min(self.send.unsent());
         let window = self.remote_window as usize;
         window > 0 && (packets == 0 || bytes + next <= window)
     }
 
-    fn send_data(&mut self, payload: &[u8], seq: u64, end: bool, out: &mut Vec<u8>) {
-        let fresh = seq + 1 == self.send.next();
+    fn send_data(&mut self, p: &Sent, out: &mut Vec<u8>) {
+        let fresh = p.seq + 1 == self.send.next();
         let mut flags = Flags::ACK;
-        if !payload.is_empty() {
+        if !p.payload.is_empty() {
             flags = flags | Flags::DATA;
         }
-        if end {
+        if p.end {
             flags = flags | Flags::END;
         }
-        let header = self.header(flags, seq);
-        self.emit(header, payload, out, fresh);
+        let mut header = self.header(flags, p.seq);
+        header.data_offset = p.padding;
+        self.emit(header, &p.payload, out, fresh);
+    }
+
+    /// Payload bytes per data packet now (MTU probing raises it from `Config::mss`).
+    pub fn mss(&self) -> usize {
+        self.mtu.mss()
     }
 }
