@@ -11,6 +11,7 @@ use std::path::Path;
 
 use nova_hypercore_managed_core::{Durability, FileBudget, ManagedCore, OpenOptions, WRITE_TURNS};
 use nova_hypercore_serialization::LogName;
+use nova_hypercore_testkit::fds::{FdPeak, open_fds};
 
 const BUDGET: usize = 8;
 const LOGS: usize = 12;
@@ -18,12 +19,6 @@ const ROUNDS: u64 = 6;
 /// Descriptors beyond the budget the count tolerates: none are expected on a
 /// current-thread runtime (no I/O runs on another thread while the test counts).
 const SLACK: usize = 2;
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
 
 fn durability(i: usize) -> Durability {
     [
@@ -238,18 +233,7 @@ async fn many_logs_appending_at_once_hold_the_budget_plus_one_descriptor_per_wri
         logs.push(log);
     }
     let base = open_fds().saturating_sub(budget.open_files());
-    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let sampling = sampling.clone();
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            while sampling.load(std::sync::atomic::Ordering::Acquire) {
-                peak = peak.max(open_fds());
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            }
-            peak
-        })
-    };
+    let sampler = FdPeak::start(std::time::Duration::from_micros(200));
     let tasks: Vec<_> = logs
         .iter()
         .enumerate()
@@ -265,8 +249,7 @@ async fn many_logs_appending_at_once_hold_the_budget_plus_one_descriptor_per_wri
     for task in tasks {
         task.await.unwrap();
     }
-    sampling.store(false, std::sync::atomic::Ordering::Release);
-    let peak = sampler.join().unwrap();
+    let peak = sampler.stop();
     println!("SYNC_PEAK peak={peak} base={base}");
     // An append holds one file dirty or syncing at a time (`data`, then `oplog`), so
     // each turn adds at most one descriptor; the sampler's directory handle counts once.

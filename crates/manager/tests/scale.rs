@@ -26,6 +26,7 @@
 use std::time::Duration;
 
 use nova_hypercore_manager::{HypercoreManager, ManagedLog, ManagerConfig};
+use nova_hypercore_testkit::fds::{FdPeak, open_fds};
 use nova_hypercore_testkit::proc_status_bytes;
 
 /// Logs per store (both stores hold this many, all replication-enabled).
@@ -58,12 +59,6 @@ fn payload(log: usize, entry: u64) -> Vec<u8> {
 
 fn name(i: usize) -> String {
     format!("scale-{i:04}")
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
 }
 
 fn rss() -> u64 {
@@ -158,18 +153,7 @@ async fn replicated_logs_at_scale_sync_with_bounded_open_files() {
 
     // One direct TCP connection carries all `n` channels; a sampler keeps the peak
     // descriptor count while they sync.
-    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let sampling = sampling.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut peak = 0;
-            while sampling.load(std::sync::atomic::Ordering::Acquire) {
-                peak = peak.max(open_fds());
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            peak
-        })
-    };
+    let sampler = FdPeak::start(Duration::from_millis(2));
     let listener = a.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let connector = b.connect(listener.local_addr());
     wait_complete(&replicas).await;
@@ -201,8 +185,7 @@ async fn replicated_logs_at_scale_sync_with_bounded_open_files() {
         let want: Vec<Vec<u8>> = (0..ENTRIES).map(|e| payload(i, e)).collect();
         assert_eq!(got, want, "log {}", name(i));
     }
-    sampling.store(false, std::sync::atomic::Ordering::Release);
-    let fds_peak = sampler.await.unwrap().max(fds_synced);
+    let fds_peak = sampler.stop().max(fds_synced);
     assert!(
         fds_synced - fds_base <= bound,
         "{} descriptors after syncing 2 x {n} logs over one connection (bound {bound})",

@@ -2,10 +2,12 @@
 //!
 //! Owns: the property-test conventions that `cargo xtask test-props` relies on
 //! ([`property_config`], [`CaseCounter`]) and a tokio runtime for running async code
-//! inside proptest cases; seeds and a generator for randomized suites ([`replay`]).
+//! inside proptest cases; seeds and a generator for randomized suites ([`replay`]);
+//! this process's open descriptors and their peak ([`fds`]).
 //!
 //! Does not: mock or fake any component. Tests use real storage and real sockets.
 
+pub mod fds;
 pub mod replay;
 
 use std::io::Write;
