@@ -403,6 +403,26 @@ fn mtu_probing_finds_the_largest_step_the_path_carries() {
         assert_eq!(run.streams[0].mss(), expected, "path carries {mtu} bytes");
         // Only the probes (a jump, then three steps) were too large for the path.
         assert!(run.link.dropped[0] <= 4, "{:?}", run.link.dropped);
+        // A lost probe is no congestion signal: the transfer takes no longer than it
+        // does without probing (virtual time: the runs are deterministic).
+        let without = Config {
+            max_mss: Config::default().mss,
+            ..Config::default()
+        };
+        let mut plain = Run::new([path; 2], 9, bytes.clone(), without);
+        plain.run(Duration::from_secs(60));
+        assert!(plain.got == bytes);
+        println!(
+            "UDX_SIM mtu={mtu} probing={:?} plain={:?}",
+            run.elapsed(),
+            plain.elapsed()
+        );
+        assert!(
+            run.elapsed() <= plain.elapsed() + plain.elapsed() / 10,
+            "path carries {mtu}: {:?} with probing, {:?} without",
+            run.elapsed(),
+            plain.elapsed()
+        );
     }
 }
 

@@ -44,6 +44,9 @@ pub(crate) const BIRTHDAY_SOCKETS: usize = 256;
 const LOW_TTL: u32 = 5;
 const DEFAULT_TTL: u32 = 64;
 
+/// Pings a server's puncher answers per second (see `Inner::may_pong`).
+const PONGS_PER_SECOND: u32 = 16;
+
 /// Bound on one ping to a DHT node (JS: no retry, about 2 s).
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -89,6 +92,8 @@ struct Inner {
     connected: watch::Sender<Option<(usize, SocketAddr)>>,
     /// Told of every socket we open (a server puts a stream on each).
     on_socket: Mutex<Option<SocketHook>>,
+    /// Pings answered in the current second (at most [`PONGS_PER_SECOND`]).
+    pongs: Mutex<(std::time::Instant, u32)>,
     tasks: Mutex<JoinSet<()>>,
 }
 
@@ -133,6 +138,7 @@ impl Puncher {
             remote: Mutex::new(Remote::default()),
             connected: watch::channel(None).0,
             on_socket: Mutex::new(None),
+            pongs: Mutex::new((std::time::Instant::now(), 0)),
             tasks: Mutex::new(JoinSet::new()),
         });
         let puncher = Puncher { inner };
@@ -380,12 +386,27 @@ impl Inner {
                 }
             }
             Ok(Message::Request(request)) if !self.initiator => {
-                if let Some(reply) = pong(&request, from) {
+                if let Some(reply) = pong(&request, from)
+                    && self.may_pong()
+                {
                     send(socket, reply, from, None);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Whether one more ping may be answered this second: a client pings once or twice
+    /// before it connects, and a flood must not hold up the probes, which take turns
+    /// with replies to send (see [`send`]).
+    fn may_pong(&self) -> bool {
+        let mut pongs = lock(&self.pongs);
+        let now = std::time::Instant::now();
+        if now.duration_since(pongs.0) >= Duration::from_secs(1) {
+            *pongs = (now, 0);
+        }
+        pongs.1 += 1;
+        pongs.1 <= PONGS_PER_SECOND
     }
 
     /// A DHT `PING` to `node` from our first socket; its reply (`to`: where it saw us).
@@ -539,7 +560,10 @@ fn probe(socket: &Endpoint, to: SocketAddr, low_ttl: bool) {
 /// Sends `bytes` from `socket` to `to` from a task (a fresh socket may not be known
 /// writable yet, so a `try_send` could fail), with `ttl` for this datagram if given.
 /// The TTL is the socket's, so the puncher's sends go one at a time (a DHT ping sent
-/// while a low-TTL probe waits would die on the way): they are few and small.
+/// while a low-TTL probe waits would die on the way): they are few and small. A UDX
+/// stream already running on the socket does not take turns: a datagram of it sent
+/// during a low-TTL probe also goes out with that TTL (5 hops, enough on a LAN; further
+/// away it is lost and resent like any loss).
 fn send(socket: &Endpoint, bytes: Vec<u8>, to: SocketAddr, ttl: Option<u32>) {
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let socket = socket.socket().clone();

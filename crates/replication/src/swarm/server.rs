@@ -50,7 +50,6 @@ use tracing::debug;
 use super::connected::Gate;
 use super::puncher::Puncher;
 use super::stream::{Connection, RawStream, Socket};
-use crate::udx::socket::Endpoint;
 
 /// How long a handshake waits for the client's first packet (JS
 /// `HANDSHAKE_INITIAL_TIMEOUT`).
@@ -399,21 +398,13 @@ impl Server {
         }
         let remote_id = u32::try_from(remote_udx?.id).ok()?;
         let session = if dial_client {
-            // An open client whose handshake came through a relay takes our first
-            // packet on any of its sockets (JS `connect.js`: its raw stream's firewall
-            // hook), so we dial it from a socket of ours, on our own stream. A client
-            // that reached us directly expects us on the DHT socket it sent to.
-            let socket = if relayed {
-                match Endpoint::bind(SocketAddr::new(self.options.host, 0)).await {
-                    Ok((endpoint, _other_traffic)) => Socket::Ours(endpoint),
-                    Err(e) => {
-                        debug!(error = %e, "server: no socket of ours to dial the client from");
-                        sockets.swap_remove(0)
-                    }
-                }
-            } else {
-                sockets.swap_remove(0)
-            };
+            // An open client, or one whose handshake reached us directly, is dialled
+            // from the DHT's socket (libudx): JS's client dials us at the same time, at
+            // our advertised address or where its relay saw us, both the DHT's sockets,
+            // and takes whichever packet comes first; a stream of ours on another
+            // socket would lose the race half the time (docs/discovery.md, "The stream
+            // under a connection").
+            let socket = sockets.swap_remove(0);
             let stream = RawStream::create(&runtime, &socket, local_id).await.ok()?;
             Session::Dial {
                 stream,
@@ -445,8 +436,19 @@ impl Server {
             let (punching_tx, punching) = watch::channel(false);
             if let Some(p) = puncher {
                 let first_puncher_index = sockets.len();
+                // The puncher's first socket is the one `addresses4` offers: its stream
+                // waits before our answer leaves, so a client's first packet cannot
+                // come before it (the others, birthday sockets, come later anyway).
+                if let Some(first) = p.socket(0) {
+                    waiting
+                        .listen(&runtime, first_puncher_index, Socket::Ours(first))
+                        .await;
+                }
                 let (rt, w) = (self.runtime.clone(), waiting.clone());
                 p.on_socket(move |i, socket| {
+                    if i == 0 {
+                        return;
+                    }
                     let (rt, w) = (rt.clone(), w.clone());
                     let socket = Socket::Ours(socket.clone());
                     tokio::spawn(async move {

@@ -338,7 +338,8 @@ impl Sender {
 
     /// RACK: marks lost every packet in flight sent before the most recently sent
     /// delivered one and older than `rack_rtt + reo_wnd`; returns how many were marked
-    /// and the earliest time another one would be.
+    /// (MTU probes not counted: their loss is no sign of congestion) and the earliest
+    /// time another one would be.
     pub fn detect_losses(&mut self, now: Instant, reo_wnd: Duration) -> (usize, Option<Instant>) {
         let mut marked = 0;
         let mut next_check: Option<Instant> = None;
@@ -353,7 +354,11 @@ impl Sender {
                 self.lost.insert(p.seq);
                 self.in_flight -= 1;
                 self.in_flight_bytes -= p.payload.len();
-                marked += 1;
+                // A lost MTU probe says the packet was too large, not that the path is
+                // congested (C's `rack_detect_loss` leaves probes out as well).
+                if p.padding == 0 {
+                    marked += 1;
+                }
             } else {
                 next_check = Some(next_check.map_or(deadline, |t: Instant| t.min(deadline)));
             }

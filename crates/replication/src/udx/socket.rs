@@ -115,12 +115,14 @@ impl State {
     }
 }
 
+/// Payload bytes per packet at a 1,500-byte IPv6 packet (C: 1500 - 68).
+const MAX_MSS_V6: usize = 1432;
+
 /// Sets don't-fragment on every datagram and ignores the kernel's path MTU cache (C
 /// libudx's `IP_PMTUDISC_PROBE`), so an MTU probe larger than the path is lost, never
-/// fragmented (`udx::mtu`). Where it cannot be set, probing still works on paths that
-/// carry 1,500-byte packets; a smaller path then fragments probes, as it would any
-/// datagram, and the stream keeps what was acked.
-fn dont_fragment(socket: &UdpSocket) {
+/// fragmented (`udx::mtu`). False where it cannot be set (then the endpoint's streams
+/// do not probe).
+fn dont_fragment(socket: &UdpSocket) -> bool {
     #[cfg(target_os = "linux")]
     {
         use rustix::net::sockopt;
@@ -130,12 +132,19 @@ fn dont_fragment(socket: &UdpSocket) {
             }
             _ => sockopt::set_ip_mtu_discover(socket, sockopt::Ipv4PathMtuDiscovery::PROBE),
         };
-        if let Err(e) = set {
-            tracing::debug!(error = %e, "UDX socket: don't-fragment not set");
+        match set {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "UDX socket: don't-fragment not set; no MTU probing");
+                false
+            }
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = socket;
+    {
+        let _ = socket;
+        false
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -152,8 +161,18 @@ impl Endpoint {
 
     /// Runs on `socket` (its other traffic comes out of the returned channel); every
     /// stream gets `config`. Needs a tokio runtime.
-    pub fn from_socket(socket: UdpSocket, config: Config) -> (Endpoint, mpsc::Receiver<Datagram>) {
-        dont_fragment(&socket);
+    pub fn from_socket(
+        socket: UdpSocket,
+        mut config: Config,
+    ) -> (Endpoint, mpsc::Receiver<Datagram>) {
+        if dont_fragment(&socket) {
+            if matches!(socket.local_addr(), Ok(SocketAddr::V6(_))) {
+                config.max_mss = config.max_mss.min(MAX_MSS_V6);
+            }
+        } else {
+            // A probe that "gets through" fragmented proves nothing: no probing.
+            config.max_mss = config.mss;
+        }
         let (tx, rx) = mpsc::channel(FALLBACK_QUEUE);
         let (closed_tx, closed) = tokio::sync::watch::channel(());
         let inner = Arc::new(EndpointInner {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::cubic::{Cubic, Pacer};
 use super::mtu::Mtu;
-use super::packet::{Flags, HEADER_LEN, Header, Packet};
+use super::packet::{Flags, HEADER_LEN, Header, MAX_DATAGRAM, Packet};
 use super::recv::{Received, Receiver};
 use super::rtt::Rtt;
 use super::send::{Sender, Sent};
@@ -45,8 +45,9 @@ const TLP_ACK_DELAY: Duration = Duration::from_millis(2);
 pub struct Config {
     /// Payload bytes per packet to start with (and the largest message).
     pub mss: usize,
-    /// The most payload bytes per packet MTU probing may reach ([`super::mtu`]); no
-    /// probing when not above `mss`.
+    /// The most payload bytes per packet MTU probing may reach ([`super::mtu`]; at most
+    /// a 2,048-byte datagram); no probing when not above `mss`. An endpoint lowers it
+    /// for IPv6 and turns probing off where its socket cannot set don't-fragment.
     pub max_mss: usize,
     /// Bytes written and not acked that the stream holds.
     pub send_buffer: usize,
@@ -145,7 +146,7 @@ impl Stream {
             send: Sender::new(config.send_buffer),
             recv: Receiver::new(config.recv_window),
             advertised: u32::try_from(config.recv_window).unwrap_or(u32::MAX),
-            mtu: Mtu::new(config.mss, config.max_mss),
+            mtu: Mtu::new(config.mss, config.max_mss.min(MAX_DATAGRAM - HEADER_LEN)),
             config,
             remote_id: None,
             rtt: Rtt::new(),
