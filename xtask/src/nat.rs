@@ -59,14 +59,15 @@ const ONLY: &str = "NOVA_NAT_PAIRS";
 /// The writer's swarm identity in the reconnect checks (kept across its restart).
 const WRITER_SEED: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
+/// Which implementation a peer process is (also the `udx_swarm` bench row's pairs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Runtime {
+pub(crate) enum Runtime {
     Js,
     Rust,
 }
 
 impl Runtime {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Runtime::Js => "JS",
             Runtime::Rust => "Rust",

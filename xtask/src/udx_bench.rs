@@ -18,6 +18,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::integration::{Peer, field, number};
+use crate::nat::Runtime;
 use crate::{Result, cargo, root, run_step};
 
 /// The row's name (`--only udx_swarm`).
@@ -34,21 +35,6 @@ const PAIRS: &[(Runtime, Runtime)] = &[
     (Runtime::Rust, Runtime::Rust),
     (Runtime::Js, Runtime::Rust),
 ];
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Runtime {
-    Js,
-    Rust,
-}
-
-impl Runtime {
-    fn name(self) -> &'static str {
-        match self {
-            Runtime::Js => "JS",
-            Runtime::Rust => "Rust",
-        }
-    }
-}
 
 fn pair_name((w, r): (Runtime, Runtime)) -> String {
     format!("{} -> {}", w.name(), r.name())
