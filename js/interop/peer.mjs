@@ -25,10 +25,12 @@
 //
 // NOVA_SWARM_SEED (64 hex digits, `write`): the swarm key pair comes from this seed, so
 // a restarted writer keeps its identity (the NAT suite's writer restart); otherwise each
-// start has a new identity.
+// start has a new identity. NOVA_FIREWALLED=false: the DHT is told it is reachable
+// (dht-rpc's `firewalled: false`: a public host), so its handshakes say OPEN.
 import readline from 'readline'
 import net from 'net'
 import Hyperswarm from 'hyperswarm'
+import HyperDHT from 'hyperdht'
 import b4a from 'b4a'
 
 const [role, version, dir, ...rest] = process.argv.slice(2)
@@ -48,6 +50,15 @@ const bootstrapOf = (s) => s.split(',').map((hp) => {
   const [host, port] = hp.split(':')
   return { host, port: Number(port) }
 })
+// A swarm on the DHT at `bootstrap` (with NOVA_FIREWALLED=false, one that says it is
+// reachable), with `extra` options.
+const swarmOf = (bootstrap, extra = {}) => {
+  const nodes = bootstrapOf(bootstrap)
+  const dht = process.env.NOVA_FIREWALLED === 'false'
+    ? { dht: new HyperDHT({ bootstrap: nodes, firewalled: false }) }
+    : {}
+  return new Hyperswarm({ bootstrap: nodes, ...dht, ...extra })
+}
 
 // `USAGE <peak RSS MiB> <CPU seconds>` of this process, as `write` and `read` exit (the
 // bench's UDX rows).
@@ -138,10 +149,7 @@ if (role === 'write') {
     await core.append(batch)
   }
   const seed = process.env.NOVA_SWARM_SEED
-  const swarm = new Hyperswarm({
-    bootstrap: bootstrapOf(bootstrap),
-    ...(seed ? { seed: b4a.from(seed, 'hex') } : {})
-  })
+  const swarm = swarmOf(bootstrap, seed ? { seed: b4a.from(seed, 'hex') } : {})
   swarm.on('connection', (conn) => core.replicate(conn))
   await swarm.join(core.discoveryKey, { server: true, client: false }).flushed()
   say(`READY ${b4a.toString(core.key, 'hex')}`)
@@ -153,7 +161,7 @@ if (role === 'write') {
 } else if (role === 'read') {
   const [key, until, bootstrap] = rest
   await read(key, until, (core) => {
-    const swarm = new Hyperswarm({ bootstrap: bootstrapOf(bootstrap) })
+    const swarm = swarmOf(bootstrap)
     let connected = false
     swarm.on('connection', (conn) => {
       if (!connected) say('CONNECTED')

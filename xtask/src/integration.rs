@@ -6,6 +6,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
@@ -33,6 +35,9 @@ pub(crate) struct Peer {
     lines: Receiver<String>,
     stdin: Option<ChildStdin>,
     name: &'static str,
+    /// Set once the peer printed `TAPPED <n>` (a connection on our stream through its
+    /// DHT socket's tap), in whatever read its output.
+    tapped: Arc<AtomicBool>,
 }
 
 impl Peer {
@@ -90,6 +95,7 @@ impl Peer {
             lines,
             stdin,
             name,
+            tapped: Arc::default(),
         })
     }
 
@@ -121,7 +127,7 @@ impl Peer {
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     eprintln!("  [{}] {line}", self.name);
-                    libudx_is_a_failure(self.name, &line)?;
+                    self.heard(&line)?;
                     if prefixes.iter().any(|p| line.starts_with(p)) {
                         return Ok(line);
                     }
@@ -137,6 +143,19 @@ impl Peer {
                 }
             }
         }
+    }
+
+    /// Whether the peer printed `TAPPED` (see the field), read later too.
+    pub(crate) fn tapped(&self) -> Arc<AtomicBool> {
+        self.tapped.clone()
+    }
+
+    /// What every echoed line goes through: `LIBUDX` fails, `TAPPED` is noted.
+    fn heard(&self, line: &str) -> Result {
+        if line.starts_with("TAPPED ") {
+            self.tapped.store(true, Ordering::Relaxed);
+        }
+        libudx_is_a_failure(self.name, line)
     }
 
     pub(crate) fn send(&mut self, line: &str) -> Result {
@@ -164,7 +183,7 @@ impl Peer {
                     // Drain output while waiting, so the child never blocks on a full pipe.
                     if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
                         eprintln!("  [{}] {line}", self.name);
-                        libudx_is_a_failure(self.name, &line)?;
+                        self.heard(&line)?;
                     }
                 }
             }

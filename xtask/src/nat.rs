@@ -87,6 +87,10 @@ enum Nat {
 enum Place {
     Behind(Nat),
     Internet,
+    /// On the internet, and the peer is told so (`firewalled: false`: a public host):
+    /// its DHT handshakes say OPEN, and a Rust peer's streams run on its DHT socket,
+    /// through the tap (docs/udx-socket-seam.md §5(e)).
+    Open,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -112,6 +116,16 @@ const ONE_NAT: Topology = Topology {
     name: "one NAT (writer behind it, reader on the internet)",
     writer: Place::Behind(Nat::Consistent),
     reader: Place::Internet,
+};
+const OPEN_WRITER: Topology = Topology {
+    name: "one NAT (reader behind it, writer public, not firewalled)",
+    writer: Place::Open,
+    reader: Place::Behind(Nat::Consistent),
+};
+const OPEN_READER: Topology = Topology {
+    name: "one NAT (writer behind it, reader public, not firewalled)",
+    writer: Place::Behind(Nat::Consistent),
+    reader: Place::Open,
 };
 const RANDOM_NAT: Topology = Topology {
     name: "two NATs, the reader's random (--random-fully)",
@@ -158,6 +172,17 @@ impl Pair {
     fn name(&self) -> String {
         format!("{} -> {}", self.writer.name(), self.reader.name())
     }
+
+    /// Whether our writer's connection must run through its DHT socket's tap (it
+    /// prints `TAPPED`): it is public and not firewalled, so the reader dials its DHT
+    /// socket, or the reader is a public JS peer (it says OPEN), which our writer
+    /// dials from its DHT socket. (Our reader never says OPEN: it dials from a socket
+    /// of its own.)
+    fn tapped(&self) -> bool {
+        self.writer == Runtime::Rust
+            && (self.topology.writer == Place::Open
+                || (self.topology.reader == Place::Open && self.reader == Runtime::Js))
+    }
 }
 
 /// Why two peers behind random NATs do not connect.
@@ -183,6 +208,8 @@ const fn pair(
 const PAIRS: &[Pair] = &[
     pair(Js, Js, &TWO_NATS, Pass),
     pair(Js, Js, &ONE_NAT, Pass),
+    pair(Js, Js, &OPEN_WRITER, Pass),
+    pair(Js, Js, &OPEN_READER, Pass),
     pair(Js, Js, &RANDOM_NAT, Pass),
     pair(Js, Js, &RANDOM_WRITER, Pass),
     pair(Js, Rust, &TWO_NATS, Pass),
@@ -196,6 +223,10 @@ const PAIRS: &[Pair] = &[
     pair(Rust, Js, &TWO_NATS, Pass),
     pair(Rust, Js, &ONE_NAT, Pass),
     pair(Rust, Js, &RANDOM_NAT, Pass),
+    pair(Rust, Rust, &OPEN_WRITER, Pass),
+    pair(Rust, Js, &OPEN_WRITER, Pass),
+    pair(Js, Rust, &OPEN_WRITER, Pass),
+    pair(Rust, Js, &OPEN_READER, Pass),
     pair(Rust, Js, &RANDOM_WRITER, Pass),
     pair(
         Rust,
@@ -497,7 +528,16 @@ enum Ran {
 /// pair gets one bounded full sync.
 fn run_pair(internet: &Internet, sites: &Sites, pair: &Pair, dir: &Path) -> Result<Ran> {
     let started = Instant::now();
-    let (mut writer, key) = spawn_writer(&sites.writer, pair.writer, dir, FIRST, internet, None)?;
+    let open = pair.topology.writer == Place::Open;
+    let (mut writer, key) = spawn_writer(
+        &sites.writer,
+        pair.writer,
+        dir,
+        FIRST,
+        internet,
+        (None, open),
+    )?;
+    let tapped = writer.tapped();
     let announce = started.elapsed();
     let rdir = dir.join("reader");
     let bound = match pair.expect {
@@ -506,14 +546,14 @@ fn run_pair(internet: &Internet, sites: &Sites, pair: &Pair, dir: &Path) -> Resu
     };
     let reads = RefCell::new(Vec::new());
     let read = |until: u64| {
-        let reader = spawn_reader(&sites.reader, pair.reader, &rdir, &key, internet, until)?;
+        let reader = spawn_reader(&sites.reader, pair, &rdir, &key, internet, until)?;
         let r = read_run(&reader, until, bound, &mut Vec::new())?;
         reader.wait()?;
         reads.borrow_mut().push(r);
         Ok((r.held, r.fetched))
     };
     if let Expect::KnownBoundary { says, .. } = pair.expect {
-        let reader = spawn_reader(&sites.reader, pair.reader, &rdir, &key, internet, FIRST)?;
+        let reader = spawn_reader(&sites.reader, pair, &rdir, &key, internet, FIRST)?;
         let mut said = Vec::new();
         let ran = read_run(&reader, FIRST, bound, &mut said);
         drop(reader);
@@ -538,6 +578,13 @@ fn run_pair(internet: &Internet, sites: &Sites, pair: &Pair, dir: &Path) -> Resu
     let what = format!("{} ({})", pair.name(), pair.topology.name);
     full_then_incremental(&mut writer, &what, read)?;
     writer.wait()?;
+    if pair.tapped() {
+        check(
+            "our writer's connection ran on its DHT socket, through the tap",
+            tapped.load(std::sync::atomic::Ordering::Relaxed),
+            "the writer printed no TAPPED line".into(),
+        )?;
+    }
     let reads = reads.borrow();
     Ok(Ran::Synced(Timings {
         announce,
@@ -566,9 +613,16 @@ fn reconnect(internet: &Internet, sites: &Sites, pair: &Pair, dir: &Path) -> Res
     let kill = pair.reader == Runtime::Rust;
     let last = if kill { all + MORE } else { all };
     let seed = Some(WRITER_SEED);
-    let (mut writer, key) = spawn_writer(&sites.writer, pair.writer, dir, FIRST, internet, seed)?;
+    let (mut writer, key) = spawn_writer(
+        &sites.writer,
+        pair.writer,
+        dir,
+        FIRST,
+        internet,
+        (seed, false),
+    )?;
     let rdir = dir.join("reader");
-    let reader = spawn_reader(&sites.reader, pair.reader, &rdir, &key, internet, last)?;
+    let reader = spawn_reader(&sites.reader, pair, &rdir, &key, internet, last)?;
     progress_to(&reader, FIRST, PASS_BOUND)?;
     let flushed = sites.writer.flush_conntrack()?;
     let t = Instant::now();
@@ -589,7 +643,14 @@ fn reconnect(internet: &Internet, sites: &Sites, pair: &Pair, dir: &Path) -> Res
     )?;
     let t = Instant::now();
     writer.wait()?;
-    let (mut writer, _) = spawn_writer(&sites.writer, pair.writer, dir, all, internet, seed)?;
+    let (mut writer, _) = spawn_writer(
+        &sites.writer,
+        pair.writer,
+        dir,
+        all,
+        internet,
+        (seed, false),
+    )?;
     let back = t.elapsed();
     let t = Instant::now();
     progress_to(&reader, all, RESUME_BOUND)?;
@@ -607,7 +668,14 @@ fn reconnect(internet: &Internet, sites: &Sites, pair: &Pair, dir: &Path) -> Res
         std::thread::sleep(Duration::from_secs(6));
         writer.kill()?;
         let t = Instant::now();
-        let (restarted, _) = spawn_writer(&sites.writer, pair.writer, dir, last, internet, seed)?;
+        let (restarted, _) = spawn_writer(
+            &sites.writer,
+            pair.writer,
+            dir,
+            last,
+            internet,
+            (seed, false),
+        )?;
         writer = restarted;
         progress_to(&reader, last, KILLED_BOUND)?;
         killed = Some(t.elapsed());
@@ -709,7 +777,7 @@ fn spawn_writer(
     dir: &Path,
     count: u64,
     internet: &Internet,
-    seed: Option<&str>,
+    (seed, open): (Option<&str>, bool),
 ) -> Result<(Peer, String)> {
     let wdir = dir.join("writer").display().to_string();
     let count = count.to_string();
@@ -720,11 +788,18 @@ fn spawn_writer(
             if let Some(seed) = seed {
                 cmd.env("NOVA_SWARM_SEED", seed);
             }
+            if open {
+                cmd.env("NOVA_FIREWALLED", "false");
+            }
             (Peer::start("js-writer", cmd)?, 1)
         }
         Runtime::Rust => {
             let swarm = format!("swarm:{bootstrap}");
-            let mut cmd = site.rust(&["write", &wdir, LOG, &count, &swarm]);
+            let mut args = vec!["write", &wdir, LOG, &count, &swarm];
+            if open {
+                args.extend(["--firewalled", "false"]);
+            }
+            let mut cmd = site.rust(&args);
             if let Some(seed) = seed {
                 cmd.env("NOVA_SWARM_SEED", seed);
             }
@@ -737,7 +812,7 @@ fn spawn_writer(
 
 fn spawn_reader(
     site: &Site,
-    runtime: Runtime,
+    pair: &Pair,
     dir: &Path,
     key: &str,
     internet: &Internet,
@@ -746,17 +821,22 @@ fn spawn_reader(
     let rdir = dir.display().to_string();
     let until = until.to_string();
     let bootstrap = internet.bootstrap.as_str();
-    match runtime {
-        Runtime::Js => Peer::start(
-            "js-reader",
-            site.node(&["peer.mjs", "read", "10", &rdir, key, &until, bootstrap]),
-        ),
+    let open = pair.topology.reader == Place::Open;
+    match pair.reader {
+        Runtime::Js => {
+            let mut cmd = site.node(&["peer.mjs", "read", "10", &rdir, key, &until, bootstrap]);
+            if open {
+                cmd.env("NOVA_FIREWALLED", "false");
+            }
+            Peer::start("js-reader", cmd)
+        }
         Runtime::Rust => {
             let swarm = format!("swarm:{bootstrap}");
-            Peer::start(
-                "rust-reader",
-                site.rust(&["read", &rdir, LOG, key, &swarm, &until]),
-            )
+            let mut args = vec!["read", &rdir, LOG, key, &swarm, &until];
+            if open {
+                args.extend(["--firewalled", "false"]);
+            }
+            Peer::start("rust-reader", site.rust(&args))
         }
     }
 }

@@ -26,7 +26,8 @@
 //! A swarm reader prints `CONNECTED` when its first connection is up, and
 //! `DIAL-FAILED <attempts> <error>` when a dial to a peer it found fails; a swarm peer
 //! prints `LIBUDX <n>` when its n-th connection carried by libudx's stream (not our
-//! own) comes. `NOVA_SWARM_SEED`
+//! own) comes, `TAPPED <n>` when its n-th on our stream through the DHT socket's tap.
+//! `--firewalled true|false` sets `SwarmOptions::firewalled`. `NOVA_SWARM_SEED`
 //! (64 hex digits) fixes the swarm identity (a restarted writer is the same peer).
 //! `write` (after `READY` too) and `read` print `USAGE <peak RSS MiB> <CPU seconds>` as
 //! they exit.
@@ -66,16 +67,21 @@ fn entry(i: u64) -> Vec<u8> {
 }
 
 /// Prints `LIBUDX <n>` each time the swarm's count of connections carried by libudx's
-/// stream (not our own) grows: the suites fail on it where our stream is expected.
+/// stream (not our own) grows (the suites fail on it where our stream is expected),
+/// and `TAPPED <n>` for those on our stream through the tap.
 async fn say_libudx_connections(m: &HypercoreManager) {
     if let Some(mut stats) = m.watch_swarm_stats().await {
         tokio::spawn(async move {
-            let mut said = 0;
+            let (mut libudx, mut tapped) = (0, 0);
             while stats.changed().await.is_ok() {
-                let n = stats.borrow_and_update().libudx_connections;
-                if n > said {
-                    said = n;
-                    say(format!("LIBUDX {n}"));
+                let now = *stats.borrow_and_update();
+                if now.libudx_connections > libudx {
+                    libudx = now.libudx_connections;
+                    say(format!("LIBUDX {libudx}"));
+                }
+                if now.tapped_connections > tapped {
+                    tapped = now.tapped_connections;
+                    say(format!("TAPPED {tapped}"));
                 }
             }
         });
@@ -135,6 +141,7 @@ async fn main() -> Result<(), BoxError> {
     let peer = Peer {
         host: take_option(&mut args, "--host")?,
         local_connection: take_option(&mut args, "--local-connection")?,
+        firewalled: take_option(&mut args, "--firewalled")?,
         format,
     };
     match args.first().map(String::as_str) {
@@ -213,6 +220,8 @@ struct Peer {
     host: Option<std::net::IpAddr>,
     /// `--local-connection`: overrides `SwarmOptions::local_connection`.
     local_connection: Option<bool>,
+    /// `--firewalled`: overrides `SwarmOptions::firewalled`.
+    firewalled: Option<bool>,
     /// `--format`: the format of a log `write` creates.
     format: CoreFormat,
 }
@@ -233,6 +242,7 @@ impl Peer {
             options = options.host(host);
         }
         options.local_connection = self.local_connection;
+        options.firewalled = self.firewalled;
         Ok(options)
     }
 

@@ -47,9 +47,13 @@ pub struct SwarmStats {
     /// Swarm connections we made ourselves after one we dialled was lost.
     pub reconnects: u64,
     /// Swarm connections (admitted ones, reconnects included) carried by libudx's UDX
-    /// stream rather than our own ([`Carrier`]): a handshake that reached a server
-    /// directly, a server that is not firewalled, peeroxide-dht's own connect.
+    /// stream rather than our own ([`Carrier`]): peeroxide-dht's own connect, used only
+    /// for a server that asks for a blind relay.
     pub libudx_connections: u64,
+    /// Swarm connections on our own stream on one of the DHT's sockets, through the tap
+    /// ([`Carrier::OurUdxTapped`]): a handshake that reached a server directly, a
+    /// server that is not firewalled, an open client.
+    pub tapped_connections: u64,
 }
 
 /// What the tasks of one running swarm share (connections, direct peers, stats).
@@ -317,8 +321,10 @@ impl HypercoreManager {
     /// runs, reconnect ([`Self::rediscover`]).
     async fn on_swarm_peer(&self, peer: SwarmPeer, direct: SwarmCtx, prefer_direct: bool) {
         let pk = peer.remote_public_key;
-        if peer.carrier == Carrier::Libudx {
-            direct.count(|s| s.libudx_connections += 1);
+        match peer.carrier {
+            Carrier::Libudx => direct.count(|s| s.libudx_connections += 1),
+            Carrier::OurUdxTapped => direct.count(|s| s.tapped_connections += 1),
+            Carrier::OurUdx => {}
         }
         if prefer_direct
             && peer.is_initiator

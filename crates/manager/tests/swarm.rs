@@ -144,6 +144,44 @@ async fn two_managers_find_each_other_on_the_dht_and_replicate() {
     p.close().await;
 }
 
+/// A writer that says it is reachable (`firewalled: false`: a public host, a forwarded
+/// port) is dialled at its DHT socket, which is peeroxide-dht's (libudx's): our stream
+/// runs there through the tap (docs/udx-socket-seam.md §5(e)), both ways, for the
+/// backlog and live appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
+async fn a_reachable_writer_serves_on_our_stream_through_the_dht_socket() {
+    let p = Pair::new(3_000).await;
+    let mut writer = options(p.node.addr());
+    writer.firewalled = Some(false);
+    writer.client = false;
+    p.a.start_swarm(writer).await.unwrap().unwrap();
+    p.a.enable_replication("notes").await.unwrap();
+    p.b.start_swarm(p.client()).await.unwrap().unwrap();
+    p.b.enable_replication("notes").await.unwrap();
+    wait_for(&p.replica, 3_000).await;
+    assert_eq!(
+        p.b.read_range("notes", 0, 3_000).await.unwrap(),
+        entries(0..3_000)
+    );
+    for i in 0..50u32 {
+        p.a.append("notes", format!("live {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    wait_for(&p.replica, 3_050).await;
+    assert_eq!(p.b.read("notes", 3_049).await.unwrap(), b"live 49");
+    let a = *p.a.watch_swarm_stats().await.unwrap().borrow();
+    let b = *p.b.watch_swarm_stats().await.unwrap().borrow();
+    assert!(
+        a.tapped_connections >= 1,
+        "the writer's stream was not tapped: {a:?}"
+    );
+    assert_eq!(a.libudx_connections, 0, "{a:?}");
+    assert_eq!(b.libudx_connections, 0, "{b:?}");
+    p.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a loopback-only network namespace: cargo xtask test-integration swarm"]
 async fn a_reader_that_dialled_us_comes_back_with_the_same_identity_while_we_run() {

@@ -37,6 +37,7 @@ mod nat;
 mod puncher;
 mod server;
 mod stream;
+mod tap;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -77,6 +78,10 @@ const FOUND_RETRIES: [Duration; 4] = [
     Duration::from_secs(15),
     Duration::from_secs(30),
 ];
+
+/// Pause before a connect tries our own path again when it failed before any server
+/// answered (no record yet, relays that did not answer), within the connect's deadline.
+const AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// A peer key's first 8 bytes in hex, for the logs.
 fn short(pk: &[u8; 32]) -> String {
@@ -221,6 +226,8 @@ struct Dialer {
     bootstrap: Vec<peeroxide_dht::messages::Ipv4Peer>,
     /// The swarm's random-NAT punches, shared with its server.
     random: puncher::RandomPunches,
+    /// How our streams run on the DHT's sockets, shared with the server.
+    tap: tap::Tap,
     join_timeout: Duration,
     tracked: Tracked,
     gate: Arc<Gate>,
@@ -242,28 +249,39 @@ impl Dialer {
                 "connect: the peer is connected, or being dialled, already".into(),
             ));
         };
-        let runtime = UdxRuntime::new().map_err(|e| failed(format!("connect runtime: {e}")))?;
         let how = lan::Dial {
             host: self.host,
             local_connection: self.local_connection,
             bootstrap: &self.bootstrap,
             random: self.random.clone(),
+            tap: &self.tap,
         };
-        let connection =
-            match lan::connect(&self.dht, &self.key_pair, peer, &runtime, &how, deadline).await {
-                Ok(lan::Lan::Connected(connection)) => *connection,
-                Ok(lan::Lan::NotLan(reason)) => {
-                    debug!(%reason, "LAN path does not apply");
-                    self.dht_connect(peer, &runtime, deadline).await?
+        // Our own path, again after a pause while the deadline allows when it failed
+        // before a server answered (no record yet, relays that did not answer): every
+        // connection is then our own stream. Only a server that asks for a blind relay
+        // goes to peeroxide-dht's connect (its relay, libudx's stream).
+        let connection = loop {
+            let failure = match lan::connect(&self.dht, &self.key_pair, peer, &how, deadline).await
+            {
+                Ok(lan::Lan::Connected(connection)) => break *connection,
+                Ok(lan::Lan::BlindRelay) => {
+                    debug!("the server asks for a blind relay: peeroxide-dht's connect");
+                    let runtime =
+                        UdxRuntime::new().map_err(|e| failed(format!("connect runtime: {e}")))?;
+                    break self.dht_connect(peer, &runtime, deadline).await?;
                 }
-                Err(e @ lan::LanError::Answered(_)) => {
-                    return Err(failed(format!("connect (LAN path): {e}")));
+                Ok(lan::Lan::NoRecord) => "no DHT node holds the peer's record".to_string(),
+                Err(e @ (lan::LanError::Answered(_) | lan::LanError::Deadline(_))) => {
+                    return Err(failed(format!("connect: {e}")));
                 }
-                Err(e) => {
-                    debug!(error = %e, "LAN path failed");
-                    self.dht_connect(peer, &runtime, deadline).await?
-                }
+                Err(e) => e.to_string(),
             };
+            if Instant::now() + AGAIN_AFTER >= deadline {
+                return Err(failed(format!("connect: {failure}")));
+            }
+            debug!(%failure, "connect failed before a server answered: again");
+            tokio::time::sleep(AGAIN_AFTER).await;
+        };
         if !admit(&self.tracked, peer, Source::Ours) {
             return Err(failed("connect: the peer connected meanwhile".into()));
         }
@@ -272,7 +290,8 @@ impl Dialer {
         Ok(peer)
     }
 
-    /// peeroxide-dht's connect (it holepunches where needed), until `deadline`.
+    /// peeroxide-dht's connect (for a server that asks for a blind relay), until
+    /// `deadline`.
     async fn dht_connect(
         &self,
         peer: [u8; 32],
@@ -359,6 +378,7 @@ impl Swarm {
         let firewalled = options.firewalled.unwrap_or(true);
         let gate = Arc::new(Gate::new(options.firewall.clone()));
         let random = puncher::RandomPunches::default();
+        let tap = tap::Tap::default();
         let bootstrap: Vec<peeroxide_dht::messages::Ipv4Peer> = options
             .bootstrap
             .iter()
@@ -404,13 +424,13 @@ impl Swarm {
         let server = Server::spawn(
             dht.clone(),
             key_pair.clone(),
-            runtime.handle(),
             ServerOptions {
                 firewalled,
                 host: options.host,
                 bootstrap: bootstrap.clone(),
                 gate: gate.clone(),
                 random: random.clone(),
+                tap: tap.clone(),
             },
             relays.clone(),
             accepted_tx,
@@ -441,6 +461,7 @@ impl Swarm {
             host: options.host,
             bootstrap,
             random,
+            tap,
             join_timeout: options.join_timeout,
             tracked,
             gate: gate.clone(),
@@ -745,11 +766,14 @@ pub struct SwarmPeer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Carrier {
     /// Our own UDX stream (`crate::udx`), on a socket of ours: every holepunched
-    /// connection, the LAN path and an open client we dial.
+    /// connection and the LAN path.
     OurUdx,
-    /// libudx's stream on one of the DHT's sockets (a handshake that reached the
-    /// server directly, a server that is not firewalled) or peeroxide-dht's own
-    /// connect (a peer without a record, a blind relay).
+    /// Our own UDX stream on one of the DHT's sockets, through libudx's packet relay
+    /// (the tap, docs/udx-socket-seam.md §5(e)): a handshake that reached the server
+    /// directly, a server that is not firewalled, an open client.
+    OurUdxTapped,
+    /// libudx's stream: peeroxide-dht's own connect, used only for a server that
+    /// asks for a blind relay (which we do not build).
     Libudx,
 }
 

@@ -4,7 +4,8 @@
 //! every raw UDX packet for our id (only the id field rewritten, in order) and nothing
 //! else; the reverse, a relay stream that sends what we give it out of the DHT socket
 //! toward the peer; none of the relay streams sends heartbeats or acks of its own;
-//! other traffic still reaches the DHT socket's fallback. If a libudx upgrade changes
+//! other traffic still reaches the DHT socket's fallback; a DESTROY from the peer is
+//! forwarded and closes the relay. If a libudx upgrade changes
 //! any of this, this test says so before the tap breaks.
 //!
 //! Real loopback sockets; the peer is a raw UDP socket speaking UDX datagrams made with
@@ -129,5 +130,36 @@ async fn a_relay_stream_taps_a_dht_socket_both_ways_and_adds_nothing() {
         next(&peer, Duration::from_millis(100)).await.is_none(),
         "a relay stream sent something of its own to the peer"
     );
+
+    // The peer's DESTROY is forwarded, then T closes: a later packet for our id is
+    // nobody's stream's, so it reaches the DHT socket's own receiver.
+    let mut destroy = Vec::new();
+    Packet {
+        header: Header {
+            flags: Flags::DESTROY,
+            data_offset: 0,
+            id: OURS,
+            rwnd: 0,
+            seq: 100,
+            ack: 0,
+        },
+        sacks: Vec::new(),
+        payload: &[],
+    }
+    .encode_into(&mut destroy);
+    peer.send_to(&destroy, dht_addr).await.unwrap();
+    let (got, _) = next(&ours, Duration::from_secs(2))
+        .await
+        .expect("the DESTROY was not forwarded");
+    assert_eq!(got, destroy);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = data(OURS, 101, b"after the end");
+    peer.send_to(&after, dht_addr).await.unwrap();
+    let other = tokio::time::timeout(Duration::from_secs(2), dht_other.recv())
+        .await
+        .expect("a packet after DESTROY went nowhere")
+        .unwrap();
+    assert_eq!(other.data, after, "T still relays after DESTROY");
+    assert!(next(&ours, Duration::from_millis(200)).await.is_none());
     drop((idle, d, t, u));
 }

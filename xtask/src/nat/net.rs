@@ -88,7 +88,7 @@ impl Site {
         let public = format!("203.0.113.{}/24", 10 + 2 * run + usize::from(side == 'r'));
         let bridge_port = format!("{side}{run}");
         let outside = match place {
-            Place::Internet => (site.peer.clone(), "eth0"),
+            Place::Internet | Place::Open => (site.peer.clone(), "eth0"),
             Place::Behind(_) => {
                 let router = format!("{PREFIX}{run}-{side}gw");
                 add_namespace(&router)?;

@@ -12,7 +12,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use libudx::UdxRuntime;
 use peeroxide_dht::hyperdht::HyperDhtHandle;
 use peeroxide_dht::hyperdht_messages::{
     ERROR_ABORTED, ERROR_NONE, ERROR_TRY_LATER, FIREWALL_RANDOM, FIREWALL_UNKNOWN,
@@ -86,7 +85,6 @@ fn router(e: RouterError) -> String {
 /// to sample our NAT from.
 pub(crate) async fn connect(
     dht: &HyperDhtHandle,
-    runtime: &UdxRuntime,
     hs: &Handshake,
     host: IpAddr,
     nodes: &[Ipv4Peer],
@@ -170,12 +168,11 @@ pub(crate) async fn connect(
         .socket(index)
         .ok_or_else(|| HolepunchError::Stream("the socket that heard the server is gone".into()))?;
     drop(puncher);
-    open_stream(runtime, hs, socket, addr).await
+    open_stream(hs, socket, addr).await
 }
 
 /// Our stream to the server's from `socket`, and the secret stream on it.
 async fn open_stream(
-    runtime: &UdxRuntime,
     hs: &Handshake,
     socket: crate::udx::socket::Endpoint,
     addr: SocketAddr,
@@ -188,7 +185,7 @@ async fn open_stream(
         .ok_or_else(|| HolepunchError::Stream("the server sent no stream id".into()))?;
     let ids = (hs.local_stream_id, remote_id);
     let socket = stream::Socket::Ours(socket);
-    stream::dial(runtime, socket, ids, addr, &hs.noise, STREAM_WAIT)
+    stream::dial(socket, ids, addr, &hs.noise, STREAM_WAIT)
         .await
         .map_err(|e| HolepunchError::Stream(e.to_string()))
 }

@@ -13,9 +13,10 @@
 //! with the relay-observed hosts, as JS's client does: not relayed, the server open, or
 //! not holepunchable: dial the address the server offers (or where the relay saw it);
 //! relayed and the same host as the relay saw us: dial the server's interface
-//! addresses (the LAN rule); otherwise holepunch (`holepunch.rs`). Only a server that
-//! asks for a blind relay, or a peer no DHT node holds a record of, gives
-//! [`Lan::NotLan`] (the caller then tries peeroxide-dht's connect).
+//! addresses (the LAN rule); otherwise holepunch (`holepunch.rs`). A peer no DHT node
+//! holds a record of gives [`Lan::NoRecord`] (the caller may try again); a server that
+//! asks for a blind relay, [`Lan::BlindRelay`] (the caller then uses peeroxide-dht's
+//! connect, which builds one).
 //!
 //! Time: [`connect`] takes a deadline that bounds every step up to the handshake's
 //! answer. Once a server answered, the dial is finished even past the deadline (within
@@ -26,7 +27,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use libudx::{UdxRuntime, UdxSocket};
 use peeroxide_dht::hyperdht::{HyperDhtError, HyperDhtHandle, KeyPair, alloc_stream_id};
 use peeroxide_dht::hyperdht_messages::{
     FIREWALL_OPEN, FIREWALL_UNKNOWN, NoisePayload, PEER_HANDSHAKE, SecretStreamInfo, UdxInfo,
@@ -40,6 +40,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::stream::{self, Connection, StreamError};
+use super::tap::Tap;
 use crate::udx::socket::Endpoint;
 
 /// Bound on one `PEER_HANDSHAKE` through a relay (peeroxide-dht's own bound).
@@ -109,13 +110,6 @@ pub(crate) enum LanError {
     /// No candidate address answered a ping.
     #[error("none of the server's addresses answered")]
     NoCandidate,
-    /// A UDX socket or stream could not be made or connected.
-    #[error("UDX {what}: {source}")]
-    Udx {
-        what: String,
-        #[source]
-        source: libudx::UdxError,
-    },
     /// A UDP socket of ours could not be bound.
     #[error("binding a UDP socket on {host}: {source}")]
     Bind {
@@ -167,15 +161,19 @@ pub(crate) struct Dial<'a> {
     pub(crate) bootstrap: &'a [Ipv4Peer],
     /// The swarm's random-NAT punches (one per interval).
     pub(crate) random: super::puncher::RandomPunches,
+    /// How our streams run on the DHT's sockets.
+    pub(crate) tap: &'a Tap,
 }
 
 /// What [`connect`] did.
 pub(crate) enum Lan {
-    /// Connected (by the LAN path, or where peeroxide-dht dials directly too).
+    /// Connected (directly, by the LAN path or holepunched).
     Connected(Box<Connection>),
-    /// Holepunching or a relay is needed (or our address is known, or nobody relayed
-    /// a handshake): use peeroxide-dht's connect. The reason is for the logs.
-    NotLan(String),
+    /// No DHT node holds the peer's record (yet): nothing to hand a handshake to.
+    NoRecord,
+    /// The server answered asking for a blind relay (`relayThrough`), which we do not
+    /// build: peeroxide-dht's connect does.
+    BlindRelay,
 }
 
 /// A completed `PEER_HANDSHAKE` through `relay`.
@@ -203,7 +201,6 @@ pub(crate) async fn connect(
     dht: &HyperDhtHandle,
     key_pair: &KeyPair,
     peer: [u8; 32],
-    runtime: &UdxRuntime,
     how: &Dial<'_>,
     deadline: Instant,
 ) -> Result<Lan, LanError> {
@@ -232,18 +229,15 @@ pub(crate) async fn connect(
         }
     }
     if relays.is_empty() {
-        return Ok(Lan::NotLan("no DHT node holds the peer's record".into()));
+        return Ok(Lan::NoRecord);
     }
     let mut last = LanError::Deadline("PEER_HANDSHAKE");
     for relay in relays.into_iter().take(MAX_RELAYS) {
         match handshake(dht, key_pair, peer, target, relay, deadline).await {
             Ok(hs) => {
                 // Answered: finish whatever the deadline says (see the module docs).
-                return match tokio::time::timeout(
-                    ANSWERED_BOUND,
-                    finish(dht, runtime, hs, how, &nodes),
-                )
-                .await
+                return match tokio::time::timeout(ANSWERED_BOUND, finish(dht, hs, how, &nodes))
+                    .await
                 {
                     Ok(Ok(lan)) => Ok(lan),
                     Ok(Err(e)) => Err(LanError::Answered(Box::new(e))),
@@ -260,7 +254,6 @@ pub(crate) async fn connect(
 /// Decides on a completed handshake, and dials when the LAN path applies.
 async fn finish(
     dht: &HyperDhtHandle,
-    runtime: &UdxRuntime,
     hs: Handshake,
     dial_opts: &Dial<'_>,
     nodes: &[Ipv4Peer],
@@ -272,7 +265,7 @@ async fn finish(
         .as_ref()
         .is_some_and(|h| !h.relays.is_empty());
     if hs.remote.relay_through.is_some() {
-        return Ok(Lan::NotLan("the server asks for a blind relay".into()));
+        return Ok(Lan::BlindRelay);
     }
     if !hs.reply.relayed || hs.remote.firewall == FIREWALL_OPEN || !holepunchable {
         // peeroxide-dht's direct path (its same-host check is false here: our address
@@ -287,7 +280,7 @@ async fn finish(
             .or_else(|| socket_addr(&hs.reply.server_address))
             .ok_or(LanError::NoServerAddress)?;
         debug!(%addr, "server reachable without holepunching: dialling it");
-        return dial(dht, runtime, &hs, dial_opts.host, addr)
+        return dial(dht, dial_opts.tap, &hs, dial_opts.host, addr)
             .await
             .map(|c| Lan::Connected(Box::new(c)));
     }
@@ -300,17 +293,10 @@ async fn finish(
             server = %hs.reply.server_address.host,
             "another host: holepunching"
         );
-        return super::holepunch::connect(
-            dht,
-            runtime,
-            &hs,
-            dial_opts.host,
-            nodes,
-            &dial_opts.random,
-        )
-        .await
-        .map(|c| Lan::Connected(Box::new(c)))
-        .map_err(LanError::Holepunch);
+        return super::holepunch::connect(dht, &hs, dial_opts.host, nodes, &dial_opts.random)
+            .await
+            .map(|c| Lan::Connected(Box::new(c)))
+            .map_err(LanError::Holepunch);
     }
     let candidates = dial_targets(&hs, local_connection, dht).await;
     debug!(
@@ -332,7 +318,7 @@ async fn finish(
             debug!(%addr, "LAN path: no answer to a ping");
             continue;
         }
-        return dial(dht, runtime, &hs, dial_opts.host, addr)
+        return dial(dht, dial_opts.tap, &hs, dial_opts.host, addr)
             .await
             .map(|c| Lan::Connected(Box::new(c)));
     }
@@ -546,13 +532,13 @@ async fn ping(dht: &HyperDhtHandle, to: &Ipv4Peer) -> Option<Ipv4Peer> {
 
 /// Opens our stream to the server's at `addr` and starts the secret stream with the
 /// handshake's keys. After a relayed handshake the server waits for our first packet
-/// and takes it on any socket (JS `server.js`, ours alike), so the stream is our own
-/// UDX stream on a socket of ours bound to `host`. After a direct one a JS server
-/// sends first, to where our handshake came from (the DHT's socket, `server.js`
-/// `direct`): the stream is on that socket (libudx) as peeroxide-dht does.
+/// and takes it on any socket (JS `server.js`, ours alike), so the stream is on a
+/// socket of ours bound to `host`. After a direct one a JS server sends first, to
+/// where our handshake came from (the DHT's socket, `server.js` `direct`): the stream
+/// is on that socket, through the tap (`tap.rs`).
 async fn dial(
     dht: &HyperDhtHandle,
-    runtime: &UdxRuntime,
+    tap: &Tap,
     hs: &Handshake,
     host: IpAddr,
     addr: SocketAddr,
@@ -564,40 +550,24 @@ async fn dial(
         .map(|u| u.id)
         .ok_or(LanError::NoStreamId)?;
     let remote_id = u32::try_from(remote_id).map_err(|_| LanError::NoStreamId)?;
-    let socket = if hs.reply.relayed {
-        let (endpoint, _other_traffic) = Endpoint::bind(SocketAddr::new(host, 0))
-            .await
-            .map_err(|source| LanError::Bind { host, source })?;
-        stream::Socket::Ours(endpoint)
+    let dht_socket = if hs.reply.relayed {
+        None
     } else {
-        match dht.server_socket().await {
-            Ok(Some(socket)) => stream::Socket::Dht(socket),
-            _ => stream::Socket::Dht(fresh_socket(runtime).await?),
+        dht.server_socket().await.ok().flatten()
+    };
+    let socket = match dht_socket {
+        Some(socket) => stream::Socket::Dht(socket, tap.clone()),
+        None => {
+            let (endpoint, _other_traffic) = Endpoint::bind(SocketAddr::new(host, 0))
+                .await
+                .map_err(|source| LanError::Bind { host, source })?;
+            stream::Socket::Ours(endpoint)
         }
     };
     let ids = (hs.local_stream_id, remote_id);
-    let connection = stream::dial(runtime, socket, ids, addr, &hs.noise, STREAM_TIMEOUT).await?;
+    let connection = stream::dial(socket, ids, addr, &hs.noise, STREAM_TIMEOUT).await?;
     debug!(%addr, relayed = hs.reply.relayed, "LAN path: connected");
     Ok(connection)
-}
-
-/// A UDP socket of our own, when the DHT has none to share.
-async fn fresh_socket(runtime: &UdxRuntime) -> Result<UdxSocket, LanError> {
-    let socket = runtime
-        .create_socket()
-        .await
-        .map_err(|source| LanError::Udx {
-            what: "socket".into(),
-            source,
-        })?;
-    socket
-        .bind(SocketAddr::from(([0, 0, 0, 0], 0)))
-        .await
-        .map_err(|source| LanError::Udx {
-            what: "bind".into(),
-            source,
-        })?;
-    Ok(socket)
 }
 
 #[cfg(test)]

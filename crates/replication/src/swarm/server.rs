@@ -30,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libudx::{RuntimeHandle, UdxRuntime};
+use libudx::UdxSocket;
 use peeroxide_dht::holepuncher::Holepuncher;
 use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair, ServerEvent, alloc_stream_id};
 use peeroxide_dht::hyperdht_messages::{
@@ -50,6 +50,8 @@ use tracing::debug;
 use super::connected::Gate;
 use super::puncher::Puncher;
 use super::stream::{Connection, RawStream, Socket};
+use super::tap::Tap;
+use crate::udx::socket::Endpoint;
 
 /// How long a handshake waits for the client's first packet (JS
 /// `HANDSHAKE_INITIAL_TIMEOUT`).
@@ -88,13 +90,14 @@ pub(crate) struct ServerOptions {
     pub(crate) gate: Arc<Gate>,
     /// The swarm's random-NAT punches (one per interval).
     pub(crate) random: super::puncher::RandomPunches,
+    /// How our streams run on the DHT's sockets.
+    pub(crate) tap: Tap,
 }
 
 /// The server: one task that answers what the DHT forwards to us.
 pub(crate) struct Server {
     dht: HyperDhtHandle,
     key_pair: KeyPair,
-    runtime: Arc<RuntimeHandle>,
     options: ServerOptions,
     relays: RelaysSeen,
     accepted: mpsc::Sender<Connection>,
@@ -139,7 +142,6 @@ impl Server {
     pub(crate) fn spawn(
         dht: HyperDhtHandle,
         key_pair: KeyPair,
-        runtime: Arc<RuntimeHandle>,
         options: ServerOptions,
         relays: RelaysSeen,
         accepted: mpsc::Sender<Connection>,
@@ -148,7 +150,6 @@ impl Server {
         let server = Arc::new(Server {
             dht,
             key_pair,
-            runtime,
             options,
             relays,
             accepted,
@@ -274,7 +275,6 @@ impl Server {
         };
         let remote_udx = remote.udx.clone();
         let local_id = alloc_stream_id();
-        let runtime = UdxRuntime::shared(self.runtime.clone());
 
         // Our DHT sockets: the one on our port (answers pings: what a client on this
         // host or LAN dials, JS's `serverSocket`) and the one our requests leave from
@@ -287,9 +287,9 @@ impl Server {
             Some(listen) => listen.local_addr().await.ok()?.port(),
             None => primary.local_addr().await.ok()?.port(),
         };
-        let mut sockets = vec![Socket::Dht(primary.clone())];
+        let mut sockets = vec![primary.clone()];
         if let Some(listen) = listen {
-            sockets.push(Socket::Dht(listen));
+            sockets.push(listen);
         }
         let mut puncher = None;
         if self.options.firewalled && !dial_client && error == ERROR_NONE {
@@ -308,7 +308,7 @@ impl Server {
         }
         let mut ports = Vec::with_capacity(sockets.len());
         for socket in &sockets {
-            ports.push(socket.port().await?);
+            ports.push(socket.local_addr().await.ok()?.port());
         }
 
         // Open: where the DHT saw our socket first (peeroxide-dht's own list), then our
@@ -399,26 +399,23 @@ impl Server {
         let remote_id = u32::try_from(remote_udx?.id).ok()?;
         let session = if dial_client {
             // An open client, or one whose handshake reached us directly, is dialled
-            // from the DHT's socket (libudx): JS's client dials us at the same time, at
-            // our advertised address or where its relay saw us, both the DHT's sockets,
-            // and takes whichever packet comes first; a stream of ours on another
-            // socket would lose the race half the time (docs/discovery.md, "The stream
-            // under a connection").
-            let socket = sockets.swap_remove(0);
-            let stream = RawStream::create(&runtime, &socket, local_id).await.ok()?;
+            // from the DHT's socket (through the tap): JS's client dials us at the same
+            // time, at our advertised address or where its relay saw us, both the
+            // DHT's sockets, and takes whichever packet comes first; a stream on
+            // another socket would lose the race half the time (docs/discovery.md,
+            // "The stream under a connection").
             Session::Dial {
-                stream,
-                socket,
+                socket: Socket::Dht(sockets.swap_remove(0), self.options.tap.clone()),
+                local_id,
                 remote_id,
                 client: socket_addr(&client)?,
                 keys,
-                runtime,
             }
         } else {
-            // One stream per socket, all with our id: the client's first packet may
-            // come to any of them (JS's raw stream takes it on any socket; a libudx
-            // stream listens on one). The first to hear from the client wins. The
-            // puncher's sockets (birthday sockets too, as they open) get theirs as
+            // Our id on every socket: the client's first packet may come to any of
+            // them (JS's raw stream takes it on any socket). The first to hear from
+            // the client wins. The DHT's sockets share one tapped stream; the
+            // puncher's sockets (birthday sockets too, as they open) get one each as
             // they come.
             let (first_tx, first_rx) = oneshot::channel();
             let waiting = Waiting {
@@ -427,12 +424,13 @@ impl Server {
                 local_id,
                 remote_id,
             };
-            for (i, socket) in sockets.iter().enumerate() {
-                if ports[..i].contains(&ports[i]) {
-                    continue;
-                }
-                waiting.listen(&runtime, i, socket.clone()).await;
-            }
+            let dhts: Vec<(usize, UdxSocket)> = sockets
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !ports[..*i].contains(&ports[*i]))
+                .map(|(i, socket)| (i, socket.clone()))
+                .collect();
+            waiting.listen_dht(&self.options.tap, dhts).await;
             let (punching_tx, punching) = watch::channel(false);
             if let Some(p) = puncher {
                 let first_puncher_index = sockets.len();
@@ -440,21 +438,13 @@ impl Server {
                 // waits before our answer leaves, so a client's first packet cannot
                 // come before it (the others, birthday sockets, come later anyway).
                 if let Some(first) = p.socket(0) {
-                    waiting
-                        .listen(&runtime, first_puncher_index, Socket::Ours(first))
-                        .await;
+                    waiting.listen(first_puncher_index, first);
                 }
-                let (rt, w) = (self.runtime.clone(), waiting.clone());
+                let w = waiting.clone();
                 p.on_socket(move |i, socket| {
-                    if i == 0 {
-                        return;
+                    if i != 0 {
+                        w.listen(first_puncher_index + i, socket.clone());
                     }
-                    let (rt, w) = (rt.clone(), w.clone());
-                    let socket = Socket::Ours(socket.clone());
-                    tokio::spawn(async move {
-                        w.listen(&UdxRuntime::shared(rt), first_puncher_index + i, socket)
-                            .await;
-                    });
                 });
                 let payload = Arc::new(SecurePayload::new(keys.holepunch_secret));
                 lock(&self.state).punches.insert(
@@ -473,7 +463,6 @@ impl Server {
                 first: first_rx,
                 punching,
                 keys,
-                runtime,
                 punch: holepunch_id,
             }
         };
@@ -507,28 +496,26 @@ impl Server {
     /// Waits for the client's first packet (or dials it), then hands the connection
     /// out.
     async fn finish(&self, session: Session) {
-        let (stream, socket, keys, runtime, addr) = match session {
+        let (stream, socket, keys, addr) = match session {
             Session::None => return,
             Session::Dial {
-                stream,
                 socket,
+                local_id,
                 remote_id,
                 client,
                 keys,
-                runtime,
-            } => {
-                if let Err(e) = stream.connect(&socket, remote_id, client).await {
+            } => match RawStream::connect(&socket, local_id, remote_id, client).await {
+                Ok(stream) => (stream, socket, keys, client),
+                Err(e) => {
                     debug!(error = %e, %client, "server: dialling an open client failed");
                     return;
                 }
-                (stream, socket, keys, runtime, client)
-            }
+            },
             Session::Wait {
                 waiting,
                 mut first,
                 mut punching,
                 keys,
-                runtime,
                 punch,
             } => {
                 // JS: 10 s for the client to dial or start punching; once both punch,
@@ -546,7 +533,7 @@ impl Server {
                 let Some((stream, socket)) = waiting.take(won) else {
                     return;
                 };
-                (stream, socket, keys, runtime, addr)
+                (stream, socket, keys, addr)
             }
         };
         let ours = matches!(socket, Socket::Ours(_));
@@ -558,7 +545,6 @@ impl Server {
             }
         };
         debug!(%addr, ours, "server: connection accepted");
-        drop(runtime);
         let _ = self.accepted.send(peer).await;
     }
 
@@ -670,12 +656,11 @@ enum Session {
     None,
     /// The client is open: we dial it.
     Dial {
-        stream: RawStream,
         socket: Socket,
+        local_id: u32,
         remote_id: u32,
         client: SocketAddr,
         keys: NoiseWrapResult,
-        runtime: UdxRuntime,
     },
     /// The client dials or punches to us: a stream per socket waits for its first
     /// packet (`first` says which socket, by index, and from where).
@@ -685,7 +670,6 @@ enum Session {
         /// Turns `true` when both sides punch.
         punching: watch::Receiver<bool>,
         keys: NoiseWrapResult,
-        runtime: UdxRuntime,
         punch: u64,
     },
 }
@@ -693,51 +677,76 @@ enum Session {
 /// Says which socket (by index) heard the client first, and from where.
 type FirstPacket = oneshot::Sender<(usize, SocketAddr)>;
 
-/// The streams (one per socket, all with our id) waiting for the client's first
-/// packet.
+/// A waiting stream, the indexes of the sockets it listens on, and one of them.
+type Listening = (Vec<usize>, RawStream, Socket);
+
+/// The streams (all with our id: one through the tap for the DHT's sockets, one per
+/// puncher socket) waiting for the client's first packet.
 #[derive(Clone)]
 struct Waiting {
     first: Arc<Mutex<Option<FirstPacket>>>,
-    streams: Arc<Mutex<Vec<(usize, RawStream, Socket)>>>,
+    streams: Arc<Mutex<Vec<Listening>>>,
     local_id: u32,
     remote_id: u32,
 }
 
 impl Waiting {
-    /// A stream with our id listening on `socket` (number `index`).
-    async fn listen(&self, runtime: &UdxRuntime, index: usize, socket: Socket) {
+    /// Whether the socket `index` is the first to hear the client, from `from`.
+    fn first_packet(first: &Mutex<Option<FirstPacket>>, index: usize, from: SocketAddr) -> bool {
+        let won = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match won {
+            Some(tx) => tx.send((index, from)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// A stream with our id listening on our socket `endpoint` (number `index`).
+    fn listen(&self, index: usize, endpoint: Endpoint) {
         let first = self.first.clone();
-        let stream = RawStream::waiting(
-            runtime,
-            &socket,
+        let stream = RawStream::waiting(&endpoint, self.local_id, self.remote_id, move |from| {
+            Self::first_packet(&first, index, from)
+        });
+        match stream {
+            Ok(stream) => self.keep(vec![index], stream, Socket::Ours(endpoint)),
+            Err(e) => debug!(error = %e, "server: a stream cannot listen on one of our sockets"),
+        }
+    }
+
+    /// One tapped stream with our id listening on the DHT's sockets `dhts` (each with
+    /// its index).
+    async fn listen_dht(&self, tap: &Tap, dhts: Vec<(usize, UdxSocket)>) {
+        let Some((_, any)) = dhts.first().cloned() else {
+            return;
+        };
+        let first = self.first.clone();
+        let stream = RawStream::waiting_tapped(
+            tap,
+            &dhts,
             self.local_id,
             self.remote_id,
-            move |from| {
-                let won = first.lock().unwrap_or_else(|p| p.into_inner()).take();
-                match won {
-                    Some(tx) => tx.send((index, from)).is_ok(),
-                    None => false,
-                }
-            },
+            move |index, from| Self::first_packet(&first, index, from),
         )
         .await;
-        let stream = match stream {
-            Ok(stream) => stream,
-            Err(e) => {
-                debug!(error = %e, "server: a stream cannot listen on one of our sockets");
-                return;
+        match stream {
+            Ok(stream) => {
+                let indexes = dhts.iter().map(|(i, _)| *i).collect();
+                self.keep(indexes, stream, Socket::Dht(any, tap.clone()));
             }
-        };
+            Err(e) => debug!(error = %e, "server: no stream can listen on the DHT's sockets"),
+        }
+    }
+
+    fn keep(&self, indexes: Vec<usize>, stream: RawStream, socket: Socket) {
         self.streams
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((index, stream, socket));
+            .push((indexes, stream, socket));
     }
 
-    /// The stream on socket `index` (the others are dropped with `self`).
+    /// The stream listening on socket `index` (the others are dropped with `self`).
     fn take(self, index: usize) -> Option<(RawStream, Socket)> {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
-        let at = streams.iter().position(|(i, _, _)| *i == index)?;
+        let at = streams.iter().position(|(i, _, _)| i.contains(&index))?;
         let (_, stream, socket) = streams.swap_remove(at);
         Some((stream, socket))
     }

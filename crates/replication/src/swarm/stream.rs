@@ -3,13 +3,14 @@
 //! ids and Noise keys: `lan.rs`, `holepunch.rs`, `server.rs`) and "an encrypted
 //! stream is up" ([`Connection`], which `SwarmPeer` pumps).
 //!
-//! Two kinds of socket carry streams ([`Socket`]): the DHT's (peeroxide-dht's libudx
-//! sockets: a stream there is libudx's) and ours (the holepuncher's
-//! [`Endpoint`](crate::udx::socket::Endpoint)s: a stream there is our own UDX stream,
-//! `crate::udx`). [`RawStream`] is the only type in the swarm that touches either
-//! stream, and [`Connection::new`] takes a secret stream over any byte stream (the
-//! pump is generic), so the set-up code picks a socket and does not care which kind
-//! (issue 22; docs/udx-socket-seam.md for how the DHT's sockets get ours next).
+//! Every stream the set-up makes is our own UDX stream (`crate::udx`), on one of two
+//! kinds of socket ([`Socket`]): ours (the holepuncher's, or one bound for a dial: the
+//! stream runs on it directly) and the DHT's (peeroxide-dht's libudx sockets: the
+//! stream runs through the swarm's tap, `tap.rs`). [`RawStream`] is the only type in
+//! the swarm that makes streams, and [`Connection::new`] takes a secret stream over any
+//! byte stream (the pump is generic), so the set-up code picks a socket and does not
+//! care which kind. The one libudx stream left is peeroxide-dht's own connect
+//! ([`Connection::from_peeroxide`]), for a server that asks for a blind relay.
 //!
 //! Must not: decide who dials or how (that is the set-up's), or know about sessions.
 
@@ -18,7 +19,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use libudx::{UdxError, UdxRuntime, UdxSocket, UdxStream};
+use libudx::UdxSocket;
 
 use crate::udx::socket::{Endpoint, UdxStream as OurStream};
 use peeroxide_dht::hyperdht::PeerConnection;
@@ -27,25 +28,15 @@ use peeroxide_dht::secret_stream::{SecretStream, SecretStreamError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Carrier;
+use super::tap::Tap;
 use crate::transport::{Heard, Listened, PumpEnds};
 
 /// Why a stream to a peer could not be made.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StreamError {
-    /// The UDX stream could not be made, connected or hooked to a socket.
-    #[error("UDX {what} ({addr}): {source}")]
-    Udx {
-        what: &'static str,
-        addr: SocketAddr,
-        #[source]
-        source: UdxError,
-    },
-    /// Our stream could not be made on our socket.
+    /// Our stream could not be made (on our socket, or through the tap).
     #[error("UDX stream ({addr}): {reason}")]
     Stream { addr: SocketAddr, reason: String },
-    /// A stream of one kind on a socket of the other (a bug of ours).
-    #[error("UDX stream and socket of different kinds ({addr})")]
-    Mismatch { addr: SocketAddr },
     /// The peer did not take our secret stream in time.
     #[error("no secret stream from {addr} within {wait:?}")]
     Timeout { addr: SocketAddr, wait: Duration },
@@ -61,103 +52,81 @@ pub(crate) enum StreamError {
 /// A UDP socket a stream can be made on.
 #[derive(Clone)]
 pub(crate) enum Socket {
-    /// One of the DHT's (libudx): streams there are libudx's.
-    Dht(UdxSocket),
-    /// One of ours (the holepuncher's): streams there are our own UDX streams.
+    /// One of the DHT's (libudx): our stream runs there through the swarm's tap
+    /// (`tap.rs`).
+    Dht(UdxSocket, Tap),
+    /// One of ours (the holepuncher's, or one bound for a dial): our stream runs on
+    /// it directly.
     Ours(Endpoint),
 }
 
-impl Socket {
-    /// The port it is bound to.
-    pub(crate) async fn port(&self) -> Option<u16> {
-        match self {
-            Socket::Dht(socket) => socket.local_addr().await.ok().map(|a| a.port()),
-            Socket::Ours(endpoint) => endpoint.local_addr().ok().map(|a| a.port()),
-        }
-    }
-}
-
-/// Our end of a stream to a peer, made with our stream id on one of our sockets.
+/// Our end of a stream to a peer: always our own UDX stream, on one of our sockets
+/// or tapped from one of the DHT's.
 pub(crate) enum RawStream {
-    /// libudx's, on a DHT socket.
-    Libudx(UdxStream),
-    /// Ours, on one of our endpoints.
+    /// On one of the DHT's sockets, through the tap.
+    Tapped(OurStream),
+    /// On one of our endpoints.
     Ours(OurStream),
 }
 
 impl RawStream {
-    /// A stream with our id `local_id` (the one the handshake offered), of the kind
-    /// `socket` carries.
-    pub(crate) async fn create(
-        runtime: &UdxRuntime,
+    /// A stream with our id `local_id` (the one the handshake offered) on `socket`,
+    /// connected to the peer's stream `remote_id` at `addr`.
+    pub(crate) async fn connect(
         socket: &Socket,
         local_id: u32,
-    ) -> Result<Self, String> {
-        match socket {
-            Socket::Dht(_) => runtime
-                .create_stream(local_id)
-                .await
-                .map(RawStream::Libudx)
-                .map_err(|e| e.to_string()),
-            Socket::Ours(endpoint) => endpoint
-                .stream_with_id(local_id)
-                .map(RawStream::Ours)
-                .ok_or_else(|| format!("stream id {local_id} is taken on our socket")),
-        }
-    }
-
-    /// Connects it, over `socket`, to the peer's stream `remote_id` at `addr`.
-    pub(crate) async fn connect(
-        &self,
-        socket: &Socket,
         remote_id: u32,
         addr: SocketAddr,
-    ) -> Result<(), StreamError> {
-        match (self, socket) {
-            (RawStream::Libudx(stream), Socket::Dht(socket)) => stream
-                .connect(socket, remote_id, addr)
+    ) -> Result<Self, StreamError> {
+        match socket {
+            Socket::Dht(dht, tap) => tap
+                .connect(dht, local_id, remote_id, addr)
                 .await
-                .map_err(|source| StreamError::Udx {
-                    what: "connect",
-                    addr,
-                    source,
-                }),
-            (RawStream::Ours(stream), Socket::Ours(_)) => {
+                .map(RawStream::Tapped)
+                .map_err(|reason| StreamError::Stream { addr, reason }),
+            Socket::Ours(endpoint) => {
+                let stream =
+                    endpoint
+                        .stream_with_id(local_id)
+                        .ok_or_else(|| StreamError::Stream {
+                            addr,
+                            reason: format!("stream id {local_id} is taken on our socket"),
+                        })?;
                 stream.connect(remote_id, addr);
-                Ok(())
+                Ok(RawStream::Ours(stream))
             }
-            _ => Err(StreamError::Mismatch { addr }),
         }
     }
 
     /// A stream with our id `local_id` listening on `socket` for the first packet of
     /// the peer's stream `remote_id` (from an address not known yet: a holepunch);
     /// `first(from)` decides whether this stream takes it (and connects to `from`).
-    pub(crate) async fn waiting(
-        runtime: &UdxRuntime,
-        socket: &Socket,
+    /// For the DHT's sockets see [`RawStream::waiting_tapped`].
+    pub(crate) fn waiting(
+        endpoint: &Endpoint,
         local_id: u32,
         remote_id: u32,
         first: impl Fn(SocketAddr) -> bool + Send + Sync + 'static,
     ) -> Result<Self, String> {
-        match socket {
-            Socket::Dht(socket) => {
-                let stream = runtime
-                    .create_stream(local_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                stream
-                    .set_firewall_hook(socket, remote_id, move |_, port, ip| {
-                        first(SocketAddr::new(ip, port))
-                    })
-                    .map_err(|e| e.to_string())?;
-                Ok(RawStream::Libudx(stream))
-            }
-            Socket::Ours(endpoint) => endpoint
-                .stream_waiting(local_id, remote_id, first)
-                .map(RawStream::Ours)
-                .ok_or_else(|| format!("stream id {local_id} is taken on our socket")),
-        }
+        endpoint
+            .stream_waiting(local_id, remote_id, first)
+            .map(RawStream::Ours)
+            .ok_or_else(|| format!("stream id {local_id} is taken on our socket"))
+    }
+
+    /// One stream with our id `local_id` listening on each of the DHT's sockets
+    /// `dhts` (with their indexes) at once: `first(index, from)` decides, as for
+    /// [`RawStream::waiting`].
+    pub(crate) async fn waiting_tapped(
+        tap: &Tap,
+        dhts: &[(usize, UdxSocket)],
+        local_id: u32,
+        remote_id: u32,
+        first: impl Fn(usize, SocketAddr) -> bool + Clone + Send + Sync + 'static,
+    ) -> Result<Self, String> {
+        tap.waiting(dhts, local_id, remote_id, first)
+            .await
+            .map(RawStream::Tapped)
     }
 
     /// The encrypted stream on this one, with the handshake's keys (the ID header
@@ -169,22 +138,11 @@ impl RawStream {
         addr: SocketAddr,
         wait: Duration,
     ) -> Result<Connection, StreamError> {
-        match self {
-            RawStream::Libudx(stream) => {
-                secure_on(
-                    stream.into_async_stream(),
-                    keys,
-                    socket,
-                    addr,
-                    wait,
-                    Carrier::Libudx,
-                )
-                .await
-            }
-            RawStream::Ours(stream) => {
-                secure_on(stream, keys, socket, addr, wait, Carrier::OurUdx).await
-            }
-        }
+        let (stream, carrier) = match self {
+            RawStream::Tapped(stream) => (stream, Carrier::OurUdxTapped),
+            RawStream::Ours(stream) => (stream, Carrier::OurUdx),
+        };
+        secure_on(stream, keys, socket, addr, wait, carrier).await
     }
 }
 
@@ -218,17 +176,13 @@ where
 /// Connects a fresh stream (our id `local_id`) over `socket` to the peer's `remote_id`
 /// at `addr` and secures it: the client side of every path we dial.
 pub(crate) async fn dial(
-    runtime: &UdxRuntime,
     socket: Socket,
     (local_id, remote_id): (u32, u32),
     addr: SocketAddr,
     keys: &NoiseWrapResult,
     wait: Duration,
 ) -> Result<Connection, StreamError> {
-    let stream = RawStream::create(runtime, &socket, local_id)
-        .await
-        .map_err(|reason| StreamError::Stream { addr, reason })?;
-    stream.connect(&socket, remote_id, addr).await?;
+    let stream = RawStream::connect(&socket, local_id, remote_id, addr).await?;
     stream.secure(keys, socket, addr, wait).await
 }
 
@@ -269,8 +223,8 @@ impl Connection {
         }
     }
 
-    /// peeroxide-dht's own connection (its connect, our fallback for a peer no DHT
-    /// node holds a record of, or a server asking for a blind relay).
+    /// peeroxide-dht's own connection (its connect: a server asking for a blind
+    /// relay).
     pub(crate) fn from_peeroxide(peer: PeerConnection) -> Self {
         let PeerConnection {
             stream,

@@ -75,6 +75,9 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes the stream's task.
     notify: Notify,
+    /// What must live as long as the stream's task (whatever carries its packets
+    /// beyond the socket: a tap's relays), dropped when the task ends.
+    kept: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 struct State {
@@ -242,6 +245,7 @@ impl Endpoint {
                 first_packet,
             }),
             notify: Notify::new(),
+            kept: Mutex::new(None),
         });
         match lock(&self.inner.streams).entry(id) {
             Entry::Vacant(slot) => slot.insert(shared.clone()),
@@ -382,6 +386,7 @@ async fn drive(endpoint: Arc<EndpointInner>, id: u32, shared: Arc<Shared>) {
         batch.clear();
         if done {
             lock(&endpoint.streams).remove(&id);
+            drop(lock(&shared.kept).take());
             return;
         }
         let lingering = [
@@ -440,6 +445,12 @@ impl UdxStream {
     pub fn destroy(&self) {
         lock(&self.shared.state).stream.destroy();
         self.shared.notify.notify_one();
+    }
+
+    /// Keeps `thing` alive as long as this stream's task runs (past the handle's
+    /// drop: the END and the answers of the linger still go out), then drops it.
+    pub fn keep_while_open(&self, thing: impl Send + 'static) {
+        *lock(&self.shared.kept) = Some(Box::new(thing));
     }
 
     /// The smoothed round-trip time, once measured.
