@@ -48,7 +48,7 @@ impl Peer {
     }
 
     /// The next line within `timeout`, not echoed; `None` on timeout or once the
-    /// child's stdout has closed (see [`Peer::closed`]).
+    /// child's stdout has closed.
     pub(crate) fn next_line(&self, timeout: Duration) -> Option<String> {
         self.lines.recv_timeout(timeout).ok()
     }

@@ -49,7 +49,7 @@ const CHANNEL_QUEUE: usize = 256;
 /// Bound on the bytes of messages one connection's channels hold in their queues and
 /// their tasks have not taken yet (the session waits past it, so the peer's sends wait:
 /// backpressure, not loss). One message larger than what is left still passes when
-/// nothing else is queued. Without it the bound was [`CHANNEL_QUEUE`] messages of up
+/// nothing else is queued. Without it the bound was `CHANNEL_QUEUE` messages of up
 /// to 16 MiB per channel: 4 GiB per channel, after the transport's own bound
 /// ([`crate::transport::MAX_INBOUND_BYTES`]) had been released.
 pub const MAX_CHANNEL_QUEUE_BYTES: usize = 32 * 1024 * 1024;

@@ -30,6 +30,7 @@
 
 mod bootstrap;
 mod connected;
+mod dialer;
 mod discovery;
 mod holepunch;
 mod lan;
@@ -50,13 +51,13 @@ use peeroxide_dht::crypto::hash;
 use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::transport::{Ending, SecretCipher};
 pub use bootstrap::BootstrapNode;
-use connected::{Claim, Gate, Source, Tracked, admit, lock_connected, watch_end};
 pub use connected::{DialFailure, Firewall};
+use connected::{Gate, Source, Tracked, admit, lock_connected, watch_end};
+use dialer::Dialer;
 use discovery::{Discovery, lookup_peers};
 use server::{RelaysSeen, Server, ServerOptions};
 use stream::Connection;
@@ -67,21 +68,6 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// Prefix of the mutable record that advertises a direct TCP endpoint.
 const DIRECT_RECORD: &str = "nova-hypercore/direct-tcp/1 ";
-
-/// Delays before the next dials of a peer a lookup found when one fails (JS hyperswarm
-/// retries a failed peer too, backing off 1 s, 5 s, 15 s). The last one outlasts a JS
-/// server's pause between two random-NAT punches (20 s, it answers TRY_LATER
-/// meanwhile).
-const FOUND_RETRIES: [Duration; 4] = [
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(15),
-    Duration::from_secs(30),
-];
-
-/// Pause before a connect tries our own path again when it failed before any server
-/// answered (no record yet, relays that did not answer), within the connect's deadline.
-const AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// A peer key's first 8 bytes in hex, for the logs.
 fn short(pk: &[u8; 32]) -> String {
@@ -210,136 +196,6 @@ struct Joined {
 impl Drop for Joined {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-/// Dials peers (ours: the LAN path, then peeroxide-dht's connect) and hands the
-/// connections out as the swarm's own.
-#[derive(Clone)]
-struct Dialer {
-    dht: HyperDhtHandle,
-    key_pair: KeyPair,
-    local_connection: bool,
-    /// Where our sockets bind.
-    host: IpAddr,
-    /// The bootstrap nodes (our puncher samples its NAT from them, among others).
-    bootstrap: Vec<peeroxide_dht::messages::Ipv4Peer>,
-    /// The swarm's random-NAT punches, shared with its server.
-    random: puncher::RandomPunches,
-    /// How our streams run on the DHT's sockets, shared with the server.
-    tap: tap::Tap,
-    join_timeout: Duration,
-    tracked: Tracked,
-    gate: Arc<Gate>,
-    /// Where the swarm's connections go.
-    peers: mpsc::Sender<SwarmPeer>,
-}
-
-impl Dialer {
-    /// Connects to `peer` (see [`Swarm::connect`]).
-    async fn connect(&self, peer: [u8; 32]) -> Result<SwarmPeer, HypercoreError> {
-        let deadline = Instant::now() + self.join_timeout;
-        if self.gate.refuses(&peer) {
-            return Err(failed(
-                "connect: the peer is refused (firewall or ban), or the swarm is suspended".into(),
-            ));
-        }
-        let Some(_claim) = Claim::new(&self.tracked, peer) else {
-            return Err(failed(
-                "connect: the peer is connected, or being dialled, already".into(),
-            ));
-        };
-        let how = lan::Dial {
-            host: self.host,
-            local_connection: self.local_connection,
-            bootstrap: &self.bootstrap,
-            random: self.random.clone(),
-            tap: &self.tap,
-        };
-        // Our own path, again after a pause while the deadline allows when it failed
-        // before a server answered (no record yet, relays that did not answer): every
-        // connection is then our own stream. Only a server that asks for a blind relay
-        // goes to peeroxide-dht's connect (its relay, libudx's stream).
-        let connection = loop {
-            let failure = match lan::connect(&self.dht, &self.key_pair, peer, &how, deadline).await
-            {
-                Ok(lan::Lan::Connected(connection)) => break *connection,
-                Ok(lan::Lan::BlindRelay) => {
-                    debug!("the server asks for a blind relay: peeroxide-dht's connect");
-                    let runtime =
-                        UdxRuntime::new().map_err(|e| failed(format!("connect runtime: {e}")))?;
-                    break self.dht_connect(peer, &runtime, deadline).await?;
-                }
-                Ok(lan::Lan::NoRecord) => "no DHT node holds the peer's record".to_string(),
-                Err(e @ (lan::LanError::Answered(_) | lan::LanError::Deadline(_))) => {
-                    return Err(failed(format!("connect: {e}")));
-                }
-                Err(e) => e.to_string(),
-            };
-            if Instant::now() + AGAIN_AFTER >= deadline {
-                return Err(failed(format!("connect: {failure}")));
-            }
-            debug!(%failure, "connect failed before a server answered: again");
-            tokio::time::sleep(AGAIN_AFTER).await;
-        };
-        if !admit(&self.tracked, peer, Source::Ours) {
-            return Err(failed("connect: the peer connected meanwhile".into()));
-        }
-        let peer = SwarmPeer::new(connection, true, self.key_pair.public_key);
-        watch_end(&self.tracked, &peer);
-        Ok(peer)
-    }
-
-    /// peeroxide-dht's connect (for a server that asks for a blind relay), until
-    /// `deadline`.
-    async fn dht_connect(
-        &self,
-        peer: [u8; 32],
-        runtime: &UdxRuntime,
-        deadline: Instant,
-    ) -> Result<Connection, HypercoreError> {
-        let mut opts = peeroxide_dht::hyperdht::ConnectOpts::default();
-        opts.local_connection = self.local_connection;
-        tokio::time::timeout_at(
-            deadline,
-            self.dht
-                .connect_with_options(&self.key_pair, peer, &[], runtime, opts),
-        )
-        .await
-        .map_err(|_| failed(format!("connect timed out after {:?}", self.join_timeout)))?
-        .map(Connection::from_peeroxide)
-        .map_err(|e| failed(format!("connect: {e}")))
-    }
-
-    /// Dials a peer a lookup found, unless connected or being dialled; tries again
-    /// after [`FOUND_RETRIES`] when it fails.
-    async fn dial_found(self, peer: [u8; 32]) {
-        for wait in std::iter::once(Duration::ZERO).chain(FOUND_RETRIES) {
-            tokio::time::sleep(wait).await;
-            if lock_connected(&self.tracked).has(&peer) {
-                return;
-            }
-            match self.connect(peer).await {
-                Ok(connected) => {
-                    debug!("swarm connection (dialled)");
-                    let _ = self.peers.send(connected).await;
-                    return;
-                }
-                Err(e) => {
-                    let attempts = lock_connected(&self.tracked).failed(peer, e.to_string());
-                    if attempts > FOUND_RETRIES.len() as u32 {
-                        warn!(
-                            peer = %short(&peer),
-                            attempts,
-                            error = %e,
-                            "a peer a lookup found stays unreachable (it is dialled again when a lookup finds it again)"
-                        );
-                    } else {
-                        debug!(error = %e, attempts, "dialling a peer found failed");
-                    }
-                }
-            }
-        }
     }
 }
 

@@ -39,7 +39,7 @@ const INBOUND_FRAMES: usize = 256;
 /// not taken yet. Past it the pump stops reading the socket, so the peer's sends wait
 /// (TCP or UDX flow control); nothing is dropped. One frame larger than what is left
 /// still passes when nothing else waits (frames are at most 16 MiB). Without it the
-/// bound was [`INBOUND_FRAMES`] frames of up to 16 MiB: 4 GiB per connection.
+/// bound was `INBOUND_FRAMES` frames of up to 16 MiB: 4 GiB per connection.
 pub const MAX_INBOUND_BYTES: usize = 32 * 1024 * 1024;
 
 /// Bound on those bytes summed over every connection of the process: each

@@ -195,8 +195,7 @@ pub(crate) struct Handshake {
 /// address the relay saw the server at is dialled, never the private ones it advertises.
 /// Every step up to a server's answer is bounded by `deadline`; an answered handshake
 /// is finished within [`ANSWERED_BOUND`] instead. Errors other than
-/// [`LanError::Answered`] leave the server free: the caller may fall back to
-/// peeroxide-dht's connect.
+/// [`LanError::Answered`] leave the server free: the caller may try again.
 pub(crate) async fn connect(
     dht: &HyperDhtHandle,
     key_pair: &KeyPair,

@@ -18,7 +18,8 @@
 //! keeps the first answer) get the same answer and share one session, keyed by the noise
 //! bytes as JS does; a key is forgotten [`CLEAR_WAIT`] after its session ended.
 //!
-//! A stream's first packet fixes the peer's address (libudx's firewall hook); only then
+//! A stream's first packet fixes the peer's address (our endpoint's first-packet hook,
+//! or libudx's firewall hook on a DHT socket, `tap.rs`); only then
 //! is the secret stream started, so our header never goes to an unknown address (the
 //! 1 s stall of peeroxide's server, `docs/discovery.md`).
 //!
@@ -591,7 +592,8 @@ impl Server {
         // JS's "fast mode", on our socket: JS answers a client that opened its NAT
         // toward where our handshake answer came from (it says so with
         // `remoteAddress`) with a probe from there, and the client's stream then goes
-        // to that socket: the DHT's, whose streams are libudx's. We send the probe
+        // to that socket: the DHT's (our stream runs there only through the tap, two
+        // loopback hops and no MTU probing). We send the probe
         // from our puncher's socket instead, with a low TTL: it opens our NAT toward
         // the client's puncher (where its round came from) without reaching theirs,
         // so the client's first probe to the puncher address we answer with gets

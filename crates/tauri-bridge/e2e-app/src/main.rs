@@ -3,8 +3,8 @@
 //! line on stdout. Run by `cargo xtask test-integration tauri` under Xvfb.
 //!
 //! Owns: the app side of the e2e protocol:
-//! - `ready_for_screenshot(summary)`: prints `READY-FOR-SCREENSHOT display=.. xauthority=..
-//!   <summary>` and waits (at most 15 s) for one line on stdin, so the runner can take a
+//! - `ready_for_screenshot(summary)`: prints
+//!   `READY-FOR-SCREENSHOT display=.. xauthority=.. SUMMARY` and waits (at most 15 s) for one line on stdin, so the runner can take a
 //!   screenshot of the window while it shows its results;
 //! - `report(line)`: prints `line` (`E2E OK ...` or `E2E FAIL ...`) and exits the app, 0 for
 //!   `E2E OK`, 1 otherwise;
