@@ -173,8 +173,18 @@ impl Peer {
         let end = Instant::now() + DEADLINE;
         loop {
             match self.child.try_wait().map_err(|e| e.to_string())? {
-                Some(status) if status.success() => return Ok(()),
-                Some(status) => return Err(format!("{} exited with {status}", self.name)),
+                Some(status) => {
+                    // What it printed last still counts (`LIBUDX` fails, `TAPPED` is
+                    // noted): read until its stdout closes.
+                    while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+                        eprintln!("  [{}] {line}", self.name);
+                        self.heard(&line)?;
+                    }
+                    if status.success() {
+                        return Ok(());
+                    }
+                    return Err(format!("{} exited with {status}", self.name));
+                }
                 None if Instant::now() > end => {
                     let _ = self.child.kill();
                     return Err(format!("{} did not exit within {DEADLINE:?}", self.name));

@@ -93,16 +93,24 @@ impl Dialer {
                     break self.dht_connect(peer, &runtime, deadline).await?;
                 }
                 Ok(lan::Lan::NoRecord) => "no DHT node holds the peer's record".to_string(),
-                Err(e @ (lan::LanError::Answered(_) | lan::LanError::Deadline(_))) => {
-                    return Err(failed(format!("connect: {e}")));
-                }
-                Err(e) => e.to_string(),
+                Err(e) if e.before_any_answer() => e.to_string(),
+                Err(e) => return Err(failed(format!("connect: {e}"))),
             };
             if Instant::now() + AGAIN_AFTER >= deadline {
                 return Err(failed(format!("connect: {failure}")));
             }
             debug!(%failure, "connect failed before a server answered: again");
             tokio::time::sleep(AGAIN_AFTER).await;
+            // Meanwhile the peer may have dialled us, or been refused.
+            if lock_connected(&self.tracked).has(&peer) {
+                return Err(failed("connect: the peer connected meanwhile".into()));
+            }
+            if self.gate.refuses(&peer) {
+                return Err(failed(
+                    "connect: the peer is refused (firewall or ban), or the swarm is suspended"
+                        .into(),
+                ));
+            }
         };
         if !admit(&self.tracked, peer, Source::Ours) {
             return Err(failed("connect: the peer connected meanwhile".into()));

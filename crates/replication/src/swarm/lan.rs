@@ -27,7 +27,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use peeroxide_dht::hyperdht::{HyperDhtError, HyperDhtHandle, KeyPair, alloc_stream_id};
+use peeroxide_dht::hyperdht::{HyperDhtError, HyperDhtHandle, KeyPair};
 use peeroxide_dht::hyperdht_messages::{
     FIREWALL_OPEN, FIREWALL_UNKNOWN, NoisePayload, PEER_HANDSHAKE, SecretStreamInfo, UdxInfo,
 };
@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::stream::{self, Connection, StreamError};
-use super::tap::Tap;
+use super::tap::{Tap, unguessable_stream_id};
 use crate::udx::socket::Endpoint;
 
 /// Bound on one `PEER_HANDSHAKE` through a relay (peeroxide-dht's own bound).
@@ -130,6 +130,21 @@ pub(crate) enum LanError {
     /// failed: another handshake to it now would be refused as "already connected".
     #[error("the server answered our handshake, then: {0}")]
     Answered(#[source] Box<LanError>),
+}
+
+impl LanError {
+    /// Whether it failed before any server answered, for a reason that may pass (the
+    /// DHT, a relay that did not answer or had no record yet): worth trying again. A
+    /// server's refusal, a bad answer, or anything after an answer is final.
+    pub(crate) fn before_any_answer(&self) -> bool {
+        matches!(
+            self,
+            LanError::Dht { .. }
+                | LanError::Request { .. }
+                | LanError::HandshakeCode(_)
+                | LanError::EmptyReply
+        )
+    }
 }
 
 /// What is left until `deadline`, or the error naming `step` when nothing is.
@@ -339,7 +354,7 @@ async fn handshake(
         secret_key: key_pair.secret_key,
     };
     let mut noise = NoiseWrap::new_initiator(keys, peer);
-    let local_stream_id = alloc_stream_id();
+    let local_stream_id = unguessable_stream_id();
     let addresses4 = match until(deadline, "our addresses", dht.local_port()).await? {
         Ok(port) => until(deadline, "our addresses", dht.noise_addresses4(port)).await?,
         Err(_) => Vec::new(),

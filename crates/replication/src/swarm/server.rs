@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use libudx::UdxSocket;
 use peeroxide_dht::holepuncher::Holepuncher;
-use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair, ServerEvent, alloc_stream_id};
+use peeroxide_dht::hyperdht::{HyperDhtHandle, KeyPair, ServerEvent};
 use peeroxide_dht::hyperdht_messages::{
     ERROR_ABORTED, ERROR_NONE, ERROR_TRY_LATER, ERROR_VERSION_MISMATCH, FIREWALL_CONSISTENT,
     FIREWALL_OPEN, FIREWALL_UNKNOWN, HandshakeMessage, HolepunchInfo, HolepunchMessage,
@@ -51,7 +51,7 @@ use tracing::debug;
 use super::connected::Gate;
 use super::puncher::Puncher;
 use super::stream::{Connection, RawStream, Socket};
-use super::tap::Tap;
+use super::tap::{Tap, unguessable_stream_id};
 use crate::udx::socket::Endpoint;
 
 /// How long a handshake waits for the client's first packet (JS
@@ -275,7 +275,7 @@ impl Server {
             _ => ERROR_VERSION_MISMATCH,
         };
         let remote_udx = remote.udx.clone();
-        let local_id = alloc_stream_id();
+        let local_id = unguessable_stream_id();
 
         // Our DHT sockets: the one on our port (answers pings: what a client on this
         // host or LAN dials, JS's `serverSocket`) and the one our requests leave from

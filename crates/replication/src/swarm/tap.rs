@@ -18,15 +18,26 @@
 //!   order (libudx sends a relayed packet inline).
 //!
 //! Our stream sits on R with our id, connected to (`u`, L): it sees the peer at L. R
-//! takes packets for a connected stream from L only; anything local could send to L,
-//! but UDX sequence numbers and the secret stream reject what the peer did not send.
-//! R does no MTU probing (L would forward a probe fragmented rather than lose it).
-//! The relays live as long as our stream's task (its END and linger still go out),
+//! takes packets for a connected stream from L only. R does no MTU probing (L would
+//! forward a probe fragmented rather than lose it). The relays (and the sockets they
+//! send from) live as long as our stream's task (its END and linger still go out),
 //! then are dropped, silently, as libudx drops a stream.
 //!
+//! What guards a tapped connection from strangers is its ids. libudx's relay takes a
+//! packet for our id from anyone (a waiting T takes the first plausible one and
+//! connects to its sender; any T or U forwards a DESTROY and closes), and UDX sequence
+//! numbers and the secret stream reject forged data, not a DESTROY. So every id here
+//! is random: our stream id (the handshake's, [`unguessable_stream_id`], also kept
+//! clear of peeroxide-dht's counter, whose ids a libudx socket would let one stream
+//! overwrite) and U's and D's ids on L (a local process could otherwise close U).
+//! This is more than the libudx streams these paths had before (counted ids).
+//!
 //! Costs (measured, docs/udx-socket-seam.md §5(e)): two loopback hops per packet and
-//! three libudx streams per connection; L's receive buffer is libudx's, so bursts above
-//! ~25,000 packets/s may drop (our stream takes that as loss). The paths that need a
+//! three libudx streams per connection (four for a server waiting on both DHT
+//! sockets); L's receive buffer is libudx's, so bursts above ~25,000 packets/s may drop
+//! (our stream takes that as loss). A dropped stream's END goes through L and U, two
+//! libudx tasks: when the process exits at once it may not leave (a peer then notices
+//! by its own timeout). The paths that need a
 //! tap are the ones JS puts on the DHT's socket: a handshake that reached the server
 //! directly, a server that is not firewalled, an open client.
 //!
@@ -35,7 +46,6 @@
 //! for its own id).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use libudx::{UdxRuntime, UdxSocket, UdxStream as LibudxStream};
@@ -61,12 +71,16 @@ struct Loopback {
     /// A stream that is never connected: a relay pointed at it sends nothing (what D
     /// relays to, and U until a waiting connection knows its T).
     idle: LibudxStream,
-    /// Ids of D and U streams on L.
-    next_id: AtomicU32,
+}
+
+/// A random stream id with the top bit set: unguessable by a stranger (module docs),
+/// and never one of peeroxide-dht's own (a counter from 1) on the sockets we share.
+pub(crate) fn unguessable_stream_id() -> u32 {
+    crate::udx::socket::random_id() | 0x8000_0000
 }
 
 /// What carries one tapped connection's packets, kept by its stream (the DHT's
-/// sockets too: a libudx socket stops receiving when its last handle goes).
+/// sockets and L too: a libudx socket stops receiving when its last handle goes).
 struct Relays {
     _sockets: Vec<UdxSocket>,
     _t: Vec<Arc<LibudxStream>>,
@@ -111,7 +125,6 @@ impl Tap {
                     lo_addr,
                     endpoint,
                     idle,
-                    next_id: AtomicU32::new(1),
                 })
             })
             .await
@@ -138,7 +151,7 @@ impl Tap {
         let u = lo.sender(Some(&t)).await?;
         stream.connect(u.id, lo.lo_addr);
         stream.keep_while_open(Relays {
-            _sockets: vec![dht.clone()],
+            _sockets: vec![dht.clone(), lo.lo.clone()],
             _t: vec![t],
             _d: d,
             _u: u.stream,
@@ -189,7 +202,11 @@ impl Tap {
             ts.push(t);
         }
         stream.keep_while_open(Relays {
-            _sockets: dhts.iter().map(|(_, socket)| socket.clone()).collect(),
+            _sockets: dhts
+                .iter()
+                .map(|(_, socket)| socket.clone())
+                .chain([lo.lo.clone()])
+                .collect(),
             _t: ts,
             _d: d,
             _u: u.stream,
@@ -218,9 +235,10 @@ impl Loopback {
             .map_err(|e| format!("tap stream: {e}"))
     }
 
+    /// An id for a D or U on L: random (module docs), not 0 (U's peer id).
     fn next_id(&self) -> u32 {
         loop {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let id = crate::udx::socket::random_id();
             if id != 0 {
                 return id;
             }

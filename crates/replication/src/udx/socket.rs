@@ -261,7 +261,7 @@ impl Endpoint {
 }
 
 /// An unpredictable u32 (std's randomly keyed SipHash over a counter and the clock).
-fn random_id() -> u32 {
+pub(crate) fn random_id() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
