@@ -51,7 +51,7 @@ mod proof;
 mod verifier;
 
 pub use crate::core::{
-    CoreFormat, CoreInfo, ManagedCore, OpenOptions, Progress, Repaired, discovery_key,
+    CoreFormat, CoreInfo, Download, ManagedCore, OpenOptions, Progress, Repaired, discovery_key,
 };
 pub use crate::disk::Durability;
 pub use crate::file_budget::{FileBudget, WRITE_TURNS};

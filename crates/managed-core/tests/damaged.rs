@@ -120,10 +120,11 @@ async fn damaged_block_is_reported_and_marked_missing_durably() {
     assert_damaged_error(&e, 40);
     assert_eq!(*missing.borrow_and_update(), 2);
     assert_eq!(log.info().await.unwrap().contiguous_length, 40);
-    // A second read of a dropped block fails without counting it again.
+    // A second read of a dropped block fails without counting it again: not stored
+    // here (`REPLICATION_FAILED`, fetched again from a peer), not a bad signature.
     assert_eq!(
         log.get(41).await.unwrap_err().code(),
-        ErrorCode::SignatureInvalid
+        ErrorCode::ReplicationFailed
     );
     assert!(!missing.has_changed().unwrap());
     for seq in (0..40).chain(42..200).chain(201..BLOCKS) {

@@ -155,7 +155,10 @@ proptest! {
     #![proptest_config(property_config())]
 
     /// Flipping one bit of one stored block is caught: verify_signature is false for that
-    /// block (and only that block), get fails with SIGNATURE_INVALID naming log and seq.
+    /// block (and only that block; that first read meets the damage and drops the block,
+    /// `STORAGE_CORRUPTED`), and a later get fails naming log and seq: the block is not
+    /// stored any more (`REPLICATION_FAILED`, fetched again from a peer), never read
+    /// back altered.
     #[test]
     fn flipped_data_byte_fails_verification(
         payloads in vec(vec(any::<u8>(), 1..200), 1..20),
@@ -187,15 +190,15 @@ proptest! {
                 prop_assert_eq!(ok, seq != victim as u64, "seq {}", seq);
             }
             match log.get(victim as u64).await {
-                Err(e @ HypercoreError::SignatureInvalid { .. }) => {
-                    prop_assert_eq!(e.code(), ErrorCode::SignatureInvalid);
+                Err(e @ HypercoreError::BlockUnavailable { .. }) => {
+                    prop_assert_eq!(e.code(), ErrorCode::ReplicationFailed);
                     prop_assert_eq!(e.log_name(), Some("prop-log"));
                     prop_assert_eq!(e.seq(), Some(victim as u64));
                 }
-                other => prop_assert!(false, "expected SIGNATURE_INVALID, got {:?}", other),
+                other => prop_assert!(false, "expected the block to be gone, got {:?}", other),
             }
             let range = log.get_range(0, payloads.len() as u64).await;
-            let range_failed = matches!(range, Err(HypercoreError::SignatureInvalid { .. }));
+            let range_failed = matches!(range, Err(HypercoreError::BlockUnavailable { .. }));
             prop_assert!(range_failed, "get_range must fail on a tampered block");
             Ok(())
         })?;

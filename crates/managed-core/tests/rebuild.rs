@@ -418,11 +418,12 @@ fn replica_bitfield_rebuilt_up_to_its_recorded_contiguous_length() {
         for seq in 0..1_500 {
             assert_eq!(replica.get(seq).await.unwrap(), entry(seq));
         }
-        // Above the recorded contiguous length: not claimed, even where the bytes exist.
+        // Above the recorded contiguous length: not claimed, even where the bytes exist
+        // (not stored: `REPLICATION_FAILED`, a read that waits fetches it).
         assert!(!replica.has_block(1_800).await.unwrap());
         assert_eq!(
             replica.get(1_800).await.unwrap_err().code(),
-            ErrorCode::SignatureInvalid
+            ErrorCode::ReplicationFailed
         );
     });
 }

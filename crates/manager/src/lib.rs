@@ -41,7 +41,7 @@ pub use config::{
     DEFAULT_MAX_OPEN_FILES, MAX_PAYLOAD_LIMIT, MIN_OPEN_FILES, ManagerConfig, ManagerConfigBuilder,
 };
 pub use events::ManagerEvent;
-pub use log::ManagedLog;
+pub use log::{GetOptions, ManagedLog, ReplicaOptions};
 pub use manager::{Connector, DownloadProgress, HypercoreManager, Listener};
 pub use nova_hypercore_managed_core::{CoreFormat, Durability};
 pub use nova_hypercore_replication::swarm::{BootstrapNode, DialFailure, Firewall, SwarmOptions};

@@ -70,7 +70,64 @@ impl Pool {
 #[derive(Debug, Clone)]
 pub(crate) enum LogKey {
     Secret(SigningKey, CoreFormat),
-    Core([u8; 32]),
+    /// A replica by core key; `true`: sparse ([`ReplicaOptions::sparse`]).
+    Core([u8; 32], bool),
+}
+
+/// How a replica is opened ([`crate::HypercoreManager::open_replica_with`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplicaOptions {
+    /// Download only what is read ([`ManagedLog::get_with`] with `wait`) or asked for
+    /// ([`ManagedLog::download`]), not every block (the default: a full replica, the
+    /// spec's behaviour).
+    pub sparse: bool,
+}
+
+impl ReplicaOptions {
+    /// A sparse replica.
+    pub fn sparse() -> Self {
+        ReplicaOptions { sparse: true }
+    }
+}
+
+/// How a read treats a block this replica does not hold ([`ManagedLog::get_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GetOptions {
+    /// Wait for the block to arrive from a peer (a sparse replica asks for it); when
+    /// `false` a block not held here is `REPLICATION_FAILED` at once.
+    pub wait: bool,
+    /// How long to wait before `REPLICATION_FAILED` (naming the log and seq).
+    pub timeout: std::time::Duration,
+}
+
+impl Default for GetOptions {
+    /// Wait, up to 10 seconds.
+    fn default() -> Self {
+        GetOptions {
+            wait: true,
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl GetOptions {
+    /// Do not wait.
+    pub fn no_wait() -> Self {
+        GetOptions {
+            wait: false,
+            ..Self::default()
+        }
+    }
+
+    /// Wait up to `timeout`.
+    pub fn timeout(timeout: std::time::Duration) -> Self {
+        GetOptions {
+            wait: true,
+            timeout,
+        }
+    }
 }
 
 impl LogKey {
@@ -78,7 +135,7 @@ impl LogKey {
     pub(crate) fn core_key(&self) -> [u8; 32] {
         match self {
             LogKey::Secret(k, format) => core_key(k, *format),
-            LogKey::Core(k) => *k,
+            LogKey::Core(k, _) => *k,
         }
     }
 }
@@ -218,7 +275,7 @@ impl ManagedLog {
             .file_budget(e.shared.files.clone());
         let options = match &e.key {
             LogKey::Secret(k, format) => options.signing_key(k.clone()).format(*format),
-            LogKey::Core(k) => options.core_key(*k),
+            LogKey::Core(k, sparse) => options.core_key(*k).sparse(*sparse),
         };
         // Opening reads and checks the files and may sync them: blocking work, done on
         // the blocking pool so the async threads stay free.
@@ -361,6 +418,90 @@ impl ManagedLog {
             .obs
             .record_read(self.entry.name.as_str(), seq, value.len() as u64);
         Ok(value)
+    }
+
+    /// Reads block `seq` as [`get`](Self::get) does, and for a block this replica does
+    /// not hold (or past its length) waits for it from its peers as `options` say (a
+    /// sparse replica asks them for it). A block that does not come in time, or is not
+    /// held when `wait` is false, is `REPLICATION_FAILED`
+    /// ([`HypercoreError::BlockUnavailable`](nova_hypercore_serialization::HypercoreError::BlockUnavailable),
+    /// with the log and seq); a seq past the length with `wait` false is `OUT_OF_RANGE`.
+    pub async fn get_with(&self, seq: u64, options: GetOptions) -> Result<Vec<u8>> {
+        if !options.wait {
+            return self.get(seq).await;
+        }
+        let result = self
+            .with_core(|core| async move { core.get_waiting(seq, options.timeout).await })
+            .await;
+        let value = self.report(result)?;
+        self.entry
+            .shared
+            .obs
+            .record_read(self.entry.name.as_str(), seq, value.len() as u64);
+        Ok(value)
+    }
+
+    /// Reads blocks `[start, end)` as [`get_range`](Self::get_range) does, waiting for
+    /// the ones not held as [`get_with`](Self::get_with) does: a sparse replica asks
+    /// its peers for the whole range at once; `options.timeout` bounds the whole read.
+    pub async fn get_range_with(
+        &self,
+        start: u64,
+        end: u64,
+        options: GetOptions,
+    ) -> Result<Vec<Vec<u8>>> {
+        if !options.wait {
+            return self.get_range(start, end).await;
+        }
+        if start > end {
+            return self.get_range(start, end).await;
+        }
+        let deadline = tokio::time::Instant::now() + options.timeout;
+        let result = self
+            .with_core(|core| async move {
+                let _want = core.download(start..end);
+                let mut out = Vec::new();
+                for seq in start..end {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    out.push(core.get_waiting(seq, left).await?);
+                }
+                Ok(out)
+            })
+            .await;
+        self.report(result)
+    }
+
+    /// Asks this sparse replica's peers for blocks `range` while the returned guard
+    /// lives (a full replica fetches everything anyway). Follow it with
+    /// [`has_range`](Self::has_range) or [`watch_progress`](Self::watch_progress). The
+    /// log must be open for replication (its files stay open while it is enabled).
+    pub async fn download(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> Result<nova_hypercore_managed_core::Download> {
+        let result = self
+            .with_core(|core| {
+                let range = range.clone();
+                async move { Ok(core.download(range)) }
+            })
+            .await;
+        self.report(result)
+    }
+
+    /// How many blocks of `range` (clipped to the length) are stored here.
+    pub async fn has_range(&self, range: std::ops::Range<u64>) -> Result<u64> {
+        let result = self
+            .with_core(|core| {
+                let range = range.clone();
+                async move { core.has_range(range).await }
+            })
+            .await;
+        self.report(result)
+    }
+
+    /// Whether this replica downloads only what is asked for ([`ReplicaOptions`]).
+    pub fn is_sparse(&self) -> bool {
+        matches!(self.entry.key, LogKey::Core(_, true))
     }
 
     /// Reads blocks `[start, end)`, each verified, in order.

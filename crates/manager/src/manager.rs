@@ -23,7 +23,7 @@ use crate::backoff::Backoff;
 use crate::config::ManagerConfig;
 use crate::events::ManagerEvent;
 use crate::keys::{self, DEFAULT_NAMESPACE};
-use crate::log::{LogKey, ManagedLog, Pool, core_key};
+use crate::log::{LogKey, ManagedLog, Pool, ReplicaOptions, core_key};
 use crate::replication::{Hub, HubSource};
 use crate::replication_state;
 
@@ -503,14 +503,33 @@ impl HypercoreManager {
     /// `open_replica(name, key)` again (it reopens the stored replica with its data);
     /// `get_log(name)` would create a new writable log of that name instead.
     pub async fn open_replica(&self, name: &str, public_key: [u8; 32]) -> Result<ManagedLog> {
-        let result = self.open_replica_inner(name, public_key).await;
+        self.open_replica_with(name, public_key, ReplicaOptions::default())
+            .await
+    }
+
+    /// [`open_replica`](Self::open_replica) with options: a sparse replica downloads
+    /// only what its reads and downloads ask for. The options apply when the replica is
+    /// opened in this process (a replica already open keeps its own); they are not
+    /// stored, so pass them again after a restart.
+    pub async fn open_replica_with(
+        &self,
+        name: &str,
+        public_key: [u8; 32],
+        options: ReplicaOptions,
+    ) -> Result<ManagedLog> {
+        let result = self.open_replica_inner(name, public_key, options).await;
         if let Err(e) = &result {
             self.shared.report_error(name, e);
         }
         result
     }
 
-    async fn open_replica_inner(&self, name: &str, public_key: [u8; 32]) -> Result<ManagedLog> {
+    async fn open_replica_inner(
+        &self,
+        name: &str,
+        public_key: [u8; 32],
+        options: ReplicaOptions,
+    ) -> Result<ManagedLog> {
         let name = LogName::parse(name)?;
         let log = match self.registered(&name).await? {
             Some(log) => log,
@@ -521,7 +540,7 @@ impl HypercoreManager {
                     self.register(
                         name.clone(),
                         dir,
-                        LogKey::Core(public_key),
+                        LogKey::Core(public_key, options.sparse),
                         "replica opened",
                     )
                     .await

@@ -193,6 +193,18 @@ pub enum HypercoreError {
         /// What happened.
         reason: String,
     },
+    /// A block below the log's length that this replica does not hold and did not get
+    /// from a peer: not asked to wait, or no connected peer sent it in time
+    /// (`REPLICATION_FAILED`).
+    #[error("block {seq} of log {log} is not available: {reason}")]
+    BlockUnavailable {
+        /// The log.
+        log: String,
+        /// The block asked for.
+        seq: u64,
+        /// Why (not stored and not waited for, or the wait's bound).
+        reason: String,
+    },
     /// Bytes that do not decode into the expected schema, or a value that fails
     /// validation and therefore is never written.
     #[error("deserialization failed{}: {reason}", at(.log, .seq))]
@@ -257,7 +269,9 @@ impl HypercoreError {
             }
             HypercoreError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             HypercoreError::SignatureInvalid { .. } => ErrorCode::SignatureInvalid,
-            HypercoreError::ReplicationFailed { .. } => ErrorCode::ReplicationFailed,
+            HypercoreError::ReplicationFailed { .. } | HypercoreError::BlockUnavailable { .. } => {
+                ErrorCode::ReplicationFailed
+            }
             HypercoreError::DeserializationFailed { .. } => ErrorCode::DeserializationFailed,
             HypercoreError::Unauthorized { .. } => ErrorCode::Unauthorized,
             HypercoreError::StorageCorrupted { .. } => ErrorCode::StorageCorrupted,
@@ -275,6 +289,7 @@ impl HypercoreError {
             | HypercoreError::PayloadTooLarge { log, .. }
             | HypercoreError::SignatureInvalid { log, .. }
             | HypercoreError::ReplicationFailed { log, .. }
+            | HypercoreError::BlockUnavailable { log, .. }
             | HypercoreError::StorageCorrupted { log, .. }
             | HypercoreError::Io { log, .. } => Some(log),
             HypercoreError::DeserializationFailed { log, .. }
@@ -286,7 +301,8 @@ impl HypercoreError {
     pub fn seq(&self) -> Option<u64> {
         match self {
             HypercoreError::OutOfRange { seq, .. }
-            | HypercoreError::SignatureInvalid { seq, .. } => Some(*seq),
+            | HypercoreError::SignatureInvalid { seq, .. }
+            | HypercoreError::BlockUnavailable { seq, .. } => Some(*seq),
             HypercoreError::RangeOutOfBounds { start, .. } => Some(*start),
             HypercoreError::DeserializationFailed { seq, .. } => *seq,
             _ => None,

@@ -13,6 +13,9 @@ mod read;
 mod rebuild;
 mod sizes;
 mod storage;
+mod wants;
+
+pub use wants::Download;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,7 @@ use crate::file_budget::FileBudget;
 use crate::proof::ProofError;
 use read::{ReadError, Verified};
 use storage::{Files, Format, Keys, Storage, StorageError};
+use wants::Wants;
 
 type Result<T, E = HypercoreError> = std::result::Result<T, E>;
 
@@ -145,6 +149,7 @@ pub struct OpenOptions {
     keys: Keys,
     format: CoreFormat,
     budget: Option<FileBudget>,
+    sparse: bool,
 }
 
 impl Default for OpenOptions {
@@ -154,6 +159,7 @@ impl Default for OpenOptions {
             keys: Keys::Generate,
             format: CoreFormat::default(),
             budget: None,
+            sparse: false,
         }
     }
 }
@@ -215,6 +221,15 @@ impl OpenOptions {
         self.format = format;
         self
     }
+
+    /// A sparse replica (default: full): its replication sessions fetch only the
+    /// blocks it wants ([`ManagedCore::download`], reads that wait:
+    /// [`ManagedCore::get_waiting`]) instead of every block. Ignored for a writable log
+    /// (it holds its blocks).
+    pub fn sparse(mut self, sparse: bool) -> Self {
+        self.sparse = sparse;
+        self
+    }
 }
 
 /// What is known of a log's manifest, kept outside the storage lock for cheap reads.
@@ -263,6 +278,11 @@ struct Inner {
     /// Set when a write failed part-way: the reason every later call reports.
     broken: std::sync::Mutex<Option<String>>,
     verified: Verified,
+    /// A sparse replica (see [`OpenOptions::sparse`]).
+    sparse: bool,
+    /// What a sparse replica asks its peers for, and the clock of blocks stored from
+    /// peers that waiting reads watch (any replica).
+    wants: Arc<Wants>,
 }
 
 /// One append-only log. A cheap `Clone` handle: clones share the same log.
@@ -321,6 +341,7 @@ impl ManagedCore {
             length,
             contiguous_length: storage.contiguous(),
         };
+        let sparse = options.sparse && !storage.writable();
         let managed = ManagedCore {
             inner: Arc::new(Inner {
                 discovery_key: discovery_key(&storage.key()),
@@ -340,6 +361,8 @@ impl ManagedCore {
                 closed: AtomicBool::new(false),
                 broken: std::sync::Mutex::new(None),
                 verified: Verified::default(),
+                sparse,
+                wants: Wants::new(),
             }),
         };
         // The header may have been rewritten (an old layout's secret removed): sync it.
@@ -624,6 +647,7 @@ impl ManagedCore {
         }
         read::verified_block(storage, &self.inner.verified, seq).map_err(|e| match e {
             ReadError::Invalid(reason) => BlockError::Fatal(self.invalid(seq, reason)),
+            ReadError::NotStored => BlockError::Fatal(self.not_stored(seq)),
             ReadError::DataDamaged(reason) => BlockError::Damaged(reason),
             ReadError::Storage(e) => BlockError::Fatal(self.error(e)),
         })
@@ -645,6 +669,7 @@ impl ManagedCore {
             Ok(value) => return Ok(value),
             Err(ReadError::DataDamaged(reason)) => reason,
             Err(ReadError::Invalid(reason)) => return Err(self.invalid(seq, reason)),
+            Err(ReadError::NotStored) => return Err(self.not_stored(seq)),
             Err(ReadError::Storage(e)) => return Err(self.error(e)),
         };
         let _turn = self.write_turn().await;
@@ -723,7 +748,9 @@ impl ManagedCore {
             Ok(_) => Ok(true),
             // Not stored or not verifying, or its data bytes damaged (marked missing).
             Err(
-                HypercoreError::SignatureInvalid { .. } | HypercoreError::StorageCorrupted { .. },
+                HypercoreError::SignatureInvalid { .. }
+                | HypercoreError::StorageCorrupted { .. }
+                | HypercoreError::BlockUnavailable { .. },
             ) => Ok(false),
             Err(e) => Err(e),
         }
@@ -805,6 +832,94 @@ impl ManagedCore {
         self.inner.missing_tx.subscribe()
     }
 
+    /// Whether this is a sparse replica (see [`OpenOptions::sparse`]).
+    pub fn is_sparse(&self) -> bool {
+        self.inner.sparse
+    }
+
+    /// Asks the peers of a sparse replica for blocks `range` (past the length too: they
+    /// are asked once an upgrade reaches them) while the returned guard lives (JS
+    /// `core.download(range)`). A full replica asks for every block anyway; the guard
+    /// then changes nothing. Progress: [`has_range`](Self::has_range) and
+    /// [`watch_stored`](Self::watch_stored).
+    pub fn download(&self, range: Range<u64>) -> Download {
+        self.inner.wants.add(range)
+    }
+
+    /// The ranges a sparse replica's readers and downloads want now (overlaps
+    /// possible): what its replication sessions request.
+    pub fn wanted(&self) -> Vec<Range<u64>> {
+        self.inner.wants.ranges()
+    }
+
+    /// Changes whenever a range is added to [`wanted`](Self::wanted).
+    pub fn watch_wants(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.wants.watch()
+    }
+
+    /// Changes whenever a block from a peer is stored (any replica).
+    pub fn watch_stored(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.wants.watch_stored()
+    }
+
+    /// How many blocks of `range` (clipped to the length) are stored here.
+    pub async fn has_range(&self, range: Range<u64>) -> Result<u64> {
+        let guard = self.inner.storage.read().await;
+        let storage = self.usable(&guard)?;
+        let end = range.end.min(storage.tree().length());
+        let mut held = 0;
+        let mut seq = range.start;
+        while seq < end {
+            let held_to = storage.first_missing(seq).min(end);
+            held += held_to - seq;
+            seq = held_to;
+            while seq < end && !storage.has(seq) {
+                seq += 1;
+            }
+        }
+        Ok(held)
+    }
+
+    /// Block `seq`, waiting up to `timeout` for it to arrive from a peer when it is not
+    /// stored here (or lies past the length: it waits for an upgrade too); a sparse
+    /// replica asks its peers for it meanwhile. Errors: `REPLICATION_FAILED`
+    /// ([`HypercoreError::BlockUnavailable`], naming the log and seq) when the time is
+    /// up; otherwise those of [`get`](Self::get).
+    pub async fn get_waiting(&self, seq: u64, timeout: std::time::Duration) -> Result<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let _want = self.download(seq..seq.saturating_add(1));
+        let mut stored = self.watch_stored();
+        let mut progress = self.watch_progress();
+        loop {
+            stored.borrow_and_update();
+            progress.borrow_and_update();
+            match self.get(seq).await {
+                Err(
+                    HypercoreError::BlockUnavailable { .. } | HypercoreError::OutOfRange { .. },
+                ) => {}
+                done => return done,
+            }
+            let arrived = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    changed = stored.changed() => changed.is_ok(),
+                    changed = progress.changed() => changed.is_ok(),
+                }
+            })
+            .await;
+            match arrived {
+                Ok(true) => {}
+                Ok(false) => return Err(self.closed_error()),
+                Err(_) => {
+                    return Err(HypercoreError::BlockUnavailable {
+                        log: self.inner.name.to_string(),
+                        seq,
+                        reason: format!("no peer sent it within {timeout:?}"),
+                    });
+                }
+            }
+        }
+    }
+
     /// The first block at or after `from` that is not stored locally, or the length
     /// when every block from `from` on is (a replication session skips held runs with
     /// it).
@@ -872,6 +987,7 @@ impl ManagedCore {
             debug!(log = %self.inner.name, "a writer takes no upgrade from a peer");
             return Ok(false);
         }
+        let carries_block = proof.block.is_some();
         let seq = proof
             .block
             .as_ref()
@@ -918,6 +1034,9 @@ impl ManagedCore {
             self.refresh_manifest(storage);
         }
         self.publish(storage);
+        if carries_block {
+            self.inner.wants.stored();
+        }
         Ok(true)
     }
 
@@ -946,6 +1065,22 @@ impl ManagedCore {
             log: self.inner.name.to_string(),
             path: self.inner.files.data.path().to_owned(),
             reason: format!("blocks {seq}..{}: {reason}", seq.saturating_add(1)),
+        }
+    }
+
+    /// Block `seq` (below the length) is not stored here: `REPLICATION_FAILED`.
+    fn not_stored(&self, seq: u64) -> HypercoreError {
+        let reason = if self.inner.writable {
+            // A writer holds every block it appended unless a read found its bytes
+            // damaged and dropped it.
+            "not stored here: its bytes were found damaged and dropped; it is fetched again from a peer that holds it"
+        } else {
+            "not stored here: not downloaded yet (or dropped as damaged); a read that waits fetches it from a peer"
+        };
+        HypercoreError::BlockUnavailable {
+            log: self.inner.name.to_string(),
+            seq,
+            reason: reason.into(),
         }
     }
 

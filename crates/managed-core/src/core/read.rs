@@ -69,8 +69,10 @@ impl Verified {
 /// Why a block cannot be returned.
 #[derive(Debug)]
 pub(crate) enum ReadError {
-    /// Stored bytes or tree do not verify, or the block is not stored (reason).
+    /// Stored bytes or tree do not verify (reason).
     Invalid(String),
+    /// The block is not stored here (the bitfield says so).
+    NotStored,
     /// The block's leaf is known good (verified, or its stored leaf leads to a signed
     /// root) but the data file's bytes for it do not hash to it (or end early): the data
     /// file is damaged there, and a peer's copy can replace the bytes (reason).
@@ -96,7 +98,7 @@ pub(crate) fn verified_block(
     seq: u64,
 ) -> Result<Vec<u8>, ReadError> {
     if !storage.has(seq) {
-        return Err(invalid("the block is not stored locally (bitfield)"));
+        return Err(ReadError::NotStored);
     }
     verify_stored(storage, verified, seq)
 }

@@ -788,7 +788,7 @@ impl Storage {
                     Some((start, len)) if *start + *len == seq => *len += 1,
                     _ => runs.push((seq, 1)),
                 },
-                Err(ReadError::Invalid(_) | ReadError::DataDamaged(_)) => {}
+                Err(ReadError::Invalid(_) | ReadError::DataDamaged(_) | ReadError::NotStored) => {}
                 Err(ReadError::Storage(e)) => return Err(e),
             }
             seq += 1;

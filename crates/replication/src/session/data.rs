@@ -116,7 +116,7 @@ impl ChannelState {
                 if pending.want == Want::Upgrade {
                     self.upgrade_pending = false;
                     let now = core.info().await?;
-                    self.wanted.insert(info.length, now.length);
+                    self.want_all_or_asked(core, info.length, now.length);
                     self.maybe_upgrade(channel, ctx).await?;
                 }
                 Ok(())

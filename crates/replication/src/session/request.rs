@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use nova_hypercore_managed_core::RequestBlock;
+use nova_hypercore_managed_core::{ManagedCore, RequestBlock};
 use nova_hypercore_serialization::HypercoreError;
 use tracing::debug;
 
@@ -142,6 +142,19 @@ impl ChannelState {
         }
         Ok(())
     }
+    /// Adds blocks `start..end` to what this channel requests, for a full replica; for
+    /// a sparse one, what its readers and downloads ask for now instead (past the
+    /// length too: `fill` clips to it, and an upgrade adds them again).
+    pub(super) fn want_all_or_asked(&mut self, core: &ManagedCore, start: u64, end: u64) {
+        if core.is_sparse() {
+            for range in core.wanted() {
+                self.wanted.insert(range.start, range.end);
+            }
+        } else {
+            self.wanted.insert(start, end);
+        }
+    }
+
     pub(super) fn enqueue(&mut self, seq: u64) {
         self.wanted.insert_one(seq);
     }

@@ -59,7 +59,11 @@ pub(super) async fn checked(
             });
             Ok(None)
         }
-        Err(HypercoreError::SignatureInvalid { .. } | HypercoreError::OutOfRange { .. }) => {
+        Err(
+            HypercoreError::SignatureInvalid { .. }
+            | HypercoreError::OutOfRange { .. }
+            | HypercoreError::BlockUnavailable { .. },
+        ) => {
             debug!(log = %ctx.core.name(), seq, "block not servable (not stored or not verifying): not sent");
             Ok(None)
         }

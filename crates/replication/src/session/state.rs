@@ -160,8 +160,10 @@ async fn drive_channel(
         reply_bytes: 0,
     };
     // Resume: blocks below our length that we do not hold yet (an interrupted download);
-    // `fill` skips the ones we hold, a bounded number per call.
-    st.wanted.insert(info.contiguous_length, info.length);
+    // `fill` skips the ones we hold, a bounded number per call. A sparse replica wants
+    // only what its reads and downloads ask for.
+    st.want_all_or_asked(core, info.contiguous_length, info.length);
+    let mut wants = core.watch_wants();
     st.announce(channel, core).await?;
     let mut progress = core.watch_progress();
     // Blocks we held that a read found damaged (marked missing): asked for again on
@@ -196,7 +198,14 @@ async fn drive_channel(
                 // The damaged blocks lie at or past the contiguous length (their bits
                 // are cleared); `fill` skips what we hold and what is in flight.
                 let info = core.info().await?;
-                st.wanted.insert(info.contiguous_length, info.length);
+                st.want_all_or_asked(core, info.contiguous_length, info.length);
+            }
+            changed = wants.changed() => {
+                if changed.is_err() {
+                    return Ok(Ended::Closed);
+                }
+                // A sparse replica's reader or download asks for more.
+                st.want_all_or_asked(core, 0, 0);
             }
             _ = tick.tick() => {
                 if ctx.logs.lookup(&ctx.discovery_key).is_none() {

@@ -1,0 +1,159 @@
+//! Sparse replicas and reads that wait for peers (issue 23), two managers over a real
+//! encrypted pipe: a sparse replica that holds nothing reads one block (only that
+//! block travels), downloads a range, waits for an entry the writer has not appended
+//! yet; reads that cannot be served are `REPLICATION_FAILED` naming the log and seq,
+//! never `SIGNATURE_INVALID`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use nova_hypercore_manager::{
+    GetOptions, HypercoreManager, ManagedLog, ManagerConfig, ReplicaOptions,
+};
+use nova_hypercore_serialization::{ErrorCode, HypercoreError};
+
+async fn manager(path: &std::path::Path) -> HypercoreManager {
+    let m = HypercoreManager::new(ManagerConfig::builder().storage_path(path).build().unwrap())
+        .unwrap();
+    m.initialize().await.unwrap();
+    m
+}
+
+fn entry(i: u64) -> Vec<u8> {
+    format!("entry {i}").into_bytes()
+}
+
+/// A writer with `n` entries of "notes", and a sparse replica of it on another manager,
+/// connected.
+async fn connected_sparse(
+    n: u64,
+) -> (
+    HypercoreManager,
+    HypercoreManager,
+    ManagedLog,
+    (tempfile::TempDir, tempfile::TempDir),
+) {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = manager(dirs.0.path()).await;
+    let b = manager(dirs.1.path()).await;
+    let batch: Vec<Vec<u8>> = (0..n).map(entry).collect();
+    a.append_batch("notes", &batch).await.unwrap();
+    a.enable_replication("notes").await.unwrap();
+    let key = a.get_log("notes").await.unwrap().public_key();
+    let replica = b
+        .open_replica_with("notes", key, ReplicaOptions::sparse())
+        .await
+        .unwrap();
+    assert!(replica.is_sparse());
+    b.enable_replication("notes").await.unwrap();
+    let (x, y) = tokio::io::duplex(1 << 20);
+    let (a2, b2) = (a.clone(), b.clone());
+    tokio::spawn(async move { a2.replicate(x, true).await });
+    tokio::spawn(async move { b2.replicate(y, false).await });
+    (a, b, replica, dirs)
+}
+
+/// Waits until the replica knows the writer's length (the upgrade, no blocks).
+async fn until_length(replica: &ManagedLog, n: u64) {
+    let mut progress = replica.watch_progress().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while progress.borrow_and_update().length < n {
+            progress.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the replica learns the length");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_replica_fetches_only_what_is_read_or_downloaded() {
+    let (_a, _b, replica, _dirs) = connected_sparse(1_000).await;
+    until_length(&replica, 1_000).await;
+    // The length is known, no block is: a read without waiting says so.
+    let err = replica
+        .get_with(10, GetOptions::no_wait())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ReplicationFailed, "{err}");
+    assert!(
+        matches!(&err, HypercoreError::BlockUnavailable { log, seq: 10, .. } if log == "notes"),
+        "{err:?}"
+    );
+
+    // One read, one block.
+    let got = replica
+        .get_with(500, GetOptions::timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(got, entry(500));
+    // A full replica would hold all 1,000 by now; give it the time it would take.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(replica.has_range(0..1_000).await.unwrap(), 1);
+
+    // A range, in one go.
+    let range = replica
+        .get_range_with(100, 150, GetOptions::timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(range, (100..150).map(entry).collect::<Vec<_>>());
+    // A download held while the blocks come.
+    let download = replica.download(700..800).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while replica.has_range(700..800).await.unwrap() < 100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the download completes");
+    drop(download);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(replica.has_range(0..1_000).await.unwrap(), 1 + 50 + 100);
+    // Blocks not fetched still read as unavailable, not as a bad signature.
+    let err = replica.get(0).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ReplicationFailed, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_read_gets_an_entry_appended_after_it_asked() {
+    let (a, _b, replica, _dirs) = connected_sparse(10).await;
+    until_length(&replica, 10).await;
+    let reader = replica.clone();
+    let read = tokio::spawn(async move {
+        reader
+            .get_with(12, GetOptions::timeout(Duration::from_secs(20)))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.append_batch("notes", &[entry(10), entry(11), entry(12)])
+        .await
+        .unwrap();
+    assert_eq!(read.await.unwrap().unwrap(), entry(12));
+    assert_eq!(replica.has_range(0..13).await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_nobody_can_serve_fails_within_its_bound_naming_log_and_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = manager(dir.path()).await;
+    let replica = b
+        .open_replica_with("lonely", [7u8; 32], ReplicaOptions::sparse())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = replica
+        .get_with(5, GetOptions::timeout(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(err.code(), ErrorCode::ReplicationFailed, "{err}");
+    assert!(
+        matches!(&err, HypercoreError::BlockUnavailable { log, seq: 5, reason } if log == "lonely" && reason.contains("300ms")),
+        "{err:?}"
+    );
+    // Without waiting, past the length: out of range.
+    let err = replica
+        .get_with(5, GetOptions::no_wait())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::OutOfRange, "{err}");
+}
