@@ -68,9 +68,16 @@ function sayUsage () {
 }
 
 // Appends `append K` requests from stdin until it closes; prints the new length.
+// `uploads` prints `UPLOADED <n>`: the blocks this writer has sent to peers so far.
 async function appendFromStdin (core) {
+  let uploaded = 0
+  core.on('upload', () => { uploaded++ })
   const rl = readline.createInterface({ input: process.stdin })
   for await (const line of rl) {
+    if (line.trim() === 'uploads') {
+      say(`UPLOADED ${uploaded}`)
+      continue
+    }
     const m = /^append (\d+)$/.exec(line.trim())
     if (!m) continue
     const more = []

@@ -385,6 +385,37 @@ fn js_writer_rust_reader(tmp: &Path, bootstrap: &str, js: &str) -> Result<(Strin
         &format!("Rust reader from the JS hypercore {js} writer"),
         read,
     )?;
+    // A sparse Rust reader (reads that wait, nothing else): only the entries it reads
+    // travel, counted by the JS writer (its `upload` events) and by our reader.
+    let indices = [FIRST + MORE - 1, 0, 1500, 777, FIRST];
+    let list: Vec<String> = indices.iter().map(ToString::to_string).collect();
+    writer.send("uploads")?;
+    let before = number(&writer.expect("UPLOADED")?, 1)?;
+    let sparse = rust_peer(
+        "rust-sparse-reader",
+        &[
+            "read",
+            &path(&tmp.join(format!("rust-sparse-reader-{js}"))),
+            LOG,
+            &key,
+            &swarm,
+            &format!("sparse:{}", list.join(",")),
+        ],
+    )?;
+    sparse.expect(&format!("VERIFIED {}", indices.len()))?;
+    let fetched = number(&sparse.expect("FETCHED")?, 1)?;
+    let held = number(&sparse.expect("HELD")?, 1)?;
+    sparse.wait()?;
+    writer.send("uploads")?;
+    let sent = number(&writer.expect("UPLOADED")?, 1)? - before;
+    let n = indices.len() as u64;
+    check(
+        &format!(
+            "sparse Rust reader from the JS hypercore {js} writer: {n} scattered entries read, only they travel (JS sent {sent}, we received {fetched} and hold {held})"
+        ),
+        sent == n && fetched == n && held == n,
+        format!("JS sent {sent}, we received {fetched}, we hold {held}"),
+    )?;
     writer.wait()?;
     Ok((wdir, key))
 }
