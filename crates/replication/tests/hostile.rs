@@ -760,3 +760,129 @@ async fn a_peer_churning_one_channel_is_disconnected() {
         "unexpected error: {err}"
     );
 }
+
+/// A peer on another fork (docs/forks.md step 0, wire hygiene): its requests get
+/// `NoData` (ours are served at our fork), its `Synchronize` gets no acknowledged
+/// length and no upgrade offer, and its data is stale, not hostile: asked again later,
+/// the channel stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_on_another_fork_gets_no_data_and_no_upgrade_offer() {
+    let key = SigningKey::from_bytes(&[23; 32]);
+    let public = key.verifying_key().to_bytes();
+    let (mut victim, mut raw) = connect_with(
+        OpenOptions::new().signing_key(key),
+        public,
+        SessionConfig::default(),
+    )
+    .await;
+    for i in 0..10 {
+        victim
+            .replica
+            .append(format!("entry {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    // The peer says it is on fork 2 with 10 blocks.
+    raw.send_message(Message::Synchronize(Synchronize {
+        fork: 2,
+        length: 10,
+        can_upgrade: true,
+        uploading: true,
+        downloading: true,
+        ..Synchronize::default()
+    }))
+    .await;
+    // (A Synchronize sent before ours arrived may come first; the one after it must
+    // acknowledge no length and offer no upgrade.)
+    loop {
+        match raw.next().await.expect("a Synchronize answering ours") {
+            Message::Synchronize(s) if s.length == 10 && !s.can_upgrade => {
+                assert_eq!(s.fork, 0);
+                assert_eq!(s.remote_length, 0, "a length on another fork acknowledged");
+                break;
+            }
+            _ => continue,
+        }
+    }
+    // A block request at fork 2: NoData. The same at fork 0: the block.
+    let ask = |id, fork| {
+        Message::Request(Request {
+            id,
+            fork,
+            block: Some(RequestBlock { index: 3, nodes: 0 }),
+            ..Request::default()
+        })
+    };
+    raw.send_message(ask(1, 2)).await;
+    loop {
+        match raw.next().await.expect("an answer") {
+            Message::NoData(n) => {
+                assert_eq!(n.request, 1);
+                break;
+            }
+            Message::Data(d) => panic!("served a request at another fork: {d:?}"),
+            _ => continue,
+        }
+    }
+    raw.send_message(ask(2, 0)).await;
+    loop {
+        match raw.next().await.expect("an answer") {
+            Message::Data(d) => {
+                assert_eq!((d.request, d.fork), (2, 0));
+                assert_eq!(d.block.unwrap().value, b"entry 3");
+                break;
+            }
+            Message::NoData(n) => panic!("not served at our fork: {n:?}"),
+            _ => continue,
+        }
+    }
+    while let Ok(e) = victim.events.try_recv() {
+        assert!(!matches!(e, SessionEvent::Rejected { .. }), "{e:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_at_another_fork_is_asked_again_not_refused() {
+    let (w, _wd) = writer(10, None).await;
+    let key = w.verifying_key();
+    let config = SessionConfig {
+        request_timeout: Duration::from_millis(200),
+        tick: Duration::from_millis(50),
+        ..SessionConfig::default()
+    };
+    let (mut victim, mut raw) =
+        connect_with(OpenOptions::new().public_key(key), key.to_bytes(), config).await;
+    raw.send_message(sync(10)).await;
+    raw.send_message(Message::Range(Range {
+        drop: false,
+        start: 0,
+        length: 10,
+    }))
+    .await;
+    // The first upgrade is answered with a real proof labelled fork 1.
+    let req = raw.request().await.expect("an upgrade request");
+    let proof = w
+        .serve_proof(None, req.upgrade.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    raw.send_message(Message::Data(Data {
+        request: req.id,
+        fork: 1,
+        upgrade: proof.upgrade,
+        ..Data::default()
+    }))
+    .await;
+    // Then everything at fork 0: the victim asks again and gets the log.
+    serve(&mut raw, &victim, &w, 10, 0, 0).await;
+    for i in 0..10 {
+        assert_eq!(
+            victim.replica.get(i).await.unwrap(),
+            w.get(i).await.unwrap()
+        );
+    }
+    while let Ok(e) = victim.events.try_recv() {
+        assert!(!matches!(e, SessionEvent::Rejected { .. }), "{e:?}");
+    }
+    assert!(!victim.session.is_finished());
+}

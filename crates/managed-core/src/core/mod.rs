@@ -1001,7 +1001,13 @@ impl ManagedCore {
             Err(ProofError::Storage(source)) => {
                 return Err(self.io(format!("apply proof at seq {seq}"), source));
             }
-            Err(e @ (ProofError::Stale { .. } | ProofError::NotAvailable { .. })) => {
+            // Another fork's proof (docs/forks.md step 0b): stale or not followable yet,
+            // not a forgery.
+            Err(
+                e @ (ProofError::Stale { .. }
+                | ProofError::NotAvailable { .. }
+                | ProofError::ForkMismatch { .. }),
+            ) => {
                 debug!(log = %self.inner.name, seq, error = %e, "proof not applicable now");
                 return Ok(false);
             }

@@ -72,6 +72,14 @@ impl ChannelState {
             return Ok(());
         }
         let info = core.info().await?;
+        // A proof at another fork (the peer moved on, or has not followed ours yet) is
+        // stale, not hostile: asked again later (docs/forks.md step 0b). A manifest is
+        // the same on every fork (taken above).
+        if data.fork != info.fork {
+            debug!(log = %core.name(), ours = info.fork, theirs = data.fork, request = data.request, "data at another fork: asked again later");
+            self.decline(pending.want);
+            return Ok(());
+        }
         // Refuse shapes we did not ask for before they reach the storage engine.
         let shape_ok = match pending.want {
             Want::Upgrade => data.block.is_none() && data.upgrade.is_some(),

@@ -133,6 +133,26 @@ impl ChannelState {
         {
             return self.reject(ctx, overflow(ctx, "request upgrade", u.start, u.length));
         }
+        // A request made at another fork cannot be proven at ours: the manifest alone
+        // if it asked for one, else NoData, as JS does (`replicator.js` `onrequest`;
+        // docs/forks.md step 0a).
+        let fork = ctx.core.info().await?.fork;
+        if request.fork != fork {
+            debug!(log = %ctx.core.name(), ours = fork, theirs = request.fork, "request at another fork");
+            let reply = match ctx.core.manifest().filter(|_| request.manifest) {
+                Some(manifest) => Message::Data(Data {
+                    request: request.id,
+                    fork,
+                    manifest: Some(manifest),
+                    ..Data::default()
+                }),
+                None => Message::NoData(NoData {
+                    request: request.id,
+                    reason: NoData::NOT_AVAILABLE,
+                }),
+            };
+            return self.reply(channel, reply).await;
+        }
         let proof = if request.hash.is_some() || request.seek.is_some() {
             None // not supported: answered with NoData, never an error
         } else {

@@ -68,6 +68,9 @@ pub(super) struct ChannelState {
     /// The peer length we last acknowledged in a `Synchronize` (`remote_length`). JS
     /// peers only request an upgrade from a peer that acknowledged their current length.
     pub(super) announced_ack: Option<u64>,
+    /// The fork of our last `Synchronize` and whether it offered an upgrade (a new
+    /// fork, ours or the peer's, is announced even at the same lengths).
+    pub(super) announced_fork: Option<(u64, bool)>,
     pub(super) next_id: u64,
     pub(super) pending: HashMap<u64, Pending>,
     /// Requests the peer answered with `NoData`, and when, oldest first: asked again
@@ -148,6 +151,7 @@ async fn drive_channel(
         announced_contiguous: 0,
         announced_length: None,
         announced_ack: None,
+        announced_fork: None,
         next_id: 1,
         pending: HashMap::new(),
         declined: VecDeque::new(),

@@ -22,21 +22,27 @@ impl ChannelState {
     ) -> Result<(), HypercoreError> {
         let info = core.info().await?;
         let mut batch = Vec::new();
+        // Across forks JS acknowledges no length and offers no upgrade (docs/forks.md
+        // step 0c).
+        let same_fork = self.remote_fork == info.fork;
+        let ack = if same_fork { self.remote_length } else { 0 };
         if self.announced_length != Some(info.length)
-            || self.announced_ack != Some(self.remote_length)
+            || self.announced_ack != Some(ack)
+            || self.announced_fork != Some((info.fork, same_fork))
         {
             batch.push(Message::Synchronize(Synchronize {
                 fork: info.fork,
                 length: info.length,
-                remote_length: self.remote_length,
-                can_upgrade: true,
+                remote_length: ack,
+                can_upgrade: same_fork,
                 uploading: true,
                 downloading: true,
                 has_manifest: core.has_manifest(),
                 allow_push: false,
             }));
             self.announced_length = Some(info.length);
-            self.announced_ack = Some(self.remote_length);
+            self.announced_ack = Some(ack);
+            self.announced_fork = Some((info.fork, same_fork));
         }
         if info.contiguous_length > self.announced_contiguous {
             batch.push(Message::Range(Range {
