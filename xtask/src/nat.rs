@@ -1,6 +1,6 @@
 //! `cargo xtask test-integration nat`: JS and Rust peers behind simulated NATs find each
 //! other on a HyperDHT and replicate, each direction, with the outcome each pair is
-//! expected to have today ([`PAIRS`]).
+//! expected to have today (`pairs.rs`, [`PAIRS`]).
 //!
 //! The topology ([`net`]) is network namespaces made here, none connected to the host's
 //! network: an "internet" bridge with public-looking addresses (203.0.113.0/24) and JS
@@ -25,6 +25,7 @@
 //! across a random NAT).
 
 mod net;
+mod pairs;
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -34,9 +35,8 @@ use crate::integration::{Peer, check, field, number};
 use crate::interop::{FIRST, LOG, MORE, full_then_incremental, prepare_js};
 use crate::tally::Outcome;
 use crate::{Result, netns_available};
-use Expect::{KnownBoundary, Pass};
-use Runtime::{Js, Rust};
 use net::{Internet, Site, Sites, with_sites};
+use pairs::{Expect, PAIRS, Pair, Place, TWO_NATS};
 
 /// How long a pair expected to pass has for each sync. Across a random NAT a JS writer
 /// punches for a second reader only 20 s after its last random punch (hyperdht's
@@ -74,170 +74,6 @@ impl Runtime {
         }
     }
 }
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Nat {
-    /// MASQUERADE: the same public port for a socket whoever it sends to.
-    Consistent,
-    /// MASQUERADE `--random-fully`: a random public port per destination.
-    Random,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Place {
-    Behind(Nat),
-    Internet,
-    /// On the internet, and the peer is told so (`firewalled: false`: a public host):
-    /// its DHT handshakes say OPEN, and a Rust peer's streams run on its DHT socket,
-    /// through the tap (docs/udx-socket-seam.md §5(e)).
-    Open,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Topology {
-    name: &'static str,
-    writer: Place,
-    reader: Place,
-}
-
-impl Topology {
-    /// Whether a side is behind a random NAT.
-    fn random(&self) -> bool {
-        [self.writer, self.reader].contains(&Place::Behind(Nat::Random))
-    }
-}
-
-const TWO_NATS: Topology = Topology {
-    name: "two NATs",
-    writer: Place::Behind(Nat::Consistent),
-    reader: Place::Behind(Nat::Consistent),
-};
-const ONE_NAT: Topology = Topology {
-    name: "one NAT (writer behind it, reader on the internet)",
-    writer: Place::Behind(Nat::Consistent),
-    reader: Place::Internet,
-};
-const OPEN_WRITER: Topology = Topology {
-    name: "one NAT (reader behind it, writer public, not firewalled)",
-    writer: Place::Open,
-    reader: Place::Behind(Nat::Consistent),
-};
-const OPEN_READER: Topology = Topology {
-    name: "one NAT (writer behind it, reader public, not firewalled)",
-    writer: Place::Behind(Nat::Consistent),
-    reader: Place::Open,
-};
-const RANDOM_NAT: Topology = Topology {
-    name: "two NATs, the reader's random (--random-fully)",
-    writer: Place::Behind(Nat::Consistent),
-    reader: Place::Behind(Nat::Random),
-};
-
-const RANDOM_WRITER: Topology = Topology {
-    name: "two NATs, the writer's random (--random-fully)",
-    writer: Place::Behind(Nat::Random),
-    reader: Place::Behind(Nat::Consistent),
-};
-const BOTH_RANDOM: Topology = Topology {
-    name: "two random NATs",
-    writer: Place::Behind(Nat::Random),
-    reader: Place::Behind(Nat::Random),
-};
-
-#[derive(Debug)]
-enum Expect {
-    Pass,
-    /// Known not to connect today (`why`): run with a short bound, and the check fails
-    /// if it syncs (then make it `Pass`). Our reader must say why it cannot connect: a
-    /// `DIAL-FAILED` line containing `says` (the error a user sees in
-    /// `HypercoreManager::dial_failures`).
-    KnownBoundary {
-        why: &'static str,
-        says: &'static str,
-    },
-}
-
-struct Pair {
-    writer: Runtime,
-    reader: Runtime,
-    topology: &'static Topology,
-    expect: Expect,
-}
-
-impl Pair {
-    fn anchor(&self) -> bool {
-        self.writer == Runtime::Js && self.reader == Runtime::Js
-    }
-
-    fn name(&self) -> String {
-        format!("{} -> {}", self.writer.name(), self.reader.name())
-    }
-
-    /// Whether our writer's connection must run through its DHT socket's tap (it
-    /// prints `TAPPED`): it is public and not firewalled, so the reader dials its DHT
-    /// socket, or the reader is a public JS peer (it says OPEN), which our writer
-    /// dials from its DHT socket. (Our reader never says OPEN: it dials from a socket
-    /// of its own.)
-    fn tapped(&self) -> bool {
-        self.writer == Runtime::Rust
-            && (self.topology.writer == Place::Open
-                || (self.topology.reader == Place::Open && self.reader == Runtime::Js))
-    }
-}
-
-/// Why two peers behind random NATs do not connect.
-const DOUBLE_RANDOM: &str = "two random NATs cannot be holepunched (no port to aim at on either side): a blind relay is needed, and we build none yet; our client says 'both NATs are random: a blind relay is needed' (JS: HOLEPUNCH_DOUBLE_RANDOMIZED_NATS)";
-
-const fn pair(
-    writer: Runtime,
-    reader: Runtime,
-    topology: &'static Topology,
-    expect: Expect,
-) -> Pair {
-    Pair {
-        writer,
-        reader,
-        topology,
-        expect,
-    }
-}
-
-/// Every pair, in the order they run (the JS -> JS anchors first), with what is expected
-/// today. When a known boundary starts to pass, the suite fails until its row says `Pass`
-/// (and `docs/discovery.md`, "Across NATs: the nat suite", is updated).
-const PAIRS: &[Pair] = &[
-    pair(Js, Js, &TWO_NATS, Pass),
-    pair(Js, Js, &ONE_NAT, Pass),
-    pair(Js, Js, &OPEN_WRITER, Pass),
-    pair(Js, Js, &OPEN_READER, Pass),
-    pair(Js, Js, &RANDOM_NAT, Pass),
-    pair(Js, Js, &RANDOM_WRITER, Pass),
-    pair(Js, Rust, &TWO_NATS, Pass),
-    pair(Js, Rust, &ONE_NAT, Pass),
-    pair(Js, Rust, &RANDOM_NAT, Pass),
-    pair(Js, Rust, &RANDOM_WRITER, Pass),
-    pair(Rust, Rust, &TWO_NATS, Pass),
-    pair(Rust, Rust, &ONE_NAT, Pass),
-    pair(Rust, Rust, &RANDOM_NAT, Pass),
-    pair(Rust, Rust, &RANDOM_WRITER, Pass),
-    pair(Rust, Js, &TWO_NATS, Pass),
-    pair(Rust, Js, &ONE_NAT, Pass),
-    pair(Rust, Js, &RANDOM_NAT, Pass),
-    pair(Rust, Rust, &OPEN_WRITER, Pass),
-    pair(Rust, Js, &OPEN_WRITER, Pass),
-    pair(Js, Rust, &OPEN_WRITER, Pass),
-    pair(Rust, Js, &OPEN_READER, Pass),
-    pair(Rust, Js, &RANDOM_WRITER, Pass),
-    pair(
-        Rust,
-        Rust,
-        &BOTH_RANDOM,
-        KnownBoundary {
-            why: DOUBLE_RANDOM,
-            says: "both NATs are random: a blind relay is needed",
-        },
-    ),
-];
 
 /// The suite (from the host's namespace: it makes its own).
 pub(crate) fn run(tmp: &Path) -> Result<Outcome> {

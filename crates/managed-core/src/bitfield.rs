@@ -124,6 +124,35 @@ impl Bitfield {
         }
     }
 
+    /// How many blocks of `start..end` are stored: a popcount of the pages that exist
+    /// (pages never written hold none).
+    pub(crate) fn count(&self, start: u64, end: u64) -> u64 {
+        if start >= end {
+            return 0;
+        }
+        let (first, last) = (start / BITS_PER_PAGE, (end - 1) / BITS_PER_PAGE);
+        let mut held = 0;
+        for (&page_no, page) in self.pages.range(first..=last) {
+            let base = page_no * BITS_PER_PAGE;
+            let (from, to) = (start.max(base) - base, end.min(base + BITS_PER_PAGE) - base);
+            for (w, &word) in page.iter().enumerate() {
+                let (lo, hi) = (w as u64 * 64, w as u64 * 64 + 64);
+                if hi <= from || lo >= to {
+                    continue;
+                }
+                let mut mask = u64::MAX;
+                if from > lo {
+                    mask &= u64::MAX << (from - lo);
+                }
+                if to < hi {
+                    mask &= u64::MAX >> (hi - to);
+                }
+                held += u64::from((word & mask).count_ones());
+            }
+        }
+        held
+    }
+
     /// The pages changed since the last call, as `(file offset, 4096 bytes)`, in order.
     pub(crate) fn take_dirty(&mut self) -> Vec<(u64, Vec<u8>)> {
         let dirty = std::mem::take(&mut self.dirty);
@@ -149,6 +178,36 @@ impl Bitfield {
     /// Whether any page waits to be written.
     pub(crate) fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::*;
+
+    #[test]
+    fn count_is_the_number_of_set_bits_in_the_range() {
+        let mut b = Bitfield::default();
+        let set = [0u64, 1, 63, 64, 65, 500, 32_767, 32_768, 40_000, 100_000];
+        for &i in &set {
+            b.set_range(i, 1, true);
+        }
+        for (start, end) in [
+            (0, 200_000),
+            (1, 64),
+            (63, 65),
+            (64, 65),
+            (2, 63),
+            (501, 32_767),
+            (32_767, 32_769),
+            (40_000, 40_001),
+            (7, 7),
+            (9, 3),
+            (99_999, 1 << 40),
+        ] {
+            let want = set.iter().filter(|&&i| i >= start && i < end).count() as u64;
+            assert_eq!(b.count(start, end), want, "{start}..{end}");
+        }
     }
 }
 

@@ -98,6 +98,16 @@ async fn connect_with(options: OpenOptions, key: [u8; 32], config: SessionConfig
     (victim, raw)
 }
 
+/// A session that asks again soon (200 ms request timeout, 50 ms tick): for tests where
+/// the victim must retry what a peer declined or sent at another fork.
+fn quick_retries() -> SessionConfig {
+    SessionConfig {
+        request_timeout: Duration::from_millis(200),
+        tick: Duration::from_millis(50),
+        ..SessionConfig::default()
+    }
+}
+
 async fn writer(n: usize, key: Option<SigningKey>) -> (ManagedCore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut options = OpenOptions::new();
@@ -563,11 +573,7 @@ async fn serve(
 async fn a_js11_peers_no_data_with_a_reason_and_wants_do_not_break_the_session() {
     let (w, _wd) = v1_writer(40).await;
     let key = w.public_key();
-    let config = SessionConfig {
-        request_timeout: Duration::from_millis(200),
-        tick: Duration::from_millis(50),
-        ..SessionConfig::default()
-    };
+    let config = quick_retries();
     let (mut victim, mut raw) = connect_with(OpenOptions::new().core_key(key), key, config).await;
     // What a JS 11 reader sends while it has nothing: wants (one with hypercore 11's
     // `any` field), an unwant, then its Sync (with `allowPush`).
@@ -845,11 +851,7 @@ async fn a_peer_on_another_fork_gets_no_data_and_no_upgrade_offer() {
 async fn data_at_another_fork_is_asked_again_not_refused() {
     let (w, _wd) = writer(10, None).await;
     let key = w.verifying_key();
-    let config = SessionConfig {
-        request_timeout: Duration::from_millis(200),
-        tick: Duration::from_millis(50),
-        ..SessionConfig::default()
-    };
+    let config = quick_retries();
     let (mut victim, mut raw) =
         connect_with(OpenOptions::new().public_key(key), key.to_bytes(), config).await;
     raw.send_message(sync(10)).await;

@@ -15,7 +15,7 @@
 
 use std::process::Command;
 
-use super::{Nat, Place, Topology};
+use super::pairs::{Nat, Place, Topology};
 use crate::Result;
 use crate::integration::{Peer, example, field};
 use crate::interop::js_dir;

@@ -268,6 +268,7 @@ struct Inner {
     storage: RwLock<Option<Storage>>,
     length: AtomicU64,
     byte_length: AtomicU64,
+    fork: AtomicU64,
     /// Length and contiguous length, for tasks that wait for the log to grow (live
     /// replication, download progress).
     progress_tx: tokio::sync::watch::Sender<Progress>,
@@ -355,6 +356,7 @@ impl ManagedCore {
                 budget: options.budget,
                 length: AtomicU64::new(length),
                 byte_length: AtomicU64::new(storage.tree().byte_length()),
+                fork: AtomicU64::new(storage.tree().fork()),
                 progress_tx: tokio::sync::watch::Sender::new(progress),
                 missing_tx: tokio::sync::watch::Sender::new(0),
                 storage: RwLock::new(Some(storage)),
@@ -832,6 +834,11 @@ impl ManagedCore {
         self.inner.missing_tx.subscribe()
     }
 
+    /// The fork id (0 unless the log was truncated), without taking the storage lock.
+    pub fn fork(&self) -> u64 {
+        self.inner.fork.load(Ordering::Acquire)
+    }
+
     /// Whether this is a sparse replica (see [`OpenOptions::sparse`]).
     pub fn is_sparse(&self) -> bool {
         self.inner.sparse
@@ -865,19 +872,7 @@ impl ManagedCore {
     /// How many blocks of `range` (clipped to the length) are stored here.
     pub async fn has_range(&self, range: Range<u64>) -> Result<u64> {
         let guard = self.inner.storage.read().await;
-        let storage = self.usable(&guard)?;
-        let end = range.end.min(storage.tree().length());
-        let mut held = 0;
-        let mut seq = range.start;
-        while seq < end {
-            let held_to = storage.first_missing(seq).min(end);
-            held += held_to - seq;
-            seq = held_to;
-            while seq < end && !storage.has(seq) {
-                seq += 1;
-            }
-        }
-        Ok(held)
+        Ok(self.usable(&guard)?.held(range))
     }
 
     /// Block `seq`, waiting up to `timeout` for it to arrive from a peer when it is not
@@ -1053,6 +1048,9 @@ impl ManagedCore {
         self.inner
             .byte_length
             .store(storage.tree().byte_length(), Ordering::Release);
+        self.inner
+            .fork
+            .store(storage.tree().fork(), Ordering::Release);
         let now = Progress {
             length,
             contiguous_length: storage.contiguous(),

@@ -762,6 +762,12 @@ impl Storage {
         seq < self.tree.length() && self.bitfield.get(seq)
     }
 
+    /// How many blocks of `range` (clipped to the length) are stored here.
+    pub(crate) fn held(&self, range: std::ops::Range<u64>) -> u64 {
+        self.bitfield
+            .count(range.start, range.end.min(self.tree.length()))
+    }
+
     /// The first block at or after `from` not stored here, or the length.
     pub(crate) fn first_missing(&self, from: u64) -> u64 {
         let length = self.tree.length();

@@ -13,6 +13,25 @@ use super::data::overflow;
 use super::state::{ChannelCtx, ChannelState};
 use super::{MAX_WIRE_BLOCK, SessionEvent, failed};
 
+/// The answer to a request we cannot prove: the manifest alone when it asked for one
+/// (as JS 11 sends it: a reader asks for it eagerly while our length is 0), else
+/// `NoData`, as hypercore 11 answers a block it does not hold, an upgrade past its
+/// length or a request at another fork.
+fn unprovable(request: &Request, fork: u64, manifest: Option<Vec<u8>>) -> Message {
+    match manifest {
+        Some(manifest) => Message::Data(Data {
+            request: request.id,
+            fork,
+            manifest: Some(manifest),
+            ..Data::default()
+        }),
+        None => Message::NoData(NoData {
+            request: request.id,
+            reason: NoData::NOT_AVAILABLE,
+        }),
+    }
+}
+
 /// Messages taken from a channel in one go before replies are flushed.
 pub(super) const MAX_DRAIN: usize = 64;
 /// Block bytes in one reply batch before it is flushed (frames stay far below the
@@ -133,25 +152,20 @@ impl ChannelState {
         {
             return self.reject(ctx, overflow(ctx, "request upgrade", u.start, u.length));
         }
-        // A request made at another fork cannot be proven at ours: the manifest alone
-        // if it asked for one, else NoData, as JS does (`replicator.js` `onrequest`;
-        // docs/forks.md step 0a).
-        let fork = ctx.core.info().await?.fork;
+        // The manifest goes along when the peer asks for it (a manifest core only).
+        let manifest = if request.manifest {
+            ctx.core.manifest()
+        } else {
+            None
+        };
+        // A request made at another fork cannot be proven at ours: answered as
+        // unprovable, as JS does (`replicator.js` `onrequest`; docs/forks.md step 0a).
+        let fork = ctx.core.fork();
         if request.fork != fork {
             debug!(log = %ctx.core.name(), ours = fork, theirs = request.fork, "request at another fork");
-            let reply = match ctx.core.manifest().filter(|_| request.manifest) {
-                Some(manifest) => Message::Data(Data {
-                    request: request.id,
-                    fork,
-                    manifest: Some(manifest),
-                    ..Data::default()
-                }),
-                None => Message::NoData(NoData {
-                    request: request.id,
-                    reason: NoData::NOT_AVAILABLE,
-                }),
-            };
-            return self.reply(channel, reply).await;
+            return self
+                .reply(channel, unprovable(&request, fork, manifest))
+                .await;
         }
         let proof = if request.hash.is_some() || request.seek.is_some() {
             None // not supported: answered with NoData, never an error
@@ -187,30 +201,10 @@ impl ChannelState {
             Some(proof) => checked(ctx, proof).await?,
             None => None,
         };
-        // The manifest goes along when the peer asks for it (a manifest core only).
-        let manifest = if request.manifest {
-            ctx.core.manifest()
-        } else {
-            None
-        };
         let Some(proof) = proof else {
-            // Nothing to prove, but the manifest it asked for: sent alone, as JS 11
-            // does (a reader asks for it eagerly while our length is 0).
-            let reply = match manifest {
-                Some(manifest) => Message::Data(Data {
-                    request: request.id,
-                    fork: ctx.core.info().await?.fork,
-                    manifest: Some(manifest),
-                    ..Data::default()
-                }),
-                // As hypercore 11 answers what it cannot prove (a block it does not
-                // hold, an upgrade past its length).
-                None => Message::NoData(NoData {
-                    request: request.id,
-                    reason: NoData::NOT_AVAILABLE,
-                }),
-            };
-            return self.reply(channel, reply).await;
+            return self
+                .reply(channel, unprovable(&request, fork, manifest))
+                .await;
         };
         if let Some(block) = &proof.block {
             let bytes = block.value.len() as u64;
