@@ -67,7 +67,12 @@ pub(crate) struct MerkleTree {
     byte_length: u64,
     roots: Vec<Node>,
     signature: Vec<u8>,
+    /// Nodes not yet in the file, by index. A blank node (size 0, zero hash) stands
+    /// for a slot to be zeroed: a parent spanning a truncation point (JS `blankNode`).
     unflushed: BTreeMap<u64, Node>,
+    /// Set by a truncation until the next flush cuts the file: file slots at or past
+    /// `2 * truncated_to` belong to a retracted history and read as missing.
+    truncated_to: Option<u64>,
     /// Chunks of the tree file as last read or written (chunk number -> bytes, shorter
     /// than a full chunk at the end of the file).
     cache: Mutex<HashMap<u64, Vec<u8>>>,
@@ -88,6 +93,7 @@ impl MerkleTree {
             roots: Vec::new(),
             signature: Vec::new(),
             unflushed: BTreeMap::new(),
+            truncated_to: None,
             cache: Mutex::new(HashMap::new()),
         };
         tree.upgrade_to(file, length, fork, signature)?;
@@ -103,6 +109,19 @@ impl MerkleTree {
         fork: u64,
         signature: Vec<u8>,
     ) -> Result<(), TreeError> {
+        let (roots, byte_length) = self.prefix(file, length)?;
+        self.set_signed(length, byte_length, fork, roots, signature);
+        Ok(())
+    }
+
+    /// The roots of the tree of the first `length` blocks and their byte length, read
+    /// from this tree (JS `MerkleTree.truncate` builds its batch from these): for a
+    /// prefix they are interior nodes of the current tree.
+    pub(crate) fn prefix(
+        &self,
+        file: &DiskFile,
+        length: u64,
+    ) -> Result<(Vec<Node>, u64), TreeError> {
         let mut roots = Vec::new();
         let mut byte_length: u64 = 0;
         for index in root_indexes(length) {
@@ -114,8 +133,36 @@ impl MerkleTree {
                 .ok_or(TreeError::Overflow)?;
             roots.push(node);
         }
-        self.set_signed(length, byte_length, fork, roots, signature);
-        Ok(())
+        Ok((roots, byte_length))
+    }
+
+    /// Cuts the tree back to its first `ancestors` blocks (JS `_commitUpgrade` when
+    /// `ancestors < treeLength`): pending nodes at or past `2 * ancestors` are dropped,
+    /// the parents left of the cut whose span crosses it become blank (their hashes
+    /// covered retracted blocks), and file slots past the cut read as missing until the
+    /// next [`flush`](Self::flush) cuts the file. Stale nodes must never be read again:
+    /// a block proof's fork is not signed, so an old-fork block could verify against an
+    /// old-fork node left behind. The signed state is the caller's to set.
+    pub(crate) fn truncate_to(&mut self, ancestors: u64) {
+        let head = ancestors.saturating_mul(2);
+        self.unflushed.retain(|index, _| *index < head);
+        if ancestors > 0 {
+            // Walk up from the last kept leaf: every ancestor left of the head whose
+            // span contains leaf `ancestors` (index `head`) also spans retracted leaves.
+            let mut index = head - 2;
+            loop {
+                let (first, last) = flat_tree::spans(index);
+                if first <= head && head <= last && index < head {
+                    self.unflushed.insert(index, blank(index));
+                }
+                if flat_tree::offset(index) == 0 {
+                    break;
+                }
+                index = flat_tree::parent(index);
+            }
+        }
+        self.truncated_to = Some(self.truncated_to.map_or(ancestors, |t| t.min(ancestors)));
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Sets the signed state from values already checked by the caller.
@@ -221,7 +268,13 @@ impl MerkleTree {
     /// (one read per 128 nodes; empty slots are answered from the cache too).
     pub(crate) fn node_in(&self, file: &DiskFile, index: u64) -> std::io::Result<Option<Node>> {
         if let Some(node) = self.unflushed.get(&index) {
-            return Ok(Some(*node));
+            return Ok((!is_blank(node)).then_some(*node));
+        }
+        if self
+            .truncated_to
+            .is_some_and(|t| index >= t.saturating_mul(2))
+        {
+            return Ok(None); // a retracted slot, not cut from the file yet
         }
         let Some(offset) = index.checked_mul(NODE_BYTES) else {
             return Ok(None);
@@ -298,9 +351,9 @@ impl MerkleTree {
         Ok(None)
     }
 
-    /// Whether nodes wait to be written.
+    /// Whether nodes (or a truncation) wait to be written.
     pub(crate) fn has_unflushed(&self) -> bool {
-        !self.unflushed.is_empty()
+        !self.unflushed.is_empty() || self.truncated_to.is_some()
     }
 
     /// The nodes waiting to be written, by index.
@@ -313,9 +366,23 @@ impl MerkleTree {
         self.unflushed.len()
     }
 
-    /// Writes the pending nodes to `file`, one write per run of consecutive indexes.
-    /// On error the nodes stay pending (the next flush writes them again).
+    /// Writes the pending nodes to `file`, one write per run of consecutive indexes;
+    /// after a truncation the file is first cut to the nodes of the kept blocks
+    /// (`40 * (2t - 1)` bytes, JS `_flushTruncation`) and blank nodes are written as
+    /// zeros. On error the nodes stay pending (the next flush writes them again).
     pub(crate) fn flush(&mut self, file: &DiskFile) -> std::io::Result<()> {
+        if let Some(t) = self.truncated_to {
+            let keep = if t == 0 {
+                0
+            } else {
+                (t.saturating_mul(2) - 1).saturating_mul(NODE_BYTES)
+            };
+            if file.len() > keep {
+                file.truncate(keep)?;
+            }
+            self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            self.truncated_to = None;
+        }
         write_runs(self.unflushed.values(), |first, run| {
             let offset = first.checked_mul(NODE_BYTES).ok_or_else(|| {
                 std::io::Error::new(
@@ -368,6 +435,20 @@ pub(crate) fn write_runs<'a>(
         write(run_start, &run)?;
     }
     Ok(())
+}
+
+/// A blank node: written as an empty slot (40 zero bytes).
+fn blank(index: u64) -> Node {
+    Node {
+        index,
+        size: 0,
+        hash: [0; 32],
+    }
+}
+
+/// Whether `node` is a blank (an empty slot to be written).
+fn is_blank(node: &Node) -> bool {
+    node.size == 0 && node.hash == [0; 32]
 }
 
 /// Node `index` from its 40 bytes in the tree file; `None` for an empty slot.

@@ -888,3 +888,153 @@ async fn data_at_another_fork_is_asked_again_not_refused() {
     }
     assert!(!victim.session.is_finished());
 }
+
+/// Whether the victim sends a block request within `wait` (other messages are passed over).
+async fn asks_for_a_block(raw: &mut Raw, wait: Duration) -> Option<u64> {
+    tokio::time::timeout(wait, async {
+        loop {
+            match raw.next().await {
+                Some(Message::Request(Request { block: Some(b), .. })) => return Some(b.index),
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_blocks_and_a_peer_on_another_fork_are_not_asked_for() {
+    let (w, _wd) = writer(10, None).await;
+    let key = w.verifying_key();
+    let (mut victim, mut raw) = connect_with(
+        OpenOptions::new().public_key(key),
+        key.to_bytes(),
+        quick_retries(),
+    )
+    .await;
+    // The peer holds 0..10, then says it dropped 5..10 (a clear or a truncation).
+    raw.send_message(sync(10)).await;
+    for (drop, start, length) in [(false, 0, 10), (true, 5, 5)] {
+        raw.send_message(Message::Range(Range {
+            drop,
+            start,
+            length,
+        }))
+        .await;
+    }
+    // Every request is answered; none may name a dropped block.
+    let mut progress = victim.replica.watch_progress();
+    while progress.borrow_and_update().contiguous_length < 5 {
+        let req = tokio::select! {
+            req = raw.request() => req.expect("the victim stopped asking"),
+            _ = progress.changed() => continue,
+        };
+        if let Some(b) = &req.block {
+            assert!(b.index < 5, "asked for block {} the peer dropped", b.index);
+        }
+        let proof = w
+            .serve_proof(req.block.clone(), req.upgrade.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        raw.send_message(Message::Data(Data {
+            request: req.id,
+            block: proof.block,
+            upgrade: proof.upgrade,
+            ..Data::default()
+        }))
+        .await;
+    }
+    assert_eq!(
+        asks_for_a_block(&mut raw, Duration::from_millis(600)).await,
+        None,
+        "asked for a block the peer dropped"
+    );
+    // The peer holds them again, but on fork 1: still nothing asked of it.
+    raw.send_message(Message::Synchronize(Synchronize {
+        fork: 1,
+        length: 10,
+        can_upgrade: true,
+        uploading: true,
+        downloading: true,
+        ..Synchronize::default()
+    }))
+    .await;
+    raw.send_message(Message::Range(Range {
+        drop: false,
+        start: 0,
+        length: 10,
+    }))
+    .await;
+    assert_eq!(
+        asks_for_a_block(&mut raw, Duration::from_millis(600)).await,
+        None,
+        "asked a peer on another fork for a block"
+    );
+    // Back on our fork: the rest is asked for and served.
+    raw.send_message(sync(10)).await;
+    serve(&mut raw, &victim, &w, 10, 0, 0).await;
+    assert_eq!(victim.replica.info().await.unwrap().contiguous_length, 10);
+    while let Ok(e) = victim.events.try_recv() {
+        assert!(!matches!(e, SessionEvent::Rejected { .. }), "{e:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hash_request_is_answered_with_the_nodes_proof() {
+    let key = SigningKey::from_bytes(&[29; 32]);
+    let public = key.verifying_key().to_bytes();
+    let (victim, mut raw) = connect_with(
+        OpenOptions::new().signing_key(key),
+        public,
+        SessionConfig::default(),
+    )
+    .await;
+    for i in 0..16 {
+        victim
+            .replica
+            .append(format!("entry {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    // JS readers bisect a fork with these: leaf 6 (index 12) and three levels above.
+    let hash = RequestBlock {
+        index: 12,
+        nodes: 3,
+    };
+    raw.send_message(Message::Request(Request {
+        id: 7,
+        fork: 0,
+        hash: Some(hash.clone()),
+        ..Request::default()
+    }))
+    .await;
+    let expected = victim
+        .replica
+        .serve_hash(hash, None)
+        .await
+        .unwrap()
+        .expect("a proof of node 12")
+        .hash
+        .expect("its hash part");
+    loop {
+        match raw.next().await.expect("an answer") {
+            Message::Data(d) => {
+                assert_eq!(d.request, 7);
+                let got = d.hash.expect("a hash proof");
+                assert_eq!(got.index, 12);
+                // The node itself, then its siblings up to the missing levels (JS
+                // `merkle-tree.js` proofs; pinned by the golden vectors in managed-core).
+                let indexes: Vec<u64> = got.nodes.iter().map(|n| n.index).collect();
+                assert_eq!(indexes, [12, 14, 9, 3]);
+                assert_eq!(got, expected);
+                break;
+            }
+            Message::NoData(n) => panic!("a hash request declined: {n:?}"),
+            _ => continue,
+        }
+    }
+}

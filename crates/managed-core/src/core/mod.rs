@@ -28,7 +28,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
 use nova_hypercore_serialization::{HypercoreError, LogName};
 use tokio::sync::RwLock;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::disk::{DiskFile, Durability};
 use crate::file_budget::FileBudget;
@@ -59,6 +59,9 @@ pub struct Progress {
     pub length: u64,
     /// Blocks `0..contiguous_length` are all stored locally.
     pub contiguous_length: u64,
+    /// The fork id: a truncation (ours or a writer's we followed) changes it even when
+    /// both lengths stay the same.
+    pub fork: u64,
 }
 
 /// A log's length figures, read together (see [`ManagedCore::info`]).
@@ -341,6 +344,7 @@ impl ManagedCore {
         let progress = Progress {
             length,
             contiguous_length: storage.contiguous(),
+            fork: storage.tree().fork(),
         };
         let sparse = options.sparse && !storage.writable();
         let managed = ManagedCore {
@@ -576,6 +580,60 @@ impl ManagedCore {
         self.publish(storage);
         drop(guard);
         Ok(start..end)
+    }
+
+    /// Truncates our own log to its first `length` blocks under a new fork (JS
+    /// `core.truncate(length)`: the fork becomes the current one plus 1), and returns
+    /// the new fork. The prefix is signed under the new fork, the retracted blocks
+    /// `length..` read as `OUT_OF_RANGE` from now on, and the change is checkpointed
+    /// before this returns (JS does the same; its files stay openable by JS 10).
+    /// Replicas learn of it from the new fork in `Synchronize`.
+    ///
+    /// Errors: `UNAUTHORIZED` on a replica; `OUT_OF_RANGE` (with the current length)
+    /// when `length` is past the length; `IO_ERROR` if the files cannot be written (the
+    /// log must then be reopened, which replays what was committed).
+    pub async fn truncate(&self, length: u64) -> Result<u64> {
+        if !self.inner.writable {
+            return Err(self.not_writable());
+        }
+        let mut guard = self.inner.storage.write().await;
+        let storage = self.usable_mut(&mut guard)?;
+        let current = storage.tree().length();
+        if length > current {
+            return Err(HypercoreError::OutOfRange {
+                log: self.inner.name.to_string(),
+                seq: length,
+                length: current,
+            });
+        }
+        let fork = storage
+            .tree()
+            .fork()
+            .checked_add(1)
+            .ok_or_else(|| HypercoreError::Io {
+                log: self.inner.name.to_string(),
+                operation: "truncate".into(),
+                source: std::io::Error::other("the fork id cannot grow past 2^64 - 1"),
+            })?;
+        let _turn = self.write_turn().await;
+        let storage = self.usable_mut(&mut guard)?;
+        let truncation = match storage.truncate(length, fork) {
+            Ok(t) => t,
+            Err(e) => return Err(self.broken(e)),
+        };
+        // At once, before anything else is committed: see `storage/truncate.rs`.
+        self.checkpoint_if_due(&mut guard, true).await?;
+        let storage = self.usable_mut(&mut guard)?;
+        self.publish(storage);
+        drop(guard);
+        info!(
+            log = %self.inner.name,
+            kept = truncation.kept,
+            from = truncation.old_length,
+            fork,
+            "truncated"
+        );
+        Ok(fork)
     }
 
     /// Writes the buffered tree and bitfield and a new header when due (or `always`).
@@ -963,7 +1021,25 @@ impl ManagedCore {
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
         storage
-            .create_proof(block, upgrade)
+            .create_proof(block, None, upgrade)
+            .map_err(|e| self.error(e))
+    }
+
+    /// The proof of tree node `hash.index` (a flat-tree index: `2 * seq` for a leaf)
+    /// with the `hash.nodes` levels above it the peer lacks, and optionally an upgrade
+    /// (a wire `Request.hash`, JS `MerkleTree.proof`). Readers following a fork
+    /// bisect with these (docs/forks.md §4.4). As in JS, the node is proven from the
+    /// tree whether or not the block's bytes are held; `Ok(None)` when the tree lacks
+    /// a node of the proof or the index is past our length.
+    pub async fn serve_hash(
+        &self,
+        hash: RequestBlock,
+        upgrade: Option<RequestUpgrade>,
+    ) -> Result<Option<Proof>> {
+        let guard = self.inner.storage.read().await;
+        let storage = self.usable(&guard)?;
+        storage
+            .create_proof(None, Some(hash), upgrade)
             .map_err(|e| self.error(e))
     }
 
@@ -1054,6 +1130,7 @@ impl ManagedCore {
         let now = Progress {
             length,
             contiguous_length: storage.contiguous(),
+            fork: storage.tree().fork(),
         };
         self.inner.progress_tx.send_if_modified(|p| {
             let changed = *p != now;

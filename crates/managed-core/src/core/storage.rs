@@ -34,6 +34,8 @@ use super::read::{self, ReadError, Verified};
 use super::rebuild::{self, RebuildError, Target};
 use super::sizes;
 
+mod truncate;
+
 /// Oplog entry bytes after which the next append or apply checkpoints.
 const CHECKPOINT_OPLOG_BYTES: u64 = 256 * 1024;
 /// Pending tree nodes after which the next append or apply checkpoints.
@@ -544,18 +546,21 @@ impl Storage {
                 format!("header length {length} is past 2^52"),
             ));
         }
-        // The oplog's own consistency first: these are not the tree's fault.
+        // The oplog's own consistency first: these are not the tree's fault. Forks
+        // only go up (a truncation not yet checkpointed moves to a higher one).
+        let mut at_fork = fork;
         for (i, entry) in entries.iter().enumerate() {
-            if let Some(upgrade) = &entry.tree_upgrade
-                && (upgrade.length > MAX_LENGTH || upgrade.fork != fork)
-            {
-                return Err(corrupted(
-                    &files.oplog,
-                    format!(
-                        "entry {i} moves to length {} fork {}",
-                        upgrade.length, upgrade.fork
-                    ),
-                ));
+            if let Some(upgrade) = &entry.tree_upgrade {
+                if upgrade.length > MAX_LENGTH || upgrade.fork < at_fork {
+                    return Err(corrupted(
+                        &files.oplog,
+                        format!(
+                            "entry {i} moves to length {} fork {} (from fork {at_fork})",
+                            upgrade.length, upgrade.fork
+                        ),
+                    ));
+                }
+                at_fork = upgrade.fork;
             }
         }
         let tree = match load_tree(&files, &header.tree, &entries, &verifier) {
@@ -1098,7 +1103,9 @@ impl Storage {
         self.header.tree = TreeHeader {
             fork: self.tree.fork(),
             length: self.tree.length(),
-            root_hash: if self.tree.length() == 0 {
+            // A new log's header holds JS's `null`; after a truncation to 0 (fork > 0)
+            // JS writes the hash of the empty root list, and so do we.
+            root_hash: if self.tree.length() == 0 && self.tree.fork() == 0 {
                 Vec::new()
             } else {
                 self.tree.root_hash().to_vec()
@@ -1156,6 +1163,7 @@ impl Storage {
     pub(crate) fn create_proof(
         &self,
         block: Option<RequestBlock>,
+        hash: Option<RequestBlock>,
         upgrade: Option<RequestUpgrade>,
     ) -> Result<Option<Proof>, StorageError> {
         if let Some(b) = &block
@@ -1166,7 +1174,7 @@ impl Storage {
         let request = ProofRequest {
             fork: self.tree.fork(),
             block,
-            hash: None,
+            hash,
             seek: None,
             upgrade,
         };
@@ -1371,6 +1379,14 @@ fn load_tree(
         .fold(length, u64::max);
     let node_bound = span.saturating_mul(2);
     for (i, entry) in entries.iter().enumerate() {
+        // A truncation (or a replica's reorg) cuts the tree before the entry's nodes
+        // are added: they belong to the new fork (JS adds them first and then loses
+        // them, docs/forks.md §2.4; we do not copy that).
+        if let Some(upgrade) = &entry.tree_upgrade
+            && upgrade.ancestors < tree.length()
+        {
+            tree.truncate_to(upgrade.ancestors);
+        }
         if let Some(nodes) = &entry.tree_nodes {
             if let Some(bad) = nodes.iter().find(|n| n.index >= node_bound) {
                 return Err(corrupted(

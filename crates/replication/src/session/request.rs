@@ -91,6 +91,11 @@ impl ChannelState {
         // Blocks beyond our length cannot be asked for (rule 2); a later upgrade adds
         // them again.
         self.wanted.truncate(info.length);
+        // A peer on another fork is asked for nothing (its blocks would not verify at
+        // ours, or would belong to a retracted history): JS `_requestBlock`.
+        if self.remote_fork != info.fork {
+            return Ok(());
+        }
         // Runs of blocks we already hold are skipped (one bitfield scan each), at most
         // this many per call, so one call's work is bounded whatever the log's length;
         // the next message or tick goes on.

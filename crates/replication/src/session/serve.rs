@@ -167,12 +167,21 @@ impl ChannelState {
                 .reply(channel, unprovable(&request, fork, manifest))
                 .await;
         }
-        let proof = if request.hash.is_some() || request.seek.is_some() {
-            None // not supported: answered with NoData, never an error
-        } else {
-            ctx.core
-                .serve_proof(request.block.clone(), request.upgrade.clone())
-                .await?
+        // A `hash` (a tree node, JS ignores it beside a block) is what a reader
+        // following our fork bisects with (docs/forks.md §4.4). `seek` is not
+        // supported: answered with NoData, never an error.
+        let proof = match (&request.block, &request.hash, &request.seek) {
+            (None, Some(hash), _) => {
+                ctx.core
+                    .serve_hash(hash.clone(), request.upgrade.clone())
+                    .await?
+            }
+            (_, _, Some(_)) => None,
+            (block, _, None) => {
+                ctx.core
+                    .serve_proof(block.clone(), request.upgrade.clone())
+                    .await?
+            }
         };
         // A block too large for one wire message cannot be sent: NoData instead.
         let proof = proof.filter(|p| match &p.block {

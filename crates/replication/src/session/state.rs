@@ -270,6 +270,10 @@ impl ChannelState {
                 };
                 if !range.drop && range.start <= self.remote_has {
                     self.remote_has = self.remote_has.max(end);
+                } else if range.drop && range.length > 0 && range.start < self.remote_has {
+                    // The peer cleared or truncated them (JS `onhave` with `drop`): its
+                    // contiguous prefix now ends where the drop starts.
+                    self.remote_has = range.start;
                 }
             }
             Message::Request(request) => self.serve(channel, ctx, request).await?,
