@@ -2,7 +2,9 @@
 //
 //   node peer.mjs write VERSION DIR COUNT BOOTSTRAP        writer (server), stdin: `append K`
 //   node peer.mjs read  VERSION DIR KEY UNTIL BOOTSTRAP    reader (client), exits when verified
-//                                                          (UNTIL `sparse:I,J,..`: only those)
+//                                                          (UNTIL `sparse:I,J,..`: only those;
+//                                                          `fork:LEN:F`: follows the log live
+//                                                          until it is at fork F with LEN entries)
 //   node peer.mjs dump  VERSION DIR KEY UNTIL [SECRET]     checks a directory written by Rust;
 //                                                          with SECRET (64-byte hex), appends one entry
 //   node peer.mjs read-tcp  VERSION DIR KEY UNTIL HOST:PORT  reader dialling a TCP peer (no DHT)
@@ -18,7 +20,9 @@
 // whose key is the manifest's hash) or `11-compat` (hypercore 11 with `compat: true`:
 // manifest-less cores whose key is the ed25519 public key, as hypercore 10 makes).
 //
-// Entries are `entry <i>` (the Rust peer writes the same). Lines printed: READY <key>,
+// Entries are `entry <i>` (the Rust peer writes the same); an entry appended at fork F > 0
+// (after a truncation) is `entry <i> f<F>`. Writers take `truncate N` on stdin and print
+// TRUNCATED <n> <fork>; readers print TRUNCATE <ancestors> <fork> on each 'truncate' event. Lines printed: READY <key>,
 // LENGTH <n>, START <held>, CONNECTED (a swarm reader's first connection), PROGRESS <contiguous> <length> (as the Rust peer prints it:
 // every 500 entries and when caught up, here only when entries arrive, so the first one
 // of a full sync marks the first data), VERIFIED <n>, FETCHED <n>.
@@ -46,6 +50,8 @@ const entry = (i) => {
   const unit = base + ';'
   return b4a.from(unit.repeat(Math.ceil(ENTRY_BYTES / unit.length)).slice(0, ENTRY_BYTES))
 }
+// Entry i as a writer at `fork` appends it (fork > 0: after a truncation).
+const entryAt = (i, fork) => (fork ? b4a.from(`entry ${i} f${fork}`) : entry(i))
 const bootstrapOf = (s) => s.split(',').map((hp) => {
   const [host, port] = hp.split(':')
   return { host, port: Number(port) }
@@ -78,10 +84,16 @@ async function appendFromStdin (core) {
       say(`UPLOADED ${uploaded}`)
       continue
     }
+    const t = /^truncate (\d+)$/.exec(line.trim())
+    if (t) {
+      await core.truncate(Number(t[1]))
+      say(`TRUNCATED ${core.length} ${core.fork}`)
+      continue
+    }
     const m = /^append (\d+)$/.exec(line.trim())
     if (!m) continue
     const more = []
-    for (let i = core.length; i < core.length + Number(m[1]); i++) more.push(entry(i))
+    for (let i = core.length; i < core.length + Number(m[1]); i++) more.push(entryAt(i, core.fork))
     await core.append(more)
     say(`LENGTH ${core.length}`)
   }
@@ -122,7 +134,33 @@ async function read (key, until, connect) {
     await core.close()
     return
   }
-  if (until.startsWith('sparse:')) {
+  if (until.startsWith('fork:')) {
+    // Live: everything the writer has, through its truncations, until it is at fork F
+    // with LEN entries. Entries below the lowest cut seen are the first fork's; the
+    // rest must be fork F's (one truncation per run).
+    const [len, fork] = until.slice('fork:'.length).split(':').map(Number)
+    let cut = Infinity
+    core.on('truncate', (ancestors, forkId) => {
+      cut = Math.min(cut, ancestors)
+      say(`TRUNCATE ${ancestors} ${forkId}`)
+    })
+    core.download({ start: 0, end: -1 })
+    while (!(core.fork === fork && core.length >= len && core.contiguousLength >= len)) {
+      await new Promise((resolve) => {
+        const done = () => { core.off('append', done); core.off('truncate', done); core.off('download', done); resolve() }
+        core.on('append', done)
+        core.on('truncate', done)
+        core.on('download', done)
+        setTimeout(done, 200)
+      })
+    }
+    for (let i = 0; i < len; i++) {
+      const block = await core.get(i)
+      const want = i < cut ? entry(i) : entryAt(i, fork)
+      if (!b4a.equals(block, want)) throw new Error(`entry ${i} differs at fork ${fork}: ${block}`)
+    }
+    say(`VERIFIED ${len}`)
+  } else if (until.startsWith('sparse:')) {
     const indices = until.slice('sparse:'.length).split(',').map(Number)
     for (const i of indices) {
       const block = await core.get(i)

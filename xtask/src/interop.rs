@@ -18,6 +18,8 @@
 //! - direct mode (no DHT) over TCP, both ways: our `listen` / `connect` against JS
 //!   `socket.pipe(core.replicate(isInitiator)).pipe(socket)`, with hypercore 10 (legacy)
 //!   and hypercore 11 default (manifest cores, both ways, full then +1,000);
+//! - forks (`interop_forks.rs`): our writer (legacy; v1 for 11) truncates while a JS
+//!   hypercore 10 / 11 reader follows it live over TCP;
 //! - boundary, kept and marked: JS hypercore 10 cannot read our v1 core (its manifest
 //!   codec knows version 0 only), which is why new logs are legacy by default;
 //! - same storage both ways: JS hypercore 10.31.12 reads the directory our manager
@@ -49,7 +51,7 @@ fn golden_dir() -> std::path::PathBuf {
     root().join("js").join("golden")
 }
 
-fn node(name: &'static str, args: &[&str]) -> Result<Peer> {
+pub(crate) fn node(name: &'static str, args: &[&str]) -> Result<Peer> {
     node_with(name, args, &[])
 }
 
@@ -61,7 +63,7 @@ fn node_with(name: &'static str, args: &[&str], env: &[(&str, &str)]) -> Result<
     Peer::start(name, cmd)
 }
 
-fn rust_peer(name: &'static str, args: &[&str]) -> Result<Peer> {
+pub(crate) fn rust_peer(name: &'static str, args: &[&str]) -> Result<Peer> {
     rust_peer_with(name, args, &[])
 }
 
@@ -203,6 +205,9 @@ pub(crate) fn run_inside(tmp: &Path) -> Result {
     rust_reader_follows_a_restarted_js_writer(tmp, &bootstrap)?;
     large_transfers_both_ways(tmp, &bootstrap)?;
     direct_tcp_both_ways(tmp)?;
+    crate::interop_forks::our_writer_truncates_js_follows(tmp, "10", "legacy")?;
+    crate::interop_forks::our_writer_truncates_js_follows(tmp, "11", "legacy")?;
+    crate::interop_forks::our_writer_truncates_js_follows(tmp, "11", "v1")?;
     direct_tcp_manifest_cores_both_ways(tmp)?;
     one_node_dht_of_ours(&tmp.join("one-node"))?;
     let store = tmp.join("rust-writer-10");
@@ -235,7 +240,7 @@ fn one_node_dht_of_ours(tmp: &Path) -> Result {
     node.wait()
 }
 
-fn path(p: &Path) -> String {
+pub(crate) fn path(p: &Path) -> String {
     p.display().to_string()
 }
 

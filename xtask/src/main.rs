@@ -12,6 +12,7 @@ mod crash;
 mod fuzz;
 mod integration;
 mod interop;
+mod interop_forks;
 mod nat;
 mod props;
 mod system;

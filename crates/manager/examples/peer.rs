@@ -5,7 +5,10 @@
 //! ```text
 //! peer write DIR LOG COUNT        create COUNT entries, serve on 127.0.0.1:0;
 //!                                 prints "READY <addr> <core key hex>";
-//!                                 stdin "append K" appends K more, prints "LENGTH <n>"
+//!                                 stdin "append K" appends K more, prints "LENGTH <n>";
+//!                                 "truncate N" truncates to N entries, prints
+//!                                 "TRUNCATED <n> <fork>" (entries appended at fork
+//!                                 F > 0 are `entry <i> f<F>`)
 //! peer read DIR LOG KEY ADDR N    replicate until N entries are held; prints
 //!                                 "START <held>", "PROGRESS <have> <total>",
 //!                                 "FETCHED <blocks this run>" and "VERIFIED <n>"
@@ -67,6 +70,16 @@ fn entry(i: u64) -> Vec<u8> {
         .cycle()
         .take(bytes)
         .collect()
+}
+
+/// Entry `i` as a writer at `fork` appends it: [`entry`] at fork 0, `entry <i> f<fork>`
+/// after a truncation (so a retracted entry and its replacement differ), as the JS peer.
+fn entry_at(i: u64, fork: u64) -> Vec<u8> {
+    if fork == 0 {
+        entry(i)
+    } else {
+        format!("entry {i} f{fork}").into_bytes()
+    }
 }
 
 /// Prints `LIBUDX <n>` each time the swarm's count of connections carried by libudx's
@@ -290,13 +303,18 @@ impl Peer {
             Some(listener)
         };
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        let mut fork = m.get_log(log).await?.fork().await?;
         while let Some(line) = lines.next_line().await? {
             if let Some(k) = line.strip_prefix("append ") {
                 let k: u64 = k.trim().parse()?;
                 let from = m.get_length(log).await?;
-                let more: Vec<Vec<u8>> = (from..from + k).map(entry).collect();
+                let more: Vec<Vec<u8>> = (from..from + k).map(|i| entry_at(i, fork)).collect();
                 m.append_batch(log, &more).await?;
                 say(format!("LENGTH {}", m.get_length(log).await?));
+            } else if let Some(n) = line.strip_prefix("truncate ") {
+                let n: u64 = n.trim().parse()?;
+                fork = m.get_log(log).await?.truncate(n).await?;
+                say(format!("TRUNCATED {n} {fork}"));
             }
         }
         m.close().await?;

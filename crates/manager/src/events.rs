@@ -1,4 +1,5 @@
-//! [`ManagerEvent`]: the spec's eight `HypercoreManagerEvents`, as one typed enum.
+//! [`ManagerEvent`]: the spec's eight `HypercoreManagerEvents`, as one typed enum, plus
+//! `truncate` (issue #23: a log's writer retracted entries; the spec has no event for it).
 
 use nova_hypercore_serialization::{Direction, ErrorPayload, LogName, StorageMetadata};
 
@@ -62,6 +63,23 @@ pub enum ManagerEvent {
         /// The peer (hex public key).
         peer_id: String,
     },
+    /// `truncate` (not one of the spec's eight): the log moved to a new fork whose
+    /// first `kept` entries are the old ones; entries `kept..` of the old fork are
+    /// retracted (reads of them fail, or return the new fork's entries once the log
+    /// grows again). Raised for our own [`crate::ManagedLog::truncate`] and when a
+    /// replica follows its writer's truncation. Consumers that derived state from
+    /// entries `kept..` (an index, a CRDT document) must drop it (JS hypercore's
+    /// `truncate(ancestors, forkId)` event).
+    Truncate {
+        /// The log.
+        log_name: LogName,
+        /// Entries kept from before (JS `ancestors`).
+        kept: u64,
+        /// The length after.
+        length: u64,
+        /// The new fork id.
+        fork: u64,
+    },
 }
 
 impl ManagerEvent {
@@ -76,6 +94,7 @@ impl ManagerEvent {
             ManagerEvent::HealthWarning { .. } => "health-warning",
             ManagerEvent::PeerConnect { .. } => "peer-connect",
             ManagerEvent::PeerDisconnect { .. } => "peer-disconnect",
+            ManagerEvent::Truncate { .. } => "truncate",
         }
     }
 }

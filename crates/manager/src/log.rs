@@ -246,6 +246,13 @@ impl ManagedLog {
         self.entry.byte_length.load(Ordering::Acquire)
     }
 
+    /// The fork id: 0 until the log's writer first truncated it (see
+    /// [`truncate`](Self::truncate)).
+    pub async fn fork(&self) -> Result<u64> {
+        let result = self.with_core(|core| async move { Ok(core.fork()) }).await;
+        self.report(result)
+    }
+
     /// Whether the log was closed for good (its manager closed).
     pub fn is_closed(&self) -> bool {
         self.entry.closed.load(Ordering::Acquire)
@@ -405,6 +412,27 @@ impl ManagedLog {
             });
         }
         Ok(seqs)
+    }
+
+    /// Truncates our own log to its first `new_length` entries under a new fork (JS
+    /// `core.truncate(newLength)`), and returns the fork id. Entries `new_length..`
+    /// are retracted: reads of them fail with `OUT_OF_RANGE` until the log grows
+    /// again, and replicas that follow the log drop them. A
+    /// [`ManagerEvent::Truncate`] reaches subscribers. Durable when this returns.
+    ///
+    /// Errors: `UNAUTHORIZED` for a replica; `OUT_OF_RANGE` past the length.
+    pub async fn truncate(&self, new_length: u64) -> Result<u64> {
+        let result = self
+            .with_core(|core| async move { core.truncate(new_length).await })
+            .await;
+        let fork = self.report(result)?;
+        self.entry.shared.emit(ManagerEvent::Truncate {
+            log_name: self.entry.name.clone(),
+            kept: new_length,
+            length: new_length,
+            fork,
+        });
+        Ok(fork)
     }
 
     /// Reads block `seq`, verified against the signed tree.

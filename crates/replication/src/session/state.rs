@@ -252,7 +252,22 @@ impl ChannelState {
     ) -> Result<(), HypercoreError> {
         match message {
             Message::Synchronize(sync) => {
+                debug!(
+                    log = %ctx.core.name(),
+                    fork = sync.fork,
+                    length = sync.length,
+                    acked = sync.remote_length,
+                    can_upgrade = sync.can_upgrade,
+                    "synchronize from the peer"
+                );
                 self.remote_length = sync.length;
+                if sync.fork != self.remote_fork && sync.fork == ctx.core.fork() {
+                    // The peer just came to our fork: what we hold is told again. A JS 11
+                    // reader drops a `Range` that arrived while it was still on its old
+                    // fork, and would never ask us for the blocks appended while it
+                    // bisected (docs/forks.md §5; JS writers have that race).
+                    self.announced_contiguous = 0;
+                }
                 self.remote_fork = sync.fork;
                 self.remote_has_manifest = sync.has_manifest;
                 ctx.emit(SessionEvent::RemoteLength {

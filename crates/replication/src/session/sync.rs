@@ -30,6 +30,14 @@ impl ChannelState {
             || self.announced_ack != Some(ack)
             || self.announced_fork != Some((info.fork, same_fork))
         {
+            tracing::debug!(
+                log = %core.name(),
+                fork = info.fork,
+                length = info.length,
+                acked = ack,
+                can_upgrade = same_fork,
+                "synchronize to the peer"
+            );
             batch.push(Message::Synchronize(Synchronize {
                 fork: info.fork,
                 length: info.length,
@@ -44,7 +52,16 @@ impl ChannelState {
             self.announced_ack = Some(ack);
             self.announced_fork = Some((info.fork, same_fork));
         }
-        if info.contiguous_length > self.announced_contiguous {
+        if info.contiguous_length < self.announced_contiguous {
+            // Blocks we announced are gone (a truncation, a clear, or damage found): JS
+            // `onhave(start, length, drop)`. Peers stop asking us for them.
+            batch.push(Message::Range(Range {
+                drop: true,
+                start: info.contiguous_length,
+                length: self.announced_contiguous - info.contiguous_length,
+            }));
+            self.announced_contiguous = info.contiguous_length;
+        } else if info.contiguous_length > self.announced_contiguous {
             batch.push(Message::Range(Range {
                 drop: false,
                 start: self.announced_contiguous,
