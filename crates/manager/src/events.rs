@@ -1,4 +1,7 @@
-//! [`ManagerEvent`]: the spec's eight `HypercoreManagerEvents`, as one typed enum.
+//! [`ManagerEvent`]: the spec's eight `HypercoreManagerEvents`, as one typed enum, and
+//! one of ours, `log-deleted` ([`ManagerEvent::LogDeleted`]): none of the eight says
+//! that a log is gone (an `error` is a failure, `peer-disconnect` is about a peer), and
+//! whoever lists logs (a UI, the layers above) must drop it.
 
 use nova_hypercore_serialization::{Direction, ErrorPayload, LogName, StorageMetadata};
 
@@ -62,6 +65,12 @@ pub enum ManagerEvent {
         /// The peer (hex public key).
         peer_id: String,
     },
+    /// `log-deleted` (not in the spec; issue 23): the log, its files and key are gone
+    /// ([`crate::HypercoreManager::delete_log`]). Emitted after the files were removed.
+    LogDeleted {
+        /// The log.
+        log_name: LogName,
+    },
 }
 
 impl ManagerEvent {
@@ -76,6 +85,7 @@ impl ManagerEvent {
             ManagerEvent::HealthWarning { .. } => "health-warning",
             ManagerEvent::PeerConnect { .. } => "peer-connect",
             ManagerEvent::PeerDisconnect { .. } => "peer-disconnect",
+            ManagerEvent::LogDeleted { .. } => "log-deleted",
         }
     }
 }
