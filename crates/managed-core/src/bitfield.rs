@@ -153,6 +153,51 @@ impl Bitfield {
         held
     }
 
+    /// The first stored block at or after `from` (JS `bitfield.firstSet`), or `None`.
+    pub(crate) fn first_set(&self, from: u64) -> Option<u64> {
+        let (first, bit) = (from / BITS_PER_PAGE, from % BITS_PER_PAGE);
+        for (&page_no, page) in self.pages.range(first..) {
+            let skip = if page_no == first { bit } else { 0 };
+            let start_word = (skip / 64) as usize;
+            for (w, &word) in page.iter().enumerate().skip(start_word) {
+                let mut word = word;
+                if w == start_word && page_no == first {
+                    word &= u64::MAX << (skip % 64);
+                }
+                if word != 0 {
+                    let at = w as u64 * 64 + u64::from(word.trailing_zeros());
+                    return Some(page_no * BITS_PER_PAGE + at);
+                }
+            }
+        }
+        None
+    }
+
+    /// The last stored block below `end` (JS `bitfield.lastSet(end - 1)`), or `None`.
+    pub(crate) fn last_set_before(&self, end: u64) -> Option<u64> {
+        let last = end.checked_sub(1)?;
+        let (last_page, bit) = (last / BITS_PER_PAGE, last % BITS_PER_PAGE);
+        for (&page_no, page) in self.pages.range(..=last_page).rev() {
+            let upto = if page_no == last_page {
+                bit
+            } else {
+                BITS_PER_PAGE - 1
+            };
+            let end_word = (upto / 64) as usize;
+            for w in (0..=end_word).rev() {
+                let mut word = page[w];
+                if w == end_word {
+                    word &= u64::MAX >> (63 - upto % 64);
+                }
+                if word != 0 {
+                    let at = w as u64 * 64 + 63 - u64::from(word.leading_zeros());
+                    return Some(page_no * BITS_PER_PAGE + at);
+                }
+            }
+        }
+        None
+    }
+
     /// The pages changed since the last call, as `(file offset, 4096 bytes)`, in order.
     pub(crate) fn take_dirty(&mut self) -> Vec<(u64, Vec<u8>)> {
         let dirty = std::mem::take(&mut self.dirty);
@@ -258,6 +303,12 @@ mod tests {
             }
             let first = model.iter().position(|x| !x).unwrap_or(model.len()) as u64;
             prop_assert_eq!(b.first_unset(0), first);
+            for at in [0u64, 1, 63, 64, 65, 32_767, 32_768, 50_001, 99_999, 139_999, 140_000] {
+                let next = (at as usize..model.len()).find(|&i| model[i]).map(|i| i as u64);
+                prop_assert_eq!(b.first_set(at), next, "first_set({})", at);
+                let prev = (0..at as usize).rev().find(|&i| model[i]).map(|i| i as u64);
+                prop_assert_eq!(b.last_set_before(at), prev, "last_set_before({})", at);
+            }
             let mut file = vec![0u8; 5 * 4096];
             for (offset, bytes) in b.take_dirty() {
                 file[offset as usize..offset as usize + 4096].copy_from_slice(&bytes);

@@ -111,6 +111,15 @@ impl BlockStore {
         self.data.write_at(offset, &buf)
     }
 
+    /// Frees bytes `offset..offset + length` (JS block-store's `clear`, random-access-file
+    /// `del`): a hole punched in the file, which keeps its length. `Ok(false)`: the
+    /// filesystem cannot punch holes (the bytes stay). The caller passes whole filesystem
+    /// blocks that hold no stored block's bytes.
+    pub(crate) fn clear(&self, offset: u64, length: u64) -> std::io::Result<bool> {
+        self.forget();
+        self.data.punch_hole(offset, length)
+    }
+
     fn forget(&self) {
         *self.window.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }

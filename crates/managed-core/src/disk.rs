@@ -315,6 +315,50 @@ impl DiskFile {
         })
     }
 
+    /// Gives the filesystem blocks of bytes `offset..offset + length` back to the
+    /// filesystem (`fallocate(PUNCH_HOLE | KEEP_SIZE)`, what JS random-access-file's `del`
+    /// does through fs-native-extensions' `trim`): they read as zeros afterwards and the
+    /// file keeps its length. Partial filesystem blocks at either end are zeroed by the
+    /// kernel, so callers pass whole filesystem blocks ([`Self::fs_block_size`]).
+    /// `Ok(false)`: the filesystem (or the platform) cannot punch holes; nothing changed.
+    /// A memory file zeroes the bytes.
+    pub(crate) fn punch_hole(&self, offset: u64, length: u64) -> std::io::Result<bool> {
+        let end = offset
+            .checked_add(length)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "hole past u64"))?;
+        if length == 0 {
+            return Ok(true);
+        }
+        // Freeing extents can take a while: never inline.
+        self.run(u64::MAX, || {
+            let punched = match self.io()? {
+                Io::File(file) => punch(&file, offset, length)?,
+                Io::Memory(mem) => {
+                    let mut mem = mem.lock().unwrap_or_else(|p| p.into_inner());
+                    let end = to_usize(end.min(mem.len() as u64))?;
+                    let start = to_usize(offset)?.min(end);
+                    mem[start..end].fill(0);
+                    true
+                }
+            };
+            if punched {
+                self.after_write()?;
+            }
+            Ok(punched)
+        })
+    }
+
+    /// The filesystem's block size for this file (`st_blksize`; 4096 for memory files
+    /// or when the filesystem reports none): the unit holes are punched in.
+    pub(crate) fn fs_block_size(&self) -> std::io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let size = match self.io()? {
+            Io::File(file) => file.metadata()?.blksize(),
+            Io::Memory(_) => 0,
+        };
+        Ok(if size == 0 { 4096 } else { size })
+    }
+
     /// `fdatasync` if anything was written since the last sync.
     pub(crate) fn sync_if_dirty(&self) -> std::io::Result<()> {
         if !matches!(self.backing, Backing::Memory(_)) && self.dirty.swap(false, Ordering::AcqRel) {
@@ -356,6 +400,31 @@ impl DiskFile {
         #[cfg(feature = "power-cut")]
         self.recorder.sync();
     }
+}
+
+/// `fallocate(PUNCH_HOLE | KEEP_SIZE)`; `Ok(false)` where the filesystem does not
+/// support it (`EOPNOTSUPP`, `ENOSYS`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn punch(file: &File, offset: u64, length: u64) -> std::io::Result<bool> {
+    use rustix::fs::{FallocateFlags, fallocate};
+    use rustix::io::Errno;
+    match fallocate(
+        file,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        offset,
+        length,
+    ) {
+        Ok(()) => Ok(true),
+        Err(e) if e == Errno::OPNOTSUPP || e == Errno::NOSYS => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// No hole punching here yet (macOS has `F_PUNCHHOLE`, not wired): the space stays
+/// allocated, the caller's bookkeeping is unchanged.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn punch(_file: &File, _offset: u64, _length: u64) -> std::io::Result<bool> {
+    Ok(false)
 }
 
 fn to_usize(n: u64) -> std::io::Result<usize> {

@@ -51,7 +51,8 @@ mod proof;
 mod verifier;
 
 pub use crate::core::{
-    CoreFormat, CoreInfo, Download, ManagedCore, OpenOptions, Progress, Repaired, discovery_key,
+    Cleared, CoreFormat, CoreInfo, Download, ManagedCore, OpenOptions, Progress, Repaired,
+    discovery_key,
 };
 pub use crate::disk::Durability;
 pub use crate::file_budget::{FileBudget, WRITE_TURNS};

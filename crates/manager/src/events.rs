@@ -1,5 +1,9 @@
-//! [`ManagerEvent`]: the spec's eight `HypercoreManagerEvents`, as one typed enum, plus
-//! `truncate` (issue #23: a log's writer retracted entries; the spec has no event for it).
+//! [`ManagerEvent`]: the spec's eight `HypercoreManagerEvents`, as one typed enum, and
+//! two of ours: `truncate` ([`ManagerEvent::Truncate`], issue #23: a log's writer
+//! retracted entries) and `log-deleted` ([`ManagerEvent::LogDeleted`]): none of the eight
+//! says that entries were retracted or that a log is gone (an `error` is a failure,
+//! `peer-disconnect` is about a peer), and whoever lists logs or derives state from
+//! entries (a UI, the layers above) must act on them.
 
 use nova_hypercore_serialization::{Direction, ErrorPayload, LogName, StorageMetadata};
 
@@ -80,6 +84,12 @@ pub enum ManagerEvent {
         /// The new fork id.
         fork: u64,
     },
+    /// `log-deleted` (not in the spec; issue 23): the log, its files and key are gone
+    /// ([`crate::HypercoreManager::delete_log`]). Emitted after the files were removed.
+    LogDeleted {
+        /// The log.
+        log_name: LogName,
+    },
 }
 
 impl ManagerEvent {
@@ -95,6 +105,7 @@ impl ManagerEvent {
             ManagerEvent::PeerConnect { .. } => "peer-connect",
             ManagerEvent::PeerDisconnect { .. } => "peer-disconnect",
             ManagerEvent::Truncate { .. } => "truncate",
+            ManagerEvent::LogDeleted { .. } => "log-deleted",
         }
     }
 }

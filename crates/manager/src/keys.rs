@@ -280,6 +280,47 @@ pub(crate) fn ensure_key_file(
     }
 }
 
+/// The mark `keys/<log>.deleted` that [`crate::HypercoreManager::delete_log`] leaves
+/// for a deleted log of our own: its key pair derives from the name, so a new log of
+/// that name would sign a second history with the same key, which peers holding the
+/// old one would see as a fork. `get_log` refuses a name so marked.
+pub(crate) fn tombstone_path(keys_dir: &Path, name: &LogName) -> PathBuf {
+    keys_dir.join(format!("{name}.deleted"))
+}
+
+/// Marks `name` deleted (atomically, durably), before its files go.
+pub(crate) fn write_tombstone(keys_dir: &Path, name: &LogName) -> Result<(), HypercoreError> {
+    write_secret_file(&tombstone_path(keys_dir, name), b"deleted\n")
+}
+
+/// `UNAUTHORIZED` when the log `name` of our own was deleted (see [`tombstone_path`]).
+pub(crate) fn check_not_deleted(keys_dir: &Path, name: &LogName) -> Result<(), HypercoreError> {
+    let path = tombstone_path(keys_dir, name);
+    match std::fs::symlink_metadata(&path) {
+        Ok(_) => Err(HypercoreError::Unauthorized {
+            log: Some(name.to_string()),
+            reason: format!(
+                "log {name} was deleted ({}): its key derives from the name, and a new log under it would sign a second history with the same key; use another name",
+                path.display()
+            ),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(inaccessible(&path, e)),
+    }
+}
+
+/// Removes `path` if it exists.
+pub(crate) fn remove_file_if_any(path: &Path) -> Result<(), HypercoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            sync_dir(path.parent().unwrap_or(Path::new(".")));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(inaccessible(path, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,11 @@
 //! [`ManagerEvent`]s and the wiring of every operation into
 //! [`nova_hypercore_observability`].
 //!
+//! Freeing disk (issue 23): [`ManagedLog::clear`] drops blocks of a log,
+//! [`HypercoreManager::delete_log`] deletes a whole log (files, key, replication state;
+//! [`ManagerEvent::LogDeleted`]), and `status().disk_usage_bytes` reports the bytes the
+//! store occupies on disk.
+//!
 //! Also owns the replication control the spec puts on the manager: which logs are
 //! shared, sessions over any stream ([`HypercoreManager::replicate`]), direct TCP mode
 //! ([`HypercoreManager::listen`] / [`HypercoreManager::connect`]) and DHT discovery

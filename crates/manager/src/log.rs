@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use nova_hypercore_managed_core::{CoreFormat, ManagedCore, OpenOptions, SigningKey};
+use nova_hypercore_managed_core::{Cleared, CoreFormat, ManagedCore, OpenOptions, SigningKey};
 use nova_hypercore_serialization::{HypercoreError, LogName};
 use tracing::debug;
 
@@ -588,6 +588,39 @@ impl ManagedLog {
         let result = self
             .with_core(|core| async move { Ok(core.format()) })
             .await;
+        self.report(result)
+    }
+
+    /// Drops blocks `range` from local storage, our own log's or a replica's (JS
+    /// hypercore `clear(start, end)`; managed-core's `ManagedCore::clear`): the log keeps
+    /// its length and stays verifiable, reads of those blocks are `REPLICATION_FAILED`
+    /// until a peer sends them again (a full replica's sessions ask at once, a sparse
+    /// replica's when a read wants them), and their bytes are given back to the
+    /// filesystem where it can punch holes (see [`Cleared`]). An empty range does
+    /// nothing; a reversed one or one past the length is `OUT_OF_RANGE`.
+    pub async fn clear(&self, range: Range<u64>) -> Result<Cleared> {
+        let result = self
+            .with_core(|core| {
+                let range = range.clone();
+                async move { core.clear(range).await }
+            })
+            .await;
+        self.report(result)
+    }
+
+    /// Bytes the filesystem allocated to this log's files (`st_blocks * 512`: what a
+    /// [`clear`](Self::clear) gives back shows here, unlike in the files' lengths).
+    pub async fn disk_usage(&self) -> Result<u64> {
+        let dir = self.entry.dir.clone();
+        let result = crate::manager::blocking(&self.entry.dir, move || {
+            crate::manager::allocated_bytes(&dir).map_err(|source| {
+                HypercoreError::StorageInaccessible {
+                    path: dir.clone(),
+                    source,
+                }
+            })
+        })
+        .await;
         self.report(result)
     }
 

@@ -5,6 +5,10 @@
 //! modules already (`swarm`, `replication`, `log`, `keys`, `config`). Next split when it
 //! grows: direct mode (`listen` / `connect`) into its own module.
 
+mod free_disk;
+
+pub(crate) use free_disk::allocated_bytes;
+
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -411,6 +415,7 @@ impl HypercoreManager {
             // The core key (and so the directory) depends on the format: a log that
             // exists in either format is opened as it is; a new one gets `format`.
             let (format, dir) = blocking(&self.keys_dir(), move || {
+                keys::check_not_deleted(&keys_dir, &file_name)?;
                 keys::ensure_key_file(&keys_dir, &file_name, &file_key)?;
                 Ok(existing_format(&corestore, &file_key, format))
             })
@@ -438,14 +443,7 @@ impl HypercoreManager {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<ManagedLog>>,
     {
-        let gate = self
-            .state
-            .write()
-            .await
-            .opening
-            .entry(name.clone())
-            .or_default()
-            .clone();
+        let gate = self.name_gate(name).await;
         let held = gate.lock().await;
         let result = match self.registered(name).await {
             Ok(Some(log)) => Ok(log),
@@ -453,6 +451,24 @@ impl HypercoreManager {
             Err(e) => Err(e),
         };
         drop(held);
+        self.release_gate(name, gate).await;
+        result
+    }
+
+    /// The gate of `name`: whoever holds its lock is the only one opening (or
+    /// deleting) that log.
+    async fn name_gate(&self, name: &LogName) -> Arc<tokio::sync::Mutex<()>> {
+        self.state
+            .write()
+            .await
+            .opening
+            .entry(name.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Forgets `name`'s gate (after its lock was released) unless someone waits on it.
+    async fn release_gate(&self, name: &LogName, gate: Arc<tokio::sync::Mutex<()>>) {
         let mut state = self.state.write().await;
         // Gates are cloned only under the store lock: two holders (the map and us)
         // means nobody else waits on it.
@@ -463,7 +479,6 @@ impl HypercoreManager {
         {
             state.opening.remove(name);
         }
-        result
     }
 
     /// Opens a log's files (no store lock held) and adds it to the registry.
@@ -882,18 +897,27 @@ impl HypercoreManager {
     }
 
     /// `initialized`, logs opened through this manager, their total byte size,
-    /// replication on/off and active peers.
+    /// replication on/off and active peers; and `disk_usage_bytes` (not in the spec):
+    /// the bytes the filesystem allocated to the whole store directory, which falls
+    /// when blocks are cleared ([`ManagedLog::clear`]) or a log is deleted
+    /// ([`delete_log`](Self::delete_log)). It walks the store's files (one `stat`
+    /// each, on the blocking pool); `None` if that failed.
     pub async fn status(&self) -> ManagerStatus {
-        let state = self.state.read().await;
-        // Blocks a session stored count at once, not when its event arrives.
-        state.logs.values().for_each(ManagedLog::refresh);
-        ManagerStatus {
-            initialized: state.phase == Phase::Ready,
-            log_count: state.logs.len() as u64,
-            total_byte_size: state.logs.values().map(ManagedLog::byte_length).sum(),
-            replication_enabled: state.replication_enabled,
-            active_peers: self.shared.obs.metrics().active_peers,
-        }
+        let mut status = {
+            let state = self.state.read().await;
+            // Blocks a session stored count at once, not when its event arrives.
+            state.logs.values().for_each(ManagedLog::refresh);
+            ManagerStatus {
+                initialized: state.phase == Phase::Ready,
+                log_count: state.logs.len() as u64,
+                total_byte_size: state.logs.values().map(ManagedLog::byte_length).sum(),
+                replication_enabled: state.replication_enabled,
+                active_peers: self.shared.obs.metrics().active_peers,
+                disk_usage_bytes: None,
+            }
+        };
+        status.disk_usage_bytes = self.disk_usage().await;
+        status
     }
 
     /// Aggregate counters (appends, reads, errors, bytes, peers, logs).

@@ -121,6 +121,17 @@ impl Hub {
         }
     }
 
+    /// Forgets a deleted log: its confirmed lengths (written with the next
+    /// [`persist`](Self::persist)) and its live figures.
+    pub(crate) fn forget(&self, log: &str, discovery_key: Option<&[u8; 32]>) {
+        if let Some(dk) = discovery_key {
+            lock(&self.status).remove(dk);
+        }
+        if lock(&self.state).logs.remove(log).is_some() {
+            lock(&self.persisting).dirty = true;
+        }
+    }
+
     /// The last length confirmed in sync with `peer` (hex), as persisted.
     pub(crate) fn confirmed(&self, log: &str, peer: &str) -> Option<u64> {
         lock(&self.state).logs.get(log)?.get(peer).copied()

@@ -180,6 +180,15 @@ pub struct ManagerStatus {
     /// Connected peers.
     #[garde(range(max = MAX_SAFE_INTEGER))]
     pub active_peers: u64,
+    /// `diskUsageBytes`, not in the spec's schema (issue 23, "free disk"): bytes the
+    /// filesystem allocated to the whole store (every log's files, keys, replication
+    /// state), counted in allocated blocks (`st_blocks * 512`), not file lengths, so
+    /// it falls when blocks are cleared or a log is deleted. Optional: absent when it
+    /// could not be measured, omitted from the JSON then, and JSON without it (the
+    /// spec's shape) still decodes; the spec's zod object ignores it.
+    #[garde(inner(range(max = MAX_SAFE_INTEGER)))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_usage_bytes: Option<u64>,
 }
 
 /// `AggregateMetrics` (the spec's ObservabilityLogger interface).

@@ -137,15 +137,24 @@ fn manager_status() -> impl Strategy<Value = ManagerStatus> {
         safe_int(),
         any::<bool>(),
         safe_int(),
+        proptest::option::of(safe_int()),
     )
         .prop_map(
-            |(initialized, log_count, total_byte_size, replication_enabled, active_peers)| {
+            |(
+                initialized,
+                log_count,
+                total_byte_size,
+                replication_enabled,
+                active_peers,
+                disk_usage_bytes,
+            )| {
                 ManagerStatus {
                     initialized,
                     log_count,
                     total_byte_size,
                     replication_enabled,
                     active_peers,
+                    disk_usage_bytes,
                 }
             },
         )

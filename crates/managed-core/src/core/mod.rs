@@ -7,14 +7,17 @@
 //!
 //! Longer than the house ~800 lines: it is the one public handle of a log (open, append,
 //! read, proofs, manifest, repair, progress), each method a thin async wrapper taking the
-//! storage lock; the work is in `storage.rs`, `read.rs`, `rebuild.rs`, `sizes.rs`.
+//! storage lock; the work is in `storage.rs`, `read.rs`, `rebuild.rs`, `sizes.rs`,
+//! `clear.rs`.
 
+mod clear;
 mod read;
 mod rebuild;
 mod sizes;
 mod storage;
 mod wants;
 
+pub use clear::Cleared;
 pub use wants::Download;
 
 use std::ops::Range;
@@ -884,8 +887,8 @@ impl ManagedCore {
     }
 
     /// A receiver that changes whenever blocks this log claimed to hold were found
-    /// damaged (their `data` bytes failed verification on a read) and marked missing;
-    /// the value counts them since open. A replication session watches it to request
+    /// damaged (their `data` bytes failed verification on a read) and marked missing,
+    /// or were cleared ([`clear`](Self::clear)); the value counts them since open. A replication session watches it to request
     /// those blocks again from its peers without reconnecting. Blocks missing for other
     /// reasons (not downloaded yet) do not change it.
     pub fn watch_missing(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -1152,11 +1155,11 @@ impl ManagedCore {
     /// Block `seq` (below the length) is not stored here: `REPLICATION_FAILED`.
     fn not_stored(&self, seq: u64) -> HypercoreError {
         let reason = if self.inner.writable {
-            // A writer holds every block it appended unless a read found its bytes
-            // damaged and dropped it.
-            "not stored here: its bytes were found damaged and dropped; it is fetched again from a peer that holds it"
+            // A writer holds every block it appended unless it was cleared or a read
+            // found its bytes damaged and dropped it.
+            "not stored here: cleared, or its bytes were found damaged and dropped; it is fetched again from a peer that holds it"
         } else {
-            "not stored here: not downloaded yet (or dropped as damaged); a read that waits fetches it from a peer"
+            "not stored here: not downloaded yet (or cleared, or dropped as damaged); a read that waits fetches it from a peer"
         };
         HypercoreError::BlockUnavailable {
             log: self.inner.name.to_string(),

@@ -633,14 +633,11 @@ impl Storage {
             // upgrade's oplog entry and the header naming its manifest).
             storage.adopt_legacy_if_pending();
         }
-        // A writer holds every block of its log; a replica every block below the
-        // contiguous length its last header recorded. A lost bit there is a damaged
-        // bitfield: blocks that verify are marked stored again.
-        let expected = if storage.signer.is_some() {
-            length
-        } else {
-            storage.header.hints.contiguous_length.min(length)
-        };
+        // Every block below the contiguous length the last header recorded is held (a
+        // writer's and a replica's alike: a writer may have cleared blocks, and a clear
+        // checkpoints its lower contiguous length before any byte is punched). A lost
+        // bit there is a damaged bitfield: blocks that verify are marked stored again.
+        let expected = storage.header.hints.contiguous_length.min(length);
         if storage.contiguous < expected && storage.restore_bits(expected)? > 0 {
             storage.header_changed = true;
         }
@@ -829,20 +826,43 @@ impl Storage {
         if !self.has(seq) {
             return Ok(false);
         }
+        Ok(self.clear(seq, seq.saturating_add(1))? > 0)
+    }
+
+    /// Marks blocks `start..end` (within the length) as not stored, durably: one oplog
+    /// entry `{bitfield: {drop: true, start, length}}`, as JS hypercore's `core.clear`
+    /// writes, and only when one of them is stored. Memory changes only after the entry
+    /// was written; the data file is not touched (see `super::clear`). Returns how many
+    /// were stored.
+    pub(crate) fn clear(&mut self, start: u64, end: u64) -> Result<u64, StorageError> {
+        let end = end.min(self.tree.length());
+        let held = self.held(start..end);
+        if held == 0 {
+            return Ok(0);
+        }
         let entry = Entry {
             user_data: None,
             tree_nodes: None,
             tree_upgrade: None,
             bitfield: Some(BitfieldUpdate {
                 drop: true,
-                start: seq,
-                length: 1,
+                start,
+                length: end - start,
             }),
         };
         self.write_entry(&entry)?;
-        self.bitfield.set_range(seq, 1, false);
-        self.contiguous = self.contiguous.min(seq);
-        Ok(true)
+        self.bitfield.set_range(start, end - start, false);
+        self.contiguous = self.contiguous.min(start);
+        Ok(held)
+    }
+
+    /// The stored blocks nearest to `start..end`: the last one below `start` and the
+    /// first one at or after `end` (JS `bitfield.lastSet` / `firstSet`).
+    pub(crate) fn stored_around(&self, start: u64, end: u64) -> (Option<u64>, Option<u64>) {
+        (
+            self.bitfield.last_set_before(start),
+            self.bitfield.first_set(end),
+        )
     }
 
     /// Oplog rebuild for a writer's own log (fork 0, never truncated): blocks past the
