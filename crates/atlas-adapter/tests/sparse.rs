@@ -79,18 +79,34 @@ async fn until_length(replica: &ManagedLog, n: u64) {
     .expect("the replica learns the writer's length");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sparse_replica_answers_time_queries_as_the_full_index_after_a_few_hundred_blocks() {
+/// A writer (`a`) that stored `nodes` and a sparse replica of its log on a fresh
+/// manager (`b`), connected over loopback TCP, knowing the writer's length.
+struct Pair {
+    a: HypercoreManager,
+    b: HypercoreManager,
+    writer: AtlasMemoryAdapter,
+    reader: AtlasMemoryAdapter,
+    replica: ManagedLog,
+    /// The writer's events from before the replica connected.
+    events: broadcast::Receiver<ManagerEvent>,
+    _keep: (
+        tempfile::TempDir,
+        tempfile::TempDir,
+        nova_hypercore_manager::Listener,
+        nova_hypercore_manager::Connector,
+    ),
+}
+
+async fn sparse_pair(nodes: &[MemoryNodeEntry]) -> Pair {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = manager(da.path()).await;
     let b = manager(db.path()).await;
     let writer = AtlasMemoryAdapter::open(&a).await.unwrap();
-    let nodes: Vec<MemoryNodeEntry> = (0..NODES).map(node).collect();
     for chunk in nodes.chunks(1_000) {
         writer.store_nodes(chunk).await.unwrap();
     }
     a.enable_replication(DEFAULT_LOG).await.unwrap();
-    let mut events = a.subscribe();
+    let events = a.subscribe();
 
     let key = a.get_log(DEFAULT_LOG).await.unwrap().public_key();
     let replica = b
@@ -100,8 +116,31 @@ async fn a_sparse_replica_answers_time_queries_as_the_full_index_after_a_few_hun
     b.enable_replication(DEFAULT_LOG).await.unwrap();
     let reader = AtlasMemoryAdapter::open(&b).await.unwrap();
     let listener = a.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let _connector = b.connect(listener.local_addr());
-    until_length(&replica, NODES).await;
+    let connector = b.connect(listener.local_addr());
+    until_length(&replica, nodes.len() as u64).await;
+    Pair {
+        a,
+        b,
+        writer,
+        reader,
+        replica,
+        events,
+        _keep: (da, db, listener, connector),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_replica_answers_time_queries_as_the_full_index_after_a_few_hundred_blocks() {
+    let nodes: Vec<MemoryNodeEntry> = (0..NODES).map(node).collect();
+    let Pair {
+        a,
+        b,
+        writer,
+        reader,
+        replica,
+        mut events,
+        _keep,
+    } = sparse_pair(&nodes).await;
 
     // The last 10 minutes, as the writer's full index answers them.
     let newest = nodes.iter().map(|n| n.timestamp).max().unwrap();
@@ -204,4 +243,32 @@ async fn a_full_replica_still_answers_from_its_index() {
     );
     a.close().await.unwrap();
     b.close().await.unwrap();
+}
+
+/// What the skew bound guarantees, pinned: a node stored far later than its timestamp
+/// (more than the bound out of order, outside the searched window) is not found with
+/// the default bound, and is with a bound that covers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_further_out_of_order_than_the_skew_bound_needs_a_wider_bound() {
+    let mut nodes: Vec<MemoryNodeEntry> = (0..2_000).map(node).collect();
+    // Seq 1,990: a memory of minute 5 stored an hour later.
+    nodes[1_990].timestamp = T0 + 300_000;
+    let pair = sparse_pair(&nodes).await;
+    let (start, end) = (T0 + 290_000, T0 + 310_000);
+    let expected = pair.writer.query_by_time_range(start, end).await.unwrap();
+    assert!(expected.contains(&nodes[1_990]), "{expected:?}");
+    let got = pair.reader.query_by_time_range(start, end).await.unwrap();
+    let mut without = expected.clone();
+    without.retain(|n| n != &nodes[1_990]);
+    assert_eq!(got, without);
+    let wide = SparseQueryOptions::default().skew_ms(2 * 3_600_000);
+    assert_eq!(
+        pair.reader
+            .query_by_time_range_with(start, end, wide)
+            .await
+            .unwrap(),
+        expected
+    );
+    pair.a.close().await.unwrap();
+    pair.b.close().await.unwrap();
 }
