@@ -126,6 +126,13 @@ impl Indexer {
             None => length,
             Some(high) => self.upper(first, length, high, options, &mut cost).await?,
         };
+        // Ask for the whole window at once (blocks stream while the chunks are read);
+        // without waiting nothing is asked: held blocks answer or the read fails.
+        let _window = if options.get.wait && first < last {
+            Some(self.log.download(first..last).await?)
+        } else {
+            None
+        };
         let mut nodes = Vec::new();
         let mut newest = 0u64;
         let mut from = first;
