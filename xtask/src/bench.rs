@@ -87,6 +87,11 @@ const ROWS: &[Row] = &[
     row("atlas_query_time", "manager", "flush", None),
     row("atlas_query_agent", "manager", "flush", None),
     row("atlas_rebuild", "manager", "flush", None),
+    // ATLAS on a fresh sparse replica of a 100,000-node log (issue 23): ops/s = 1 / time
+    // to first answer of "the last 10 minutes"; blocks transferred are printed below the
+    // table (fields blocks_sent_by_writer, answer_nodes, ... in results.jsonl).
+    row("atlas_sparse", "manager", "flush", None),
+    row("atlas_sparse_burst", "manager", "flush", None),
     // Scale (issue 14, no JS anchor: informational): 1,000 open, idle, replication-enabled
     // logs in one store; ops/s = logs opened per second. Memory and descriptors per log
     // (bounded in all by the store's max_open_files) are printed below the table (fields
@@ -103,6 +108,14 @@ const ROWS: &[Row] = &[
 /// Workloads the JS harness has no counterpart for.
 fn has_js_anchor(workload: &str) -> bool {
     !workload.starts_with("atlas_") && !workload.starts_with("large_") && workload != "idle_logs"
+}
+
+/// Where cargo builds (`CARGO_TARGET_DIR` respected, as `cargo build` does).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root().join(t) })
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn anchor_dir() -> PathBuf {
@@ -124,10 +137,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
             "nova-hypercore-bench",
         ]),
     )?;
-    let bin = root()
-        .join("target")
-        .join("release")
-        .join("nova-hypercore-bench");
+    let bin = target_dir().join("release").join("nova-hypercore-bench");
     let rows: Vec<&Row> = ROWS
         .iter()
         .filter(|r| args.only.is_empty() || args.only.iter().any(|o| o == r.workload))
@@ -290,6 +300,31 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
             median(&runs, "rss_per_synced_log_bytes") / 1024.0,
             median(&runs, "fds_per_synced_log"),
             median(&runs, "fds_synced"),
+        ));
+    }
+    for r in rows
+        .iter()
+        .filter(|r| r.workload.starts_with("atlas_sparse"))
+    {
+        let runs = ours
+            .get(&(r.workload, r.layer, r.durability))
+            .cloned()
+            .unwrap_or_default();
+        report.push_str(&format!(
+            "\n{} (100,000 nodes, one every {:.0} ms; a fresh sparse replica over loopback TCP): \
+             first answer of the last 10 minutes after {:.0} ms ({:.0} ms of it the query), \
+             {:.0} nodes in the answer, {:.0} blocks sent by the writer ({:.0} beyond the answer), \
+             {:.0} held by the replica; the agent's last 10 minutes in {:.1} ms, {:.0} blocks sent in all (medians).\n",
+            r.workload,
+            median(&runs, "step_ms"),
+            median(&runs, "time_to_first_answer_ms"),
+            median(&runs, "query_ms"),
+            median(&runs, "answer_nodes"),
+            median(&runs, "blocks_sent_by_writer"),
+            median(&runs, "blocks_beyond_answer"),
+            median(&runs, "blocks_held_by_replica"),
+            median(&runs, "agent_query_ms"),
+            median(&runs, "blocks_sent_after_agent_query"),
         ));
     }
     for r in rows.iter().filter(|r| r.workload.starts_with("large_")) {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nova_hypercore_manager::{HypercoreManager, ManagedLog, ManagerEvent};
+use nova_hypercore_manager::{GetOptions, HypercoreManager, ManagedLog, ManagerEvent};
 use nova_hypercore_serialization::{
     ErrorCode, ErrorPayload, HypercoreError, LogName, MemoryNodeEntry, deserialize, serialize,
 };
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::index::MemoryIndex;
+use crate::sparse::SparseQueryOptions;
 
 type Result<T, E = HypercoreError> = std::result::Result<T, E>;
 
@@ -20,7 +21,7 @@ type Result<T, E = HypercoreError> = std::result::Result<T, E>;
 pub const DEFAULT_LOG: &str = "atlas-memory";
 
 /// Blocks read per `get_range` while indexing (one verified range read each).
-const READ_CHUNK: u64 = 1024;
+pub(crate) const READ_CHUNK: u64 = 1024;
 
 /// What the index covers: the index itself, the entries left out of it, and how far
 /// into the log it has read.
@@ -35,9 +36,9 @@ struct State {
 
 /// Everything the adapter's handles and its follower task share.
 #[derive(Debug)]
-struct Indexer {
+pub(crate) struct Indexer {
     manager: HypercoreManager,
-    log: ManagedLog,
+    pub(crate) log: ManagedLog,
     state: Mutex<State>,
     /// Serializes everything that changes the index (stores, catch-up, rebuild), so
     /// entries go in strictly in log order. Held across reads of the log.
@@ -174,29 +175,79 @@ impl AtlasMemoryAdapter {
         Ok(seqs)
     }
 
-    /// Every indexed node with `start <= timestamp <= end`, by timestamp (ties in log
-    /// order). Empty if `start > end`. Visits only the index buckets overlapping the
-    /// range and reads (verified) only their entries.
+    /// Every node with `start <= timestamp <= end`, by timestamp (ties in log order).
+    /// Empty if `start > end`.
+    ///
+    /// On our own log or a full replica: the indexed nodes; visits only the index
+    /// buckets overlapping the range and reads (verified) only their entries. On a
+    /// sparse replica ([`ManagedLog::is_sparse`]): searches the log's known length for
+    /// the range and fetches only the entries around it, waiting for peers, with
+    /// [`SparseQueryOptions::default`] (see
+    /// [`query_by_time_range_with`](Self::query_by_time_range_with)).
     pub async fn query_by_time_range(&self, start: u64, end: u64) -> Result<Vec<MemoryNodeEntry>> {
-        let seqs = self.inner.state().index.time_candidates(start, end);
-        let mut nodes: Vec<MemoryNodeEntry> = self
-            .inner
-            .read_nodes(&seqs)
-            .await?
-            .into_iter()
-            .filter(|n| (start..=end).contains(&n.timestamp))
-            .collect();
+        self.query_by_time_range_with(start, end, SparseQueryOptions::default())
+            .await
+    }
+
+    /// [`query_by_time_range`](Self::query_by_time_range) with the options of a sparse
+    /// replica's search (ignored on our own log and on a full replica).
+    ///
+    /// On a sparse replica the answer is over the length it knows now (a fresh replica
+    /// that has not heard from a peer knows none: wait for the length first, with
+    /// [`ManagedLog::watch_progress`]). It is exact when the log keeps the skew bound
+    /// ([`SparseQueryOptions::skew_ms`]; see the `sparse` module documentation for what
+    /// a log that breaks it costs); it costs about `2 log2(length)` single-block reads
+    /// plus the entries within the skew of the range. Offline, a block that is needed
+    /// and not held is `REPLICATION_FAILED` naming the log and seq once the read's
+    /// timeout passes (at once with [`GetOptions::no_wait`]): never a partial answer.
+    pub async fn query_by_time_range_with(
+        &self,
+        start: u64,
+        end: u64,
+        options: SparseQueryOptions,
+    ) -> Result<Vec<MemoryNodeEntry>> {
+        let mut nodes = if self.inner.log.is_sparse() {
+            self.inner.sparse_time_range(start, end, options).await?
+        } else {
+            let seqs = self.inner.state().index.time_candidates(start, end);
+            self.inner
+                .read_nodes(&seqs)
+                .await?
+                .into_iter()
+                .filter(|n| (start..=end).contains(&n.timestamp))
+                .collect()
+        };
         nodes.sort_by_key(|n| n.timestamp);
         Ok(nodes)
     }
 
-    /// Every indexed node whose `agentSource` is `agent_source`, in log order.
+    /// Every node of `agent_source` with `start <= timestamp <= end`, by timestamp
+    /// (ties in log order): [`query_by_time_range_with`](Self::query_by_time_range_with)
+    /// filtered, so on a sparse replica it costs what the time query costs.
+    pub async fn query_by_agent_in_time_range(
+        &self,
+        agent_source: &str,
+        start: u64,
+        end: u64,
+        options: SparseQueryOptions,
+    ) -> Result<Vec<MemoryNodeEntry>> {
+        let mut nodes = self.query_by_time_range_with(start, end, options).await?;
+        nodes.retain(|n| n.agent_source == agent_source);
+        Ok(nodes)
+    }
+
+    /// Every indexed node whose `agentSource` is `agent_source`, in log order. On a
+    /// sparse replica the index covers only the blocks held from the start
+    /// ([`indexed_length`](Self::indexed_length)); bound the query in time there
+    /// ([`query_by_agent_in_time_range`](Self::query_by_agent_in_time_range)).
     pub async fn query_by_agent(&self, agent_source: &str) -> Result<Vec<MemoryNodeEntry>> {
         let seqs = self.inner.state().index.agent_seqs(agent_source).to_vec();
         self.inner.read_nodes(&seqs).await
     }
 
-    /// Every indexed node whose `category` is `category`, in log order.
+    /// Every indexed node whose `category` is `category`, in log order (on a sparse
+    /// replica, of the blocks held from the start, as for
+    /// [`query_by_agent`](Self::query_by_agent)).
     pub async fn query_by_category(&self, category: &str) -> Result<Vec<MemoryNodeEntry>> {
         let seqs = self.inner.state().index.category_seqs(category).to_vec();
         self.inner.read_nodes(&seqs).await
@@ -280,7 +331,7 @@ impl Indexer {
                 return Ok(());
             }
             let to = target.min(from + READ_CHUNK);
-            let entries = self.decode_range(from, to).await?;
+            let entries = self.decode_range(from, to, None).await?;
             let mut state = self.state();
             apply(&mut state, entries);
             state.indexed = to;
@@ -293,27 +344,37 @@ impl Indexer {
     async fn index_into(&self, state: &mut State, target: u64) -> Result<()> {
         while state.indexed < target {
             let to = target.min(state.indexed + READ_CHUNK);
-            let entries = self.decode_range(state.indexed, to).await?;
+            let entries = self.decode_range(state.indexed, to, None).await?;
             apply(state, entries);
             state.indexed = to;
         }
         Ok(())
     }
 
-    /// Reads and decodes blocks `from..to`; an entry that cannot be read or decoded is
+    /// Reads and decodes blocks `from..to` (with `wait`: waiting for blocks not held, as
+    /// [`ManagedLog::get_range_with`] does); an entry that cannot be read or decoded is
     /// reported and returned as its error.
-    async fn decode_range(
+    pub(crate) async fn decode_range(
         &self,
         from: u64,
         to: u64,
+        wait: Option<GetOptions>,
     ) -> Result<Vec<(u64, Result<MemoryNodeEntry, ErrorPayload>)>> {
-        let blocks = match self.log.get_range(from, to).await {
+        let read = match wait {
+            Some(options) => self.log.get_range_with(from, to, options).await,
+            None => self.log.get_range(from, to).await,
+        };
+        let blocks = match read {
             Ok(blocks) => blocks.into_iter().map(Ok).collect(),
             // One bad block fails the range: read one by one to keep the good ones.
             Err(e) if unreadable_block(&e) => {
                 let mut blocks = Vec::new();
                 for seq in from..to {
-                    blocks.push(match self.log.get(seq).await {
+                    let read = match wait {
+                        Some(options) => self.log.get_with(seq, options).await,
+                        None => self.log.get(seq).await,
+                    };
+                    blocks.push(match read {
                         Ok(b) => Ok(b),
                         Err(e) if unreadable_block(&e) => Err(e),
                         Err(e) => return Err(e),

@@ -9,6 +9,7 @@
 //! network other than loopback.
 
 mod atlas;
+mod atlas_sparse;
 mod large;
 mod scale;
 
@@ -40,6 +41,8 @@ const WORKLOADS: &[&str] = &[
     "atlas_query_time",
     "atlas_query_agent",
     "atlas_rebuild",
+    "atlas_sparse",
+    "atlas_sparse_burst",
     "idle_logs",
     "large_append",
     "large_read",
@@ -238,6 +241,12 @@ fn run(args: &Args) -> Result<Value, BoxError> {
         "atlas_query_time" => rt.block_on(atlas::query(dir.path(), durability, false))?,
         "atlas_query_agent" => rt.block_on(atlas::query(dir.path(), durability, true))?,
         "atlas_rebuild" => rt.block_on(atlas::rebuild(dir.path(), durability))?,
+        "atlas_sparse" => {
+            rt.block_on(atlas_sparse::run(dir.path(), durability, workload, 2_000))?
+        }
+        "atlas_sparse_burst" => {
+            rt.block_on(atlas_sparse::run(dir.path(), durability, workload, 50))?
+        }
         "idle_logs" => rt.block_on(scale::idle_logs(dir.path(), durability))?,
         // Their own 2-worker runtime: what blocking I/O costs other tasks there.
         "large_append" => large::run(dir.path(), durability, false)?,
