@@ -262,14 +262,7 @@ impl AtlasMemoryAdapter {
     /// locally, read and verified); returns the new index. Entries that do not decode
     /// are reported again.
     pub async fn rebuild_index(&self) -> Result<MemoryIndex> {
-        let _writer = self.inner.writer.lock().await;
-        let target = self.inner.available().await?;
-        let mut fresh = State::default();
-        self.inner.index_into(&mut fresh, target).await?;
-        let index = fresh.index.clone();
-        *self.inner.state() = fresh;
-        self.inner.indexed_tx.send_replace(target);
-        Ok(index)
+        self.inner.rebuild().await
     }
 
     /// Blocks `0..indexed_length()` of the log have been indexed (or skipped).
@@ -319,6 +312,18 @@ impl Indexer {
     }
 
     /// Indexes blocks up to `target` (exclusive) that are not indexed yet.
+    /// A fresh index of blocks `0..available` (replacing the current one).
+    async fn rebuild(&self) -> Result<MemoryIndex> {
+        let _writer = self.writer.lock().await;
+        let target = self.available().await?;
+        let mut fresh = State::default();
+        self.index_into(&mut fresh, target).await?;
+        let index = fresh.index.clone();
+        *self.state() = fresh;
+        self.indexed_tx.send_replace(target);
+        Ok(index)
+    }
+
     async fn catch_up(&self, target: u64) -> Result<()> {
         let _writer = self.writer.lock().await;
         self.catch_up_locked(target).await
@@ -446,9 +451,19 @@ impl Indexer {
             let Ok(mut progress) = self.log.watch_progress().await else {
                 return; // the log (its manager) is closed
             };
+            let mut fork = progress.borrow().fork;
             loop {
-                let available = progress.borrow_and_update().contiguous_length;
-                if let Err(e) = self.catch_up(available).await {
+                let now = *progress.borrow_and_update();
+                if now.fork != fork {
+                    // The log was truncated (ours, or its writer's followed by this
+                    // replica): entries from the cut on are retracted, and the index
+                    // may name them. Built again from the log as it is now.
+                    fork = now.fork;
+                    if let Err(e) = self.rebuild().await {
+                        warn!(log = %self.log.name(), %e, "ATLAS index could not be rebuilt after a truncation");
+                    }
+                }
+                if let Err(e) = self.catch_up(now.contiguous_length).await {
                     if self.log.is_closed() {
                         return;
                     }

@@ -284,3 +284,63 @@ async fn the_index_keeps_following_after_the_open_file_cap_closed_the_log() {
     assert_eq!(atlas.get_index().total_entries, 4);
     m.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_truncated_log_is_indexed_again_without_the_retracted_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path()).await;
+    let atlas = AtlasMemoryAdapter::open(&m).await.unwrap();
+    let base = 1_764_000_000_000;
+    let kept = node(0, "atlas", "fact", base);
+    atlas
+        .store_nodes(&[
+            kept.clone(),
+            node(1, "planner", "plan", base + 1),
+            node(2, "planner", "plan", base + 2),
+        ])
+        .await
+        .unwrap();
+    let mut events = m.subscribe();
+    let fork = m
+        .get_log(DEFAULT_LOG)
+        .await
+        .unwrap()
+        .truncate(1)
+        .await
+        .unwrap();
+    assert_eq!(fork, 1);
+    loop {
+        match events.recv().await.unwrap() {
+            ManagerEvent::Truncate {
+                log_name,
+                kept,
+                length,
+                fork,
+            } if log_name.as_str() == DEFAULT_LOG => {
+                assert_eq!((kept, length, fork), (1, 1, 1));
+                break;
+            }
+            _ => continue,
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while atlas.get_index().total_entries != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the index drops the retracted nodes");
+    assert!(atlas.query_by_agent("planner").await.unwrap().is_empty());
+    let new = node(3, "planner", "plan", base + 3);
+    assert_eq!(atlas.store_node(&new).await.unwrap(), 1);
+    assert_eq!(atlas.query_by_agent("planner").await.unwrap(), vec![new]);
+    assert_eq!(
+        atlas
+            .query_by_time_range(base, base + 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(atlas.query_by_agent("atlas").await.unwrap(), vec![kept]);
+}
