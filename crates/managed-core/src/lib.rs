@@ -52,10 +52,11 @@ mod verifier;
 
 pub use crate::core::{
     Cleared, CoreFormat, CoreInfo, Download, ManagedCore, OpenOptions, Progress, Repaired,
-    discovery_key,
+    Truncation, discovery_key,
 };
 pub use crate::disk::Durability;
 pub use crate::file_budget::{FileBudget, WRITE_TURNS};
+pub use crate::proof::{ForkWant, Reorg};
 /// ed25519 keys as the log's signer uses them (`ed25519-dalek`).
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 /// Proof and request shapes of the replication wire protocol (`hypercore_schema`).

@@ -14,8 +14,9 @@
 //! Does not: read or write storage other than through [`NodeSource`] (nodes are only
 //! read), write anything (verification returns what the caller should store), read block
 //! values (a created block proof has an empty value that the caller fills from the data
-//! file), or handle other forks: our logs never truncate, their fork is always 0, and a
-//! proof or request for another fork is [`ProofError::ForkMismatch`] (no reorg support).
+//! file). A proof or request for another fork is [`ProofError::ForkMismatch`] here;
+//! following a higher fork is [`reorg`]'s (fork proofs and the search for the common
+//! prefix).
 //!
 //! Every number from a peer is bounded before use: lengths to [`MAX_LENGTH`] blocks,
 //! tree indexes to below `2 * MAX_LENGTH`, node lists to [`MAX_PROOF_NODES`] entries,
@@ -30,6 +31,10 @@ use hypercore_schema::{
 
 use crate::crypto::{Node, root_indexes};
 use crate::verifier::{Verifier, VerifyError};
+
+mod reorg;
+pub(crate) use reorg::verify_reorg;
+pub use reorg::{ForkWant, Reorg};
 
 /// The largest log length (in blocks) a proof may describe: 2^52, below JS's safe
 /// integers (2^53), so every tree index of such a log fits below `2^53`.

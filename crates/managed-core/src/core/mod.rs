@@ -18,6 +18,7 @@ mod storage;
 mod wants;
 
 pub use clear::Cleared;
+pub use storage::Truncation;
 pub use wants::Download;
 
 use std::ops::Range;
@@ -35,7 +36,7 @@ use tracing::{debug, info, warn};
 
 use crate::disk::{DiskFile, Durability};
 use crate::file_budget::FileBudget;
-use crate::proof::ProofError;
+use crate::proof::{ProofError, Reorg};
 use read::{ReadError, Verified};
 use storage::{Files, Format, Keys, Storage, StorageError};
 use wants::Wants;
@@ -1118,6 +1119,95 @@ impl ManagedCore {
             self.inner.wants.stored();
         }
         Ok(true)
+    }
+
+    /// Checks a fork proof from a peer on a higher fork: an upgrade from 0 to its length
+    /// at its fork (what a `Request {fork: theirs, upgrade {0, length}}` brings back),
+    /// and compares the new tree with ours (docs/forks.md §4.4). Nothing is written.
+    ///
+    /// `Ok(None)`: not applicable (a writer follows no other fork: another device with
+    /// our key is a conflict, not ours to follow; or the proof is not for a higher
+    /// fork). `SIGNATURE_INVALID` when the proof does not verify (a bad peer). Then
+    /// ask for [`Reorg::want`]'s `hash` rounds ([`continue_reorg`](Self::continue_reorg))
+    /// until it is `None`, and [`apply_reorg`](Self::apply_reorg).
+    pub async fn verify_reorg(&self, proof: &Proof) -> Result<Option<Reorg>> {
+        if self.inner.writable {
+            debug!(log = %self.inner.name, fork = proof.fork, "a writer follows no other fork");
+            return Ok(None);
+        }
+        let guard = self.inner.storage.read().await;
+        let storage = self.usable(&guard)?;
+        match storage.verify_reorg(proof) {
+            Ok(reorg) => Ok(Some(reorg)),
+            Err(ProofError::Storage(source)) => Err(self.io("verify a fork proof".into(), source)),
+            Err(e @ (ProofError::Stale { .. } | ProofError::ForkMismatch { .. })) => {
+                debug!(log = %self.inner.name, error = %e, "fork proof not applicable");
+                Ok(None)
+            }
+            Err(e) => Err(self.invalid(0, format!("fork proof from a peer rejected: {e}"))),
+        }
+    }
+
+    /// Takes one `hash` round of `reorg` (the answer to `Request {fork: reorg.fork(),
+    /// hash {index: 2 * i, nodes: want.nodes}}` for some `i` in `want.start..want.end`).
+    /// `Ok(Some(finished))`; `Ok(None)` when our tree changed since the reorg began
+    /// (drop it; a new fork proof starts again). `SIGNATURE_INVALID` when the round
+    /// does not prove the node asked for (a bad peer).
+    pub async fn continue_reorg(&self, reorg: &mut Reorg, proof: &Proof) -> Result<Option<bool>> {
+        let guard = self.inner.storage.read().await;
+        let storage = self.usable(&guard)?;
+        match storage.continue_reorg(reorg, proof) {
+            Ok(done) => Ok(Some(done)),
+            Err(ProofError::Storage(source)) => Err(self.io("verify a fork round".into(), source)),
+            Err(e @ ProofError::Stale { .. }) => {
+                debug!(log = %self.inner.name, error = %e, "fork rounds no longer apply");
+                Ok(None)
+            }
+            Err(e) => Err(self.invalid(
+                reorg.ancestors(),
+                format!("fork round from a peer rejected: {e}"),
+            )),
+        }
+    }
+
+    /// Moves this replica to the fork a finished `reorg` proved (JS `Core.reorg`):
+    /// blocks from [`Truncation::kept`] on are dropped (reads of them wait for, or
+    /// fetch, the new fork's), the new fork's signed tree replaces ours, and the change
+    /// is checkpointed before this returns. `Ok(None)`: not finished, or our tree
+    /// changed since it began (another peer's reorg came first): nothing written.
+    pub async fn apply_reorg(&self, reorg: &Reorg) -> Result<Option<Truncation>> {
+        if self.inner.writable {
+            return Ok(None);
+        }
+        if reorg.want().is_some() {
+            return Ok(None);
+        }
+        let mut guard = self.inner.storage.write().await;
+        self.usable_mut(&mut guard)?;
+        let _turn = self.write_turn().await;
+        let storage = self.usable_mut(&mut guard)?;
+        let truncation = match storage.apply_reorg(reorg) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(self.broken(e)),
+        };
+        // At once, as for our own truncation (storage/truncate.rs).
+        self.checkpoint_if_due(&mut guard, true).await?;
+        let storage = self.usable_mut(&mut guard)?;
+        if self.needs_manifest() && !storage.needs_manifest() {
+            self.refresh_manifest(storage);
+        }
+        self.publish(storage);
+        drop(guard);
+        info!(
+            log = %self.inner.name,
+            kept = truncation.kept,
+            from = truncation.old_length,
+            length = truncation.length,
+            fork = truncation.fork,
+            "followed the writer's truncation"
+        );
+        Ok(Some(truncation))
     }
 
     /// Publishes length, byte length and progress after a change.

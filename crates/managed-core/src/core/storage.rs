@@ -35,6 +35,7 @@ use super::rebuild::{self, RebuildError, Target};
 use super::sizes;
 
 mod truncate;
+pub use truncate::Truncation;
 
 /// Oplog entry bytes after which the next append or apply checkpoints.
 const CHECKPOINT_OPLOG_BYTES: u64 = 256 * 1024;

@@ -13,22 +13,29 @@
 //! The `data` file is left alone, as JS does: appends after the cut write over the
 //! retracted bytes, and nothing reads past the tree's byte length.
 
+use hypercore_schema::Proof;
+
 use super::{Storage, StorageError, corrupted, io};
 use crate::crypto::Node;
 use crate::oplog::{BitfieldUpdate, Entry, ReorgHint, TreeUpgrade};
+use crate::proof::{self, ProofError, Reorg};
 
 /// At most this many reorg hints are kept in the header (JS `addReorgHint`).
 const MAX_REORG_HINTS: usize = 4;
 
-/// What a truncation did.
+/// What a truncation did: our own ([`crate::ManagedCore::truncate`]) or a writer's
+/// that this replica followed ([`crate::ManagedCore::apply_reorg`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Truncation {
-    /// Blocks kept (JS `ancestors`, the first argument of its `truncate` event).
-    pub(crate) kept: u64,
+pub struct Truncation {
+    /// Blocks kept from before (JS `ancestors`, the first argument of its `truncate`
+    /// event): blocks `kept..old_length` of the old fork are gone.
+    pub kept: u64,
     /// The length before.
-    pub(crate) old_length: u64,
+    pub old_length: u64,
+    /// The length after (a replica's new fork may be longer than before).
+    pub length: u64,
     /// The new fork id.
-    pub(crate) fork: u64,
+    pub fork: u64,
 }
 
 impl Storage {
@@ -76,24 +83,111 @@ impl Storage {
             }),
         };
         self.write_entry(&entry)?;
-        self.apply_truncation(length, fork, roots, byte_length, signature)?;
+        self.apply_truncation(length, length, fork, roots, byte_length, signature, &[])?;
         Ok(Truncation {
             kept: length,
             old_length,
+            length,
             fork,
         })
     }
 
-    /// The in-memory side of a truncation to `ancestors` blocks, whose entry is
-    /// committed (or replayed): the new signed state, the cut, the bits, the
-    /// contiguous length and the reorg hint.
-    pub(crate) fn apply_truncation(
+    /// Checks a fork proof from a peer on a higher fork (see [`proof::verify_reorg`]).
+    pub(crate) fn verify_reorg(&self, proof: &Proof) -> Result<Reorg, ProofError> {
+        proof::verify_reorg(
+            &self.tree.source(&self.files.tree),
+            &self.tree_state(),
+            &self.verifier,
+            proof,
+        )
+    }
+
+    /// Takes one `hash` round of `reorg` ([`Reorg::update`]); `Stale` if our tree
+    /// changed since the reorg started.
+    pub(crate) fn continue_reorg(
+        &self,
+        reorg: &mut Reorg,
+        proof: &Proof,
+    ) -> Result<bool, ProofError> {
+        if !self.reorg_applies(reorg) {
+            return Err(ProofError::Stale {
+                reason: "our tree changed since the fork proof".into(),
+            });
+        }
+        reorg.update(
+            &self.tree.source(&self.files.tree),
+            &self.tree_state(),
+            proof,
+        )
+    }
+
+    fn reorg_applies(&self, reorg: &Reorg) -> bool {
+        self.tree.fork() == reorg.from_fork && self.tree.length() == reorg.from_length
+    }
+
+    /// Moves this replica to the fork `reorg` proved (JS `Core.reorg`): one entry
+    /// `{treeNodes: the proven nodes, treeUpgrade {fork, ancestors, length, sig},
+    /// bitfield drop ancestors..old}`, then the same in memory as a truncation, with
+    /// the new fork's nodes added after the cut. `None` when the search is not over or
+    /// our tree changed since it began (JS `commitable`). The caller checkpoints next.
+    pub(crate) fn apply_reorg(
+        &mut self,
+        reorg: &Reorg,
+    ) -> Result<Option<Truncation>, StorageError> {
+        if reorg.want.is_some() || !self.reorg_applies(reorg) || self.signer.is_some() {
+            return Ok(None);
+        }
+        let old_length = self.tree.length();
+        let new = &reorg.tree;
+        let ancestors = reorg.ancestors.min(old_length).min(new.length);
+        let nodes = reorg.nodes();
+        let entry = Entry {
+            user_data: None,
+            tree_nodes: Some(nodes.clone()),
+            tree_upgrade: Some(TreeUpgrade {
+                fork: new.fork,
+                ancestors,
+                length: new.length,
+                signature: new.signature.clone(),
+            }),
+            bitfield: Some(BitfieldUpdate {
+                drop: true,
+                start: ancestors,
+                length: old_length - ancestors,
+            }),
+        };
+        self.write_entry(&entry)?;
+        self.apply_truncation(
+            ancestors,
+            new.length,
+            new.fork,
+            new.roots.clone(),
+            new.byte_length,
+            new.signature.clone(),
+            &nodes,
+        )?;
+        self.adopt_legacy_if_pending();
+        Ok(Some(Truncation {
+            kept: ancestors,
+            old_length,
+            length: new.length,
+            fork: new.fork,
+        }))
+    }
+
+    /// The in-memory side of a truncation keeping `ancestors` blocks, whose entry is
+    /// committed: the cut, the new fork's `nodes` (a replica's reorg), the new signed
+    /// state of `length` blocks, the bits, the contiguous length and the reorg hint.
+    #[allow(clippy::too_many_arguments)] // one signed state, spelled out
+    fn apply_truncation(
         &mut self,
         ancestors: u64,
+        length: u64,
         fork: u64,
         roots: Vec<Node>,
         byte_length: u64,
         signature: Vec<u8>,
+        nodes: &[Node],
     ) -> Result<(), StorageError> {
         let old_length = self.tree.length();
         let old_fork = self.tree.fork();
@@ -109,8 +203,9 @@ impl Storage {
             self.bitfield
                 .set_range(ancestors, old_length - ancestors, false);
         }
+        self.tree.add_nodes(nodes.iter().copied());
         self.tree
-            .set_signed(ancestors, byte_length, fork, roots, signature);
+            .set_signed(length, byte_length, fork, roots, signature);
         self.contiguous = self.contiguous.min(ancestors);
         self.header_changed = true;
         if self.signer.is_some() {
