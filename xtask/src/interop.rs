@@ -19,7 +19,8 @@
 //!   `socket.pipe(core.replicate(isInitiator)).pipe(socket)`, with hypercore 10 (legacy)
 //!   and hypercore 11 default (manifest cores, both ways, full then +1,000);
 //! - forks (`interop_forks.rs`): our writer (legacy; v1 for 11) truncates while a JS
-//!   hypercore 10 / 11 reader follows it live over TCP;
+//!   hypercore 10 / 11 reader follows it live over TCP, and a JS 10, 11-compat and 11
+//!   writer truncates while our reader follows;
 //! - boundary, kept and marked: JS hypercore 10 cannot read our v1 core (its manifest
 //!   codec knows version 0 only), which is why new logs are legacy by default;
 //! - same storage both ways: JS hypercore 10.31.12 reads the directory our manager
@@ -208,6 +209,9 @@ pub(crate) fn run_inside(tmp: &Path) -> Result {
     crate::interop_forks::our_writer_truncates_js_follows(tmp, "10", "legacy")?;
     crate::interop_forks::our_writer_truncates_js_follows(tmp, "11", "legacy")?;
     crate::interop_forks::our_writer_truncates_js_follows(tmp, "11", "v1")?;
+    for js in ["10", "11-compat", "11"] {
+        crate::interop_forks::js_writer_truncates_rust_follows(tmp, js)?;
+    }
     direct_tcp_manifest_cores_both_ways(tmp)?;
     one_node_dht_of_ours(&tmp.join("one-node"))?;
     let store = tmp.join("rust-writer-10");

@@ -7,6 +7,10 @@
 //!   every entry of the new fork (old entries below the cut, `entry <i> f1` past it). A
 //!   JS reader bisects our fork with `hash` requests; a server that declined them would
 //!   loop the reader on `NoData` and it would never finish.
+//! - a JS writer (hypercore 10, 11 compat, 11 default) truncates while our reader
+//!   follows it: ours must report `truncate(cut, 1)` and verify every entry of the new
+//!   fork, which needs the fork proof, the hash rounds and the reorg (docs/forks.md
+//!   steps c and d).
 
 use std::path::Path;
 
@@ -66,5 +70,52 @@ pub(crate) fn our_writer_truncates_js_follows(tmp: &Path, js: &str, format: &str
         ),
         ancestors == CUT.to_string() && fork == "1",
         format!("JS saw truncate({ancestors}, {fork})"),
+    )
+}
+
+/// A JS hypercore `js` writer truncates; our reader connected to it follows.
+pub(crate) fn js_writer_truncates_rust_follows(tmp: &Path, js: &str) -> Result {
+    eprintln!("--> JS hypercore {js} writer truncates, Rust reader follows (TCP)");
+    let mut writer = node(
+        "js-writer",
+        &[
+            "peer.mjs",
+            "write-tcp",
+            js,
+            &path(&tmp.join(format!("fork-js-writer-{js}"))),
+            &BEFORE.to_string(),
+        ],
+    )?;
+    let ready = writer.expect("READY")?;
+    let (key, addr) = (field(&ready, 1)?, field(&ready, 2)?);
+    let len = CUT + AFTER;
+    let reader = rust_peer(
+        "rust-reader",
+        &[
+            "read",
+            &path(&tmp.join(format!("fork-rust-reader-{js}"))),
+            LOG,
+            &key,
+            &addr,
+            &format!("fork:{len}:1"),
+        ],
+    )?;
+    reader.expect(&format!("PROGRESS {BEFORE} {BEFORE}"))?;
+    writer.send(&format!("truncate {CUT}"))?;
+    writer.expect(&format!("TRUNCATED {CUT} 1"))?;
+    writer.send(&format!("append {AFTER}"))?;
+    writer.expect(&format!("LENGTH {len}"))?;
+    let truncated = reader.expect("TRUNCATE")?;
+    let (kept, fork) = (field(&truncated, 1)?, field(&truncated, 2)?);
+    reader.expect(&format!("VERIFIED {len}"))?;
+    reader.wait()?;
+    writer.close_stdin();
+    writer.wait()?;
+    check(
+        &format!(
+            "our reader followed the JS hypercore {js} writer's truncation to {CUT} (fork 1) and verified all {len} entries of the new fork"
+        ),
+        kept == CUT.to_string() && fork == "1",
+        format!("we saw truncate({kept}, {fork})"),
     )
 }

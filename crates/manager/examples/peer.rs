@@ -12,6 +12,10 @@
 //! peer read DIR LOG KEY ADDR N    replicate until N entries are held; prints
 //!                                 "START <held>", "PROGRESS <have> <total>",
 //!                                 "FETCHED <blocks this run>" and "VERIFIED <n>"
+//!                                 (N `fork:LEN:F`: follows the writer's truncations
+//!                                 until it is at fork F holding LEN entries, prints
+//!                                 "TRUNCATE <kept> <fork>" on each; entries below the
+//!                                 lowest cut are `entry <i>`, the rest `entry <i> f<F>`)
 //!                                 (N `sparse:I,J,..`: a sparse replica reads only
 //!                                 those; prints "VERIFIED", "FETCHED", "HELD <n>")
 //! peer check CORE_DIR KEY N       open a hypercore directory written elsewhere, verify
@@ -183,8 +187,17 @@ async fn main() -> Result<(), BoxError> {
             say_usage();
             Ok(())
         }
+        Some("read") if args.len() == 6 && args[5].starts_with("fork:") => {
+            let mut parts = args[5]["fork:".len()..].split(':');
+            let len = parts.next().ok_or("fork:LEN:F")?.parse()?;
+            let fork = parts.next().ok_or("fork:LEN:F")?.parse()?;
+            peer.read(&args[1], &args[2], &args[3], &args[4], len, Some(fork))
+                .await?;
+            say_usage();
+            Ok(())
+        }
         Some("read") if args.len() == 6 => {
-            peer.read(&args[1], &args[2], &args[3], &args[4], args[5].parse()?)
+            peer.read(&args[1], &args[2], &args[3], &args[4], args[5].parse()?, None)
                 .await?;
             say_usage();
             Ok(())
@@ -328,6 +341,7 @@ impl Peer {
         key: &str,
         addr: &str,
         until: u64,
+        fork: Option<u64>,
     ) -> Result<(), BoxError> {
         let m = manager(dir, self.format).await?;
         let key_bytes = parse_key(key)?;
@@ -350,6 +364,8 @@ impl Peer {
         // Count the blocks this run receives (one `replicate` receive event per block).
         let mut events = m.subscribe();
         let (count_tx, mut count_rx) = tokio::sync::watch::channel(0u64);
+        // The lowest cut of the truncations followed (entries from it on are new).
+        let (cut_tx, cut_rx) = tokio::sync::watch::channel(u64::MAX);
         tokio::spawn(async move {
             let mut fetched = 0u64;
             loop {
@@ -360,6 +376,10 @@ impl Peer {
                     }) => {
                         fetched += 1;
                         count_tx.send_replace(fetched);
+                    }
+                    Ok(ManagerEvent::Truncate { kept, fork, .. }) => {
+                        say(format!("TRUNCATE {kept} {fork}"));
+                        cut_tx.send_modify(|c| *c = (*c).min(kept));
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -412,7 +432,7 @@ impl Peer {
                 reported = p.contiguous_length;
                 say(format!("PROGRESS {} {}", p.contiguous_length, p.length));
             }
-            if p.contiguous_length >= until {
+            if p.contiguous_length >= until && fork.is_none_or(|f| p.fork == f) {
                 break;
             }
             // No progress for a while: say where things stand (diagnostics for the suites).
@@ -435,8 +455,13 @@ impl Peer {
                 }
             }
         }
+        let cut = *cut_rx.borrow();
         for i in 0..until {
-            if m.read(log, i).await? != entry(i) {
+            let want = match fork {
+                Some(f) if i >= cut => entry_at(i, f),
+                _ => entry(i),
+            };
+            if m.read(log, i).await? != want {
                 return Err(format!("entry {i} differs").into());
             }
         }

@@ -236,7 +236,7 @@ impl Hub {
             .get(dk)
             .map(|(_, core)| core.watch_progress().borrow().contiguous_length)
             .unwrap_or(0);
-        if let SessionEvent::Received { .. } = event {
+        if let SessionEvent::Received { .. } | SessionEvent::Truncated { .. } = event {
             // Stored blocks count in the log's and the store's byte size.
             let pair = lock(&self.enabled).get(dk).cloned();
             if let Some((log, core)) = pair {
@@ -324,6 +324,17 @@ impl Hub {
                 };
                 shared.report_error(name.as_str(), &error);
             }
+            SessionEvent::Truncated {
+                kept, length, fork, ..
+            } => {
+                self.request_persist();
+                shared.emit(ManagerEvent::Truncate {
+                    log_name: name,
+                    kept: *kept,
+                    length: *length,
+                    fork: *fork,
+                });
+            }
             // As a local read of the damaged block reports it (marked missing there too).
             SessionEvent::DamagedNotSent { path, reason, .. } => {
                 let error = nova_hypercore_serialization::HypercoreError::StorageCorrupted {
@@ -347,7 +358,8 @@ fn event_key(event: &SessionEvent) -> Option<&[u8; 32]> {
         | SessionEvent::Rejected { discovery_key, .. }
         | SessionEvent::Refused { discovery_key, .. }
         | SessionEvent::TooLargeToSend { discovery_key, .. }
-        | SessionEvent::DamagedNotSent { discovery_key, .. } => discovery_key,
+        | SessionEvent::DamagedNotSent { discovery_key, .. }
+        | SessionEvent::Truncated { discovery_key, .. } => discovery_key,
     })
 }
 

@@ -51,6 +51,7 @@ use crate::protomux::{Cursor, Delivery, Event, Mux, Step};
 use crate::transport::{Ending, encrypt};
 
 mod data;
+mod fork;
 mod request;
 mod serve;
 mod state;
@@ -181,6 +182,21 @@ pub enum SessionEvent {
         discovery_key: [u8; 32],
         /// The peer.
         peer: [u8; 32],
+    },
+    /// This replica followed the peer's truncation (docs/forks.md): it is on the peer's
+    /// new fork, blocks `kept..` of the old one are gone (JS `truncate(ancestors,
+    /// forkId)`), and it fetches the new fork's blocks from here on.
+    Truncated {
+        /// The log.
+        discovery_key: [u8; 32],
+        /// The peer whose fork proof it followed.
+        peer: [u8; 32],
+        /// Blocks kept from the old fork.
+        kept: u64,
+        /// The new length.
+        length: u64,
+        /// The new fork id.
+        fork: u64,
     },
     /// A block the peer asked for is larger than one wire message can carry
     /// ([`MAX_WIRE_BLOCK`]; a log written elsewhere may hold one): it was answered with

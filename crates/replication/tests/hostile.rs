@@ -1038,3 +1038,96 @@ async fn a_hash_request_is_answered_with_the_nodes_proof() {
         }
     }
 }
+
+/// A `Synchronize` on `fork` announcing `length`.
+fn sync_at(fork: u64, length: u64) -> Message {
+    Message::Synchronize(Synchronize {
+        fork,
+        length,
+        can_upgrade: true,
+        uploading: true,
+        downloading: true,
+        ..Synchronize::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_announcing_a_huge_fork_that_never_proves_it_gets_no_request_loop() {
+    let (w, _wd) = writer(10, None).await;
+    let key = w.verifying_key();
+    let (mut victim, mut raw) = connect_with(
+        OpenOptions::new().public_key(key),
+        key.to_bytes(),
+        quick_retries(),
+    )
+    .await;
+    let huge = 1u64 << 50;
+    raw.send_message(sync_at(huge, 10)).await;
+    let mut asked = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Some(message)) = tokio::time::timeout_at(until, raw.next()).await {
+        if let Message::Request(req) = message {
+            assert_eq!(req.fork, huge);
+            let up = req.upgrade.expect("a fork proof request");
+            assert_eq!((up.start, up.length), (0, 10));
+            asked += 1;
+            raw.send_message(Message::NoData(NoData {
+                request: req.id,
+                reason: 1,
+            }))
+            .await;
+        }
+    }
+    // Asked again after each request timeout (200 ms here), not as fast as the link.
+    assert!((2..=10).contains(&asked), "asked {asked} times in 1.5 s");
+    let info = victim.replica.info().await.unwrap();
+    assert_eq!((info.length, info.fork), (0, 0));
+    assert!(!victim.session.is_finished());
+    while let Ok(e) = victim.events.try_recv() {
+        assert!(!matches!(e, SessionEvent::Rejected { .. }), "{e:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_fork_proof_is_refused_and_the_replica_is_unchanged() {
+    let (w, _wd) = writer(10, None).await;
+    let key = w.verifying_key();
+    let (mut victim, mut raw) = connect(key).await;
+    // The replica gets fork 0 first.
+    raw.send_message(sync(10)).await;
+    raw.send_message(Message::Range(Range {
+        drop: false,
+        start: 0,
+        length: 10,
+    }))
+    .await;
+    serve(&mut raw, &victim, &w, 10, 0, 0).await;
+    // Then the peer claims fork 1 and proves it with fork 0's tree: its signature does
+    // not cover fork 1.
+    raw.send_message(sync_at(1, 10)).await;
+    let req = loop {
+        let req = raw.request().await.expect("a fork proof request");
+        if req.fork == 1 {
+            break req;
+        }
+    };
+    let proof = w
+        .serve_proof(None, req.upgrade.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    raw.send_message(Message::Data(Data {
+        request: req.id,
+        fork: 1,
+        upgrade: proof.upgrade,
+        ..Data::default()
+    }))
+    .await;
+    assert!(victim.rejected().await.contains("SIGNATURE_INVALID"));
+    let info = victim.replica.info().await.unwrap();
+    assert_eq!(
+        (info.length, info.fork, info.contiguous_length),
+        (10, 0, 10)
+    );
+    assert_eq!(victim.replica.get(9).await.unwrap(), b"entry 9");
+}

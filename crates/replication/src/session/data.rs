@@ -71,6 +71,9 @@ impl ChannelState {
             self.decline(pending.want);
             return Ok(());
         }
+        if matches!(pending.want, Want::ForkProof(_) | Want::ForkHash(_)) {
+            return self.on_fork_data(channel, ctx, pending, data).await;
+        }
         let info = core.info().await?;
         // A proof at another fork (the peer moved on, or has not followed ours yet) is
         // stale, not hostile: asked again later (docs/forks.md step 0b). A manifest is
@@ -83,7 +86,7 @@ impl ChannelState {
         // Refuse shapes we did not ask for before they reach the storage engine.
         let shape_ok = match pending.want {
             Want::Upgrade => data.block.is_none() && data.upgrade.is_some(),
-            Want::Manifest => false,
+            Want::Manifest | Want::ForkProof(_) | Want::ForkHash(_) => false,
             Want::Block(seq) => {
                 data.upgrade.is_none()
                     && data

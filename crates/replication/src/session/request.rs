@@ -23,6 +23,8 @@ impl ChannelState {
         match want {
             Want::Upgrade | Want::Manifest => self.upgrade_pending = false,
             Want::Block(seq) => self.enqueue(seq),
+            // Asked again at the next tick (`fork.rs`).
+            Want::ForkProof(_) | Want::ForkHash(_) => {}
         }
     }
 

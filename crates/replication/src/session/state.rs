@@ -16,6 +16,7 @@ use crate::wanted::Wanted;
 use crate::wire::{Message, NoData};
 
 use super::data::overflow;
+use super::fork::ForkFollow;
 use super::serve::MAX_DRAIN;
 use super::{LogSource, Observer, SessionConfig, SessionEvent, Stats, failed};
 
@@ -47,6 +48,10 @@ pub(super) enum Want {
     Block(u64),
     /// The manifest alone (the peer has none to upgrade us with yet).
     Manifest,
+    /// A fork proof of the peer's fork (an upgrade from 0 at that fork).
+    ForkProof(u64),
+    /// A `hash` round of following the peer's fork.
+    ForkHash(u64),
 }
 
 /// A request of ours in flight.
@@ -88,6 +93,10 @@ pub(super) struct ChannelState {
     pub(super) ask_manifest: bool,
     /// Blocks still to request, as ranges (bounded by the gaps, not the length).
     pub(super) wanted: Wanted,
+    /// The peer's higher fork we are following, if any (`fork.rs`).
+    pub(super) follow: Option<ForkFollow>,
+    /// Our fork as this channel last saw it (a change resets what is in flight).
+    pub(super) seen_fork: u64,
     /// Replies (data / no-data) waiting to go out as one batch.
     pub(super) replies: Vec<Message>,
     /// Block bytes in `replies`.
@@ -160,6 +169,8 @@ async fn drive_channel(
         remote_has_manifest: false,
         ask_manifest: false,
         wanted: Wanted::default(),
+        follow: None,
+        seen_fork: info.fork,
         replies: Vec::new(),
         reply_bytes: 0,
     };
@@ -193,7 +204,14 @@ async fn drive_channel(
                 if changed.is_err() {
                     return Ok(Ended::Closed);
                 }
+                let fork = progress.borrow_and_update().fork;
+                if fork != st.seen_fork {
+                    st.seen_fork = fork;
+                    st.after_fork_change(ctx, fork);
+                }
                 st.announce(channel, core).await?;
+                st.maybe_upgrade(channel, ctx).await?;
+                st.maybe_follow_fork(channel, ctx).await?;
             }
             changed = missing.changed() => {
                 if changed.is_err() {
@@ -217,6 +235,7 @@ async fn drive_channel(
                 }
                 st.expire(ctx.config.request_timeout);
                 st.maybe_upgrade(channel, ctx).await?;
+                st.maybe_follow_fork(channel, ctx).await?;
             }
         }
         st.fill(channel, ctx).await?;
@@ -278,6 +297,7 @@ impl ChannelState {
                 // Acknowledge the peer's length (JS waits for that before upgrading).
                 self.announce(channel, &ctx.core).await?;
                 self.maybe_upgrade(channel, ctx).await?;
+                self.maybe_follow_fork(channel, ctx).await?;
             }
             Message::Range(range) => {
                 let Some(end) = range.start.checked_add(range.length) else {

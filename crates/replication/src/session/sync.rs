@@ -25,6 +25,10 @@ impl ChannelState {
         // Across forks JS acknowledges no length and offers no upgrade (docs/forks.md
         // step 0c).
         let same_fork = self.remote_fork == info.fork;
+        // Our fork moved since the last announce (a truncation or a reorg).
+        let fork_moved = self
+            .announced_fork
+            .is_some_and(|(fork, _)| fork != info.fork);
         let ack = if same_fork { self.remote_length } else { 0 };
         if self.announced_length != Some(info.length)
             || self.announced_ack != Some(ack)
@@ -53,13 +57,18 @@ impl ChannelState {
             self.announced_fork = Some((info.fork, same_fork));
         }
         if info.contiguous_length < self.announced_contiguous {
-            // Blocks we announced are gone (a truncation, a clear, or damage found): JS
-            // `onhave(start, length, drop)`. Peers stop asking us for them.
-            batch.push(Message::Range(Range {
-                drop: true,
-                start: info.contiguous_length,
-                length: self.announced_contiguous - info.contiguous_length,
-            }));
+            // Blocks we announced are gone. After a truncation the retracted ones are
+            // announced as dropped (JS `onhave(start, length, drop)`), so peers stop
+            // asking us for them. A block cleared or found damaged is not: peers track
+            // what we hold as a prefix (ours do), and a drop in the middle would hide
+            // every block after it; asking us for it just gets `NoData`.
+            if fork_moved {
+                batch.push(Message::Range(Range {
+                    drop: true,
+                    start: info.contiguous_length,
+                    length: self.announced_contiguous - info.contiguous_length,
+                }));
+            }
             self.announced_contiguous = info.contiguous_length;
         } else if info.contiguous_length > self.announced_contiguous {
             batch.push(Message::Range(Range {
