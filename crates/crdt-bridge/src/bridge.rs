@@ -36,6 +36,8 @@ type Handler = Arc<dyn Fn(&CRDTUpdateEntry) + Send + Sync>;
 struct Source {
     log: ManagedLog,
     delivered: u64,
+    /// The log's fork `delivered` counts entries of.
+    fork: u64,
 }
 
 #[derive(Default)]
@@ -199,12 +201,14 @@ impl CrdtBridge {
                 Source {
                     log,
                     delivered: position.delivered,
+                    fork: position.fork,
                 },
             );
         }
         sources.entry(own_key).or_insert_with(|| Source {
             log: own.clone(),
             delivered: 0,
+            fork: 0,
         });
         let inner = Arc::new(Inner {
             manager: manager.clone(),
@@ -279,6 +283,7 @@ impl CrdtBridge {
             Source {
                 log: log.clone(),
                 delivered: 0,
+                fork: 0,
             },
         );
         inner.persist().await?;
@@ -476,6 +481,7 @@ impl Inner {
                     let position = Position {
                         log_name: s.log.name().to_string(),
                         delivered: s.delivered,
+                        fork: s.fork,
                     };
                     (key.clone(), position)
                 })
@@ -514,8 +520,20 @@ impl Inner {
             .collect();
         for (key, source) in sources {
             let remote = !source.log.same_log(&self.own);
-            let end = available(&source.log).await?;
             let mut from = source.delivered;
+            let fork = source.log.fork().await?;
+            if fork != source.fork {
+                // The writer truncated: entries from the cut on are new ones (those
+                // delivered before stay applied: an update cannot be taken back).
+                from = from.min(source.log.kept_since(source.fork).await?);
+                if let Some(s) = self.sources().get_mut(&key) {
+                    s.delivered = from;
+                    s.fork = fork;
+                }
+                warn!(log = %source.log.name(), fork, from, "CRDT writer truncated its log: delivering its new entries");
+                self.persist().await?;
+            }
+            let end = available(&source.log).await?;
             while from < end {
                 let handlers: Vec<Handler> = self.handlers().by_id.values().cloned().collect();
                 if handlers.is_empty() {

@@ -9,6 +9,12 @@
 //! the [`clock`] helpers, and one small file, `crdt-bridge-<log>.json` in the store's
 //! root: the writers followed and how far each was delivered.
 //!
+//! Truncation: when a followed writer (or we) truncates its log, the entries kept are
+//! the ones delivered before, and delivery resumes at the cut (`ManagedLog::kept_since`
+//! with the fork each position was counted at); the retracted updates stay applied,
+//! since a CRDT update cannot be taken back (CRDT merges are idempotent, so an update
+//! delivered again is harmless, one skipped would be lost).
+//!
 //! Does not: touch storage, keys or the wire directly, decode the CRDT payload, or
 //! decide which peers to connect to. It uses the manager's public API only (`get_log`,
 //! `open_replica`, `enable_replication`, `append`, `get_range`, `watch_progress`,

@@ -30,6 +30,10 @@ pub(crate) struct Position {
     pub(crate) log_name: String,
     /// Entries `0..delivered` were handed to the handlers (or skipped as malformed).
     pub(crate) delivered: u64,
+    /// The log's fork when they were (absent in older files: 0). A truncation since
+    /// moves `delivered` back to what it kept.
+    #[serde(default)]
+    pub(crate) fork: u64,
 }
 
 /// `<storage>/crdt-bridge-<log>.json`.
@@ -159,6 +163,7 @@ mod tests {
             Position {
                 log_name: "crdt-collab".into(),
                 delivered: 5,
+                fork: 2,
             },
         );
         store(&p, "crdt-collab", &state).unwrap();

@@ -310,3 +310,35 @@ async fn a_state_file_that_does_not_parse_is_storage_corrupted_and_left_alone() 
     assert_eq!(std::fs::read(&file).unwrap(), b"{\"version\":1,\"logs\":");
     m.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_truncation_the_new_entries_are_delivered_and_the_old_stay_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path()).await;
+    let bridge = CrdtBridge::open(&m).await.unwrap();
+    let seen = Recorder::new();
+    let _s = seen.attach(&bridge);
+    for update in [b"u1", b"u2", b"u3"] {
+        bridge.broadcast(update, "alice").await.unwrap();
+    }
+    seen.wait_for(3).await;
+    // The writer retracts u2 and u3 (fork 1), then writes on: the new entries take
+    // seqs 1 and 2, which were delivered before as u2 and u3.
+    m.get_log(DEFAULT_LOG)
+        .await
+        .unwrap()
+        .truncate(1)
+        .await
+        .unwrap();
+    assert_eq!(bridge.broadcast(b"u4", "alice").await.unwrap(), 1);
+    assert_eq!(bridge.broadcast(b"u5", "alice").await.unwrap(), 2);
+    seen.wait_for(5).await;
+    let payloads: Vec<Vec<u8>> = seen.entries().into_iter().map(|e| e.payload).collect();
+    assert_eq!(
+        payloads,
+        [b"u1", b"u2", b"u3", b"u4", b"u5"].map(|p| p.to_vec())
+    );
+    assert_eq!(bridge.delivered()[&bridge.public_key()], 3);
+    bridge.close().await.unwrap();
+    m.close().await.unwrap();
+}

@@ -114,3 +114,69 @@ async fn truncate_refuses_a_replica_and_a_length_past_the_end() {
     assert_eq!(core.truncate(2).await.unwrap(), 1);
     assert_eq!(core.get(1).await.unwrap(), b"b");
 }
+
+/// The signature over the whole log, as a peer would get it.
+async fn signature(core: &ManagedCore) -> Vec<u8> {
+    let length = core.length();
+    core.serve_proof(
+        None,
+        Some(nova_hypercore_managed_core::RequestUpgrade { start: 0, length }),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .upgrade
+    .unwrap()
+    .signature
+}
+
+#[tokio::test]
+async fn a_lost_header_after_a_truncation_is_recreated_at_the_same_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = open(dir.path()).await;
+    let blocks: Vec<Vec<u8>> = (0..40).map(|i| format!("a {i}").into_bytes()).collect();
+    core.append_batch(&blocks).await.unwrap();
+    assert_eq!(core.truncate(25).await.unwrap(), 1);
+    core.append_batch(&[b"b 25".as_slice(), b"b 26"])
+        .await
+        .unwrap();
+    assert_eq!(core.truncate(26).await.unwrap(), 2);
+    let before = (core.info().await.unwrap(), signature(&core).await);
+    core.close().await.unwrap();
+    drop(core);
+    // Both header slots lost.
+    let oplog = dir.path().join("oplog");
+    let len = std::fs::metadata(&oplog).unwrap().len();
+    std::fs::write(&oplog, vec![0u8; len as usize]).unwrap();
+    let core = open(dir.path()).await;
+    let after = (core.info().await.unwrap(), signature(&core).await);
+    assert_eq!(
+        (after.0.length, after.0.fork, after.0.byte_length),
+        (before.0.length, 2, before.0.byte_length)
+    );
+    assert_eq!(after.1, before.1, "the very signature peers hold");
+    assert_eq!(core.get(25).await.unwrap(), b"b 25");
+}
+
+#[tokio::test]
+async fn kept_since_follows_the_reorg_hints() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = open(dir.path()).await;
+    let blocks: Vec<Vec<u8>> = (0..40).map(|i| format!("a {i}").into_bytes()).collect();
+    core.append_batch(&blocks).await.unwrap();
+    assert_eq!(core.kept_since(0).await.unwrap(), 40);
+    core.truncate(25).await.unwrap();
+    core.append_batch(&blocks[..10]).await.unwrap();
+    core.truncate(30).await.unwrap();
+    // From fork 0: the lowest cut since (25); from fork 1: 30; now: the length.
+    assert_eq!(core.kept_since(0).await.unwrap(), 25);
+    assert_eq!(core.kept_since(1).await.unwrap(), 30);
+    assert_eq!(core.kept_since(2).await.unwrap(), 30);
+    assert_eq!(core.kept_since(7).await.unwrap(), 0, "a fork we never had");
+    // Hints keep four truncations: older forks are no longer covered (0: all new).
+    for _ in 0..4 {
+        core.truncate(20).await.unwrap();
+    }
+    assert_eq!(core.kept_since(0).await.unwrap(), 0);
+    assert_eq!(core.kept_since(3).await.unwrap(), 20);
+}

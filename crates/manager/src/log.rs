@@ -253,6 +253,16 @@ impl ManagedLog {
         self.report(result)
     }
 
+    /// How many entries of the log as it was at fork `since` are unchanged now (see
+    /// `ManagedCore::kept_since`): a reader that consumed entries `0..n` at fork
+    /// `since` must take entries from `min(n, kept_since(since))` on again.
+    pub async fn kept_since(&self, since: u64) -> Result<u64> {
+        let result = self
+            .with_core(|core| async move { core.kept_since(since).await })
+            .await;
+        self.report(result)
+    }
+
     /// Whether the log was closed for good (its manager closed).
     pub fn is_closed(&self) -> bool {
         self.entry.closed.load(Ordering::Acquire)

@@ -627,6 +627,15 @@ impl ManagedCore {
         };
         // At once, before anything else is committed: see `storage/truncate.rs`.
         self.checkpoint_if_due(&mut guard, true).await?;
+        if let Some(dir) = self.inner.path.clone() {
+            // The copy of the fork a lost header is recreated at (a hint: a failure
+            // leaves the log as it is, truncated and durable).
+            let written =
+                tokio::task::spawn_blocking(move || storage::record_fork(&dir, fork)).await;
+            if !matches!(written, Ok(Ok(()))) {
+                warn!(log = %self.inner.name, fork, "could not record the fork beside the log's files");
+            }
+        }
         let storage = self.usable_mut(&mut guard)?;
         self.publish(storage);
         drop(guard);
@@ -1119,6 +1128,17 @@ impl ManagedCore {
             self.inner.wants.stored();
         }
         Ok(true)
+    }
+
+    /// How many entries of the log as it was at fork `since` are still the same now:
+    /// the whole length if the fork did not change, else the lowest cut of the
+    /// truncations since (from the header's reorg hints, as JS keeps them: at most four;
+    /// 0 when they do not reach back to `since`, which is safe: it only means "treat
+    /// everything as new"). For a consumer that remembers how far it read a log.
+    pub async fn kept_since(&self, since: u64) -> Result<u64> {
+        let guard = self.inner.storage.read().await;
+        let storage = self.usable(&guard)?;
+        Ok(storage.kept_since(since))
     }
 
     /// Checks a fork proof from a peer on a higher fork: an upgrade from 0 to its length

@@ -36,6 +36,7 @@ use super::sizes;
 
 mod truncate;
 pub use truncate::Truncation;
+pub(crate) use truncate::record_fork;
 
 /// Oplog entry bytes after which the next append or apply checkpoints.
 const CHECKPOINT_OPLOG_BYTES: u64 = 256 * 1024;
@@ -108,6 +109,8 @@ pub(crate) enum StorageError {
 /// ([`super::sizes`]: block sizes kept for a local rebuild when tree leaves are lost).
 #[derive(Debug, Clone)]
 pub(crate) struct Files {
+    /// The log's directory (`None` in memory): where [`truncate::FORK_FILE`] lives.
+    pub(crate) dir: Option<PathBuf>,
     pub(crate) data: Arc<DiskFile>,
     pub(crate) tree: Arc<DiskFile>,
     pub(crate) bitfield: Arc<DiskFile>,
@@ -129,6 +132,7 @@ impl Files {
                 .map_err(|e| (path, e))
         };
         Ok(Files {
+            dir: Some(dir.to_owned()),
             data: open("data")?,
             tree: open("tree")?,
             bitfield: open("bitfield")?,
@@ -140,6 +144,7 @@ impl Files {
     /// Five memory files.
     pub(crate) fn memory() -> Self {
         Files {
+            dir: None,
             data: Arc::new(DiskFile::memory("data")),
             tree: Arc::new(DiskFile::memory("tree")),
             bitfield: Arc::new(DiskFile::memory("bitfield")),
@@ -380,7 +385,7 @@ impl Storage {
         verifier: Verifier,
         signer: Option<Signer>,
     ) -> Result<Self, StorageError> {
-        let tree = MerkleTree::open(&files.tree, 0, 0, Vec::new())
+        let tree = MerkleTree::open(&files.tree, header.tree.fork, 0, Vec::new())
             .map_err(|e| corrupted(&files.tree, e.to_string()))?;
         Ok(Storage {
             blocks: BlockStore::new(files.data.clone()),
@@ -410,7 +415,11 @@ impl Storage {
     ) -> Result<Self, StorageError> {
         // The lost header named the log's format; the caller's (`OpenOptions::format`)
         // stands in for it: a v1 log recovered as legacy would change its core key.
-        let header = new_header(secret.verifying_key(), format, None);
+        let mut header = new_header(secret.verifying_key(), format, None);
+        // A log that truncated recorded its fork beside its files: the tree rebuilt
+        // below is that fork's, and signed under it again it is the very tree (and
+        // signature) peers hold. Without the record (never truncated by us), fork 0.
+        header.tree.fork = truncate::recorded_fork(files.dir.as_deref());
         let (verifier, signer) = verifier_and_signer(&header, Some(secret))?;
         let mut storage = Storage::fresh(files, header, Slots::fresh(), verifier, signer)?;
         if storage.extend_from_files()? == 0 {
@@ -866,7 +875,7 @@ impl Storage {
         )
     }
 
-    /// Oplog rebuild for a writer's own log (fork 0, never truncated): blocks past the
+    /// Oplog rebuild for a writer's own log (fork 0, or from length 0): blocks past the
     /// signed length whose leaf nodes the tree file holds (a checkpoint wrote them, so
     /// they were committed) and whose bytes in the data file hash to those leaves are
     /// signed again and become part of the log. That is what a damaged oplog loses:
@@ -877,8 +886,11 @@ impl Storage {
         let Some(signer) = &self.signer else {
             return Ok(0);
         };
-        if self.tree.fork() != 0 {
-            // After a truncation the nodes past the length are an old fork's.
+        if self.tree.fork() != 0 && self.tree.length() != 0 {
+            // After a truncation the nodes past the length may be an old fork's (a
+            // header from before it). From length 0 (a truncation to 0, or a lost
+            // header recreated at the recorded fork) the file holds only nodes written
+            // since the last truncation's flush cut it: this fork's.
             return Ok(0);
         }
         let start = self.tree.length();

@@ -23,6 +23,34 @@ use crate::proof::{self, ProofError, Reorg};
 /// At most this many reorg hints are kept in the header (JS `addReorgHint`).
 const MAX_REORG_HINTS: usize = 4;
 
+/// The file (ours; JS ignores it) beside a log's four files that records the fork of
+/// its writer's last truncation, as 8 bytes little-endian. The header holds the fork
+/// too; this copy is for the day the header is lost: the writer then rebuilds its log
+/// from the tree and data files and signs it again under the recorded fork, which is
+/// the tree and signature its peers hold (under fork 0 its peers, on a higher fork,
+/// would never follow it again). Absent: the log never truncated here (fork 0).
+pub(crate) const FORK_FILE: &str = "fork";
+
+/// The fork recorded in `dir`'s [`FORK_FILE`], 0 when there is none (or it is not 8
+/// bytes: a damaged record is no record).
+pub(crate) fn recorded_fork(dir: Option<&std::path::Path>) -> u64 {
+    dir.and_then(|d| std::fs::read(d.join(FORK_FILE)).ok())
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// Records `fork` in `dir`'s [`FORK_FILE`]: written to a temporary file, synced, then
+/// renamed over the old one (a crash leaves the old record or the new one).
+pub(crate) fn record_fork(dir: &std::path::Path, fork: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{FORK_FILE}.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&fork.to_le_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(FORK_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// What a truncation did: our own ([`crate::ManagedCore::truncate`]) or a writer's
 /// that this replica followed ([`crate::ManagedCore::apply_reorg`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +118,29 @@ impl Storage {
             length,
             fork,
         })
+    }
+
+    /// The blocks of the log as it was at fork `since` that every truncation since
+    /// kept (the lowest `ancestors` of the reorg hints after `since`): entries below it
+    /// are the same as then. The whole length if the fork is still `since`; 0 when the
+    /// hints (at most four) no longer reach back that far.
+    pub(crate) fn kept_since(&self, since: u64) -> u64 {
+        let fork = self.tree.fork();
+        if fork == since {
+            return self.tree.length();
+        }
+        let hints = &self.header.hints.reorgs;
+        let covered = hints.iter().any(|h| h.from <= since && h.to > since);
+        if fork < since || !covered {
+            return 0;
+        }
+        hints
+            .iter()
+            .filter(|h| h.to > since)
+            .map(|h| h.ancestors)
+            .min()
+            .unwrap_or(0)
+            .min(self.tree.length())
     }
 
     /// Checks a fork proof from a peer on a higher fork (see [`proof::verify_reorg`]).
