@@ -272,9 +272,12 @@ impl MerkleTree {
         }
         if self
             .truncated_to
-            .is_some_and(|t| index >= t.saturating_mul(2))
+            .is_some_and(|t| index.saturating_add(1) >= t.saturating_mul(2))
         {
-            return Ok(None); // a retracted slot, not cut from the file yet
+            // A retracted slot, not cut from the file yet: the flush keeps nodes
+            // `0..=2t-2` only (node `2t-1`, whose span crosses the cut when `t` is a
+            // power of two, is not among the blanks the walk above writes).
+            return Ok(None);
         }
         let Some(offset) = index.checked_mul(NODE_BYTES) else {
             return Ok(None);
@@ -485,6 +488,34 @@ mod tests {
         let batch = tree.append_batch(values).unwrap();
         tree.commit_append(batch, vec![1; 64]);
         (tree, file)
+    }
+
+    #[test]
+    fn a_cut_hides_every_retracted_node_before_and_after_the_flush() {
+        for (blocks, cut) in [(8u8, 4u64), (16, 8), (10, 5), (16, 11), (4, 1), (7, 0)] {
+            let values: Vec<Vec<u8>> = (0..blocks).map(|i| vec![i; 3]).collect();
+            let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+            let (mut tree, file) = tree_of(&refs);
+            tree.flush(&file).unwrap();
+            tree.truncate_to(cut);
+            // What survives the file cut (nodes 0..=2t-2) and was not blanked: exactly
+            // the nodes whose span lies below the cut.
+            let check = |tree: &MerkleTree, when: &str| {
+                for index in 0..2 * u64::from(blocks) {
+                    let (_, last) = flat_tree::spans(index);
+                    let kept = last < 2 * cut;
+                    let node = tree.node_in(&file, index).unwrap();
+                    assert_eq!(
+                        node.is_some(),
+                        kept,
+                        "{when}: {blocks} blocks cut at {cut}, node {index}"
+                    );
+                }
+            };
+            check(&tree, "before the flush");
+            tree.flush(&file).unwrap();
+            check(&tree, "after the flush");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! applied). The work is in `storage/truncate.rs` and `crate::proof::reorg`.
 
 use nova_hypercore_serialization::HypercoreError;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::{ManagedCore, Result, storage};
 use crate::proof::{ProofError, Reorg};
@@ -44,21 +44,35 @@ impl ManagedCore {
                 source: std::io::Error::other("the fork id cannot grow past 2^64 - 1"),
             })?;
         let _turn = self.write_turn().await;
+        if let Some(dir) = self.inner.path.clone() {
+            // The fork a lost header is recreated at, recorded first: a record ahead of
+            // the header (a crash before the entry) only makes a recovery sign under a
+            // higher fork, which peers follow; one behind it would sign a second tree
+            // under a fork peers already hold. Not written: nothing is changed.
+            let written =
+                tokio::task::spawn_blocking(move || storage::record_fork(&dir, fork)).await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    return Err(self.io(format!("record fork {fork} before truncating"), source));
+                }
+                Err(e) => {
+                    return Err(self.io(
+                        format!("record fork {fork} before truncating"),
+                        std::io::Error::other(e.to_string()),
+                    ));
+                }
+            }
+        }
         let storage = self.usable_mut(&mut guard)?;
         let truncation = match storage.truncate(length, fork) {
             Ok(t) => t,
             Err(e) => return Err(self.broken(e)),
         };
-        // At once, before anything else is committed: see `storage/truncate.rs`.
-        self.checkpoint_if_due(&mut guard, true).await?;
-        if let Some(dir) = self.inner.path.clone() {
-            // The copy of the fork a lost header is recreated at (a hint: a failure
-            // leaves the log as it is, truncated and durable).
-            let written =
-                tokio::task::spawn_blocking(move || storage::record_fork(&dir, fork)).await;
-            if !matches!(written, Ok(Ok(()))) {
-                warn!(log = %self.inner.name, fork, "could not record the fork beside the log's files");
-            }
+        // At once, before anything else is committed: see `storage/truncate.rs`. A
+        // failure leaves memory ahead of the files: the log must be reopened.
+        if let Err(e) = self.checkpoint_if_due(&mut guard, true).await {
+            return Err(self.broken_by(e));
         }
         let storage = self.usable_mut(&mut guard)?;
         self.publish(storage);
@@ -155,7 +169,9 @@ impl ManagedCore {
             Err(e) => return Err(self.broken(e)),
         };
         // At once, as for our own truncation (storage/truncate.rs).
-        self.checkpoint_if_due(&mut guard, true).await?;
+        if let Err(e) = self.checkpoint_if_due(&mut guard, true).await {
+            return Err(self.broken_by(e));
+        }
         let storage = self.usable_mut(&mut guard)?;
         if self.needs_manifest() && !storage.needs_manifest() {
             self.refresh_manifest(storage);

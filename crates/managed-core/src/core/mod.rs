@@ -1152,6 +1152,18 @@ impl ManagedCore {
 
     /// A write failed part-way: memory is ahead of the files, so the log must be
     /// reopened (which replays what was committed). Every later call reports why.
+    /// As [`broken`](Self::broken), for a step that already reported `e` (a checkpoint
+    /// that must not fail after a truncation or reorg).
+    fn broken_by(&self, e: HypercoreError) -> HypercoreError {
+        let mut broken = self.inner.broken.lock().unwrap_or_else(|p| p.into_inner());
+        if broken.is_none() {
+            let reason = format!("a write failed part-way, reopen the log: {e}");
+            warn!(log = %self.inner.name, %reason, "log is unusable until reopened");
+            *broken = Some(reason);
+        }
+        e
+    }
+
     fn broken(&self, e: StorageError) -> HypercoreError {
         let reason = format!("a write failed part-way, reopen the log: {e}");
         warn!(log = %self.inner.name, %reason, "log is unusable until reopened");

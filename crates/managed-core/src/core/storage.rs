@@ -580,6 +580,11 @@ impl Storage {
                 load_tree(&files, &header.tree, &entries, &verifier)?
             }
         };
+        // A truncation or reorg replayed from the oplog: checkpointed at once below (JS
+        // cannot open a store whose oplog holds one followed by other entries).
+        if lowest_cut(&header.tree, &entries).is_some() {
+            header_changed = true;
+        }
         let length = tree.length();
         // Bits past the final length are never needed: read no more of the file.
         let bitfield_bytes = length
@@ -607,6 +612,12 @@ impl Storage {
                     bitfield.set_range(update.start, end - update.start, !update.drop);
                 }
             }
+        }
+        // Bits past the final length are an old fork's (a replayed drop was clipped to
+        // the final length above; a later upgrade must not find them set).
+        let loaded = bitfield_bytes.saturating_mul(8);
+        if loaded > length {
+            bitfield.set_range(length, loaded - length, false);
         }
         let contiguous = bitfield.first_unset(0).min(length);
         let mut storage = Storage {
@@ -1394,14 +1405,26 @@ fn load_tree(
     entries: &[Entry],
     verifier: &Verifier,
 ) -> Result<MerkleTree, StorageError> {
-    let length = header.length;
-    let mut tree = MerkleTree::open(&files.tree, header.fork, length, header.signature.clone())
-        .map_err(|e| {
-            corrupted(
-                &files.tree,
-                format!("{e}; blocks 0..{length} are unreachable"),
-            )
-        })?;
+    // After a truncation whose entry is not checkpointed the tree file may already be
+    // cut (a crash after the flush, before the header): the header's roots are gone,
+    // those of the lowest cut survive. Open there; the entries replay the rest.
+    // (Roots of a length at most the header's and at most the cut are never cut or
+    // blanked: their spans end before the cut point.)
+    let cuts = lowest_cut(header, entries);
+    let (length, signature) = match cuts {
+        Some((cut, _)) if cut < header.length => (cut, Vec::new()),
+        _ => (header.length, header.signature.clone()),
+    };
+    // The states before the last cut are superseded: their nodes are added (the cut
+    // then drops or blanks what it retracted) but their roots are not looked up, as
+    // the flush of the cut may have removed them from the file.
+    let last_cut = cuts.map(|(_, at)| at);
+    let mut tree = MerkleTree::open(&files.tree, header.fork, length, signature).map_err(|e| {
+        corrupted(
+            &files.tree,
+            format!("{e}; blocks 0..{length} are unreachable"),
+        )
+    })?;
     // A node an entry logs lies inside the tree some header or entry describes: in
     // the flat tree of `span` blocks, indexes are below `2 * span`. Anything past that
     // came from a damaged or hostile file (and would be written at an offset past any
@@ -1411,14 +1434,19 @@ fn load_tree(
         .filter_map(|e| e.tree_upgrade.as_ref().map(|u| u.length))
         .fold(length, u64::max);
     let node_bound = span.saturating_mul(2);
+    // The length the log had before each entry (the header's, then each upgrade's).
+    let mut before = header.length;
     for (i, entry) in entries.iter().enumerate() {
         // A truncation (or a replica's reorg) cuts the tree before the entry's nodes
         // are added: they belong to the new fork (JS adds them first and then loses
         // them, docs/forks.md §2.4; we do not copy that).
         if let Some(upgrade) = &entry.tree_upgrade
-            && upgrade.ancestors < tree.length()
+            && upgrade.ancestors < before
         {
             tree.truncate_to(upgrade.ancestors);
+        }
+        if let Some(upgrade) = &entry.tree_upgrade {
+            before = upgrade.length;
         }
         if let Some(nodes) = &entry.tree_nodes {
             if let Some(bad) = nodes.iter().find(|n| n.index >= node_bound) {
@@ -1433,7 +1461,9 @@ fn load_tree(
             }
             tree.add_nodes(nodes.iter().copied());
         }
-        if let Some(upgrade) = &entry.tree_upgrade {
+        if let Some(upgrade) = &entry.tree_upgrade
+            && last_cut.is_none_or(|at| i >= at)
+        {
             tree.upgrade_to(
                 &files.tree,
                 upgrade.length,
@@ -1459,6 +1489,25 @@ fn load_tree(
         ));
     }
     Ok(tree)
+}
+
+/// For entries that truncate (keep fewer blocks than the log had before them: a
+/// truncation or reorg not checkpointed yet), the lowest `ancestors` and the index of
+/// the last such entry; `None` when no entry truncates.
+fn lowest_cut(header: &TreeHeader, entries: &[Entry]) -> Option<(u64, usize)> {
+    let mut before = header.length;
+    let mut found: Option<(u64, usize)> = None;
+    for (i, entry) in entries.iter().enumerate() {
+        let Some(upgrade) = &entry.tree_upgrade else {
+            continue;
+        };
+        if upgrade.ancestors < before {
+            let lowest = found.map_or(upgrade.ancestors, |(l, _)| l.min(upgrade.ancestors));
+            found = Some((lowest, i));
+        }
+        before = upgrade.length;
+    }
+    found
 }
 
 /// The tree could not be loaded (`damage`): rebuilds it from the data file (see

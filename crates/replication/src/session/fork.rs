@@ -35,6 +35,8 @@ pub(super) struct ForkFollow {
     pub(super) fork: u64,
     /// The verified fork proof and the rounds so far; `None` until the proof came.
     pub(super) reorg: Option<nova_hypercore_managed_core::Reorg>,
+    /// Rounds the peer declined or let time out: the next one asks for another block.
+    pub(super) misses: u64,
 }
 
 impl ChannelState {
@@ -71,6 +73,7 @@ impl ChannelState {
             self.follow = Some(ForkFollow {
                 fork: self.remote_fork,
                 reorg: None,
+                misses: 0,
             });
         }
         let fork = self.remote_fork;
@@ -79,17 +82,28 @@ impl ChannelState {
             .as_ref()
             .and_then(|f| f.reorg.as_ref())
             .map(|r| r.want());
+        let misses = self.follow.as_ref().map_or(0, |f| f.misses);
         let (request_want, hash, upgrade) = match want {
-            // The first round picks the leftmost block under the differing node (JS
-            // picks one at random among those the peer holds; any is provable).
-            Some(Some(w)) => (
-                Want::ForkHash(fork),
-                Some(RequestBlock {
-                    index: w.start.saturating_mul(2),
-                    nodes: w.nodes,
-                }),
-                None,
-            ),
+            // A block under the differing node, one the peer holds if we know of any
+            // (JS picks at random among those); the leftmost first, the next one after
+            // each round the peer declined (a sparse peer may lack a block's nodes).
+            Some(Some(w)) => {
+                let width = w.end.min(self.remote_length).saturating_sub(w.start).max(1);
+                let held = self.remote_has.saturating_sub(w.start).min(width);
+                let pick = if held > 0 {
+                    misses % held
+                } else {
+                    misses % width
+                };
+                (
+                    Want::ForkHash(fork),
+                    Some(RequestBlock {
+                        index: w.start.saturating_add(pick).saturating_mul(2),
+                        nodes: w.nodes,
+                    }),
+                    None,
+                )
+            }
             // Finished but not applied (a stale apply dropped it): start again.
             Some(None) | None => {
                 if let Some(f) = self.follow.as_mut() {

@@ -23,8 +23,14 @@ impl ChannelState {
         match want {
             Want::Upgrade | Want::Manifest => self.upgrade_pending = false,
             Want::Block(seq) => self.enqueue(seq),
-            // Asked again at the next tick (`fork.rs`).
-            Want::ForkProof(_) | Want::ForkHash(_) => {}
+            // Asked again at the next tick (`fork.rs`); a round (declined, then
+            // expired here, or timed out) for another block.
+            Want::ForkProof(_) => {}
+            Want::ForkHash(_) => {
+                if let Some(f) = self.follow.as_mut() {
+                    f.misses += 1;
+                }
+            }
         }
     }
 

@@ -547,6 +547,70 @@ mod golden {
         }
     }
 
+    /// Power cuts around a truncation of our own log: after the entry only, after the
+    /// tree flush (file cut, header not yet written), each with appends after it or
+    /// not. The reopened log is at the new fork with its blocks, holds no bit of a
+    /// retracted block, and has checkpointed what it replayed (so JS can open it).
+    #[tokio::test]
+    async fn power_cuts_around_a_truncation_reopen_at_the_new_fork() {
+        use super::super::{Files, Format, Keys, Storage};
+        use crate::disk::Durability;
+        for (flushed, appends) in [(false, 0u64), (false, 2), (true, 0), (true, 2)] {
+            for cut in [4u64, 5, 8] {
+                let case = format!("cut {cut}, flushed {flushed}, {appends} appends");
+                let dir = tempfile::tempdir().unwrap();
+                {
+                    let files = Files::open(dir.path(), Durability::Flush, None).unwrap();
+                    let mut storage =
+                        Storage::open(files, Keys::Secret(key()), Format::Legacy).unwrap();
+                    let old: Vec<Vec<u8>> =
+                        (0..16).map(|i| format!("entry {i}").into_bytes()).collect();
+                    let prepared = storage.append_prepare(&old).unwrap();
+                    storage.append_commit(prepared).unwrap();
+                    storage.checkpoint_pages().unwrap();
+                    storage.checkpoint_header().unwrap();
+                    storage.truncate(cut, 1).unwrap();
+                    let new: Vec<Vec<u8>> = (cut..cut + appends)
+                        .map(|i| format!("entry {i} f1").into_bytes())
+                        .collect();
+                    if !new.is_empty() {
+                        let prepared = storage.append_prepare(&new).unwrap();
+                        storage.append_commit(prepared).unwrap();
+                    }
+                    if flushed {
+                        storage.checkpoint_pages().unwrap(); // the header never written
+                    }
+                }
+                let core = open(dir.path()).await;
+                let info = core.info().await.unwrap();
+                let length = cut + appends;
+                assert_eq!((info.length, info.fork), (length, 1), "{case}");
+                for seq in 0..length {
+                    let want = if seq < cut {
+                        format!("entry {seq}")
+                    } else {
+                        format!("entry {seq} f1")
+                    };
+                    assert_eq!(core.get(seq).await.unwrap(), want.as_bytes(), "{case}");
+                }
+                {
+                    let guard = core.inner.storage.read().await;
+                    let storage = guard.as_ref().unwrap();
+                    for seq in length..16 {
+                        assert!(!storage.has(seq), "{case}: bit {seq} of the old fork");
+                    }
+                }
+                let opened =
+                    oplog::open(&std::fs::read(dir.path().join("oplog")).unwrap()).unwrap();
+                assert!(
+                    opened.entries.is_empty(),
+                    "{case}: not checkpointed at open"
+                );
+                assert_eq!(opened.header.unwrap().tree.fork, 1, "{case}");
+            }
+        }
+    }
+
     fn hex_bytes(s: &str) -> Vec<u8> {
         (0..s.len())
             .step_by(2)
