@@ -74,7 +74,8 @@ pub(crate) enum LogKey {
     Core([u8; 32], bool),
 }
 
-/// How a replica is opened ([`crate::HypercoreManager::open_replica_with`]).
+/// How a replica is opened ([`crate::HypercoreManager::open_replica_with`]); stored
+/// with the replica, so a later `open_replica` (after a restart too) opens it the same way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReplicaOptions {
@@ -88,6 +89,12 @@ impl ReplicaOptions {
     /// A sparse replica.
     pub fn sparse() -> Self {
         ReplicaOptions { sparse: true }
+    }
+
+    /// A full replica (the default), e.g. to turn a sparse replica into a full one
+    /// from its next open.
+    pub fn full() -> Self {
+        ReplicaOptions { sparse: false }
     }
 }
 

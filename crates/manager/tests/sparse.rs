@@ -46,11 +46,27 @@ async fn connected_sparse(
         .unwrap();
     assert!(replica.is_sparse());
     b.enable_replication("notes").await.unwrap();
+    connect(&a, &b);
+    (a, b, replica, dirs)
+}
+
+/// Replicates `a` (initiator) and `b` over an in-memory pipe, in the background.
+fn connect(a: &HypercoreManager, b: &HypercoreManager) {
     let (x, y) = tokio::io::duplex(1 << 20);
     let (a2, b2) = (a.clone(), b.clone());
     tokio::spawn(async move { a2.replicate(x, true).await });
     tokio::spawn(async move { b2.replicate(y, false).await });
-    (a, b, replica, dirs)
+}
+
+/// A writer of `n` entries of "notes", replicating; its manager, core key and directory.
+async fn writer(n: u64) -> (HypercoreManager, [u8; 32], tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = manager(dir.path()).await;
+    let batch: Vec<Vec<u8>> = (0..n).map(entry).collect();
+    a.append_batch("notes", &batch).await.unwrap();
+    a.enable_replication("notes").await.unwrap();
+    let key = a.get_log("notes").await.unwrap().public_key();
+    (a, key, dir)
 }
 
 /// Waits until the replica knows the writer's length (the upgrade, no blocks).
@@ -156,4 +172,81 @@ async fn a_read_nobody_can_serve_fails_within_its_bound_naming_log_and_seq() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::OutOfRange, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_replica_stays_sparse_after_a_restart() {
+    let (a, key, _writer_dir) = writer(1_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let b = manager(dir.path()).await;
+        let replica = b
+            .open_replica_with("notes", key, ReplicaOptions::sparse())
+            .await
+            .unwrap();
+        b.enable_replication("notes").await.unwrap();
+        connect(&a, &b);
+        until_length(&replica, 1_000).await;
+        for seq in [10, 20] {
+            let got = replica
+                .get_with(seq, GetOptions::timeout(Duration::from_secs(20)))
+                .await
+                .unwrap();
+            assert_eq!(got, entry(seq));
+        }
+        b.close().await.unwrap();
+    }
+    // A new process: the replica is reopened the plain way.
+    let b = manager(dir.path()).await;
+    let replica = b.open_replica("notes", key).await.unwrap();
+    assert!(replica.is_sparse(), "the stored mode is sparse");
+    b.enable_replication("notes").await.unwrap();
+    connect(&a, &b);
+    // Connected: a read that waits is served (so a full replica would be fetching).
+    let got = replica
+        .get_with(30, GetOptions::timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(got, entry(30));
+    // A full replica would hold all 1,000 by now; give it the time it would take.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(replica.has_range(0..1_000).await.unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_mode_wins_and_is_kept_by_plain_reopens() {
+    let (a, key, _writer_dir) = writer(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = manager(dir.path()).await;
+    let replica = b
+        .open_replica_with("notes", key, ReplicaOptions::sparse())
+        .await
+        .unwrap();
+    assert!(replica.is_sparse());
+    b.close().await.unwrap();
+
+    let b = manager(dir.path()).await;
+    let replica = b.open_replica("notes", key).await.unwrap();
+    assert!(replica.is_sparse(), "a plain reopen keeps the stored mode");
+    // Switching while open: stored, applies from the next open.
+    let again = b
+        .open_replica_with("notes", key, ReplicaOptions::full())
+        .await
+        .unwrap();
+    assert!(again.same_log(&replica));
+    assert!(again.is_sparse(), "an open replica keeps its mode");
+    b.close().await.unwrap();
+
+    let b = manager(dir.path()).await;
+    let replica = b.open_replica("notes", key).await.unwrap();
+    assert!(!replica.is_sparse(), "the explicit full mode was stored");
+    b.enable_replication("notes").await.unwrap();
+    connect(&a, &b);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while replica.has_range(0..300).await.unwrap() < 300 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a full replica downloads everything");
 }
