@@ -507,9 +507,14 @@ impl ManagedLog {
     }
 
     /// Asks this sparse replica's peers for blocks `range` while the returned guard
-    /// lives (a full replica fetches everything anyway). Follow it with
-    /// [`has_range`](Self::has_range) or [`watch_progress`](Self::watch_progress). The
-    /// log must be open for replication (its files stay open while it is enabled).
+    /// lives (a full replica fetches everything anyway). The guard tells how much of
+    /// the range is stored ([`Download::progress`](nova_hypercore_managed_core::Download::progress);
+    /// for the UI, `HypercoreManager::download_range_progress`), resolves when all of
+    /// it is ([`Download::done`](nova_hypercore_managed_core::Download::done)), and
+    /// stops asking peers when cancelled
+    /// ([`Download::cancel`](nova_hypercore_managed_core::Download::cancel)) or
+    /// dropped. The log must be open for replication (its files stay open while it is
+    /// enabled).
     pub async fn download(
         &self,
         range: std::ops::Range<u64>,

@@ -5,6 +5,7 @@
 //! modules already (`swarm`, `replication`, `log`, `keys`, `config`). Next split when it
 //! grows: direct mode (`listen` / `connect`) into its own module.
 
+mod download;
 mod free_disk;
 mod replica;
 
@@ -71,12 +72,15 @@ impl Drop for Connector {
     }
 }
 
-/// How far along a download is (see [`HypercoreManager::download_progress`]).
+/// How far along a download is: of a whole log
+/// ([`HypercoreManager::download_progress`]) or of a range
+/// ([`HypercoreManager::download_range_progress`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DownloadProgress {
-    /// Blocks `0..have` are stored here.
+    /// Whole log: blocks `0..have` are stored here. Range: blocks of it stored here.
     pub have: u64,
-    /// Blocks the signed log has (as far as this replica knows).
+    /// Whole log: blocks the signed log has (as far as this replica knows). Range: its
+    /// number of blocks.
     pub total: u64,
     /// Verified blocks received by this process's sessions.
     pub blocks_received: u64,

@@ -250,3 +250,88 @@ async fn an_explicit_mode_wins_and_is_kept_by_plain_reopens() {
     .await
     .expect("a full replica downloads everything");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_download_reports_progress_and_resolves_when_complete() {
+    let (_a, b, replica, _dirs) = connected_sparse(1_000).await;
+    until_length(&replica, 1_000).await;
+    let download = std::sync::Arc::new(replica.download(200..400).await.unwrap());
+    let first = download.progress().await.unwrap();
+    assert_eq!(first.total, 200);
+    let watcher = {
+        let download = download.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let p = download.progress().await.unwrap();
+                seen.push(p.held);
+                if p.is_complete() {
+                    return seen;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(20), download.done())
+        .await
+        .expect("the download completes")
+        .unwrap();
+    assert_eq!(replica.has_range(200..400).await.unwrap(), 200);
+    let seen = watcher.await.unwrap();
+    assert!(first.held < 200, "{first:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&200));
+    let ui = b.download_range_progress("notes", &download).await.unwrap();
+    assert_eq!((ui.have, ui.total), (200, 200));
+    assert!(ui.blocks_received >= 200, "{ui:?}");
+    // Done stays done.
+    download.done().await.unwrap();
+}
+
+/// Starts a download of all `n` blocks, stops it (`cancel`: explicitly, else by
+/// dropping it) once a few blocks arrived, and returns how many are held 1.5 s later
+/// and 0.5 s after that.
+async fn stopped_download(n: u64, cancel: bool) -> (u64, u64) {
+    let (_a, _b, replica, _dirs) = connected_sparse(n).await;
+    until_length(&replica, n).await;
+    let download = replica.download(0..n).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while download.progress().await.unwrap().held < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the download starts");
+    if cancel {
+        download.cancel();
+        assert!(download.is_cancelled());
+        let err = download.done().await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ReplicationFailed, "{err}");
+    } else {
+        drop(download);
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let after = replica.has_range(0..n).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (after, replica.has_range(0..n).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_download_stops_asking() {
+    let (after, later) = stopped_download(5_000, true).await;
+    assert!(after < 5_000, "{after}");
+    assert_eq!(
+        after, later,
+        "nothing arrives once the requests in flight are in"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_download_stops_asking() {
+    let (after, later) = stopped_download(5_000, false).await;
+    assert!(after < 5_000, "{after}");
+    assert_eq!(
+        after, later,
+        "nothing arrives once the requests in flight are in"
+    );
+}
