@@ -51,8 +51,8 @@ mod proof;
 mod verifier;
 
 pub use crate::core::{
-    Cleared, CoreFormat, CoreInfo, Download, ManagedCore, OpenOptions, Progress, Repaired,
-    Truncation, discovery_key,
+    Cleared, CoreFormat, CoreInfo, Download, ManagedCore, OpenOptions, Progress, RangeProgress,
+    Repaired, Truncation, discovery_key,
 };
 pub use crate::disk::Durability;
 pub use crate::file_budget::{FileBudget, WRITE_TURNS};

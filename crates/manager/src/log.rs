@@ -74,7 +74,8 @@ pub(crate) enum LogKey {
     Core([u8; 32], bool),
 }
 
-/// How a replica is opened ([`crate::HypercoreManager::open_replica_with`]).
+/// How a replica is opened ([`crate::HypercoreManager::open_replica_with`]); stored
+/// with the replica, so a later `open_replica` (after a restart too) opens it the same way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReplicaOptions {
@@ -88,6 +89,12 @@ impl ReplicaOptions {
     /// A sparse replica.
     pub fn sparse() -> Self {
         ReplicaOptions { sparse: true }
+    }
+
+    /// A full replica (the default), e.g. to turn a sparse replica into a full one
+    /// from its next open.
+    pub fn full() -> Self {
+        ReplicaOptions { sparse: false }
     }
 }
 
@@ -510,9 +517,14 @@ impl ManagedLog {
     }
 
     /// Asks this sparse replica's peers for blocks `range` while the returned guard
-    /// lives (a full replica fetches everything anyway). Follow it with
-    /// [`has_range`](Self::has_range) or [`watch_progress`](Self::watch_progress). The
-    /// log must be open for replication (its files stay open while it is enabled).
+    /// lives (a full replica fetches everything anyway). The guard tells how much of
+    /// the range is stored ([`Download::progress`](nova_hypercore_managed_core::Download::progress);
+    /// for the UI, `HypercoreManager::download_range_progress`), resolves when all of
+    /// it is ([`Download::done`](nova_hypercore_managed_core::Download::done)), and
+    /// stops asking peers when cancelled
+    /// ([`Download::cancel`](nova_hypercore_managed_core::Download::cancel)) or
+    /// dropped. The log must be open for replication (its files stay open while it is
+    /// enabled).
     pub async fn download(
         &self,
         range: std::ops::Range<u64>,

@@ -5,7 +5,9 @@
 //! modules already (`swarm`, `replication`, `log`, `keys`, `config`). Next split when it
 //! grows: direct mode (`listen` / `connect`) into its own module.
 
+mod download;
 mod free_disk;
+mod replica;
 
 pub(crate) use free_disk::allocated_bytes;
 
@@ -27,7 +29,7 @@ use crate::backoff::Backoff;
 use crate::config::ManagerConfig;
 use crate::events::ManagerEvent;
 use crate::keys::{self, DEFAULT_NAMESPACE};
-use crate::log::{LogKey, ManagedLog, Pool, ReplicaOptions, core_key};
+use crate::log::{LogKey, ManagedLog, Pool, core_key};
 use crate::replication::{Hub, HubSource};
 use crate::replication_state;
 
@@ -70,12 +72,15 @@ impl Drop for Connector {
     }
 }
 
-/// How far along a download is (see [`HypercoreManager::download_progress`]).
+/// How far along a download is: of a whole log
+/// ([`HypercoreManager::download_progress`]) or of a range
+/// ([`HypercoreManager::download_range_progress`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DownloadProgress {
-    /// Blocks `0..have` are stored here.
+    /// Whole log: blocks `0..have` are stored here. Range: blocks of it stored here.
     pub have: u64,
-    /// Blocks the signed log has (as far as this replica knows).
+    /// Whole log: blocks the signed log has (as far as this replica knows). Range: its
+    /// number of blocks.
     pub total: u64,
     /// Verified blocks received by this process's sessions.
     pub blocks_received: u64,
@@ -503,71 +508,6 @@ impl HypercoreManager {
         self.shared.obs.record_lifecycle(name.as_str(), what);
         if self.shared.config.replication_enabled {
             self.enable_log(&log).await?;
-        }
-        Ok(log)
-    }
-
-    /// A read-only replica of a peer's log, known by its core key (as the peer's
-    /// `ManagedLog::public_key`, or a JS hypercore's `core.key`: a legacy core's ed25519
-    /// key or a hypercore 11 manifest core's hash, told apart by what peers send),
-    /// stored in this store under `name` (no key file: there is no secret). Sync it by
-    /// enabling replication and connecting to a peer that has it. A name already used
-    /// for another key is `UNAUTHORIZED`.
-    ///
-    /// The store does not remember which names are replicas: after a restart, call
-    /// `open_replica(name, key)` again (it reopens the stored replica with its data);
-    /// `get_log(name)` would create a new writable log of that name instead.
-    pub async fn open_replica(&self, name: &str, public_key: [u8; 32]) -> Result<ManagedLog> {
-        self.open_replica_with(name, public_key, ReplicaOptions::default())
-            .await
-    }
-
-    /// [`open_replica`](Self::open_replica) with options: a sparse replica downloads
-    /// only what its reads and downloads ask for. The options apply when the replica is
-    /// opened in this process (a replica already open keeps its own); they are not
-    /// stored, so pass them again after a restart.
-    pub async fn open_replica_with(
-        &self,
-        name: &str,
-        public_key: [u8; 32],
-        options: ReplicaOptions,
-    ) -> Result<ManagedLog> {
-        let result = self.open_replica_inner(name, public_key, options).await;
-        if let Err(e) = &result {
-            self.shared.report_error(name, e);
-        }
-        result
-    }
-
-    async fn open_replica_inner(
-        &self,
-        name: &str,
-        public_key: [u8; 32],
-        options: ReplicaOptions,
-    ) -> Result<ManagedLog> {
-        let name = LogName::parse(name)?;
-        let log = match self.registered(&name).await? {
-            Some(log) => log,
-            None => {
-                self.open_once(&name, || async {
-                    let dk = nova_hypercore_managed_core::discovery_key(&public_key);
-                    let dir = keys::core_dir(&self.corestore_dir(), &dk);
-                    self.register(
-                        name.clone(),
-                        dir,
-                        LogKey::Core(public_key, options.sparse),
-                        "replica opened",
-                    )
-                    .await
-                })
-                .await?
-            }
-        };
-        if log.public_key() != public_key {
-            return Err(HypercoreError::Unauthorized {
-                log: Some(name.to_string()),
-                reason: format!("log name {name} is already used for another key"),
-            });
         }
         Ok(log)
     }

@@ -46,11 +46,27 @@ async fn connected_sparse(
         .unwrap();
     assert!(replica.is_sparse());
     b.enable_replication("notes").await.unwrap();
+    connect(&a, &b);
+    (a, b, replica, dirs)
+}
+
+/// Replicates `a` (initiator) and `b` over an in-memory pipe, in the background.
+fn connect(a: &HypercoreManager, b: &HypercoreManager) {
     let (x, y) = tokio::io::duplex(1 << 20);
     let (a2, b2) = (a.clone(), b.clone());
     tokio::spawn(async move { a2.replicate(x, true).await });
     tokio::spawn(async move { b2.replicate(y, false).await });
-    (a, b, replica, dirs)
+}
+
+/// A writer of `n` entries of "notes", replicating; its manager, core key and directory.
+async fn writer(n: u64) -> (HypercoreManager, [u8; 32], tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = manager(dir.path()).await;
+    let batch: Vec<Vec<u8>> = (0..n).map(entry).collect();
+    a.append_batch("notes", &batch).await.unwrap();
+    a.enable_replication("notes").await.unwrap();
+    let key = a.get_log("notes").await.unwrap().public_key();
+    (a, key, dir)
 }
 
 /// Waits until the replica knows the writer's length (the upgrade, no blocks).
@@ -156,4 +172,166 @@ async fn a_read_nobody_can_serve_fails_within_its_bound_naming_log_and_seq() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::OutOfRange, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_replica_stays_sparse_after_a_restart() {
+    let (a, key, _writer_dir) = writer(1_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let b = manager(dir.path()).await;
+        let replica = b
+            .open_replica_with("notes", key, ReplicaOptions::sparse())
+            .await
+            .unwrap();
+        b.enable_replication("notes").await.unwrap();
+        connect(&a, &b);
+        until_length(&replica, 1_000).await;
+        for seq in [10, 20] {
+            let got = replica
+                .get_with(seq, GetOptions::timeout(Duration::from_secs(20)))
+                .await
+                .unwrap();
+            assert_eq!(got, entry(seq));
+        }
+        b.close().await.unwrap();
+    }
+    // A new process: the replica is reopened the plain way.
+    let b = manager(dir.path()).await;
+    let replica = b.open_replica("notes", key).await.unwrap();
+    assert!(replica.is_sparse(), "the stored mode is sparse");
+    b.enable_replication("notes").await.unwrap();
+    connect(&a, &b);
+    // Connected: a read that waits is served (so a full replica would be fetching).
+    let got = replica
+        .get_with(30, GetOptions::timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(got, entry(30));
+    // A full replica would hold all 1,000 by now; give it the time it would take.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(replica.has_range(0..1_000).await.unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_mode_wins_and_is_kept_by_plain_reopens() {
+    let (a, key, _writer_dir) = writer(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = manager(dir.path()).await;
+    let replica = b
+        .open_replica_with("notes", key, ReplicaOptions::sparse())
+        .await
+        .unwrap();
+    assert!(replica.is_sparse());
+    b.close().await.unwrap();
+
+    let b = manager(dir.path()).await;
+    let replica = b.open_replica("notes", key).await.unwrap();
+    assert!(replica.is_sparse(), "a plain reopen keeps the stored mode");
+    // Switching while open: stored, applies from the next open.
+    let again = b
+        .open_replica_with("notes", key, ReplicaOptions::full())
+        .await
+        .unwrap();
+    assert!(again.same_log(&replica));
+    assert!(again.is_sparse(), "an open replica keeps its mode");
+    b.close().await.unwrap();
+
+    let b = manager(dir.path()).await;
+    let replica = b.open_replica("notes", key).await.unwrap();
+    assert!(!replica.is_sparse(), "the explicit full mode was stored");
+    b.enable_replication("notes").await.unwrap();
+    connect(&a, &b);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while replica.has_range(0..300).await.unwrap() < 300 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a full replica downloads everything");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_download_reports_progress_and_resolves_when_complete() {
+    let (_a, b, replica, _dirs) = connected_sparse(1_000).await;
+    until_length(&replica, 1_000).await;
+    let download = std::sync::Arc::new(replica.download(200..400).await.unwrap());
+    let first = download.progress().await.unwrap();
+    assert_eq!(first.total, 200);
+    let watcher = {
+        let download = download.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let p = download.progress().await.unwrap();
+                seen.push(p.held);
+                if p.is_complete() {
+                    return seen;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(20), download.done())
+        .await
+        .expect("the download completes")
+        .unwrap();
+    assert_eq!(replica.has_range(200..400).await.unwrap(), 200);
+    let seen = watcher.await.unwrap();
+    assert!(first.held < 200, "{first:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&200));
+    let ui = b.download_range_progress("notes", &download).await.unwrap();
+    assert_eq!((ui.have, ui.total), (200, 200));
+    assert!(ui.blocks_received >= 200, "{ui:?}");
+    // Done stays done.
+    download.done().await.unwrap();
+}
+
+/// Starts a download of all `n` blocks, stops it (`cancel`: explicitly, else by
+/// dropping it) once a few blocks arrived, and returns how many are held 1.5 s later
+/// and 0.5 s after that.
+async fn stopped_download(n: u64, cancel: bool) -> (u64, u64) {
+    let (_a, _b, replica, _dirs) = connected_sparse(n).await;
+    until_length(&replica, n).await;
+    let download = replica.download(0..n).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while download.progress().await.unwrap().held < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the download starts");
+    if cancel {
+        download.cancel();
+        assert!(download.is_cancelled());
+        let err = download.done().await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ReplicationFailed, "{err}");
+    } else {
+        drop(download);
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let after = replica.has_range(0..n).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (after, replica.has_range(0..n).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_download_stops_asking() {
+    let (after, later) = stopped_download(5_000, true).await;
+    assert!(after < 5_000, "{after}");
+    assert_eq!(
+        after, later,
+        "nothing arrives once the requests in flight are in"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_download_stops_asking() {
+    let (after, later) = stopped_download(5_000, false).await;
+    assert!(after < 5_000, "{after}");
+    assert_eq!(
+        after, later,
+        "nothing arrives once the requests in flight are in"
+    );
 }

@@ -20,7 +20,7 @@ mod wants;
 
 pub use clear::Cleared;
 pub use storage::Truncation;
-pub use wants::Download;
+pub use wants::{Download, RangeProgress};
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -856,10 +856,10 @@ impl ManagedCore {
     /// Asks the peers of a sparse replica for blocks `range` (past the length too: they
     /// are asked once an upgrade reaches them) while the returned guard lives (JS
     /// `core.download(range)`). A full replica asks for every block anyway; the guard
-    /// then changes nothing. Progress: [`has_range`](Self::has_range) and
-    /// [`watch_stored`](Self::watch_stored).
+    /// then changes nothing. Progress and completion: [`Download::progress`] and
+    /// [`Download::done`]; [`Download::cancel`] (or dropping it) withdraws the range.
     pub fn download(&self, range: Range<u64>) -> Download {
-        self.inner.wants.add(range)
+        self.inner.wants.add(range, self.clone())
     }
 
     /// The ranges a sparse replica's readers and downloads want now (overlaps

@@ -157,9 +157,12 @@ impl ChannelState {
     }
     /// Adds blocks `start..end` to what this channel requests, for a full replica; for
     /// a sparse one, what its readers and downloads ask for now instead (past the
-    /// length too: `fill` clips to it, and an upgrade adds them again).
+    /// length too: `fill` clips to it, and an upgrade adds them again), and nothing
+    /// else: a download cancelled or dropped since is asked for no more (requests in
+    /// flight still complete).
     pub(super) fn want_all_or_asked(&mut self, core: &ManagedCore, start: u64, end: u64) {
         if core.is_sparse() {
+            self.wanted = Default::default();
             for range in core.wanted() {
                 self.wanted.insert(range.start, range.end);
             }

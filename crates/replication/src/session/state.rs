@@ -226,7 +226,7 @@ async fn drive_channel(
                 if changed.is_err() {
                     return Ok(Ended::Closed);
                 }
-                // A sparse replica's reader or download asks for more.
+                // A sparse replica's reader or download asks for more, or withdrew.
                 st.want_all_or_asked(core, 0, 0);
             }
             _ = tick.tick() => {
