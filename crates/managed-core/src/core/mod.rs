@@ -13,11 +13,13 @@
 mod clear;
 mod read;
 mod rebuild;
+mod seek;
 mod sizes;
 mod storage;
 mod wants;
 
 pub use clear::Cleared;
+pub use seek::SeekState;
 pub use storage::Truncation;
 pub use wants::Download;
 
@@ -1025,7 +1027,7 @@ impl ManagedCore {
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
         storage
-            .create_proof(block, None, upgrade)
+            .create_proof(block, None, None, upgrade)
             .map_err(|e| self.error(e))
     }
 
@@ -1043,7 +1045,7 @@ impl ManagedCore {
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
         storage
-            .create_proof(None, Some(hash), upgrade)
+            .create_proof(None, Some(hash), None, upgrade)
             .map_err(|e| self.error(e))
     }
 
@@ -1062,7 +1064,6 @@ impl ManagedCore {
             debug!(log = %self.inner.name, "a writer takes no upgrade from a peer");
             return Ok(false);
         }
-        let carries_block = proof.block.is_some();
         let seq = proof
             .block
             .as_ref()
@@ -1115,9 +1116,8 @@ impl ManagedCore {
             self.refresh_manifest(storage);
         }
         self.publish(storage);
-        if carries_block {
-            self.inner.wants.stored();
-        }
+        // Waiting reads and seeks look again (a seek proof brings nodes only).
+        self.inner.wants.stored();
         Ok(true)
     }
 
