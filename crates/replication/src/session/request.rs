@@ -25,6 +25,8 @@ impl ChannelState {
             Want::Block(seq) => self.enqueue(seq),
             // Asked again at the next tick (`fork.rs`).
             Want::ForkProof(_) | Want::ForkHash(_) => {}
+            // Asked again by the next `request_seeks` (`seek.rs`).
+            Want::Seek { .. } => {}
         }
     }
 
