@@ -52,7 +52,7 @@ mod verifier;
 
 pub use crate::core::{
     Cleared, CoreFormat, CoreInfo, Download, ManagedCore, OpenOptions, Progress, RangeProgress,
-    Repaired, Truncation, discovery_key,
+    Repaired, SeekState, Truncation, discovery_key,
 };
 pub use crate::disk::Durability;
 pub use crate::file_budget::{FileBudget, WRITE_TURNS};
@@ -60,4 +60,6 @@ pub use crate::proof::{ForkWant, Reorg};
 /// ed25519 keys as the log's signer uses them (`ed25519-dalek`).
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 /// Proof and request shapes of the replication wire protocol (`hypercore_schema`).
-pub use hypercore_schema::{DataBlock, DataUpgrade, Proof, RequestBlock, RequestUpgrade};
+pub use hypercore_schema::{
+    DataBlock, DataSeek, DataUpgrade, Proof, RequestBlock, RequestSeek, RequestUpgrade,
+};

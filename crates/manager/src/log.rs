@@ -486,6 +486,29 @@ impl ManagedLog {
         Ok(value)
     }
 
+    /// The block holding byte `bytes` of the log's concatenated payload and the byte's
+    /// offset inside it, `(seq, offset)` (JS `core.seek(bytes, {wait, timeout})`;
+    /// `bytes == byte_length` is `(length, 0)` as in JS). A sparse replica that lacks
+    /// the tree nodes under the byte asks its peers to prove them (seek requests, no
+    /// block values) when `options.wait` is set, for up to `options.timeout`; then, or
+    /// at once without `wait`, the error is `REPLICATION_FAILED`
+    /// ([`HypercoreError::BlockUnavailable`](nova_hypercore_serialization::HypercoreError::BlockUnavailable)).
+    /// Past the byte length: `OUT_OF_RANGE`
+    /// ([`HypercoreError::ByteOutOfRange`](nova_hypercore_serialization::HypercoreError::ByteOutOfRange),
+    /// with the byte length), after waiting for the log to grow when `wait` is set.
+    pub async fn seek(&self, bytes: u64, options: GetOptions) -> Result<(u64, u64)> {
+        let result = self
+            .with_core(|core| async move {
+                if options.wait {
+                    core.seek_waiting(bytes, options.timeout).await
+                } else {
+                    core.seek(bytes).await
+                }
+            })
+            .await;
+        self.report(result)
+    }
+
     /// Reads blocks `[start, end)` as [`get_range`](Self::get_range) does, waiting for
     /// the ones not held as [`get_with`](Self::get_with) does: a sparse replica asks
     /// its peers for the whole range at once; `options.timeout` bounds the whole read.

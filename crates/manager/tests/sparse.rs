@@ -335,3 +335,72 @@ async fn a_dropped_download_stops_asking() {
         "nothing arrives once the requests in flight are in"
     );
 }
+
+/// The payload bytes of entries `0..n` ("entry {i}" each) and where byte `bytes` falls.
+fn seek_by_sum(n: u64, bytes: u64) -> (u64, u64) {
+    let mut start = 0;
+    for i in 0..n {
+        let end = start + entry(i).len() as u64;
+        if bytes < end {
+            return (i, bytes - start);
+        }
+        start = end;
+    }
+    (n, 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_replica_seeks_a_byte_from_its_peer_without_any_block_value() {
+    let (_a, b, replica, _dirs) = connected_sparse(1_000).await;
+    until_length(&replica, 1_000).await;
+    let total: u64 = (0..1_000).map(|i| entry(i).len() as u64).sum();
+    let bytes = total / 2 + 3;
+    let expected = seek_by_sum(1_000, bytes);
+    assert!(expected.0 > 0 && expected.0 < 999, "{expected:?}");
+    // Not held: without waiting, REPLICATION_FAILED.
+    let err = replica
+        .seek(bytes, GetOptions::no_wait())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ReplicationFailed, "{err}");
+    // Waiting: the peer proves the nodes down to the byte (seek requests).
+    let found = replica
+        .seek(bytes, GetOptions::timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(found, expected);
+    // Only proofs travelled: no block stored, none received.
+    assert_eq!(replica.has_range(0..1_000).await.unwrap(), 0);
+    assert_eq!(
+        b.download_progress("notes").await.unwrap().blocks_received,
+        0
+    );
+    // Local now, and the seq reads.
+    assert_eq!(
+        replica.seek(bytes, GetOptions::no_wait()).await.unwrap(),
+        expected
+    );
+    let got = replica
+        .get_with(expected.0, GetOptions::timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(got, entry(expected.0));
+    // The counter does count blocks (the session updates it just after storing).
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while b.download_progress("notes").await.unwrap().blocks_received != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("one block received, the one read");
+    // Past the byte length: OUT_OF_RANGE with it, after the wait.
+    let err = replica
+        .seek(total + 1, GetOptions::timeout(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::OutOfRange, "{err}");
+    assert!(
+        matches!(err, HypercoreError::ByteOutOfRange { byte_length, .. } if byte_length == total),
+        "{err:?}"
+    );
+}

@@ -31,8 +31,8 @@
 //! configuration) and the connection's loop (channels opened per log, frames in and
 //! out). One channel's protocol, by step as JS's `replicator.js` reads: `state` (what a
 //! channel keeps, its loop, the dispatch), `sync` (Synchronize, Range, upgrades),
-//! `request` (wanted blocks, requests in flight, timeouts), `serve` (the peer's
-//! requests) and `data` (what the peer sends, verified).
+//! `request` (wanted blocks, requests in flight, timeouts), `seek` (byte offsets
+//! our waiting seeks ask the peer to prove), `serve` (the peer's requests) and `data` (what the peer sends, verified).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -53,6 +53,7 @@ use crate::transport::{Ending, encrypt};
 mod data;
 mod fork;
 mod request;
+mod seek;
 mod serve;
 mod state;
 mod sync;

@@ -13,7 +13,7 @@ use blake2::{Blake2b, Digest, digest::consts::U32};
 use ed25519_dalek::Signer;
 use futures::SinkExt;
 use hypercore_schema::{DataUpgrade, Node, RequestBlock, RequestUpgrade};
-use nova_hypercore_managed_core::{CoreFormat, ManagedCore, OpenOptions, SigningKey};
+use nova_hypercore_managed_core::{CoreFormat, ManagedCore, OpenOptions, RequestSeek, SigningKey};
 use nova_hypercore_replication::protomux;
 use nova_hypercore_replication::wire::{
     Data, Message, NoData, Range, Request, Synchronize, Unwant, Want,
@@ -1130,4 +1130,132 @@ async fn a_forged_fork_proof_is_refused_and_the_replica_is_unchanged() {
         (10, 0, 10)
     );
     assert_eq!(victim.replica.get(9).await.unwrap(), b"entry 9");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_proof_with_wrong_nodes_is_refused_and_the_replica_is_unchanged() {
+    let (w, _wd) = writer(300, None).await;
+    let key = w.verifying_key();
+    let (mut victim, mut raw) = connect_with(
+        OpenOptions::new().public_key(key).sparse(true),
+        key.to_bytes(),
+        SessionConfig::default(),
+    )
+    .await;
+    upgrade_with(&mut raw, &w, |_| {}).await;
+    raw.send_message(Message::Range(Range {
+        drop: false,
+        start: 0,
+        length: 300,
+    }))
+    .await;
+    let bytes = w.byte_length() / 2;
+    let seeker = victim.replica.clone();
+    let seek =
+        tokio::spawn(async move { seeker.seek_waiting(bytes, Duration::from_secs(20)).await });
+    // The victim asks as JS does: a hash of a block under the node it holds, and the seek.
+    let req = raw.request().await.expect("a seek request");
+    let s = req.seek.expect("a seek");
+    assert_eq!((s.bytes, s.padding), (bytes, 0));
+    assert!(req.block.is_none() && req.upgrade.is_none());
+    let hash = req.hash.clone().expect("a hash of a block of the span");
+    let proof = w
+        .serve_seek(None, Some(hash), RequestSeek { bytes }, 0, None)
+        .await
+        .unwrap()
+        .expect("the writer proves it");
+    let mut seek_part = proof.seek.clone().expect("seek nodes");
+    seek_part.nodes[0].hash[5] ^= 0x40;
+    raw.send_message(Message::Data(Data {
+        request: req.id,
+        fork: proof.fork,
+        hash: proof.hash.clone(),
+        seek: Some(seek_part),
+        ..Data::default()
+    }))
+    .await;
+    let reason = victim.rejected().await;
+    assert!(reason.starts_with("SIGNATURE_INVALID"), "{reason}");
+    // Nothing stored: the seek still lacks the nodes, and no block is held.
+    let err = victim.replica.seek(bytes).await.unwrap_err();
+    assert!(
+        matches!(err, HypercoreError::BlockUnavailable { .. }),
+        "{err:?}"
+    );
+    assert_eq!(victim.replica.has_range(0..300).await.unwrap(), 0);
+    seek.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_request_is_answered_with_the_seek_proof() {
+    let key = SigningKey::from_bytes(&[31; 32]);
+    let public = key.verifying_key().to_bytes();
+    let (victim, mut raw) = connect_with(
+        OpenOptions::new().signing_key(key),
+        public,
+        SessionConfig::default(),
+    )
+    .await;
+    for i in 0..16 {
+        victim
+            .replica
+            .append(format!("entry {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    // What a JS reader holding only the root of 16 blocks sends (`_requestSeek`).
+    let bytes = 75; // blocks 0..10 are 7 bytes ("entry N"): block 10, offset 5
+    let hash = RequestBlock { index: 0, nodes: 4 };
+    raw.send_message(Message::Request(Request {
+        id: 9,
+        fork: 0,
+        hash: Some(hash.clone()),
+        seek: Some(nova_hypercore_replication::wire::RequestSeek { bytes, padding: 0 }),
+        ..Request::default()
+    }))
+    .await;
+    let expected = victim
+        .replica
+        .serve_seek(None, Some(hash), RequestSeek { bytes }, 0, None)
+        .await
+        .unwrap()
+        .expect("a seek proof");
+    loop {
+        match raw.next().await.expect("an answer") {
+            Message::Data(d) => {
+                assert_eq!(d.request, 9);
+                assert!(d.block.is_none(), "no block value");
+                let seek = d.seek.expect("a seek proof");
+                assert_eq!(seek.bytes, bytes);
+                // The leaf holding byte 75 (block 10, index 20), then its siblings up
+                // to the right half (node 23), which stands in the hash proof.
+                let indexes: Vec<u64> = seek.nodes.iter().map(|n| n.index).collect();
+                assert_eq!(indexes, [20, 22, 17, 27]);
+                assert_eq!(Some(seek), expected.seek);
+                assert_eq!(d.hash, expected.hash);
+                break;
+            }
+            Message::NoData(n) => panic!("a seek request declined: {n:?}"),
+            _ => continue,
+        }
+    }
+    // With padding (an encrypted JS core), declined, not an error.
+    raw.send_message(Message::Request(Request {
+        id: 10,
+        fork: 0,
+        hash: Some(RequestBlock { index: 0, nodes: 4 }),
+        seek: Some(nova_hypercore_replication::wire::RequestSeek { bytes, padding: 8 }),
+        ..Request::default()
+    }))
+    .await;
+    loop {
+        match raw.next().await.expect("an answer") {
+            Message::NoData(n) => {
+                assert_eq!(n.request, 10);
+                break;
+            }
+            Message::Data(d) => panic!("a padded seek answered: {d:?}"),
+            _ => continue,
+        }
+    }
 }

@@ -153,6 +153,16 @@ pub enum HypercoreError {
         /// The log's length when the request was made.
         length: u64,
     },
+    /// A byte offset past the log's byte length (a `seek`).
+    #[error("byte {bytes} is out of range for log {log} (byte length {byte_length})")]
+    ByteOutOfRange {
+        /// The log.
+        log: String,
+        /// The byte offset asked for.
+        bytes: u64,
+        /// The log's byte length (payload bytes of all its blocks) when asked.
+        byte_length: u64,
+    },
     /// A range `[start, end)` that is reversed or reaches beyond the log.
     #[error("range [{start}, {end}) is invalid for log {log} (length {length})")]
     RangeOutOfBounds {
@@ -264,9 +274,9 @@ impl HypercoreError {
             HypercoreError::StorageInaccessible { .. } | HypercoreError::Closed { .. } => {
                 ErrorCode::StorageInaccessible
             }
-            HypercoreError::OutOfRange { .. } | HypercoreError::RangeOutOfBounds { .. } => {
-                ErrorCode::OutOfRange
-            }
+            HypercoreError::OutOfRange { .. }
+            | HypercoreError::ByteOutOfRange { .. }
+            | HypercoreError::RangeOutOfBounds { .. } => ErrorCode::OutOfRange,
             HypercoreError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             HypercoreError::SignatureInvalid { .. } => ErrorCode::SignatureInvalid,
             HypercoreError::ReplicationFailed { .. } | HypercoreError::BlockUnavailable { .. } => {
@@ -285,6 +295,7 @@ impl HypercoreError {
             HypercoreError::StorageInaccessible { .. } => None,
             HypercoreError::Closed { log }
             | HypercoreError::OutOfRange { log, .. }
+            | HypercoreError::ByteOutOfRange { log, .. }
             | HypercoreError::RangeOutOfBounds { log, .. }
             | HypercoreError::PayloadTooLarge { log, .. }
             | HypercoreError::SignatureInvalid { log, .. }

@@ -14,11 +14,13 @@ mod clear;
 mod fork;
 mod read;
 mod rebuild;
+mod seek;
 mod sizes;
 mod storage;
 mod wants;
 
 pub use clear::Cleared;
+pub use seek::SeekState;
 pub use storage::Truncation;
 pub use wants::{Download, RangeProgress};
 
@@ -972,7 +974,7 @@ impl ManagedCore {
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
         storage
-            .create_proof(block, None, upgrade)
+            .create_proof(block, None, None, upgrade)
             .map_err(|e| self.error(e))
     }
 
@@ -990,7 +992,7 @@ impl ManagedCore {
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
         storage
-            .create_proof(None, Some(hash), upgrade)
+            .create_proof(None, Some(hash), None, upgrade)
             .map_err(|e| self.error(e))
     }
 
@@ -1009,7 +1011,6 @@ impl ManagedCore {
             debug!(log = %self.inner.name, "a writer takes no upgrade from a peer");
             return Ok(false);
         }
-        let carries_block = proof.block.is_some();
         let seq = proof
             .block
             .as_ref()
@@ -1062,9 +1063,8 @@ impl ManagedCore {
             self.refresh_manifest(storage);
         }
         self.publish(storage);
-        if carries_block {
-            self.inner.wants.stored();
-        }
+        // Waiting reads and seeks look again (a seek proof brings nodes only).
+        self.inner.wants.stored();
         Ok(true)
     }
 

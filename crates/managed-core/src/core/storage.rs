@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
+use hypercore_schema::{Proof, RequestBlock, RequestSeek, RequestUpgrade};
 
 use crate::bitfield::{BYTES_PER_PAGE, Bitfield};
 use crate::block_store::{BlockStore, MAX_BLOCK_BYTES};
@@ -1208,6 +1208,7 @@ impl Storage {
         &self,
         block: Option<RequestBlock>,
         hash: Option<RequestBlock>,
+        seek: Option<RequestSeek>,
         upgrade: Option<RequestUpgrade>,
     ) -> Result<Option<Proof>, StorageError> {
         if let Some(b) = &block
@@ -1219,7 +1220,7 @@ impl Storage {
             fork: self.tree.fork(),
             block,
             hash,
-            seek: None,
+            seek,
             upgrade,
         };
         let source = self.tree.source(&self.files.tree);
@@ -1295,7 +1296,7 @@ impl Storage {
             .block
             .filter(|(index, _)| *index < length && !self.bitfield.get(*index));
         if upgrade.is_none() && block.is_none() {
-            return Ok(Applied { changed: false });
+            return self.apply_nodes(verified.nodes);
         }
         self.tree.add_nodes(verified.nodes.iter().copied());
         if let Some(u) = &upgrade {
@@ -1345,6 +1346,34 @@ impl Storage {
             self.adopt_legacy_if_pending();
         }
         self.advance_contiguous();
+        Ok(Applied { changed: true })
+    }
+
+    /// Stores the nodes of a verified proof that brings neither a block nor an upgrade
+    /// (a `hash` or `seek` proof): the ones not held yet, in one oplog entry.
+    fn apply_nodes(&mut self, nodes: Vec<Node>) -> Result<Applied, StorageError> {
+        let tree_file = &self.files.tree;
+        let mut fresh = Vec::new();
+        for node in nodes {
+            if self
+                .tree
+                .node_in(tree_file, node.index)
+                .map_err(io("read", tree_file))?
+                .is_none()
+            {
+                fresh.push(node);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(Applied { changed: false });
+        }
+        self.tree.add_nodes(fresh.iter().copied());
+        self.write_entry(&Entry {
+            user_data: None,
+            tree_nodes: Some(fresh),
+            tree_upgrade: None,
+            bitfield: None,
+        })?;
         Ok(Applied { changed: true })
     }
 

@@ -1,7 +1,8 @@
 //! What a sparse replica wants from its peers (JS hypercore's `sparse` cores, whose
 //! `get` and `download` ask the replicator for blocks): ranges of blocks that reads
-//! and downloads registered, which replication sessions request, and a clock of blocks
-//! applied from peers, which waiting readers watch.
+//! and downloads registered, byte offsets that waiting seeks registered (JS
+//! `replicator.addSeek`), which replication sessions request, and a clock of blocks
+//! (and tree nodes) applied from peers, which waiting readers watch.
 //!
 //! A full replica (the default) wants every block; its sessions do not read this. The
 //! ranges live in memory only: a want belongs to a read or a download in progress.
@@ -35,6 +36,8 @@ pub(super) struct Wants {
 #[derive(Debug, Default)]
 struct Ranges {
     by_id: BTreeMap<u64, Range<u64>>,
+    /// Byte offsets being sought, by guard id.
+    seeks: BTreeMap<u64, u64>,
     next_id: u64,
 }
 
@@ -78,6 +81,30 @@ impl Wants {
         }
     }
 
+    /// Registers a seek of byte `bytes` until the returned guard drops.
+    pub(super) fn add_seek(self: &Arc<Self>, bytes: u64) -> Seeking {
+        let id = {
+            let mut ranges = self.lock();
+            let id = ranges.next_id;
+            ranges.next_id = ranges.next_id.wrapping_add(1);
+            ranges.seeks.insert(id, bytes);
+            id
+        };
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        Seeking {
+            wants: self.clone(),
+            id,
+        }
+    }
+
+    /// The byte offsets being sought (each once), lowest first.
+    pub(super) fn seeks(&self) -> Vec<u64> {
+        let mut seeks: Vec<u64> = self.lock().seeks.values().copied().collect();
+        seeks.sort_unstable();
+        seeks.dedup();
+        seeks
+    }
+
     /// Every registered range (overlaps possible), in registration order.
     pub(super) fn ranges(&self) -> Vec<Range<u64>> {
         self.lock().by_id.values().cloned().collect()
@@ -91,7 +118,7 @@ impl Wants {
         self.stored.subscribe()
     }
 
-    /// A block from a peer was stored.
+    /// A block or tree nodes from a peer were stored.
     pub(super) fn stored(&self) {
         self.stored.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -204,6 +231,19 @@ impl Drop for Download {
     }
 }
 
+/// A seek waiting for peers (see [`Wants::add_seek`]); dropping it withdraws it.
+#[derive(Debug)]
+pub(super) struct Seeking {
+    wants: Arc<Wants>,
+    id: u64,
+}
+
+impl Drop for Seeking {
+    fn drop(&mut self) {
+        self.wants.lock().seeks.remove(&self.id);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -278,5 +318,21 @@ mod tests {
         let d = writer.download(0..2);
         assert!(d.progress().await.unwrap().is_complete());
         d.done().await.unwrap();
+    }
+
+    #[test]
+    fn a_seek_is_wanted_while_its_guard_lives() {
+        let wants = Wants::new();
+        let changed = wants.watch();
+        let a = wants.add_seek(700);
+        let b = wants.add_seek(5);
+        let c = wants.add_seek(700);
+        assert!(changed.has_changed().unwrap());
+        assert_eq!(wants.seeks(), vec![5, 700]);
+        drop(a);
+        assert_eq!(wants.seeks(), vec![5, 700]);
+        drop(c);
+        drop(b);
+        assert!(wants.seeks().is_empty());
     }
 }

@@ -94,6 +94,14 @@ impl ChannelState {
                         .as_ref()
                         .is_some_and(|b| b.index == seq && seq < info.length)
             }
+            // The hash proof asked for, with the seek proof inside it unless the node
+            // where the byte falls is on the hash's own path (then JS sends none).
+            Want::Seek { bytes, hash } => {
+                data.block.is_none()
+                    && data.upgrade.is_none()
+                    && data.hash.as_ref().is_some_and(|h| h.index == hash)
+                    && data.seek.as_ref().is_none_or(|s| s.bytes == bytes)
+            }
         };
         if !shape_ok {
             return self.reject(ctx, unrequested(ctx, &data, pending.want));
@@ -130,6 +138,13 @@ impl ChannelState {
                     self.want_all_or_asked(core, info.length, now.length);
                     self.maybe_upgrade(channel, ctx).await?;
                 }
+                Ok(())
+            }
+            // A seek proof that brought nothing new (another channel's answer came
+            // first, or our tree changed): asked again after the request timeout, not at
+            // once.
+            Ok(false) if matches!(pending.want, Want::Seek { .. }) => {
+                self.decline(pending.want);
                 Ok(())
             }
             Ok(false) => {

@@ -31,6 +31,8 @@ impl ChannelState {
                     f.misses += 1;
                 }
             }
+            // Asked again by the next `request_seeks` (`seek.rs`).
+            Want::Seek { .. } => {}
         }
     }
 

@@ -168,15 +168,25 @@ impl ChannelState {
                 .await;
         }
         // A `hash` (a tree node, JS ignores it beside a block) is what a reader
-        // following our fork bisects with (docs/forks.md §4.4). `seek` is not
-        // supported: answered with NoData, never an error.
+        // following our fork bisects with (docs/forks.md §4.4), and, with a `seek`,
+        // what a reader seeking a byte asks (JS `_requestSeek`; `session/seek.rs`).
         let proof = match (&request.block, &request.hash, &request.seek) {
-            (None, Some(hash), _) => {
+            (block, hash, Some(seek)) => {
+                ctx.core
+                    .serve_seek(
+                        block.clone(),
+                        hash.clone(),
+                        nova_hypercore_managed_core::RequestSeek { bytes: seek.bytes },
+                        seek.padding,
+                        request.upgrade.clone(),
+                    )
+                    .await?
+            }
+            (None, Some(hash), None) => {
                 ctx.core
                     .serve_hash(hash.clone(), request.upgrade.clone())
                     .await?
             }
-            (_, _, Some(_)) => None,
             (block, _, None) => {
                 ctx.core
                     .serve_proof(block.clone(), request.upgrade.clone())

@@ -52,6 +52,13 @@ pub(super) enum Want {
     ForkProof(u64),
     /// A `hash` round of following the peer's fork.
     ForkHash(u64),
+    /// A seek of byte `bytes`, with the `hash` (tree index) it asked to be proven.
+    Seek {
+        /// The byte offset.
+        bytes: u64,
+        /// The flat-tree index of the `hash` request.
+        hash: u64,
+    },
 }
 
 /// A request of ours in flight.
@@ -239,6 +246,7 @@ async fn drive_channel(
             }
         }
         st.fill(channel, ctx).await?;
+        st.request_seeks(channel, ctx).await?;
     }
 }
 
