@@ -3,6 +3,7 @@
 //   node peer.mjs write VERSION DIR COUNT BOOTSTRAP        writer (server), stdin: `append K`
 //   node peer.mjs read  VERSION DIR KEY UNTIL BOOTSTRAP    reader (client), exits when verified
 //                                                          (UNTIL `sparse:I,J,..`: only those;
+//                                                          `seek:BYTES`: core.seek, prints SEEK <i> <offset>;
 //                                                          `fork:LEN:F`: follows the log live
 //                                                          until it is at fork F with LEN entries)
 //   node peer.mjs dump  VERSION DIR KEY UNTIL [SECRET]     checks a directory written by Rust;
@@ -134,7 +135,10 @@ async function read (key, until, connect) {
     await core.close()
     return
   }
-  if (until.startsWith('fork:')) {
+  if (until.startsWith('seek:')) {
+    const [index, offset] = await core.seek(Number(until.slice('seek:'.length)), { timeout: 60000 })
+    say(`SEEK ${index} ${offset}`)
+  } else if (until.startsWith('fork:')) {
     // Live: everything the writer has, through its truncations, until it is at fork F
     // with LEN entries. Entries below the lowest cut seen are the first fork's; the
     // rest must be fork F's (one truncation per run).

@@ -21,6 +21,8 @@
 //! - forks (`interop_forks.rs`): our writer (legacy; v1 for 11) truncates while a JS
 //!   hypercore 10 / 11 reader follows it live over TCP, and a JS 10, 11-compat and 11
 //!   writer truncates while our reader follows;
+//! - seek (`interop_seek.rs`): a JS 10 / 11 sparse reader seeks a byte of our log, and
+//!   our sparse reader one of a JS log, with seek proofs only (no block fetched);
 //! - boundary, kept and marked: JS hypercore 10 cannot read our v1 core (its manifest
 //!   codec knows version 0 only), which is why new logs are legacy by default;
 //! - same storage both ways: JS hypercore 10.31.12 reads the directory our manager
@@ -212,6 +214,8 @@ pub(crate) fn run_inside(tmp: &Path) -> Result {
     for js in ["10", "11-compat", "11"] {
         crate::interop_forks::js_writer_truncates_rust_follows(tmp, js)?;
     }
+    crate::interop_seek::seek_both_ways(tmp, "10")?;
+    crate::interop_seek::seek_both_ways(tmp, "11")?;
     direct_tcp_manifest_cores_both_ways(tmp)?;
     one_node_dht_of_ours(&tmp.join("one-node"))?;
     let store = tmp.join("rust-writer-10");

@@ -13,6 +13,7 @@ mod fuzz;
 mod integration;
 mod interop;
 mod interop_forks;
+mod interop_seek;
 mod nat;
 mod props;
 mod system;

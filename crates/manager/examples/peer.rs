@@ -16,6 +16,9 @@
 //!                                 until it is at fork F holding LEN entries, prints
 //!                                 "TRUNCATE <kept> <fork>" on each; entries below the
 //!                                 lowest cut are `entry <i>`, the rest `entry <i> f<F>`)
+//!                                 (N `seek:BYTES`: a sparse replica seeks byte BYTES
+//!                                 from its peer, prints "SEEK <seq> <offset>",
+//!                                 "FETCHED" and "HELD")
 //!                                 (N `sparse:I,J,..`: a sparse replica reads only
 //!                                 those; prints "VERIFIED", "FETCHED", "HELD <n>")
 //! peer check CORE_DIR KEY N       open a hypercore directory written elsewhere, verify
@@ -182,7 +185,14 @@ async fn main() -> Result<(), BoxError> {
                 .split(',')
                 .map(str::parse)
                 .collect::<Result<Vec<u64>, _>>()?;
-            peer.read_sparse(&args[1], &args[2], &args[3], &args[4], &indices)
+            peer.read_sparse(&args[1], &args[2], &args[3], &args[4], Sparse::Reads(indices))
+                .await?;
+            say_usage();
+            Ok(())
+        }
+        Some("read") if args.len() == 6 && args[5].starts_with("seek:") => {
+            let bytes = args[5]["seek:".len()..].parse()?;
+            peer.read_sparse(&args[1], &args[2], &args[3], &args[4], Sparse::Seek(bytes))
                 .await?;
             say_usage();
             Ok(())
@@ -488,7 +498,7 @@ impl Peer {
         log: &str,
         key: &str,
         addr: &str,
-        indices: &[u64],
+        what: Sparse,
     ) -> Result<(), BoxError> {
         let m = manager(dir, self.format).await?;
         let replica = m
@@ -519,15 +529,25 @@ impl Peer {
         } else {
             Some(m.connect(addr.parse()?))
         };
-        for &i in indices {
-            let got = replica
-                .get_with(i, GetOptions::timeout(Duration::from_secs(60)))
-                .await?;
-            if got != entry(i) {
-                return Err(format!("entry {i} differs").into());
+        match what {
+            Sparse::Reads(indices) => {
+                for &i in &indices {
+                    let got = replica
+                        .get_with(i, GetOptions::timeout(Duration::from_secs(60)))
+                        .await?;
+                    if got != entry(i) {
+                        return Err(format!("entry {i} differs").into());
+                    }
+                }
+                say(format!("VERIFIED {}", indices.len()));
+            }
+            Sparse::Seek(bytes) => {
+                let (seq, offset) = replica
+                    .seek(bytes, GetOptions::timeout(Duration::from_secs(60)))
+                    .await?;
+                say(format!("SEEK {seq} {offset}"));
             }
         }
-        say(format!("VERIFIED {}", indices.len()));
         // What else might still come (nothing should): give it a moment.
         tokio::time::sleep(Duration::from_millis(500)).await;
         say(format!("FETCHED {}", *count_rx.borrow()));
@@ -536,6 +556,14 @@ impl Peer {
         m.close().await?;
         Ok(())
     }
+}
+
+/// What a sparse reader does.
+enum Sparse {
+    /// Reads these entries (each waiting for its peer).
+    Reads(Vec<u64>),
+    /// Seeks this byte of the log (waiting for its peer).
+    Seek(u64),
 }
 
 fn parse_key(key: &str) -> Result<[u8; 32], BoxError> {

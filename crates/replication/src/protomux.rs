@@ -537,8 +537,9 @@ impl Mux {
             },
         );
         self.local_by_key.insert(dk, id);
+        // We serve `seek` requests (JS readers send them only to peers that say so).
         let handshake = Handshake {
-            seeks: false,
+            seeks: true,
             capability,
         };
         self.outbox
