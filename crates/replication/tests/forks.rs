@@ -195,3 +195,29 @@ async fn peers_on_two_forks_at_once_never_mix_and_the_stale_one_follows_through_
     wait_for(&frozen, 1, 100).await;
     same_blocks(&frozen, &w).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_connections_to_the_writer_apply_the_reorg_once() {
+    let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let w = open(dw.path(), true).await;
+    let r = open(dr.path(), false).await;
+    append(&w, 64).await;
+    let (mut one, _c1) = connect(&w, &r);
+    let (mut two, _c2) = connect(&w, &r);
+    wait_for(&r, 0, 64).await;
+    w.truncate(32).await.unwrap();
+    append(&w, 8).await;
+    wait_for(&r, 1, 40).await;
+    same_blocks(&r, &w).await;
+    // Both channels followed; the core applied the reorg once (the other was stale).
+    let mut events = 0;
+    for rx in [&mut one, &mut two] {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while let Ok(e) = rx.try_recv() {
+            if matches!(e, SessionEvent::Truncated { .. }) {
+                events += 1;
+            }
+        }
+    }
+    assert_eq!(events, 1, "one Truncated event for one reorg");
+}

@@ -1259,3 +1259,74 @@ async fn a_seek_request_is_answered_with_the_seek_proof() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_round_that_proves_another_node_is_refused_and_the_replica_is_unchanged() {
+    let (w, _wd) = writer(16, Some(SigningKey::from_bytes(&[31; 32]))).await;
+    let key = w.verifying_key();
+    let (mut victim, mut raw) = connect(key).await;
+    raw.send_message(sync(16)).await;
+    raw.send_message(Message::Range(Range {
+        drop: false,
+        start: 0,
+        length: 16,
+    }))
+    .await;
+    serve(&mut raw, &victim, &w, 16, 0, 0).await;
+    // The writer forks; the peer announces it and serves the fork proof honestly...
+    w.truncate(5).await.unwrap();
+    w.append_batch(&[b"n5".as_slice(), b"n6", b"n7"])
+        .await
+        .unwrap();
+    raw.send_message(sync_at(1, 8)).await;
+    let req = loop {
+        let req = raw.request().await.expect("a fork proof request");
+        if req.fork == 1 && req.upgrade.is_some() {
+            break req;
+        }
+    };
+    let proof = w
+        .serve_proof(None, req.upgrade.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    raw.send_message(Message::Data(Data {
+        request: req.id,
+        fork: 1,
+        upgrade: proof.upgrade,
+        ..Data::default()
+    }))
+    .await;
+    // ...then answers the first hash round with a proof one level short.
+    let round = loop {
+        let req = raw.request().await.expect("a hash round");
+        if req.hash.is_some() {
+            break req;
+        }
+    };
+    let hash = round.hash.clone().unwrap();
+    let short = w
+        .serve_hash(
+            RequestBlock {
+                index: hash.index,
+                nodes: hash.nodes.saturating_sub(1),
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    raw.send_message(Message::Data(Data {
+        request: round.id,
+        fork: 1,
+        hash: short.hash,
+        ..Data::default()
+    }))
+    .await;
+    assert!(victim.rejected().await.contains("SIGNATURE_INVALID"));
+    let info = victim.replica.info().await.unwrap();
+    assert_eq!(
+        (info.length, info.fork, info.contiguous_length),
+        (16, 0, 16)
+    );
+}
