@@ -7,11 +7,12 @@ use nova_hypercore_manager::HypercoreManager;
 use nova_hypercore_nanoclaw::NanoClawScope;
 use nova_hypercore_serialization::{DecodeError, HypercoreError, LogName};
 use serde::Deserialize as _;
-use tauri::ipc::{CommandScope, GlobalScope, InvokeBody, Request, Response};
+use tauri::ipc::{Channel, CommandScope, GlobalScope, InvokeBody, Request, Response};
 use tauri::{Runtime, State, Webview};
 
 use crate::NovaHypercore;
 use crate::error::Result;
+use crate::events::{PageEvent, for_page};
 use crate::models::{AppendArgs, LogView, ScopeEntry, StatusView, frame_entries};
 
 /// Header naming the log of a raw-body `append`.
@@ -164,4 +165,58 @@ pub(crate) async fn status<R: Runtime>(
         .map(LogView::from)
         .collect();
     Ok(StatusView::new(&status, logs))
+}
+
+/// `subscribe`: manager events about the logs the caller's scope allows, sent on
+/// `onEvent` (a `Channel`) until `unsubscribe` or the page goes (a send fails). Returns the
+/// subscription's id. See [`crate::events`] for which events.
+#[tauri::command]
+pub(crate) async fn subscribe<R: Runtime>(
+    webview: Webview<R>,
+    state: State<'_, NovaHypercore>,
+    command_scope: CommandScope<ScopeEntry>,
+    global_scope: GlobalScope<ScopeEntry>,
+    on_event: Channel<PageEvent>,
+) -> Result<u32> {
+    let scope = scope(webview.label(), &command_scope, &global_scope)?;
+    let mut events = state.manager().subscribe();
+    let id = state
+        .next_subscription
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let caller = webview.label().to_owned();
+    let task = tauri::async_runtime::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => match for_page(&event, &scope) {
+                    Some(e) => e,
+                    None => continue,
+                },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    PageEvent::Lagged { missed }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if on_event.send(event).is_err() {
+                tracing::debug!(caller, subscription = id, "page gone: subscription ends");
+                return;
+            }
+        }
+    });
+    let mut subscriptions = state
+        .subscriptions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    subscriptions.insert(id, task);
+    Ok(id)
+}
+
+/// `unsubscribe`: ends subscription `id`; `false` if there was none.
+#[tauri::command]
+pub(crate) async fn unsubscribe(state: State<'_, NovaHypercore>, id: u32) -> Result<bool> {
+    let task = state
+        .subscriptions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+    Ok(task.map(|t| t.abort()).is_some())
 }

@@ -73,6 +73,7 @@ use tauri::{AppHandle, Manager, RunEvent, Runtime};
 
 mod commands;
 mod error;
+pub mod events;
 pub mod models;
 
 pub use commands::LOG_NAME_HEADER;
@@ -87,6 +88,10 @@ pub const PLUGIN_NAME: &str = "nova-hypercore";
 #[derive(Debug)]
 pub struct NovaHypercore {
     manager: HypercoreManager,
+    /// The pages' event subscriptions (`subscribe`), by id: the task forwarding each.
+    subscriptions:
+        std::sync::Mutex<std::collections::HashMap<u32, tauri::async_runtime::JoinHandle<()>>>,
+    next_subscription: std::sync::atomic::AtomicU32,
 }
 
 impl NovaHypercore {
@@ -120,13 +125,19 @@ pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
             commands::read,
             commands::length,
             commands::read_range,
-            commands::status
+            commands::status,
+            commands::subscribe,
+            commands::unsubscribe
         ])
         .setup(move |app, _api| {
             let manager = HypercoreManager::new(config)?;
             tauri::async_runtime::block_on(manager.initialize())?;
             tracing::info!(storage_path = %manager.storage_path().display(), "nova-hypercore plugin ready");
-            app.manage(NovaHypercore { manager });
+            app.manage(NovaHypercore {
+                manager,
+                subscriptions: std::sync::Mutex::default(),
+                next_subscription: std::sync::atomic::AtomicU32::new(1),
+            });
             Ok(())
         })
         .on_event(|app, event| {
@@ -144,6 +155,14 @@ fn close<R: Runtime>(app: &AppHandle<R>) {
     let Some(state) = app.try_state::<NovaHypercore>() else {
         return;
     };
+    for (_, task) in state
+        .subscriptions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+    {
+        task.abort();
+    }
     let manager = state.manager.clone();
     let closed = std::thread::spawn(move || tauri::async_runtime::block_on(manager.close())).join();
     match closed {

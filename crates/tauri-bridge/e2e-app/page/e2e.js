@@ -77,8 +77,27 @@ async function checks(H) {
   must(names.includes('e2e-notes') && !names.includes('secret-log'), `status logs ${names}`)
   step(`status: logs [${names.join(', ')}], ${st.totalByteSize} bytes`)
 
+  // 5. Events over a subscribe channel: a truncation of a log in scope reaches the page,
+  //    one of a log outside the scope does not.
+  const { invoke } = window.__TAURI__.core
+  const got = []
+  const stop = await H.subscribe((e) => got.push(e))
+  await invoke('truncate_for_e2e', { logName: 'secret-log', length: 0 })
+  const fork = await invoke('truncate_for_e2e', { logName: 'e2e-notes', length: 1 })
+  const t0 = performance.now()
+  let ev
+  while (!(ev = got.find((e) => e.event === 'truncate' && e.logName === 'e2e-notes'))) {
+    must(performance.now() - t0 < 5000, `no truncate event within 5 s: ${JSON.stringify(got)}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  must(ev.kept === 1 && ev.length === 1 && ev.fork === fork, `truncate event ${JSON.stringify(ev)}`)
+  must(!got.some((e) => e.logName === 'secret-log'), `an out-of-scope event: ${JSON.stringify(got)}`)
+  await stop()
+  must((await H.length('e2e-notes')) === 1, 'length after the truncation')
+  step(`subscribe: truncate e2e-notes -> kept ${ev.kept}, fork ${ev.fork}; nothing of secret-log`)
+
   return (
-    `E2E OK append=seq${seq} read=equal denied=${denied} ` +
+    `E2E OK append=seq${seq} read=equal denied=${denied} truncate_event=fork${ev.fork} ` +
     `roundtrip_1mib_ms=${ms.toFixed(1)} roundtrip_1mib_first_ms=${times[0].toFixed(1)} ` +
     `rounds=${ROUNDS} status_logs=${names.join(',')}`
   )

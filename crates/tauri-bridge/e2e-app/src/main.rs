@@ -8,6 +8,8 @@
 //!   screenshot of the window while it shows its results;
 //! - `report(line)`: prints `line` (`E2E OK ...` or `E2E FAIL ...`) and exits the app, 0 for
 //!   `E2E OK`, 1 otherwise;
+//! - `truncate_for_e2e(logName, length)`: truncates a log of the store as its writer
+//!   would (the page checks the `truncate` event of its `subscribe` channel);
 //! - a watchdog: `E2E FAIL watchdog ...` and exit 3 when no report came within 60 s.
 //!
 //! The store lives in `$NOVA_E2E_STORE` (a temp dir of the runner's), else in a fresh
@@ -60,6 +62,25 @@ fn report(app: tauri::AppHandle, line: String) {
     app.exit(if line.starts_with("E2E OK") { 0 } else { 1 });
 }
 
+/// Truncates `log_name` of the plugin's store to `length`, as the log's writer would (a
+/// truncation is not a page command); returns the new fork. The page checks that its
+/// `subscribe` channel gets the `truncate` event for a log in its scope, and none for a
+/// log outside it.
+#[tauri::command]
+async fn truncate_for_e2e(
+    app: tauri::AppHandle,
+    log_name: String,
+    length: u64,
+) -> Result<u64, String> {
+    use tauri_plugin_nova_hypercore::NovaHypercoreExt;
+    let manager = app.nova_hypercore().manager().clone();
+    let log = manager
+        .get_log(&log_name)
+        .await
+        .map_err(|e| e.to_string())?;
+    log.truncate(length).await.map_err(|e| e.to_string())
+}
+
 fn store_dir() -> PathBuf {
     std::env::var_os(STORE_ENV).map_or_else(
         || std::env::temp_dir().join(format!("nova-hypercore-e2e-{}", std::process::id())),
@@ -71,7 +92,11 @@ fn run() -> Result<i32, Box<dyn std::error::Error>> {
     let config = ManagerConfig::builder().storage_path(store_dir()).build()?;
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_nova_hypercore::init(config))
-        .invoke_handler(tauri::generate_handler![ready_for_screenshot, report])
+        .invoke_handler(tauri::generate_handler![
+            ready_for_screenshot,
+            report,
+            truncate_for_e2e
+        ])
         .build(tauri::generate_context!())?;
     Ok(app.run_return(|_, _| {}))
 }

@@ -8,7 +8,7 @@
 //
 // Does not: hold state, retry, or check log names (the plugin and its scope do that).
 
-import { invoke, type InvokeArgs, type InvokeOptions } from '@tauri-apps/api/core'
+import { Channel, invoke, type InvokeArgs, type InvokeOptions } from '@tauri-apps/api/core'
 
 /** The plugin's runtime name, as in `invoke('plugin:nova-hypercore|append')`. */
 export const PLUGIN_NAME = 'nova-hypercore'
@@ -200,6 +200,34 @@ export async function length(logName: string): Promise<number> {
 export async function readRange(logName: string, start: number, end: number): Promise<Uint8Array[]> {
   const bytes = toBytes(await call<unknown>('read_range', { logName, start, end }), 'readRange')
   return decodeFrames(bytes)
+}
+
+/** A manager event about a log this window may see (`subscribe`), `event` names it. */
+export type HypercoreEvent =
+  /** The log's writer retracted entries `kept..` of the old fork; the log is now `length` long at `fork`. */
+  | { event: 'truncate'; logName: string; kept: number; length: number; fork: number }
+  | { event: 'peer-connect'; logName: string; peerId: string }
+  | { event: 'peer-disconnect'; logName: string; peerId: string }
+  | { event: 'health-warning'; logName: string; errorCount: number }
+  | { event: 'error'; logName: string; error: HypercoreErrorPayload }
+  | { event: 'log-deleted'; logName: string }
+  /** This subscription fell behind: `missed` events were dropped (re-read what you show). */
+  | { event: 'lagged'; missed: number }
+
+/**
+ * Calls `onEvent` with every manager event about a log this window's scope allows
+ * (truncations, peers, health warnings, errors, deleted logs), over a Tauri `Channel`.
+ * Resolves to a function that ends the subscription.
+ */
+export async function subscribe(
+  onEvent: (event: HypercoreEvent) => void
+): Promise<() => Promise<void>> {
+  const channel = new Channel<HypercoreEvent>()
+  channel.onmessage = onEvent
+  const id = toCount(await call<unknown>('subscribe', { onEvent: channel }), 'subscribe')
+  return async () => {
+    await call<unknown>('unsubscribe', { id })
+  }
 }
 
 /** The store's status, restricted to the logs this window may see. */
