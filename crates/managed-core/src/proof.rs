@@ -18,6 +18,11 @@
 //! following a higher fork is [`reorg`]'s (fork proofs and the search for the common
 //! prefix).
 //!
+//! Longer than the house ~800 lines (about 1,100 without its tests): creating and
+//! verifying proofs share the flat-tree walks and the node-list rules that mirror
+//! `merkle-tree.js` line by line, and keeping them side by side is how they are checked
+//! against each other; following forks is in `proof/reorg.rs`.
+//!
 //! Every number from a peer is bounded before use: lengths to [`MAX_LENGTH`] blocks,
 //! tree indexes to below `2 * MAX_LENGTH`, node lists to [`MAX_PROOF_NODES`] entries,
 //! sizes are added with checked arithmetic. No input panics.
