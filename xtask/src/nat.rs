@@ -131,6 +131,8 @@ struct Timings {
     announce: Duration,
     /// Reader start to its first data.
     connect: Duration,
+    /// The same for the second reader (the incremental sync's, a new process).
+    connect_again: Duration,
     /// Reader start to every entry verified: the full sync, then the incremental one.
     full: Duration,
     more: Duration,
@@ -260,7 +262,11 @@ fn judge(
     }
 }
 
-/// Pairs with a Rust peer connect within [`SPEED_RATIO`] of JS -> JS on the same topology.
+/// Pairs with a Rust peer connect within [`SPEED_RATIO`] of JS -> JS on the same topology,
+/// each side's connect the better of its two readers' (the full sync's and the
+/// incremental one's, two processes): one sample could miss by a lost probe (a CI run
+/// once measured Rust -> JS across two NATs at 0.64 s against 0.22 s, then 0.20-0.22 s in
+/// every rerun).
 /// Across a random NAT the connect time is itself random (a birthday search for a
 /// mapped port: JS -> JS measured 1.4 to 10.6 s), so one sample of each is printed there,
 /// not compared.
@@ -278,14 +284,16 @@ fn speed(rows: &[Row], failures: &mut Vec<String>) {
         let Some(js) = anchor(row.pair.topology) else {
             continue;
         };
-        let ratio = t.connect.as_secs_f64() / js.connect.as_secs_f64();
+        let best = |t: &Timings| t.connect.min(t.connect_again);
+        let (ours, theirs) = (best(&t), best(&js));
+        let ratio = ours.as_secs_f64() / theirs.as_secs_f64();
         let random = row.pair.topology.random();
         let line = format!(
             "SPEED {} | {} | connect {} vs JS -> JS {} ({ratio:.2}x, {})",
             row.pair.name(),
             row.pair.topology.name,
-            secs(t.connect),
-            secs(js.connect),
+            secs(ours),
+            secs(theirs),
             if random {
                 "not compared: random-NAT punching takes a random time".to_string()
             } else {
@@ -397,6 +405,7 @@ fn run_pair(internet: &Internet, sites: &Sites, pair: &Pair, dir: &Path) -> Resu
             Ok(r) => Ok(Ran::Synced(Timings {
                 announce,
                 connect: r.connect,
+                connect_again: r.connect,
                 full: r.took,
                 more: Duration::ZERO,
             })),
@@ -425,6 +434,7 @@ fn run_pair(internet: &Internet, sites: &Sites, pair: &Pair, dir: &Path) -> Resu
     Ok(Ran::Synced(Timings {
         announce,
         connect: reads[0].connect,
+        connect_again: reads[1].connect,
         full: reads[0].took,
         more: reads[1].took,
     }))
