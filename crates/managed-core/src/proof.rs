@@ -915,6 +915,44 @@ fn verify_upgrade(
     Ok((roots.roots, used_block_root))
 }
 
+/// The signed tree `roots` describe, once they are the roots of a length (within
+/// [`MAX_LENGTH`]) and `signature` signs them with that length and `fork` (`what`
+/// names them in the error). Upgrades and fork proofs alike.
+fn signed_tree(
+    roots: Vec<Node>,
+    fork: u64,
+    signature: &[u8],
+    verifier: &Verifier,
+    what: &str,
+) -> Result<SignedTree, ProofError> {
+    let last = roots
+        .last()
+        .ok_or_else(|| malformed(format!("{what}: none")))?;
+    let length = flat_tree::right_span(last.index) / 2 + 1;
+    if length > MAX_LENGTH
+        || root_indexes(length)
+            .iter()
+            .ne(roots.iter().map(|r| &r.index))
+    {
+        return Err(malformed(format!(
+            "{what} are not the roots of length {length}"
+        )));
+    }
+    let byte_length = sum_sizes(&roots)?;
+    match verifier.check(&roots, length, fork, signature) {
+        Ok(()) => {}
+        Err(VerifyError::ManifestMissing) => return Err(ProofError::ManifestMissing),
+        Err(VerifyError::Invalid(_)) => return Err(ProofError::SignatureInvalid { length }),
+    }
+    Ok(SignedTree {
+        length,
+        fork,
+        byte_length,
+        roots,
+        signature: signature.to_vec(),
+    })
+}
+
 /// Converts a wire node list, refusing long lists, hashes that are not 32 bytes and
 /// indexes out of range.
 fn wire_nodes(list: &[hypercore_schema::Node], what: &str) -> Result<Vec<Node>, ProofError> {
@@ -1040,32 +1078,13 @@ pub(crate) fn verify_proof(
             &mut nodes,
         )?;
         root_used = used;
-        let last = roots
-            .last()
-            .ok_or_else(|| malformed("upgrade without roots"))?;
-        let length = flat_tree::right_span(last.index) / 2 + 1;
-        if length > MAX_LENGTH
-            || root_indexes(length)
-                .iter()
-                .ne(roots.iter().map(|r| &r.index))
-        {
-            return Err(malformed(format!(
-                "upgraded roots are not the roots of length {length}"
-            )));
-        }
-        let byte_length = sum_sizes(&roots)?;
-        match verifier.check(&roots, length, proof.fork, &up.signature) {
-            Ok(()) => {}
-            Err(VerifyError::ManifestMissing) => return Err(ProofError::ManifestMissing),
-            Err(VerifyError::Invalid(_)) => return Err(ProofError::SignatureInvalid { length }),
-        }
-        upgrade = Some(SignedTree {
-            length,
-            fork: proof.fork,
-            byte_length,
+        upgrade = Some(signed_tree(
             roots,
-            signature: up.signature.clone(),
-        });
+            proof.fork,
+            &up.signature,
+            verifier,
+            "upgraded roots",
+        )?);
     }
 
     // A proof not rooted in the upgrade must be rooted in our tree.

@@ -25,10 +25,10 @@ use hypercore_schema::Proof;
 
 use super::{
     MAX_LENGTH, NodeSource, ProofError, SignedTree, TreeState, check_state, local_node, malformed,
-    sum_sizes, verify_tree, verify_upgrade, wire_nodes,
+    signed_tree, verify_tree, verify_upgrade, wire_nodes,
 };
-use crate::crypto::{Node, root_indexes};
-use crate::verifier::{Verifier, VerifyError};
+use crate::crypto::Node;
+use crate::verifier::Verifier;
 
 /// The most `hash` rounds one reorg may take (a tree of 2^52 blocks is 53 levels deep).
 pub(crate) const MAX_ROUNDS: u32 = 64;
@@ -240,33 +240,15 @@ pub(crate) fn verify_reorg(
         &[],
         &mut proven,
     )?;
-    let last = roots
-        .last()
-        .ok_or_else(|| malformed("fork proof without roots"))?;
-    let length = flat_tree::right_span(last.index) / 2 + 1;
-    if length > MAX_LENGTH
-        || root_indexes(length)
-            .iter()
-            .ne(roots.iter().map(|r| &r.index))
-    {
-        return Err(malformed(format!(
-            "fork proof roots are not the roots of length {length}"
-        )));
-    }
-    let byte_length = sum_sizes(&roots)?;
-    match verifier.check(&roots, length, proof.fork, &up.signature) {
-        Ok(()) => {}
-        Err(VerifyError::ManifestMissing) => return Err(ProofError::ManifestMissing),
-        Err(VerifyError::Invalid(_)) => return Err(ProofError::SignatureInvalid { length }),
-    }
+    let signed = signed_tree(
+        roots,
+        proof.fork,
+        &up.signature,
+        verifier,
+        "fork proof roots",
+    )?;
     let mut reorg = Reorg {
-        tree: SignedTree {
-            length,
-            fork: proof.fork,
-            byte_length,
-            roots: roots.clone(),
-            signature: up.signature.clone(),
-        },
+        tree: signed.clone(),
         from_fork: state.fork,
         from_length: state.length,
         nodes: proven.iter().map(|n| (n.index, *n)).collect(),
@@ -279,7 +261,7 @@ pub(crate) fn verify_reorg(
         }),
         rounds: 0,
     };
-    for root in &roots {
+    for root in &signed.roots {
         if local_node(tree, state, root.index)? == Some(*root) {
             continue;
         }
@@ -289,7 +271,7 @@ pub(crate) fn verify_reorg(
     if reorg.diff.is_none() {
         // Every new root is ours: the new fork keeps all of its length.
         reorg.want = None;
-        reorg.ancestors = length;
+        reorg.ancestors = signed.length;
     } else {
         reorg.walk(tree, state)?;
     }

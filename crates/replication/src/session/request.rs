@@ -18,6 +18,21 @@ use super::state::{ChannelCtx, ChannelState, Pending, Want};
 /// Blocks `fill` checks (held blocks it skips) per call.
 pub(super) const MAX_CHECKS_PER_FILL: usize = 4096;
 
+/// Sends our requests `batch` as one frame (nothing when empty) and counts them.
+pub(super) async fn send_requests(
+    channel: &Channel,
+    ctx: &ChannelCtx,
+    batch: &[Message],
+) -> Result<(), HypercoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let n = batch.len() as u64;
+    ctx.stats
+        .update(&ctx.discovery_key, |t| t.requests_sent += n);
+    channel.send_batch(batch).await.map_err(send_failed)
+}
+
 impl ChannelState {
     pub(super) fn retry(&mut self, want: Want) {
         match want {
@@ -149,13 +164,7 @@ impl ChannelState {
                 priority: 0,
             }));
         }
-        if !batch.is_empty() {
-            let n = batch.len() as u64;
-            ctx.stats
-                .update(&ctx.discovery_key, |t| t.requests_sent += n);
-            channel.send_batch(&batch).await.map_err(send_failed)?;
-        }
-        Ok(())
+        send_requests(channel, ctx, &batch).await
     }
     /// Adds blocks `start..end` to what this channel requests, for a full replica; for
     /// a sparse one, what its readers and downloads ask for now instead (past the

@@ -22,7 +22,7 @@ use tracing::{debug, warn};
 use crate::channel::Channel;
 use crate::wire::{Message, Request, RequestSeek};
 
-use super::serve::send_failed;
+use super::request::send_requests;
 use super::state::{ChannelCtx, ChannelState, Pending, Want};
 
 /// Byte offsets asked about per call (the rest wait for the next call).
@@ -100,12 +100,6 @@ impl ChannelState {
                 priority: 0,
             }));
         }
-        if !batch.is_empty() {
-            let n = batch.len() as u64;
-            ctx.stats
-                .update(&ctx.discovery_key, |t| t.requests_sent += n);
-            channel.send_batch(&batch).await.map_err(send_failed)?;
-        }
-        Ok(())
+        send_requests(channel, ctx, &batch).await
     }
 }
