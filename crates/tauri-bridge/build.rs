@@ -9,6 +9,13 @@ const COMMANDS: &[&str] = &[
     "status",
     "subscribe",
     "unsubscribe",
+    "tail",
+    "share",
+    "unshare",
+    "follow",
+    "replication_status",
+    "download_progress",
+    "log_keys",
 ];
 
 fn main() {

@@ -407,6 +407,55 @@ impl HypercoreManager {
         result
     }
 
+    /// The log called `name` if it exists, never creating one: a log open in this
+    /// process (its own or a replica), or a log of our own stored here (its key file
+    /// is in `keys/` and it was not deleted), which is then opened. For calls that only
+    /// read (the Tauri plugin's `read`, `length`, `tail`, ...).
+    ///
+    /// Errors: `STORAGE_INACCESSIBLE` ([`HypercoreError::NoSuchLog`]) when there is no
+    /// such log, or it was deleted; otherwise those of [`get_log`](Self::get_log). A
+    /// replica stored here but not opened since the store started is not found: the
+    /// store does not remember which names are replicas (see
+    /// [`open_replica`](Self::open_replica)).
+    pub async fn existing_log(&self, name: &str) -> Result<ManagedLog> {
+        let result = self.existing_log_inner(name).await;
+        if let Err(e) = &result {
+            let shown: String = name.chars().take(MAX_LOG_NAME_BYTES * 2).collect();
+            self.shared.report_error(&shown, e);
+        }
+        result
+    }
+
+    async fn existing_log_inner(&self, name: &str) -> Result<ManagedLog> {
+        let name = LogName::parse(name)?;
+        if let Some(log) = self.registered(&name).await? {
+            return Ok(log);
+        }
+        let keys_dir = self.keys_dir();
+        let (dir, file_name) = (keys_dir.clone(), name.clone());
+        let stored = blocking(&keys_dir, move || {
+            let key_file = dir.join(format!("{file_name}.key"));
+            let deleted = keys::tombstone_path(&dir, &file_name);
+            let exists = |path: &Path| match std::fs::symlink_metadata(path) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(source) => Err(HypercoreError::StorageInaccessible {
+                    path: path.to_owned(),
+                    source,
+                }),
+            };
+            Ok(exists(&key_file)? && !exists(&deleted)?)
+        })
+        .await?;
+        if !stored {
+            return Err(HypercoreError::NoSuchLog {
+                log: name.to_string(),
+            });
+        }
+        self.get_log_inner(name.as_str(), self.shared.config.core_format)
+            .await
+    }
+
     async fn get_log_inner(&self, name: &str, format: CoreFormat) -> Result<ManagedLog> {
         let name = LogName::parse(name)?;
         if let Some(log) = self.registered(&name).await? {

@@ -143,6 +143,15 @@ pub enum HypercoreError {
         /// The closed log.
         log: String,
     },
+    /// No log of that name is in this store (reported by calls that only read and so
+    /// never create one, e.g. `HypercoreManager::existing_log` in the manager crate).
+    #[error(
+        "log {log} does not exist in this store (append to it, or open it as a replica, first)"
+    )]
+    NoSuchLog {
+        /// The log asked for.
+        log: String,
+    },
     /// `seq` is at or beyond the log's length.
     #[error("seq {seq} is out of range for log {log} (length {length})")]
     OutOfRange {
@@ -271,9 +280,9 @@ impl HypercoreError {
     /// The spec's code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            HypercoreError::StorageInaccessible { .. } | HypercoreError::Closed { .. } => {
-                ErrorCode::StorageInaccessible
-            }
+            HypercoreError::StorageInaccessible { .. }
+            | HypercoreError::Closed { .. }
+            | HypercoreError::NoSuchLog { .. } => ErrorCode::StorageInaccessible,
             HypercoreError::OutOfRange { .. }
             | HypercoreError::ByteOutOfRange { .. }
             | HypercoreError::RangeOutOfBounds { .. } => ErrorCode::OutOfRange,
@@ -294,6 +303,7 @@ impl HypercoreError {
         match self {
             HypercoreError::StorageInaccessible { .. } => None,
             HypercoreError::Closed { log }
+            | HypercoreError::NoSuchLog { log }
             | HypercoreError::OutOfRange { log, .. }
             | HypercoreError::ByteOutOfRange { log, .. }
             | HypercoreError::RangeOutOfBounds { log, .. }

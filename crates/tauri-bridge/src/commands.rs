@@ -3,16 +3,18 @@
 //! reported to the manager (observability record + `error` event) and nothing is opened
 //! or written.
 
-use nova_hypercore_manager::HypercoreManager;
+use nova_hypercore_manager::ManagedLog;
 use nova_hypercore_nanoclaw::NanoClawScope;
 use nova_hypercore_serialization::{DecodeError, HypercoreError, LogName};
 use serde::Deserialize as _;
-use tauri::ipc::{Channel, CommandScope, GlobalScope, InvokeBody, Request, Response};
+use tauri::ipc::{
+    Channel, CommandScope, GlobalScope, InvokeBody, InvokeResponseBody, Request, Response,
+};
 use tauri::{Runtime, State, Webview};
 
 use crate::NovaHypercore;
 use crate::error::Result;
-use crate::events::{PageEvent, for_page};
+use crate::events::{PageEvent, Refusal};
 use crate::models::{AppendArgs, LogView, ScopeEntry, StatusView, frame_entries};
 
 /// Header naming the log of a raw-body `append`.
@@ -38,9 +40,11 @@ fn scope(
         })
 }
 
-/// Checks `name` against the caller's scope; a refusal is reported to the manager.
-fn authorize<R: Runtime>(
-    manager: &HypercoreManager,
+/// Checks `name` against the caller's scope; a refusal is reported to the manager
+/// (observability record + `error` event) and to the caller's `subscribe` channels
+/// (`refused`).
+pub(crate) fn authorize<R: Runtime>(
+    state: &NovaHypercore,
     webview: &Webview<R>,
     command: &CommandScope<ScopeEntry>,
     global: &GlobalScope<ScopeEntry>,
@@ -48,15 +52,22 @@ fn authorize<R: Runtime>(
 ) -> Result<LogName> {
     let checked = scope(webview.label(), command, global).and_then(|s| s.check_name(name));
     checked.map_err(|e| {
+        let shown: String = name.chars().take(128).collect();
         let e = match e {
             HypercoreError::Unauthorized { log: None, reason } => HypercoreError::Unauthorized {
-                log: Some(name.chars().take(128).collect()),
+                log: Some(shown.clone()),
                 reason,
             },
             other => other,
         };
         tracing::warn!(caller = webview.label(), log_name = name, error = %e, "nova-hypercore: call refused");
-        manager.report_error(name, &e);
+        state.manager().report_error(name, &e);
+        // No window listening is fine.
+        let _ = state.refusals.send(Refusal {
+            caller: webview.label().to_owned(),
+            log_name: shown,
+            error: e.to_payload(),
+        });
         e.into()
     })
 }
@@ -95,7 +106,7 @@ pub(crate) async fn append<R: Runtime>(
         }
     };
     let manager = state.manager();
-    let log = authorize(manager, &webview, &command_scope, &global_scope, &name)?;
+    let log = authorize(&state, &webview, &command_scope, &global_scope, &name)?;
     Ok(manager.append(log.as_str(), &data).await?)
 }
 
@@ -110,8 +121,9 @@ pub(crate) async fn read<R: Runtime>(
     seq: u64,
 ) -> Result<Response> {
     let manager = state.manager();
-    let log = authorize(manager, &webview, &command_scope, &global_scope, &log_name)?;
-    Ok(Response::new(manager.read(log.as_str(), seq).await?))
+    let log = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
+    let log = manager.existing_log(log.as_str()).await?;
+    Ok(Response::new(log.get(seq).await?))
 }
 
 /// `length`: `{ logName }` -> the log's length.
@@ -124,12 +136,18 @@ pub(crate) async fn length<R: Runtime>(
     log_name: String,
 ) -> Result<u64> {
     let manager = state.manager();
-    let log = authorize(manager, &webview, &command_scope, &global_scope, &log_name)?;
-    Ok(manager.get_length(log.as_str()).await?)
+    let log = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
+    Ok(manager
+        .existing_log(log.as_str())
+        .await?
+        .current_length()
+        .await?)
 }
 
-/// `read_range`: `{ logName, start, end }` (end exclusive) -> the entries framed
-/// (u32 big-endian length + bytes each), concatenated.
+/// `read_range`: `{ logName, start, end }` (end exclusive) -> entries `start..` framed
+/// (u32 big-endian length + bytes each), concatenated: one page of at most
+/// [`MAX_RANGE_ENTRIES`] entries and about [`MAX_RANGE_BYTES`] bytes (at least one
+/// entry). The caller asks again from `start + entries received` for the rest.
 #[tauri::command]
 pub(crate) async fn read_range<R: Runtime>(
     webview: Webview<R>,
@@ -141,9 +159,43 @@ pub(crate) async fn read_range<R: Runtime>(
     end: u64,
 ) -> Result<Response> {
     let manager = state.manager();
-    let log = authorize(manager, &webview, &command_scope, &global_scope, &log_name)?;
-    let entries = manager.read_range(log.as_str(), start, end).await?;
-    Ok(Response::new(frame_entries(log.as_str(), &entries)?))
+    let name = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
+    let log = manager.existing_log(name.as_str()).await?;
+    Ok(Response::new(read_page(&log, start, end).await?))
+}
+
+/// Most entries one `read_range` call returns.
+pub const MAX_RANGE_ENTRIES: u64 = 1024;
+/// A `read_range` page stops taking entries once it holds this many bytes.
+pub const MAX_RANGE_BYTES: usize = 8 << 20;
+
+/// Entries `start..end` of `log` (checked against its length as `get_range` does), cut
+/// to one page, framed.
+async fn read_page(log: &ManagedLog, start: u64, end: u64) -> Result<Vec<u8>, HypercoreError> {
+    let length = log.current_length().await?;
+    if start > end || end > length {
+        // The log's own range check gives the typed error.
+        log.get_range(start, end).await?;
+    }
+    let end = end.min(start.saturating_add(MAX_RANGE_ENTRIES));
+    let mut out = Vec::new();
+    let mut next = start;
+    // Read in chunks so a page of large entries stops near the byte limit.
+    while next < end && (next == start || out.len() < MAX_RANGE_BYTES) {
+        let chunk_end = end.min(next.saturating_add(64));
+        let entries = log.get_range(next, chunk_end).await?;
+        for entry in entries {
+            if next > start && out.len().saturating_add(4 + entry.len()) > MAX_RANGE_BYTES {
+                return Ok(out);
+            }
+            out.extend_from_slice(&frame_entries(
+                log.name().as_str(),
+                std::slice::from_ref(&entry),
+            )?);
+            next += 1;
+        }
+    }
+    Ok(out)
 }
 
 /// `status`: the manager's status restricted to the logs the caller's scope allows.
@@ -179,38 +231,65 @@ pub(crate) async fn subscribe<R: Runtime>(
     on_event: Channel<PageEvent>,
 ) -> Result<u32> {
     let scope = scope(webview.label(), &command_scope, &global_scope)?;
-    let mut events = state.manager().subscribe();
     let id = state
         .next_subscription
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let caller = webview.label().to_owned();
+    let (manager, refusals) = (state.manager().clone(), state.refusals.subscribe());
     let task = tauri::async_runtime::spawn(async move {
-        loop {
-            let event = match events.recv().await {
-                Ok(event) => match for_page(&event, &scope) {
-                    Some(e) => e,
-                    None => continue,
-                },
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    PageEvent::Lagged { missed }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            if on_event.send(event).is_err() {
-                tracing::debug!(caller, subscription = id, "page gone: subscription ends");
-                return;
-            }
-        }
+        crate::events::forward(manager, scope, refusals, |event| {
+            on_event.send(event).is_ok()
+        })
+        .await;
+        tracing::debug!(caller, subscription = id, "subscription ended");
     });
-    let mut subscriptions = state
-        .subscriptions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    subscriptions.insert(id, task);
+    state.keep_stream(id, task);
     Ok(id)
 }
 
-/// `unsubscribe`: ends subscription `id`; `false` if there was none.
+/// `tail`: `{ logName, fromSeq, onEntry }` -> the stream's id. Sends entries `fromSeq..`
+/// of the log and then every new one on `onEntry` (a `Channel`), until `unsubscribe(id)`,
+/// the page goes, the log is deleted or the store closes ([`crate::tail`]: the messages).
+/// The scope is checked when the tail starts; a log that does not exist is
+/// `STORAGE_INACCESSIBLE` (a tail never creates one).
+#[tauri::command]
+#[allow(clippy::too_many_arguments)] // Tauri's command arguments: each one is injected
+pub(crate) async fn tail<R: Runtime>(
+    webview: Webview<R>,
+    state: State<'_, NovaHypercore>,
+    command_scope: CommandScope<ScopeEntry>,
+    global_scope: GlobalScope<ScopeEntry>,
+    log_name: String,
+    from_seq: u64,
+    on_entry: Channel<InvokeResponseBody>,
+) -> Result<u32> {
+    let manager = state.manager();
+    let name = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
+    let log = manager.existing_log(name.as_str()).await?;
+    let id = state
+        .next_subscription
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let manager = manager.clone();
+    let task = tauri::async_runtime::spawn(async move {
+        let log_name = name.to_string();
+        crate::tail::run(manager, log, from_seq, |message| {
+            match message.body(&log_name) {
+                Ok(body) => on_entry.send(body).is_ok(),
+                Err(e) => {
+                    tracing::error!(log_name, error = %e, "tail: a message could not be encoded: the stream ends");
+                    false
+                }
+            }
+        })
+        .await;
+        tracing::debug!(log_name, tail = id, "tail ended");
+    });
+    state.keep_stream(id, task);
+    Ok(id)
+}
+
+/// `unsubscribe`: ends subscription or tail `id`; `false` if there was none (or it had
+/// ended already).
 #[tauri::command]
 pub(crate) async fn unsubscribe(state: State<'_, NovaHypercore>, id: u32) -> Result<bool> {
     let task = state
@@ -218,5 +297,9 @@ pub(crate) async fn unsubscribe(state: State<'_, NovaHypercore>, id: u32) -> Res
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&id);
-    Ok(task.map(|t| t.abort()).is_some())
+    Ok(task.is_some_and(|t| {
+        let running = !t.inner().is_finished();
+        t.abort();
+        running
+    }))
 }

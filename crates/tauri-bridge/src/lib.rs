@@ -4,10 +4,13 @@
 //!
 //! Owns: the plugin (one [`HypercoreManager`] per app, created and initialized in the
 //! plugin's `setup`, closed on [`tauri::RunEvent::Exit`] and when the plugin is dropped),
-//! the IPC commands `append`, `read`, `length`, `read_range`, `status` and their
-//! contract (`CONTRACT.md`: argument names, raw-byte bodies and responses, the JSON
-//! error shape [`Error`]), the permission files (`permissions/`) and the scope entry
-//! type [`models::ScopeEntry`].
+//! the IPC commands and their contract (`CONTRACT.md`: argument names, raw-byte bodies
+//! and responses, the JSON error shape [`Error`]): `append`, `read`, `length`,
+//! `read_range` (paginated), `status`; the page streams `subscribe` (manager events,
+//! [`events`]) and `tail` (entries, [`tail`]) over `Channel`s, stopped by `unsubscribe`;
+//! replication ([`replication`]: `share`, `unshare`, `follow`, `replication_status`,
+//! `download_progress`, `log_keys`); the permission files (`permissions/`) and the scope
+//! entry type [`models::ScopeEntry`]. Commands that only read never create a log.
 //!
 //! Does not: hold log logic (the manager does), decide access policy (that is
 //! `nova-hypercore-nanoclaw`; this crate only feeds it the capability's scope), or ship
@@ -32,7 +35,8 @@
 //!
 //! # Permissions and scope
 //!
-//! `nova-hypercore:default` grants the five commands but **no log**: until a capability
+//! `nova-hypercore:default` grants every command but `share`, `unshare` and `follow`
+//! (each has its own permission) but **no log**: until a capability
 //! adds scope entries, every call that names a log is refused with `UNAUTHORIZED`
 //! (Tauri itself treats an empty allow list as "everything"; this plugin does not).
 //! Scope entries are `{ "name": "<log>" }` or `{ "name": "<prefix>*" }`; deny entries
@@ -75,8 +79,10 @@ mod commands;
 mod error;
 pub mod events;
 pub mod models;
+pub mod replication;
+pub mod tail;
 
-pub use commands::LOG_NAME_HEADER;
+pub use commands::{LOG_NAME_HEADER, MAX_RANGE_BYTES, MAX_RANGE_ENTRIES};
 pub use error::{Error, Result};
 
 /// The plugin's runtime name: `invoke('plugin:nova-hypercore|append', ...)`, permission
@@ -88,16 +94,26 @@ pub const PLUGIN_NAME: &str = "nova-hypercore";
 #[derive(Debug)]
 pub struct NovaHypercore {
     manager: HypercoreManager,
-    /// The pages' event subscriptions (`subscribe`), by id: the task forwarding each.
+    /// The pages' streams (`subscribe`, `tail`), by id: the task forwarding each.
     subscriptions:
         std::sync::Mutex<std::collections::HashMap<u32, tauri::async_runtime::JoinHandle<()>>>,
     next_subscription: std::sync::atomic::AtomicU32,
+    /// Refused calls, for the `refused` event of the calling window's subscriptions.
+    refusals: tokio::sync::broadcast::Sender<events::Refusal>,
 }
 
 impl NovaHypercore {
     /// The manager behind the commands (a cheap clone handle of it can be kept).
     pub fn manager(&self) -> &HypercoreManager {
         &self.manager
+    }
+
+    /// Keeps a page stream's task (`subscribe`, `tail`) so `unsubscribe` and the app's
+    /// end can stop it; forgets streams that ended on their own.
+    pub(crate) fn keep_stream(&self, id: u32, task: tauri::async_runtime::JoinHandle<()>) {
+        let mut streams = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+        streams.retain(|_, t| !t.inner().is_finished());
+        streams.insert(id, task);
     }
 }
 
@@ -127,7 +143,14 @@ pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
             commands::read_range,
             commands::status,
             commands::subscribe,
-            commands::unsubscribe
+            commands::unsubscribe,
+            commands::tail,
+            replication::share,
+            replication::unshare,
+            replication::follow,
+            replication::replication_status,
+            replication::download_progress,
+            replication::log_keys
         ])
         .setup(move |app, _api| {
             let manager = HypercoreManager::new(config)?;
@@ -137,6 +160,7 @@ pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
                 manager,
                 subscriptions: std::sync::Mutex::default(),
                 next_subscription: std::sync::atomic::AtomicU32::new(1),
+                refusals: tokio::sync::broadcast::channel(64).0,
             });
             Ok(())
         })

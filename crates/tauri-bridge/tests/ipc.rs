@@ -205,11 +205,12 @@ fn a_command_the_capability_does_not_grant_is_refused_by_tauri() {
         text.contains("denied") || text.contains("not allowed"),
         "{text}"
     );
-    // Granted with scope: works (the log is new, so length 0).
-    let len = h
+    // Granted with scope: gets past the ACL and the scope, to the store, which has no
+    // such log (a read never creates one).
+    let err = h
         .json("length", json!({ "logName": "agent-state" }))
-        .unwrap();
-    assert_eq!(len.deserialize::<u64>().unwrap(), 0);
+        .unwrap_err();
+    assert_eq!(code(&err), "STORAGE_INACCESSIBLE", "{err}");
     // Granted without scope (allow-read has none): denied by NanoClaw.
     assert_eq!(code(&h.read("agent-state", 0).unwrap_err()), "UNAUTHORIZED");
     h.shut_down();

@@ -31,7 +31,7 @@ pub fn manifest() -> Manifest {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     generated.sort();
-    assert_eq!(generated.len(), 7, "one permission file per command");
+    assert_eq!(generated.len(), 14, "one permission file per command");
     paths.extend(generated);
     let files = paths
         .iter()
