@@ -9,6 +9,13 @@ const COMMANDS: &[&str] = &[
     "status",
     "subscribe",
     "unsubscribe",
+    "atlas_store",
+    "atlas_query",
+    "crdt_broadcast",
+    "crdt_subscribe",
+    "crdt_unsubscribe",
+    "crdt_follow",
+    "crdt_info",
 ];
 
 fn main() {

@@ -39,7 +39,7 @@ fn scope(
 }
 
 /// Checks `name` against the caller's scope; a refusal is reported to the manager.
-fn authorize<R: Runtime>(
+pub(crate) fn authorize<R: Runtime>(
     manager: &HypercoreManager,
     webview: &Webview<R>,
     command: &CommandScope<ScopeEntry>,
@@ -61,7 +61,7 @@ fn authorize<R: Runtime>(
     })
 }
 
-fn schema_error(path: &str, message: impl Into<String>) -> HypercoreError {
+pub(crate) fn schema_error(path: &str, message: impl Into<String>) -> HypercoreError {
     HypercoreError::decode(DecodeError::Schema {
         path: path.to_owned(),
         message: message.into(),

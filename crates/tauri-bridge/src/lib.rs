@@ -4,10 +4,14 @@
 //!
 //! Owns: the plugin (one [`HypercoreManager`] per app, created and initialized in the
 //! plugin's `setup`, closed on [`tauri::RunEvent::Exit`] and when the plugin is dropped),
-//! the IPC commands `append`, `read`, `length`, `read_range`, `status` and their
-//! contract (`CONTRACT.md`: argument names, raw-byte bodies and responses, the JSON
-//! error shape [`Error`]), the permission files (`permissions/`) and the scope entry
-//! type [`models::ScopeEntry`].
+//! the IPC commands `append`, `read`, `length`, `read_range`, `status`, `subscribe`,
+//! `unsubscribe`, the ATLAS commands `atlas_store`, `atlas_query` ([`atlas`]: one
+//! ATLAS adapter per log, opened on first allowed use) and the CRDT commands
+//! `crdt_broadcast`, `crdt_subscribe`, `crdt_unsubscribe`, `crdt_follow`, `crdt_info`
+//! ([`crdt`]: one CRDT bridge per log, closed before the manager), and their contract
+//! (`CONTRACT.md`: argument names, raw-byte bodies and responses, the JSON error shape
+//! [`Error`]), the permission files (`permissions/`: `default`, and the sets `atlas`
+//! and `crdt`) and the scope entry type [`models::ScopeEntry`].
 //!
 //! Does not: hold log logic (the manager does), decide access policy (that is
 //! `nova-hypercore-nanoclaw`; this crate only feeds it the capability's scope), or ship
@@ -32,7 +36,7 @@
 //!
 //! # Permissions and scope
 //!
-//! `nova-hypercore:default` grants the five commands but **no log**: until a capability
+//! `nova-hypercore:default` grants every command but **no log**: until a capability
 //! adds scope entries, every call that names a log is refused with `UNAUTHORIZED`
 //! (Tauri itself treats an empty allow list as "everything"; this plugin does not).
 //! Scope entries are `{ "name": "<log>" }` or `{ "name": "<prefix>*" }`; deny entries
@@ -71,7 +75,9 @@ use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
 use tauri::plugin::{Builder, TauriPlugin};
 use tauri::{AppHandle, Manager, RunEvent, Runtime};
 
+pub mod atlas;
 mod commands;
+pub mod crdt;
 mod error;
 pub mod events;
 pub mod models;
@@ -127,7 +133,14 @@ pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
             commands::read_range,
             commands::status,
             commands::subscribe,
-            commands::unsubscribe
+            commands::unsubscribe,
+            atlas::atlas_store,
+            atlas::atlas_query,
+            crdt::crdt_broadcast,
+            crdt::crdt_subscribe,
+            crdt::crdt_unsubscribe,
+            crdt::crdt_follow,
+            crdt::crdt_info
         ])
         .setup(move |app, _api| {
             let manager = HypercoreManager::new(config)?;
@@ -138,6 +151,8 @@ pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
                 subscriptions: std::sync::Mutex::default(),
                 next_subscription: std::sync::atomic::AtomicU32::new(1),
             });
+            app.manage(atlas::AtlasState::default());
+            app.manage(crdt::CrdtState::default());
             Ok(())
         })
         .on_event(|app, event| {
@@ -152,6 +167,7 @@ pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
 /// Closes the store (idempotent). Runs on its own thread so it can block even when
 /// called from inside the async runtime.
 fn close<R: Runtime>(app: &AppHandle<R>) {
+    crdt::shutdown(app);
     let Some(state) = app.try_state::<NovaHypercore>() else {
         return;
     };
