@@ -267,3 +267,6 @@ export function decodeFrames(bytes: Uint8Array): Uint8Array[] {
   }
   return entries
 }
+
+export * from './atlas.js'
+export * from './crdt.js'
