@@ -558,6 +558,14 @@ fn a_page_follows_another_stores_writer_and_gets_its_updates() {
         (replica.as_str(), 1)
     );
     assert_eq!(b_info.writers.len(), 2);
+    // A later page on B gets A's update from the replica's history.
+    subscribe(&b, 8, json!({ "fromStart": true })).unwrap();
+    let replayed = next_on(&b_sent, 8);
+    assert_eq!(replayed.entry.payload, [9, 9]);
+    assert_eq!(
+        (replayed.writer.as_str(), replayed.seq),
+        (a_info.writer.as_str(), 0)
+    );
     b.shut_down();
     a.shut_down();
 }
