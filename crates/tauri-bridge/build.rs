@@ -16,6 +16,13 @@ const COMMANDS: &[&str] = &[
     "replication_status",
     "download_progress",
     "log_keys",
+    "atlas_store",
+    "atlas_query",
+    "crdt_broadcast",
+    "crdt_subscribe",
+    "crdt_unsubscribe",
+    "crdt_follow",
+    "crdt_info",
 ];
 
 fn main() {

@@ -253,6 +253,40 @@ impl AtlasMemoryAdapter {
         self.inner.read_nodes(&seqs).await
     }
 
+    /// Nodes `offset..offset + limit` of [`query_by_agent`](Self::query_by_agent)'s
+    /// answer (log order), and how many nodes the whole answer has. Reads only the
+    /// page's entries, so paging through a large answer costs one read of each node.
+    pub async fn query_by_agent_page(
+        &self,
+        agent_source: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<MemoryNodeEntry>, usize)> {
+        let (seqs, total) = {
+            let state = self.inner.state();
+            let all = state.index.agent_seqs(agent_source);
+            (page(all, offset, limit), all.len())
+        };
+        Ok((self.inner.read_nodes(&seqs).await?, total))
+    }
+
+    /// Nodes `offset..offset + limit` of
+    /// [`query_by_category`](Self::query_by_category)'s answer (log order), and how many
+    /// nodes the whole answer has; as [`query_by_agent_page`](Self::query_by_agent_page).
+    pub async fn query_by_category_page(
+        &self,
+        category: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<MemoryNodeEntry>, usize)> {
+        let (seqs, total) = {
+            let state = self.inner.state();
+            let all = state.index.category_seqs(category);
+            (page(all, offset, limit), all.len())
+        };
+        Ok((self.inner.read_nodes(&seqs).await?, total))
+    }
+
     /// A copy of the index as it is now.
     pub fn get_index(&self) -> MemoryIndex {
         self.inner.state().index.clone()
@@ -493,6 +527,13 @@ impl Indexer {
             }
         }
     }
+}
+
+/// `seqs[offset..offset + limit]`, clipped to the slice.
+fn page(seqs: &[u64], offset: usize, limit: usize) -> Vec<u64> {
+    let start = offset.min(seqs.len());
+    let end = start.saturating_add(limit).min(seqs.len());
+    seqs[start..end].to_vec()
 }
 
 /// Puts decoded entries into `state`: nodes into the index, failures into `skipped`.

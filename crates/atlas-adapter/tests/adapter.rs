@@ -82,6 +82,31 @@ async fn stored_nodes_are_found_by_time_agent_and_category() {
 }
 
 #[tokio::test]
+async fn pages_of_an_agent_or_category_query_are_slices_of_the_whole_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path()).await;
+    let atlas = AtlasMemoryAdapter::open(&m).await.unwrap();
+    let nodes: Vec<MemoryNodeEntry> = (0..7)
+        .map(|i| node(i, if i % 3 == 0 { "other" } else { "atlas" }, "fact", i))
+        .collect();
+    atlas.store_nodes(&nodes).await.unwrap();
+    let all = atlas.query_by_agent("atlas").await.unwrap();
+    assert_eq!(all.len(), 4);
+    let mut paged = Vec::new();
+    for offset in (0..6).step_by(3) {
+        let (page, total) = atlas.query_by_agent_page("atlas", offset, 3).await.unwrap();
+        assert_eq!(total, 4);
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    let (page, total) = atlas.query_by_category_page("fact", 5, 100).await.unwrap();
+    assert_eq!((page, total), (nodes[5..].to_vec(), 7));
+    let (page, total) = atlas.query_by_category_page("none", 0, 10).await.unwrap();
+    assert_eq!((page.len(), total), (0, 0));
+    m.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_invalid_node_is_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let m = manager(dir.path()).await;

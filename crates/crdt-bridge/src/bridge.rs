@@ -29,7 +29,17 @@ pub const REPLICA_KEY_HEX: usize = 16;
 /// after each such chunk.
 const CHUNK: u64 = 256;
 
-type Handler = Arc<dyn Fn(&CRDTUpdateEntry) + Send + Sync>;
+type Handler = Arc<dyn Fn(&CRDTUpdateEntry, Origin) + Send + Sync>;
+
+/// Where a delivered entry is stored: the writer's log (its public key) and the entry's
+/// seq in it. Given to [`CrdtBridge::on_delivery`] handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// The public key of the log the entry is in (ours, or a followed writer's).
+    pub writer: [u8; 32],
+    /// The entry's seq in that log.
+    pub seq: u64,
+}
 
 /// One writer's log: ours or a followed peer's replica.
 #[derive(Debug, Clone)]
@@ -342,6 +352,16 @@ impl CrdtBridge {
     where
         F: Fn(&CRDTUpdateEntry) + Send + Sync + 'static,
     {
+        self.on_delivery(move |entry, _| handler(entry))
+    }
+
+    /// [`on_update`](Self::on_update) with each entry's [`Origin`] (writer key and
+    /// seq): what a caller that forwards entries elsewhere (the Tauri plugin's
+    /// `crdt_subscribe`) needs to name them. Same delivery guarantees.
+    pub fn on_delivery<F>(&self, handler: F) -> Subscription
+    where
+        F: Fn(&CRDTUpdateEntry, Origin) + Send + Sync + 'static,
+    {
         let mut handlers = self.inner.handlers();
         let id = handlers.next_id;
         handlers.next_id += 1;
@@ -520,6 +540,7 @@ impl Inner {
             .collect();
         for (key, source) in sources {
             let remote = !source.log.same_log(&self.own);
+            let writer = source.log.public_key();
             let mut from = source.delivered;
             let fork = source.log.fork().await?;
             if fork != source.fork {
@@ -551,7 +572,10 @@ impl Inner {
                         s.delivered = seq + 1;
                     }
                     match entry {
-                        Ok(entry) => self.deliver(&entry, remote, &handlers),
+                        Ok(entry) => {
+                            let origin = Origin { writer, seq };
+                            self.deliver(&entry, remote, origin, &handlers)
+                        }
                         Err(e) => self.report(source.log.name(), &e),
                     }
                 }
@@ -562,11 +586,11 @@ impl Inner {
         Ok(())
     }
 
-    fn deliver(&self, entry: &CRDTUpdateEntry, remote: bool, handlers: &[Handler]) {
+    fn deliver(&self, entry: &CRDTUpdateEntry, remote: bool, origin: Origin, handlers: &[Handler]) {
         merge(&mut self.clock(), &entry.causal_clock);
         for handler in handlers {
             // A panicking handler must not stop delivery to the others (or later).
-            let call = std::panic::AssertUnwindSafe(|| handler(entry));
+            let call = std::panic::AssertUnwindSafe(|| handler(entry, origin));
             if std::panic::catch_unwind(call).is_err() {
                 error!(log = %self.own.name(), source_id = %entry.source_id, "a CRDT update handler panicked; delivery goes on");
             }

@@ -27,5 +27,5 @@ mod bridge;
 pub mod clock;
 mod state;
 
-pub use bridge::{CrdtBridge, DEFAULT_LOG, REPLICA_KEY_HEX, Subscription};
+pub use bridge::{CrdtBridge, DEFAULT_LOG, Origin, REPLICA_KEY_HEX, Subscription};
 pub use clock::VectorClock;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nova_hypercore_crdt_bridge::clock::dominates;
-use nova_hypercore_crdt_bridge::{CrdtBridge, DEFAULT_LOG, Subscription};
+use nova_hypercore_crdt_bridge::{CrdtBridge, DEFAULT_LOG, Origin, Subscription};
 use nova_hypercore_manager::{HypercoreManager, ManagerConfig, ManagerEvent};
 use nova_hypercore_serialization::{CRDTUpdateEntry, ErrorCode, deserialize};
 use tokio::sync::watch;
@@ -127,6 +127,36 @@ async fn a_subscription_unsubscribes_when_dropped_or_called() {
     assert_eq!(dropped.entries().len(), 1);
     assert_eq!(called.entries().len(), 1);
     assert_eq!(kept.entries()[1].payload, b"second");
+    bridge.close().await.unwrap();
+    m.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_delivery_names_each_entry_by_its_writer_key_and_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path()).await;
+    let bridge = CrdtBridge::open(&m).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _s = bridge.on_delivery(move |entry, origin| {
+        let _ = tx.send((entry.payload.clone(), origin));
+    });
+    for update in [&b"a"[..], b"b", b"c"] {
+        bridge.broadcast(update, "alice").await.unwrap();
+    }
+    for (seq, payload) in [&b"a"[..], b"b", b"c"].iter().enumerate() {
+        let (got, origin) = tokio::time::timeout(DEADLINE, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, *payload);
+        assert_eq!(
+            origin,
+            Origin {
+                writer: bridge.public_key(),
+                seq: seq as u64
+            }
+        );
+    }
     bridge.close().await.unwrap();
     m.close().await.unwrap();
 }

@@ -72,7 +72,7 @@ pub(crate) fn authorize<R: Runtime>(
     })
 }
 
-fn schema_error(path: &str, message: impl Into<String>) -> HypercoreError {
+pub(crate) fn schema_error(path: &str, message: impl Into<String>) -> HypercoreError {
     HypercoreError::decode(DecodeError::Schema {
         path: path.to_owned(),
         message: message.into(),

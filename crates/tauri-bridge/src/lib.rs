@@ -9,8 +9,12 @@
 //! `read_range` (paginated), `status`; the page streams `subscribe` (manager events,
 //! [`events`]) and `tail` (entries, [`tail`]) over `Channel`s, stopped by `unsubscribe`;
 //! replication ([`replication`]: `share`, `unshare`, `follow`, `replication_status`,
-//! `download_progress`, `log_keys`); the permission files (`permissions/`) and the scope
-//! entry type [`models::ScopeEntry`]. Commands that only read never create a log.
+//! `download_progress`, `log_keys`); the ATLAS commands `atlas_store`, `atlas_query`
+//! ([`atlas`]: one ATLAS adapter per log, opened on first allowed use) and the CRDT
+//! commands `crdt_broadcast`, `crdt_subscribe`, `crdt_unsubscribe`, `crdt_follow`,
+//! `crdt_info` ([`crdt`]: one CRDT bridge per log, closed before the manager); the
+//! permission files (`permissions/`: `default`, and the sets `atlas` and `crdt`) and the
+//! scope entry type [`models::ScopeEntry`]. Commands that only read never create a log.
 //!
 //! Does not: hold log logic (the manager does), decide access policy (that is
 //! `nova-hypercore-nanoclaw`; this crate only feeds it the capability's scope), or ship
@@ -75,7 +79,9 @@ use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
 use tauri::plugin::{Builder, TauriPlugin};
 use tauri::{AppHandle, Manager, RunEvent, Runtime};
 
+pub mod atlas;
 mod commands;
+pub mod crdt;
 mod error;
 pub mod events;
 pub mod models;
@@ -150,7 +156,14 @@ pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
             replication::follow,
             replication::replication_status,
             replication::download_progress,
-            replication::log_keys
+            replication::log_keys,
+            atlas::atlas_store,
+            atlas::atlas_query,
+            crdt::crdt_broadcast,
+            crdt::crdt_subscribe,
+            crdt::crdt_unsubscribe,
+            crdt::crdt_follow,
+            crdt::crdt_info
         ])
         .setup(move |app, _api| {
             let manager = HypercoreManager::new(config)?;
@@ -162,6 +175,8 @@ pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
                 next_subscription: std::sync::atomic::AtomicU32::new(1),
                 refusals: tokio::sync::broadcast::channel(64).0,
             });
+            app.manage(atlas::AtlasState::default());
+            app.manage(crdt::CrdtState::default());
             Ok(())
         })
         .on_event(|app, event| {
@@ -176,6 +191,7 @@ pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
 /// Closes the store (idempotent). Runs on its own thread so it can block even when
 /// called from inside the async runtime.
 fn close<R: Runtime>(app: &AppHandle<R>) {
+    crdt::shutdown(app);
     let Some(state) = app.try_state::<NovaHypercore>() else {
         return;
     };
