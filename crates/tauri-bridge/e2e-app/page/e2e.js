@@ -1,5 +1,6 @@
 // The e2e checks, run in the app's webview through the guest-js bundle (window.NovaHypercore).
-// Ends with one line reported to the app: `E2E OK ...` or `E2E FAIL <why>`.
+// Ends with one line reported to the app: `E2E OK ...` or `E2E FAIL <why>`. The app's role
+// (`e2e_params`) picks the checks: `single` (below), or `writer` / `reader` (live.js).
 'use strict'
 
 const MIB = 1 << 20
@@ -108,7 +109,11 @@ async function main() {
   let line
   try {
     must(window.NovaHypercore, 'the guest-js bundle (nova-hypercore.iife.js) is not loaded')
-    line = await checks(window.NovaHypercore)
+    const params = await invoke('e2e_params')
+    document.title = `nova-hypercore e2e (${params.role})`
+    if (params.role === 'writer') line = await liveWriter(window.NovaHypercore, invoke)
+    else if (params.role === 'reader') line = await liveReader(window.NovaHypercore, invoke, params)
+    else line = await checks(window.NovaHypercore)
   } catch (e) {
     const why = e && e.code ? `${e.code}: ${e.message}` : String(e && e.message ? e.message : e)
     line = `E2E FAIL ${why.replace(/\s+/g, ' ')}`

@@ -1,6 +1,9 @@
 //! The e2e test app of `tauri-plugin-nova-hypercore`: one real window whose page
 //! (`page/index.html`, using the guest-js bundle) calls the plugin and reports one result
-//! line on stdout. Run by `cargo xtask test-integration tauri` under Xvfb.
+//! line on stdout. Run by `cargo xtask test-integration tauri` under Xvfb, alone
+//! (`NOVA_E2E_ROLE` unset: the checks of `page/e2e.js`) and as a pair of processes with
+//! two stores (`NOVA_E2E_ROLE=writer` / `reader`: `page/live.js`, entries appended in one
+//! window shown live in the other, a Yjs text edited in both).
 //!
 //! Owns: the app side of the e2e protocol:
 //! - `ready_for_screenshot(summary)`: prints
@@ -10,7 +13,15 @@
 //!   `E2E OK`, 1 otherwise;
 //! - `truncate_for_e2e(logName, length)`: truncates a log of the store as its writer
 //!   would (the page checks the `truncate` event of its `subscribe` channel);
-//! - a watchdog: `E2E FAIL watchdog ...` and exit 3 when no report came within 60 s.
+//! - `e2e_params()`: `{ role, follow, crdtFollow }` from `NOVA_E2E_ROLE`,
+//!   `NOVA_E2E_FOLLOW` (the writer's log key) and `NOVA_E2E_CRDT_FOLLOW` (its CRDT
+//!   writer key), for the pair;
+//! - `announce(line)`: prints a line for the runner (`E2E-SHARE ...`, `E2E-READER-READY
+//!   ...`); `wait_line(timeoutMs)`: the runner's next stdin line, or `null`;
+//! - direct replication for the pair: with `NOVA_E2E_LISTEN=<addr>` the store listens
+//!   there and prints `E2E-LISTEN addr=<bound address>`; with `NOVA_E2E_CONNECT=<addr>` it
+//!   dials it (and redials);
+//! - a watchdog: `E2E FAIL watchdog ...` and exit 3 when no report came within 90 s.
 //!
 //! The store lives in `$NOVA_E2E_STORE` (a temp dir of the runner's), else in a fresh
 //! directory under the system temp dir. The plugin setup is the one the README shows.
@@ -18,15 +29,17 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use nova_hypercore_manager::ManagerConfig;
+use tauri::Manager;
+use tauri_plugin_nova_hypercore::NovaHypercoreExt;
 
 /// The store directory's variable.
 const STORE_ENV: &str = "NOVA_E2E_STORE";
 /// Without a report by then, the app fails and exits.
-const WATCHDOG: Duration = Duration::from_secs(60);
+const WATCHDOG: Duration = Duration::from_secs(90);
 /// The longest the window waits for the runner's screenshot.
 const SCREENSHOT_WAIT: Duration = Duration::from_secs(15);
 
@@ -34,6 +47,36 @@ fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+/// The runner's stdin lines, read by one thread (started on first use) so a wait that
+/// timed out does not leave a reader behind that would eat the next line.
+fn stdin_lines() -> &'static Mutex<mpsc::Receiver<String>> {
+    static LINES: OnceLock<Mutex<mpsc::Receiver<String>>> = OnceLock::new();
+    LINES.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                if tx.send(line.trim_end().to_owned()).is_err() {
+                    return;
+                }
+                line.clear();
+            }
+        });
+        Mutex::new(rx)
+    })
+}
+
+/// The runner's next stdin line within `wait`.
+async fn next_line(wait: Duration) -> Option<String> {
+    tauri::async_runtime::spawn_blocking(move || {
+        let lines = stdin_lines().lock().unwrap_or_else(|p| p.into_inner());
+        lines.recv_timeout(wait).ok()
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// The page shows its results: tell the runner, then wait for its one stdin line (the
@@ -46,13 +89,54 @@ async fn ready_for_screenshot(summary: String) {
         var("DISPLAY"),
         var("XAUTHORITY")
     ));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        let _ = tx.send(());
-    });
-    let _ = tauri::async_runtime::spawn_blocking(move || rx.recv_timeout(SCREENSHOT_WAIT)).await;
+    next_line(SCREENSHOT_WAIT).await;
+}
+
+/// What the page of this instance does (see the module doc).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Params {
+    role: String,
+    follow: Option<String>,
+    crdt_follow: Option<String>,
+}
+
+#[tauri::command]
+fn e2e_params() -> Params {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Params {
+        role: var("NOVA_E2E_ROLE").unwrap_or_else(|| "single".to_owned()),
+        follow: var("NOVA_E2E_FOLLOW"),
+        crdt_follow: var("NOVA_E2E_CRDT_FOLLOW"),
+    }
+}
+
+/// Prints `line` for the runner.
+#[tauri::command]
+fn announce(line: String) {
+    say(&line);
+}
+
+/// The runner's next stdin line, or `None` after `timeout_ms`.
+#[tauri::command]
+async fn wait_line(timeout_ms: u64) -> Option<String> {
+    next_line(Duration::from_millis(timeout_ms)).await
+}
+
+/// Direct replication for the pair (`NOVA_E2E_LISTEN`, `NOVA_E2E_CONNECT`): the listener
+/// and the connector are kept in the app's state for as long as it runs.
+fn direct_replication(app: &tauri::App) -> Result<(), Box<dyn std::error::Error>> {
+    let manager = app.nova_hypercore().manager().clone();
+    if let Some(addr) = std::env::var("NOVA_E2E_LISTEN").ok().filter(|v| !v.is_empty()) {
+        let listener = tauri::async_runtime::block_on(manager.listen(addr.parse()?))?;
+        say(&format!("E2E-LISTEN addr={}", listener.local_addr()));
+        app.manage(Mutex::new(Some(listener)));
+    }
+    if let Some(addr) = std::env::var("NOVA_E2E_CONNECT").ok().filter(|v| !v.is_empty()) {
+        let connector = manager.connect(addr.parse()?);
+        app.manage(Mutex::new(Some(connector)));
+    }
+    Ok(())
 }
 
 /// Prints the page's result line and exits the app (0 for `E2E OK`, else 1).
@@ -72,7 +156,6 @@ async fn truncate_for_e2e(
     log_name: String,
     length: u64,
 ) -> Result<u64, String> {
-    use tauri_plugin_nova_hypercore::NovaHypercoreExt;
     let manager = app.nova_hypercore().manager().clone();
     let log = manager
         .get_log(&log_name)
@@ -92,10 +175,14 @@ fn run() -> Result<i32, Box<dyn std::error::Error>> {
     let config = ManagerConfig::builder().storage_path(store_dir()).build()?;
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_nova_hypercore::init(config))
+        .setup(|app| direct_replication(app))
         .invoke_handler(tauri::generate_handler![
             ready_for_screenshot,
             report,
-            truncate_for_e2e
+            truncate_for_e2e,
+            e2e_params,
+            announce,
+            wait_line
         ])
         .build(tauri::generate_context!())?;
     Ok(app.run_return(|_, _| {}))

@@ -21,7 +21,7 @@ test('the README shows examples/usage.ts verbatim', () => {
 })
 
 test('the example runs against a mocked plugin', async () => {
-  const { allNotes, mayRead, saveNote } = await import('../dist-examples/usage.js')
+  const { allNotes, mayRead, saveNote, showNotes } = await import('../dist-examples/usage.js')
   const log = []
   mock((cmd, payload) => {
     switch (cmd) {
@@ -37,6 +37,22 @@ test('the example runs against a mocked plugin', async () => {
         return log.length
       case 'plugin:nova-hypercore|read_range':
         return frames(log.slice(payload.start, payload.end)).buffer
+      case 'plugin:nova-hypercore|tail': {
+        // The backlog as one batch: u64 big-endian first seq, then frames.
+        const body = frames(log.slice(payload.fromSeq))
+        const message = new Uint8Array(8 + body.byteLength)
+        new DataView(message.buffer).setBigUint64(0, BigInt(payload.fromSeq), false)
+        message.set(body, 8)
+        queueMicrotask(() =>
+          globalThis.window.__TAURI_INTERNALS__.runCallback(payload.onEntry.id, {
+            index: 0,
+            message: message.buffer
+          })
+        )
+        return 3
+      }
+      case 'plugin:nova-hypercore|unsubscribe':
+        return true
       default:
         throw { code: 'IO_ERROR', message: `unexpected ${cmd}` }
     }
@@ -44,6 +60,11 @@ test('the example runs against a mocked plugin', async () => {
   assert.equal(await saveNote('first'), 'first')
   assert.equal(await saveNote('second'), 'second')
   assert.deepEqual(await allNotes(), ['first', 'second'])
+  const shown = []
+  const stop = await showNotes((seq, text) => shown.push(`${seq}:${text}`))
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  assert.deepEqual(shown, ['0:first', '1:second'])
+  await stop()
   assert.equal(await mayRead('e2e-notes'), true)
   assert.equal(await mayRead('secret-log'), false)
 })
