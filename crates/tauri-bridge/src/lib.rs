@@ -67,16 +67,19 @@
 //! A failure rejects with `{ code, message, logName?, seq? }`; Tauri's own refusals (a
 //! command the capability does not grant) reject with a string containing `not allowed`.
 
-use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
-use tauri::plugin::{Builder, TauriPlugin};
+use nova_hypercore_manager::{Connector, HypercoreManager, Listener, ManagerConfig, SwarmOptions};
+use nova_hypercore_serialization::HypercoreError;
+use tauri::plugin::TauriPlugin;
 use tauri::{AppHandle, Manager, RunEvent, Runtime};
 
 mod commands;
+pub mod config;
 mod error;
 pub mod events;
 pub mod models;
 
 pub use commands::LOG_NAME_HEADER;
+pub use config::Config;
 pub use error::{Error, Result};
 
 /// The plugin's runtime name: `invoke('plugin:nova-hypercore|append', ...)`, permission
@@ -92,12 +95,30 @@ pub struct NovaHypercore {
     subscriptions:
         std::sync::Mutex<std::collections::HashMap<u32, tauri::async_runtime::JoinHandle<()>>>,
     next_subscription: std::sync::atomic::AtomicU32,
+    /// The direct TCP listener and connectors started from the config (dropped, so
+    /// stopped, when the store closes).
+    links: std::sync::Mutex<Option<Links>>,
+    /// Where `listen` bound (kept apart from `links`: readable without the lock).
+    listen_addr: Option<std::net::SocketAddr>,
+}
+
+/// The replication endpoints the plugin started (the swarm itself lives in the manager).
+#[derive(Debug, Default)]
+struct Links {
+    listener: Option<Listener>,
+    _connectors: Vec<Connector>,
 }
 
 impl NovaHypercore {
     /// The manager behind the commands (a cheap clone handle of it can be kept).
     pub fn manager(&self) -> &HypercoreManager {
         &self.manager
+    }
+
+    /// The address the direct TCP listener (config `listen`) is bound to, if one was
+    /// started (with port 0, the port the system picked).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen_addr
     }
 }
 
@@ -114,39 +135,133 @@ impl<R: Runtime, T: Manager<R>> NovaHypercoreExt<R> for T {
     }
 }
 
-/// The plugin, with a store at `config.storage_path`. The manager is created and
-/// initialized in the plugin's `setup` (an error there fails the app's build) and
-/// closed when the app exits ([`RunEvent::Exit`]) or the plugin is dropped; everything
-/// an `append` acknowledged is then on disk.
-pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
-    Builder::new(PLUGIN_NAME)
-        .invoke_handler(tauri::generate_handler![
-            commands::append,
-            commands::read,
-            commands::length,
-            commands::read_range,
-            commands::status,
-            commands::subscribe,
-            commands::unsubscribe
-        ])
-        .setup(move |app, _api| {
-            let manager = HypercoreManager::new(config)?;
-            tauri::async_runtime::block_on(manager.initialize())?;
-            tracing::info!(storage_path = %manager.storage_path().display(), "nova-hypercore plugin ready");
-            app.manage(NovaHypercore {
-                manager,
-                subscriptions: std::sync::Mutex::default(),
-                next_subscription: std::sync::atomic::AtomicU32::new(1),
-            });
-            Ok(())
-        })
-        .on_event(|app, event| {
-            if let RunEvent::Exit = event {
-                close(app);
+/// The plugin configured by `tauri.conf.json`'s `plugins.nova-hypercore` section, or
+/// programmatically; `Builder::new().build()` is the plugin with the section alone.
+///
+/// ```no_run
+/// fn run(context: tauri::Context) -> Result<(), Box<dyn std::error::Error>> {
+///     tauri::Builder::default()
+///         .plugin(tauri_plugin_nova_hypercore::Builder::new().build())
+///         .run(context)?;
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    manager_config: Option<ManagerConfig>,
+}
+
+impl Builder {
+    /// A builder that takes everything from the config section.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Use `config` for the manager instead of the section's `storagePath`,
+    /// `replication` and limits (which are then ignored, with a warning when set). The
+    /// section's `bootstrap`, `swarmHost`, `listen` and `connect` still apply.
+    pub fn manager_config(mut self, config: ManagerConfig) -> Self {
+        self.manager_config = Some(config);
+        self
+    }
+
+    /// The plugin. In its `setup` (an error fails the app's build): the section is
+    /// checked ([`Config::manager_config`], [`Config::network`]), the manager is
+    /// created and initialized, then the swarm (non-empty `bootstrap`), the `listen`er
+    /// and one connector per `connect` address are started. The manager is closed
+    /// when the app exits ([`RunEvent::Exit`]) or the plugin is dropped; everything an
+    /// `append` acknowledged is then on disk.
+    pub fn build<R: Runtime>(self) -> TauriPlugin<R, Option<Config>> {
+        let programmatic = self.manager_config;
+        tauri::plugin::Builder::<R, Option<Config>>::new(PLUGIN_NAME)
+            .invoke_handler(tauri::generate_handler![
+                commands::append,
+                commands::read,
+                commands::length,
+                commands::read_range,
+                commands::status,
+                commands::subscribe,
+                commands::unsubscribe
+            ])
+            .setup(move |app, api| {
+                let section = api.config().clone().unwrap_or_default();
+                let manager_config = match programmatic {
+                    Some(config) => {
+                        if section.sets_manager_fields() {
+                            tracing::warn!(
+                                "nova-hypercore: init(ManagerConfig) given; the storage and limit keys of tauri.conf.json's {} are ignored",
+                                config::CONFIG_PATH
+                            );
+                        }
+                        config
+                    }
+                    None => section.manager_config(app.path().app_data_dir().ok().as_deref())?,
+                };
+                let network = section.network()?;
+                let manager = HypercoreManager::new(manager_config)?;
+                let links = tauri::async_runtime::block_on(start(&manager, &network))?;
+                tracing::info!(storage_path = %manager.storage_path().display(), "nova-hypercore plugin ready");
+                app.manage(NovaHypercore {
+                    manager,
+                    subscriptions: std::sync::Mutex::default(),
+                    next_subscription: std::sync::atomic::AtomicU32::new(1),
+                    listen_addr: links.listener.as_ref().map(Listener::local_addr),
+                    links: std::sync::Mutex::new(Some(links)),
+                });
+                Ok(())
+            })
+            .on_event(|app, event| {
+                if let RunEvent::Exit = event {
+                    close(app);
+                }
+            })
+            .on_drop(|app| close(&app))
+            .build()
+    }
+}
+
+/// The plugin with `config` for the manager: the programmatic override of
+/// `tauri.conf.json`'s section ([`Builder::manager_config`]: the section's storage and
+/// limit keys are ignored, its `bootstrap`, `listen` and `connect` still apply).
+pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R, Option<Config>> {
+    Builder::new().manager_config(config).build()
+}
+
+/// Initializes the store and starts the configured replication endpoints. On an error
+/// the manager is closed again (nothing keeps running behind a failed setup).
+async fn start(
+    manager: &HypercoreManager,
+    network: &config::Network,
+) -> std::result::Result<Links, HypercoreError> {
+    manager.initialize().await?;
+    let started = async {
+        if !network.bootstrap.is_empty() {
+            let mut options = SwarmOptions::new(network.bootstrap.clone());
+            if let Some(host) = network.swarm_host {
+                options = options.host(host);
             }
+            let key = manager.start_swarm(options).await?;
+            tracing::info!(bootstrap = ?network.bootstrap, swarm_key = ?key.map(hex), "nova-hypercore swarm started");
+        }
+        let listener = match network.listen {
+            Some(addr) => Some(manager.listen(addr).await?),
+            None => None,
+        };
+        let connectors = network.connect.iter().map(|a| manager.connect(*a)).collect();
+        Ok(Links {
+            listener,
+            _connectors: connectors,
         })
-        .on_drop(|app| close(&app))
-        .build()
+    }
+    .await;
+    if started.is_err() {
+        let _ = manager.close().await;
+    }
+    started
+}
+
+fn hex(key: [u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Closes the store (idempotent). Runs on its own thread so it can block even when
@@ -163,6 +278,7 @@ fn close<R: Runtime>(app: &AppHandle<R>) {
     {
         task.abort();
     }
+    drop(state.links.lock().unwrap_or_else(|p| p.into_inner()).take());
     let manager = state.manager.clone();
     let closed = std::thread::spawn(move || tauri::async_runtime::block_on(manager.close())).join();
     match closed {

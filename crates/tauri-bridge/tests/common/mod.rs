@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
 use serde_json::{Value, json};
 use tauri::ipc::{CallbackFn, InvokeBody, InvokeResponseBody};
+use tauri::plugin::TauriPlugin;
 use tauri::test::{
     INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
 };
@@ -77,6 +78,22 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(storage: &Path, capability: Capability) -> Self {
+        Self::try_new(
+            capability,
+            tauri_plugin_nova_hypercore::init(config(storage)),
+            None,
+        )
+        .unwrap()
+    }
+
+    /// The app with `plugin`, and `section` as tauri.conf.json's
+    /// `plugins.nova-hypercore` (none when `None`). An error is the app build's (the
+    /// plugin's setup failed).
+    pub fn try_new(
+        capability: Capability,
+        plugin: TauriPlugin<MockRuntime, Option<tauri_plugin_nova_hypercore::Config>>,
+        section: Option<Value>,
+    ) -> Result<Self, tauri::Error> {
         let acl: BTreeMap<String, Manifest> = [(PLUGIN_NAME.to_string(), manifest())].into();
         let resolved = Resolved::resolve(
             &acl,
@@ -86,14 +103,18 @@ impl Harness {
         .unwrap();
         let mut context = mock_context(noop_assets());
         *context.runtime_authority_mut() = tauri::ipc::RuntimeAuthority::new(acl, resolved);
-        let app = mock_builder()
-            .plugin(tauri_plugin_nova_hypercore::init(config(storage)))
-            .build(context)
-            .unwrap();
+        if let Some(section) = section {
+            context
+                .config_mut()
+                .plugins
+                .0
+                .insert(PLUGIN_NAME.to_string(), section);
+        }
+        let app = mock_builder().plugin(plugin).build(context)?;
         let window = WebviewWindowBuilder::new(&app, "main", Default::default())
             .build()
             .unwrap();
-        Harness { app, window }
+        Ok(Harness { app, window })
     }
 
     pub fn manager(&self) -> HypercoreManager {
