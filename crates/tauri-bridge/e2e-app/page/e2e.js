@@ -1,4 +1,5 @@
-// The e2e checks, run in the app's webview through the guest-js bundle (window.NovaHypercore).
+// The e2e checks, run in the app's webview through the plugin's withGlobalTauri script
+// (window.__TAURI__.novaHypercore, the guest-js API that Tauri injects from api-iife.js).
 // Ends with one line reported to the app: `E2E OK ...` or `E2E FAIL <why>`.
 'use strict'
 
@@ -107,8 +108,9 @@ async function main() {
   const { invoke } = window.__TAURI__.core
   let line
   try {
-    must(window.NovaHypercore, 'the guest-js bundle (nova-hypercore.iife.js) is not loaded')
-    line = await checks(window.NovaHypercore)
+    const api = window.__TAURI__ && window.__TAURI__.novaHypercore
+    must(api, 'window.__TAURI__.novaHypercore is missing (the plugin\'s api-iife.js was not injected)')
+    line = await checks(api)
   } catch (e) {
     const why = e && e.code ? `${e.code}: ${e.message}` : String(e && e.message ? e.message : e)
     line = `E2E FAIL ${why.replace(/\s+/g, ' ')}`
