@@ -1,21 +1,39 @@
 //! `tauri-plugin-nova-hypercore`: the Nova26 desktop app's append-only logs over Tauri 2
 //! IPC (spec: RustHypercoreBridge), every call checked against the calling window's
-//! NanoClaw scope.
+//! NanoClaw scope. Install steps, the `tauri.conf.json` section, permissions and the
+//! platform table: the crate's `README.md`.
 //!
 //! Owns: the plugin (one [`HypercoreManager`] per app, created and initialized in the
-//! plugin's `setup`, closed on [`tauri::RunEvent::Exit`] and when the plugin is dropped),
-//! the IPC commands `append`, `read`, `length`, `read_range`, `status` and their
+//! plugin's `setup` from [`Builder`] / [`init`] and the `plugins.nova-hypercore` config
+//! section ([`config`]), with the replication endpoints the section asks for; closed on
+//! [`tauri::RunEvent::Exit`] and when the plugin is dropped), the IPC commands and their
 //! contract (`CONTRACT.md`: argument names, raw-byte bodies and responses, the JSON
-//! error shape [`Error`]), the permission files (`permissions/`) and the scope entry
-//! type [`models::ScopeEntry`].
+//! error shape [`Error`]), the permission files and sets (`permissions/`), the scope entry
+//! type [`models::ScopeEntry`] and its schema (`build.rs`), and the `withGlobalTauri`
+//! script `api-iife.js` (built from `guest-js/`).
 //!
 //! Does not: hold log logic (the manager does), decide access policy (that is
-//! `nova-hypercore-nanoclaw`; this crate only feeds it the capability's scope), or ship
-//! the TypeScript bindings (`guest-js/`, another owner).
+//! `nova-hypercore-nanoclaw`; this crate only feeds it the capability's scope), or pick
+//! the app's Tauri runtime (no `wry` feature: the app enables it).
 //!
 //! Used by: the Nova26 Tauri app (`src-tauri`) and the e2e test app in `e2e-app/`.
 //!
 //! # Setting up an app
+//!
+//! From `tauri.conf.json` (`"plugins": { "nova-hypercore": { "storagePath": "logs" } }`,
+//! a relative path is under the app data directory; see [`Config`]):
+//!
+//! ```no_run
+//! fn run(context: tauri::Context) -> Result<(), Box<dyn std::error::Error>> {
+//!     tauri::Builder::default()
+//!         .plugin(tauri_plugin_nova_hypercore::Builder::new().build())
+//!         .run(context)?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Or with the manager's config given in code (it wins over the section's storage and
+//! limit keys; the section's replication endpoints still apply):
 //!
 //! ```no_run
 //! use nova_hypercore_manager::ManagerConfig;
@@ -32,13 +50,14 @@
 //!
 //! # Permissions and scope
 //!
-//! `nova-hypercore:default` grants the five commands but **no log**: until a capability
+//! `nova-hypercore:default` grants the commands but **no log**: until a capability
 //! adds scope entries, every call that names a log is refused with `UNAUTHORIZED`
 //! (Tauri itself treats an empty allow list as "everything"; this plugin does not).
 //! Scope entries are `{ "name": "<log>" }` or `{ "name": "<prefix>*" }`; deny entries
-//! remove logs again. Per command there are `nova-hypercore:allow-<command>` and
-//! `nova-hypercore:deny-<command>` (`allow-read-range` for `read_range`). An app's
-//! `src-tauri/capabilities/default.json`:
+//! remove logs again. Sets: `read-only`, `replicate`; `global-scope` grants no command
+//! and carries the app-wide global scope. Per command there are
+//! `nova-hypercore:allow-<command>` and `nova-hypercore:deny-<command>`
+//! (`allow-read-range` for `read_range`). An app's `src-tauri/capabilities/default.json`:
 //!
 //! ```json
 //! {
