@@ -6,7 +6,7 @@ import { nodeResolve } from '@rollup/plugin-node-resolve'
 export default {
   input: 'node_modules/yjs/dist/yjs.mjs',
   output: {
-    file: 'dist/yjs.iife.js',
+    file: 'dist-e2e/yjs.iife.js',
     format: 'iife',
     name: 'Y'
   },

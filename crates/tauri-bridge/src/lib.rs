@@ -1,28 +1,47 @@
 //! `tauri-plugin-nova-hypercore`: the Nova26 desktop app's append-only logs over Tauri 2
 //! IPC (spec: RustHypercoreBridge), every call checked against the calling window's
-//! NanoClaw scope.
+//! NanoClaw scope. Install steps, the `tauri.conf.json` section, permissions and the
+//! platform table: the crate's `README.md`.
 //!
 //! Owns: the plugin (one [`HypercoreManager`] per app, created and initialized in the
-//! plugin's `setup`, closed on [`tauri::RunEvent::Exit`] and when the plugin is dropped),
-//! the IPC commands and their contract (`CONTRACT.md`: argument names, raw-byte bodies
-//! and responses, the JSON error shape [`Error`]): `append`, `read`, `length`,
-//! `read_range` (paginated), `status`; the page streams `subscribe` (manager events,
-//! [`events`]) and `tail` (entries, [`tail`]) over `Channel`s, stopped by `unsubscribe`;
-//! replication ([`replication`]: `share`, `unshare`, `follow`, `replication_status`,
+//! plugin's `setup` from [`Builder`] / [`init`] and the `plugins.nova-hypercore` config
+//! section ([`config`]), with the replication endpoints the section asks for; closed on
+//! [`tauri::RunEvent::Exit`] and when the plugin is dropped), the IPC commands and their
+//! contract (`CONTRACT.md`: argument names, raw-byte bodies and responses, the JSON
+//! error shape [`Error`]): `append`, `read`, `length`, `read_range` (paginated),
+//! `status`; the page streams `subscribe` (manager events, [`events`]) and `tail`
+//! (entries, [`tail`]) over `Channel`s, stopped by `unsubscribe`; replication
+//! ([`replication`]: `share`, `unshare`, `follow`, `replication_status`,
 //! `download_progress`, `log_keys`); the ATLAS commands `atlas_store`, `atlas_query`
 //! ([`atlas`]: one ATLAS adapter per log, opened on first allowed use) and the CRDT
 //! commands `crdt_broadcast`, `crdt_subscribe`, `crdt_unsubscribe`, `crdt_follow`,
-//! `crdt_info` ([`crdt`]: one CRDT bridge per log, closed before the manager); the
-//! permission files (`permissions/`: `default`, and the sets `atlas` and `crdt`) and the
-//! scope entry type [`models::ScopeEntry`]. Commands that only read never create a log.
+//! `crdt_info` ([`crdt`]: one CRDT bridge per log, closed before the manager). Also the
+//! permission files and sets (`permissions/`), the scope entry type
+//! [`models::ScopeEntry`] and its schema (`build.rs`), and the `withGlobalTauri` script
+//! `api-iife.js` (built from `guest-js/`). Commands that only read never create a log.
 //!
 //! Does not: hold log logic (the manager does), decide access policy (that is
-//! `nova-hypercore-nanoclaw`; this crate only feeds it the capability's scope), or ship
-//! the TypeScript bindings (`guest-js/`, another owner).
+//! `nova-hypercore-nanoclaw`; this crate only feeds it the capability's scope), or pick
+//! the app's Tauri runtime (no `wry` feature: the app enables it).
 //!
 //! Used by: the Nova26 Tauri app (`src-tauri`) and the e2e test app in `e2e-app/`.
 //!
 //! # Setting up an app
+//!
+//! From `tauri.conf.json` (`"plugins": { "nova-hypercore": { "storagePath": "logs" } }`,
+//! a relative path is under the app data directory; see [`Config`]):
+//!
+//! ```no_run
+//! fn run(context: tauri::Context) -> Result<(), Box<dyn std::error::Error>> {
+//!     tauri::Builder::default()
+//!         .plugin(tauri_plugin_nova_hypercore::Builder::new().build())
+//!         .run(context)?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Or with the manager's config given in code (it wins over the section's storage and
+//! limit keys; the section's replication endpoints still apply):
 //!
 //! ```no_run
 //! use nova_hypercore_manager::ManagerConfig;
@@ -39,14 +58,15 @@
 //!
 //! # Permissions and scope
 //!
-//! `nova-hypercore:default` grants every command but `share`, `unshare` and `follow`
-//! (each has its own permission) but **no log**: until a capability
+//! `nova-hypercore:default` grants every command but `share`, `unshare`, `follow` and
+//! `crdt_follow` (each has its own permission) but **no log**: until a capability
 //! adds scope entries, every call that names a log is refused with `UNAUTHORIZED`
 //! (Tauri itself treats an empty allow list as "everything"; this plugin does not).
 //! Scope entries are `{ "name": "<log>" }` or `{ "name": "<prefix>*" }`; deny entries
-//! remove logs again. Per command there are `nova-hypercore:allow-<command>` and
-//! `nova-hypercore:deny-<command>` (`allow-read-range` for `read_range`). An app's
-//! `src-tauri/capabilities/default.json`:
+//! remove logs again. Sets: `read-only`, `replicate`; `global-scope` grants no command
+//! and carries the app-wide global scope. Per command there are
+//! `nova-hypercore:allow-<command>` and `nova-hypercore:deny-<command>`
+//! (`allow-read-range` for `read_range`). An app's `src-tauri/capabilities/default.json`:
 //!
 //! ```json
 //! {
@@ -75,12 +95,14 @@
 //! A failure rejects with `{ code, message, logName?, seq? }`; Tauri's own refusals (a
 //! command the capability does not grant) reject with a string containing `not allowed`.
 
-use nova_hypercore_manager::{HypercoreManager, ManagerConfig};
-use tauri::plugin::{Builder, TauriPlugin};
+use nova_hypercore_manager::{Connector, HypercoreManager, Listener, ManagerConfig, SwarmOptions};
+use nova_hypercore_serialization::HypercoreError;
+use tauri::plugin::TauriPlugin;
 use tauri::{AppHandle, Manager, RunEvent, Runtime};
 
 pub mod atlas;
 mod commands;
+pub mod config;
 pub mod crdt;
 mod error;
 pub mod events;
@@ -89,6 +111,7 @@ pub mod replication;
 pub mod tail;
 
 pub use commands::{LOG_NAME_HEADER, MAX_RANGE_BYTES, MAX_RANGE_ENTRIES};
+pub use config::Config;
 pub use error::{Error, Result};
 
 /// The plugin's runtime name: `invoke('plugin:nova-hypercore|append', ...)`, permission
@@ -106,12 +129,30 @@ pub struct NovaHypercore {
     next_subscription: std::sync::atomic::AtomicU32,
     /// Refused calls, for the `refused` event of the calling window's subscriptions.
     refusals: tokio::sync::broadcast::Sender<events::Refusal>,
+    /// The direct TCP listener and connectors started from the config (dropped, so
+    /// stopped, when the store closes).
+    links: std::sync::Mutex<Option<Links>>,
+    /// Where `listen` bound (kept apart from `links`: readable without the lock).
+    listen_addr: Option<std::net::SocketAddr>,
+}
+
+/// The replication endpoints the plugin started (the swarm itself lives in the manager).
+#[derive(Debug, Default)]
+struct Links {
+    listener: Option<Listener>,
+    _connectors: Vec<Connector>,
 }
 
 impl NovaHypercore {
     /// The manager behind the commands (a cheap clone handle of it can be kept).
     pub fn manager(&self) -> &HypercoreManager {
         &self.manager
+    }
+
+    /// The address the direct TCP listener (config `listen`) is bound to, if one was
+    /// started (with port 0, the port the system picked).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen_addr
     }
 
     /// Keeps a page stream's task (`subscribe`, `tail`) so `unsubscribe` and the app's
@@ -136,56 +177,150 @@ impl<R: Runtime, T: Manager<R>> NovaHypercoreExt<R> for T {
     }
 }
 
-/// The plugin, with a store at `config.storage_path`. The manager is created and
-/// initialized in the plugin's `setup` (an error there fails the app's build) and
-/// closed when the app exits ([`RunEvent::Exit`]) or the plugin is dropped; everything
-/// an `append` acknowledged is then on disk.
-pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R> {
-    Builder::new(PLUGIN_NAME)
-        .invoke_handler(tauri::generate_handler![
-            commands::append,
-            commands::read,
-            commands::length,
-            commands::read_range,
-            commands::status,
-            commands::subscribe,
-            commands::unsubscribe,
-            commands::tail,
-            replication::share,
-            replication::unshare,
-            replication::follow,
-            replication::replication_status,
-            replication::download_progress,
-            replication::log_keys,
-            atlas::atlas_store,
-            atlas::atlas_query,
-            crdt::crdt_broadcast,
-            crdt::crdt_subscribe,
-            crdt::crdt_unsubscribe,
-            crdt::crdt_follow,
-            crdt::crdt_info
-        ])
-        .setup(move |app, _api| {
-            let manager = HypercoreManager::new(config)?;
-            tauri::async_runtime::block_on(manager.initialize())?;
-            tracing::info!(storage_path = %manager.storage_path().display(), "nova-hypercore plugin ready");
-            app.manage(NovaHypercore {
-                manager,
-                subscriptions: std::sync::Mutex::default(),
-                next_subscription: std::sync::atomic::AtomicU32::new(1),
-                refusals: tokio::sync::broadcast::channel(64).0,
-            });
-            app.manage(atlas::AtlasState::default());
-            app.manage(crdt::CrdtState::default());
-            Ok(())
-        })
-        .on_event(|app, event| {
-            if let RunEvent::Exit = event {
-                close(app);
+/// The plugin configured by `tauri.conf.json`'s `plugins.nova-hypercore` section, or
+/// programmatically; `Builder::new().build()` is the plugin with the section alone.
+///
+/// ```no_run
+/// fn run(context: tauri::Context) -> Result<(), Box<dyn std::error::Error>> {
+///     tauri::Builder::default()
+///         .plugin(tauri_plugin_nova_hypercore::Builder::new().build())
+///         .run(context)?;
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    manager_config: Option<ManagerConfig>,
+}
+
+impl Builder {
+    /// A builder that takes everything from the config section.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Use `config` for the manager instead of the section's `storagePath`,
+    /// `replication` and limits (which are then ignored, with a warning when set). The
+    /// section's `bootstrap`, `swarmHost`, `listen` and `connect` still apply.
+    pub fn manager_config(mut self, config: ManagerConfig) -> Self {
+        self.manager_config = Some(config);
+        self
+    }
+
+    /// The plugin. In its `setup` (an error fails the app's build): the section is
+    /// checked ([`Config::manager_config`], [`Config::network`]), the manager is
+    /// created and initialized, then the swarm (non-empty `bootstrap`), the `listen`er
+    /// and one connector per `connect` address are started. The manager is closed
+    /// when the app exits ([`RunEvent::Exit`]) or the plugin is dropped; everything an
+    /// `append` acknowledged is then on disk.
+    pub fn build<R: Runtime>(self) -> TauriPlugin<R, Option<Config>> {
+        let programmatic = self.manager_config;
+        tauri::plugin::Builder::<R, Option<Config>>::new(PLUGIN_NAME)
+            .invoke_handler(tauri::generate_handler![
+                commands::append,
+                commands::read,
+                commands::length,
+                commands::read_range,
+                commands::status,
+                commands::subscribe,
+                commands::unsubscribe,
+                commands::tail,
+                replication::share,
+                replication::unshare,
+                replication::follow,
+                replication::replication_status,
+                replication::download_progress,
+                replication::log_keys,
+                atlas::atlas_store,
+                atlas::atlas_query,
+                crdt::crdt_broadcast,
+                crdt::crdt_subscribe,
+                crdt::crdt_unsubscribe,
+                crdt::crdt_follow,
+                crdt::crdt_info
+            ])
+            .setup(move |app, api| {
+                let section = api.config().clone().unwrap_or_default();
+                let manager_config = match programmatic {
+                    Some(config) => {
+                        if section.sets_manager_fields() {
+                            tracing::warn!(
+                                "nova-hypercore: init(ManagerConfig) given; the storage and limit keys of tauri.conf.json's {} are ignored",
+                                config::CONFIG_PATH
+                            );
+                        }
+                        config
+                    }
+                    None => section.manager_config(app.path().app_data_dir().ok().as_deref())?,
+                };
+                let network = section.network()?;
+                let manager = HypercoreManager::new(manager_config)?;
+                let links = tauri::async_runtime::block_on(start(&manager, &network))?;
+                tracing::info!(storage_path = %manager.storage_path().display(), "nova-hypercore plugin ready");
+                app.manage(NovaHypercore {
+                    manager,
+                    subscriptions: std::sync::Mutex::default(),
+                    next_subscription: std::sync::atomic::AtomicU32::new(1),
+                    refusals: tokio::sync::broadcast::channel(64).0,
+                    listen_addr: links.listener.as_ref().map(Listener::local_addr),
+                    links: std::sync::Mutex::new(Some(links)),
+                });
+                app.manage(atlas::AtlasState::default());
+                app.manage(crdt::CrdtState::default());
+                Ok(())
+            })
+            .on_event(|app, event| {
+                if let RunEvent::Exit = event {
+                    close(app);
+                }
+            })
+            .on_drop(|app| close(&app))
+            .build()
+    }
+}
+
+/// The plugin with `config` for the manager: the programmatic override of
+/// `tauri.conf.json`'s section ([`Builder::manager_config`]: the section's storage and
+/// limit keys are ignored, its `bootstrap`, `listen` and `connect` still apply).
+pub fn init<R: Runtime>(config: ManagerConfig) -> TauriPlugin<R, Option<Config>> {
+    Builder::new().manager_config(config).build()
+}
+
+/// Initializes the store and starts the configured replication endpoints. On an error
+/// the manager is closed again (nothing keeps running behind a failed setup).
+async fn start(
+    manager: &HypercoreManager,
+    network: &config::Network,
+) -> std::result::Result<Links, HypercoreError> {
+    manager.initialize().await?;
+    let started = async {
+        if !network.bootstrap.is_empty() {
+            let mut options = SwarmOptions::new(network.bootstrap.clone());
+            if let Some(host) = network.swarm_host {
+                options = options.host(host);
             }
+            let key = manager.start_swarm(options).await?;
+            tracing::info!(bootstrap = ?network.bootstrap, swarm_key = ?key.map(hex), "nova-hypercore swarm started");
+        }
+        let listener = match network.listen {
+            Some(addr) => Some(manager.listen(addr).await?),
+            None => None,
+        };
+        let connectors = network.connect.iter().map(|a| manager.connect(*a)).collect();
+        Ok(Links {
+            listener,
+            _connectors: connectors,
         })
-        .on_drop(|app| close(&app))
-        .build()
+    }
+    .await;
+    if started.is_err() {
+        let _ = manager.close().await;
+    }
+    started
+}
+
+fn hex(key: [u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Closes the store (idempotent). Runs on its own thread so it can block even when
@@ -203,6 +338,7 @@ fn close<R: Runtime>(app: &AppHandle<R>) {
     {
         task.abort();
     }
+    drop(state.links.lock().unwrap_or_else(|p| p.into_inner()).take());
     let manager = state.manager.clone();
     let closed = std::thread::spawn(move || tauri::async_runtime::block_on(manager.close())).join();
     match closed {

@@ -70,8 +70,21 @@ fn node(i: u64, agent: &str, category: &str, timestamp: u64) -> MemoryNodeEntry 
     }
 }
 
-/// Channel messages the plugin sent to the page: (channel id, message).
-type Sent = mpsc::Receiver<(u32, Value)>;
+/// Channel messages the plugin sent to the page: (channel id, message), and those read
+/// while waiting for another channel's (kept for their own `next_on`: channels are
+/// independent, so their messages may interleave in any order).
+struct Sent {
+    rx: mpsc::Receiver<(u32, Value)>,
+    held: std::cell::RefCell<std::collections::VecDeque<(u32, Value)>>,
+}
+
+impl Sent {
+    /// Any message not read yet (held or queued), without waiting.
+    fn try_recv(&self) -> Option<(u32, Value)> {
+        let held = self.held.borrow_mut().pop_front();
+        held.or_else(|| self.rx.try_recv().ok())
+    }
+}
 
 /// [`Harness::new`] with a channel interceptor that hands every channel message to the
 /// test instead of the (mock) webview.
@@ -102,7 +115,11 @@ fn harness_with_channels(storage: &Path, capability: Capability) -> (Harness, Se
     let window = WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .unwrap();
-    (Harness { app, window }, rx)
+    let sent = Sent {
+        rx,
+        held: Default::default(),
+    };
+    (Harness { app, window }, sent)
 }
 
 fn store(h: &Harness, args: Value) -> Result<u64, Value> {
@@ -139,21 +156,30 @@ fn subscribe(h: &Harness, channel: u32, args: Value) -> Result<u32, Value> {
         .map(|b| b.deserialize::<u32>().unwrap())
 }
 
-/// The next message on channel `channel` (others are dropped), within the deadline.
+/// The next message on channel `channel` within the deadline (others are kept).
 fn next_on(sent: &Sent, channel: u32) -> CrdtDelivery {
+    let held = {
+        let mut held = sent.held.borrow_mut();
+        let at = held.iter().position(|(id, _)| *id == channel);
+        at.and_then(|i| held.remove(i))
+    };
+    if let Some((_, message)) = held {
+        return serde_json::from_value(message).unwrap();
+    }
     let end = Instant::now() + DEADLINE;
     loop {
         let left = end.saturating_duration_since(Instant::now());
         let (id, message) = sent
+            .rx
             .recv_timeout(left)
             .unwrap_or_else(|_| panic!("no message on channel {channel} in time"));
         if id == channel {
             return serde_json::from_value(message).unwrap();
         }
+        sent.held.borrow_mut().push_back((id, message));
     }
 }
 
-/// Waits (bounded) until `crdt_info` satisfies `done`.
 fn wait_info(h: &Harness, log: Option<&str>, done: impl Fn(&CrdtInfo) -> bool) -> CrdtInfo {
     let end = Instant::now() + DEADLINE;
     loop {
@@ -494,7 +520,7 @@ fn updates_broadcast_from_the_page_reach_its_channel_with_writer_seq_and_clock()
     assert!(!unsubscribe(live_only), "already gone");
     broadcast_raw(&h, b"after", &[("x-crdt-source-id", "client-1")]).unwrap();
     assert_eq!(next_on(&sent, 41).entry.payload, b"after");
-    while let Ok((id, _)) = sent.try_recv() {
+    while let Some((id, _)) = sent.try_recv() {
         assert_ne!(id, 42, "no message after unsubscribe");
     }
 

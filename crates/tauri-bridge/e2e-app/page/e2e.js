@@ -1,4 +1,5 @@
-// The e2e checks, run in the app's webview through the guest-js bundle (window.NovaHypercore).
+// The e2e checks, run in the app's webview through the plugin's withGlobalTauri script
+// (window.__TAURI__.novaHypercore, the guest-js API that Tauri injects from api-iife.js).
 // Ends with one line reported to the app: `E2E OK ...` or `E2E FAIL <why>`. The app's role
 // (`e2e_params`) picks the checks: `single` (below), or `writer` / `reader` (live.js).
 'use strict'
@@ -108,12 +109,13 @@ async function main() {
   const { invoke } = window.__TAURI__.core
   let line
   try {
-    must(window.NovaHypercore, 'the guest-js bundle (nova-hypercore.iife.js) is not loaded')
+    const api = window.__TAURI__ && window.__TAURI__.novaHypercore
+    must(api, 'window.__TAURI__.novaHypercore is missing (the plugin\'s api-iife.js was not injected)')
     const params = await invoke('e2e_params')
     document.title = `nova-hypercore e2e (${params.role})`
-    if (params.role === 'writer') line = await liveWriter(window.NovaHypercore, invoke)
-    else if (params.role === 'reader') line = await liveReader(window.NovaHypercore, invoke, params)
-    else line = await checks(window.NovaHypercore)
+    if (params.role === 'writer') line = await liveWriter(api, invoke)
+    else if (params.role === 'reader') line = await liveReader(api, invoke, params)
+    else line = await checks(api)
   } catch (e) {
     const why = e && e.code ? `${e.code}: ${e.message}` : String(e && e.message ? e.message : e)
     line = `E2E FAIL ${why.replace(/\s+/g, ' ')}`

@@ -127,12 +127,18 @@ async fn wait_line(timeout_ms: u64) -> Option<String> {
 /// and the connector are kept in the app's state for as long as it runs.
 fn direct_replication(app: &tauri::App) -> Result<(), Box<dyn std::error::Error>> {
     let manager = app.nova_hypercore().manager().clone();
-    if let Some(addr) = std::env::var("NOVA_E2E_LISTEN").ok().filter(|v| !v.is_empty()) {
+    if let Some(addr) = std::env::var("NOVA_E2E_LISTEN")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
         let listener = tauri::async_runtime::block_on(manager.listen(addr.parse()?))?;
         say(&format!("E2E-LISTEN addr={}", listener.local_addr()));
         app.manage(Mutex::new(Some(listener)));
     }
-    if let Some(addr) = std::env::var("NOVA_E2E_CONNECT").ok().filter(|v| !v.is_empty()) {
+    if let Some(addr) = std::env::var("NOVA_E2E_CONNECT")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
         let connector = manager.connect(addr.parse()?);
         app.manage(Mutex::new(Some(connector)));
     }

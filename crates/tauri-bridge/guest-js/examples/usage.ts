@@ -1,4 +1,4 @@
-import { HypercoreError, append, length, read, readRange, tail } from 'tauri-plugin-nova-hypercore-api'
+import { HypercoreError, append, length, read, readRange, tail } from '@nova26/plugin-nova-hypercore'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
