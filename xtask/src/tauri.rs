@@ -210,6 +210,11 @@ pub(crate) fn e2e(tmp: &Path) -> Result<Outcome> {
         value(&line, "truncate_event") == Some("fork1"),
         line.clone(),
     )?;
+    check(
+        "a call the window's capability refuses comes back on its subscribe channel as `refused`",
+        value(&line, "refused_event") == Some("UNAUTHORIZED"),
+        line.clone(),
+    )?;
     let ms: f64 = value(&line, "roundtrip_1mib_ms")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("no roundtrip_1mib_ms in {line:?}"))?;
@@ -230,7 +235,7 @@ mod tests {
 
     #[test]
     fn values_of_the_result_line() {
-        let line = "E2E OK append=seq0 read=equal denied=UNAUTHORIZED truncate_event=fork1 roundtrip_1mib_ms=12.5";
+        let line = "E2E OK append=seq0 read=equal denied=UNAUTHORIZED truncate_event=fork1 refused_event=UNAUTHORIZED roundtrip_1mib_ms=12.5";
         assert_eq!(value(line, "read"), Some("equal"));
         assert_eq!(value(line, "denied"), Some("UNAUTHORIZED"));
         assert_eq!(value(line, "roundtrip_1mib_ms"), Some("12.5"));

@@ -10,10 +10,11 @@
 //! 3. The runner sends `go crdt=<reader key>` to the writer, whose page follows the reader's
 //!    CRDT writer, types its line and appends 200 entries, one every 10 ms, each with the
 //!    time it was appended; the reader's page shows each as it arrives through the tail.
-//! 4. The reader reports (entries in order without gaps, latency p50/p99 from append in
-//!    the writer to shown in the reader, progress events, the shared text's length and
-//!    hash) once its screenshot is taken; then the writer (told `done`) checks its side and
-//!    reports with its own text hash, after its screenshot.
+//! 4. The reader shows its results (entries in order without gaps, latency p50/p99 from
+//!    append in the writer to shown in the reader, progress events, the shared text's
+//!    length and hash) and holds its window for its screenshot; meanwhile the writer (told
+//!    `done`) checks its side (the reader's confirmed length in `replication_status`, its
+//!    text hash) and reports after its own screenshot; then the reader reports.
 //!
 //! Checked: both `E2E OK`, 201 entries and no gap in the reader, at least one progress
 //! event, the same text (both lines in it) in both windows, two rendered screenshots
@@ -84,10 +85,8 @@ pub(super) fn pair(tmp: &Path, out: &Path) -> Result {
     let reader_ready =
         ok_or_fail(reader.expect_any_within(&["READY-FOR-SCREENSHOT", "E2E FAIL"], WITHIN)?)?;
     let reader_shot = screenshot(&reader_ready, &reader_png);
-    reader.send("screenshot taken")?;
-    let reader_line = reader.expect_any_within(&["E2E OK", "E2E FAIL"], WITHIN)?;
-    reader.wait()?;
-
+    // The reader holds its window (and its connection) until told: the writer checks its
+    // side meanwhile, with the reader still connected.
     writer.send("done")?;
     let writer_png = out.join("writer.png");
     let writer_ready =
@@ -96,6 +95,9 @@ pub(super) fn pair(tmp: &Path, out: &Path) -> Result {
     writer.send("screenshot taken")?;
     let writer_line = writer.expect_any_within(&["E2E OK", "E2E FAIL"], WITHIN)?;
     writer.wait()?;
+    reader.send("screenshot taken")?;
+    let reader_line = reader.expect_any_within(&["E2E OK", "E2E FAIL"], WITHIN)?;
+    reader.wait()?;
     let took = started.elapsed();
 
     check(
@@ -106,6 +108,11 @@ pub(super) fn pair(tmp: &Path, out: &Path) -> Result {
     check(
         "two instances: the writer's page reports E2E OK",
         writer_line.starts_with("E2E OK"),
+        writer_line.clone(),
+    )?;
+    check(
+        "the writer's replication_status has the reader, at the whole length",
+        value(&writer_line, "peers").is_some_and(|n| n != "0"),
         writer_line.clone(),
     )?;
     check(

@@ -94,12 +94,26 @@ async function checks(H) {
   }
   must(ev.kept === 1 && ev.length === 1 && ev.fork === fork, `truncate event ${JSON.stringify(ev)}`)
   must(!got.some((e) => e.logName === 'secret-log'), `an out-of-scope event: ${JSON.stringify(got)}`)
+  // This window's own refused call comes back as a `refused` event (whatever log it named).
+  try {
+    await H.read('secret-log', 0)
+  } catch (e) {
+    must(e.code === 'UNAUTHORIZED', `read secret-log: ${e.code}`)
+  }
+  const t1 = performance.now()
+  let refused
+  while (!(refused = got.find((e) => e.event === 'refused' && e.logName === 'secret-log'))) {
+    must(performance.now() - t1 < 5000, `no refused event within 5 s: ${JSON.stringify(got)}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  must(refused.error.code === 'UNAUTHORIZED', `refused event ${JSON.stringify(refused)}`)
   await stop()
   must((await H.length('e2e-notes')) === 1, 'length after the truncation')
-  step(`subscribe: truncate e2e-notes -> kept ${ev.kept}, fork ${ev.fork}; nothing of secret-log`)
+  step(`subscribe: truncate e2e-notes -> kept ${ev.kept}, fork ${ev.fork}; nothing of secret-log; refused read of secret-log`)
 
   return (
     `E2E OK append=seq${seq} read=equal denied=${denied} truncate_event=fork${ev.fork} ` +
+    `refused_event=${refused.error.code} ` +
     `roundtrip_1mib_ms=${ms.toFixed(1)} roundtrip_1mib_first_ms=${times[0].toFixed(1)} ` +
     `rounds=${ROUNDS} status_logs=${names.join(',')}`
   )

@@ -68,6 +68,7 @@ async function converged(H, shared) {
 
 async function liveWriter(H, invoke) {
   document.getElementById('live').hidden = false
+  document.getElementById('download').hidden = true
   show('role', 'writer')
   const enc = new TextEncoder()
   await H.append(LIVE_LOG, enc.encode(JSON.stringify({ i: 0, t: Date.now() })))
@@ -94,6 +95,10 @@ async function liveWriter(H, invoke) {
   const remote = Object.values(st.remoteLengths)
   step(`replication: ${st.activePeers} peer(s), their length ${remote.join(', ')}`)
   must(st.localLength === LIVE_ENTRIES + 1, `local length ${st.localLength}`)
+  must(
+    st.activePeers >= 1 && remote.includes(LIVE_ENTRIES + 1),
+    `replication status: ${JSON.stringify(st)} (the reader, at ${LIVE_ENTRIES + 1})`
+  )
   const crdt = await converged(H, shared)
   return `E2E OK role=writer appended=${LIVE_ENTRIES + 1} peers=${st.activePeers} crdt=${crdt}`
 }
@@ -135,7 +140,7 @@ async function liveReader(H, invoke, params) {
       const li = document.createElement('li')
       li.textContent = `#${seq} arrived ${entry.i >= 1 ? `${now - entry.t} ms after its append` : ''}`
       list.prepend(li)
-      while (list.children.length > 8) list.lastChild.remove()
+      while (list.children.length > 5) list.lastChild.remove()
       show('count', `${count} entries shown`)
     },
     { onError: (e) => errors.push(`${e.code}: ${e.message}`) }

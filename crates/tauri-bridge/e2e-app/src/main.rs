@@ -139,7 +139,9 @@ fn direct_replication(app: &tauri::App) -> Result<(), Box<dyn std::error::Error>
         .ok()
         .filter(|v| !v.is_empty())
     {
-        let connector = manager.connect(addr.parse()?);
+        let addr = addr.parse()?;
+        // `connect` spawns its task on the current runtime: enter Tauri's.
+        let connector = tauri::async_runtime::block_on(async { manager.connect(addr) });
         app.manage(Mutex::new(Some(connector)));
     }
     Ok(())
