@@ -677,7 +677,9 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
      * Streams `logName` from `fromSeq`: every entry already there, then each new one (appended in
      * this app or replicated from a peer), in order and without gaps, to `onEntry(seq, data)`.
      * The window's scope is checked when it starts; a log that does not exist is
-     * `STORAGE_INACCESSIBLE`.
+     * `STORAGE_INACCESSIBLE`. A sparse replica fetches the entries from `fromSeq` on (and nothing
+     * before). The tail ends with the page (reload or window closed), `stop()`, the log's
+     * deletion or the store's close.
      */
     async function tail(logName, fromSeq, onEntry, handlers = {}) {
         const channel = new Channel();
@@ -702,7 +704,10 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
                 handlers.onEnd?.(m['reason'] === 'deleted' ? 'deleted' : 'closed');
             }
         };
-        const id = toCount(await call('tail', { logName, fromSeq, onEntry: channel }), 'tail');
+        const args = { logName, fromSeq, onEntry: channel };
+        if (handlers.fork !== undefined)
+            args['fork'] = handlers.fork;
+        const id = toCount(await call('tail', args), 'tail');
         return {
             id,
             stop: async () => {

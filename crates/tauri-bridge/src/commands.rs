@@ -3,7 +3,7 @@
 //! reported to the manager (observability record + `error` event) and nothing is opened
 //! or written.
 
-use nova_hypercore_manager::ManagedLog;
+use nova_hypercore_manager::{GetOptions, ManagedLog};
 use nova_hypercore_nanoclaw::NanoClawScope;
 use nova_hypercore_serialization::{DecodeError, HypercoreError, LogName};
 use serde::Deserialize as _;
@@ -60,8 +60,8 @@ pub(crate) fn authorize<R: Runtime>(
             },
             other => other,
         };
-        tracing::warn!(caller = webview.label(), log_name = name, error = %e, "nova-hypercore: call refused");
-        state.manager().report_error(name, &e);
+        tracing::warn!(caller = webview.label(), log_name = %shown, error = %e, "nova-hypercore: call refused");
+        state.manager().report_error(&shown, &e);
         // No window listening is fine.
         let _ = state.refusals.send(Refusal {
             caller: webview.label().to_owned(),
@@ -123,7 +123,14 @@ pub(crate) async fn read<R: Runtime>(
     let manager = state.manager();
     let log = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
     let log = manager.existing_log(log.as_str()).await?;
-    Ok(Response::new(log.get(seq).await?))
+    // A replica's block not here yet is fetched (a sparse replica asks its peers), up to
+    // the default wait; a seq past the length is OUT_OF_RANGE at once.
+    let value = if log.is_writable() || seq >= log.current_length().await? {
+        log.get(seq).await?
+    } else {
+        log.get_with(seq, GetOptions::default()).await?
+    };
+    Ok(Response::new(value))
 }
 
 /// `length`: `{ logName }` -> the log's length.
@@ -170,7 +177,7 @@ pub const MAX_RANGE_ENTRIES: u64 = 1024;
 pub const MAX_RANGE_BYTES: usize = 8 << 20;
 
 /// Entries `start..end` of `log` (checked against its length as `get_range` does), cut
-/// to one page, framed.
+/// to one page, framed. A replica's blocks not here yet are fetched (as `read` does).
 async fn read_page(log: &ManagedLog, start: u64, end: u64) -> Result<Vec<u8>, HypercoreError> {
     let length = log.current_length().await?;
     if start > end || end > length {
@@ -180,10 +187,21 @@ async fn read_page(log: &ManagedLog, start: u64, end: u64) -> Result<Vec<u8>, Hy
     let end = end.min(start.saturating_add(MAX_RANGE_ENTRIES));
     let mut out = Vec::new();
     let mut next = start;
-    // Read in chunks so a page of large entries stops near the byte limit.
+    // Read in chunks sized from the entries seen so far, so a page of large entries
+    // stops near the byte limit without reading far past it.
+    let mut per_read = 16u64;
     while next < end && (next == start || out.len() < MAX_RANGE_BYTES) {
-        let chunk_end = end.min(next.saturating_add(64));
-        let entries = log.get_range(next, chunk_end).await?;
+        let chunk_end = end.min(next.saturating_add(per_read));
+        let entries = if log.is_writable() {
+            log.get_range(next, chunk_end).await?
+        } else {
+            log.get_range_with(next, chunk_end, GetOptions::default())
+                .await?
+        };
+        let bytes: usize = entries.iter().map(Vec::len).sum();
+        let average = (bytes / entries.len().max(1)).max(1);
+        let room = MAX_RANGE_BYTES.saturating_sub(out.len()).max(average);
+        per_read = ((room / average) as u64).clamp(1, 64);
         for entry in entries {
             if next > start && out.len().saturating_add(4 + entry.len()) > MAX_RANGE_BYTES {
                 return Ok(out);
@@ -243,11 +261,13 @@ pub(crate) async fn subscribe<R: Runtime>(
         .await;
         tracing::debug!(caller, subscription = id, "subscription ended");
     });
-    state.keep_stream(id, task);
+    state.keep_stream(id, webview.label(), task);
     Ok(id)
 }
 
-/// `tail`: `{ logName, fromSeq, onEntry }` -> the stream's id. Sends entries `fromSeq..`
+/// `tail`: `{ logName, fromSeq, fork?, onEntry }` -> the stream's id (`fork`: the fork
+/// the page's entries before `fromSeq` are of, when it resumes a tail: a truncation
+/// since then comes first). Sends entries `fromSeq..`
 /// of the log and then every new one on `onEntry` (a `Channel`), until `unsubscribe(id)`,
 /// the page goes, the log is deleted or the store closes ([`crate::tail`]: the messages).
 /// The scope is checked when the tail starts; a log that does not exist is
@@ -261,6 +281,7 @@ pub(crate) async fn tail<R: Runtime>(
     global_scope: GlobalScope<ScopeEntry>,
     log_name: String,
     from_seq: u64,
+    fork: Option<u64>,
     on_entry: Channel<InvokeResponseBody>,
 ) -> Result<u32> {
     let manager = state.manager();
@@ -272,7 +293,7 @@ pub(crate) async fn tail<R: Runtime>(
     let manager = manager.clone();
     let task = tauri::async_runtime::spawn(async move {
         let log_name = name.to_string();
-        crate::tail::run(manager, log, from_seq, |message| {
+        crate::tail::run(manager, log, from_seq, fork, |message| {
             match message.body(&log_name) {
                 Ok(body) => on_entry.send(body).is_ok(),
                 Err(e) => {
@@ -284,22 +305,17 @@ pub(crate) async fn tail<R: Runtime>(
         .await;
         tracing::debug!(log_name, tail = id, "tail ended");
     });
-    state.keep_stream(id, task);
+    state.keep_stream(id, webview.label(), task);
     Ok(id)
 }
 
-/// `unsubscribe`: ends subscription or tail `id`; `false` if there was none (or it had
-/// ended already).
+/// `unsubscribe`: ends subscription or tail `id` of this window; `false` if it had none
+/// running (another window's stream is not this one's to end).
 #[tauri::command]
-pub(crate) async fn unsubscribe(state: State<'_, NovaHypercore>, id: u32) -> Result<bool> {
-    let task = state
-        .subscriptions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
-    Ok(task.is_some_and(|t| {
-        let running = !t.inner().is_finished();
-        t.abort();
-        running
-    }))
+pub(crate) async fn unsubscribe<R: Runtime>(
+    webview: Webview<R>,
+    state: State<'_, NovaHypercore>,
+    id: u32,
+) -> Result<bool> {
+    Ok(state.stop_stream(id, webview.label()))
 }

@@ -121,7 +121,10 @@ fn socket_addr(field: &str, text: &str) -> Result<SocketAddr, HypercoreError> {
     })
 }
 
-/// Resolves `"host:port"` (a name is looked up; every address it has is kept).
+/// Resolves `"host:port"` (a name is looked up; every address it has is kept). A
+/// malformed entry is an error; one that does not resolve (offline, DNS down) is
+/// skipped with a warning, so an app starts without a network (with no bootstrap node
+/// left the swarm stays off, as with an empty list).
 fn host_port(field: &str, text: &str) -> Result<Vec<SocketAddr>, HypercoreError> {
     let Some((host, port)) = text.rsplit_once(':') else {
         return Err(invalid(field, format!("{text:?} is not \"host:port\"")));
@@ -132,14 +135,23 @@ fn host_port(field: &str, text: &str) -> Result<Vec<SocketAddr>, HypercoreError>
             format!("{text:?} is not \"host:port\" (a host and a port 0..65535)"),
         ));
     }
-    let addrs: Vec<SocketAddr> = text
-        .to_socket_addrs()
-        .map_err(|e| invalid(field, format!("cannot resolve {text:?}: {e}")))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(invalid(field, format!("{text:?} resolves to no address")));
+    match text.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            if addrs.is_empty() {
+                tracing::warn!(
+                    field,
+                    node = text,
+                    "DHT bootstrap node resolves to no address: skipped"
+                );
+            }
+            Ok(addrs)
+        }
+        Err(e) => {
+            tracing::warn!(field, node = text, error = %e, "DHT bootstrap node does not resolve: skipped");
+            Ok(Vec::new())
+        }
     }
-    Ok(addrs)
 }
 
 /// `config.max_open_logs` (the manager's check) as our key, `maxOpenLogs`.
@@ -407,6 +419,16 @@ mod tests {
             resolved
                 .iter()
                 .all(|a| a.ip().is_loopback() && a.port() == 49737)
+        );
+
+        // A name that does not resolve (offline, DNS down) is skipped: the app starts.
+        let offline = parse(json!({
+            "bootstrap": ["does-not-resolve.invalid:49737", "127.0.0.1:49737"]
+        }))
+        .unwrap();
+        assert_eq!(
+            offline.network().unwrap().bootstrap,
+            ["127.0.0.1:49737".parse::<SocketAddr>().unwrap()]
         );
 
         for (value, path) in [

@@ -102,6 +102,9 @@ pub struct BroadcastArgs {
 struct CrdtSubscription {
     _handler: Subscription,
     task: JoinHandle<()>,
+    /// The label of the webview that subscribed (only it may end the subscription; it
+    /// ends when that page reloads or its window goes).
+    caller: String,
 }
 
 impl Drop for CrdtSubscription {
@@ -144,6 +147,23 @@ impl CrdtState {
     fn subscriptions(&self) -> std::sync::MutexGuard<'_, HashMap<u32, CrdtSubscription>> {
         self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Ends the subscriptions of webview `caller` (its page reloaded or its window went:
+    /// Tauri's channel sends to a gone page still succeed, so nothing else ends them).
+    pub(crate) fn stop_for(&self, caller: &str) {
+        let ended: Vec<CrdtSubscription> = {
+            let mut subscriptions = self.subscriptions();
+            let ids: Vec<u32> = subscriptions
+                .iter()
+                .filter(|(_, s)| s.caller == caller)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter()
+                .filter_map(|id| subscriptions.remove(id))
+                .collect()
+        };
+        drop(ended);
+    }
 }
 
 /// Ends every CRDT subscription and closes every bridge (persisting how far each log
@@ -183,7 +203,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// A 64-hex public key (either case); `None` for anything else.
 pub fn parse_key(hex: &str) -> Option<[u8; 32]> {
     let digits = hex.as_bytes();
-    if digits.len() != 64 {
+    if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut key = [0u8; 32];
@@ -310,7 +330,11 @@ pub(crate) async fn crdt_subscribe<R: Runtime>(
             }
         },
     );
-    crdt.subscriptions().insert(id, subscription);
+    let mut subscription = subscription;
+    subscription.caller = webview.label().to_owned();
+    let mut subscriptions = crdt.subscriptions();
+    subscriptions.retain(|_, s| !s.task.inner().is_finished());
+    subscriptions.insert(id, subscription);
     Ok(id)
 }
 
@@ -361,6 +385,7 @@ fn forward(
     CrdtSubscription {
         _handler: handler,
         task,
+        caller: String::new(),
     }
 }
 
@@ -399,10 +424,21 @@ async fn replay(
     Ok(())
 }
 
-/// `crdt_unsubscribe`: `{ id }` -> whether there was such a CRDT subscription.
+/// `crdt_unsubscribe`: `{ id }` -> whether this window had such a CRDT subscription.
 #[tauri::command]
-pub(crate) async fn crdt_unsubscribe(crdt: State<'_, CrdtState>, id: u32) -> Result<bool> {
-    let subscription = crdt.subscriptions().remove(&id);
+pub(crate) async fn crdt_unsubscribe<R: Runtime>(
+    webview: Webview<R>,
+    crdt: State<'_, CrdtState>,
+    id: u32,
+) -> Result<bool> {
+    let subscription = {
+        let mut subscriptions = crdt.subscriptions();
+        // Another window's subscription is not this one's to end.
+        match subscriptions.get(&id) {
+            Some(s) if s.caller == webview.label() => subscriptions.remove(&id),
+            _ => None,
+        }
+    };
     Ok(subscription.is_some())
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use nova_hypercore_manager::HypercoreManager;
 use nova_hypercore_manager::ManagerEvent;
 use nova_hypercore_nanoclaw::NanoClawScope;
-use nova_hypercore_serialization::{Direction, ErrorPayload, LogName};
+use nova_hypercore_serialization::{Direction, ErrorCode, ErrorPayload, LogName};
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -153,6 +153,11 @@ pub fn page_event(event: &ManagerEvent) -> Option<PageEvent> {
             log_name: log_name.clone(),
             error_count: *error_count,
         },
+        // A refusal goes to the refused window only (`refused`), never to every window
+        // that may see the log it named.
+        ManagerEvent::Error { error, .. } if error.code == ErrorCode::Unauthorized => {
+            return None;
+        }
         ManagerEvent::Error { log_name, error } => PageEvent::Error {
             log_name: log_name.clone(),
             error: error.clone(),
@@ -213,7 +218,16 @@ pub(crate) async fn forward(
                     Some(e) => e,
                     None => continue,
                 },
-                Err(RecvError::Lagged(missed)) => PageEvent::Lagged { missed },
+                Err(RecvError::Lagged(missed)) => {
+                    // Block events may be among those missed: every replica in scope
+                    // gets a progress event, so the last one is never lost.
+                    for log in manager.open_logs().await {
+                        if !log.is_writable() && scope.allows(log.name()) {
+                            pending.insert(log.name().clone());
+                        }
+                    }
+                    PageEvent::Lagged { missed }
+                }
                 Err(RecvError::Closed) => return,
             },
             refusal = refusals.recv() => match refusal {
@@ -226,6 +240,11 @@ pub(crate) async fn forward(
             },
             _ = tick.tick(), if !pending.is_empty() => {
                 for log_name in std::mem::take(&mut pending) {
+                    // Only a log that is still there (a deleted replica's name must not
+                    // become a new log of ours through a lookup).
+                    if manager.existing_log(log_name.as_str()).await.is_err() {
+                        continue;
+                    }
                     let Ok(p) = manager.download_progress(log_name.as_str()).await else {
                         continue;
                     };
@@ -276,6 +295,18 @@ mod tests {
         assert!(
             for_page(&error, &scope).is_none(),
             "an invalid name is no log in scope"
+        );
+        let refusal = ManagerEvent::Error {
+            log_name: "e2e-notes".into(),
+            error: nova_hypercore_serialization::HypercoreError::Unauthorized {
+                log: Some("e2e-notes".into()),
+                reason: "caller \"other-window\" may not".into(),
+            }
+            .to_payload(),
+        };
+        assert!(
+            for_page(&refusal, &scope).is_none(),
+            "another window's refusal is not this window's business"
         );
         let empty = NanoClawScope::new("main", Vec::<String>::new()).unwrap();
         assert!(

@@ -58,8 +58,9 @@
 //!
 //! # Permissions and scope
 //!
-//! `nova-hypercore:default` grants every command but `share`, `unshare`, `follow` and
-//! `crdt_follow` (each has its own permission) but **no log**: until a capability
+//! `nova-hypercore:default` grants every command but `share`, `unshare`, `follow` and the
+//! CRDT ones (they share logs: each has its own permission, and the `crdt` set) but
+//! **no log**: until a capability
 //! adds scope entries, every call that names a log is refused with `UNAUTHORIZED`
 //! (Tauri itself treats an empty allow list as "everything"; this plugin does not).
 //! Scope entries are `{ "name": "<log>" }` or `{ "name": "<prefix>*" }`; deny entries
@@ -123,9 +124,9 @@ pub const PLUGIN_NAME: &str = "nova-hypercore";
 #[derive(Debug)]
 pub struct NovaHypercore {
     manager: HypercoreManager,
-    /// The pages' streams (`subscribe`, `tail`), by id: the task forwarding each.
-    subscriptions:
-        std::sync::Mutex<std::collections::HashMap<u32, tauri::async_runtime::JoinHandle<()>>>,
+    /// The pages' streams (`subscribe`, `tail`), by id: the webview's label and the task
+    /// forwarding each.
+    subscriptions: std::sync::Mutex<Streams>,
     next_subscription: std::sync::atomic::AtomicU32,
     /// Refused calls, for the `refused` event of the calling window's subscriptions.
     refusals: tokio::sync::broadcast::Sender<events::Refusal>,
@@ -155,14 +156,55 @@ impl NovaHypercore {
         self.listen_addr
     }
 
-    /// Keeps a page stream's task (`subscribe`, `tail`) so `unsubscribe` and the app's
-    /// end can stop it; forgets streams that ended on their own.
-    pub(crate) fn keep_stream(&self, id: u32, task: tauri::async_runtime::JoinHandle<()>) {
-        let mut streams = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
-        streams.retain(|_, t| !t.inner().is_finished());
-        streams.insert(id, task);
+    /// Keeps a page stream's task (`subscribe`, `tail`) of webview `caller` so
+    /// `unsubscribe`, the page's reload or its window's end, and the app's end can stop
+    /// it; forgets streams that ended on their own.
+    pub(crate) fn keep_stream(
+        &self,
+        id: u32,
+        caller: &str,
+        task: tauri::async_runtime::JoinHandle<()>,
+    ) {
+        let mut streams = self.streams();
+        streams.retain(|_, (_, t)| !t.inner().is_finished());
+        streams.insert(id, (caller.to_owned(), task));
+    }
+
+    /// Stops stream `id` if webview `caller` started it; whether it was running.
+    pub(crate) fn stop_stream(&self, id: u32, caller: &str) -> bool {
+        let mut streams = self.streams();
+        match streams.get(&id) {
+            Some((owner, _)) if owner == caller => {}
+            _ => return false,
+        }
+        streams.remove(&id).is_some_and(|(_, task)| {
+            let running = !task.inner().is_finished();
+            task.abort();
+            running
+        })
+    }
+
+    /// Stops every stream of webview `caller`: its page reloaded or its window went
+    /// (Tauri's channel sends to a gone page still succeed, so the streams would not
+    /// notice).
+    fn stop_streams_of(&self, caller: &str) {
+        self.streams().retain(|_, (owner, task)| {
+            let keep = owner != caller;
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+    }
+
+    /// The streams map (a poisoned lock is taken over: the map stays consistent).
+    fn streams(&self) -> std::sync::MutexGuard<'_, Streams> {
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// The pages' streams by id: the webview label and the task of each.
+type Streams = std::collections::HashMap<u32, (String, tauri::async_runtime::JoinHandle<()>)>;
 
 /// Access to the plugin's store from any [`Manager`] (app, handle, window, webview).
 pub trait NovaHypercoreExt<R: Runtime> {
@@ -269,10 +311,19 @@ impl Builder {
                 app.manage(crdt::CrdtState::default());
                 Ok(())
             })
-            .on_event(|app, event| {
-                if let RunEvent::Exit = event {
-                    close(app);
+            .on_page_load(|webview, payload| {
+                if payload.event() == tauri::webview::PageLoadEvent::Started {
+                    page_gone(webview.app_handle(), webview.label());
                 }
+            })
+            .on_event(|app, event| match event {
+                RunEvent::Exit => close(app),
+                RunEvent::WindowEvent {
+                    label,
+                    event: tauri::WindowEvent::Destroyed,
+                    ..
+                } => page_gone(app, label),
+                _ => {}
             })
             .on_drop(|app| close(&app))
             .build()
@@ -323,6 +374,17 @@ fn hex(key: [u8; 32]) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Webview `label`'s page is gone (reloaded, or its window destroyed): its streams and
+/// CRDT subscriptions end.
+fn page_gone<R: Runtime>(app: &AppHandle<R>, label: &str) {
+    if let Some(state) = app.try_state::<NovaHypercore>() {
+        state.stop_streams_of(label);
+    }
+    if let Some(crdt) = app.try_state::<crdt::CrdtState>() {
+        crdt.stop_for(label);
+    }
+}
+
 /// Closes the store (idempotent). Runs on its own thread so it can block even when
 /// called from inside the async runtime.
 fn close<R: Runtime>(app: &AppHandle<R>) {
@@ -330,12 +392,7 @@ fn close<R: Runtime>(app: &AppHandle<R>) {
     let Some(state) = app.try_state::<NovaHypercore>() else {
         return;
     };
-    for (_, task) in state
-        .subscriptions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .drain()
-    {
+    for (_, (_, task)) in state.streams().drain() {
         task.abort();
     }
     drop(state.links.lock().unwrap_or_else(|p| p.into_inner()).take());
@@ -345,5 +402,40 @@ fn close<R: Runtime>(app: &AppHandle<R>) {
         Ok(Ok(())) => tracing::info!("nova-hypercore store closed"),
         Ok(Err(e)) => tracing::error!(error = %e, "nova-hypercore store closed with an error"),
         Err(_) => tracing::error!("nova-hypercore store close panicked"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gone_pages_streams_end_and_other_pages_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = HypercoreManager::new(
+            ManagerConfig::builder()
+                .storage_path(dir.path())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let state = NovaHypercore {
+            manager,
+            subscriptions: std::sync::Mutex::default(),
+            next_subscription: std::sync::atomic::AtomicU32::new(1),
+            refusals: tokio::sync::broadcast::channel(1).0,
+            links: std::sync::Mutex::default(),
+            listen_addr: None,
+        };
+        let forever = || tauri::async_runtime::spawn(std::future::pending::<()>());
+        state.keep_stream(1, "main", forever());
+        state.keep_stream(2, "other", forever());
+        state.keep_stream(3, "other", forever());
+        // What the page-load and window-destroyed hooks do for "other".
+        state.stop_streams_of("other");
+        assert!(!state.stop_stream(2, "other"), "ended with its page");
+        assert!(!state.stop_stream(3, "other"));
+        assert!(!state.stop_stream(1, "other"), "not other's to stop");
+        assert!(state.stop_stream(1, "main"));
     }
 }

@@ -88,9 +88,9 @@ pub fn parse_public_key(text: &str) -> std::result::Result<[u8; 32], HypercoreEr
             message,
         })
     };
-    if text.len() != 64 || !text.is_ascii() {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad(format!(
-            "expected 64 hex characters, got {} characters",
+            "expected 64 hex characters (0-9, a-f), got {} characters",
             text.chars().count()
         )));
     }

@@ -19,14 +19,21 @@
 //!   stream retries on the log's next change) and `{ event: "end", reason }` (the log was
 //!   deleted or the store closed: nothing more comes).
 //!
+//! A replica's missing block stops the stream until it lands (a sparse replica asks its
+//! peers for everything from `next` on); our own log's missing block (cleared) is one
+//! `error` message, retried every [`RECHECK_INTERVAL`]. There is no flow control from the
+//! page: a tail from 0 of a large log sends it all as fast as it reads (in messages of
+//! about [`MAX_BATCH_BYTES`], reading about one message's worth at a time).
+//!
 //! Must not: decide access (the command checks the scope when the tail starts), or keep
-//! entries in memory beyond one batch.
+//! more than about one message of entries in memory.
 
-use nova_hypercore_manager::{HypercoreManager, ManagedLog, ManagerEvent};
+use nova_hypercore_manager::{Download, HypercoreManager, ManagedLog, ManagerEvent, Progress};
 use nova_hypercore_serialization::{ErrorPayload, HypercoreError};
 use serde::Serialize;
 use tauri::ipc::InvokeResponseBody;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::watch::Receiver;
 
 use crate::models::frame_entries;
 
@@ -104,41 +111,73 @@ impl TailMessage {
     }
 }
 
+/// How often a waiting tail looks again without news: it retries a read that failed and
+/// notices a log closed by someone else (a closed manager sends no event).
+pub const RECHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Streams `log` from `from_seq` to `send` until `send` returns `false` (the page is
-/// gone), the log is deleted or the store closes. Subscribe-then-read: the manager's
-/// events are subscribed before the first read, so nothing appended meanwhile is missed.
+/// gone), the log is deleted or closed. Subscribe-then-read: the manager's events are
+/// subscribed before the first read, so nothing appended meanwhile is missed.
+///
+/// `since_fork`: the fork the page's entries `..from_seq` are of (a page resuming a
+/// tail); when the log has moved on since, the stream starts with the `truncate` that
+/// says what of them is gone. `None`: the log's fork now.
 pub async fn run(
     manager: HypercoreManager,
     log: ManagedLog,
     from_seq: u64,
+    since_fork: Option<u64>,
     mut send: impl FnMut(TailMessage) -> bool,
 ) {
     let mut events = manager.subscribe();
-    let mut next = from_seq;
-    let mut fork = match log.fork().await {
-        Ok(fork) => fork,
-        Err(e) => {
-            send(TailMessage::Error(e.to_payload()));
+    let mut progress = None;
+    let mut state = Position {
+        next: from_seq,
+        fork: match since_fork {
+            Some(fork) => fork,
+            None => match log.fork().await {
+                Ok(fork) => fork,
+                Err(e) => {
+                    if log.is_closed() {
+                        send(TailMessage::End { reason: "closed" });
+                        return;
+                    }
+                    // The first read below reports it (and is retried).
+                    tracing::debug!(log = %log.name(), error = %e, "tail: fork unknown at start");
+                    0
+                }
+            },
+        },
+        reported: None,
+        download: None,
+    };
+    loop {
+        if log.is_closed() {
             send(TailMessage::End { reason: "closed" });
             return;
         }
-    };
-    loop {
-        match catch_up(&log, &mut next, &mut fork, &mut send).await {
+        match catch_up(&log, &mut state, &mut send).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                if log.is_closed() {
-                    send(TailMessage::End { reason: "closed" });
-                    return;
-                }
-                tracing::debug!(log = %log.name(), error = %e, "tail: read failed, retried on the next change");
-                if !send(TailMessage::Error(e.to_payload())) {
-                    return;
+                tracing::debug!(log = %log.name(), error = %e, "tail: read failed, retried");
+                // One report per failing place, not one per retry.
+                let place = (e.code(), e.seq());
+                if state.reported != Some(place) {
+                    state.reported = Some(place);
+                    if !send(TailMessage::Error(e.to_payload())) {
+                        return;
+                    }
                 }
             }
         }
-        match wait_for_change(&mut events, &log).await {
+        if progress
+            .as_ref()
+            .is_none_or(|p: &Receiver<Progress>| p.has_changed().is_err())
+        {
+            progress = log.watch_progress().await.ok();
+        }
+        match wait_for_change(&mut events, &log, progress.as_mut()).await {
             Change::Changed => {}
             Change::Deleted => {
                 send(TailMessage::End { reason: "deleted" });
@@ -152,17 +191,29 @@ pub async fn run(
     }
 }
 
-/// Sends what the page lacks: a `truncate` if the fork moved, then `next..` up to what
-/// is readable here. `Ok(false)` when the page is gone.
+/// Where a tail is.
+struct Position {
+    /// The first seq the page has not been sent.
+    next: u64,
+    /// The fork the page's entries are of.
+    fork: u64,
+    /// The last error sent (code, seq), so a failing read is reported once.
+    reported: Option<(nova_hypercore_serialization::ErrorCode, Option<u64>)>,
+    /// A sparse replica's request for the blocks the tail is waiting for, and its range.
+    download: Option<(std::ops::Range<u64>, Download)>,
+}
+
+/// Sends what the page lacks: a `truncate` if the fork moved, then `next..` as far as
+/// the blocks are here (a replica's missing block stops it until the block lands; a
+/// sparse replica asks its peers for `next..length`). `Ok(false)` when the page is gone.
 async fn catch_up(
     log: &ManagedLog,
-    next: &mut u64,
-    fork: &mut u64,
+    state: &mut Position,
     send: &mut impl FnMut(TailMessage) -> bool,
 ) -> Result<bool, HypercoreError> {
     let now = log.fork().await?;
-    if now != *fork {
-        let kept = log.kept_since(*fork).await?;
+    if now != state.fork {
+        let kept = log.kept_since(state.fork).await?;
         let length = log.current_length().await?;
         if !send(TailMessage::Truncate {
             kept,
@@ -171,54 +222,105 @@ async fn catch_up(
         }) {
             return Ok(false);
         }
-        *next = (*next).min(kept);
-        *fork = now;
+        state.next = state.next.min(kept);
+        state.fork = now;
+        state.download = None;
     }
-    let readable = readable_length(log).await?;
-    while *next < readable {
-        let end = readable.min(next.saturating_add(MAX_BATCH_ENTRIES));
-        let entries = log.get_range(*next, end).await?;
-        let mut first = *next;
-        let mut batch = Vec::new();
-        let mut bytes = 0usize;
-        for entry in entries {
-            if !batch.is_empty() && bytes.saturating_add(entry.len()) > MAX_BATCH_BYTES {
-                let sent = batch.len() as u64;
-                if !send(TailMessage::Entries {
-                    first,
-                    entries: std::mem::take(&mut batch),
-                }) {
-                    return Ok(false);
-                }
-                first += sent;
-                bytes = 0;
-            }
-            bytes = bytes.saturating_add(entry.len());
-            batch.push(entry);
+    let length = log.current_length().await?;
+    if log.is_sparse() && state.next < length {
+        let want = state.next..length;
+        if state.download.as_ref().is_none_or(|(r, _)| *r != want) {
+            state.download = Some((want.clone(), log.download(want).await?));
         }
-        if !batch.is_empty()
-            && !send(TailMessage::Entries {
-                first,
-                entries: batch,
-            })
-        {
+    }
+    // Entries per read: as many as make about one message, from the sizes seen so far
+    // (a log of large entries is read a few at a time, never 256 of them at once).
+    let mut per_read = 16u64;
+    while state.next < length {
+        let end = length.min(state.next.saturating_add(per_read));
+        let (entries, complete) = read_held(log, state.next, end).await?;
+        if entries.is_empty() {
+            // The next block is not here yet: a replica gets it from a peer (its arrival
+            // wakes the tail); our own log's missing block is an error.
+            if log.is_writable() {
+                return Err(HypercoreError::BlockUnavailable {
+                    log: log.name().to_string(),
+                    seq: state.next,
+                    reason: "not stored here (cleared or damaged): the tail waits at it".into(),
+                });
+            }
+            return Ok(true);
+        }
+        let bytes: usize = entries.iter().map(Vec::len).sum();
+        let average = (bytes / entries.len()).max(1);
+        per_read = ((MAX_BATCH_BYTES / average) as u64).clamp(1, MAX_BATCH_ENTRIES);
+        let sent = entries.len() as u64;
+        if !send_batches(state.next, entries, send) {
             return Ok(false);
         }
-        *next = end;
+        state.next += sent;
+        state.reported = None;
+        if !complete {
+            return Ok(true);
+        }
     }
     Ok(true)
 }
 
-/// How far the log can be read without waiting: its length for our own logs and sparse
-/// replicas (a sparse replica's tail fetches what it reads), the blocks held from the
-/// start for a full replica (the rest is on its way and wakes the stream when it lands).
-async fn readable_length(log: &ManagedLog) -> Result<u64, HypercoreError> {
-    let length = log.current_length().await?;
-    if log.is_writable() || log.is_sparse() {
-        return Ok(length);
+/// Entries `start..end`, or those of them held here from `start` up to the first one
+/// that is not (`false`: stopped short at a missing block).
+async fn read_held(
+    log: &ManagedLog,
+    start: u64,
+    end: u64,
+) -> Result<(Vec<Vec<u8>>, bool), HypercoreError> {
+    match log.get_range(start, end).await {
+        Ok(entries) => Ok((entries, true)),
+        Err(HypercoreError::BlockUnavailable { .. }) => {
+            let mut entries = Vec::new();
+            for seq in start..end {
+                match log.get(seq).await {
+                    Ok(entry) => entries.push(entry),
+                    Err(HypercoreError::BlockUnavailable { .. }) => return Ok((entries, false)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok((entries, true))
+        }
+        Err(e) => Err(e),
     }
-    let held = log.watch_progress().await?.borrow().contiguous_length;
-    Ok(length.min(held))
+}
+
+/// Sends `entries` (from seq `first`) as messages of about [`MAX_BATCH_BYTES`];
+/// `false` when the page is gone.
+fn send_batches(
+    first: u64,
+    entries: Vec<Vec<u8>>,
+    send: &mut impl FnMut(TailMessage) -> bool,
+) -> bool {
+    let mut first = first;
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    for entry in entries {
+        if !batch.is_empty() && bytes.saturating_add(entry.len()) > MAX_BATCH_BYTES {
+            let sent = batch.len() as u64;
+            if !send(TailMessage::Entries {
+                first,
+                entries: std::mem::take(&mut batch),
+            }) {
+                return false;
+            }
+            first += sent;
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(entry.len());
+        batch.push(entry);
+    }
+    batch.is_empty()
+        || send(TailMessage::Entries {
+            first,
+            entries: batch,
+        })
 }
 
 enum Change {
@@ -228,38 +330,49 @@ enum Change {
 }
 
 /// Waits until the manager reports something about `log` (or that it dropped events),
-/// then takes every event already queued so a burst wakes the stream once.
+/// the log's progress moves (a length raised with no block, as a sparse replica sees
+/// it), or [`RECHECK_INTERVAL`] passes; then takes every event already queued so a
+/// burst wakes the stream once.
 async fn wait_for_change(
     events: &mut tokio::sync::broadcast::Receiver<ManagerEvent>,
     log: &ManagedLog,
+    progress: Option<&mut Receiver<Progress>>,
 ) -> Change {
-    let mut changed = false;
-    loop {
-        let event = if changed {
-            match events.try_recv() {
-                Ok(event) => Ok(event),
-                Err(TryRecvError::Lagged(_)) => continue,
-                Err(TryRecvError::Empty) => return Change::Changed,
-                Err(TryRecvError::Closed) => return Change::Closed,
-            }
-        } else {
-            match events.recv().await {
-                Ok(event) => Ok(event),
-                Err(RecvError::Lagged(_)) => Err(()),
-                Err(RecvError::Closed) => return Change::Closed,
+    let first = {
+        let progressed = async {
+            let moved = match progress {
+                Some(p) => p.changed().await.is_ok(),
+                None => false,
+            };
+            if !moved {
+                // No watch (or its log's files closed): only events and the timer.
+                std::future::pending::<()>().await;
             }
         };
-        match event {
-            Err(()) => changed = true,
-            Ok(ManagerEvent::LogDeleted { log_name }) if log_name == *log.name() => {
+        tokio::select! {
+            event = events.recv() => Some(event),
+            () = progressed => None,
+            () = tokio::time::sleep(RECHECK_INTERVAL) => None,
+        }
+    };
+    let mut pending = match first {
+        None => return Change::Changed,
+        Some(Ok(event)) => Some(event),
+        Some(Err(RecvError::Lagged(_))) => None,
+        Some(Err(RecvError::Closed)) => return Change::Closed,
+    };
+    loop {
+        match pending.take() {
+            Some(ManagerEvent::LogDeleted { log_name }) if log_name == *log.name() => {
                 return Change::Deleted;
             }
-            Ok(
-                ManagerEvent::Append { log_name, .. }
-                | ManagerEvent::Replicate { log_name, .. }
-                | ManagerEvent::Truncate { log_name, .. },
-            ) if log_name == *log.name() => changed = true,
-            Ok(_) => {}
+            _ => {}
+        }
+        match events.try_recv() {
+            Ok(event) => pending = Some(event),
+            Err(TryRecvError::Lagged(_)) => {}
+            Err(TryRecvError::Empty) => return Change::Changed,
+            Err(TryRecvError::Closed) => return Change::Closed,
         }
     }
 }

@@ -239,8 +239,8 @@ fn one_app_shares_a_log_and_another_follows_it_by_key() {
     let (ma, mb) = (a.manager(), b.manager());
     rt.block_on(async {
         let (x, y) = tokio::io::duplex(1 << 20);
-        tokio::spawn(async move { ma.replicate(x, true).await });
-        tokio::spawn(async move { mb.replicate(y, false).await });
+        tauri::async_runtime::spawn(async move { ma.replicate(x, true).await });
+        tauri::async_runtime::spawn(async move { mb.replicate(y, false).await });
         tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 let p: DownloadProgressView = b
@@ -259,6 +259,59 @@ fn one_app_shares_a_log_and_another_follows_it_by_key() {
         .expect("the follower downloads the shared log");
     });
     assert_eq!(b.read("e2e-theirs", 199).unwrap(), 199u32.to_be_bytes());
+
+    // A sparse follower (a third store) fetches what the page reads, and only that.
+    let dc = tempfile::tempdir().unwrap();
+    let c = Harness::new(dc.path(), with_replicate());
+    let sparse: LogKeysView = c
+        .json(
+            "follow",
+            json!({ "logName": "e2e-sparse", "publicKey": shared.public_key, "sparse": true }),
+        )
+        .unwrap()
+        .deserialize()
+        .unwrap();
+    assert!(sparse.sparse);
+    let (ma, mc) = (a.manager(), c.manager());
+    rt.block_on(async {
+        let (x, y) = tokio::io::duplex(1 << 20);
+        tauri::async_runtime::spawn(async move { ma.replicate(x, true).await });
+        tauri::async_runtime::spawn(async move { mc.replicate(y, false).await });
+        // The replica learns the length from the writer.
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while c
+                .json("length", json!({ "logName": "e2e-sparse" }))
+                .unwrap()
+                .deserialize::<u64>()
+                .unwrap()
+                < 200
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the sparse replica learns the length");
+    });
+    assert_eq!(c.read("e2e-sparse", 150).unwrap(), 150u32.to_be_bytes());
+    let page = unframe(&raw(c
+        .json(
+            "read_range",
+            json!({ "logName": "e2e-sparse", "start": 160, "end": 163 }),
+        )
+        .unwrap()));
+    assert_eq!(page.len(), 3);
+    let held = rt
+        .block_on(async {
+            c.manager()
+                .existing_log("e2e-sparse")
+                .await
+                .unwrap()
+                .has_range(0..200)
+                .await
+        })
+        .unwrap();
+    assert_eq!(held, 4, "only the blocks read were fetched");
+    c.shut_down();
     let status: Value = b
         .json("replication_status", json!({ "logName": "e2e-theirs" }))
         .unwrap()
@@ -272,4 +325,72 @@ fn one_app_shares_a_log_and_another_follows_it_by_key() {
         .unwrap();
     a.shut_down();
     b.shut_down();
+}
+
+/// Calls `command` as webview `window` would.
+fn invoke_on(
+    window: &tauri::WebviewWindow<tauri::test::MockRuntime>,
+    command: &str,
+    args: Value,
+) -> Result<tauri::ipc::InvokeResponseBody, Value> {
+    tauri::test::get_ipc_response(
+        window,
+        tauri::webview::InvokeRequest {
+            cmd: format!("plugin:nova-hypercore|{command}"),
+            callback: tauri::ipc::CallbackFn(0),
+            error: tauri::ipc::CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: tauri::ipc::InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: tauri::test::INVOKE_KEY.to_string(),
+        },
+    )
+}
+
+#[test]
+fn a_stream_belongs_to_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let two_windows: tauri::utils::acl::capability::Capability = serde_json::from_value(json!({
+        "identifier": "two-windows",
+        "windows": ["main", "other"],
+        "permissions": [
+            { "identifier": "nova-hypercore:default", "allow": [{ "name": "e2e-*" }] }
+        ],
+    }))
+    .unwrap();
+    let h = Harness::new(dir.path(), two_windows);
+    h.append("e2e-notes", b"x").unwrap();
+    let other = || {
+        tauri::WebviewWindowBuilder::new(&h.app, "other", Default::default())
+            .build()
+            .unwrap()
+    };
+    let window = other();
+    let tail = |w: &tauri::WebviewWindow<tauri::test::MockRuntime>, channel: u32| {
+        invoke_on(
+            w,
+            "tail",
+            json!({ "logName": "e2e-notes", "fromSeq": 0, "onEntry": format!("__CHANNEL__:{channel}") }),
+        )
+        .unwrap()
+        .deserialize::<u32>()
+        .unwrap()
+    };
+    let stop = |w: &tauri::WebviewWindow<tauri::test::MockRuntime>, id: u32| {
+        invoke_on(w, "unsubscribe", json!({ "id": id }))
+            .unwrap()
+            .deserialize::<bool>()
+            .unwrap()
+    };
+    let mine = tail(&h.window, 11);
+    let theirs = tail(&window, 12);
+    assert!(
+        !stop(&window, mine),
+        "another window's tail is not this one's to stop"
+    );
+    assert!(stop(&h.window, mine));
+    assert!(!stop(&h.window, mine), "stopped already");
+
+    assert!(stop(&window, theirs));
+    h.shut_down();
 }

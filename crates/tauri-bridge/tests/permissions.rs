@@ -64,10 +64,6 @@ fn the_sets_grant_exactly_their_commands() {
             "append",
             "atlas_query",
             "atlas_store",
-            "crdt_broadcast",
-            "crdt_info",
-            "crdt_subscribe",
-            "crdt_unsubscribe",
             "download_progress",
             "length",
             "log_keys",
@@ -79,7 +75,7 @@ fn the_sets_grant_exactly_their_commands() {
             "tail",
             "unsubscribe"
         ],
-        "everything but share, unshare, follow and crdt_follow"
+        "everything but share, unshare, follow and the crdt commands"
     );
     // Command-less: grants nothing, only scope.
     assert!(granted(json!(["nova-hypercore:global-scope"])).is_empty());

@@ -35,9 +35,18 @@ struct Tail {
 }
 
 fn start(m: &HypercoreManager, log: nova_hypercore_manager::ManagedLog, from: u64) -> Tail {
+    start_since(m, log, from, None)
+}
+
+fn start_since(
+    m: &HypercoreManager,
+    log: nova_hypercore_manager::ManagedLog,
+    from: u64,
+    since_fork: Option<u64>,
+) -> Tail {
     let messages = Arc::new(Mutex::new(Vec::new()));
     let sink = messages.clone();
-    let task = tokio::spawn(tail::run(m.clone(), log, from, move |msg| {
+    let task = tokio::spawn(tail::run(m.clone(), log, from, since_fork, move |msg| {
         sink.lock().unwrap().push(msg);
         true
     }));
@@ -172,6 +181,105 @@ async fn a_replicas_tail_shows_entries_as_they_replicate_and_a_delete_ends_it() 
     );
     a.close().await.unwrap();
     b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_replicas_tail_fetches_from_its_seq_on_and_nothing_before() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = manager(dirs.0.path(), 1024).await;
+    let b = manager(dirs.1.path(), 1024).await;
+    a.append_batch("notes", &(0..300).map(entry).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    a.enable_replication("notes").await.unwrap();
+    let key = a.get_log("notes").await.unwrap().public_key();
+    let replica = b
+        .open_replica_with(
+            "their-notes",
+            key,
+            nova_hypercore_manager::ReplicaOptions::sparse(),
+        )
+        .await
+        .unwrap();
+    b.enable_replication("their-notes").await.unwrap();
+    let (x, y) = tokio::io::duplex(1 << 20);
+    let (a2, b2) = (a.clone(), b.clone());
+    tokio::spawn(async move { a2.replicate(x, true).await });
+    tokio::spawn(async move { b2.replicate(y, false).await });
+    // The replica learns the length from the writer, then the tail asks for 250.. only.
+    let t = start(&b, replica.clone(), 250);
+    t.until_len(50).await;
+    for i in 300..320 {
+        a.append("notes", &entry(i)).await.unwrap();
+    }
+    t.until_len(70).await;
+    assert_eq!(t.view(), (250..320).map(entry).collect::<Vec<_>>());
+    assert_eq!(
+        replica.has_range(0..250).await.unwrap(),
+        0,
+        "nothing before the tail's seq was fetched"
+    );
+    t.task.abort();
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_tail_first_says_what_a_truncation_since_its_fork_retracted() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path(), 1024).await;
+    let log = m.get_log("notes").await.unwrap();
+    log.append_batch(&(0..50).map(entry).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    // The page had 0..50 at fork 0; meanwhile the writer truncated to 20 and wrote 10.
+    log.truncate(20).await.unwrap();
+    let new: Vec<Vec<u8>> = (0..10).map(|i| format!("new {i}").into_bytes()).collect();
+    log.append_batch(&new).await.unwrap();
+    let t = start_since(&m, log, 50, Some(0));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while t.messages.lock().unwrap().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let messages = t.messages.lock().unwrap().clone();
+    assert_eq!(
+        messages[0],
+        TailMessage::Truncate {
+            kept: 20,
+            length: 30,
+            fork: 1
+        }
+    );
+    assert_eq!(
+        messages[1],
+        TailMessage::Entries {
+            first: 20,
+            entries: new
+        }
+    );
+    t.task.abort();
+    m.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_store_ends_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path(), 1024).await;
+    m.append("notes", b"x").await.unwrap();
+    let t = start(&m, m.existing_log("notes").await.unwrap(), 0);
+    t.until_len(1).await;
+    m.close().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), t.task)
+        .await
+        .expect("the tail notices the closed store")
+        .unwrap();
+    assert_eq!(
+        t.messages.lock().unwrap().last(),
+        Some(&TailMessage::End { reason: "closed" })
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,6 +156,12 @@ export interface TailHandlers {
   onError?: (error: HypercoreError) => void
   /** Nothing more comes: the log was deleted, or the store closed. */
   onEnd?: (reason: 'deleted' | 'closed') => void
+  /**
+   * Resuming: the fork the entries before `fromSeq` you hold are of (from the last
+   * `onTruncate`, or 0). If the log moved to another fork since, `onTruncate` comes first
+   * and says which of them are gone.
+   */
+  fork?: number
 }
 
 /** A running {@link tail}. */
@@ -170,7 +176,9 @@ export interface Tail {
  * Streams `logName` from `fromSeq`: every entry already there, then each new one (appended in
  * this app or replicated from a peer), in order and without gaps, to `onEntry(seq, data)`.
  * The window's scope is checked when it starts; a log that does not exist is
- * `STORAGE_INACCESSIBLE`.
+ * `STORAGE_INACCESSIBLE`. A sparse replica fetches the entries from `fromSeq` on (and nothing
+ * before). The tail ends with the page (reload or window closed), `stop()`, the log's
+ * deletion or the store's close.
  */
 export async function tail(
   logName: string,
@@ -198,7 +206,9 @@ export async function tail(
       handlers.onEnd?.(m['reason'] === 'deleted' ? 'deleted' : 'closed')
     }
   }
-  const id = toCount(await call<unknown>('tail', { logName, fromSeq, onEntry: channel }), 'tail')
+  const args: InvokeArgs = { logName, fromSeq, onEntry: channel }
+  if (handlers.fork !== undefined) args['fork'] = handlers.fork
+  const id = toCount(await call<unknown>('tail', args), 'tail')
   return {
     id,
     stop: async () => {

@@ -58,6 +58,7 @@ test('tail delivers batches, truncations, errors and the end in order, and stop 
   assert.equal(handle.id, 5)
   assert.deepEqual(calls[0].payload.logName, 'e2e-notes')
   assert.equal(calls[0].payload.fromSeq, 2)
+  assert.equal('fork' in calls[0].payload, false, 'no fork unless resuming')
   // Out of order on the wire: the channel's index puts them back in order.
   deliver(channel, 1, { event: 'truncate', kept: 3, length: 3, fork: 1 })
   deliver(channel, 0, batch(2, [bytes(7), bytes(8, 9)]))
@@ -78,6 +79,13 @@ test('tail delivers batches, truncations, errors and the end in order, and stop 
   await handle.stop()
   assert.equal(calls[1].cmd, PLUGIN + 'unsubscribe')
   assert.deepEqual(calls[1].payload, { id: 5 })
+})
+
+test('a resumed tail sends the fork its entries are of', async () => {
+  const calls = mock((cmd) => (cmd === PLUGIN + 'tail' ? 1 : undefined))
+  await tail('e2e-notes', 40, () => {}, { fork: 2 })
+  assert.equal(calls[0].payload.fork, 2)
+  assert.equal(calls[0].payload.fromSeq, 40)
 })
 
 test('a tail refused by the plugin rejects with its code', async () => {
