@@ -335,6 +335,28 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
         }
     }
 
+    // The one way the bindings call the plugin, and the checks of what comes back. Internal:
+    // index.ts does not re-export it (atlas.ts, crdt.ts and index.ts import it).
+    /** Invokes `plugin:nova-hypercore|<command>`; any rejection becomes a `HypercoreError`. */
+    async function call(command, args, options) {
+        try {
+            return await invoke(`plugin:${PLUGIN_NAME}|${command}`, args, options);
+        }
+        catch (e) {
+            throw HypercoreError.from(e);
+        }
+    }
+    /** `{ ...args, logName }`, or `args` when no log is named (the plugin's default log). */
+    function withLog(args, logName) {
+        return logName === undefined ? args : { ...args, logName };
+    }
+    /** A non-negative safe integer (a seq, a length, an id), or `DESERIALIZATION_FAILED`. */
+    function toCount(value, what) {
+        if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)
+            return value;
+        throw new HypercoreError('DESERIALIZATION_FAILED', `${what}: expected a non-negative integer, got ${JSON.stringify(value)}`);
+    }
+
     // ATLAS memory from the page: the spec's `MemoryNodeEntry`, `atlas_store` and `atlas_query`
     // (paginated, at most `MAX_MEMORY_PAGE` nodes per call; see the plugin's CONTRACT.md).
     //
@@ -345,23 +367,12 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
     const DEFAULT_ATLAS_LOG = 'atlas-memory';
     /** The most nodes one `queryMemory` call returns (a larger `limit` is clamped to it). */
     const MAX_MEMORY_PAGE = 500;
-    async function call$2(command, args) {
-        try {
-            return await invoke(`plugin:${PLUGIN_NAME}|${command}`, args);
-        }
-        catch (e) {
-            throw HypercoreError.from(e);
-        }
-    }
-    function withLog$1(args, logName) {
-        return logName === undefined ? args : { ...args, logName };
-    }
     /**
      * Stores `node` in the ATLAS log (default `atlas-memory`); resolves to its seq. A node that
      * fails the spec's schema rejects with `DESERIALIZATION_FAILED` and nothing is written.
      */
     async function storeMemoryNode(node, options = {}) {
-        const seq = await call$2('atlas_store', withLog$1({ node }, options.logName));
+        const seq = await call('atlas_store', withLog({ node }, options.logName));
         if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) {
             throw new HypercoreError('DESERIALIZATION_FAILED', `atlas_store: expected a seq, got ${JSON.stringify(seq)}`);
         }
@@ -369,12 +380,12 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
     }
     /** One page of `query`'s answer (`next` leads to the following page). */
     async function queryMemory(query, options = {}) {
-        const args = withLog$1({ ...query }, options.logName);
+        const args = withLog({ ...query }, options.logName);
         if (options.offset !== undefined)
             args['offset'] = options.offset;
         if (options.limit !== undefined)
             args['limit'] = options.limit;
-        const page = await call$2('atlas_query', args);
+        const page = await call('atlas_query', args);
         if (typeof page !== 'object' ||
             page === null ||
             !Array.isArray(page.nodes) ||
@@ -421,22 +432,6 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
     const DEFAULT_CRDT_LOG = 'crdt-collab';
     /** The header with a raw `crdt_broadcast`'s source id, percent-encoded (`encodeURIComponent`). */
     const SOURCE_ID_HEADER = 'x-crdt-source-id';
-    async function call$1(command, args, options) {
-        try {
-            return await invoke(`plugin:${PLUGIN_NAME}|${command}`, args, options);
-        }
-        catch (e) {
-            throw HypercoreError.from(e);
-        }
-    }
-    function seqOf(value, what) {
-        if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)
-            return value;
-        throw new HypercoreError('DESERIALIZATION_FAILED', `${what}: expected a non-negative integer, got ${JSON.stringify(value)}`);
-    }
-    function withLog(args, logName) {
-        return logName === undefined ? args : { ...args, logName };
-    }
     /** Standard (padded) base64 to bytes. */
     function fromBase64(text) {
         const binary = atob(text);
@@ -477,7 +472,7 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
         const headers = { [SOURCE_ID_HEADER]: encodeURIComponent(sourceId) };
         if (options.logName !== undefined)
             headers[LOG_NAME_HEADER] = options.logName;
-        return seqOf(await call$1('crdt_broadcast', update, { headers }), 'crdt_broadcast');
+        return toCount(await call('crdt_broadcast', update, { headers }), 'crdt_broadcast');
     }
     /**
      * Calls `onUpdate` with every update the bridge delivers (this store's and every followed
@@ -501,9 +496,9 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
         const args = withLog({ onUpdate: channel }, options.logName);
         if (options.fromStart !== undefined)
             args['fromStart'] = options.fromStart;
-        const id = seqOf(await call$1('crdt_subscribe', args), 'crdt_subscribe');
+        const id = toCount(await call('crdt_subscribe', args), 'crdt_subscribe');
         return async () => {
-            await call$1('crdt_unsubscribe', { id });
+            await call('crdt_unsubscribe', { id });
         };
     }
     /**
@@ -511,7 +506,7 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
      * are delivered here once the stores are connected. Resolves to the local replica's log name.
      */
     async function followCrdtWriter(publicKey, options = {}) {
-        const name = await call$1('crdt_follow', withLog({ publicKey }, options.logName));
+        const name = await call('crdt_follow', withLog({ publicKey }, options.logName));
         if (typeof name !== 'string') {
             throw new HypercoreError('DESERIALIZATION_FAILED', 'crdt_follow: expected a log name');
         }
@@ -519,7 +514,7 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
     }
     /** This store's writer key, the writers followed and the vector clock of the CRDT log. */
     async function crdtInfo(options = {}) {
-        const info = await call$1('crdt_info', withLog({}, options.logName));
+        const info = await call('crdt_info', withLog({}, options.logName));
         if (typeof info !== 'object' || info === null || typeof info.writer !== 'string') {
             throw new HypercoreError('DESERIALIZATION_FAILED', 'crdt_info: expected { logName, writer, writers, clock }');
         }
@@ -586,14 +581,6 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
     // Tauri's own ACL denials, which arrive as strings containing "not allowed").
     //
     // Does not: hold state, retry, or check log names (the plugin and its scope do that).
-    async function call(command, args, options) {
-        try {
-            return await invoke(`plugin:${PLUGIN_NAME}|${command}`, args, options);
-        }
-        catch (e) {
-            throw HypercoreError.from(e);
-        }
-    }
     /** Bytes from a raw IPC response (ArrayBuffer; typed arrays and number arrays accepted too). */
     function toBytes(value, what) {
         if (value instanceof ArrayBuffer)
@@ -605,11 +592,6 @@ var __TAURI_PLUGIN_NOVA_HYPERCORE__ = (function (exports) {
             return Uint8Array.from(value);
         }
         throw new HypercoreError('DESERIALIZATION_FAILED', `${what}: expected bytes, got ${typeof value}`);
-    }
-    function toCount(value, what) {
-        if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)
-            return value;
-        throw new HypercoreError('DESERIALIZATION_FAILED', `${what}: expected a non-negative integer, got ${JSON.stringify(value)}`);
     }
     /**
      * Appends `data` to the log `logName` (created on first use); resolves to its seq.

@@ -234,35 +234,17 @@ async fn deleting_a_log_removes_its_files_key_and_state_and_retires_the_name() {
     assert_eq!(again.has_range(0..20).await.unwrap(), 0);
 }
 
-/// Every file under `dir`, relative, sorted.
-fn files_under(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test]
 async fn existing_log_never_creates_one_and_finds_stored_logs_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let m = manager(dir.path()).await;
-    let before = files_under(dir.path());
+    let before = nova_hypercore_testkit::files_under(dir.path());
     let err = m.existing_log("never-written").await.unwrap_err();
     assert!(matches!(&err, HypercoreError::NoSuchLog { log } if log == "never-written"));
     assert_eq!(err.code(), ErrorCode::StorageInaccessible);
     assert_eq!(err.log_name(), Some("never-written"));
     assert_eq!(
-        files_under(dir.path()),
+        nova_hypercore_testkit::files_under(dir.path()),
         before,
         "a read of an unknown log writes nothing"
     );

@@ -17,7 +17,7 @@ const onwarn = (warning) => {
 }
 
 /** The modules tsc writes to dist/ (index.ts re-exports the others). */
-const MODULES = ['index', 'error', 'atlas', 'crdt']
+const MODULES = ['index', 'error', 'ipc', 'atlas', 'crdt']
 
 /**
  * Emits dist/<module>.d.cts for each module: tsc's declarations with their relative

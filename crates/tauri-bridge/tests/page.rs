@@ -19,24 +19,6 @@ fn code(err: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error object: {err}"))
 }
 
-/// Every file under `dir`, relative, sorted.
-fn files_under(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Splits `read_range`'s answer into entries.
 fn unframe(mut bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -63,7 +45,7 @@ fn with_replicate() -> tauri::utils::acl::capability::Capability {
 fn commands_that_only_read_never_create_a_log() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::new(dir.path(), default_with(&["e2e-*"], &[]));
-    let before = files_under(dir.path());
+    let before = nova_hypercore_testkit::files_under(dir.path());
     let calls = [
         ("read", json!({ "logName": "e2e-ghost", "seq": 0 })),
         ("length", json!({ "logName": "e2e-ghost" })),
@@ -88,7 +70,11 @@ fn commands_that_only_read_never_create_a_log() {
             "{command}: {err}"
         );
     }
-    assert_eq!(files_under(dir.path()), before, "no key file, no log file");
+    assert_eq!(
+        nova_hypercore_testkit::files_under(dir.path()),
+        before,
+        "no key file, no log file"
+    );
 
     // Out of scope: refused before the store is asked.
     let err = h

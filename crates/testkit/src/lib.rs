@@ -143,3 +143,26 @@ pub fn run_under_ulimit(limit: u32, test: &str, env_var: &str, marker: &str) {
         "the child test did not run:\n{stdout}\n{stderr}"
     );
 }
+
+/// Every file under `dir`, as paths relative to it, sorted: to check that a call wrote
+/// nothing (compare before and after). Panics on an unreadable directory (tests only).
+pub fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) => panic!("cannot list {}: {e}", d.display()),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                out.push(relative.display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -5,9 +5,8 @@
 // Does not: validate nodes (the plugin checks the spec's schema and rejects with
 // DESERIALIZATION_FAILED naming the field) or check log names (the plugin's scope does).
 
-import { invoke, type InvokeArgs } from '@tauri-apps/api/core'
-
-import { HypercoreError, PLUGIN_NAME } from './error.js'
+import { HypercoreError } from './error.js'
+import { call, withLog } from './ipc.js'
 
 /** The ATLAS log the plugin uses when no `logName` is given. */
 export const DEFAULT_ATLAS_LOG = 'atlas-memory'
@@ -54,17 +53,7 @@ export interface MemoryPage {
   next: number | null
 }
 
-async function call<T>(command: string, args: InvokeArgs): Promise<T> {
-  try {
-    return await invoke<T>(`plugin:${PLUGIN_NAME}|${command}`, args)
-  } catch (e) {
-    throw HypercoreError.from(e)
-  }
-}
 
-function withLog(args: Record<string, unknown>, logName: string | undefined): Record<string, unknown> {
-  return logName === undefined ? args : { ...args, logName }
-}
 
 /**
  * Stores `node` in the ATLAS log (default `atlas-memory`); resolves to its seq. A node that

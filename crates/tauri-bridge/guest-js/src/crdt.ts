@@ -8,9 +8,10 @@
 // Does not: depend on Yjs at run time (`bindYDoc` takes `Y.applyUpdate` as an option), or
 // connect stores to each other (the app does: the plugin's manager `listen` / `connect`).
 
-import { Channel, invoke, type InvokeArgs, type InvokeOptions } from '@tauri-apps/api/core'
+import { Channel } from '@tauri-apps/api/core'
 
 import { HypercoreError, LOG_NAME_HEADER, PLUGIN_NAME } from './error.js'
+import { call, toCount, withLog } from './ipc.js'
 
 /** The CRDT log the plugin uses when no `logName` is given. */
 export const DEFAULT_CRDT_LOG = 'crdt-collab'
@@ -73,22 +74,8 @@ export interface SubscribeCrdtOptions extends CrdtLogOptions {
   fromStart?: boolean
 }
 
-async function call<T>(command: string, args?: InvokeArgs, options?: InvokeOptions): Promise<T> {
-  try {
-    return await invoke<T>(`plugin:${PLUGIN_NAME}|${command}`, args, options)
-  } catch (e) {
-    throw HypercoreError.from(e)
-  }
-}
 
-function seqOf(value: unknown, what: string): number {
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
-  throw new HypercoreError('DESERIALIZATION_FAILED', `${what}: expected a non-negative integer, got ${JSON.stringify(value)}`)
-}
 
-function withLog(args: Record<string, unknown>, logName: string | undefined): Record<string, unknown> {
-  return logName === undefined ? args : { ...args, logName }
-}
 
 /** Standard (padded) base64 to bytes. */
 export function fromBase64(text: string): Uint8Array {
@@ -136,7 +123,7 @@ export async function broadcastCrdtUpdate(
 ): Promise<number> {
   const headers: Record<string, string> = { [SOURCE_ID_HEADER]: encodeURIComponent(sourceId) }
   if (options.logName !== undefined) headers[LOG_NAME_HEADER] = options.logName
-  return seqOf(await call<unknown>('crdt_broadcast', update, { headers }), 'crdt_broadcast')
+  return toCount(await call<unknown>('crdt_broadcast', update, { headers }), 'crdt_broadcast')
 }
 
 /**
@@ -162,7 +149,7 @@ export async function subscribeCrdt(
   }
   const args = withLog({ onUpdate: channel }, options.logName)
   if (options.fromStart !== undefined) args['fromStart'] = options.fromStart
-  const id = seqOf(await call<unknown>('crdt_subscribe', args), 'crdt_subscribe')
+  const id = toCount(await call<unknown>('crdt_subscribe', args), 'crdt_subscribe')
   return async () => {
     await call<unknown>('crdt_unsubscribe', { id })
   }

@@ -9,9 +9,10 @@
 //
 // Does not: hold state, retry, or check log names (the plugin and its scope do that).
 
-import { Channel, invoke, type InvokeArgs, type InvokeOptions } from '@tauri-apps/api/core'
+import { Channel, type InvokeArgs } from '@tauri-apps/api/core'
 
-import { HypercoreError, LOG_NAME_HEADER, PLUGIN_NAME, type HypercoreErrorPayload } from './error.js'
+import { HypercoreError, LOG_NAME_HEADER, type HypercoreErrorPayload } from './error.js'
+import { call, toCount } from './ipc.js'
 
 export * from './error.js'
 
@@ -42,13 +43,6 @@ export interface HypercoreStatus {
   logs: LogStatus[]
 }
 
-async function call<T>(command: string, args?: InvokeArgs, options?: InvokeOptions): Promise<T> {
-  try {
-    return await invoke<T>(`plugin:${PLUGIN_NAME}|${command}`, args, options)
-  } catch (e) {
-    throw HypercoreError.from(e)
-  }
-}
 
 /** Bytes from a raw IPC response (ArrayBuffer; typed arrays and number arrays accepted too). */
 function toBytes(value: unknown, what: string): Uint8Array {
@@ -62,13 +56,6 @@ function toBytes(value: unknown, what: string): Uint8Array {
   throw new HypercoreError('DESERIALIZATION_FAILED', `${what}: expected bytes, got ${typeof value}`)
 }
 
-function toCount(value: unknown, what: string): number {
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
-  throw new HypercoreError(
-    'DESERIALIZATION_FAILED',
-    `${what}: expected a non-negative integer, got ${JSON.stringify(value)}`
-  )
-}
 
 /**
  * Appends `data` to the log `logName` (created on first use); resolves to its seq.
