@@ -8,7 +8,8 @@
 //! logs and hypercore 11 manifest-v1 logs, [`CoreFormat`], [`manifest`]), and
 //! verification on read: [`ManagedCore::get`] returns a block only after checking it
 //! against the merkle tree signed by the log's signer, and reports `SIGNATURE_INVALID`
-//! otherwise.
+//! otherwise. Block encryption as JS hypercore's `encryptionKey` ([`encryption`]: keys
+//! and the per-block transform, not yet used by the storage paths).
 //!
 //! Used by the manager (a store of logs) and the replication crate (proofs, and the
 //! manifest of v1 cores: [`ManagedCore::set_manifest`], [`ManagedCore::manifest`]).
@@ -37,6 +38,7 @@ mod core;
 mod crypto;
 mod disk;
 mod encoding;
+pub mod encryption;
 mod file_budget;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
