@@ -113,7 +113,7 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 /// Category labels right-aligned in the label area, at the pixel rows of `ys`.
 fn draw_labels(root: &Area<'_>, labels: &[(String, (i32, i32))]) -> Result<(), ReportError> {
-    let style = TextStyle::from((FONT, 12).into_font())
+    let style = TextStyle::from((FONT, 14).into_font())
         .color(&BLACK)
         .pos(Pos::new(HPos::Right, VPos::Center));
     for (text, (x, y)) in labels {
@@ -146,7 +146,7 @@ fn ratio_panel(
         if log { ", log scale" } else { "" }
     );
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 16))
+        .caption(caption, (FONT, 18))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(LABEL_PX)
@@ -171,7 +171,7 @@ fn ratio_panel(
         .draw()
         .map_err(chart_err)?;
     let base = to_x(1.0);
-    let value_style = TextStyle::from((FONT, 11).into_font())
+    let value_style = TextStyle::from((FONT, 13).into_font())
         .color(&BLACK)
         .pos(Pos::new(HPos::Left, VPos::Center));
     let mut labels = Vec::new();
@@ -219,7 +219,7 @@ fn rss_panel(root: &Area<'_>, area: &Area<'_>, report: &Report) -> Result<(), Re
         .filter(|v| v.is_finite())
         .fold(1.0f64, f64::max);
     let mut chart = ChartBuilder::on(area)
-        .caption("peak RSS per workload, MiB (ours and JS)", (FONT, 16))
+        .caption("peak RSS per workload, MiB (ours and JS)", (FONT, 18))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(LABEL_PX)
@@ -233,7 +233,7 @@ fn rss_panel(root: &Area<'_>, area: &Area<'_>, report: &Report) -> Result<(), Re
         .x_label_formatter(&|v: &f64| format!("{v:.0}"))
         .draw()
         .map_err(chart_err)?;
-    let value_style = TextStyle::from((FONT, 10).into_font())
+    let value_style = TextStyle::from((FONT, 12).into_font())
         .color(&BLACK)
         .pos(Pos::new(HPos::Left, VPos::Center));
     let mut labels = Vec::new();
@@ -282,7 +282,7 @@ fn rss_panel(root: &Area<'_>, area: &Area<'_>, report: &Report) -> Result<(), Re
         .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
-        .label_font((FONT, 12))
+        .label_font((FONT, 14))
         .draw()
         .map_err(chart_err)?;
     draw_labels(root, &labels)
