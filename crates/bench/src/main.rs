@@ -10,6 +10,7 @@
 
 mod atlas;
 mod atlas_sparse;
+mod disk;
 mod large;
 mod scale;
 
@@ -46,6 +47,8 @@ const WORKLOADS: &[&str] = &[
     "idle_logs",
     "large_append",
     "large_read",
+    "disk_usage",
+    "many_logs",
 ];
 
 /// Blocks for swarm_replicate (as the JS anchor).
@@ -248,6 +251,8 @@ fn run(args: &Args) -> Result<Value, BoxError> {
             rt.block_on(atlas_sparse::run(dir.path(), durability, workload, 50))?
         }
         "idle_logs" => rt.block_on(scale::idle_logs(dir.path(), durability))?,
+        "many_logs" => rt.block_on(scale::many_logs(dir.path(), durability))?,
+        "disk_usage" => rt.block_on(disk::disk_usage(dir.path(), durability))?,
         // Their own 2-worker runtime: what blocking I/O costs other tasks there.
         "large_append" => large::run(dir.path(), durability, false)?,
         "large_read" => large::run(dir.path(), durability, true)?,

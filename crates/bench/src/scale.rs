@@ -12,6 +12,13 @@
 //! `rss_per_synced_log_bytes` is the growth from the start divided by the 2 x [`LOGS`]
 //! logs now open with a live channel each (`fds_synced`: both budgets and the
 //! sockets). ops/s = logs opened and enabled per second.
+//!
+//! `many_logs` (against JS corestore 6 / hypercore 10, `js/bench/bench.mjs`): a
+//! `HypercoreManager` with its default caps (`max_open_logs`, `max_open_files`) takes
+//! [`LOGS`] `get_log` calls with one append each (`create_seconds`), is closed, and a new
+//! manager on the same directory opens all of them again and checks their lengths
+//! (`reopen_seconds`); peak RSS is the process's. JS does the same with one corestore
+//! (which keeps every core and its files open).
 
 use std::path::Path;
 use std::time::Instant;
@@ -110,6 +117,65 @@ pub(crate) async fn idle_logs(dir: &Path, durability: Durability) -> Result<Valu
             "max_open_files": max_open_files,
             "fds_idle": fds1.saturating_sub(fds0),
             "fds_synced": fds2.saturating_sub(fds0),
+        }),
+    ))
+}
+
+fn many_name(i: usize) -> String {
+    format!("log-{i:04}")
+}
+
+pub(crate) async fn many_logs(dir: &Path, durability: Durability) -> Result<Value, BoxError> {
+    let rss0 = rss_bytes()?;
+    let t0 = Instant::now();
+    let a = crate::open_manager(dir, durability, false).await?;
+    for i in 0..LOGS {
+        let log = a.get_log(&many_name(i)).await?;
+        log.append(format!("log {i} entry 0").as_bytes()).await?;
+    }
+    let create = t0.elapsed().as_secs_f64();
+    let (rss_created, fds_created) = (rss_bytes()?, open_fds()?);
+    a.close().await?;
+    drop(a);
+    let t1 = Instant::now();
+    let b = crate::open_manager(dir, durability, false).await?;
+    let mut logs = Vec::with_capacity(LOGS);
+    for i in 0..LOGS {
+        let log = b.get_log(&many_name(i)).await?;
+        if log.current_length().await? != 1 {
+            return Err(format!("{}: length {} after reopen", many_name(i), log.length()).into());
+        }
+        logs.push(log);
+    }
+    let reopen = t1.elapsed().as_secs_f64();
+    let last = logs.last().ok_or("no logs")?.get(0).await?;
+    if last != format!("log {} entry 0", LOGS - 1).as_bytes() {
+        return Err("the last log's entry differs after reopen".into());
+    }
+    let rss_reopened = rss_bytes()?;
+    let max_open_logs = b.config().max_open_logs;
+    let max_open_files = b.config().max_open_files;
+    drop(logs);
+    b.close().await?;
+    let du = crate::disk::dir_bytes(dir)?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    Ok(result(
+        "many_logs",
+        LOGS,
+        0,
+        create + reopen,
+        json!({
+            "logs": LOGS,
+            "create_seconds": create,
+            "reopen_seconds": reopen,
+            "rss_base_mib": mib(rss0),
+            "rss_after_create_mib": mib(rss_created),
+            "rss_after_reopen_mib": mib(rss_reopened),
+            "fds_after_create": fds_created,
+            "max_open_logs": max_open_logs,
+            "max_open_files": max_open_files,
+            "files": du.files,
+            "alloc_bytes": du.allocated,
         }),
     ))
 }

@@ -1,10 +1,22 @@
 //! `cargo xtask bench`: our workloads next to the JS anchor, as ratios.
 //!
-//! Each run is a fresh process (like the JS harness); runs are interleaved round-robin
-//! across workloads and runtimes, and medians are compared. When `node` and `npm` are
-//! present, the JS harness from `../shared/anchors/js-bench` is installed into a scratch
-//! directory with `npm ci` and run in the same session; otherwise the medians recorded
-//! in its `RESULTS.md` are used and the report says so.
+//! Owns: which rows exist and their targets (`ROWS`), running them (each run a fresh
+//! process, like the JS harness; runs interleaved round-robin across workloads and
+//! runtimes, medians compared) and collecting their JSON lines into a
+//! [`report::Report`], written as `target/bench/report.md` and drawn as
+//! `target/bench/report.svg` ([`chart`]). When `node` and `npm` are present, the JS
+//! harnesses ([`js`]: the shared anchor `../shared/anchors/js-bench`, and `js/bench` for
+//! the rows it lacks) are installed into scratch directories with `npm ci` and run in the
+//! same session; otherwise the anchor's `RESULTS.md` medians are used and the report
+//! says so.
+//!
+//! Must not: hold product code or measure anything itself (the bench binary,
+//! `crates/bench`, and the JS harnesses measure). Used by `cargo xtask bench`.
+
+mod chart;
+mod footprint;
+mod js;
+mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -103,11 +115,26 @@ const ROWS: &[Row] = &[
     // probe woke) are printed below the table.
     row("large_append", "manager", "flush", None),
     row("large_read", "manager", "flush", None),
+    // Issue 25, against JS corestore 6 / hypercore 10 (js/bench, same file format): bytes
+    // on disk per payload byte (target <= 1.1x JS) and 1,000 logs opened, appended,
+    // reopened (time and peak RSS: <= 1x JS). Targets in footprint.rs.
+    row("disk_usage", "manager", "flush", None),
+    row("many_logs", "manager", "flush", None),
 ];
 
-/// Workloads the JS harness has no counterpart for.
+/// Workloads the shared JS anchor runs (disk_usage there is hypercore 11's, reported
+/// beside the hypercore 10 row of our own harness).
 fn has_js_anchor(workload: &str) -> bool {
-    !workload.starts_with("atlas_") && !workload.starts_with("large_") && workload != "idle_logs"
+    !workload.starts_with("atlas_")
+        && !workload.starts_with("large_")
+        && workload != "idle_logs"
+        && workload != "many_logs"
+}
+
+/// Rows compared as ratios of bytes, seconds or memory (smaller is better), in their
+/// own table: see `footprint.rs`.
+fn is_footprint(workload: &str) -> bool {
+    matches!(workload, "disk_usage" | "many_logs")
 }
 
 /// Where cargo builds (`CARGO_TARGET_DIR` respected, as `cargo build` does).
@@ -116,14 +143,6 @@ fn target_dir() -> PathBuf {
         .map(PathBuf::from)
         .map(|t| if t.is_absolute() { t } else { root().join(t) })
         .unwrap_or_else(|| root().join("target"))
-}
-
-fn anchor_dir() -> PathBuf {
-    root()
-        .join("..")
-        .join("shared")
-        .join("anchors")
-        .join("js-bench")
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result {
@@ -152,19 +171,33 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
             ok
         })
         .collect();
-    let js = if args.no_js { None } else { prepare_js() };
-    let js_workloads: Vec<&str> = {
-        let mut v: Vec<&str> = rows.iter().map(|r| r.workload).collect();
-        v.retain(|w| has_js_anchor(w));
+    let workloads = |keep: fn(&str) -> bool| -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = rows.iter().map(|r| r.workload).collect();
+        v.retain(|w| keep(w));
         v.sort();
         v.dedup();
         v
+    };
+    let anchor_workloads = workloads(has_js_anchor);
+    let repo_workloads = workloads(js::in_repo_harness);
+    let (anchor_js, repo_js) = if args.no_js {
+        (None, None)
+    } else {
+        (
+            (!anchor_workloads.is_empty())
+                .then(js::prepare_anchor)
+                .flatten(),
+            (!repo_workloads.is_empty())
+                .then(js::prepare_repo)
+                .flatten(),
+        )
     };
 
     let out_dir = root().join("target").join("bench");
     std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
     let mut ours: BTreeMap<(&str, &str, &str), Vec<Value>> = BTreeMap::new();
     let mut theirs: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut theirs_repo: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut raw = String::new();
     for run in 1..=args.runs {
         for r in &rows {
@@ -187,15 +220,20 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
                 .or_default()
                 .push(line);
         }
-        if let Some(js) = &js {
-            for workload in &js_workloads {
-                eprintln!("run {run}/{}: js {workload}", args.runs);
+        for (harness, list, into) in [
+            (&anchor_js, &anchor_workloads, &mut theirs),
+            (&repo_js, &repo_workloads, &mut theirs_repo),
+        ] {
+            let Some(dir) = harness else { continue };
+            for workload in list {
+                eprintln!("run {run}/{}: js {workload} ({})", args.runs, dir.display());
                 let mut cmd = Command::new("node");
-                cmd.arg(js.join("bench.mjs")).args(["--workload", workload]);
+                cmd.arg(dir.join("bench.mjs"))
+                    .args(["--workload", workload]);
                 match one_line(&mut in_netns_if_needed(workload, cmd)) {
                     Ok(line) => {
                         raw.push_str(&format!("{line}\n"));
-                        theirs.entry(workload.to_string()).or_default().push(line);
+                        into.entry(workload.to_string()).or_default().push(line);
                     }
                     Err(e) => eprintln!("warning: js {workload} failed: {e}"),
                 }
@@ -204,58 +242,64 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
     }
     std::fs::write(out_dir.join("results.jsonl"), &raw).map_err(|e| e.to_string())?;
 
-    let anchors = read_anchor_results();
-    let mut report = String::new();
-    report.push_str(&format!(
-        "JS reference: {}\n\n",
-        if theirs.is_empty() {
-            "medians from ../shared/anchors/js-bench/RESULTS.md (node not run in this session)"
-        } else {
-            "JS harness run in this session, interleaved with ours (same machine, same window)"
-        }
-    ));
-    report.push_str(
-        "| workload | layer | durability | ours ops/s | ours MB/s | ours peak RSS MiB | JS ops/s | ours/JS | target | verdict |\n",
-    );
-    report.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---|\n");
-    let mut misses = Vec::new();
-    for r in &rows {
-        let (workload, layer, durability, target) = (r.workload, r.layer, r.durability, &r.target);
-        let runs = ours
-            .get(&(workload, layer, durability))
+    let anchors = js::read_anchor_results();
+    let runs_of = |r: &Row| {
+        ours.get(&(r.workload, r.layer, r.durability))
             .cloned()
-            .unwrap_or_default();
-        let ops = median(&runs, "ops_per_s");
-        let mbs = median(&runs, "mb_per_s");
-        let rss = median(&runs, "peak_rss_mib");
-        let js_ops = if theirs.is_empty() {
-            anchors.get(workload).copied()
-        } else {
-            theirs.get(workload).map(|r| median(r, "ops_per_s"))
-        };
-        let ratio = js_ops.map(|j| ops / j);
-        let verdict = match (target, ratio, durability) {
-            (Some(t), Some(r), "flush") if r >= *t => "meets".to_owned(),
-            (Some(t), Some(r), "flush") => {
-                misses.push(format!("{workload} ({layer}) {r:.2}x < {t}x"));
-                "MISSES".to_owned()
+            .unwrap_or_default()
+    };
+    let mut throughput = Vec::new();
+    let mut rss = Vec::new();
+    for r in rows.iter().filter(|r| !is_footprint(r.workload)) {
+        let runs = runs_of(r);
+        let js_runs = theirs.get(r.workload).filter(|v| !v.is_empty());
+        let js_ops = match js_runs {
+            Some(v) => Some(median(v, "ops_per_s")),
+            None if theirs.is_empty() && has_js_anchor(r.workload) => {
+                anchors.get(r.workload).copied()
             }
-            _ => "informational (no JS row at this durability)".to_owned(),
+            None => None,
         };
-        report.push_str(&format!(
-            "| {workload} | {layer} | {durability} | {ops:.0} | {mbs:.2} | {rss:.1} | {} | {} | {} | {verdict} |\n",
-            js_ops.map_or("-".into(), |j| format!("{j:.0}")),
-            ratio.map_or("-".into(), |r| format!("{r:.2}x")),
-            target.map_or("-".into(), |t| format!(">= {t}x")),
-        ));
+        let row = report::ThroughputRow {
+            workload: r.workload.into(),
+            layer: r.layer.into(),
+            durability: r.durability.into(),
+            ours_ops: median(&runs, "ops_per_s"),
+            ours_mbs: median(&runs, "mb_per_s"),
+            ours_rss_mib: median(&runs, "peak_rss_mib"),
+            js_ops,
+            js_rss_mib: js_runs.map(|v| median(v, "peak_rss_mib")),
+            target: r.target,
+        };
+        rss.push(report::RssPair {
+            label: if r.durability == "flush" {
+                format!("{} ({})", r.workload, r.layer)
+            } else {
+                format!("{} ({}, {})", r.workload, r.layer, r.durability)
+            },
+            ours_mib: row.ours_rss_mib,
+            js_mib: row.js_rss_mib,
+        });
+        throughput.push(row);
     }
+    let mut footprint = Vec::new();
+    for r in rows.iter().filter(|r| is_footprint(r.workload)) {
+        let runs = runs_of(r);
+        let js_runs = theirs_repo.get(r.workload).cloned().unwrap_or_default();
+        let anchor_runs = theirs.get(r.workload).cloned().unwrap_or_default();
+        footprint.extend(footprint::rows(r.workload, &runs, &js_runs, &anchor_runs));
+        rss.push(report::RssPair {
+            label: r.workload.into(),
+            ours_mib: median(&runs, "peak_rss_mib"),
+            js_mib: (!js_runs.is_empty()).then(|| median(&js_runs, "peak_rss_mib")),
+        });
+    }
+
+    let mut notes = String::new();
+    let mut misses = Vec::new();
     if rows.iter().any(|r| r.workload.starts_with("replicate")) {
         for r in rows.iter().filter(|r| r.workload.starts_with("replicate")) {
-            let runs = ours
-                .get(&(r.workload, r.layer, r.durability))
-                .cloned()
-                .unwrap_or_default();
-            let rss = median(&runs, "peak_rss_mib");
+            let rss = median(&runs_of(r), "peak_rss_mib");
             if rss > REPLICATE_RSS_MIB {
                 misses.push(format!(
                     "{} ({}) peak RSS {rss:.1} MiB > {REPLICATE_RSS_MIB} MiB",
@@ -263,7 +307,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
                 ));
             }
         }
-        report.push_str(&format!(
+        notes.push_str(&format!(
             "\nReplicate rows: peak RSS target <= {REPLICATE_RSS_MIB} MiB (both peers in one process).\n"
         ));
     }
@@ -274,20 +318,17 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
                 if per_block > 3.0 {
                     misses.push(format!("{per_block:.2} syscalls per replicated block > 3"));
                 }
-                report.push_str(&format!(
+                notes.push_str(&format!(
                     "Syscalls per replicated block (`strace -f -c`, replicate_pipe over the pipe, both peers, all syscalls / {REPL_BLOCKS} blocks): {per_block:.2} (target <= 3, {verdict}).\n"
                 ));
             }
-            None => report
+            None => notes
                 .push_str("Syscalls per replicated block: not measured (strace not installed).\n"),
         }
     }
     if let Some(r) = rows.iter().find(|r| r.workload == "idle_logs") {
-        let runs = ours
-            .get(&(r.workload, r.layer, r.durability))
-            .cloned()
-            .unwrap_or_default();
-        report.push_str(&format!(
+        let runs = runs_of(r);
+        notes.push_str(&format!(
             "\nIdle logs ({} replication-enabled logs in one store, no peer): {:.1} KiB RSS and {:.2} open files per log \
              ({} descriptors in all, budget max_open_files = {}); \
              with a peer's replica of each synced over one TCP connection (both stores in one process): {:.1} KiB RSS and {:.2} open files per log \
@@ -306,11 +347,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
         .iter()
         .filter(|r| r.workload.starts_with("atlas_sparse"))
     {
-        let runs = ours
-            .get(&(r.workload, r.layer, r.durability))
-            .cloned()
-            .unwrap_or_default();
-        report.push_str(&format!(
+        let runs = runs_of(r);
+        notes.push_str(&format!(
             "\n{} (100,000 nodes, one every {:.0} ms; a fresh sparse replica over loopback TCP): \
              first answer of the last 10 minutes after {:.0} ms ({:.0} ms of it the query), \
              {:.0} nodes in the answer, {:.0} blocks sent by the writer ({:.0} beyond the answer), \
@@ -328,32 +366,61 @@ pub(crate) fn run(args: &BenchArgs) -> Result {
         ));
     }
     for r in rows.iter().filter(|r| r.workload.starts_with("large_")) {
-        let runs = ours
-            .get(&(r.workload, r.layer, r.durability))
-            .cloned()
-            .unwrap_or_default();
-        report.push_str(&format!(
+        let runs = runs_of(r);
+        notes.push_str(&format!(
             "\n{} (1 MiB blocks, 2-worker runtime): a task asking to wake every 1 ms woke at worst {:.1} ms late, p99 {:.2} ms (medians of the runs).\n",
             r.workload,
             median(&runs, "worst_stall_ms"),
             median(&runs, "p99_stall_ms"),
         ));
     }
+    for r in rows.iter().filter(|r| is_footprint(r.workload)) {
+        let js_runs = theirs_repo.get(r.workload).cloned().unwrap_or_default();
+        notes.push_str(&footprint::note(r.workload, &runs_of(r), &js_runs));
+    }
     if (args.only.is_empty() || args.only.iter().any(|o| o == NAT_ROW)) && !args.no_js {
-        nat_rows(args.runs, &mut report, &mut misses)?;
+        nat_rows(args.runs, &mut notes, &mut misses)?;
     }
     if (args.only.is_empty() || args.only.iter().any(|o| o == crate::udx_bench::ROW)) && !args.no_js
     {
-        crate::udx_bench::rows(args.runs, &mut report, &mut misses)?;
+        crate::udx_bench::rows(args.runs, &mut notes, &mut misses)?;
     }
-    report.push_str(
+    notes.push_str(
         "\nDurability: `flush` = written to the OS before an append returns, not fsynced \
          (same as JS hypercore 11 defaults: RocksDB WAL write, sync=false). \
          `fsync-per-batch` adds one fdatasync per append call (power-loss durable).\n",
     );
-    println!("{report}");
-    std::fs::write(out_dir.join("REPORT.md"), &report).map_err(|e| e.to_string())?;
-    eprintln!("raw runs: target/bench/results.jsonl; report: target/bench/REPORT.md");
+    let js_source = match (theirs.is_empty(), theirs_repo.is_empty()) {
+        (true, true) if anchor_workloads.is_empty() => {
+            "none (no row has a JS counterpart run)".into()
+        }
+        (true, true) => {
+            "medians from ../shared/anchors/js-bench/RESULTS.md (node not run in this session)"
+                .into()
+        }
+        _ => {
+            "JS harnesses run in this session, interleaved with ours (same machine, same window): \
+              ../shared/anchors/js-bench (hypercore 11, corestore 7) for the ops/s rows, \
+              js/bench (hypercore 10, corestore 6) for disk_usage and many_logs"
+                .into()
+        }
+    };
+    let report = report::Report {
+        meta: report::Meta::collect(args.runs, js_source),
+        throughput,
+        footprint,
+        rss,
+        notes,
+    };
+    misses.extend(report.misses());
+    println!("{}", report.markdown());
+    let md = report.write_markdown(&out_dir).map_err(|e| e.to_string())?;
+    let svg = chart::write_svg(&report, &out_dir).map_err(|e| e.to_string())?;
+    eprintln!(
+        "raw runs: target/bench/results.jsonl; report: {}; chart: {}",
+        md.display(),
+        svg.display()
+    );
     if args.strict && !misses.is_empty() {
         return Err(format!("targets missed: {}", misses.join(", ")));
     }
@@ -500,54 +567,4 @@ fn median(runs: &[Value], field: &str) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-/// Installs the JS harness into `target/js-bench` with `npm ci`. None if node/npm are
-/// missing or the install fails (the report then falls back to RESULTS.md).
-fn prepare_js() -> Option<PathBuf> {
-    if !have("node", "--version") || !have("npm", "--version") {
-        eprintln!("node/npm not found: comparing against RESULTS.md instead of a live JS run");
-        return None;
-    }
-    let src = anchor_dir();
-    let dst = root().join("target").join("js-bench");
-    if std::fs::create_dir_all(&dst).is_err() {
-        return None;
-    }
-    for f in ["package.json", "package-lock.json", "bench.mjs"] {
-        if let Err(e) = std::fs::copy(src.join(f), dst.join(f)) {
-            eprintln!("cannot copy the JS harness ({f}): {e}; using RESULTS.md");
-            return None;
-        }
-    }
-    let ok = run_step(
-        "npm ci (JS anchor harness)",
-        Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dst),
-    );
-    match ok {
-        Ok(()) => Some(dst),
-        Err(e) => {
-            eprintln!("{e}: using RESULTS.md");
-            None
-        }
-    }
-}
-
-/// Median ops/s per workload from the anchor's RESULTS.md table.
-fn read_anchor_results() -> BTreeMap<String, f64> {
-    let path: &Path = &anchor_dir().join("RESULTS.md");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        // | workload | ops | median ops/s | ...
-        if cells.len() > 4
-            && let Ok(v) = cells[3].replace(',', "").parse::<f64>()
-        {
-            out.insert(cells[1].to_owned(), v);
-        }
-    }
-    out
 }
