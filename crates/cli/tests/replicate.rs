@@ -169,6 +169,38 @@ fn a_seeder_keeps_a_log_available_after_the_writer_left() {
     assert!(again.stop("INT").success());
 }
 
+#[test]
+fn ctrl_c_before_a_follow_completes_exits_130_and_keeps_the_store() {
+    let a = writer();
+    let key = public_key(a.path(), "notes");
+    let b = tempfile::tempdir().unwrap();
+    // Nobody listens on the address given: the follow cannot complete.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let connect = format!("127.0.0.1:{port}");
+    let mut follow = Proc::spawn(&[
+        "--dir",
+        arg(b.path()),
+        "follow",
+        &key,
+        "--as",
+        "notes",
+        "--connect",
+        &connect,
+    ]);
+    follow.wait_for(|l| l.starts_with("following ").then_some(()));
+    assert_eq!(follow.stop("INT").code(), Some(130));
+    // The replica was recorded and the store closed cleanly: it opens again.
+    let status: Value =
+        serde_json::from_str(&ok(cli(b.path()).args(["--json", "status"]))).unwrap();
+    assert_eq!(status["logs"][0]["name"], "notes");
+    assert_eq!(status["logs"][0]["kind"], "replica");
+    assert_eq!(status["logs"][0]["have"], 0);
+}
+
 /// `GET /status` from the seeder's endpoint.
 fn get_status(addr: &str) -> Value {
     let mut socket = std::net::TcpStream::connect(addr).unwrap();
