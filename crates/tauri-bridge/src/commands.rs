@@ -72,6 +72,19 @@ pub(crate) fn authorize<R: Runtime>(
     })
 }
 
+/// [`authorize`], then the log if this store has it (commands that only read never
+/// create one: `STORAGE_INACCESSIBLE` otherwise).
+pub(crate) async fn authorized_existing<R: Runtime>(
+    state: &NovaHypercore,
+    webview: &Webview<R>,
+    command: &CommandScope<ScopeEntry>,
+    global: &GlobalScope<ScopeEntry>,
+    name: &str,
+) -> Result<ManagedLog> {
+    let name = authorize(state, webview, command, global, name)?;
+    Ok(state.manager().existing_log(name.as_str()).await?)
+}
+
 pub(crate) fn schema_error(path: &str, message: impl Into<String>) -> HypercoreError {
     HypercoreError::decode(DecodeError::Schema {
         path: path.to_owned(),
@@ -120,9 +133,8 @@ pub(crate) async fn read<R: Runtime>(
     log_name: String,
     seq: u64,
 ) -> Result<Response> {
-    let manager = state.manager();
-    let log = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
-    let log = manager.existing_log(log.as_str()).await?;
+    let log =
+        authorized_existing(&state, &webview, &command_scope, &global_scope, &log_name).await?;
     // A replica's block not here yet is fetched (a sparse replica asks its peers), up to
     // the default wait; a seq past the length is OUT_OF_RANGE at once.
     let value = if log.is_writable() || seq >= log.current_length().await? {
@@ -142,13 +154,9 @@ pub(crate) async fn length<R: Runtime>(
     global_scope: GlobalScope<ScopeEntry>,
     log_name: String,
 ) -> Result<u64> {
-    let manager = state.manager();
-    let log = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
-    Ok(manager
-        .existing_log(log.as_str())
-        .await?
-        .current_length()
-        .await?)
+    let log =
+        authorized_existing(&state, &webview, &command_scope, &global_scope, &log_name).await?;
+    Ok(log.current_length().await?)
 }
 
 /// `read_range`: `{ logName, start, end }` (end exclusive) -> entries `start..` framed
@@ -165,9 +173,8 @@ pub(crate) async fn read_range<R: Runtime>(
     start: u64,
     end: u64,
 ) -> Result<Response> {
-    let manager = state.manager();
-    let name = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
-    let log = manager.existing_log(name.as_str()).await?;
+    let log =
+        authorized_existing(&state, &webview, &command_scope, &global_scope, &log_name).await?;
     Ok(Response::new(read_page(&log, start, end).await?))
 }
 
@@ -284,15 +291,14 @@ pub(crate) async fn tail<R: Runtime>(
     fork: Option<u64>,
     on_entry: Channel<InvokeResponseBody>,
 ) -> Result<u32> {
-    let manager = state.manager();
-    let name = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
-    let log = manager.existing_log(name.as_str()).await?;
+    let log =
+        authorized_existing(&state, &webview, &command_scope, &global_scope, &log_name).await?;
     let id = state
         .next_subscription
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let manager = manager.clone();
+    let manager = state.manager().clone();
     let task = tauri::async_runtime::spawn(async move {
-        let log_name = name.to_string();
+        let log_name = log.name().to_string();
         crate::tail::run(manager, log, from_seq, fork, |message| {
             match message.body(&log_name) {
                 Ok(body) => on_entry.send(body).is_ok(),

@@ -22,7 +22,7 @@ use tauri::ipc::{CommandScope, GlobalScope};
 use tauri::{Runtime, State, Webview};
 
 use crate::NovaHypercore;
-use crate::commands::authorize;
+use crate::commands::{authorize, authorized_existing};
 use crate::error::Result;
 use crate::models::ScopeEntry;
 
@@ -130,10 +130,12 @@ pub(crate) async fn unshare<R: Runtime>(
     global_scope: GlobalScope<ScopeEntry>,
     log_name: String,
 ) -> Result<()> {
-    let name = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
-    let manager = state.manager();
-    manager.existing_log(name.as_str()).await?;
-    Ok(manager.disable_replication(name.as_str()).await?)
+    let log =
+        authorized_existing(&state, &webview, &command_scope, &global_scope, &log_name).await?;
+    Ok(state
+        .manager()
+        .disable_replication(log.name().as_str())
+        .await?)
 }
 
 /// `follow`: `{ logName, publicKey, sparse? }` -> [`LogKeysView`]. Opens the peer's log
@@ -179,10 +181,12 @@ pub(crate) async fn replication_status<R: Runtime>(
     global_scope: GlobalScope<ScopeEntry>,
     log_name: String,
 ) -> Result<ReplicationStatus> {
-    let name = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
-    let manager = state.manager();
-    manager.existing_log(name.as_str()).await?;
-    Ok(manager.replication_status(name.as_str()).await?)
+    let log =
+        authorized_existing(&state, &webview, &command_scope, &global_scope, &log_name).await?;
+    Ok(state
+        .manager()
+        .replication_status(log.name().as_str())
+        .await?)
 }
 
 /// `download_progress`: `{ logName }` -> [`DownloadProgressView`].
@@ -194,12 +198,14 @@ pub(crate) async fn download_progress<R: Runtime>(
     global_scope: GlobalScope<ScopeEntry>,
     log_name: String,
 ) -> Result<DownloadProgressView> {
-    let name = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
-    let manager = state.manager();
-    manager.existing_log(name.as_str()).await?;
-    let p = manager.download_progress(name.as_str()).await?;
+    let log =
+        authorized_existing(&state, &webview, &command_scope, &global_scope, &log_name).await?;
+    let p = state
+        .manager()
+        .download_progress(log.name().as_str())
+        .await?;
     Ok(DownloadProgressView {
-        log_name: name.to_string(),
+        log_name: log.name().to_string(),
         have: p.have,
         total: p.total,
         blocks_received: p.blocks_received,
@@ -216,8 +222,7 @@ pub(crate) async fn log_keys<R: Runtime>(
     global_scope: GlobalScope<ScopeEntry>,
     log_name: String,
 ) -> Result<LogKeysView> {
-    let name = authorize(&state, &webview, &command_scope, &global_scope, &log_name)?;
-    Ok(LogKeysView::from(
-        &state.manager().existing_log(name.as_str()).await?,
-    ))
+    let log =
+        authorized_existing(&state, &webview, &command_scope, &global_scope, &log_name).await?;
+    Ok(LogKeysView::from(&log))
 }
