@@ -351,7 +351,7 @@ async fn start(
                 options = options.host(host);
             }
             let key = manager.start_swarm(options).await?;
-            tracing::info!(bootstrap = ?network.bootstrap, swarm_key = ?key.map(hex), "nova-hypercore swarm started");
+            tracing::info!(bootstrap = ?network.bootstrap, swarm_key = ?key.map(|k| crdt::hex(&k)), "nova-hypercore swarm started");
         }
         let listener = match network.listen {
             Some(addr) => Some(manager.listen(addr).await?),
@@ -368,10 +368,6 @@ async fn start(
         let _ = manager.close().await;
     }
     started
-}
-
-fn hex(key: [u8; 32]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Webview `label`'s page is gone (reloaded, or its window destroyed): its streams and

@@ -23,6 +23,7 @@ use tauri::{Runtime, State, Webview};
 
 use crate::NovaHypercore;
 use crate::commands::{authorize, authorized_existing};
+use crate::crdt::hex;
 use crate::error::Result;
 use crate::models::ScopeEntry;
 
@@ -68,10 +69,6 @@ pub struct DownloadProgressView {
     pub blocks_received: u64,
     /// Receive rate in payload bytes per second, once measurable.
     pub bytes_per_second: Option<f64>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parses a core key given as 64 hex characters (either case).
