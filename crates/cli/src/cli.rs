@@ -37,6 +37,14 @@ pub struct Global {
     /// stderr).
     #[arg(long, global = true)]
     pub json: bool,
+    /// The logs this command names are encrypted with this key (64 hex digits for JS's
+    /// usual 32 bytes; 16 to 64 bytes): appends encrypt, reads decrypt, `follow`
+    /// replicates a log written with JS hypercore's `encryptionKey`. Also
+    /// $NOVA_HYPERCORE_ENCRYPTION_KEY. Not stored: give it on every command. Without
+    /// it an encrypted log is still replicated, verified and served (`seed`), and reads
+    /// print its stored (encrypted) bytes. `status`, `metrics` and `seed` do not take it.
+    #[arg(long, global = true, value_name = "HEX")]
+    pub encryption_key: Option<String>,
 }
 
 /// The commands.

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use nova_hypercore_manager::{HypercoreManager, ManagedLog, ManagerConfig, ReplicaOptions};
+use nova_hypercore_manager::{
+    EncryptionKey, HypercoreManager, ManagedLog, ManagerConfig, ReplicaOptions,
+};
 use nova_hypercore_serialization::HypercoreError;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,9 @@ use crate::error::{CliError, CliResult};
 pub const DIR_ENV: &str = "NOVA_HYPERCORE_DIR";
 /// The lock file in the store directory.
 const LOCK_FILE: &str = "cli.lock";
+/// The environment variable holding the encryption key (hex) of the logs a command
+/// names (`--encryption-key`).
+pub const ENCRYPTION_KEY_ENV: &str = "NOVA_HYPERCORE_ENCRYPTION_KEY";
 /// The replica list in the store directory.
 pub const REPLICAS_FILE: &str = "replicas.json";
 
@@ -60,6 +65,8 @@ pub struct Store {
     /// The store directory.
     pub dir: PathBuf,
     replicas: Replicas,
+    /// The key of the logs the command names (`--encryption-key`), if any.
+    encryption: Option<EncryptionKey>,
     _lock: File,
 }
 
@@ -86,8 +93,14 @@ impl Store {
             manager,
             dir,
             replicas,
+            encryption: None,
             _lock: lock,
         })
+    }
+
+    /// Opens the logs this command names with `key` (their blocks encrypted).
+    pub fn set_encryption(&mut self, key: Option<EncryptionKey>) {
+        self.encryption = key;
     }
 
     /// The log called `name`: a replica this CLI opened before (by its key), else our
@@ -98,9 +111,26 @@ impl Store {
                 path: self.dir.join(REPLICAS_FILE),
                 reason: format!("replica {name}: {reason}"),
             })?;
-            return Ok(self.manager.open_replica(name, key).await?);
+            return Ok(match &self.encryption {
+                Some(secret) => {
+                    let options = if entry.sparse {
+                        ReplicaOptions::sparse()
+                    } else {
+                        ReplicaOptions::full()
+                    };
+                    self.manager
+                        .open_replica_encrypted(name, key, options, secret.clone())
+                        .await?
+                }
+                None => self.manager.open_replica(name, key).await?,
+            });
         }
-        Ok(self.manager.existing_log(name).await?)
+        let log = self.manager.existing_log(name).await?;
+        match &self.encryption {
+            // It exists: this reopens it with the key (or refuses if it is open plain).
+            Some(secret) => Ok(self.manager.get_log_encrypted(name, secret.clone()).await?),
+            None => Ok(log),
+        }
     }
 
     /// Our own log called `name`, created on first use (`append`).
@@ -114,7 +144,10 @@ impl Store {
             }
             .into());
         }
-        Ok(self.manager.get_log(name).await?)
+        Ok(match &self.encryption {
+            Some(secret) => self.manager.get_log_encrypted(name, secret.clone()).await?,
+            None => self.manager.get_log(name).await?,
+        })
     }
 
     /// Opens the replica `name` of `key` and records it in `replicas.json`.
@@ -129,7 +162,14 @@ impl Store {
         } else {
             ReplicaOptions::full()
         };
-        let log = self.manager.open_replica_with(name, key, options).await?;
+        let log = match &self.encryption {
+            Some(secret) => {
+                self.manager
+                    .open_replica_encrypted(name, key, options, secret.clone())
+                    .await?
+            }
+            None => self.manager.open_replica_with(name, key, options).await?,
+        };
         let entry = ReplicaEntry {
             key: hex(&key),
             sparse,

@@ -16,9 +16,9 @@
 //! than the two derived ones (the encryption key is only read while deriving), never logs
 //! or prints them (its `Debug` hides them), and wipes them when dropped.
 //!
-//! Used by: nothing yet (issue #25 step 1). Next: the core's append/get paths (a core
-//! opened with an encryption key stores the padded ciphertext and hashes it), the seek
-//! with the requester's padding on the wire, and the manager's open options
+//! Used by: the core ([`crate::OpenOptions::encryption_key`]: a log opened with an
+//! [`EncryptionKey`] stores the padded ciphertext, and its tree hashes it; reads
+//! decrypt after verifying), and through it the manager and the CLI
 //! (docs/encryption-research.md, "Our implementation").
 
 use blake2::digest::Mac;
@@ -56,6 +56,75 @@ pub const BLOCK_KEY_BYTES: usize = 32;
 /// [`BlockEncryption::decrypt`] takes: the largest block the block store reads back
 /// (64 MiB). A plaintext may therefore be at most this minus [`PADDING`] bytes.
 pub const MAX_STORED_BYTES: usize = MAX_BLOCK_BYTES as usize;
+
+/// A log's encryption key (JS `encryptionKey`, hypercore 11 `encryption: { key }`): the
+/// secret shared by everyone who may read the log. Checked once when made (16 to 64
+/// bytes; 32 is usual), wiped when dropped, never shown by `Debug`. It is not stored
+/// with the log: it must be given at every open ([`crate::OpenOptions::encryption_key`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptionKey(Vec<u8>);
+
+impl EncryptionKey {
+    /// Takes `bytes` as the key.
+    ///
+    /// Errors: `DESERIALIZATION_FAILED` when it is shorter than
+    /// [`MIN_ENCRYPTION_KEY_BYTES`] or longer than [`MAX_ENCRYPTION_KEY_BYTES`].
+    pub fn new(bytes: Vec<u8>) -> Result<Self> {
+        let key = EncryptionKey(bytes);
+        let len = key.0.len();
+        if !(MIN_ENCRYPTION_KEY_BYTES..=MAX_ENCRYPTION_KEY_BYTES).contains(&len) {
+            return Err(invalid(
+                "encryption_key",
+                format!(
+                    "an encryption key of {len} bytes (between {MIN_ENCRYPTION_KEY_BYTES} and {MAX_ENCRYPTION_KEY_BYTES} are accepted, 32 is usual)"
+                ),
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The key written as hex digits (64 for a 32-byte key), as the CLI and JS tools
+    /// print keys.
+    ///
+    /// Errors: `DESERIALIZATION_FAILED` for an odd count or a character that is not a
+    /// hex digit (the message never repeats the key), or a length [`new`](Self::new)
+    /// refuses.
+    pub fn from_hex(hex: &str) -> Result<Self> {
+        let hex = hex.trim();
+        if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(
+                "encryption_key",
+                format!(
+                    "an encryption key must be written as hex digits, two per byte (got {} characters)",
+                    hex.len()
+                ),
+            ));
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+            .collect::<std::result::Result<Vec<u8>, _>>()
+            .map_err(|_| invalid("encryption_key", "not hex digits".into()))?;
+        Self::new(bytes)
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncryptionKey({} bytes)", self.0.len())
+    }
+}
+
+impl Drop for EncryptionKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 /// Which formula turns the encryption key into the block key. JS chooses by
 /// `core.compat`: whether the core key is the single signer's public key.

@@ -88,6 +88,10 @@ pub(crate) struct ProofRequest {
     pub hash: Option<RequestBlock>,
     /// The node where a byte offset falls.
     pub seek: Option<RequestSeek>,
+    /// The requester's per-block padding for `seek` (a wire `Request.seek.padding`): 8
+    /// from a reader of an encrypted log, whose byte offsets leave out each block's
+    /// 8-byte padding (JS `getUnpaddedSize`); 0 otherwise.
+    pub padding: u64,
     /// Grow the requester's tree from `start` (its length) by at least `length` blocks.
     pub upgrade: Option<RequestUpgrade>,
 }
@@ -254,6 +258,8 @@ struct Parts {
 struct Reader<'a, T> {
     tree: &'a T,
     state: &'a TreeState<'a>,
+    /// Bytes each block's stored size counts that the requester's byte offsets do not.
+    padding: u64,
 }
 
 impl<T: NodeSource> Reader<'_, T> {
@@ -269,6 +275,26 @@ impl<T: NodeSource> Reader<'_, T> {
             return Ok(None);
         }
         local_node(self.tree, self.state, index)
+    }
+
+    /// The size of `node` as the requester counts bytes: its stored size less the
+    /// padding of each block under it (JS `getUnpaddedSize`). A node smaller than its
+    /// blocks' padding (blocks not written with it) cannot be sought.
+    fn unpadded(&self, node: &Node) -> Result<u64, ProofError> {
+        if self.padding == 0 {
+            return Ok(node.size);
+        }
+        let (first, last) = flat_tree::spans(node.index);
+        let leaves = (last - first) / 2 + 1;
+        self.padding
+            .checked_mul(leaves)
+            .and_then(|pad| node.size.checked_sub(pad))
+            .ok_or_else(|| {
+                malformed(format!(
+                    "node {} holds {} bytes, less than the padding of its {leaves} blocks",
+                    node.index, node.size
+                ))
+            })
     }
 
     /// Byte offset of the first block under `index` (JS `getByteOffset`).
@@ -319,13 +345,14 @@ impl<T: NodeSource> Reader<'_, T> {
         while ite.index() & 1 == 1 {
             match self.get_opt(ite.left_child())? {
                 Some(left) => {
-                    if left.size == bytes {
+                    let size = self.unpadded(&left)?;
+                    if size == bytes {
                         return Ok(ite.index());
                     }
-                    if left.size > bytes {
+                    if size > bytes {
                         continue;
                     }
-                    bytes -= left.size;
+                    bytes -= size;
                     ite.sibling();
                 }
                 None => {
@@ -338,9 +365,17 @@ impl<T: NodeSource> Reader<'_, T> {
     }
 
     /// The node under `root` where absolute `bytes` fall, checking they do (JS
-    /// `seekUntrustedTree`, no padding).
+    /// `seekUntrustedTree`).
     fn seek_untrusted_tree(&self, root: u64, bytes: u64) -> Result<u64, ProofError> {
-        let offset = self.byte_offset(root)?;
+        // The padding of the blocks before the node (JS: `leftSpan(root) / 2` of them).
+        let before = self
+            .padding
+            .checked_mul(flat_tree::left_span(root) / 2)
+            .ok_or_else(|| malformed("seek padding overflows"))?;
+        let offset = self
+            .byte_offset(root)?
+            .checked_sub(before)
+            .ok_or_else(|| malformed("blocks smaller than the seek padding"))?;
         if offset > bytes {
             return Err(malformed("seek before the proven subtree"));
         }
@@ -348,17 +383,17 @@ impl<T: NodeSource> Reader<'_, T> {
             return Ok(root);
         }
         let bytes = bytes - offset;
-        if self.get(root)?.size <= bytes {
+        if self.unpadded(&self.get(root)?)? <= bytes {
             return Err(malformed("seek after the proven subtree"));
         }
         self.seek_trusted_tree(root, bytes)
     }
 
     /// The node where `bytes` fall in the tree of `head / 2` blocks, or `head` if beyond
-    /// it (JS `seekFromHead`, no padding).
+    /// it (JS `seekFromHead`).
     fn seek_from_head(&self, head: u64, mut bytes: u64) -> Result<u64, ProofError> {
         for root in root_indexes(head / 2) {
-            let size = self.get(root)?.size;
+            let size = self.unpadded(&self.get(root)?)?;
             if bytes == size {
                 return Ok(root);
             }
@@ -608,7 +643,11 @@ pub(crate) fn create_proof(
         ));
     }
 
-    let reader = Reader { tree, state };
+    let reader = Reader {
+        tree,
+        state,
+        padding: req.padding,
+    };
     let seek = req.seek.as_ref().map(|s| s.bytes);
     let mut p = Parts::default();
     let mut sub_tree = head;
@@ -1247,6 +1286,7 @@ mod tests {
             block: block.map(|(index, nodes)| RequestBlock { index, nodes }),
             hash: hash.map(|(index, nodes)| RequestBlock { index, nodes }),
             seek: seek.map(|bytes| RequestSeek { bytes }),
+            padding: 0,
             upgrade: upgrade.map(|(start, length)| RequestUpgrade { start, length }),
         }
     }

@@ -48,6 +48,7 @@ pub use config::{
 pub use events::ManagerEvent;
 pub use log::{GetOptions, ManagedLog, ReplicaOptions};
 pub use manager::{Connector, DownloadProgress, HypercoreManager, Listener};
+pub use nova_hypercore_managed_core::encryption::EncryptionKey;
 pub use nova_hypercore_managed_core::{CoreFormat, Download, Durability, Progress, RangeProgress};
 pub use nova_hypercore_replication::swarm::{BootstrapNode, DialFailure, Firewall, SwarmOptions};
 pub use swarm::SwarmStats;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use nova_hypercore_managed_core::encryption::EncryptionKey;
 use nova_hypercore_managed_core::{Cleared, CoreFormat, ManagedCore, OpenOptions, SigningKey};
 use nova_hypercore_serialization::{HypercoreError, LogName};
 use tracing::debug;
@@ -172,6 +173,8 @@ pub(crate) struct LogEntry {
     byte_length: AtomicU64,
     closed: AtomicBool,
     shared: Arc<Shared>,
+    /// The key its blocks are encrypted with, held in memory only (never stored).
+    encryption: Option<EncryptionKey>,
 }
 
 /// One named log of a [`crate::HypercoreManager`]. A cheap `Clone` handle; every
@@ -193,6 +196,7 @@ impl ManagedLog {
         name: LogName,
         dir: PathBuf,
         key: LogKey,
+        encryption: Option<EncryptionKey>,
     ) -> Result<Self> {
         let public_key = key.core_key();
         let log = ManagedLog {
@@ -209,11 +213,27 @@ impl ManagedLog {
                 byte_length: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
                 shared,
+                encryption,
             }),
         };
         // Open once now: creates the log on disk and checks its files and key.
         log.core().await?;
         Ok(log)
+    }
+
+    /// Whether the log was opened with an encryption key
+    /// ([`crate::HypercoreManager::get_log_encrypted`],
+    /// [`crate::HypercoreManager::open_replica_encrypted`]): its appends store
+    /// ciphertext and its reads decrypt. A replica of an encrypted log opened without
+    /// the key (a seeder) is not: it holds, verifies and serves the ciphertext, and its
+    /// reads return it.
+    pub fn is_encrypted(&self) -> bool {
+        self.entry.encryption.is_some()
+    }
+
+    /// The encryption key the log was opened with.
+    pub(crate) fn encryption(&self) -> Option<&EncryptionKey> {
+        self.entry.encryption.as_ref()
     }
 
     /// Whether two handles refer to the same log instance.
@@ -300,6 +320,10 @@ impl ManagedLog {
         let options = match &e.key {
             LogKey::Secret(k, format) => options.signing_key(k.clone()).format(*format),
             LogKey::Core(k, sparse) => options.core_key(*k).sparse(*sparse),
+        };
+        let options = match &e.encryption {
+            Some(key) => options.encryption_key(key.clone()),
+            None => options,
         };
         // Opening reads and checks the files and may sync them: blocking work, done on
         // the blocking pool so the async threads stay free.

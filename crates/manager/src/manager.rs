@@ -16,6 +16,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nova_hypercore_managed_core::encryption::EncryptionKey;
 use nova_hypercore_managed_core::{CoreFormat, FileBudget, SigningKey};
 use nova_hypercore_observability::{Observability, ObservabilityConfig, now_ms};
 use nova_hypercore_serialization::{
@@ -399,7 +400,28 @@ impl HypercoreManager {
     /// `format` instead of the config's. An existing log keeps its format whatever is
     /// asked: its key (and so its core key) is the one `name` always derives.
     pub async fn get_log_with_format(&self, name: &str, format: CoreFormat) -> Result<ManagedLog> {
-        let result = self.get_log_inner(name, format).await;
+        let result = self.get_log_inner(name, format, None).await;
+        if let Err(e) = &result {
+            let shown: String = name.chars().take(MAX_LOG_NAME_BYTES * 2).collect();
+            self.shared.report_error(&shown, e);
+        }
+        result
+    }
+
+    /// [`get_log`](Self::get_log) for a log whose blocks are encrypted with `key` (JS
+    /// hypercore's `encryptionKey`; a new log is created encrypted): appends store
+    /// `padding ‖ ciphertext`, reads decrypt, [`ManagedLog::byte_length`] counts the
+    /// plaintext. The key is held in memory only, never written to the store: give it
+    /// whenever the log is first opened in a process (a later `get_log` in the same
+    /// process returns the same, decrypting, handle). Peers replicate the ciphertext;
+    /// only holders of the key read it.
+    ///
+    /// Errors: those of `get_log`; `UNAUTHORIZED` when the log is already open in
+    /// this process without this key (opened plain, or with another key): open it
+    /// with its key before any other use.
+    pub async fn get_log_encrypted(&self, name: &str, key: EncryptionKey) -> Result<ManagedLog> {
+        let format = self.shared.config.core_format;
+        let result = self.get_log_inner(name, format, Some(key)).await;
         if let Err(e) = &result {
             let shown: String = name.chars().take(MAX_LOG_NAME_BYTES * 2).collect();
             self.shared.report_error(&shown, e);
@@ -452,32 +474,46 @@ impl HypercoreManager {
                 log: name.to_string(),
             });
         }
-        self.get_log_inner(name.as_str(), self.shared.config.core_format)
+        self.get_log_inner(name.as_str(), self.shared.config.core_format, None)
             .await
     }
 
-    async fn get_log_inner(&self, name: &str, format: CoreFormat) -> Result<ManagedLog> {
+    async fn get_log_inner(
+        &self,
+        name: &str,
+        format: CoreFormat,
+        encryption: Option<EncryptionKey>,
+    ) -> Result<ManagedLog> {
         let name = LogName::parse(name)?;
         if let Some(log) = self.registered(&name).await? {
-            return Ok(log);
+            return same_encryption(log, encryption.as_ref());
         }
-        self.open_once(&name, || async {
-            let primary_key = self.state.read().await.primary_key;
-            let key = keys::derive_key_pair(&primary_key, &DEFAULT_NAMESPACE, name.as_str());
-            let (keys_dir, file_name, file_key) = (self.keys_dir(), name.clone(), key.clone());
-            let corestore = self.corestore_dir();
-            // The core key (and so the directory) depends on the format: a log that
-            // exists in either format is opened as it is; a new one gets `format`.
-            let (format, dir) = blocking(&self.keys_dir(), move || {
-                keys::check_not_deleted(&keys_dir, &file_name)?;
-                keys::ensure_key_file(&keys_dir, &file_name, &file_key)?;
-                Ok(existing_format(&corestore, &file_key, format))
+        let wanted = encryption.clone();
+        let log = self
+            .open_once(&name, || async {
+                let primary_key = self.state.read().await.primary_key;
+                let key = keys::derive_key_pair(&primary_key, &DEFAULT_NAMESPACE, name.as_str());
+                let (keys_dir, file_name, file_key) = (self.keys_dir(), name.clone(), key.clone());
+                let corestore = self.corestore_dir();
+                // The core key (and so the directory) depends on the format: a log that
+                // exists in either format is opened as it is; a new one gets `format`.
+                let (format, dir) = blocking(&self.keys_dir(), move || {
+                    keys::check_not_deleted(&keys_dir, &file_name)?;
+                    keys::ensure_key_file(&keys_dir, &file_name, &file_key)?;
+                    Ok(existing_format(&corestore, &file_key, format))
+                })
+                .await?;
+                self.register(
+                    name.clone(),
+                    dir,
+                    LogKey::Secret(key, format),
+                    encryption,
+                    "opened",
+                )
+                .await
             })
             .await?;
-            self.register(name.clone(), dir, LogKey::Secret(key, format), "opened")
-                .await
-        })
-        .await
+        same_encryption(log, wanted.as_ref())
     }
 
     /// The log registered as `name`, if any; an error unless the manager is ready.
@@ -541,9 +577,10 @@ impl HypercoreManager {
         name: LogName,
         dir: PathBuf,
         key: LogKey,
+        encryption: Option<EncryptionKey>,
         what: &str,
     ) -> Result<ManagedLog> {
-        let log = ManagedLog::open(self.shared.clone(), name.clone(), dir, key).await?;
+        let log = ManagedLog::open(self.shared.clone(), name.clone(), dir, key, encryption).await?;
         let mut state = self.state.write().await;
         if state.phase != Phase::Ready {
             let phase = state.phase;
@@ -960,7 +997,29 @@ impl HypercoreManager {
     }
 }
 
-/// Logs that exist on disk (one key file each) and the bytes their data files hold.
+/// `log`, unless an encryption key is asked for and the log is open without it (plain,
+/// or with another key): `UNAUTHORIZED` then. Asking for no key takes the log as it is.
+pub(crate) fn same_encryption(
+    log: ManagedLog,
+    wanted: Option<&EncryptionKey>,
+) -> Result<ManagedLog> {
+    match wanted {
+        Some(key) if log.encryption() != Some(key) => Err(HypercoreError::Unauthorized {
+            log: Some(log.name().to_string()),
+            reason: format!(
+                "log {} is already open {}: open it with its encryption key before any other use",
+                log.name(),
+                if log.is_encrypted() {
+                    "with another encryption key"
+                } else {
+                    "without an encryption key"
+                }
+            ),
+        }),
+        _ => Ok(log),
+    }
+}
+
 /// The format and directory of the log signed by `key`: the format it was created in if
 /// its files exist in either one's directory, else `wanted` (a new log).
 fn existing_format(
@@ -981,6 +1040,7 @@ fn existing_format(
     (wanted, dir_of(wanted))
 }
 
+/// Logs that exist on disk (one key file each) and the bytes their data files hold.
 fn scan_store(keys_dir: &Path, corestore: &Path) -> Result<(u64, u64)> {
     let io = |path: &Path, source| HypercoreError::StorageInaccessible {
         path: path.to_owned(),

@@ -22,9 +22,11 @@ mod verify;
 use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, Global};
-use crate::error::CliResult;
+use nova_hypercore_manager::EncryptionKey;
+
+use crate::error::{CliError, CliResult};
 use crate::output::Output;
-use crate::store::{Create, Store};
+use crate::store::{Create, ENCRYPTION_KEY_ENV, Store};
 
 /// What every command gets.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub struct Ctx {
     pub global: Global,
     /// Where output goes.
     pub out: Output,
+    /// Whether the command's named logs take `--encryption-key`.
+    keyed: bool,
 }
 
 impl Ctx {
@@ -41,9 +45,41 @@ impl Ctx {
         crate::store::store_dir(self.global.dir.as_deref())
     }
 
-    /// Opens the store with default settings.
+    /// Opens the store with default settings (and the encryption key of the logs the
+    /// command names, if one is given).
     pub async fn open(&self, create: Create) -> CliResult<Store> {
-        Store::open(&self.dir()?, create, |_| {}).await
+        self.open_tuned(create, |_| {}).await
+    }
+
+    /// [`open`](Self::open) with the manager's configuration adjusted by `tune`.
+    pub async fn open_tuned(
+        &self,
+        create: Create,
+        tune: impl FnOnce(&mut nova_hypercore_manager::ManagerConfig),
+    ) -> CliResult<Store> {
+        let key = self.encryption_key()?;
+        let mut store = Store::open(&self.dir()?, create, tune).await?;
+        store.set_encryption(key);
+        Ok(store)
+    }
+
+    /// `--encryption-key`, else `$NOVA_HYPERCORE_ENCRYPTION_KEY`, for a command that
+    /// names logs. A command that does not is refused the flag (a usage error) and
+    /// ignores the variable.
+    fn encryption_key(&self) -> CliResult<Option<EncryptionKey>> {
+        let given = match (&self.global.encryption_key, self.keyed) {
+            (Some(_), false) => {
+                return Err(CliError::Usage(
+                    "--encryption-key applies to commands that name logs (append, read, range, tail, keys, share, follow, verify, clear, delete); status, metrics and seed open every log as stored".into(),
+                ));
+            }
+            (Some(hex), true) => Some(hex.clone()),
+            (None, true) => std::env::var(ENCRYPTION_KEY_ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
+            (None, false) => None,
+        };
+        Ok(given.map(|hex| EncryptionKey::from_hex(&hex)).transpose()?)
     }
 }
 
@@ -57,9 +93,18 @@ pub async fn finish<T>(store: Store, result: CliResult<T>) -> CliResult<T> {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, out: Output) -> CliResult<()> {
+    let keyed = !matches!(
+        cli.command,
+        Command::Init
+            | Command::Status
+            | Command::Metrics
+            | Command::Bootstrap { .. }
+            | Command::Seed(_)
+    );
     let ctx = Ctx {
         global: cli.global,
         out,
+        keyed,
     };
     match cli.command {
         Command::Init => init::run(&ctx).await,

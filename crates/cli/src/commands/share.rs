@@ -14,15 +14,15 @@ use crate::error::CliResult;
 use crate::net::{Network, bootstrap_list};
 use crate::output::Output;
 use crate::shutdown::stop_signal;
-use crate::store::{Create, Store};
+use crate::store::Create;
 
 /// Runs `share`.
 pub async fn run(ctx: &Ctx, logs: &[String], net: &NetArgs) -> CliResult<()> {
-    let dir = ctx.dir()?;
-    let store = Store::open(&dir, Create::No, |c| {
-        c.max_connections = net.max_peers.max(1);
-    })
-    .await?;
+    let store = ctx
+        .open_tuned(Create::No, |c| {
+            c.max_connections = net.max_peers.max(1);
+        })
+        .await?;
     let result: CliResult<()> = async {
         for name in logs {
             let log = store.log(name).await?;

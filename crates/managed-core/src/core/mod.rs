@@ -11,6 +11,7 @@
 //! `clear.rs` and `fork.rs` hold the handle's methods for clearing and for forks.
 
 mod clear;
+mod encrypted;
 mod fork;
 mod read;
 mod rebuild;
@@ -38,6 +39,7 @@ use tokio::sync::RwLock;
 use tracing::{debug, warn};
 
 use crate::disk::{DiskFile, Durability};
+use crate::encryption::EncryptionKey;
 use crate::file_budget::FileBudget;
 use crate::proof::ProofError;
 use read::{ReadError, Verified};
@@ -78,7 +80,8 @@ pub struct CoreInfo {
     pub length: u64,
     /// Blocks `0..contiguous_length` are all stored locally.
     pub contiguous_length: u64,
-    /// Bytes the signed tree covers.
+    /// Bytes the signed tree covers: the stored blocks' (an encrypted log's include
+    /// each block's padding; [`ManagedCore::byte_length`] leaves it out).
     pub byte_length: u64,
     /// Fork id (0 unless the log was truncated).
     pub fork: u64,
@@ -160,6 +163,7 @@ pub struct OpenOptions {
     format: CoreFormat,
     budget: Option<FileBudget>,
     sparse: bool,
+    encryption: Option<EncryptionKey>,
 }
 
 impl Default for OpenOptions {
@@ -170,6 +174,7 @@ impl Default for OpenOptions {
             format: CoreFormat::default(),
             budget: None,
             sparse: false,
+            encryption: None,
         }
     }
 }
@@ -240,6 +245,19 @@ impl OpenOptions {
         self.sparse = sparse;
         self
     }
+
+    /// Encrypt the log's blocks with `key` (JS hypercore's `encryptionKey`): appends
+    /// store `padding ‖ ciphertext` (8 bytes more per block, written at the log's fork),
+    /// which the tree, the signatures, the files and the wire carry as they are; reads
+    /// ([`ManagedCore::get`]) decrypt after verifying; [`ManagedCore::byte_length`] and
+    /// seeks count the plaintext's bytes. The key is not stored: give it at every open.
+    /// Without it, a log of encrypted blocks is still opened, verified, replicated and
+    /// served (a seeder), and its reads return the stored bytes. A wrong key is not
+    /// detected (there is no MAC): reads return other bytes.
+    pub fn encryption_key(mut self, key: EncryptionKey) -> Self {
+        self.encryption = Some(key);
+        self
+    }
 }
 
 /// What is known of a log's manifest, kept outside the storage lock for cheap reads.
@@ -294,6 +312,8 @@ struct Inner {
     /// What a sparse replica asks its peers for, and the clock of blocks stored from
     /// peers that waiting reads watch (any replica).
     wants: Arc<Wants>,
+    /// The encryption key and its block keys (see [`OpenOptions::encryption_key`]).
+    encryption: Option<encrypted::Encryption>,
 }
 
 /// One append-only log. A cheap `Clone` handle: clones share the same log.
@@ -376,6 +396,7 @@ impl ManagedCore {
                 verified: Verified::default(),
                 sparse,
                 wants: Wants::new(),
+                encryption: options.encryption.map(encrypted::Encryption::new),
             }),
         };
         // The header may have been rewritten (an old layout's secret removed): sync it.
@@ -522,9 +543,14 @@ impl ManagedCore {
         self.inner.length.load(Ordering::Acquire)
     }
 
-    /// Sum of the blocks' sizes in bytes.
+    /// Sum of the blocks' sizes in bytes: of their values (JS `core.byteLength`), so an
+    /// encrypted log's leaves out each block's padding ([`padding`](Self::padding)).
     pub fn byte_length(&self) -> u64 {
-        self.inner.byte_length.load(Ordering::Acquire)
+        let stored = self.inner.byte_length.load(Ordering::Acquire);
+        match self.padding() {
+            0 => stored,
+            pad => stored.saturating_sub(pad.saturating_mul(self.length())),
+        }
     }
 
     /// Whether this process holds the secret key (can append).
@@ -566,7 +592,12 @@ impl ManagedCore {
         let _turn = self.write_turn().await;
         let storage = self.usable_mut(&mut guard)?;
         let fsync = self.inner.durability == Durability::FsyncPerBatch;
-        let prepared = storage.append_prepare(batch).map_err(|e| self.error(e))?;
+        let encrypted = self.encrypt_batch(start, storage.tree().fork(), batch)?;
+        let prepared = match &encrypted {
+            Some(stored) => storage.append_prepare(stored),
+            None => storage.append_prepare(batch),
+        }
+        .map_err(|e| self.error(e))?;
         self.sync(std::slice::from_ref(&self.inner.files.data), fsync)
             .await?;
         let storage = self.usable_mut(&mut guard)?;
@@ -636,7 +667,18 @@ impl ManagedCore {
     /// then counts as not stored, [`watch_missing`](Self::watch_missing) changes, and
     /// replication fetches it again from a peer that holds it, verified, into the same
     /// place.
+    ///
+    /// An encrypted log ([`OpenOptions::encryption_key`]) returns the block decrypted;
+    /// [`get_stored`](Self::get_stored) the bytes as stored.
     pub async fn get(&self, seq: u64) -> Result<Vec<u8>> {
+        let stored = self.get_stored(seq).await?;
+        self.decrypted(seq, stored)
+    }
+
+    /// Block `seq` as stored and verified, as [`get`](Self::get) but not decrypted:
+    /// what replication serves (the same bytes whether or not this log holds the
+    /// encryption key). Errors: those of `get`.
+    pub async fn get_stored(&self, seq: u64) -> Result<Vec<u8>> {
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
         match self.verified_block(storage, seq) {
@@ -737,11 +779,12 @@ impl ManagedCore {
             }
             while seq < end {
                 match self.verified_block(storage, seq) {
-                    Ok(value) => out.push(value),
+                    Ok(value) => out.push(self.decrypted(seq, value)?),
                     Err(BlockError::Fatal(e)) => return Err(e),
                     Err(BlockError::Damaged(reason)) => {
                         drop(guard);
-                        out.push(self.drop_damaged(seq, reason).await?);
+                        let value = self.drop_damaged(seq, reason).await?;
+                        out.push(self.decrypted(seq, value)?);
                         seq += 1;
                         break;
                     }
@@ -757,7 +800,7 @@ impl ManagedCore {
     /// Checks block `seq` against the merkle tree signed by the log's public key.
     /// `Ok(false)` means the stored block (or the tree above it) has been altered.
     pub async fn verify_signature(&self, seq: u64) -> Result<bool> {
-        match self.get(seq).await {
+        match self.get_stored(seq).await {
             Ok(_) => Ok(true),
             // Not stored or not verifying, or its data bytes damaged (marked missing).
             Err(
@@ -974,7 +1017,7 @@ impl ManagedCore {
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
         storage
-            .create_proof(block, None, None, upgrade)
+            .create_proof(block, None, None, 0, upgrade)
             .map_err(|e| self.error(e))
     }
 
@@ -992,7 +1035,7 @@ impl ManagedCore {
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
         storage
-            .create_proof(None, Some(hash), None, upgrade)
+            .create_proof(None, Some(hash), None, 0, upgrade)
             .map_err(|e| self.error(e))
     }
 

@@ -61,20 +61,48 @@ pub enum SeekState {
 /// The tree is taller than any log of `2^53` blocks: a damaged tree.
 const MAX_DEPTH: usize = 64;
 
+/// The size of `node` less `padding` bytes per block under it (JS `getUnpaddedSize`):
+/// the bytes a reader of an encrypted log counts. `None` when the node is smaller than
+/// its blocks' padding (not written with it).
+pub(crate) fn unpadded(node: &Node, padding: u64) -> Option<u64> {
+    if padding == 0 {
+        return Some(node.size);
+    }
+    let (first, last) = flat_tree::spans(node.index);
+    padding
+        .checked_mul((last - first) / 2 + 1)
+        .and_then(|pad| node.size.checked_sub(pad))
+}
+
 /// Walks from `roots` down to the block holding byte `bytes` (JS `ByteSeeker._seek`),
 /// reading nodes with `node` and checking each pair of children against its parent.
-/// `Ok(Err(reason))`: the nodes read do not verify.
+/// Byte offsets leave out `padding` bytes per block (8 for an encrypted log, as JS
+/// seeks one: the plaintext's bytes). `Ok(Err(reason))`: the nodes read do not verify.
 pub(crate) fn locate<E>(
     roots: &[Node],
     bytes: u64,
+    padding: u64,
     mut node: impl FnMut(u64) -> std::result::Result<Option<Node>, E>,
 ) -> std::result::Result<std::result::Result<SeekState, String>, E> {
-    let Some(byte_length) = roots
-        .iter()
-        .try_fold(0u64, |acc, r| acc.checked_add(r.size))
-    else {
-        return Ok(Err("root sizes overflow".into()));
+    let size = |n: &Node| {
+        unpadded(n, padding).ok_or_else(|| {
+            format!(
+                "node {} holds {} bytes, less than its blocks' padding",
+                n.index, n.size
+            )
+        })
     };
+    let mut byte_length = 0u64;
+    for root in roots {
+        let root_size = match size(root) {
+            Ok(s) => s,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let Some(sum) = byte_length.checked_add(root_size) else {
+            return Ok(Err("root sizes overflow".into()));
+        };
+        byte_length = sum;
+    }
     let length = roots
         .last()
         .map_or(0, |r| flat_tree::right_span(r.index) / 2 + 1);
@@ -88,14 +116,18 @@ pub(crate) fn locate<E>(
     let after = |n: &Node| flat_tree::right_span(n.index) / 2 + 1;
     let mut rest = bytes;
     for root in roots {
-        if rest == root.size {
+        let root_size = match size(root) {
+            Ok(s) => s,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if rest == root_size {
             return Ok(Ok(SeekState::Found {
                 seq: after(root),
                 offset: 0,
             }));
         }
-        if rest > root.size {
-            rest -= root.size;
+        if rest > root_size {
+            rest -= root_size;
             continue;
         }
         let mut current = *root;
@@ -124,16 +156,20 @@ pub(crate) fn locate<E>(
                     current.index
                 )));
             }
-            if rest == left.size {
+            let left_size = match size(&left) {
+                Ok(s) => s,
+                Err(reason) => return Ok(Err(reason)),
+            };
+            if rest == left_size {
                 return Ok(Ok(SeekState::Found {
                     seq: after(&left),
                     offset: 0,
                 }));
             }
-            if rest < left.size {
+            if rest < left_size {
                 current = left;
             } else {
-                rest -= left.size;
+                rest -= left_size;
                 current = right;
             }
         }
@@ -153,7 +189,9 @@ impl ManagedCore {
     }
 
     fn locate(&self, storage: &Storage, bytes: u64) -> Result<SeekState> {
-        match locate(storage.tree().roots(), bytes, |i| storage.node(i)) {
+        match locate(storage.tree().roots(), bytes, self.padding(), |i| {
+            storage.node(i)
+        }) {
             Ok(Ok(state)) => Ok(state),
             Ok(Err(reason)) => Err(self.invalid(
                 0,
@@ -241,7 +279,9 @@ impl ManagedCore {
     /// `MerkleTree.proof`): the seek proof (the node where `seek.bytes` falls and its
     /// siblings) inside the proof of `block` or `hash` (JS readers send a `hash` of a
     /// block under the node they hold), or inside `upgrade`. `padding` is the
-    /// requester's per-block padding: only 0 (our logs are not encrypted) is served.
+    /// requester's per-block padding: 8 from a reader of an encrypted log (its byte
+    /// offsets leave each block's padding out), whether or not this log holds the key
+    /// (a seeder serves the seeks of keyed readers too); 0 otherwise.
     /// `Ok(None)` when it cannot be proven as asked; a bad request is never an error.
     pub async fn serve_seek(
         &self,
@@ -251,14 +291,10 @@ impl ManagedCore {
         padding: u64,
         upgrade: Option<RequestUpgrade>,
     ) -> Result<Option<Proof>> {
-        if padding != 0 {
-            debug!(log = %self.inner.name, padding, "seek with padding: not served");
-            return Ok(None);
-        }
         let guard = self.inner.storage.read().await;
         let storage = self.usable(&guard)?;
         storage
-            .create_proof(block, hash, Some(seek), upgrade)
+            .create_proof(block, hash, Some(seek), padding, upgrade)
             .map_err(|e: StorageError| self.error(e))
     }
 }
@@ -327,18 +363,18 @@ mod tests {
             }
         }
         for (bytes, want) in expected.iter().enumerate() {
-            let got = locate(&roots, bytes as u64, |i| {
+            let got = locate(&roots, bytes as u64, 0, |i| {
                 Ok::<_, ()>(nodes.get(&i).copied())
             })
             .unwrap()
             .unwrap();
             assert_eq!(found(got), *want, "byte {bytes}");
         }
-        let end = locate(&roots, total as u64, |i| {
+        let end = locate(&roots, total as u64, 0, |i| {
             Ok::<_, ()>(nodes.get(&i).copied())
         });
         assert_eq!(found(end.unwrap().unwrap()), (sizes.len() as u64, 0));
-        let past = locate(&roots, total as u64 + 1, |i| {
+        let past = locate(&roots, total as u64 + 1, 0, |i| {
             Ok::<_, ()>(nodes.get(&i).copied())
         });
         assert_eq!(
@@ -350,11 +386,45 @@ mod tests {
     }
 
     #[test]
+    fn padded_blocks_are_sought_by_their_values_bytes() {
+        // Stored sizes with 8 bytes of padding each: values of 2, 4, 0 and 3 bytes.
+        let (nodes, roots) = tree(&[10, 12, 8, 11]);
+        let seek = |bytes: u64| {
+            locate(&roots, bytes, 8, |i| Ok::<_, ()>(nodes.get(&i).copied()))
+                .unwrap()
+                .unwrap()
+        };
+        // Byte 6 starts the empty block 2: the block after the subtree ending there.
+        let want = [
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (1, 1),
+            (1, 2),
+            (1, 3),
+            (2, 0),
+            (3, 1),
+            (3, 2),
+        ];
+        for (bytes, want) in want.iter().enumerate() {
+            assert_eq!(found(seek(bytes as u64)), *want, "byte {bytes}");
+        }
+        assert_eq!(found(seek(9)), (4, 0));
+        assert_eq!(seek(10), SeekState::PastEnd { byte_length: 9 });
+        // A node smaller than its blocks' padding is no tree written with it.
+        let (nodes, roots) = tree(&[3, 12]);
+        let bad = locate(&roots, 1, 8, |i| Ok::<_, ()>(nodes.get(&i).copied())).unwrap();
+        assert!(bad.is_err(), "{bad:?}");
+    }
+
+    #[test]
     fn missing_children_stop_at_the_node_and_bad_ones_are_refused() {
         let sizes = [4; 8];
         let (nodes, roots) = tree(&sizes);
         // Only the root: the whole log is the span.
-        let state = locate(&roots, 13, |_| Ok::<_, ()>(None)).unwrap().unwrap();
+        let state = locate(&roots, 13, 0, |_| Ok::<_, ()>(None))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             state,
             SeekState::Span {
@@ -365,7 +435,7 @@ mod tests {
             }
         );
         // Root and its children: the right half is the span.
-        let state = locate(&roots, 21, |i| {
+        let state = locate(&roots, 21, 0, |i| {
             Ok::<_, ()>(nodes.get(&i).copied().filter(|_| i == 3 || i == 11))
         })
         .unwrap()
@@ -380,7 +450,7 @@ mod tests {
             }
         );
         // A child whose size was altered does not hash to its parent.
-        let bad = locate(&roots, 21, |i| {
+        let bad = locate(&roots, 21, 0, |i| {
             Ok::<_, ()>(nodes.get(&i).copied().map(|mut n| {
                 if n.index == 3 {
                     n.size = 20;

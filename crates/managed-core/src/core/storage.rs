@@ -1209,6 +1209,7 @@ impl Storage {
         block: Option<RequestBlock>,
         hash: Option<RequestBlock>,
         seek: Option<RequestSeek>,
+        padding: u64,
         upgrade: Option<RequestUpgrade>,
     ) -> Result<Option<Proof>, StorageError> {
         if let Some(b) = &block
@@ -1221,6 +1222,7 @@ impl Storage {
             block,
             hash,
             seek,
+            padding,
             upgrade,
         };
         let source = self.tree.source(&self.files.tree);

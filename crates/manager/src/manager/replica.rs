@@ -16,7 +16,9 @@ use nova_hypercore_serialization::{HypercoreError, LogName};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::{HypercoreManager, Result, blocking};
+use nova_hypercore_managed_core::encryption::EncryptionKey;
+
+use super::{HypercoreManager, Result, blocking, same_encryption};
 use crate::keys;
 use crate::log::{LogKey, ManagedLog, ReplicaOptions};
 
@@ -51,7 +53,7 @@ impl HypercoreManager {
     /// ([`open_replica_with`](Self::open_replica_with)): a sparse replica stays sparse.
     /// A replica never opened with options is full.
     pub async fn open_replica(&self, name: &str, public_key: [u8; 32]) -> Result<ManagedLog> {
-        let result = self.open_replica_inner(name, public_key, None).await;
+        let result = self.open_replica_inner(name, public_key, None, None).await;
         if let Err(e) = &result {
             self.shared.report_error(name, e);
         }
@@ -77,7 +79,32 @@ impl HypercoreManager {
         options: ReplicaOptions,
     ) -> Result<ManagedLog> {
         let result = self
-            .open_replica_inner(name, public_key, Some(options))
+            .open_replica_inner(name, public_key, Some(options), None)
+            .await;
+        if let Err(e) = &result {
+            self.shared.report_error(name, e);
+        }
+        result
+    }
+
+    /// [`open_replica_with`](Self::open_replica_with) for a log whose blocks are
+    /// encrypted with `key` (JS `encryptionKey`): the replica stores and serves the
+    /// ciphertext as every peer does, and its reads decrypt. The key is held in memory
+    /// only: give it whenever the replica is first opened in a process. Without a key
+    /// ([`open_replica`](Self::open_replica)) a replica of an encrypted log is a
+    /// seeder: it holds, verifies and serves the blocks it cannot read.
+    ///
+    /// Errors: those of `open_replica_with`; `UNAUTHORIZED` when the replica is already
+    /// open in this process without this key.
+    pub async fn open_replica_encrypted(
+        &self,
+        name: &str,
+        public_key: [u8; 32],
+        options: ReplicaOptions,
+        key: EncryptionKey,
+    ) -> Result<ManagedLog> {
+        let result = self
+            .open_replica_inner(name, public_key, Some(options), Some(key))
             .await;
         if let Err(e) = &result {
             self.shared.report_error(name, e);
@@ -91,7 +118,9 @@ impl HypercoreManager {
         name: &str,
         public_key: [u8; 32],
         options: Option<ReplicaOptions>,
+        encryption: Option<EncryptionKey>,
     ) -> Result<ManagedLog> {
+        let wanted = encryption.clone();
         let name = LogName::parse(name)?;
         let dk = nova_hypercore_managed_core::discovery_key(&public_key);
         let dir = keys::core_dir(&self.corestore_dir(), &dk);
@@ -105,6 +134,7 @@ impl HypercoreManager {
                         name.clone(),
                         dir.clone(),
                         LogKey::Core(public_key, sparse),
+                        encryption,
                         "replica opened",
                     )
                     .await
@@ -129,7 +159,7 @@ impl HypercoreManager {
                 "replica already open in the other mode: the new mode is stored and applies from its next open"
             );
         }
-        Ok(log)
+        same_encryption(log, wanted.as_ref())
     }
 }
 

@@ -2,8 +2,9 @@
 //! `seek` handling of `ondata`): for each byte a waiting seek of our core looks for
 //! ([`ManagedCore::wanted_seeks`]) whose tree nodes we lack
 //! ([`SeekState::Span`]: the node whose children we do not hold), a
-//! `Request {hash: {index: 2 * seq, nodes: depth}, seek: {bytes, padding: 0}}` for a
-//! block `seq` of the span that the peer holds, as JS sends it. The answer's `hash` and
+//! `Request {hash: {index: 2 * seq, nodes: depth}, seek: {bytes, padding}}` for a
+//! block `seq` of the span that the peer holds, as JS sends it (`padding` 8 when our
+//! core is encrypted: its byte offsets count the plaintext's bytes, else 0). The answer's `hash` and
 //! `seek` proofs are verified against our tree and their nodes stored
 //! ([`ManagedCore::apply_proof`]); no block value is asked for. The waiting seek then
 //! walks further down, and asks again if it still lacks nodes (each answer proves at
@@ -94,7 +95,10 @@ impl ChannelState {
                     index,
                     nodes: depth,
                 }),
-                seek: Some(RequestSeek { bytes, padding: 0 }),
+                seek: Some(RequestSeek {
+                    bytes,
+                    padding: core.padding(),
+                }),
                 upgrade: None,
                 manifest: false,
                 priority: 0,

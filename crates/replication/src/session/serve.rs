@@ -39,7 +39,7 @@ pub(super) const MAX_DRAIN: usize = 64;
 pub(super) const MAX_REPLY_BYTES: usize = 256 * 1024;
 
 /// `proof` with its block checked before it goes on the wire: the block's bytes are
-/// replaced by what [`ManagedCore::get`] returns for it, the verified read (one hash
+/// replaced by what [`ManagedCore::get_stored`] returns for it, the verified read (one hash
 /// against a known-good leaf, or a walk to a signed root), so no bytes that fail their
 /// leaf are ever sent. `None` when the block fails: bytes damaged under a good leaf
 /// (the read marks the block missing, durably, and wakes the sessions to fetch it again
@@ -54,7 +54,7 @@ pub(super) async fn checked(
         return Ok(Some(proof));
     };
     let seq = block.index;
-    match ctx.core.get(seq).await {
+    match ctx.core.get_stored(seq).await {
         Ok(value) => {
             block.value = value;
             Ok(Some(proof))
