@@ -125,12 +125,14 @@ impl Store {
                 None => self.manager.open_replica(name, key).await?,
             });
         }
-        let log = self.manager.existing_log(name).await?;
-        match &self.encryption {
-            // It exists: this reopens it with the key (or refuses if it is open plain).
-            Some(secret) => Ok(self.manager.get_log_encrypted(name, secret.clone()).await?),
-            None => Ok(log),
-        }
+        Ok(match &self.encryption {
+            Some(secret) => {
+                self.manager
+                    .existing_log_encrypted(name, secret.clone())
+                    .await?
+            }
+            None => self.manager.existing_log(name).await?,
+        })
     }
 
     /// Our own log called `name`, created on first use (`append`).

@@ -8,8 +8,8 @@
 //! logs and hypercore 11 manifest-v1 logs, [`CoreFormat`], [`manifest`]), and
 //! verification on read: [`ManagedCore::get`] returns a block only after checking it
 //! against the merkle tree signed by the log's signer, and reports `SIGNATURE_INVALID`
-//! otherwise. Block encryption as JS hypercore's `encryptionKey` ([`encryption`]: keys
-//! and the per-block transform, not yet used by the storage paths).
+//! otherwise. Block encryption as JS hypercore's `encryptionKey` ([`encryption`], and
+//! [`OpenOptions::encryption_key`]: stored `padding ‖ ciphertext`, reads decrypted).
 //!
 //! Used by the manager (a store of logs) and the replication crate (proofs, and the
 //! manifest of v1 cores: [`ManagedCore::set_manifest`], [`ManagedCore::manifest`]).

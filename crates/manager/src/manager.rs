@@ -440,7 +440,7 @@ impl HypercoreManager {
     /// store does not remember which names are replicas (see
     /// [`open_replica`](Self::open_replica)).
     pub async fn existing_log(&self, name: &str) -> Result<ManagedLog> {
-        let result = self.existing_log_inner(name).await;
+        let result = self.existing_log_inner(name, None).await;
         if let Err(e) = &result {
             let shown: String = name.chars().take(MAX_LOG_NAME_BYTES * 2).collect();
             self.shared.report_error(&shown, e);
@@ -448,10 +448,32 @@ impl HypercoreManager {
         result
     }
 
-    async fn existing_log_inner(&self, name: &str) -> Result<ManagedLog> {
+    /// [`existing_log`](Self::existing_log) for a log encrypted with `key` (see
+    /// [`get_log_encrypted`](Self::get_log_encrypted)): never creates one.
+    ///
+    /// Errors: those of `existing_log`, and `UNAUTHORIZED` when the log is already open
+    /// in this process without this key.
+    pub async fn existing_log_encrypted(
+        &self,
+        name: &str,
+        key: EncryptionKey,
+    ) -> Result<ManagedLog> {
+        let result = self.existing_log_inner(name, Some(key)).await;
+        if let Err(e) = &result {
+            let shown: String = name.chars().take(MAX_LOG_NAME_BYTES * 2).collect();
+            self.shared.report_error(&shown, e);
+        }
+        result
+    }
+
+    async fn existing_log_inner(
+        &self,
+        name: &str,
+        encryption: Option<EncryptionKey>,
+    ) -> Result<ManagedLog> {
         let name = LogName::parse(name)?;
         if let Some(log) = self.registered(&name).await? {
-            return Ok(log);
+            return same_encryption(log, encryption.as_ref());
         }
         let keys_dir = self.keys_dir();
         let (dir, file_name) = (keys_dir.clone(), name.clone());
@@ -474,7 +496,7 @@ impl HypercoreManager {
                 log: name.to_string(),
             });
         }
-        self.get_log_inner(name.as_str(), self.shared.config.core_format, None)
+        self.get_log_inner(name.as_str(), self.shared.config.core_format, encryption)
             .await
     }
 
