@@ -71,7 +71,7 @@ pub(crate) fn rust_peer(name: &'static str, args: &[&str]) -> Result<Peer> {
 }
 
 fn rust_peer_with(name: &'static str, args: &[&str], env: &[(&str, &str)]) -> Result<Peer> {
-    let mut cmd = Command::new(root().join("target/debug/examples/peer"));
+    let mut cmd = Command::new(crate::integration::example("peer"));
     cmd.args(args).envs(env.iter().copied());
     Peer::start(name, cmd)
 }
