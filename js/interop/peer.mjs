@@ -10,7 +10,7 @@
 //                                                          with SECRET (64-byte hex), appends one entry
 //   node peer.mjs read-tcp  VERSION DIR KEY UNTIL HOST:PORT  reader dialling a TCP peer (no DHT)
 //                                                          (UNTIL `probe:MS`: one `get(0)` with
-//                                                          that timeout; prints PROBE ok|<error>)
+//                                                          that timeout; prints PROBE ok|<code> <message>)
 //   node peer.mjs write-tcp VERSION DIR COUNT                writer listening on 127.0.0.1 (no DHT)
 //
 // Over TCP, `socket.pipe(core.replicate(isInitiator)).pipe(socket)`: the replication
@@ -28,6 +28,14 @@
 // every 500 entries and when caught up, here only when entries arrive, so the first one
 // of a full sync marks the first data), VERIFIED <n>, FETCHED <n>.
 //
+// NOVA_ENCRYPTION_KEY (hex; the suite's is 32 bytes): block encryption, in every role
+// (hypercore 10.31 `encryptionKey`, hypercore 11 `encryption: { key }`; the same bytes
+// for the same core: docs/encryption-research.md). Entries are compared as plaintext,
+// `BYTES <n>` (after VERIFIED, and after a `write-tcp` writer's READY) is the keyed
+// `core.byteLength`: the plaintext's bytes, 8 fewer per entry than the tree's. The key is
+// stored nowhere: a `dump` of an encrypted directory needs it too. Without the variable
+// a reader of an encrypted core is a seeder (it gets `padding ‖ ciphertext`).
+//
 // NOVA_SWARM_SEED (64 hex digits, `write`): the swarm key pair comes from this seed, so
 // a restarted writer keeps its identity (the NAT suite's writer restart); otherwise each
 // start has a new identity. NOVA_FIREWALLED=false: the DHT is told it is reachable
@@ -40,7 +48,13 @@ import b4a from 'b4a'
 
 const [role, version, dir, ...rest] = process.argv.slice(2)
 const Hypercore = (await import(version.startsWith('11') ? 'hypercore11' : 'hypercore')).default
-const options = version === '11-compat' ? { compat: true } : {}
+// NOVA_ENCRYPTION_KEY (hex, 64 digits in the suite): block encryption with that key, as
+// hypercore 10.31 takes it (`encryptionKey`) and hypercore 11 (`encryption: { key }`).
+const encryptionKey = process.env.NOVA_ENCRYPTION_KEY ? b4a.from(process.env.NOVA_ENCRYPTION_KEY, 'hex') : null
+const encryption = !encryptionKey
+  ? {}
+  : version.startsWith('11') ? { encryption: { key: encryptionKey } } : { encryptionKey }
+const options = { ...(version === '11-compat' ? { compat: true } : {}), ...encryption }
 const say = (line) => console.log(line)
 // NOVA_ENTRY_BYTES=N: entry i is `entry <i>;` repeated and cut at N bytes (the large
 // transfers); unset, it is `entry <i>`. The Rust peer writes and checks the same.
@@ -128,7 +142,7 @@ async function read (key, until, connect) {
       const block = await core.get(0, { timeout: Number(until.slice('probe:'.length)) })
       result = b4a.equals(block, entry(0)) ? 'ok' : 'differs'
     } catch (e) {
-      result = e.code || e.message
+      result = e.code ? `${e.code} ${e.message}` : e.message
     }
     say(`PROBE ${result} length ${core.length}`)
     await disconnect()
@@ -186,6 +200,7 @@ async function verify (core, until) {
     if (!b4a.equals(block, entry(i))) throw new Error(`entry ${i} differs: ${block}`)
   }
   say(`VERIFIED ${until}`)
+  say(`BYTES ${core.byteLength}`)
 }
 
 if (role === 'write') {
@@ -247,6 +262,7 @@ if (role === 'write') {
   })
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   say(`READY ${b4a.toString(core.key, 'hex')} 127.0.0.1:${server.address().port}`)
+  say(`BYTES ${core.byteLength}`)
   await appendFromStdin(core)
   server.close()
   await core.close()
