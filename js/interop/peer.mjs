@@ -254,7 +254,10 @@ if (role === 'write') {
   const batch = []
   for (let i = core.length; i < Number(count); i++) batch.push(entry(i))
   if (batch.length) await core.append(batch)
+  const sockets = new Set()
   const server = net.createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
     socket.on('error', () => {})
     const stream = core.replicate(false)
     stream.on('error', () => {})
@@ -264,7 +267,9 @@ if (role === 'write') {
   say(`READY ${b4a.toString(core.key, 'hex')} 127.0.0.1:${server.address().port}`)
   say(`BYTES ${core.byteLength}`)
   await appendFromStdin(core)
+  // Gone: peers still connected (a seeder that keeps its connection) are dropped too.
   server.close()
+  for (const socket of sockets) socket.destroy()
   await core.close()
 } else if (role === 'dump') {
   const [key, until, secret] = rest
