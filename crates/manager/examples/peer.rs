@@ -21,6 +21,15 @@
 //!                                 "FETCHED" and "HELD")
 //!                                 (N `sparse:I,J,..`: a sparse replica reads only
 //!                                 those; prints "VERIFIED", "FETCHED", "HELD <n>")
+//! peer seed DIR LOG KEY ADDR N    a seeder: a replica opened without an encryption
+//!                                 key, dialling ADDR and listening on 127.0.0.1:0
+//!                                 (prints "SERVING <addr>"); once it holds N entries,
+//!                                 reads each (the stored bytes: of an encrypted log,
+//!                                 `padding ‖ ciphertext`) and prints "VERIFIED <n>",
+//!                                 "STORED <n> <c> <bytes>" (c: entries stored 8 bytes
+//!                                 longer than entry i and differing from it), "BYTES
+//!                                 <byte_length>", "DIR <core dir>"; serves until stdin
+//!                                 closes
 //! peer check CORE_DIR KEY N       open a hypercore directory written elsewhere, verify
 //!                                 entries 0..N; prints "VERIFIED <n>"
 //! peer bootstrap ADDR [NODES]     host a DHT of NODES nodes (default 1) on ADDR's host;
@@ -43,14 +52,18 @@
 //! (64 hex digits) fixes the swarm identity (a restarted writer is the same peer).
 //! `write` (after `READY` too) and `read` print `USAGE <peak RSS MiB> <CPU seconds>` as
 //! they exit.
+//! `NOVA_ENCRYPTION_KEY` (hex, 16 to 64 bytes; JS `encryptionKey`, as `js/interop/peer.mjs`
+//! takes it): `write`, `read` and `check` open the log with that key (appends encrypt,
+//! reads decrypt; `seed` ignores it). `write` prints `BYTES <byte_length>` after `DIR`,
+//! `read` after `VERIFIED`: with the key, the plaintext's bytes.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use nova_hypercore_manager::{
-    BootstrapNode, CoreFormat, GetOptions, HypercoreManager, ManagerConfig, ManagerEvent,
-    ReplicaOptions, SwarmOptions,
+    BootstrapNode, CoreFormat, EncryptionKey, GetOptions, HypercoreManager, ManagerConfig,
+    ManagerEvent, ReplicaOptions, SwarmOptions,
 };
 use nova_hypercore_serialization::Direction;
 use tokio::io::AsyncBufReadExt;
@@ -140,6 +153,14 @@ fn say_usage() {
     ));
 }
 
+/// The encryption key from `NOVA_ENCRYPTION_KEY` (hex), if set.
+fn encryption_key() -> Result<Option<EncryptionKey>, BoxError> {
+    match std::env::var("NOVA_ENCRYPTION_KEY") {
+        Ok(hex) if !hex.is_empty() => Ok(Some(EncryptionKey::from_hex(&hex)?)),
+        _ => Ok(None),
+    }
+}
+
 fn say(line: String) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -180,6 +201,9 @@ async fn main() -> Result<(), BoxError> {
             bootstrap(args[1].parse()?, nodes).await
         }
         Some("check") if args.len() == 4 => check(&args[1], &args[2], args[3].parse()?).await,
+        Some("seed") if args.len() == 6 => {
+            seed(&args[1], &args[2], &args[3], &args[4], args[5].parse()?).await
+        }
         Some("read") if args.len() == 6 && args[5].starts_with("sparse:") => {
             let indices = args[5]["sparse:".len()..]
                 .split(',')
@@ -212,7 +236,7 @@ async fn main() -> Result<(), BoxError> {
             say_usage();
             Ok(())
         }
-        _ => Err("usage: peer [--host IP] [--format legacy|v1] write DIR LOG COUNT [ADDR] | peer [--host IP] read DIR LOG KEY ADDR N | peer check CORE_DIR KEY N | peer bootstrap ADDR".into()),
+        _ => Err("usage: peer [--host IP] [--format legacy|v1] write DIR LOG COUNT [ADDR] | peer [--host IP] read DIR LOG KEY ADDR N | peer seed DIR LOG KEY ADDR N | peer check CORE_DIR KEY N | peer bootstrap ADDR".into()),
     }
 }
 
@@ -297,6 +321,10 @@ impl Peer {
 
     async fn write(&self, dir: &str, log: &str, count: u64, addr: &str) -> Result<(), BoxError> {
         let m = manager(dir, self.format).await?;
+        // Opened with the key first: every later use by name is the decrypting handle.
+        if let Some(key) = encryption_key()? {
+            m.get_log_encrypted(log, key).await?;
+        }
         let have = m.get_length(log).await?;
         // A thousand entries at a time (a large log is never all in memory at once).
         for start in (have..count).step_by(1000) {
@@ -325,6 +353,7 @@ impl Peer {
             say(format!("DIR {}", m.get_log(log).await?.path().display()));
             Some(listener)
         };
+        say(format!("BYTES {}", m.get_log(log).await?.byte_length()));
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         let mut fork = m.get_log(log).await?.fork().await?;
         while let Some(line) = lines.next_line().await? {
@@ -355,7 +384,14 @@ impl Peer {
     ) -> Result<(), BoxError> {
         let m = manager(dir, self.format).await?;
         let key_bytes = parse_key(key)?;
-        let replica = match m.open_replica(log, key_bytes).await {
+        let opened = match encryption_key()? {
+            Some(k) => {
+                m.open_replica_encrypted(log, key_bytes, ReplicaOptions::full(), k)
+                    .await
+            }
+            None => m.open_replica(log, key_bytes).await,
+        };
+        let replica = match opened {
             Ok(replica) => replica,
             Err(e) => {
                 // e.g. the name is already used for another key.
@@ -476,6 +512,7 @@ impl Peer {
             }
         }
         say(format!("VERIFIED {until}"));
+        say(format!("BYTES {}", replica.byte_length()));
         // Events trail the stored blocks slightly: wait (bounded) for the expected count.
         let expected = until.saturating_sub(held);
         let _ = tokio::time::timeout(
@@ -501,9 +538,16 @@ impl Peer {
         what: Sparse,
     ) -> Result<(), BoxError> {
         let m = manager(dir, self.format).await?;
-        let replica = m
-            .open_replica_with(log, parse_key(key)?, ReplicaOptions::sparse())
-            .await?;
+        let replica = match encryption_key()? {
+            Some(k) => {
+                m.open_replica_encrypted(log, parse_key(key)?, ReplicaOptions::sparse(), k)
+                    .await?
+            }
+            None => {
+                m.open_replica_with(log, parse_key(key)?, ReplicaOptions::sparse())
+                    .await?
+            }
+        };
         m.enable_replication(log).await?;
         let mut events = m.subscribe();
         let (count_tx, count_rx) = tokio::sync::watch::channel(0u64);
@@ -580,7 +624,12 @@ async fn check(dir: &str, key: &str, n: u64) -> Result<(), BoxError> {
     use nova_hypercore_managed_core::{ManagedCore, OpenOptions, VerifyingKey};
     let name = nova_hypercore_serialization::LogName::parse("check")?;
     let key = VerifyingKey::from_bytes(&parse_key(key)?)?;
-    let core = ManagedCore::open(dir, name, OpenOptions::new().public_key(key)).await?;
+    let options = OpenOptions::new().public_key(key);
+    let options = match encryption_key()? {
+        Some(k) => options.encryption_key(k),
+        None => options,
+    };
+    let core = ManagedCore::open(dir, name, options).await?;
     if core.public_key() != key.to_bytes() {
         return Err("the directory holds another log".into());
     }
@@ -594,5 +643,39 @@ async fn check(dir: &str, key: &str, n: u64) -> Result<(), BoxError> {
         }
     }
     say(format!("VERIFIED {n}"));
+    Ok(())
+}
+
+/// A seeder (`seed`): a replica opened without an encryption key, fed from `addr` and
+/// serving on 127.0.0.1:0. Once it holds `n` entries it reads each (verified against
+/// the signed tree; what it returns is what it stores) and says how many are stored as
+/// ciphertext: [`PADDING`] bytes longer than `entry <i>` and different from it.
+async fn seed(dir: &str, log: &str, key: &str, addr: &str, n: u64) -> Result<(), BoxError> {
+    /// What JS puts before each encrypted block.
+    const PADDING: usize = 8;
+    let m = manager(dir, CoreFormat::Legacy).await?;
+    let replica = m.open_replica(log, parse_key(key)?).await?;
+    m.enable_replication(log).await?;
+    let listener = m.listen("127.0.0.1:0".parse()?).await?;
+    say(format!("SERVING {}", listener.local_addr()));
+    let _connector = m.connect(addr.parse()?);
+    let mut progress = replica.watch_progress().await?;
+    progress.wait_for(|p| p.contiguous_length >= n).await?;
+    let (mut ciphertext, mut bytes) = (0, 0);
+    for i in 0..n {
+        let stored = m.read(log, i).await?;
+        let plain = entry(i);
+        if stored.len() == plain.len() + PADDING && stored[PADDING..] != plain[..] {
+            ciphertext += 1;
+        }
+        bytes += stored.len() as u64;
+    }
+    say(format!("VERIFIED {n}"));
+    say(format!("STORED {n} {ciphertext} {bytes}"));
+    say(format!("BYTES {}", replica.byte_length()));
+    say(format!("DIR {}", replica.path().display()));
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while lines.next_line().await?.is_some() {}
+    m.close().await?;
     Ok(())
 }
