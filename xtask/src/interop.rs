@@ -23,6 +23,10 @@
 //!   writer truncates while our reader follows;
 //! - seek (`interop_seek.rs`): a JS 10 / 11 sparse reader seeks a byte of our log, and
 //!   our sparse reader one of a JS log, with seek proofs only (no block fetched);
+//! - block encryption (`interop_encryption.rs`): JS 10.31 keyed writer → our keyed
+//!   reader and our seeder without the key → JS keyed reader; our keyed writer → JS 10
+//!   and 11 keyed readers; keyed seeks (padding 8) both ways; the encrypted directories
+//!   opened with the key by the other runtime; manifest cores with hypercore 11;
 //! - boundary, kept and marked: JS hypercore 10 cannot read our v1 core (its manifest
 //!   codec knows version 0 only), which is why new logs are legacy by default;
 //! - same storage both ways: JS hypercore 10.31.12 reads the directory our manager
@@ -58,7 +62,7 @@ pub(crate) fn node(name: &'static str, args: &[&str]) -> Result<Peer> {
     node_with(name, args, &[])
 }
 
-fn node_with(name: &'static str, args: &[&str], env: &[(&str, &str)]) -> Result<Peer> {
+pub(crate) fn node_with(name: &'static str, args: &[&str], env: &[(&str, &str)]) -> Result<Peer> {
     let mut cmd = Command::new("node");
     cmd.args(args)
         .envs(env.iter().copied())
@@ -70,7 +74,11 @@ pub(crate) fn rust_peer(name: &'static str, args: &[&str]) -> Result<Peer> {
     rust_peer_with(name, args, &[])
 }
 
-fn rust_peer_with(name: &'static str, args: &[&str], env: &[(&str, &str)]) -> Result<Peer> {
+pub(crate) fn rust_peer_with(
+    name: &'static str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Peer> {
     let mut cmd = Command::new(crate::integration::example("peer"));
     cmd.args(args).envs(env.iter().copied());
     Peer::start(name, cmd)
@@ -216,6 +224,7 @@ pub(crate) fn run_inside(tmp: &Path) -> Result {
     }
     crate::interop_seek::seek_both_ways(tmp, "10")?;
     crate::interop_seek::seek_both_ways(tmp, "11")?;
+    crate::interop_encryption::encrypted_logs_both_ways(tmp)?;
     direct_tcp_manifest_cores_both_ways(tmp)?;
     one_node_dht_of_ours(&tmp.join("one-node"))?;
     let store = tmp.join("rust-writer-10");

@@ -12,6 +12,7 @@ mod crash;
 mod fuzz;
 mod integration;
 mod interop;
+mod interop_encryption;
 mod interop_forks;
 mod interop_seek;
 mod nat;
