@@ -20,8 +20,9 @@
 //! `open_replica`, `enable_replication`, `append`, `get_range`, `watch_progress`,
 //! `emit`, `observability`), like an application would.
 //!
-//! Used by: Nova26's collaborative editors (through the Tauri plugin, later) and its
-//! tests, which run three `yrs` documents over three managers.
+//! Used by: Nova26's collaborative editors (through the Tauri plugin, later) and the
+//! workspace's cross-crate suite `tests/tests/yrs_three_peers.rs`, which runs three `yrs`
+//! documents over three managers.
 
 mod bridge;
 pub mod clock;
