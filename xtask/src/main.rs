@@ -233,6 +233,21 @@ fn test_steps(t: &mut Tally) -> Result {
             ]),
         )
     })?;
+    // The tests crate's CLI suites run this binary of another package and have cargo build
+    // it on first use (tests/tests/cli_common): built here, no test compiles it while the
+    // others run.
+    t.step("build the nova-hypercore binary", || {
+        passes(
+            "cargo build -p nova-hypercore-cli --bin nova-hypercore (for tests/)",
+            cargo().args([
+                "build",
+                "--package",
+                "nova-hypercore-cli",
+                "--bin",
+                "nova-hypercore",
+            ]),
+        )
+    })?;
     let report = props::report_file()?;
     let nextest = cargo().args(["nextest", "--version"]).output();
     if nextest.is_ok_and(|o| o.status.success()) {

@@ -3,9 +3,9 @@
 //! documented exit codes (docs/cli.md, "Exit codes").
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
+mod cli_common;
 
-use common::{cli, ok, public_key};
+use cli_common::{cli, ok, public_key};
 use serde_json::Value;
 
 /// A store with "notes" holding `hello`, `a`, `b`.
@@ -224,7 +224,7 @@ fn bad_input_gives_the_documented_exit_codes() {
 #[test]
 fn the_store_dir_comes_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = assert_cmd::Command::cargo_bin("nova-hypercore").unwrap();
+    let mut cmd = assert_cmd::Command::new(cli_common::binary());
     cmd.env("NOVA_HYPERCORE_DIR", dir.path())
         .args(["append", "env", "x"])
         .assert()

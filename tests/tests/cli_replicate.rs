@@ -3,11 +3,11 @@
 //! that keeps a log available after its writer has gone.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
+mod cli_common;
 
 use std::io::{Read, Write};
 
-use common::{Proc, cli, ok, public_key};
+use cli_common::{Proc, cli, ok, public_key};
 use serde_json::Value;
 
 /// A writer store with "notes" holding three entries.

@@ -5,9 +5,9 @@
 //! a command that does not take it give the documented exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
+mod cli_common;
 
-use common::{Proc, cli, ok, public_key};
+use cli_common::{Proc, cli, ok, public_key};
 use serde_json::Value;
 
 const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
