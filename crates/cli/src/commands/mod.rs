@@ -93,6 +93,15 @@ pub async fn finish<T>(store: Store, result: CliResult<T>) -> CliResult<T> {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, out: Output) -> CliResult<()> {
+    let waits_for_a_signal = cli.command.is_long_running()
+        || matches!(
+            &cli.command,
+            Command::Follow { .. } | Command::Tail { follow: true, .. }
+        )
+        || matches!(&cli.command, Command::Append { data: Some(d), .. } if d == "-");
+    if waits_for_a_signal {
+        crate::shutdown::install();
+    }
     let keyed = !matches!(
         cli.command,
         Command::Init
