@@ -1,6 +1,7 @@
 //! Two and three `nova-hypercore` processes on loopback: share/follow over direct TCP,
 //! over a DHT bootstrap node the test hosts (`nova-hypercore bootstrap`), and a seeder
-//! that keeps a log available after its writer has gone.
+//! that keeps a log available after its writer has gone, and `--max-peers` holding a
+//! second peer off until the first leaves.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod cli_common;
@@ -215,4 +216,60 @@ fn get_status(addr: &str) -> Value {
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     let body = response.split("\r\n\r\n").nth(1).unwrap();
     serde_json::from_str(body).unwrap()
+}
+
+#[test]
+fn max_peers_holds_a_second_follower_off_until_the_first_leaves() {
+    let a = writer();
+    let key = public_key(a.path(), "notes");
+    let mut share = Proc::spawn(&[
+        "--dir",
+        arg(a.path()),
+        "share",
+        "notes",
+        "--listen",
+        "127.0.0.1:0",
+        "--max-peers",
+        "1",
+    ]);
+    let addr = share.listening();
+    let follower = |dir: &std::path::Path| {
+        Proc::spawn(&[
+            "--dir",
+            arg(dir),
+            "--json",
+            "follow",
+            &key,
+            "--as",
+            "notes",
+            "--connect",
+            &addr,
+            "--keep",
+        ])
+    };
+    let complete = |l: &str| {
+        let v: Value = serde_json::from_str(l).ok()?;
+        (v["event"] == "complete").then_some(())
+    };
+    let (b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut first = follower(b.path());
+    first.wait_for(complete);
+    // The writer serves one peer: the second is closed at accept and redials.
+    let mut second = follower(c.path());
+    assert!(
+        second
+            .within(std::time::Duration::from_secs(3), complete)
+            .is_none(),
+        "a second peer was served past --max-peers 1: {:?}",
+        second.seen
+    );
+    // The first leaves: the second's next dial (backoff at most 5 s) is served.
+    assert!(first.stop("INT").success());
+    second.wait_for(complete);
+    assert!(second.stop("INT").success());
+    assert_eq!(
+        ok(cli(c.path()).args(["range", "notes", "0", "3"])),
+        "one\ntwo\nthree\n"
+    );
+    assert!(share.stop("INT").success());
 }

@@ -127,21 +127,31 @@ impl Proc {
     }
 
     /// The first stdout line (from now on) for which `pick` gives a value, within 20 s.
-    pub fn wait_for<T>(&mut self, mut pick: impl FnMut(&str) -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    pub fn wait_for<T>(&mut self, pick: impl FnMut(&str) -> Option<T>) -> T {
+        match self.within(Duration::from_secs(20), pick) {
+            Some(v) => v,
+            None => panic!("no such line within 20 s; seen {:?}", self.seen),
+        }
+    }
+
+    /// [`wait_for`](Self::wait_for) for at most `limit`: `None` when no such line came.
+    pub fn within<T>(
+        &mut self,
+        limit: Duration,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     let found = pick(&line);
                     self.seen.push(line);
-                    if let Some(v) = found {
-                        return v;
+                    if found.is_some() {
+                        return found;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("no such line within 20 s; seen {:?}", self.seen)
-                }
+                Err(RecvTimeoutError::Timeout) => return None,
                 Err(RecvTimeoutError::Disconnected) => {
                     panic!(
                         "process ended; seen {:?}: {:?}",
