@@ -16,6 +16,16 @@ fn arg(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Whether any file of the store at `dir` holds `text`.
+fn store_holds(dir: &std::path::Path, text: &str) -> bool {
+    nova_hypercore_testkit::files_under(dir).iter().any(|f| {
+        std::fs::read(dir.join(f))
+            .unwrap()
+            .windows(text.len())
+            .any(|w| w == text.as_bytes())
+    })
+}
+
 #[test]
 fn a_seeder_without_the_key_keeps_an_encrypted_log_for_a_follower_with_it() {
     let a = tempfile::tempdir().unwrap();
@@ -35,6 +45,20 @@ fn a_seeder_without_the_key_keeps_an_encrypted_log_for_a_follower_with_it() {
     );
     let stored = ok(cli(a.path()).args(["--json", "read", "diary", "2"]));
     assert!(!stored.contains("the end"), "{stored}");
+    assert!(
+        !store_holds(a.path(), "nothing happened"),
+        "plaintext on the writer's disk"
+    );
+    // Forgetting the key does not append plaintext to it: UNAUTHORIZED (16); another
+    // key is refused the same way.
+    cli(a.path())
+        .args(["append", "diary", "in clear"])
+        .assert()
+        .code(16);
+    cli(a.path())
+        .args(["--encryption-key", &"11".repeat(32), "append", "diary", "x"])
+        .assert()
+        .code(16);
 
     let key = public_key(a.path(), "diary");
     let mut share = Proc::spawn(&[
@@ -92,9 +116,23 @@ fn a_seeder_without_the_key_keeps_an_encrypted_log_for_a_follower_with_it() {
         "dear diary\nnothing happened\nthe end\n"
     );
     assert!(seeder.stop("INT").success());
-    // What the seeder holds is not the plaintext.
-    let held = ok(cli(s.path()).args(["--json", "read", "diary", "0"]));
-    assert!(!held.contains("dear diary"), "{held}");
+    // The seeder never held the plaintext.
+    let plain = tempfile::tempdir().unwrap();
+    ok(cli(plain.path()).args(["append", "diary", "dear diary"]));
+    assert!(
+        store_holds(plain.path(), "dear diary"),
+        "the check finds plaintext where it is"
+    );
+    assert!(
+        !store_holds(c.path(), "dear diary"),
+        "the follower stores ciphertext too"
+    );
+    for text in ["dear diary", "nothing happened", "the end"] {
+        assert!(
+            !store_holds(s.path(), text),
+            "the seeder's store holds {text:?}"
+        );
+    }
 }
 
 #[test]

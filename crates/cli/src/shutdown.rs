@@ -16,8 +16,9 @@ use tokio::sync::watch;
 static STOPPED: OnceLock<watch::Receiver<bool>> = OnceLock::new();
 
 /// Installs the SIGINT and SIGTERM handlers now (inside the runtime), so signals from
-/// here on are remembered for [`stop_signal`]. Idempotent. Commands that never wait
-/// for a signal do not call it: Ctrl-C then ends them as usual.
+/// here on are remembered for [`stop_signal`]; a second one exits at once (130),
+/// without waiting for the clean close. Idempotent. Commands that never wait for a
+/// signal do not call it: Ctrl-C then ends them as usual.
 pub fn install() {
     if STOPPED.get().is_some() {
         return;
@@ -26,20 +27,36 @@ pub fn install() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        // Registering is synchronous: from here on the signals are caught.
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
+        // Registering is synchronous: from here on the signals are caught. SIGINT alone
+        // if SIGTERM cannot be (its default disposition then still ends the process).
+        let Ok(mut int) = signal(SignalKind::interrupt()) else {
             // Could not install: leave the default disposition (it ends the process).
             return;
         };
+        let mut term = signal(SignalKind::terminate()).ok();
         tokio::spawn(async move {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
+            let mut stops = 0u32;
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    Some(_) = async {
+                        match term.as_mut() {
+                            Some(t) => t.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {}
+                }
+                stops += 1;
+                if stops == 1 {
+                    let _ = tx.send(true);
+                } else {
+                    // A second Ctrl-C: the user does not want to wait for a clean close
+                    // (what is acknowledged is in the files already; the next open
+                    // replays the oplog).
+                    eprintln!("stopped again: exiting without closing the store");
+                    std::process::exit(130);
+                }
             }
-            let _ = tx.send(true);
         });
     }
     #[cfg(not(unix))]

@@ -113,13 +113,8 @@ impl Store {
             })?;
             return Ok(match &self.encryption {
                 Some(secret) => {
-                    let options = if entry.sparse {
-                        ReplicaOptions::sparse()
-                    } else {
-                        ReplicaOptions::full()
-                    };
                     self.manager
-                        .open_replica_encrypted(name, key, options, secret.clone())
+                        .open_replica_encrypted(name, key, None, secret.clone())
                         .await?
                 }
                 None => self.manager.open_replica(name, key).await?,
@@ -167,7 +162,7 @@ impl Store {
         let log = match &self.encryption {
             Some(secret) => {
                 self.manager
-                    .open_replica_encrypted(name, key, options, secret.clone())
+                    .open_replica_encrypted(name, key, Some(options), secret.clone())
                     .await?
             }
             None => self.manager.open_replica_with(name, key, options).await?,

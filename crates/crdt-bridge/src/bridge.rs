@@ -677,10 +677,14 @@ fn corrupt_key(own: &ManagedLog, key: &str) -> HypercoreError {
 
 /// A block that fails verification (`SIGNATURE_INVALID`) or whose stored bytes are
 /// damaged (`STORAGE_CORRUPTED`, the block then marked missing for repair): reported for
-/// that block, the others still read.
+/// that block, the others still read. So is a block of an encrypted log that does not
+/// decrypt (`DESERIALIZATION_FAILED` naming its seq: shorter than the padding).
 fn unreadable_block(e: &HypercoreError) -> bool {
     matches!(
         e.code(),
         ErrorCode::SignatureInvalid | ErrorCode::StorageCorrupted
+    ) || matches!(
+        e,
+        HypercoreError::DeserializationFailed { seq: Some(_), .. }
     )
 }

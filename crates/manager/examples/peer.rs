@@ -386,7 +386,7 @@ impl Peer {
         let key_bytes = parse_key(key)?;
         let opened = match encryption_key()? {
             Some(k) => {
-                m.open_replica_encrypted(log, key_bytes, ReplicaOptions::full(), k)
+                m.open_replica_encrypted(log, key_bytes, Some(ReplicaOptions::full()), k)
                     .await
             }
             None => m.open_replica(log, key_bytes).await,
@@ -540,7 +540,7 @@ impl Peer {
         let m = manager(dir, self.format).await?;
         let replica = match encryption_key()? {
             Some(k) => {
-                m.open_replica_encrypted(log, parse_key(key)?, ReplicaOptions::sparse(), k)
+                m.open_replica_encrypted(log, parse_key(key)?, Some(ReplicaOptions::sparse()), k)
                     .await?
             }
             None => {

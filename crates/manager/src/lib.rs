@@ -34,6 +34,7 @@
 
 mod backoff;
 mod config;
+mod encryption_mark;
 mod events;
 pub mod keys;
 mod log;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use nova_hypercore_managed_core::encryption::EncryptionKey;
+use nova_hypercore_managed_core::encryption::{EncryptionKey, PADDING};
 use nova_hypercore_managed_core::{Cleared, CoreFormat, ManagedCore, OpenOptions, SigningKey};
 use nova_hypercore_serialization::{HypercoreError, LogName};
 use tracing::debug;
@@ -175,6 +175,9 @@ pub(crate) struct LogEntry {
     shared: Arc<Shared>,
     /// The key its blocks are encrypted with, held in memory only (never stored).
     encryption: Option<EncryptionKey>,
+    /// The log's directory carries the mark of an encrypted log
+    /// (`crate::encryption_mark`): without the key it refuses appends.
+    marked_encrypted: AtomicBool,
 }
 
 /// One named log of a [`crate::HypercoreManager`]. A cheap `Clone` handle; every
@@ -214,6 +217,7 @@ impl ManagedLog {
                 closed: AtomicBool::new(false),
                 shared,
                 encryption,
+                marked_encrypted: AtomicBool::new(false),
             }),
         };
         // Open once now: creates the log on disk and checks its files and key.
@@ -234,6 +238,11 @@ impl ManagedLog {
     /// The encryption key the log was opened with.
     pub(crate) fn encryption(&self) -> Option<&EncryptionKey> {
         self.entry.encryption.as_ref()
+    }
+
+    /// Records whether the log's directory is marked encrypted.
+    pub(crate) fn set_marked_encrypted(&self, marked: bool) {
+        self.entry.marked_encrypted.store(marked, Ordering::Release);
     }
 
     /// Whether two handles refer to the same log instance.
@@ -409,7 +418,11 @@ impl ManagedLog {
     }
 
     fn check_size(&self, size: usize) -> Result<()> {
-        let limit = self.entry.shared.config.max_payload_bytes;
+        let mut limit = self.entry.shared.config.max_payload_bytes;
+        if self.is_encrypted() {
+            // The stored block is the padding longer, and must still fit the wire.
+            limit = limit.min(crate::MAX_PAYLOAD_LIMIT - PADDING as u64);
+        }
         if size as u64 > limit {
             return Err(HypercoreError::PayloadTooLarge {
                 log: self.entry.name.to_string(),
@@ -427,8 +440,23 @@ impl ManagedLog {
     }
 
     /// Appends payloads as one signed batch; all or nothing for the size check.
+    ///
+    /// An encrypted log (its directory marked so when it was first opened with its
+    /// key) opened without the key refuses appends with `UNAUTHORIZED`: they would
+    /// store and serve plaintext in it.
     pub async fn append_batch<B: AsRef<[u8]> + Sync>(&self, batch: &[B]) -> Result<Range<u64>> {
         let result = async {
+            if self.entry.encryption.is_none()
+                && self.entry.marked_encrypted.load(Ordering::Acquire)
+            {
+                return Err(HypercoreError::Unauthorized {
+                    log: Some(self.entry.name.to_string()),
+                    reason: format!(
+                        "log {} is encrypted: append with its encryption key (opened without it, the entry would be stored and served unencrypted)",
+                        self.entry.name
+                    ),
+                });
+            }
             for payload in batch {
                 self.check_size(payload.as_ref().len())?;
             }

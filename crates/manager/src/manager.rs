@@ -602,7 +602,31 @@ impl HypercoreManager {
         encryption: Option<EncryptionKey>,
         what: &str,
     ) -> Result<ManagedLog> {
-        let log = ManagedLog::open(self.shared.clone(), name.clone(), dir, key, encryption).await?;
+        let log = ManagedLog::open(
+            self.shared.clone(),
+            name.clone(),
+            dir.clone(),
+            key,
+            encryption,
+        )
+        .await?;
+        let (mark_dir, mark_name, core_key, mark_key) = (
+            dir.clone(),
+            name.clone(),
+            log.public_key(),
+            log.encryption().cloned(),
+        );
+        let marked = blocking(&dir, move || {
+            crate::encryption_mark::settle(&mark_dir, &mark_name, &core_key, mark_key.as_ref())
+        })
+        .await;
+        match marked {
+            Ok(marked) => log.set_marked_encrypted(marked),
+            Err(e) => {
+                let _ = log.close().await;
+                return Err(e);
+            }
+        }
         let mut state = self.state.write().await;
         if state.phase != Phase::Ready {
             let phase = state.phase;

@@ -67,8 +67,12 @@ async fn a_seeder_without_the_key_serves_an_encrypted_log_to_a_reader_with_it() 
     drop(connector);
     for i in 0..n {
         let stored = seeder.read("notes-seed", i).await.unwrap();
-        assert_ne!(stored, entry(i), "the seeder read plaintext at {i}");
         assert_eq!(stored.len(), entry(i).len() + 8);
+        assert_ne!(
+            &stored[8..],
+            &entry(i)[..],
+            "the seeder holds plaintext at {i}"
+        );
     }
     drop(listener);
     writer.close().await.unwrap();
@@ -76,7 +80,7 @@ async fn a_seeder_without_the_key_serves_an_encrypted_log_to_a_reader_with_it() 
     // The reader, with the key, fetches everything from the seeder alone.
     let seeder_listener = seeder.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let copy = reader
-        .open_replica_encrypted("notes", public_key, ReplicaOptions::full(), key())
+        .open_replica_encrypted("notes", public_key, Some(ReplicaOptions::full()), key())
         .await
         .unwrap();
     assert!(copy.is_encrypted());
@@ -114,9 +118,57 @@ async fn a_log_open_without_its_key_is_not_reused_with_one() {
     assert_eq!(m.read("secret", 0).await.unwrap(), b"hidden");
     m.close().await.unwrap();
 
-    // After a restart the key must be given again: without it, the stored bytes.
+    // After a restart the key must be given again: without it, the stored bytes, and
+    // no appends (they would be plaintext in an encrypted log).
     let m = manager(dir.path()).await;
     let stored = m.read("secret", 0).await.unwrap();
     assert_eq!(stored.len(), b"hidden".len() + 8);
-    assert_ne!(stored, b"hidden");
+    assert_ne!(&stored[8..], b"hidden");
+    let err = m.append("secret", b"oops").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unauthorized, "{err}");
+    assert!(err.to_string().contains("is encrypted"), "{err}");
+    assert_eq!(m.get_length("secret").await.unwrap(), 1, "nothing appended");
+    m.close().await.unwrap();
+
+    // Another key than the first one is refused at open (the directory's mark).
+    let m = manager(dir.path()).await;
+    let typo = EncryptionKey::new(vec![0x5b; 32]).unwrap();
+    let err = m.get_log_encrypted("secret", typo).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unauthorized, "{err}");
+    assert!(err.to_string().contains("another key"), "{err}");
+    let log = m.get_log_encrypted("secret", key()).await.unwrap();
+    log.append(b"more").await.unwrap();
+    assert_eq!(
+        m.read_range("secret", 0, 2).await.unwrap(),
+        vec![b"hidden".to_vec(), b"more".to_vec()]
+    );
+}
+
+#[tokio::test]
+async fn an_encrypted_entry_must_fit_the_wire_with_its_padding() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = nova_hypercore_manager::MAX_PAYLOAD_LIMIT;
+    let m = HypercoreManager::new(
+        ManagerConfig::builder()
+            .storage_path(dir.path())
+            .max_payload_bytes(limit)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.initialize().await.unwrap();
+    let log = m.get_log_encrypted("big", key()).await.unwrap();
+    let too_big = vec![7u8; (limit - 7) as usize];
+    let err = log.append(&too_big).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PayloadTooLarge, "{err}");
+    assert_eq!(
+        log.append(&too_big[1..]).await.unwrap(),
+        0,
+        "limit - 8 fits"
+    );
+    // A plain log takes the whole limit.
+    assert_eq!(
+        m.append("plain", &vec![7u8; limit as usize]).await.unwrap(),
+        0
+    );
 }

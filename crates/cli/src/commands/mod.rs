@@ -74,9 +74,16 @@ impl Ctx {
                 ));
             }
             (Some(hex), true) => Some(hex.clone()),
-            (None, true) => std::env::var(ENCRYPTION_KEY_ENV)
-                .ok()
-                .filter(|v| !v.trim().is_empty()),
+            (None, true) => match std::env::var(ENCRYPTION_KEY_ENV) {
+                Ok(v) if !v.trim().is_empty() => Some(v),
+                Ok(_) | Err(std::env::VarError::NotPresent) => None,
+                // Never fall back to "no key" (plaintext) on a key that is set.
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(CliError::Usage(format!(
+                        "{ENCRYPTION_KEY_ENV} is not text: it must be the key in hex digits"
+                    )));
+                }
+            },
             (None, false) => None,
         };
         Ok(given.map(|hex| EncryptionKey::from_hex(&hex)).transpose()?)

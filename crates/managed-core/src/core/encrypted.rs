@@ -82,7 +82,13 @@ impl ManagedCore {
         let Some(encryption) = &self.inner.encryption else {
             return Ok(None);
         };
-        let legacy = self.manifest_state().legacy;
+        // Only the keying is needed: no copy of the manifest per block.
+        let legacy = self
+            .inner
+            .manifest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .legacy;
         encryption
             .keys(&self.inner.key, legacy)
             .map(Some)

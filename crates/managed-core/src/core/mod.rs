@@ -386,7 +386,14 @@ impl ManagedCore {
                 files,
                 budget: options.budget,
                 length: AtomicU64::new(length),
-                byte_length: AtomicU64::new(storage.tree().byte_length()),
+                byte_length: AtomicU64::new(Self::value_bytes(
+                    if options.encryption.is_some() {
+                        crate::encryption::PADDING as u64
+                    } else {
+                        0
+                    },
+                    &storage,
+                )),
                 fork: AtomicU64::new(storage.tree().fork()),
                 progress_tx: tokio::sync::watch::Sender::new(progress),
                 missing_tx: tokio::sync::watch::Sender::new(0),
@@ -546,11 +553,16 @@ impl ManagedCore {
     /// Sum of the blocks' sizes in bytes: of their values (JS `core.byteLength`), so an
     /// encrypted log's leaves out each block's padding ([`padding`](Self::padding)).
     pub fn byte_length(&self) -> u64 {
-        let stored = self.inner.byte_length.load(Ordering::Acquire);
-        match self.padding() {
-            0 => stored,
-            pad => stored.saturating_sub(pad.saturating_mul(self.length())),
-        }
+        self.inner.byte_length.load(Ordering::Acquire)
+    }
+
+    /// The byte length [`byte_length`](Self::byte_length) reports for `storage`: the
+    /// stored bytes less each block's padding (computed under the storage lock, so
+    /// length and bytes are of the same state).
+    fn value_bytes(padding: u64, storage: &Storage) -> u64 {
+        let tree = storage.tree();
+        tree.byte_length()
+            .saturating_sub(padding.saturating_mul(tree.length()))
     }
 
     /// Whether this process holds the secret key (can append).
@@ -1115,9 +1127,10 @@ impl ManagedCore {
     fn publish(&self, storage: &Storage) {
         let length = storage.tree().length();
         self.inner.length.store(length, Ordering::Release);
-        self.inner
-            .byte_length
-            .store(storage.tree().byte_length(), Ordering::Release);
+        self.inner.byte_length.store(
+            Self::value_bytes(self.padding(), storage),
+            Ordering::Release,
+        );
         self.inner
             .fork
             .store(storage.tree().fork(), Ordering::Release);

@@ -87,24 +87,28 @@ impl HypercoreManager {
         result
     }
 
-    /// [`open_replica_with`](Self::open_replica_with) for a log whose blocks are
-    /// encrypted with `key` (JS `encryptionKey`): the replica stores and serves the
+    /// [`open_replica_with`](Self::open_replica_with) (with `Some(options)`; `None`:
+    /// the stored mode, as [`open_replica`](Self::open_replica)) for a log whose blocks
+    /// are encrypted with `key` (JS `encryptionKey`): the replica stores and serves the
     /// ciphertext as every peer does, and its reads decrypt. The key is held in memory
     /// only: give it whenever the replica is first opened in a process. Without a key
     /// ([`open_replica`](Self::open_replica)) a replica of an encrypted log is a
     /// seeder: it holds, verifies and serves the blocks it cannot read.
     ///
+    /// The first open with the key marks the replica's directory (a check value of the
+    /// key, never the key): a later open with another key is refused.
+    ///
     /// Errors: those of `open_replica_with`; `UNAUTHORIZED` when the replica is already
-    /// open in this process without this key.
+    /// open in this process without this key, or was marked with another key.
     pub async fn open_replica_encrypted(
         &self,
         name: &str,
         public_key: [u8; 32],
-        options: ReplicaOptions,
+        options: Option<ReplicaOptions>,
         key: EncryptionKey,
     ) -> Result<ManagedLog> {
         let result = self
-            .open_replica_inner(name, public_key, Some(options), Some(key))
+            .open_replica_inner(name, public_key, options, Some(key))
             .await;
         if let Err(e) = &result {
             self.shared.report_error(name, e);
