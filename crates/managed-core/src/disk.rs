@@ -226,7 +226,6 @@ impl DiskFile {
     }
 
     /// Whether anything was written since the last sync.
-    #[cfg(test)]
     pub(crate) fn is_dirty(&self) -> bool {
         self.dirty.load(Ordering::Acquire)
     }

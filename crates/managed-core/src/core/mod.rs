@@ -12,6 +12,7 @@
 
 mod clear;
 mod encrypted;
+mod evict;
 mod fork;
 mod read;
 mod rebuild;
@@ -21,6 +22,7 @@ mod storage;
 mod wants;
 
 pub use clear::Cleared;
+pub use evict::Unsynced;
 pub use seek::SeekState;
 pub use storage::Truncation;
 pub use wants::{Download, RangeProgress};
