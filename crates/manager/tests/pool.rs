@@ -2,6 +2,8 @@
 //! without a checkpoint or a sync) and reopened on use by replaying their oplog; the
 //! store's close syncs what the evictions left, and a new store reads everything back.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::path::Path;
 
 use nova_hypercore_managed_core::Durability;
@@ -80,7 +82,11 @@ async fn evicted_logs_come_back(durability: Durability) {
     let again = manager(dir.path(), durability).await;
     for i in 0..LOGS {
         let log = again.existing_log(&format!("log-{i}")).await.unwrap();
-        assert_eq!(log.current_length().await.unwrap(), ROUNDS as u64, "log-{i}");
+        assert_eq!(
+            log.current_length().await.unwrap(),
+            ROUNDS as u64,
+            "log-{i}"
+        );
         for round in 0..ROUNDS {
             assert_eq!(log.get(round as u64).await.unwrap(), entry(i, round));
         }
