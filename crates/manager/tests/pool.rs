@@ -51,6 +51,16 @@ async fn evicted_logs_come_back(durability: Durability) {
     }
     let first = m.get_log("log-0").await.unwrap();
     let path = first.path().to_owned();
+    if durability == Durability::Flush {
+        // Never checkpointed yet: tree, bitfield and sizes were never written, so
+        // never created (created by their first write).
+        for name in ["tree", "bitfield", "sizes"] {
+            assert!(
+                !path.join(name).exists(),
+                "{name} exists before any checkpoint"
+            );
+        }
+    }
     let mut evicted_with_entries = 0;
     for i in 0..LOGS {
         let log = m.get_log(&format!("log-{i}")).await.unwrap();
@@ -78,6 +88,7 @@ async fn evicted_logs_come_back(durability: Durability) {
     }
     m.close().await.unwrap();
     assert!(path.join("oplog").exists());
+    assert!(path.join("data").exists());
 
     let again = manager(dir.path(), durability).await;
     for i in 0..LOGS {

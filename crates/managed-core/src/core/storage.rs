@@ -125,19 +125,25 @@ impl Files {
         durability: Durability,
         budget: Option<&FileBudget>,
     ) -> Result<Self, (PathBuf, std::io::Error)> {
-        let open = |name: &str| {
+        let open = |name: &str, lazy: bool| {
             let path = dir.join(name);
-            DiskFile::open_in(&path, durability, budget)
-                .map(Arc::new)
-                .map_err(|e| (path, e))
+            let file = if lazy {
+                DiskFile::open_lazy_in(&path, durability, budget)
+            } else {
+                DiskFile::open_in(&path, durability, budget)
+            };
+            file.map(Arc::new).map_err(|e| (path, e))
         };
+        // Under a budget (the manager's logs) tree, bitfield and sizes are created by
+        // their first write, a checkpoint: a new log is two files, as JS hypercore 10
+        // makes it, until then (creating a file is the dearest step of a new log).
         Ok(Files {
             dir: Some(dir.to_owned()),
-            data: open("data")?,
-            tree: open("tree")?,
-            bitfield: open("bitfield")?,
-            sizes: open("sizes")?,
-            oplog: open("oplog")?,
+            data: open("data", false)?,
+            tree: open("tree", true)?,
+            bitfield: open("bitfield", true)?,
+            sizes: open("sizes", true)?,
+            oplog: open("oplog", false)?,
         })
     }
 
