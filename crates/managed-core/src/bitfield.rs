@@ -77,6 +77,7 @@ impl Bitfield {
                 .entry(page_no)
                 .or_insert_with(|| Box::new([0; WORDS_PER_PAGE]));
             let mut b = bit;
+            let mut changed = false;
             while b < bit + n {
                 let (w, o) = ((b / 64) as usize, b % 64);
                 let span = (64 - o).min(bit + n - b);
@@ -85,14 +86,22 @@ impl Bitfield {
                 } else {
                     ((1u64 << span) - 1) << o
                 };
-                if value {
-                    page[w] |= mask;
+                let word = if value {
+                    page[w] | mask
                 } else {
-                    page[w] &= !mask;
-                }
+                    page[w] & !mask
+                };
+                changed |= word != page[w];
+                page[w] = word;
                 b += span;
             }
-            self.dirty.insert(page_no);
+            // A page no bit of which changed is what the file holds (or was already
+            // dirty): rewriting it would only cost a checkpoint. Opening a log clears
+            // the bits past its length; without this every reopened log had a dirty
+            // page and checkpointed (3 `fdatasync`s) at its next close.
+            if changed {
+                self.dirty.insert(page_no);
+            }
             at += n;
         }
     }

@@ -169,6 +169,31 @@ impl DiskFile {
         })
     }
 
+    /// [`open_in`](Self::open_in), but under `budget` a file that does not exist is
+    /// not created until its first write ([`FileBudget::open_lazy`]); it reads as
+    /// empty until then. Without a budget the file is created now.
+    pub(crate) fn open_lazy_in(
+        path: &Path,
+        durability: Durability,
+        budget: Option<&FileBudget>,
+    ) -> std::io::Result<Self> {
+        let Some(budget) = budget else {
+            return Self::open_in(path, durability, None);
+        };
+        let dirty = Arc::new(AtomicBool::new(false));
+        let path: Arc<Path> = Arc::from(path);
+        let (slot, len) = budget.open_lazy(path.clone(), durability, dirty.clone())?;
+        Ok(DiskFile {
+            backing: Backing::Budgeted(budget.clone(), slot),
+            #[cfg(feature = "power-cut")]
+            recorder: crate::power_cut::Recorder::for_path(&path),
+            path,
+            len: AtomicU64::new(len),
+            dirty,
+            sync_each_write: durability == Durability::FsyncPerWrite,
+        })
+    }
+
     /// An empty file held in memory (scratch logs); `name` only labels errors.
     pub(crate) fn memory(name: &str) -> Self {
         DiskFile {
@@ -226,7 +251,6 @@ impl DiskFile {
     }
 
     /// Whether anything was written since the last sync.
-    #[cfg(test)]
     pub(crate) fn is_dirty(&self) -> bool {
         self.dirty.load(Ordering::Acquire)
     }
@@ -248,6 +272,10 @@ impl DiskFile {
                     self.len()
                 ),
             ));
+        }
+        if length == 0 {
+            // Nothing to read: no descriptor needed (a lazily opened file may not exist).
+            return Ok(Vec::new());
         }
         let size = usize::try_from(length)
             .map_err(|_| Error::new(ErrorKind::InvalidInput, "read length"))?;

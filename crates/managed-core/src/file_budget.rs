@@ -123,6 +123,8 @@ pub(crate) struct Slot {
     dirty: Arc<AtomicBool>,
     /// The log promises durability: a dirty file is not evicted (see [`FileBudget`]).
     durable: bool,
+    /// Opened lazily ([`FileBudget::open_lazy`]) and not created yet.
+    missing: AtomicBool,
 }
 
 impl FileBudget {
@@ -184,10 +186,45 @@ impl FileBudget {
             last_used: AtomicU64::new(0),
             dirty,
             durable: durability != Durability::Flush,
+            missing: AtomicBool::new(false),
         });
         let file = self.file_with(&slot, true)?;
         let len = file.metadata()?.len();
         Ok((slot, len))
+    }
+
+    /// Opens `path` as a file of this budget if it exists; if it does not, the file is
+    /// created by the first I/O that needs a descriptor, a write (the caller sees a
+    /// length of 0, so reads never get that far). For the files of a log written only
+    /// at its first checkpoint (tree, bitfield, sizes): most logs of a store of many
+    /// small ones never get one before they are closed, and creating a file costs far
+    /// more than opening one (0.6 ms each on this VM's ext4, the largest share of
+    /// creating a log). A later reopen of a file that was created never creates it.
+    pub(crate) fn open_lazy(
+        &self,
+        path: Arc<Path>,
+        durability: Durability,
+        dirty: Arc<AtomicBool>,
+    ) -> std::io::Result<(Arc<Slot>, u64)> {
+        let slot = Arc::new(Slot {
+            path,
+            file: Mutex::new(None),
+            last_used: AtomicU64::new(0),
+            dirty,
+            durable: durability != Durability::Flush,
+            missing: AtomicBool::new(false),
+        });
+        match self.file_with(&slot, false) {
+            Ok(file) => {
+                let len = file.metadata()?.len();
+                Ok((slot, len))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                slot.missing.store(true, Ordering::Release);
+                Ok((slot, 0))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The slot's open file, opening it (and closing others beyond the capacity) if it
@@ -213,6 +250,8 @@ impl FileBudget {
             return Ok(file.clone());
         }
         // Opened under the slot's lock: two I/Os on one closed file open it once.
+        // A file opened lazily and not there yet is created by its first I/O (a write).
+        let create = create || slot.missing.load(Ordering::Acquire);
         let file = match open_file(&slot.path, create) {
             Err(e) if out_of_descriptors(&e) => {
                 // Make room in the process, not only in the budget, and try once more.
@@ -232,6 +271,7 @@ impl FileBudget {
         };
         let file = Arc::new(file);
         *guard = Some(file.clone());
+        slot.missing.store(false, Ordering::Release);
         drop(guard);
         self.inner.opens.fetch_add(1, Ordering::Relaxed);
         // Victims are closed outside every lock but their own slot's.
@@ -433,6 +473,35 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         assert!(!dir.path().join("a").exists());
         b.write_at(0, b"b").unwrap();
+    }
+
+    #[test]
+    fn a_lazy_file_is_created_by_its_first_write_and_never_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = FileBudget::new(1);
+        let path = dir.path().join("lazy");
+        let lazy = DiskFile::open_lazy_in(&path, Durability::Flush, Some(&budget)).unwrap();
+        // Reads as empty, syncs nothing, creates nothing.
+        assert_eq!(lazy.len(), 0);
+        assert_eq!(lazy.read_all().unwrap(), Vec::<u8>::new());
+        lazy.sync_if_dirty().unwrap();
+        assert!(!path.exists());
+        assert_eq!(budget.open_files(), 0);
+        lazy.write_at(3, b"abc").unwrap();
+        assert!(path.exists());
+        assert_eq!(lazy.read_exact_at(3, 3).unwrap(), b"abc");
+        // Closed by another file's open, then removed: the reopen does not create it.
+        let other = open(&budget, &dir.path().join("other"), Durability::Flush);
+        other.write_at(0, b"o").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let err = lazy.read_exact_at(3, 3).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(!path.exists());
+        // An existing file opens lazily like any other, with its length.
+        std::fs::write(&path, b"12345").unwrap();
+        let again = DiskFile::open_lazy_in(&path, Durability::Flush, Some(&budget)).unwrap();
+        assert_eq!(again.len(), 5);
+        assert_eq!(again.read_all().unwrap(), b"12345");
     }
 
     #[test]

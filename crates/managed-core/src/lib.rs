@@ -54,7 +54,7 @@ mod verifier;
 
 pub use crate::core::{
     Cleared, CoreFormat, CoreInfo, Download, ManagedCore, OpenOptions, Progress, RangeProgress,
-    Repaired, SeekState, Truncation, discovery_key,
+    Repaired, SeekState, Truncation, Unsynced, discovery_key,
 };
 pub use crate::disk::Durability;
 pub use crate::file_budget::{FileBudget, WRITE_TURNS};

@@ -356,13 +356,30 @@ async fn record(mode: Durability, role: Role, rng: &mut Rng) -> Recorded {
             .step(rng, &mut values, &mut large_left, &mut acks, &at)
             .await;
     }
-    target.log.close().await.unwrap();
+    if mode == Durability::Flush && rng.chance(50) {
+        // As the manager's pool and store close do it: evicted (no checkpoint, no
+        // sync), reopened (the entries replayed), more steps, evicted again, then what
+        // the evictions left unsynced is synced: the store's close, after which every
+        // acknowledged block must be durable as after a `close()`.
+        let mut unsynced = target.log.evict().await.unwrap();
+        drop(target);
+        let target = open(&writer).await;
+        for _ in 0..rng.range(1, 10) {
+            target
+                .step(rng, &mut values, &mut large_left, &mut acks, &at)
+                .await;
+        }
+        unsynced.merge(target.log.evict().await.unwrap());
+        unsynced.sync().await.unwrap();
+    } else {
+        target.log.close().await.unwrap();
+        drop(target);
+    }
     let closed = Ack {
         at: journal.len(),
         length: values.len() as u64,
         held: values.len() as u64,
     };
-    drop(target);
     let target = open(&writer).await;
     for _ in 0..rng.range(10, 40) {
         target

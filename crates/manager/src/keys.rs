@@ -88,15 +88,17 @@ pub(crate) fn private_dir(dir: &Path) -> Result<(), HypercoreError> {
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync of the
 /// directory), readable by the owner only on Unix.
 pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), HypercoreError> {
-    write_secret_file_at(path, bytes, None)
+    write_secret_file_at(path, bytes, None, true)
 }
 
 /// [`write_secret_file`], giving the new file the modification time `modified` (a
-/// migrated primary key keeps its age: it is the store's creation time).
+/// migrated primary key keeps its age: it is the store's creation time); the directory
+/// is synced only when `sync_parent` (else the caller syncs it later, [`sync_keys_dir`]).
 fn write_secret_file_at(
     path: &Path,
     bytes: &[u8],
     modified: Option<SystemTime>,
+    sync_parent: bool,
 ) -> Result<(), HypercoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
@@ -123,8 +125,16 @@ fn write_secret_file_at(
     file.sync_all().map_err(|e| inaccessible(&tmp, e))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| inaccessible(path, e))?;
-    sync_dir(dir);
+    if sync_parent {
+        sync_dir(dir);
+    }
     Ok(())
+}
+
+/// Makes the key files written by [`ensure_key_file`] without their directory sync
+/// durable: one directory `fsync` for all of them (the store's close).
+pub(crate) fn sync_keys_dir(keys_dir: &Path) {
+    sync_dir(keys_dir);
 }
 
 /// Makes renames and removals in `dir` durable; not every file system supports a
@@ -237,7 +247,7 @@ pub(crate) fn load_or_migrate_primary_key(
         }),
         (None, Some(key)) => {
             let modified = std::fs::metadata(&old).and_then(|m| m.modified()).ok();
-            write_secret_file_at(&new, &key, modified)?;
+            write_secret_file_at(&new, &key, modified, true)?;
             remove_old_primary_key(&old)?;
             Ok(key)
         }
@@ -253,17 +263,30 @@ pub(crate) fn load_or_migrate_primary_key(
 
 /// Makes sure `keys/<name>.key` holds `key`: writes it if missing, and reports a file
 /// that holds another key as `STORAGE_CORRUPTED` (it does not belong to this log).
+/// Returns whether a file was written whose directory entry is not synced yet: with
+/// `sync_dir` false the new file's contents are synced before its rename (so it is
+/// never seen short or empty) but `keys/` is not, and the caller syncs it later with
+/// [`sync_keys_dir`] (the manager does at its close, in `Durability::Flush`).
+///
+/// Why that is enough there: the key is derived from the primary key and the name,
+/// so the file only records that the log is ours (`existing_log`) and checks the
+/// primary key. If a power cut loses the rename, the name has no key file until the
+/// next `get_log` writes it again; a log created in `Flush` since the last clean close
+/// has no guarantee of surviving a power cut anyway (its own directory entries are
+/// not synced either). Deletion marks (`<log>.deleted`) and the primary key keep
+/// their directory sync.
 pub(crate) fn ensure_key_file(
     keys_dir: &Path,
     name: &LogName,
     key: &SigningKey,
-) -> Result<PathBuf, HypercoreError> {
+    sync_dir: bool,
+) -> Result<bool, HypercoreError> {
     let path = keys_dir.join(format!("{name}.key"));
     let mut expected = Vec::with_capacity(64);
     expected.extend_from_slice(&key.to_bytes());
     expected.extend_from_slice(key.verifying_key().as_bytes());
     match read_small(&path, 64) {
-        Ok(stored) if stored == expected => Ok(path),
+        Ok(stored) if stored == expected => Ok(false),
         Ok(stored) => Err(HypercoreError::StorageCorrupted {
             log: name.to_string(),
             reason: format!(
@@ -273,8 +296,8 @@ pub(crate) fn ensure_key_file(
             path,
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_secret_file(&path, &expected)?;
-            Ok(path)
+            write_secret_file_at(&path, &expected, None, sync_dir)?;
+            Ok(!sync_dir)
         }
         Err(e) => Err(inaccessible(&path, e)),
     }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use nova_hypercore_managed_core::encryption::{EncryptionKey, PADDING};
-use nova_hypercore_managed_core::{Cleared, CoreFormat, ManagedCore, OpenOptions, SigningKey};
+use nova_hypercore_managed_core::{
+    Cleared, CoreFormat, ManagedCore, OpenOptions, SigningKey, Unsynced,
+};
 use nova_hypercore_serialization::{HypercoreError, LogName};
 use tracing::debug;
 
@@ -168,6 +170,10 @@ pub(crate) struct LogEntry {
     pinned: AtomicBool,
     discovery_key: [u8; 32],
     core: tokio::sync::Mutex<Option<ManagedCore>>,
+    /// Files the pool's evictions left written but not synced ([`ManagedCore::evict`]:
+    /// in `Flush` an eviction neither checkpoints nor syncs), synced by
+    /// [`ManagedLog::close`] (the store's close). Paths only, at most five.
+    unsynced: Mutex<Unsynced>,
     last_used: AtomicU64,
     length: AtomicU64,
     byte_length: AtomicU64,
@@ -211,6 +217,7 @@ impl ManagedLog {
                 public_key,
                 pinned: AtomicBool::new(false),
                 core: tokio::sync::Mutex::new(None),
+                unsynced: Mutex::new(Unsynced::default()),
                 last_used: AtomicU64::new(0),
                 length: AtomicU64::new(0),
                 byte_length: AtomicU64::new(0),
@@ -358,7 +365,18 @@ impl ManagedLog {
             if let Ok(mut victim_slot) = victim.core.try_lock()
                 && let Some(core) = victim_slot.take()
             {
-                let _ = core.close().await;
+                // Not the store's close: in `Flush` neither a checkpoint nor a sync
+                // (`ManagedCore::evict`; the checkpoint and close cost 6 `fdatasync`s).
+                // What it left unsynced is synced when the store closes (`close`
+                // below): `Flush` promises durability from a clean close on, and the
+                // store's close is that. The fsync modes close as before.
+                if let Ok(unsynced) = core.evict().await {
+                    victim
+                        .unsynced
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .merge(unsynced);
+                }
                 e.shared.pool.closed(&victim);
                 debug!(log = %victim.name, "log files closed (open-log cap)");
             }
@@ -732,16 +750,25 @@ impl ManagedLog {
         self.entry.pinned.store(false, Ordering::Release);
     }
 
-    /// Closes for good: syncs and closes the files; later calls fail with "closed".
+    /// Closes for good: syncs and closes the files (those an eviction left unsynced
+    /// first); later calls fail with "closed".
     pub(crate) async fn close(&self) -> Result<()> {
         let mut slot = self.entry.core.lock().await;
         self.entry.closed.store(true, Ordering::Release);
+        let evicted = std::mem::take(
+            &mut *self
+                .entry
+                .unsynced
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let synced = evicted.sync().await;
         let result = match slot.take() {
             Some(core) => core.close().await,
             None => Ok(()),
         };
         drop(slot);
         self.entry.shared.pool.closed(&self.entry);
-        result
+        synced.and(result)
     }
 }

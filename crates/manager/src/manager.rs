@@ -15,9 +15,10 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nova_hypercore_managed_core::encryption::EncryptionKey;
-use nova_hypercore_managed_core::{CoreFormat, FileBudget, SigningKey};
+use nova_hypercore_managed_core::{CoreFormat, Durability, FileBudget, SigningKey};
 use nova_hypercore_observability::{Observability, ObservabilityConfig, now_ms};
 use nova_hypercore_serialization::{
     AggregateMetrics, HypercoreError, HypercoreLogEvent, LogName, MAX_LOG_NAME_BYTES,
@@ -98,6 +99,9 @@ pub(crate) struct Shared {
     pub(crate) pool: Pool,
     /// The cap on log file descriptors every log of the store opens under.
     pub(crate) files: FileBudget,
+    /// A key file was written without syncing `keys/` (`Durability::Flush`): the
+    /// store's close syncs it (`keys::ensure_key_file`).
+    pub(crate) keys_dir_unsynced: AtomicBool,
 }
 
 impl Shared {
@@ -199,6 +203,7 @@ impl HypercoreManager {
             shared: Arc::new(Shared {
                 pool: Pool::new(config.max_open_logs),
                 files: FileBudget::new(config.max_open_files),
+                keys_dir_unsynced: AtomicBool::new(false),
                 config,
                 obs,
                 events,
@@ -519,12 +524,21 @@ impl HypercoreManager {
                 let corestore = self.corestore_dir();
                 // The core key (and so the directory) depends on the format: a log that
                 // exists in either format is opened as it is; a new one gets `format`.
-                let (format, dir) = blocking(&self.keys_dir(), move || {
+                // `Flush` leaves the directory sync of a new key file to the store's
+                // close (`keys::ensure_key_file` says why that is enough); the fsync
+                // modes sync it here, before the log can acknowledge anything.
+                let sync_dir = self.shared.config.durability != Durability::Flush;
+                let (format, dir, unsynced) = blocking(&self.keys_dir(), move || {
                     keys::check_not_deleted(&keys_dir, &file_name)?;
-                    keys::ensure_key_file(&keys_dir, &file_name, &file_key)?;
-                    Ok(existing_format(&corestore, &file_key, format))
+                    let unsynced =
+                        keys::ensure_key_file(&keys_dir, &file_name, &file_key, sync_dir)?;
+                    let (format, dir) = existing_format(&corestore, &file_key, format);
+                    Ok((format, dir, unsynced))
                 })
                 .await?;
+                if unsynced {
+                    self.shared.keys_dir_unsynced.store(true, Ordering::Release);
+                }
                 self.register(
                     name.clone(),
                     dir,
@@ -1036,6 +1050,10 @@ impl HypercoreManager {
                 self.shared.report_error(log.name().as_str(), &e);
                 first_error.get_or_insert(e);
             }
+        }
+        if self.shared.keys_dir_unsynced.swap(false, Ordering::AcqRel) {
+            let keys_dir = self.keys_dir();
+            let _ = tokio::task::spawn_blocking(move || keys::sync_keys_dir(&keys_dir)).await;
         }
         self.shared.obs.record_lifecycle("store", "closed");
         info!(storage_path = %self.storage_path().display(), "hypercore store closed");

@@ -12,6 +12,7 @@
 
 mod clear;
 mod encrypted;
+mod evict;
 mod fork;
 mod read;
 mod rebuild;
@@ -21,6 +22,7 @@ mod storage;
 mod wants;
 
 pub use clear::Cleared;
+pub use evict::Unsynced;
 pub use seek::SeekState;
 pub use storage::Truncation;
 pub use wants::{Download, RangeProgress};
@@ -406,8 +408,30 @@ impl ManagedCore {
                 encryption: options.encryption.map(encrypted::Encryption::new),
             }),
         };
-        // The header may have been rewritten (an old layout's secret removed): sync it.
-        managed.sync(&managed.inner.files.all(), true).await?;
+        // What opening wrote is synced here, and only that (`sync` skips clean files;
+        // a clean reopen writes nothing). Every header it wrote (a new log's, or one
+        // rewritten: an old layout's secret removed, a replayed truncation, restored
+        // bits) is already synced: `Storage::checkpoint_header` syncs it before it cuts
+        // the oplog. Left: the pages a rewrite wrote (tree, bitfield, sizes), and the
+        // oplog's cut itself (entries the new header covers, a torn tail, or a new log's
+        // file extended to its two header slots). `Flush` does not sync that cut (one
+        // `fdatasync` per new log): if it is lost, the entries it cut no longer match
+        // the header's bit and are ignored at open, a torn tail is cut again, and a new
+        // log's file simply ends after its first slot (read as an empty second slot);
+        // a `Flush` checkpoint leaves its own cut unsynced the same way
+        // (`checkpoint_if_due`). The fsync modes sync it, as their contract says.
+        let files = &managed.inner.files;
+        if managed.inner.durability == Durability::Flush {
+            let pages = [
+                files.data.clone(),
+                files.tree.clone(),
+                files.bitfield.clone(),
+                files.sizes.clone(),
+            ];
+            managed.sync(&pages, true).await?;
+        } else {
+            managed.sync(&files.all(), true).await?;
+        }
         debug!(
             log = %managed.inner.name,
             path = %where_.display(),

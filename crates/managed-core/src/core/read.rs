@@ -64,6 +64,13 @@ impl Verified {
             }
         }
     }
+
+    /// Forgets every node and gives the map's memory back (the log's storage was
+    /// closed: a handle kept after that holds no cache).
+    pub(crate) fn clear(&self) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.nodes = HashMap::new();
+    }
 }
 
 /// Why a block cannot be returned.
