@@ -180,14 +180,7 @@ impl FileBudget {
         durability: Durability,
         dirty: Arc<AtomicBool>,
     ) -> std::io::Result<(Arc<Slot>, u64)> {
-        let slot = Arc::new(Slot {
-            path,
-            file: Mutex::new(None),
-            last_used: AtomicU64::new(0),
-            dirty,
-            durable: durability != Durability::Flush,
-            missing: AtomicBool::new(false),
-        });
+        let slot = Slot::new(path, durability, dirty);
         let file = self.file_with(&slot, true)?;
         let len = file.metadata()?.len();
         Ok((slot, len))
@@ -206,14 +199,7 @@ impl FileBudget {
         durability: Durability,
         dirty: Arc<AtomicBool>,
     ) -> std::io::Result<(Arc<Slot>, u64)> {
-        let slot = Arc::new(Slot {
-            path,
-            file: Mutex::new(None),
-            last_used: AtomicU64::new(0),
-            dirty,
-            durable: durability != Durability::Flush,
-            missing: AtomicBool::new(false),
-        });
+        let slot = Slot::new(path, durability, dirty);
         match self.file_with(&slot, false) {
             Ok(file) => {
                 let len = file.metadata()?.len();
@@ -335,6 +321,18 @@ impl Budget {
 }
 
 impl Slot {
+    /// A slot for `path`, no descriptor open yet.
+    fn new(path: Arc<Path>, durability: Durability, dirty: Arc<AtomicBool>) -> Arc<Slot> {
+        Arc::new(Slot {
+            path,
+            file: Mutex::new(None),
+            last_used: AtomicU64::new(0),
+            dirty,
+            durable: durability != Durability::Flush,
+            missing: AtomicBool::new(false),
+        })
+    }
+
     /// Drops the budget's descriptor (I/O still running on it keeps it until done).
     /// Never syncs: the log's own sync does (see [`FileBudget`]).
     fn close(&self) {
