@@ -141,15 +141,13 @@ impl DiskFile {
         let path: Arc<Path> = Arc::from(path);
         if let Some(budget) = budget {
             let (slot, len) = budget.open(path.clone(), durability, dirty.clone())?;
-            return Ok(DiskFile {
-                backing: Backing::Budgeted(budget.clone(), slot),
-                #[cfg(feature = "power-cut")]
-                recorder: crate::power_cut::Recorder::for_path(&path),
+            return Ok(Self::with_backing(
+                Backing::Budgeted(budget.clone(), slot),
                 path,
-                len: AtomicU64::new(len),
+                len,
                 dirty,
-                sync_each_write: durability == Durability::FsyncPerWrite,
-            });
+                durability,
+            ));
         }
         let file = OpenOptions::new()
             .read(true)
@@ -158,15 +156,13 @@ impl DiskFile {
             .truncate(false)
             .open(&path)?;
         let len = file.metadata()?.len();
-        Ok(DiskFile {
-            backing: Backing::File(file),
-            #[cfg(feature = "power-cut")]
-            recorder: crate::power_cut::Recorder::for_path(&path),
+        Ok(Self::with_backing(
+            Backing::File(file),
             path,
-            len: AtomicU64::new(len),
+            len,
             dirty,
-            sync_each_write: durability == Durability::FsyncPerWrite,
-        })
+            durability,
+        ))
     }
 
     /// [`open_in`](Self::open_in), but under `budget` a file that does not exist is
@@ -183,15 +179,32 @@ impl DiskFile {
         let dirty = Arc::new(AtomicBool::new(false));
         let path: Arc<Path> = Arc::from(path);
         let (slot, len) = budget.open_lazy(path.clone(), durability, dirty.clone())?;
-        Ok(DiskFile {
-            backing: Backing::Budgeted(budget.clone(), slot),
+        Ok(Self::with_backing(
+            Backing::Budgeted(budget.clone(), slot),
+            path,
+            len,
+            dirty,
+            durability,
+        ))
+    }
+
+    /// The handle over `backing`, `len` bytes long.
+    fn with_backing(
+        backing: Backing,
+        path: Arc<Path>,
+        len: u64,
+        dirty: Arc<AtomicBool>,
+        durability: Durability,
+    ) -> Self {
+        DiskFile {
+            backing,
             #[cfg(feature = "power-cut")]
             recorder: crate::power_cut::Recorder::for_path(&path),
             path,
             len: AtomicU64::new(len),
             dirty,
             sync_each_write: durability == Durability::FsyncPerWrite,
-        })
+        }
     }
 
     /// An empty file held in memory (scratch logs); `name` only labels errors.

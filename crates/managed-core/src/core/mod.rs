@@ -8,7 +8,8 @@
 //! Longer than the house ~800 lines: it is the one public handle of a log (open, append,
 //! read, proofs, manifest, repair, progress), each method a thin async wrapper taking the
 //! storage lock; the work is in `storage.rs`, `read.rs`, `rebuild.rs`, `sizes.rs`;
-//! `clear.rs` and `fork.rs` hold the handle's methods for clearing and for forks.
+//! `clear.rs` and `fork.rs` hold the handle's methods for clearing and for forks,
+//! `encrypted.rs` block encryption, `evict.rs` the pool's eviction.
 
 mod clear;
 mod encrypted;
